@@ -1,0 +1,29 @@
+/* abdeploy.conf: GKeyFile, SYSROOT/etc/abdeploy/abdeploy.conf then the
+ * conf.d/ *.conf files in lexical order (later keys override earlier ones), or one
+ * file given with --config. */
+#pragma once
+
+#include <glib.h>
+
+#define AB_CONFIG_ERROR (ab_config_error_quark ())
+GQuark ab_config_error_quark (void);
+
+typedef enum
+{
+  AB_CONFIG_ERROR_INVALID,
+} AbConfigError;
+
+typedef struct
+{
+  int boot_tries;        /* [boot] tries, 1..9, default 3 */
+  char *update_url;      /* [update] url, NULL when unset */
+  char *update_channel;  /* [update] channel, default "stable" */
+  GKeyFile *keyfile;     /* merged view of all files */
+} AbConfig;
+
+#define AB_CONFIG_DEFAULT_TRIES 3
+#define AB_CONFIG_MAX_TRIES 9
+
+AbConfig *ab_config_load (int sysroot_dfd, const char *override_path, GError **error);
+void ab_config_free (AbConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbConfig, ab_config_free)

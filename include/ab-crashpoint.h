@@ -1,0 +1,11 @@
+/* Fault injection for the crash tests.
+ *
+ * ab_crash_point() marks a moment between two file-system steps. With the
+ * build option crash_points enabled:
+ *   ABDEPLOY_CRASH_TRACE=FILE  appends the name of every point reached;
+ *   ABDEPLOY_CRASH_AT=N        SIGKILLs the process at the N-th point reached;
+ *   ABDEPLOY_CRASH_AT=NAME     ... at the first point called NAME.
+ * Without the environment variables it does nothing. */
+#pragma once
+
+void ab_crash_point (const char *name);

@@ -1,0 +1,16 @@
+/* Process exit codes (abdeploy(8), EXIT STATUS). */
+#pragma once
+
+#include <glib.h>
+
+typedef enum
+{
+  AB_EXIT_OK = 0,
+  AB_EXIT_ERROR = 1,
+  AB_EXIT_USAGE = 2,
+  AB_EXIT_VERIFY = 3,
+  AB_EXIT_LOCKED = 4,
+  AB_EXIT_NOTHING_TO_DO = 5,
+} AbExitCode;
+
+AbExitCode ab_exit_code_for_error (const GError *error);

@@ -1,0 +1,24 @@
+/* The GRUB environment block: exactly 1024 bytes, a "# GRUB Environment
+ * Block" header line, NAME=VALUE lines, '#' padding. Readable and writable
+ * by grub-editenv(1). */
+#pragma once
+
+#include <glib.h>
+
+#define AB_GRUBENV_SIZE 1024
+
+#define AB_GRUBENV_ERROR (ab_grubenv_error_quark ())
+GQuark ab_grubenv_error_quark (void);
+
+typedef enum
+{
+  AB_GRUBENV_ERROR_PARSE,
+  AB_GRUBENV_ERROR_TOO_BIG,
+} AbGrubenvError;
+
+/* Ordered list of "NAME=VALUE" strings. */
+GPtrArray *ab_grubenv_parse (const char *data, gsize len, GError **error);
+const char *ab_grubenv_get (GPtrArray *env, const char *name);
+void ab_grubenv_set (GPtrArray *env, const char *name, const char *value);
+/* Returns a newly allocated block of AB_GRUBENV_SIZE bytes. */
+char *ab_grubenv_serialize (GPtrArray *env, GError **error);

@@ -1,0 +1,18 @@
+/* One writer per sysroot: flock(2) on SYSROOT/abdeploy/lock. The holder
+ * writes its pid into the file so that a refused writer can name it.
+ * Readers (status) never take the lock. */
+#pragma once
+
+#include <glib.h>
+
+#define AB_LOCK_ERROR (ab_lock_error_quark ())
+GQuark ab_lock_error_quark (void);
+
+typedef enum
+{
+  AB_LOCK_ERROR_FAILED,
+  AB_LOCK_ERROR_HELD,
+} AbLockError;
+
+/* Returns the lock fd (>= 0); the lock lasts until it is closed. */
+int ab_lock_acquire (int abdeploy_dfd, GError **error);

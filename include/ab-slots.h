@@ -1,0 +1,41 @@
+/* Slot records: what each slot holds. SYSROOT/abdeploy/state/slot-X.json.
+ *
+ * Invariant: a record exists only for a slot whose tree, kernel and ref are
+ * complete and synced; it is written last when staging and removed first
+ * before a slot is rebuilt. A missing record means the slot is empty. */
+#pragma once
+
+#include <glib.h>
+#include "ab-util.h"
+
+#define AB_SLOTS_ERROR (ab_slots_error_quark ())
+GQuark ab_slots_error_quark (void);
+
+typedef enum
+{
+  AB_SLOTS_ERROR_FAILED,
+  AB_SLOTS_ERROR_FORMAT,
+} AbSlotsError;
+
+#define AB_SLOT_RECORD_FORMAT 1
+
+typedef struct
+{
+  char *commit;
+  char *version;
+  char *deployed_at;
+  char *activated_at; /* NULL until the slot was first made primary */
+  char *origin;       /* where it was pulled from, or NULL */
+  char *ref;          /* the ref asked for, or NULL for a bare commit */
+} AbSlotRecord;
+
+void ab_slot_record_free (AbSlotRecord *rec);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSlotRecord, ab_slot_record_free)
+
+char *ab_slot_record_to_json (const AbSlotRecord *rec);
+AbSlotRecord *ab_slot_record_from_json (const char *json, GError **error);
+
+/* *out is NULL (and TRUE returned) when the slot is empty. */
+gboolean ab_slot_record_load (int state_dfd, AbSlot slot, AbSlotRecord **out, GError **error);
+gboolean ab_slot_record_save (int state_dfd, AbSlot slot, const AbSlotRecord *rec, GError **error);
+gboolean ab_slot_record_remove (int state_dfd, AbSlot slot, GError **error);

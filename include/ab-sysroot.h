@@ -1,0 +1,52 @@
+/* An abdeploy sysroot: the layout, its version, and handles to it. */
+#pragma once
+
+#include <glib.h>
+#include <ostree.h>
+#include "ab-util.h"
+#include "ab-config.h"
+#include "ab-bootloader.h"
+#include "ab-slots.h"
+
+#define AB_SYSROOT_ERROR (ab_sysroot_error_quark ())
+GQuark ab_sysroot_error_quark (void);
+
+typedef enum
+{
+  AB_SYSROOT_ERROR_FAILED,
+  AB_SYSROOT_ERROR_NOT_INITIALIZED,
+  AB_SYSROOT_ERROR_LAYOUT_VERSION,
+  AB_SYSROOT_ERROR_USAGE,
+} AbSysrootError;
+
+#define AB_LAYOUT_VERSION 1
+
+typedef struct
+{
+  char *path;
+  int dfd;           /* SYSROOT */
+  int abdeploy_dfd;  /* SYSROOT/abdeploy */
+  int state_dfd;     /* SYSROOT/abdeploy/state */
+  int slots_dfd;     /* SYSROOT/abdeploy/slots */
+  int boot_dfd;      /* SYSROOT/boot/abdeploy */
+  int lock_fd;       /* -1 unless locked */
+  char *os;
+  AbConfig *config;
+  AbBootloader *bootloader;
+  OstreeRepo *repo;
+  AbSlot booted;
+} AbSysroot;
+
+/* Creates the layout; on an initialized sysroot changes nothing. */
+gboolean ab_sysroot_init (const char *path, const char *os, const char *bootloader,
+                          gboolean *out_created, GError **error);
+/* Opens an initialized sysroot, refusing unknown layout versions. */
+AbSysroot *ab_sysroot_open (const char *path, const char *config_path, GError **error);
+void ab_sysroot_free (AbSysroot *self);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSysroot, ab_sysroot_free)
+
+/* Takes the writer lock (AB_LOCK_ERROR_HELD when another process has it). */
+gboolean ab_sysroot_lock (AbSysroot *self, GError **error);
+
+/* Records of both slots (entries NULL for empty slots). */
+gboolean ab_sysroot_load_records (AbSysroot *self, AbSlotRecord *out[AB_N_SLOTS], GError **error);

@@ -1,0 +1,46 @@
+/* Small helpers shared by every module: fd cleanup, slot names, time. */
+#pragma once
+
+#include <glib.h>
+#include <unistd.h>
+
+/* A file descriptor closed when it leaves scope; -1 means "none". */
+static inline void
+ab_close_fdp (int *fdp)
+{
+  if (*fdp >= 0)
+    {
+      int errsv = errno;
+      (void) close (*fdp);
+      errno = errsv;
+    }
+}
+#define ab_autofd __attribute__ ((cleanup (ab_close_fdp))) int
+
+/* Hand the fd out of an ab_autofd variable. */
+static inline int
+ab_steal_fd (int *fdp)
+{
+  int fd = *fdp;
+  *fdp = -1;
+  return fd;
+}
+
+/* Slots are the integers 0 ("a") and 1 ("b"); AB_SLOT_NONE is "no slot". */
+typedef enum
+{
+  AB_SLOT_NONE = -1,
+  AB_SLOT_A = 0,
+  AB_SLOT_B = 1,
+} AbSlot;
+
+#define AB_N_SLOTS 2
+
+const char *ab_slot_name (AbSlot slot);
+AbSlot ab_slot_from_name (const char *name);
+AbSlot ab_slot_other (AbSlot slot);
+
+/* Current UTC time as ISO 8601 ("2026-11-20T23:00:00Z"). */
+char *ab_now_iso8601 (void);
+
+gboolean ab_is_commit_checksum (const char *s);

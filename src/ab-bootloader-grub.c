@@ -1,0 +1,106 @@
+/* "grub" backend: the pointer variables in SYSROOT/boot/grub/grubenv. */
+#include "config.h"
+#include "ab-bootloader.h"
+#include "ab-fsutil.h"
+#include "ab-grubenv.h"
+
+#include <fcntl.h>
+
+#define GRUB_DIR "boot/grub"
+#define GRUBENV_NAME "grubenv"
+
+static const char *const pointer_vars[] = {
+  "ABDEPLOY_PRIMARY", "ABDEPLOY_A_STATE", "ABDEPLOY_A_TRIES",
+  "ABDEPLOY_B_STATE", "ABDEPLOY_B_TRIES",
+};
+
+static GPtrArray *
+read_env (int dfd, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!ab_fs_read_at (dfd, GRUBENV_NAME, &data, &len, error))
+    return NULL;
+  return ab_grubenv_parse (data, len, error);
+}
+
+static gboolean
+write_env (int dfd, GPtrArray *env, GError **error)
+{
+  g_autofree char *block = ab_grubenv_serialize (env, error);
+  if (block == NULL)
+    return FALSE;
+  return ab_fs_replace_at (dfd, GRUBENV_NAME, block, AB_GRUBENV_SIZE, 0644, error);
+}
+
+static gboolean
+grub_save (AbBootloader *self, const AbBootPointer *ptr, GError **error)
+{
+  ab_autofd dfd = ab_fs_opendir_at (self->sysroot_dfd, GRUB_DIR, error);
+  if (dfd < 0)
+    return FALSE;
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GPtrArray) env = read_env (dfd, &local);
+  if (env == NULL)
+    {
+      if (!g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+      env = g_ptr_array_new_with_free_func (g_free);
+    }
+  g_autoptr(GHashTable) vars = ab_boot_pointer_to_vars (ptr);
+  for (guint i = 0; i < G_N_ELEMENTS (pointer_vars); i++)
+    ab_grubenv_set (env, pointer_vars[i], g_hash_table_lookup (vars, pointer_vars[i]));
+  return write_env (dfd, env, error);
+}
+
+static gboolean
+grub_setup (AbBootloader *self, GError **error)
+{
+  if (!ab_fs_mkdir_p_at (self->sysroot_dfd, GRUB_DIR, 0755, error))
+    return FALSE;
+  ab_autofd dfd = ab_fs_opendir_at (self->sysroot_dfd, GRUB_DIR, error);
+  if (dfd < 0)
+    return FALSE;
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GPtrArray) env = read_env (dfd, &local);
+  if (env != NULL && ab_grubenv_get (env, "ABDEPLOY_PRIMARY") != NULL)
+    return TRUE;
+  if (env == NULL && !g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  AbBootPointer ptr;
+  ab_boot_pointer_init (&ptr);
+  return grub_save (self, &ptr, error);
+}
+
+static gboolean
+grub_load (AbBootloader *self, AbBootPointer *out, GError **error)
+{
+  ab_autofd dfd = ab_fs_opendir_at (self->sysroot_dfd, GRUB_DIR, error);
+  if (dfd < 0)
+    return FALSE;
+  g_autoptr(GPtrArray) env = read_env (dfd, error);
+  if (env == NULL)
+    return FALSE;
+  g_autoptr(GHashTable) vars = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < G_N_ELEMENTS (pointer_vars); i++)
+    {
+      const char *v = ab_grubenv_get (env, pointer_vars[i]);
+      if (v != NULL)
+        g_hash_table_insert (vars, (char *) pointer_vars[i], (char *) v);
+    }
+  return ab_boot_pointer_from_vars (vars, out, error);
+}
+
+const AbBootloaderOps ab_bootloader_grub_ops = {
+  .name = "grub",
+  .setup = grub_setup,
+  .load = grub_load,
+  .save = grub_save,
+  .location = GRUB_DIR "/" GRUBENV_NAME,
+};

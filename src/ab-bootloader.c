@@ -1,0 +1,170 @@
+#include "config.h"
+#include "ab-bootloader.h"
+
+#include <string.h>
+
+G_DEFINE_QUARK (ab-bootloader-error-quark, ab_bootloader_error)
+
+static const char *const state_names[] = { "none", "good", "trial", "bad" };
+
+const char *
+ab_boot_state_name (AbBootState state)
+{
+  g_return_val_if_fail ((guint) state < G_N_ELEMENTS (state_names), "none");
+  return state_names[state];
+}
+
+gboolean
+ab_boot_state_from_name (const char *name, AbBootState *out)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (state_names); i++)
+    if (g_strcmp0 (name, state_names[i]) == 0)
+      {
+        *out = (AbBootState) i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+void
+ab_boot_pointer_init (AbBootPointer *ptr)
+{
+  ptr->primary = AB_SLOT_NONE;
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    {
+      ptr->state[s] = AB_BOOT_STATE_NONE;
+      ptr->tries[s] = 0;
+    }
+}
+
+gboolean
+ab_boot_pointer_bootable (const AbBootPointer *ptr, AbSlot slot)
+{
+  if (slot == AB_SLOT_NONE)
+    return FALSE;
+  return ptr->state[slot] == AB_BOOT_STATE_GOOD
+         || (ptr->state[slot] == AB_BOOT_STATE_TRIAL && ptr->tries[slot] > 0);
+}
+
+AbSlot
+ab_boot_pointer_next_boot (const AbBootPointer *ptr)
+{
+  if (ptr->primary == AB_SLOT_NONE)
+    return AB_SLOT_NONE;
+  if (ab_boot_pointer_bootable (ptr, ptr->primary))
+    return ptr->primary;
+  if (ab_boot_pointer_bootable (ptr, ab_slot_other (ptr->primary)))
+    return ab_slot_other (ptr->primary);
+  return ptr->primary;
+}
+
+static const char *const state_vars[] = { "ABDEPLOY_A_STATE", "ABDEPLOY_B_STATE" };
+static const char *const tries_vars[] = { "ABDEPLOY_A_TRIES", "ABDEPLOY_B_TRIES" };
+
+GHashTable *
+ab_boot_pointer_to_vars (const AbBootPointer *ptr)
+{
+  GHashTable *vars = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  const char *primary = ab_slot_name (ptr->primary);
+  g_hash_table_insert (vars, (char *) "ABDEPLOY_PRIMARY", g_strdup (primary ? primary : ""));
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    {
+      g_hash_table_insert (vars, (char *) state_vars[s], g_strdup (ab_boot_state_name (ptr->state[s])));
+      g_hash_table_insert (vars, (char *) tries_vars[s], g_strdup_printf ("%d", ptr->tries[s]));
+    }
+  return vars;
+}
+
+static gboolean
+parse_error (GError **error, const char *name, const char *value, const char *expected)
+{
+  g_set_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_PARSE,
+               "Invalid boot pointer: %s=%s (expected %s); see abdeploy-pointer(5)",
+               name, value, expected);
+  return FALSE;
+}
+
+gboolean
+ab_boot_pointer_from_vars (GHashTable *vars, AbBootPointer *out, GError **error)
+{
+  ab_boot_pointer_init (out);
+  const char *primary = g_hash_table_lookup (vars, "ABDEPLOY_PRIMARY");
+  if (primary != NULL && *primary != '\0')
+    {
+      out->primary = ab_slot_from_name (primary);
+      if (out->primary == AB_SLOT_NONE)
+        return parse_error (error, "ABDEPLOY_PRIMARY", primary, "a, b or empty");
+    }
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    {
+      const char *state = g_hash_table_lookup (vars, state_vars[s]);
+      if (state != NULL && !ab_boot_state_from_name (state, &out->state[s]))
+        return parse_error (error, state_vars[s], state, "none, good, trial or bad");
+      const char *tries = g_hash_table_lookup (vars, tries_vars[s]);
+      guint64 n = 0;
+      if (tries != NULL && !g_ascii_string_to_unsigned (tries, 10, 0, 9, &n, NULL))
+        return parse_error (error, tries_vars[s], tries, "0 to 9");
+      out->tries[s] = (int) n;
+    }
+  return TRUE;
+}
+
+AbBootloader *
+ab_bootloader_new (const char *name, int sysroot_dfd, GError **error)
+{
+  static const AbBootloaderOps *const backends[] = {
+    &ab_bootloader_file_ops,
+    &ab_bootloader_grub_ops,
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (backends); i++)
+    if (g_strcmp0 (name, backends[i]->name) == 0)
+      {
+        AbBootloader *self = g_new0 (AbBootloader, 1);
+        self->ops = backends[i];
+        self->sysroot_dfd = sysroot_dfd;
+        return self;
+      }
+  g_set_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND,
+               "Unknown bootloader backend \"%s\"; use grub or file", name);
+  return NULL;
+}
+
+void
+ab_bootloader_free (AbBootloader *self)
+{
+  g_free (self);
+}
+
+const char *
+ab_bootloader_name (AbBootloader *self)
+{
+  return self->ops->name;
+}
+
+gboolean
+ab_bootloader_setup (AbBootloader *self, GError **error)
+{
+  return self->ops->setup (self, error);
+}
+
+gboolean
+ab_bootloader_load (AbBootloader *self, AbBootPointer *out, GError **error)
+{
+  if (!self->ops->load (self, out, error))
+    {
+      g_prefix_error (error, "Reading the boot pointer %s: ", self->ops->location);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ab_bootloader_save (AbBootloader *self, const AbBootPointer *ptr, GError **error)
+{
+  if (!self->ops->save (self, ptr, error))
+    {
+      g_prefix_error (error, "Writing the boot pointer %s: ", self->ops->location);
+      return FALSE;
+    }
+  return TRUE;
+}

@@ -1,0 +1,144 @@
+#include "config.h"
+#include "ab-config.h"
+#include "ab-fsutil.h"
+#include "ab-util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+G_DEFINE_QUARK (ab-config-error-quark, ab_config_error)
+
+#define CONFIG_DIR "etc/abdeploy"
+
+/* Copies every key of SRC into DST (later files override earlier ones). */
+static void
+merge_keyfile (GKeyFile *dst, GKeyFile *src)
+{
+  g_auto(GStrv) groups = g_key_file_get_groups (src, NULL);
+  for (char **g = groups; *g; g++)
+    {
+      g_auto(GStrv) keys = g_key_file_get_keys (src, *g, NULL, NULL);
+      for (char **k = keys; k && *k; k++)
+        {
+          g_autofree char *v = g_key_file_get_value (src, *g, *k, NULL);
+          g_key_file_set_value (dst, *g, *k, v);
+        }
+    }
+}
+
+static gboolean
+merge_file_at (GKeyFile *dst, int dfd, const char *name, const char *shown, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!ab_fs_read_at (dfd, name, &data, &len, error))
+    return FALSE;
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autoptr(GError) local = NULL;
+  if (!g_key_file_load_from_data (kf, data, len, G_KEY_FILE_NONE, &local))
+    {
+      g_set_error (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_INVALID,
+                   "Invalid configuration file %s: %s (fix the syntax: [group] lines and key=value pairs)",
+                   shown, local->message);
+      return FALSE;
+    }
+  merge_keyfile (dst, kf);
+  return TRUE;
+}
+
+static int
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char **) a, *(const char **) b);
+}
+
+static gboolean
+merge_conf_d (GKeyFile *dst, int sysroot_dfd, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  ab_autofd dfd = ab_fs_opendir_at (sysroot_dfd, CONFIG_DIR "/conf.d", &local);
+  if (dfd < 0)
+    return TRUE;
+  g_autofree char *path = g_strdup_printf ("/proc/self/fd/%d", dfd);
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  if (dir == NULL)
+    return TRUE;
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+  while ((name = g_dir_read_name (dir)) != NULL)
+    if (g_str_has_suffix (name, ".conf"))
+      g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, compare_names);
+  for (guint i = 0; i < names->len; i++)
+    {
+      g_autofree char *shown = g_strconcat (CONFIG_DIR "/conf.d/", names->pdata[i], NULL);
+      if (!merge_file_at (dst, dfd, names->pdata[i], shown, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+read_tries (AbConfig *config, GError **error)
+{
+  config->boot_tries = AB_CONFIG_DEFAULT_TRIES;
+  if (!g_key_file_has_key (config->keyfile, "boot", "tries", NULL))
+    return TRUE;
+  g_autofree char *v = g_key_file_get_value (config->keyfile, "boot", "tries", NULL);
+  guint64 n = 0;
+  if (!g_ascii_string_to_unsigned (g_strstrip (v), 10, 1, AB_CONFIG_MAX_TRIES, &n, NULL))
+    {
+      g_set_error (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_INVALID,
+                   "Invalid [boot] tries=%s in the configuration: use a whole number from 1 to %d",
+                   v, AB_CONFIG_MAX_TRIES);
+      return FALSE;
+    }
+  config->boot_tries = (int) n;
+  return TRUE;
+}
+
+AbConfig *
+ab_config_load (int sysroot_dfd, const char *override_path, GError **error)
+{
+  g_autoptr(AbConfig) config = g_new0 (AbConfig, 1);
+  config->keyfile = g_key_file_new ();
+  if (override_path != NULL)
+    {
+      if (!merge_file_at (config->keyfile, AT_FDCWD, override_path, override_path, error))
+        return NULL;
+    }
+  else
+    {
+      g_autoptr(GError) local = NULL;
+      if (!merge_file_at (config->keyfile, sysroot_dfd, CONFIG_DIR "/abdeploy.conf",
+                          CONFIG_DIR "/abdeploy.conf", &local)
+          && !g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return NULL;
+        }
+      if (!merge_conf_d (config->keyfile, sysroot_dfd, error))
+        return NULL;
+    }
+  if (!read_tries (config, error))
+    return NULL;
+  config->update_url = g_key_file_get_string (config->keyfile, "update", "url", NULL);
+  if (config->update_url && *g_strstrip (config->update_url) == '\0')
+    g_clear_pointer (&config->update_url, g_free);
+  config->update_channel = g_key_file_get_string (config->keyfile, "update", "channel", NULL);
+  if (config->update_channel == NULL)
+    config->update_channel = g_strdup ("stable");
+  return g_steal_pointer (&config);
+}
+
+void
+ab_config_free (AbConfig *config)
+{
+  if (config == NULL)
+    return;
+  g_clear_pointer (&config->keyfile, g_key_file_unref);
+  g_free (config->update_url);
+  g_free (config->update_channel);
+  g_free (config);
+}

@@ -1,0 +1,342 @@
+#include "config.h"
+#include "ab-deploy.h"
+#include "ab-crashpoint.h"
+#include "ab-etcmerge.h"
+#include "ab-fsutil.h"
+#include "ab-kernel.h"
+#include "ab-status.h"
+
+#include <fcntl.h>
+#include <string.h>
+
+G_DEFINE_QUARK (ab-deploy-error-quark, ab_deploy_error)
+
+/* Everything a writer needs, loaded under the lock. */
+typedef struct
+{
+  AbBootPointer ptr;
+  AbSlotRecord *rec[AB_N_SLOTS];
+} Snapshot;
+
+static void
+snapshot_clear (Snapshot *snap)
+{
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    g_clear_pointer (&snap->rec[s], ab_slot_record_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Snapshot, snapshot_clear)
+
+static gboolean
+lock_and_load (AbSysroot *sysroot, Snapshot *snap, GError **error)
+{
+  return ab_sysroot_lock (sysroot, error)
+         && ab_bootloader_load (sysroot->bootloader, &snap->ptr, error)
+         && ab_sysroot_load_records (sysroot, snap->rec, error);
+}
+
+static AbSlotState
+state_of (const Snapshot *snap, AbSlot slot)
+{
+  return ab_slot_state_derive (snap->rec[slot], &snap->ptr, slot);
+}
+
+AbSlot
+ab_deploy_target_slot (AbSysroot *sysroot, const AbBootPointer *ptr)
+{
+  if (sysroot->booted != AB_SLOT_NONE)
+    return ab_slot_other (sysroot->booted);
+  if (ptr->primary != AB_SLOT_NONE)
+    return ab_slot_other (ptr->primary);
+  return AB_SLOT_A;
+}
+
+/* The deployment whose /etc the operator is living with: the booted slot,
+ * or offline the primary one. */
+static AbSlot
+running_slot (AbSysroot *sysroot, const Snapshot *snap, AbSlot target)
+{
+  AbSlot s = sysroot->booted != AB_SLOT_NONE ? sysroot->booted : snap->ptr.primary;
+  if (s == AB_SLOT_NONE || s == target || snap->rec[s] == NULL)
+    return AB_SLOT_NONE;
+  return s;
+}
+
+static gboolean
+remove_leftovers (AbSysroot *sysroot, GError **error)
+{
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    {
+      g_autofree char *tmp = g_strdup_printf (".%s.new", ab_slot_name ((AbSlot) s));
+      if (!ab_fs_rm_rf_at (sysroot->slots_dfd, tmp, error)
+          || !ab_fs_rm_rf_at (sysroot->boot_dfd, tmp, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+nothing_to_do (GError **error, const char *fmt, const char *commit, AbSlot slot)
+{
+  g_set_error (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO, fmt, commit,
+               ab_slot_name (slot));
+  return FALSE;
+}
+
+/* Exit 5 when COMMIT is already where stage would put it, or boots next. */
+static gboolean
+check_not_deployed (const Snapshot *snap, AbSlot target, const char *commit,
+                    gboolean *out_already_staged, GError **error)
+{
+  *out_already_staged = FALSE;
+  AbSlot primary = snap->ptr.primary;
+  if (primary != AB_SLOT_NONE && snap->rec[primary] != NULL
+      && g_str_equal (snap->rec[primary]->commit, commit)
+      && state_of (snap, primary) != AB_SLOT_STATE_BAD)
+    return nothing_to_do (error, "Nothing to do: commit %s is already the primary deployment (slot %s)",
+                          commit, primary);
+  if (snap->rec[target] != NULL && g_str_equal (snap->rec[target]->commit, commit)
+      && state_of (snap, target) == AB_SLOT_STATE_STAGED)
+    {
+      *out_already_staged = TRUE;
+      return nothing_to_do (error, "Nothing to do: commit %s is already staged in slot %s",
+                            commit, target);
+    }
+  return TRUE;
+}
+
+/* Step 1 of the recipe: the bootloader must not pick TARGET while it is rebuilt. */
+static gboolean
+make_unbootable (AbSysroot *sysroot, Snapshot *snap, AbSlot target, GError **error)
+{
+  AbBootPointer ptr = snap->ptr;
+  if (ptr.state[target] == AB_BOOT_STATE_NONE && ptr.primary != target)
+    return TRUE;
+  ptr.state[target] = AB_BOOT_STATE_NONE;
+  ptr.tries[target] = 0;
+  if (ptr.primary == target)
+    ptr.primary = snap->rec[ab_slot_other (target)] ? ab_slot_other (target) : AB_SLOT_NONE;
+  if (!ab_bootloader_save (sysroot->bootloader, &ptr, error))
+    return FALSE;
+  snap->ptr = ptr;
+  ab_crash_point ("stage:unbootable");
+  return TRUE;
+}
+
+static gboolean
+build_tree (AbSysroot *sysroot, const Snapshot *snap, AbSlot target, const char *commit,
+            GError **error)
+{
+  g_autofree char *tmp = g_strdup_printf (".%s.new", ab_slot_name (target));
+  if (!ab_content_checkout (sysroot->repo, commit, sysroot->slots_dfd, tmp, error))
+    return FALSE;
+  ab_crash_point ("stage:checked-out");
+  ab_autofd new_dfd = ab_fs_opendir_at (sysroot->slots_dfd, tmp, error);
+  if (new_dfd < 0)
+    return FALSE;
+  AbSlot running = running_slot (sysroot, snap, target);
+  ab_autofd old_dfd = -1;
+  if (running != AB_SLOT_NONE
+      && (old_dfd = ab_fs_opendir_at (sysroot->slots_dfd, ab_slot_name (running), error)) < 0)
+    return FALSE;
+  if (!ab_etc_merge (old_dfd, new_dfd, error))
+    return FALSE;
+  ab_crash_point ("stage:etc-merged");
+  return TRUE;
+}
+
+static gboolean
+swap_tree (AbSysroot *sysroot, AbSlot target, GError **error)
+{
+  const char *name = ab_slot_name (target);
+  g_autofree char *tmp = g_strdup_printf (".%s.new", name);
+  if (ab_fs_exists_at (sysroot->slots_dfd, name))
+    {
+      if (!ab_fs_exchange_at (sysroot->slots_dfd, tmp, name, error))
+        return FALSE;
+    }
+  else if (!ab_fs_rename_at (sysroot->slots_dfd, tmp, name, error))
+    return FALSE;
+  ab_crash_point ("stage:swapped");
+  return ab_fs_rm_rf_at (sysroot->slots_dfd, tmp, error)
+         && ab_fs_fsync_dir_at (sysroot->slots_dfd, ".", error);
+}
+
+static gboolean
+check_kernel (AbSysroot *sysroot, AbSlot target, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  ab_autofd dfd = ab_fs_opendir_at (sysroot->slots_dfd, ab_slot_name (target), error);
+  if (dfd < 0)
+    return FALSE;
+  g_autofree char *kver = ab_kernel_find (dfd, &local);
+  if (kver != NULL)
+    return TRUE;
+  if (g_str_equal (ab_bootloader_name (sysroot->bootloader), "file"))
+    {
+      g_printerr ("warning: %s; slot %s has no kernel to boot\n", local->message,
+                  ab_slot_name (target));
+      return TRUE;
+    }
+  g_propagate_prefixed_error (error, g_steal_pointer (&local),
+                              "Refusing to stage an unbootable image: ");
+  return FALSE;
+}
+
+static gboolean
+install_kernel (AbSysroot *sysroot, AbSlot target, GError **error)
+{
+  ab_autofd dfd = ab_fs_opendir_at (sysroot->slots_dfd, ab_slot_name (target), error);
+  return dfd >= 0 && ab_kernel_install (dfd, sysroot->boot_dfd, target, error);
+}
+
+static gboolean
+pin_ref (AbSysroot *sysroot, AbSlot target, const char *commit, GError **error)
+{
+  g_autofree char *ref = g_strdup_printf ("abdeploy/slot/%s", ab_slot_name (target));
+  return ab_content_set_ref (sysroot->repo, ref, commit, error);
+}
+
+static gboolean
+write_record (AbSysroot *sysroot, AbSlot target, const char *commit, const char *source,
+              const char *refspec, GError **error)
+{
+  g_autoptr(AbSlotRecord) rec = g_new0 (AbSlotRecord, 1);
+  rec->commit = g_strdup (commit);
+  rec->version = ab_content_commit_version (sysroot->repo, commit, NULL);
+  rec->deployed_at = ab_now_iso8601 ();
+  rec->origin = g_strdup (source);
+  rec->ref = ab_is_commit_checksum (refspec) ? NULL : g_strdup (refspec);
+  return ab_slot_record_save (sysroot->state_dfd, target, rec, error);
+}
+
+static gboolean
+fetch_commit (AbSysroot *sysroot, const AbStageOptions *opts, const char **out_source,
+              char **out_commit, GError **error)
+{
+  const char *source = opts->source ? opts->source : sysroot->config->update_url;
+  *out_source = source;
+  if (source != NULL)
+    return ab_content_pull (sysroot->repo, sysroot->dfd, source, opts->refspec, opts->progress,
+                            opts->progress_data, out_commit, error);
+  return ab_content_resolve (sysroot->repo, opts->refspec, out_commit, error);
+}
+
+gboolean
+ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slot,
+                 GError **error)
+{
+  g_auto(Snapshot) snap = { 0 };
+  if (!lock_and_load (sysroot, &snap, error))
+    return FALSE;
+  AbSlot target = ab_deploy_target_slot (sysroot, &snap.ptr);
+  *out_slot = target;
+  const char *source = NULL;
+  g_autofree char *commit = NULL;
+  if (!fetch_commit (sysroot, opts, &source, &commit, error)
+      || !ab_content_verify (sysroot->repo, sysroot->dfd, commit, error))
+    return FALSE;
+  ab_crash_point ("stage:verified");
+  gboolean already_staged = FALSE;
+  if (!check_not_deployed (&snap, target, commit, &already_staged, error))
+    return FALSE;
+  return remove_leftovers (sysroot, error)
+         && make_unbootable (sysroot, &snap, target, error)
+         && ab_slot_record_remove (sysroot->state_dfd, target, error)
+         && build_tree (sysroot, &snap, target, commit, error)
+         && swap_tree (sysroot, target, error)
+         && check_kernel (sysroot, target, error)
+         && install_kernel (sysroot, target, error)
+         && pin_ref (sysroot, target, commit, error)
+         && ab_fs_syncfs (sysroot->dfd, error)
+         && write_record (sysroot, target, commit, source, opts->refspec, error);
+}
+
+static AbSlot
+find_staged (AbSysroot *sysroot, const Snapshot *snap)
+{
+  AbSlot target = ab_deploy_target_slot (sysroot, &snap->ptr);
+  if (state_of (snap, target) == AB_SLOT_STATE_STAGED)
+    return target;
+  AbSlot other = ab_slot_other (target);
+  if (other != sysroot->booted && state_of (snap, other) == AB_SLOT_STATE_STAGED)
+    return other;
+  return AB_SLOT_NONE;
+}
+
+static gboolean
+stamp_activated (AbSysroot *sysroot, Snapshot *snap, AbSlot slot, GError **error)
+{
+  AbSlotRecord *rec = snap->rec[slot];
+  g_free (rec->activated_at);
+  rec->activated_at = ab_now_iso8601 ();
+  return ab_slot_record_save (sysroot->state_dfd, slot, rec, error);
+}
+
+gboolean
+ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **error)
+{
+  g_auto(Snapshot) snap = { 0 };
+  if (!lock_and_load (sysroot, &snap, error))
+    return FALSE;
+  AbSlot slot = find_staged (sysroot, &snap);
+  *out_slot = slot;
+  if (slot == AB_SLOT_NONE)
+    {
+      g_set_error (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO,
+                   "Nothing to activate: no slot holds a staged deployment; run abdeploy stage first");
+      return FALSE;
+    }
+  AbBootPointer ptr = snap.ptr;
+  ptr.primary = slot;
+  ptr.state[slot] = AB_BOOT_STATE_TRIAL;
+  ptr.tries[slot] = tries > 0 ? tries : sysroot->config->boot_tries;
+  if (!ab_bootloader_save (sysroot->bootloader, &ptr, error))
+    return FALSE;
+  ab_crash_point ("activate:flipped");
+  return stamp_activated (sysroot, &snap, slot, error);
+}
+
+/* A slot may become primary again when it is known good, was booted
+ * before, or was activated before and not found bad. */
+static gboolean
+can_roll_back_to (AbSysroot *sysroot, const Snapshot *snap, AbSlot slot)
+{
+  AbSlotState st = state_of (snap, slot);
+  if (st == AB_SLOT_STATE_GOOD || (slot == sysroot->booted && snap->rec[slot] != NULL))
+    return TRUE;
+  return st == AB_SLOT_STATE_TRIAL || (st == AB_SLOT_STATE_STAGED && snap->rec[slot]->activated_at);
+}
+
+gboolean
+ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
+{
+  g_auto(Snapshot) snap = { 0 };
+  if (!lock_and_load (sysroot, &snap, error))
+    return FALSE;
+  AbSlot from = snap.ptr.primary;
+  AbSlot to = ab_slot_other (from);
+  *out_slot = to;
+  if (from == AB_SLOT_NONE || snap.rec[to] == NULL || !can_roll_back_to (sysroot, &snap, to))
+    {
+      g_set_error (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO,
+                   "Nothing to roll back to: the other slot%s%s holds no good or previously "
+                   "booted deployment", to != AB_SLOT_NONE ? " " : "",
+                   to != AB_SLOT_NONE ? ab_slot_name (to) : "");
+      return FALSE;
+    }
+  AbBootPointer ptr = snap.ptr;
+  ptr.primary = to;
+  ptr.state[to] = AB_BOOT_STATE_GOOD;
+  ptr.tries[to] = 0;
+  /* An unconfirmed trial that the operator turned away from must not be
+   * picked again by a fallback. */
+  if (ptr.state[from] == AB_BOOT_STATE_TRIAL)
+    {
+      ptr.state[from] = AB_BOOT_STATE_BAD;
+      ptr.tries[from] = 0;
+    }
+  if (!ab_bootloader_save (sysroot->bootloader, &ptr, error))
+    return FALSE;
+  ab_crash_point ("rollback:flipped");
+  return TRUE;
+}

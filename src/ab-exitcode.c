@@ -1,0 +1,27 @@
+#include "config.h"
+#include "ab-exitcode.h"
+#include "ab-content.h"
+#include "ab-deploy.h"
+#include "ab-lock.h"
+#include "ab-sysroot.h"
+
+AbExitCode
+ab_exit_code_for_error (const GError *error)
+{
+  if (error == NULL)
+    return AB_EXIT_OK;
+  if (g_error_matches (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY))
+    return AB_EXIT_VERIFY;
+  if (g_error_matches (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD))
+    return AB_EXIT_LOCKED;
+  if (g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO))
+    return AB_EXIT_NOTHING_TO_DO;
+  if (g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_USAGE)
+      || g_error_matches (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE)
+      || g_error_matches (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_USAGE)
+      || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION)
+      || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE)
+      || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED))
+    return AB_EXIT_USAGE;
+  return AB_EXIT_ERROR;
+}

@@ -1,0 +1,427 @@
+#include "config.h"
+#include "ab-fsutil.h"
+#include "ab-util.h"
+#include "ab-crashpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+G_DEFINE_QUARK (ab-fs-error-quark, ab_fs_error)
+
+static gboolean
+fail_errno (GError **error, int errsv, const char *what, const char *name)
+{
+  g_set_error (error, AB_FS_ERROR,
+               errsv == ENOENT ? AB_FS_ERROR_NOT_FOUND : AB_FS_ERROR_FAILED,
+               "%s %s: %s", what, name, g_strerror (errsv));
+  return FALSE;
+}
+
+static gboolean
+write_all (int fd, const void *data, gsize len)
+{
+  const char *p = data;
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return FALSE;
+      p += n;
+      len -= (gsize) n;
+    }
+  return TRUE;
+}
+
+gboolean
+ab_fs_fsync_dir_at (int dfd, const char *path, GError **error)
+{
+  ab_autofd fd = openat (dfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return fail_errno (error, errno, "Opening directory", path);
+  if (fsync (fd) < 0)
+    return fail_errno (error, errno, "Syncing directory", path);
+  return TRUE;
+}
+
+gboolean
+ab_fs_replace_at (int dfd, const char *name, const void *data, gsize len, mode_t mode,
+                  GError **error)
+{
+  g_autofree char *tmp = g_strdup_printf (".%s.tmp-%d", name, (int) getpid ());
+  ab_autofd fd = openat (dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0)
+    return fail_errno (error, errno, "Creating", tmp);
+  if (!write_all (fd, data, len) || fchmod (fd, mode) < 0)
+    {
+      int errsv = errno;
+      (void) unlinkat (dfd, tmp, 0);
+      return fail_errno (error, errsv, "Writing", tmp);
+    }
+  ab_crash_point ("replace:written");
+  if (fsync (fd) < 0)
+    {
+      int errsv = errno;
+      (void) unlinkat (dfd, tmp, 0);
+      return fail_errno (error, errsv, "Syncing", tmp);
+    }
+  ab_crash_point ("replace:synced");
+  if (renameat (dfd, tmp, dfd, name) < 0)
+    {
+      int errsv = errno;
+      (void) unlinkat (dfd, tmp, 0);
+      return fail_errno (error, errsv, "Renaming into place", name);
+    }
+  ab_crash_point ("replace:renamed");
+  return ab_fs_fsync_dir_at (dfd, ".", error);
+}
+
+gboolean
+ab_fs_unlink_durable_at (int dfd, const char *name, GError **error)
+{
+  if (unlinkat (dfd, name, 0) < 0)
+    {
+      if (errno == ENOENT)
+        return TRUE;
+      return fail_errno (error, errno, "Removing", name);
+    }
+  ab_crash_point ("unlink:removed");
+  return ab_fs_fsync_dir_at (dfd, ".", error);
+}
+
+gboolean
+ab_fs_read_at (int dfd, const char *name, char **out_data, gsize *out_len, GError **error)
+{
+  ab_autofd fd = openat (dfd, name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail_errno (error, errno, "Opening", name);
+  g_autoptr(GByteArray) buf = g_byte_array_new ();
+  char chunk[8192];
+  for (;;)
+    {
+      ssize_t n = read (fd, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return fail_errno (error, errno, "Reading", name);
+      if (n == 0)
+        break;
+      g_byte_array_append (buf, (guint8 *) chunk, (guint) n);
+    }
+  if (out_len)
+    *out_len = buf->len;
+  g_byte_array_append (buf, (const guint8 *) "", 1);
+  *out_data = (char *) g_byte_array_free (g_steal_pointer (&buf), FALSE);
+  return TRUE;
+}
+
+gboolean
+ab_fs_exists_at (int dfd, const char *name)
+{
+  struct stat st;
+  return fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+gboolean
+ab_fs_mkdir_p_at (int dfd, const char *path, mode_t mode, GError **error)
+{
+  g_autofree char *copy = g_strdup (path);
+  for (char *p = copy + 1; ; p++)
+    {
+      gboolean last = (*p == '\0');
+      if (*p != '/' && !last)
+        continue;
+      char saved = *p;
+      *p = '\0';
+      if (mkdirat (dfd, copy, mode) < 0 && errno != EEXIST)
+        return fail_errno (error, errno, "Creating directory", copy);
+      *p = saved;
+      if (last)
+        break;
+    }
+  return TRUE;
+}
+
+int
+ab_fs_opendir_at (int dfd, const char *path, GError **error)
+{
+  int fd = openat (dfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    fail_errno (error, errno, "Opening directory", path);
+  return fd;
+}
+
+static void
+clear_immutable (int fd)
+{
+  int flags = 0;
+  if (ioctl (fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_IMMUTABLE_FL))
+    {
+      flags &= ~FS_IMMUTABLE_FL;
+      (void) ioctl (fd, FS_IOC_SETFLAGS, &flags);
+    }
+}
+
+static gboolean
+rm_rf_children (int dfd, GError **error)
+{
+  clear_immutable (dfd);
+  int dup_fd = dup (dfd);
+  if (dup_fd < 0)
+    return fail_errno (error, errno, "Duplicating", "directory fd");
+  DIR *dir = fdopendir (dup_fd);
+  if (dir == NULL)
+    {
+      close (dup_fd);
+      return fail_errno (error, errno, "Listing", "directory");
+    }
+  struct dirent *de;
+  gboolean ok = TRUE;
+  while (ok && (de = readdir (dir)) != NULL)
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      ok = ab_fs_rm_rf_at (dirfd (dir), de->d_name, error);
+    }
+  closedir (dir);
+  return ok;
+}
+
+gboolean
+ab_fs_rm_rf_at (int dfd, const char *path, GError **error)
+{
+  struct stat st;
+  if (fstatat (dfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? TRUE : fail_errno (error, errno, "Examining", path);
+  if (!S_ISDIR (st.st_mode))
+    {
+      if (unlinkat (dfd, path, 0) < 0 && errno != ENOENT)
+        return fail_errno (error, errno, "Removing", path);
+      return TRUE;
+    }
+  {
+    ab_autofd child = openat (dfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (child < 0)
+      return fail_errno (error, errno, "Opening directory", path);
+    if (!rm_rf_children (child, error))
+      return FALSE;
+  }
+  if (unlinkat (dfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    return fail_errno (error, errno, "Removing directory", path);
+  return TRUE;
+}
+
+gboolean
+ab_fs_exchange_at (int dfd, const char *a, const char *b, GError **error)
+{
+  if (renameat2 (dfd, a, dfd, b, RENAME_EXCHANGE) < 0)
+    return fail_errno (error, errno, "Exchanging", b);
+  return TRUE;
+}
+
+gboolean
+ab_fs_rename_at (int dfd, const char *from, const char *to, GError **error)
+{
+  if (renameat (dfd, from, dfd, to) < 0)
+    return fail_errno (error, errno, "Renaming", from);
+  return TRUE;
+}
+
+static gboolean
+copy_metadata (int fd, const struct stat *st, const char *name, GError **error)
+{
+  if (geteuid () == 0 && fchown (fd, st->st_uid, st->st_gid) < 0)
+    return fail_errno (error, errno, "Setting owner of", name);
+  if (fchmod (fd, st->st_mode & 07777) < 0)
+    return fail_errno (error, errno, "Setting mode of", name);
+  struct timespec times[2] = { st->st_atim, st->st_mtim };
+  if (futimens (fd, times) < 0)
+    return fail_errno (error, errno, "Setting times of", name);
+  return TRUE;
+}
+
+static gboolean
+copy_regular (int src_dfd, const char *src, int dst_dfd, const char *dst,
+              const struct stat *st, GError **error)
+{
+  ab_autofd in = openat (src_dfd, src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0)
+    return fail_errno (error, errno, "Opening", src);
+  ab_autofd out = openat (dst_dfd, dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                          0600);
+  if (out < 0)
+    return fail_errno (error, errno, "Creating", dst);
+  off_t remaining = st->st_size;
+  while (remaining > 0)
+    {
+      ssize_t n = copy_file_range (in, NULL, out, NULL, (size_t) remaining, 0);
+      if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL))
+        n = sendfile (out, in, NULL, (size_t) remaining);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return fail_errno (error, errno, "Copying", src);
+      if (n == 0)
+        break;
+      remaining -= n;
+    }
+  return copy_metadata (out, st, dst, error);
+}
+
+static gboolean
+copy_symlink (int src_dfd, const char *src, int dst_dfd, const char *dst,
+              const struct stat *st, GError **error)
+{
+  char target[PATH_MAX + 1];
+  ssize_t n = readlinkat (src_dfd, src, target, PATH_MAX);
+  if (n < 0)
+    return fail_errno (error, errno, "Reading link", src);
+  target[n] = '\0';
+  if (symlinkat (target, dst_dfd, dst) < 0)
+    return fail_errno (error, errno, "Creating link", dst);
+  if (geteuid () == 0 && fchownat (dst_dfd, dst, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+    return fail_errno (error, errno, "Setting owner of", dst);
+  return TRUE;
+}
+
+static gboolean
+copy_dir (int src_dfd, const char *src, int dst_dfd, const char *dst, const struct stat *st,
+          GError **error)
+{
+  if (mkdirat (dst_dfd, dst, 0700) < 0)
+    return fail_errno (error, errno, "Creating directory", dst);
+  ab_autofd sfd = openat (src_dfd, src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (sfd < 0)
+    return fail_errno (error, errno, "Opening directory", src);
+  ab_autofd dfd = openat (dst_dfd, dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0)
+    return fail_errno (error, errno, "Opening directory", dst);
+  int list_fd = dup (sfd);
+  DIR *d = list_fd >= 0 ? fdopendir (list_fd) : NULL;
+  if (d == NULL)
+    {
+      if (list_fd >= 0)
+        close (list_fd);
+      return fail_errno (error, errno, "Listing", src);
+    }
+  struct dirent *de;
+  gboolean ok = TRUE;
+  while (ok && (de = readdir (d)) != NULL)
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      ok = ab_fs_copy_at (sfd, de->d_name, dfd, de->d_name, error);
+    }
+  closedir (d);
+  return ok && copy_metadata (dfd, st, dst, error);
+}
+
+gboolean
+ab_fs_copy_at (int src_dfd, const char *src, int dst_dfd, const char *dst, GError **error)
+{
+  struct stat st;
+  if (fstatat (src_dfd, src, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return fail_errno (error, errno, "Examining", src);
+  if (S_ISREG (st.st_mode))
+    return copy_regular (src_dfd, src, dst_dfd, dst, &st, error);
+  if (S_ISLNK (st.st_mode))
+    return copy_symlink (src_dfd, src, dst_dfd, dst, &st, error);
+  if (S_ISDIR (st.st_mode))
+    return copy_dir (src_dfd, src, dst_dfd, dst, &st, error);
+  g_set_error (error, AB_FS_ERROR, AB_FS_ERROR_FAILED,
+               "Cannot copy %s: only regular files, symlinks and directories are supported", src);
+  return FALSE;
+}
+
+static gboolean
+same_file_bytes (int a_dfd, const char *a, int b_dfd, const char *b, gboolean *out_same,
+                 GError **error)
+{
+  ab_autofd fa = openat (a_dfd, a, O_RDONLY | O_CLOEXEC);
+  if (fa < 0)
+    return fail_errno (error, errno, "Opening", a);
+  ab_autofd fb = openat (b_dfd, b, O_RDONLY | O_CLOEXEC);
+  if (fb < 0)
+    return fail_errno (error, errno, "Opening", b);
+  char ba[16384], bb[16384];
+  for (;;)
+    {
+      ssize_t na = read (fa, ba, sizeof ba);
+      if (na < 0)
+        return fail_errno (error, errno, "Reading", a);
+      ssize_t got = 0;
+      while (got < na)
+        {
+          ssize_t nb = read (fb, bb + got, (size_t) (na - got));
+          if (nb < 0)
+            return fail_errno (error, errno, "Reading", b);
+          if (nb == 0)
+            break;
+          got += nb;
+        }
+      if (got != na || memcmp (ba, bb, (size_t) na) != 0)
+        {
+          *out_same = FALSE;
+          return TRUE;
+        }
+      if (na == 0)
+        {
+          *out_same = TRUE;
+          return TRUE;
+        }
+    }
+}
+
+gboolean
+ab_fs_same_content_at (int a_dfd, const char *a, int b_dfd, const char *b,
+                       gboolean *out_same, GError **error)
+{
+  struct stat sa, sb;
+  if (fstatat (a_dfd, a, &sa, AT_SYMLINK_NOFOLLOW) < 0)
+    return fail_errno (error, errno, "Examining", a);
+  if (fstatat (b_dfd, b, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+    return fail_errno (error, errno, "Examining", b);
+  *out_same = FALSE;
+  if (sa.st_mode != sb.st_mode || sa.st_uid != sb.st_uid || sa.st_gid != sb.st_gid)
+    return TRUE;
+  if (S_ISDIR (sa.st_mode))
+    {
+      *out_same = TRUE;
+      return TRUE;
+    }
+  if (S_ISLNK (sa.st_mode))
+    {
+      char ta[PATH_MAX + 1], tb[PATH_MAX + 1];
+      ssize_t na = readlinkat (a_dfd, a, ta, PATH_MAX);
+      ssize_t nb = readlinkat (b_dfd, b, tb, PATH_MAX);
+      if (na < 0 || nb < 0)
+        return fail_errno (error, errno, "Reading link", a);
+      *out_same = na == nb && memcmp (ta, tb, (size_t) na) == 0;
+      return TRUE;
+    }
+  if (!S_ISREG (sa.st_mode) || sa.st_size != sb.st_size)
+    return TRUE;
+  if (sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino)
+    {
+      *out_same = TRUE;
+      return TRUE;
+    }
+  return same_file_bytes (a_dfd, a, b_dfd, b, out_same, error);
+}
+
+gboolean
+ab_fs_syncfs (int dfd, GError **error)
+{
+  if (syncfs (dfd) < 0)
+    return fail_errno (error, errno, "Syncing", "file system");
+  return TRUE;
+}

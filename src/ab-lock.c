@@ -1,0 +1,55 @@
+#include "config.h"
+#include "ab-lock.h"
+#include "ab-util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+G_DEFINE_QUARK (ab-lock-error-quark, ab_lock_error)
+
+#define LOCK_FILE "lock"
+
+static char *
+read_holder (int fd)
+{
+  char buf[32] = { 0 };
+  ssize_t n = pread (fd, buf, sizeof buf - 1, 0);
+  if (n <= 0)
+    return g_strdup ("unknown");
+  return g_strstrip (g_strdup (buf));
+}
+
+int
+ab_lock_acquire (int abdeploy_dfd, GError **error)
+{
+  ab_autofd fd = openat (abdeploy_dfd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    {
+      g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_FAILED, "Opening the lock file: %s",
+                   g_strerror (errno));
+      return -1;
+    }
+  if (flock (fd, LOCK_EX | LOCK_NB) < 0)
+    {
+      if (errno == EWOULDBLOCK)
+        {
+          g_autofree char *holder = read_holder (fd);
+          g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD,
+                       "Another abdeploy (pid %s) holds the lock on this sysroot; "
+                       "wait for it to finish, then run the command again", holder);
+        }
+      else
+        g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_FAILED, "Taking the lock: %s",
+                     g_strerror (errno));
+      return -1;
+    }
+  g_autofree char *pid = g_strdup_printf ("%d\n", (int) getpid ());
+  /* The pid is informational; the flock is the lock. */
+  if (ftruncate (fd, 0) == 0)
+    (void) !pwrite (fd, pid, strlen (pid), 0);
+  return ab_steal_fd (&fd);
+}

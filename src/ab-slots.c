@@ -1,0 +1,144 @@
+#include "config.h"
+#include "ab-slots.h"
+#include "ab-fsutil.h"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+G_DEFINE_QUARK (ab-slots-error-quark, ab_slots_error)
+
+void
+ab_slot_record_free (AbSlotRecord *rec)
+{
+  if (rec == NULL)
+    return;
+  g_free (rec->commit);
+  g_free (rec->version);
+  g_free (rec->deployed_at);
+  g_free (rec->activated_at);
+  g_free (rec->origin);
+  g_free (rec->ref);
+  g_free (rec);
+}
+
+static void
+add_string_or_null (JsonBuilder *b, const char *key, const char *value)
+{
+  json_builder_set_member_name (b, key);
+  if (value)
+    json_builder_add_string_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+char *
+ab_slot_record_to_json (const AbSlotRecord *rec)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "format");
+  json_builder_add_int_value (b, AB_SLOT_RECORD_FORMAT);
+  add_string_or_null (b, "commit", rec->commit);
+  add_string_or_null (b, "version", rec->version);
+  add_string_or_null (b, "deployed_at", rec->deployed_at);
+  add_string_or_null (b, "activated_at", rec->activated_at);
+  add_string_or_null (b, "origin", rec->origin);
+  add_string_or_null (b, "ref", rec->ref);
+  json_builder_end_object (b);
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(JsonNode) root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  g_autofree char *text = json_generator_to_data (gen, NULL);
+  return g_strconcat (text, "\n", NULL);
+}
+
+static char *
+dup_member (JsonObject *o, const char *key)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  if (n == NULL || JSON_NODE_HOLDS_NULL (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+    return NULL;
+  return g_strdup (json_node_get_string (n));
+}
+
+AbSlotRecord *
+ab_slot_record_from_json (const char *json, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  if (!json_parser_load_from_data (parser, json, -1, error))
+    return NULL;
+  JsonNode *root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, AB_SLOTS_ERROR, AB_SLOTS_ERROR_FORMAT, "not a JSON object");
+      return NULL;
+    }
+  JsonObject *o = json_node_get_object (root);
+  gint64 format = json_object_get_int_member_with_default (o, "format", 0);
+  if (format != AB_SLOT_RECORD_FORMAT)
+    {
+      g_set_error (error, AB_SLOTS_ERROR, AB_SLOTS_ERROR_FORMAT,
+                   "slot record format %" G_GINT64_FORMAT " is not known to this abdeploy, "
+                   "which reads format %d; use the abdeploy that wrote it",
+                   format, AB_SLOT_RECORD_FORMAT);
+      return NULL;
+    }
+  g_autoptr(AbSlotRecord) rec = g_new0 (AbSlotRecord, 1);
+  rec->commit = dup_member (o, "commit");
+  rec->version = dup_member (o, "version");
+  rec->deployed_at = dup_member (o, "deployed_at");
+  rec->activated_at = dup_member (o, "activated_at");
+  rec->origin = dup_member (o, "origin");
+  rec->ref = dup_member (o, "ref");
+  if (rec->commit == NULL)
+    {
+      g_set_error (error, AB_SLOTS_ERROR, AB_SLOTS_ERROR_FORMAT, "slot record has no commit");
+      return NULL;
+    }
+  return g_steal_pointer (&rec);
+}
+
+static char *
+record_name (AbSlot slot)
+{
+  return g_strdup_printf ("slot-%s.json", ab_slot_name (slot));
+}
+
+gboolean
+ab_slot_record_load (int state_dfd, AbSlot slot, AbSlotRecord **out, GError **error)
+{
+  g_autofree char *name = record_name (slot);
+  g_autofree char *data = NULL;
+  g_autoptr(GError) local = NULL;
+  *out = NULL;
+  if (!ab_fs_read_at (state_dfd, name, &data, NULL, &local))
+    {
+      if (g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
+        return TRUE;
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  *out = ab_slot_record_from_json (data, error);
+  if (*out == NULL)
+    {
+      g_prefix_error (error, "Reading state file abdeploy/state/%s: ", name);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ab_slot_record_save (int state_dfd, AbSlot slot, const AbSlotRecord *rec, GError **error)
+{
+  g_autofree char *name = record_name (slot);
+  g_autofree char *json = ab_slot_record_to_json (rec);
+  return ab_fs_replace_at (state_dfd, name, json, strlen (json), 0644, error);
+}
+
+gboolean
+ab_slot_record_remove (int state_dfd, AbSlot slot, GError **error)
+{
+  g_autofree char *name = record_name (slot);
+  return ab_fs_unlink_durable_at (state_dfd, name, error);
+}

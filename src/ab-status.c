@@ -1,0 +1,136 @@
+#include "config.h"
+#include "ab-status.h"
+
+static const char *const slot_state_names[] = { "empty", "staged", "trial", "good", "bad" };
+
+const char *
+ab_slot_state_name (AbSlotState state)
+{
+  return slot_state_names[state];
+}
+
+AbSlotState
+ab_slot_state_derive (const AbSlotRecord *rec, const AbBootPointer *ptr, AbSlot slot)
+{
+  if (rec == NULL)
+    return AB_SLOT_STATE_EMPTY;
+  switch (ptr->state[slot])
+    {
+    case AB_BOOT_STATE_TRIAL: return AB_SLOT_STATE_TRIAL;
+    case AB_BOOT_STATE_GOOD: return AB_SLOT_STATE_GOOD;
+    case AB_BOOT_STATE_BAD: return AB_SLOT_STATE_BAD;
+    case AB_BOOT_STATE_NONE:
+    default: return AB_SLOT_STATE_STAGED;
+    }
+}
+
+typedef struct
+{
+  AbBootPointer ptr;
+  AbSlotRecord *rec[AB_N_SLOTS];
+} View;
+
+static void
+view_clear (View *v)
+{
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    g_clear_pointer (&v->rec[s], ab_slot_record_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (View, view_clear)
+
+static gboolean
+load_view (AbSysroot *sysroot, View *v, GError **error)
+{
+  return ab_bootloader_load (sysroot->bootloader, &v->ptr, error)
+         && ab_sysroot_load_records (sysroot, v->rec, error);
+}
+
+static void
+add_nullable_string (JsonBuilder *b, const char *key, const char *value)
+{
+  json_builder_set_member_name (b, key);
+  if (value)
+    json_builder_add_string_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+add_slot (JsonBuilder *b, AbSysroot *sysroot, const View *v, AbSlot slot)
+{
+  const AbSlotRecord *rec = v->rec[slot];
+  AbSlotState state = ab_slot_state_derive (rec, &v->ptr, slot);
+  json_builder_begin_object (b);
+  add_nullable_string (b, "name", ab_slot_name (slot));
+  add_nullable_string (b, "commit", rec ? rec->commit : NULL);
+  add_nullable_string (b, "version", rec ? rec->version : NULL);
+  add_nullable_string (b, "state", ab_slot_state_name (state));
+  json_builder_set_member_name (b, "booted");
+  json_builder_add_boolean_value (b, sysroot->booted == slot);
+  json_builder_set_member_name (b, "primary");
+  json_builder_add_boolean_value (b, v->ptr.primary == slot);
+  json_builder_set_member_name (b, "tries_left");
+  if (state == AB_SLOT_STATE_TRIAL)
+    json_builder_add_int_value (b, v->ptr.tries[slot]);
+  else
+    json_builder_add_null_value (b);
+  add_nullable_string (b, "deployed_at", rec ? rec->deployed_at : NULL);
+  json_builder_end_object (b);
+}
+
+JsonNode *
+ab_status_to_json (AbSysroot *sysroot, GError **error)
+{
+  g_auto(View) v = { 0 };
+  if (!load_view (sysroot, &v, error))
+    return NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  add_nullable_string (b, "booted", ab_slot_name (sysroot->booted));
+  add_nullable_string (b, "primary", ab_slot_name (v.ptr.primary));
+  json_builder_set_member_name (b, "slots");
+  json_builder_begin_array (b);
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    add_slot (b, sysroot, &v, (AbSlot) s);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+static const char *
+or_dash (const char *s)
+{
+  return s ? s : "-";
+}
+
+char *
+ab_status_to_text (AbSysroot *sysroot, GError **error)
+{
+  g_auto(View) v = { 0 };
+  if (!load_view (sysroot, &v, error))
+    return NULL;
+  g_autoptr(GString) out = g_string_new (NULL);
+  g_string_append_printf (out, "OS: %s   bootloader: %s   booted: %s   primary: %s\n",
+                          sysroot->os, ab_bootloader_name (sysroot->bootloader),
+                          sysroot->booted == AB_SLOT_NONE ? "none (offline)" : ab_slot_name (sysroot->booted),
+                          or_dash (ab_slot_name (v.ptr.primary)));
+  g_string_append_printf (out, "%-6s %-7s %-12s %-14s %-6s %s\n", "SLOT", "STATE", "VERSION",
+                          "COMMIT", "TRIES", "DEPLOYED");
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    {
+      const AbSlotRecord *rec = v.rec[s];
+      AbSlotState state = ab_slot_state_derive (rec, &v.ptr, (AbSlot) s);
+      g_autofree char *mark = g_strdup_printf ("%s%s%s", ab_slot_name ((AbSlot) s),
+                                               sysroot->booted == (AbSlot) s ? "*" : "",
+                                               v.ptr.primary == (AbSlot) s ? ">" : "");
+      g_autofree char *commit = rec ? g_strndup (rec->commit, 12) : NULL;
+      g_autofree char *tries = state == AB_SLOT_STATE_TRIAL
+                                   ? g_strdup_printf ("%d", v.ptr.tries[s]) : NULL;
+      g_string_append_printf (out, "%-6s %-7s %-12s %-14s %-6s %s\n", mark,
+                              ab_slot_state_name (state), or_dash (rec ? rec->version : NULL),
+                              or_dash (commit), or_dash (tries),
+                              or_dash (rec ? rec->deployed_at : NULL));
+    }
+  g_string_append (out, "(* booted, > primary: boots next)\n");
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}

@@ -1,0 +1,254 @@
+#include "config.h"
+#include "ab-sysroot.h"
+#include "ab-cmdline.h"
+#include "ab-content.h"
+#include "ab-fsutil.h"
+#include "ab-lock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-glib/json-glib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+G_DEFINE_QUARK (ab-sysroot-error-quark, ab_sysroot_error)
+
+#define VERSION_FILE "abdeploy/version"
+#define SYSROOT_JSON "sysroot.json"
+#define SYSROOT_JSON_FORMAT 1
+
+static const char *const layout_dirs[] = {
+  "abdeploy/slots/a", "abdeploy/slots/b", "abdeploy/var", "abdeploy/state",
+  "boot/abdeploy/a", "boot/abdeploy/b", AB_TRUSTED_KEYS_DIR, "etc/abdeploy/conf.d",
+};
+
+/* 0 when the sysroot has no layout yet; -1 with error when unreadable. */
+static gint64
+read_layout_version (int dfd, GError **error)
+{
+  g_autofree char *data = NULL;
+  g_autoptr(GError) local = NULL;
+  if (!ab_fs_read_at (dfd, VERSION_FILE, &data, NULL, &local))
+    {
+      if (g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
+        return 0;
+      g_propagate_error (error, g_steal_pointer (&local));
+      return -1;
+    }
+  guint64 v = 0;
+  if (!g_ascii_string_to_unsigned (g_strstrip (data), 10, 1, G_MAXINT32, &v, NULL))
+    {
+      g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_LAYOUT_VERSION,
+                   "Unknown layout version \"%s\" in %s; this abdeploy knows layout version %d. "
+                   "Refusing to touch it: use the abdeploy release that created this sysroot",
+                   g_strstrip (data), VERSION_FILE, AB_LAYOUT_VERSION);
+      return -1;
+    }
+  return (gint64) v;
+}
+
+static gboolean
+check_layout_version (gint64 v, GError **error)
+{
+  if (v == AB_LAYOUT_VERSION)
+    return TRUE;
+  g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_LAYOUT_VERSION,
+               "Unknown layout version %" G_GINT64_FORMAT " in %s; this abdeploy knows layout "
+               "version %d. Refusing to touch it: use the abdeploy release that created this sysroot",
+               v, VERSION_FILE, AB_LAYOUT_VERSION);
+  return FALSE;
+}
+
+static gboolean
+write_sysroot_json (int state_dfd, const char *os, const char *bootloader, GError **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "format");
+  json_builder_add_int_value (b, SYSROOT_JSON_FORMAT);
+  json_builder_set_member_name (b, "os");
+  json_builder_add_string_value (b, os);
+  json_builder_set_member_name (b, "bootloader");
+  json_builder_add_string_value (b, bootloader);
+  json_builder_end_object (b);
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(JsonNode) root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  g_autofree char *text = json_generator_to_data (gen, NULL);
+  g_autofree char *line = g_strconcat (text, "\n", NULL);
+  return ab_fs_replace_at (state_dfd, SYSROOT_JSON, line, strlen (line), 0644, error);
+}
+
+static gboolean
+read_sysroot_json (int state_dfd, char **out_os, char **out_bootloader, GError **error)
+{
+  g_autofree char *data = NULL;
+  if (!ab_fs_read_at (state_dfd, SYSROOT_JSON, &data, NULL, error))
+    return FALSE;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  if (!json_parser_load_from_data (parser, data, -1, error))
+    return FALSE;
+  JsonNode *root = json_parser_get_root (parser);
+  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  const char *os = o ? json_object_get_string_member_with_default (o, "os", NULL) : NULL;
+  const char *bl = o ? json_object_get_string_member_with_default (o, "bootloader", NULL) : NULL;
+  gint64 format = o ? json_object_get_int_member_with_default (o, "format", 0) : 0;
+  if (format != SYSROOT_JSON_FORMAT || os == NULL || bl == NULL)
+    {
+      g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_FAILED,
+                   "abdeploy/state/" SYSROOT_JSON " is not a format %d sysroot description",
+                   SYSROOT_JSON_FORMAT);
+      return FALSE;
+    }
+  *out_os = g_strdup (os);
+  *out_bootloader = g_strdup (bl);
+  return TRUE;
+}
+
+static gboolean
+create_layout (int dfd, const char *os, const char *bootloader, GError **error)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (layout_dirs); i++)
+    if (!ab_fs_mkdir_p_at (dfd, layout_dirs[i], 0755, error))
+      return FALSE;
+  g_autoptr(AbBootloader) bl = ab_bootloader_new (bootloader, dfd, error);
+  if (bl == NULL || !ab_bootloader_setup (bl, error))
+    return FALSE;
+  if (!ab_fs_mkdir_p_at (dfd, "ostree", 0755, error))
+    return FALSE;
+  g_autoptr(OstreeRepo) repo = ab_content_create_repo (dfd, error);
+  if (repo == NULL)
+    return FALSE;
+  ab_autofd state_dfd = ab_fs_opendir_at (dfd, "abdeploy/state", error);
+  if (state_dfd < 0 || !write_sysroot_json (state_dfd, os, bootloader, error))
+    return FALSE;
+  ab_autofd ab_dfd = ab_fs_opendir_at (dfd, "abdeploy", error);
+  if (ab_dfd < 0)
+    return FALSE;
+  /* The version file is written last: its presence means the layout is complete. */
+  g_autofree char *version = g_strdup_printf ("%d\n", AB_LAYOUT_VERSION);
+  return ab_fs_replace_at (ab_dfd, "version", version, strlen (version), 0644, error);
+}
+
+gboolean
+ab_sysroot_init (const char *path, const char *os, const char *bootloader,
+                 gboolean *out_created, GError **error)
+{
+  *out_created = FALSE;
+  if (g_mkdir_with_parents (path, 0755) < 0)
+    {
+      g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_FAILED,
+                   "Creating sysroot %s: %s", path, g_strerror (errno));
+      return FALSE;
+    }
+  ab_autofd dfd = ab_fs_opendir_at (AT_FDCWD, path, error);
+  if (dfd < 0)
+    return FALSE;
+  gint64 version = read_layout_version (dfd, error);
+  if (version < 0)
+    return FALSE;
+  if (version > 0)
+    return check_layout_version (version, error);
+  g_autoptr(AbBootloader) check = ab_bootloader_new (bootloader, dfd, error);
+  if (check == NULL)
+    return FALSE;
+  if (!create_layout (dfd, os, bootloader, error))
+    return FALSE;
+  *out_created = TRUE;
+  return TRUE;
+}
+
+static gboolean
+open_dirs (AbSysroot *self, GError **error)
+{
+  if ((self->abdeploy_dfd = ab_fs_opendir_at (self->dfd, "abdeploy", error)) < 0
+      || (self->state_dfd = ab_fs_opendir_at (self->dfd, "abdeploy/state", error)) < 0
+      || (self->slots_dfd = ab_fs_opendir_at (self->dfd, "abdeploy/slots", error)) < 0
+      || (self->boot_dfd = ab_fs_opendir_at (self->dfd, "boot/abdeploy", error)) < 0)
+    {
+      g_prefix_error (error, "Sysroot %s is damaged: ", self->path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+AbSysroot *
+ab_sysroot_open (const char *path, const char *config_path, GError **error)
+{
+  g_autoptr(AbSysroot) self = g_new0 (AbSysroot, 1);
+  self->dfd = self->abdeploy_dfd = self->state_dfd = self->slots_dfd = self->boot_dfd = -1;
+  self->lock_fd = -1;
+  self->path = g_strdup (path);
+  if ((self->dfd = ab_fs_opendir_at (AT_FDCWD, path, error)) < 0)
+    return NULL;
+  gint64 version = read_layout_version (self->dfd, error);
+  if (version < 0)
+    return NULL;
+  if (version == 0)
+    {
+      g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_NOT_INITIALIZED,
+                   "%s is not an abdeploy sysroot (no %s); run: abdeploy --sysroot=%s init --os=NAME",
+                   path, VERSION_FILE, path);
+      return NULL;
+    }
+  if (!check_layout_version (version, error) || !open_dirs (self, error))
+    return NULL;
+  g_autofree char *bootloader = NULL;
+  if (!read_sysroot_json (self->state_dfd, &self->os, &bootloader, error))
+    return NULL;
+  if ((self->bootloader = ab_bootloader_new (bootloader, self->dfd, error)) == NULL)
+    return NULL;
+  if ((self->config = ab_config_load (self->dfd, config_path, error)) == NULL)
+    return NULL;
+  if ((self->repo = ab_content_open_repo (self->dfd, error)) == NULL)
+    return NULL;
+  g_autoptr(GError) local = NULL;
+  self->booted = ab_cmdline_booted_slot (&local);
+  if (local != NULL)
+    {
+      g_propagate_prefixed_error (error, g_steal_pointer (&local),
+                                  "Reading the kernel command line: ");
+      return NULL;
+    }
+  return g_steal_pointer (&self);
+}
+
+void
+ab_sysroot_free (AbSysroot *self)
+{
+  if (self == NULL)
+    return;
+  int *fds[] = { &self->dfd, &self->abdeploy_dfd, &self->state_dfd, &self->slots_dfd,
+                 &self->boot_dfd, &self->lock_fd };
+  for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
+    ab_close_fdp (fds[i]);
+  g_free (self->path);
+  g_free (self->os);
+  ab_config_free (self->config);
+  g_clear_pointer (&self->bootloader, ab_bootloader_free);
+  g_clear_object (&self->repo);
+  g_free (self);
+}
+
+gboolean
+ab_sysroot_lock (AbSysroot *self, GError **error)
+{
+  if (self->lock_fd >= 0)
+    return TRUE;
+  self->lock_fd = ab_lock_acquire (self->abdeploy_dfd, error);
+  return self->lock_fd >= 0;
+}
+
+gboolean
+ab_sysroot_load_records (AbSysroot *self, AbSlotRecord *out[AB_N_SLOTS], GError **error)
+{
+  out[0] = out[1] = NULL;
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    if (!ab_slot_record_load (self->state_dfd, (AbSlot) s, &out[s], error))
+      {
+        g_clear_pointer (&out[0], ab_slot_record_free);
+        return FALSE;
+      }
+  return TRUE;
+}

@@ -1,0 +1,339 @@
+/* abdeploy command line: parses options, calls the library, prints. */
+#include "config.h"
+#include "ab-deploy.h"
+#include "ab-exitcode.h"
+#include "ab-status.h"
+#include "ab-sysroot.h"
+
+#include <json-glib/json-glib.h>
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *opt_sysroot = NULL;
+static char *opt_config = NULL;
+static gboolean opt_verbose = FALSE;
+
+static GOptionEntry global_entries[] = {
+  { "sysroot", 0, 0, G_OPTION_ARG_FILENAME, &opt_sysroot, "Operate on sysroot DIR (default /)", "DIR" },
+  { "config", 0, 0, G_OPTION_ARG_FILENAME, &opt_config, "Read configuration from FILE only", "FILE" },
+  { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose, "Print debug messages", NULL },
+  { NULL }
+};
+
+typedef struct
+{
+  const char *name;
+  const char *args;
+  const char *summary;
+  int (*run) (int argc, char **argv);
+} Command;
+
+static const char *
+sysroot_path (void)
+{
+  return opt_sysroot ? opt_sysroot : "/";
+}
+
+static int
+fail (GError *error)
+{
+  g_printerr ("abdeploy: %s\n", error->message);
+  int code = ab_exit_code_for_error (error);
+  g_error_free (error);
+  return code;
+}
+
+static int
+usage_error (GOptionContext *ctx, const char *message)
+{
+  g_printerr ("abdeploy: %s\n", message);
+  g_autofree char *help = g_option_context_get_help (ctx, TRUE, NULL);
+  g_printerr ("%s", help);
+  return AB_EXIT_USAGE;
+}
+
+/* Parses ARGV with the command's entries plus the global ones. */
+static gboolean
+parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char ***argv,
+               int *out_code)
+{
+  if (entries)
+    g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_add_main_entries (ctx, global_entries, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse (ctx, argc, argv, &error))
+    {
+      *out_code = usage_error (ctx, error->message);
+      return FALSE;
+    }
+  if (opt_verbose)
+    g_log_set_debug_enabled (TRUE);
+  return TRUE;
+}
+
+static AbSysroot *
+open_sysroot (GError **error)
+{
+  return ab_sysroot_open (sysroot_path (), opt_config, error);
+}
+
+static int
+cmd_init (int argc, char **argv)
+{
+  g_autofree char *os = NULL;
+  g_autofree char *bootloader = NULL;
+  GOptionEntry entries[] = {
+    { "os", 0, 0, G_OPTION_ARG_STRING, &os, "Name of the operating system (required)", "NAME" },
+    { "bootloader", 0, 0, G_OPTION_ARG_STRING, &bootloader, "Bootloader backend: grub or file (default grub)", "NAME" },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- create the abdeploy layout in the sysroot");
+  int code = 0;
+  if (!parse_command (ctx, entries, &argc, &argv, &code))
+    return code;
+  if (os == NULL || *os == '\0')
+    return usage_error (ctx, "init needs --os=NAME");
+  if (argc > 1)
+    return usage_error (ctx, "init takes no arguments");
+  GError *error = NULL;
+  gboolean created = FALSE;
+  if (!ab_sysroot_init (sysroot_path (), os, bootloader ? bootloader : "grub", &created, &error))
+    return fail (error);
+  if (created)
+    g_print ("Initialized abdeploy sysroot %s (os %s, bootloader %s)\n", sysroot_path (), os,
+             bootloader ? bootloader : "grub");
+  else
+    g_print ("Sysroot %s is already initialized; nothing changed\n", sysroot_path ());
+  return AB_EXIT_OK;
+}
+
+/* Progress line on a terminal; silence otherwise. */
+static void
+print_progress (guint64 done, guint64 total, guint64 bytes, gpointer user_data)
+{
+  gint64 *start = user_data;
+  double secs = (g_get_monotonic_time () - *start) / 1e6;
+  g_autofree char *size = g_format_size (bytes);
+  g_autofree char *rate = g_format_size (secs > 0 ? (guint64) (bytes / secs) : 0);
+  g_printerr ("\r\033[KReceiving objects: %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT ", %s, %s/s",
+              done, total, size, rate);
+}
+
+static gboolean
+do_stage (const char *from, const char *refspec, AbSysroot *sysroot, gboolean tolerate_staged,
+          GError **error)
+{
+  gint64 start = g_get_monotonic_time ();
+  gboolean tty = isatty (STDERR_FILENO);
+  AbStageOptions opts = { from, refspec, tty ? print_progress : NULL, &start };
+  AbSlot slot = AB_SLOT_NONE;
+  g_autoptr(GError) local = NULL;
+  gboolean ok = ab_deploy_stage (sysroot, &opts, &slot, &local);
+  if (tty)
+    g_printerr ("\r\033[K");
+  if (!ok && tolerate_staged && g_error_matches (local, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO)
+      && strstr (local->message, "already staged") != NULL)
+    return TRUE;
+  if (!ok)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  g_print ("Staged %s into slot %s\n", refspec, ab_slot_name (slot));
+  return TRUE;
+}
+
+static int
+run_stage_like (int argc, char **argv, gboolean activate)
+{
+  g_autofree char *from = NULL;
+  int tries = 0;
+  GOptionEntry entries[] = {
+    { "from", 0, 0, G_OPTION_ARG_STRING, &from, "Pull from URL (http, https) or local repo PATH", "URL|PATH" },
+    { "tries", 0, 0, G_OPTION_ARG_INT, &tries, "Trial boots before falling back (deploy only)", "N" },
+    { NULL }
+  };
+  if (!activate)
+    entries[1] = (GOptionEntry) { NULL };
+  g_autoptr(GOptionContext) ctx = g_option_context_new (
+      activate ? "REF|COMMIT - stage a signed commit, then activate it"
+               : "REF|COMMIT - pull, verify and check out a signed commit into the inactive slot");
+  int code = 0;
+  if (!parse_command (ctx, entries, &argc, &argv, &code))
+    return code;
+  if (argc != 2)
+    return usage_error (ctx, "give exactly one REF or COMMIT");
+  if (tries < 0 || tries > AB_CONFIG_MAX_TRIES)
+    return usage_error (ctx, "--tries must be a number from 1 to 9");
+  GError *error = NULL;
+  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  if (sysroot == NULL || !do_stage (from, argv[1], sysroot, activate, &error))
+    return fail (error);
+  if (!activate)
+    return AB_EXIT_OK;
+  AbSlot slot = AB_SLOT_NONE;
+  if (!ab_deploy_activate (sysroot, tries, &slot, &error))
+    return fail (error);
+  g_print ("Activated slot %s: it boots next, in trial mode\n", ab_slot_name (slot));
+  return AB_EXIT_OK;
+}
+
+static int
+cmd_stage (int argc, char **argv)
+{
+  return run_stage_like (argc, argv, FALSE);
+}
+
+static int
+cmd_deploy (int argc, char **argv)
+{
+  return run_stage_like (argc, argv, TRUE);
+}
+
+static int
+cmd_activate (int argc, char **argv)
+{
+  int tries = 0;
+  GOptionEntry entries[] = {
+    { "tries", 0, 0, G_OPTION_ARG_INT, &tries, "Trial boots before falling back (default: [boot] tries, 3)", "N" },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- make the staged slot boot next, in trial mode");
+  int code = 0;
+  if (!parse_command (ctx, entries, &argc, &argv, &code))
+    return code;
+  if (argc > 1)
+    return usage_error (ctx, "activate takes no arguments");
+  if (tries < 0 || tries > AB_CONFIG_MAX_TRIES)
+    return usage_error (ctx, "--tries must be a number from 1 to 9");
+  GError *error = NULL;
+  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  AbSlot slot = AB_SLOT_NONE;
+  if (sysroot == NULL || !ab_deploy_activate (sysroot, tries, &slot, &error))
+    return fail (error);
+  g_print ("Activated slot %s: it boots next, in trial mode\n", ab_slot_name (slot));
+  return AB_EXIT_OK;
+}
+
+static int
+cmd_rollback (int argc, char **argv)
+{
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- make the other slot primary again");
+  int code = 0;
+  if (!parse_command (ctx, NULL, &argc, &argv, &code))
+    return code;
+  if (argc > 1)
+    return usage_error (ctx, "rollback takes no arguments");
+  GError *error = NULL;
+  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  AbSlot slot = AB_SLOT_NONE;
+  if (sysroot == NULL || !ab_deploy_rollback (sysroot, &slot, &error))
+    return fail (error);
+  g_print ("Rolled back: slot %s is primary again\n", ab_slot_name (slot));
+  return AB_EXIT_OK;
+}
+
+static int
+cmd_status (int argc, char **argv)
+{
+  gboolean json = FALSE;
+  GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- show the slots and what boots next");
+  int code = 0;
+  if (!parse_command (ctx, entries, &argc, &argv, &code))
+    return code;
+  if (argc > 1)
+    return usage_error (ctx, "status takes no arguments");
+  GError *error = NULL;
+  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  if (sysroot == NULL)
+    return fail (error);
+  if (json)
+    {
+      g_autoptr(JsonNode) node = ab_status_to_json (sysroot, &error);
+      if (node == NULL)
+        return fail (error);
+      g_autofree char *text = json_to_string (node, TRUE);
+      g_print ("%s\n", text);
+      return AB_EXIT_OK;
+    }
+  g_autofree char *text = ab_status_to_text (sysroot, &error);
+  if (text == NULL)
+    return fail (error);
+  g_print ("%s", text);
+  return AB_EXIT_OK;
+}
+
+static const Command commands[] = {
+  { "init", "--os=NAME [--bootloader=grub|file]", "Create the layout under the sysroot", cmd_init },
+  { "stage", "[--from=URL|PATH] REF|COMMIT", "Pull, verify and check out into the inactive slot", cmd_stage },
+  { "activate", "[--tries=N]", "Make the staged slot boot next, in trial mode", cmd_activate },
+  { "deploy", "[--from=URL|PATH] [--tries=N] REF|COMMIT", "Stage, then activate", cmd_deploy },
+  { "rollback", "", "Make the other slot primary again", cmd_rollback },
+  { "status", "[--json]", "Show the slots and what boots next", cmd_status },
+};
+
+static void
+print_usage (FILE *f)
+{
+  fprintf (f, "Usage: abdeploy [--sysroot=DIR] [--config=FILE] [-v] COMMAND [OPTIONS]\n\nCommands:\n");
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    fprintf (f, "  %-9s %-42s %s\n", commands[i].name, commands[i].args, commands[i].summary);
+  fprintf (f, "\nRun abdeploy COMMAND --help for a command's options. See abdeploy(8).\n");
+}
+
+/* Index of the command word in ARGV (global options may come first). */
+static int
+find_command (int argc, char **argv)
+{
+  for (int i = 1; i < argc; i++)
+    {
+      const char *a = argv[i];
+      if (a[0] != '-')
+        return i;
+      if (strcmp (a, "--sysroot") == 0 || strcmp (a, "--config") == 0)
+        i++;
+    }
+  return -1;
+}
+
+int
+main (int argc, char **argv)
+{
+  setlocale (LC_ALL, "");
+  int idx = find_command (argc, argv);
+  if (idx < 0)
+    {
+      for (int i = 1; i < argc; i++)
+        if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
+          {
+            print_usage (stdout);
+            return AB_EXIT_OK;
+          }
+        else if (strcmp (argv[i], "--version") == 0)
+          {
+            g_print ("abdeploy %s\n", PACKAGE_VERSION);
+            return AB_EXIT_OK;
+          }
+      print_usage (stderr);
+      return AB_EXIT_USAGE;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (strcmp (argv[idx], commands[i].name) == 0)
+      {
+        /* Move the command word to argv[0] so that options may stand on
+         * either side of it. */
+        char *tmp = argv[idx];
+        memmove (&argv[2], &argv[1], sizeof (char *) * (gsize) (idx - 1));
+        argv[1] = tmp;
+        return commands[i].run (argc - 1, argv + 1);
+      }
+  g_printerr ("abdeploy: unknown command \"%s\"\n\n", argv[idx]);
+  print_usage (stderr);
+  return AB_EXIT_USAGE;
+}
