@@ -1,0 +1,184 @@
+#!/bin/bash
+# abdeploy end-to-end demo on an embedded default, in a throwaway directory:
+#   - installs the build dependencies and builds abdeploy into build/
+#   - generates a GPG key, builds a small sample image (fake kernel),
+#     commits and signs v1 with the ostree CLI into an archive repo
+#   - serves that repo over HTTP on 127.0.0.1
+#   - init, deploy v1, status, deploy v2, status, rollback, status
+# Everything it creates outside build/ is removed on exit.
+# Run as root on Debian 12:  bash tools/demo.sh
+set -euo pipefail
+
+SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILDDIR=${ABDEPLOY_BUILDDIR:-build}
+case "$BUILDDIR" in
+    /*) ;;
+    *) BUILDDIR="$SRCDIR/$BUILDDIR" ;;
+esac
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# ---------------------------------------------------------------- build
+step "Installing dependencies"
+bash "$SRCDIR/tools/install-deps.sh"
+
+step "Building abdeploy in $(basename "$BUILDDIR")/"
+if [[ ! -f "$BUILDDIR/build.ninja" ]]; then
+    if [[ -d "$BUILDDIR" && -n "$(ls -A "$BUILDDIR" 2>/dev/null)" ]]; then
+        meson setup --wipe "$BUILDDIR" "$SRCDIR" >/dev/null
+    else
+        meson setup "$BUILDDIR" "$SRCDIR" >/dev/null
+    fi
+fi
+ninja -C "$BUILDDIR" >/dev/null
+
+ABDEPLOY_BIN=
+for candidate in "$BUILDDIR/src/abdeploy" "$BUILDDIR/abdeploy"; do
+    if [[ -x "$candidate" && -f "$candidate" ]]; then
+        ABDEPLOY_BIN=$candidate
+        break
+    fi
+done
+[[ -n "$ABDEPLOY_BIN" ]] || { echo "demo: abdeploy binary not found in $BUILDDIR" >&2; exit 1; }
+
+# ---------------------------------------------------------------- scratch space
+WORK=$(mktemp -d -t abdeploy-demo.XXXXXX)
+SERVER_PID=
+cleanup() {
+    local rc=$?
+    if [[ -n "$SERVER_PID" ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    if [[ -d "$WORK/gnupg" ]]; then
+        GNUPGHOME="$WORK/gnupg" gpgconf --kill all 2>/dev/null || true
+    fi
+    # Trees made by ostree may carry the immutable attribute.
+    chattr -R -i "$WORK" 2>/dev/null || true
+    rm -rf "$WORK"
+    if [[ $rc -ne 0 ]]; then
+        echo "demo: FAILED (exit $rc)" >&2
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export GNUPGHOME="$WORK/gnupg"
+REPO="$WORK/repo"          # the publisher's archive repo, served over HTTP
+TREE="$WORK/tree"          # the sample image tree
+SYSROOT="$WORK/sysroot"    # the device's sysroot
+export ABDEPLOY_CMDLINE="$WORK/cmdline"
+: >"$ABDEPLOY_CMDLINE"     # no abdeploy.slot=: an offline sysroot, nothing booted
+
+# Echo a command, then run it.
+run() {
+    printf '+'; printf ' %q' "$@"; printf '\n'
+    "$@"
+}
+abdeploy() {
+    printf '+ abdeploy'; printf ' %q' "$@"; printf '\n'
+    "$ABDEPLOY_BIN" "$@"
+}
+
+# ---------------------------------------------------------------- signing key
+step "Generating a GPG signing key"
+mkdir -m 700 "$GNUPGHOME"
+gpg --batch --quiet --gen-key <<'EOF'
+%no-protection
+Key-Type: RSA
+Key-Length: 2048
+Key-Usage: sign
+Name-Real: abdeploy demo publisher
+Name-Email: demo@example.invalid
+Expire-Date: 0
+%commit
+EOF
+KEY=$(gpg --batch --quiet --with-colons --list-secret-keys 2>/dev/null | awk -F: '$1 == "fpr" { print $10; exit }')
+[[ -n "$KEY" ]] || { echo "demo: key generation failed" >&2; exit 1; }
+echo "key $KEY"
+
+# ---------------------------------------------------------------- images
+# make_tree VERSION: the sample image, OSTree conventions (defaults in usr/etc,
+# kernel and initramfs in usr/lib/modules/$kver/).
+make_tree() {
+    local version=$1
+    rm -rf "$TREE"
+    mkdir -p "$TREE/usr/bin" "$TREE/usr/etc" "$TREE/usr/lib/modules/6.1.0-demo"
+    printf 'fake kernel for demo %s\n' "$version" >"$TREE/usr/lib/modules/6.1.0-demo/vmlinuz"
+    printf 'fake initramfs for demo %s\n' "$version" >"$TREE/usr/lib/modules/6.1.0-demo/initramfs.img"
+    printf 'Welcome to the abdeploy demo, version %s\n' "$version" >"$TREE/usr/etc/motd"
+    printf 'NAME=demo\nVERSION_ID=%s\n' "$version" >"$TREE/usr/etc/os-release"
+    printf '#!/bin/sh\necho "hello from demo %s"\n' "$version" >"$TREE/usr/bin/hello"
+    chmod 755 "$TREE/usr/bin/hello"
+}
+
+# publish VERSION: commit the sample image, sign it, update the summary.
+publish() {
+    local version=$1
+    make_tree "$version"
+    run ostree --repo="$REPO" commit -b demo/stable --tree=dir="$TREE" \
+        --subject="demo $version" --add-metadata-string=version="$version" \
+        --gpg-sign="$KEY" --gpg-homedir="$GNUPGHOME"
+    ostree --repo="$REPO" summary -u --gpg-sign="$KEY" --gpg-homedir="$GNUPGHOME"
+}
+
+step "Publishing image 1.0 (signed OSTree commit)"
+ostree --repo="$REPO" init --mode=archive
+publish 1.0
+
+# ---------------------------------------------------------------- HTTP server
+step "Serving the repo over HTTP on 127.0.0.1"
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+URL=
+for attempt in 1 2 3; do
+    PORT=$(free_port)
+    python3 -m http.server --bind 127.0.0.1 --directory "$REPO" "$PORT" \
+        >"$WORK/http.log" 2>&1 </dev/null &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do          # up to 10 s
+        if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/config" 2>/dev/null; then
+            URL="http://127.0.0.1:$PORT/"
+            break 2
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+done
+if [[ -z "$URL" ]]; then
+    echo "demo: the HTTP server did not come up" >&2
+    cat "$WORK/http.log" >&2 || true
+    exit 1
+fi
+echo "serving $REPO at $URL"
+
+# ---------------------------------------------------------------- the device
+step "Trusting the publisher's key on the device"
+mkdir -p "$SYSROOT/etc/abdeploy/trusted.gpg.d"
+run gpg --batch --export --output "$SYSROOT/etc/abdeploy/trusted.gpg.d/demo.gpg" "$KEY"
+
+step "Initializing the sysroot"
+abdeploy --sysroot="$SYSROOT" init --os=demo --bootloader=file
+
+step "Deploying 1.0"
+abdeploy --sysroot="$SYSROOT" deploy --from="$URL" demo/stable
+abdeploy --sysroot="$SYSROOT" status
+
+step "Publishing image 2.0 and deploying it"
+publish 2.0
+abdeploy --sysroot="$SYSROOT" deploy --from="$URL" demo/stable
+abdeploy --sysroot="$SYSROOT" status
+
+step "Rolling back to 1.0"
+abdeploy --sysroot="$SYSROOT" rollback
+abdeploy --sysroot="$SYSROOT" status
+
+step "Boot pointer ($SYSROOT/boot/abdeploy/pointer)"
+cat "$SYSROOT/boot/abdeploy/pointer"
+
+echo
+echo "demo OK: deployed 1.0 and 2.0 from a signed OSTree repo over HTTP, then rolled back"

@@ -1,0 +1,76 @@
+#!/bin/bash
+# Install the Debian 12 packages that building, testing and demonstrating
+# abdeploy need. Idempotent: when every package is already installed it does
+# nothing (no apt-get at all). Run as root; a non-root run succeeds only when
+# nothing is missing.
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    meson ninja-build pkg-config gcc
+    libostree-dev ostree libglib2.0-dev libgpgme-dev
+    libcurl4-openssl-dev libjson-glib-dev scdoc
+    # tests, demo, benchmark
+    gnupg python3 python3-pytest lighttpd curl ca-certificates openssl attr
+    # bootloader backends and the boot-path tests
+    grub-common grub-emu grub-pc-bin
+    libubootenv-tool libubootenv-dev u-boot-tools
+    busybox-static e2fsprogs fdisk qemu-system-x86 linux-image-amd64
+)
+
+die() {
+    echo "install-deps: ERROR: $*" >&2
+    exit 1
+}
+
+# Prints the packages of "$@" that are not fully installed.
+missing_packages() {
+    local pkg status
+    for pkg in "$@"; do
+        status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+        if [[ "$status" != ii* ]]; then
+            echo "$pkg"
+        fi
+    done
+}
+
+command -v dpkg-query >/dev/null 2>&1 ||
+    die "dpkg-query not found: this script supports Debian 12 (bookworm) only"
+
+mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+    exit 0
+fi
+
+echo "install-deps: missing: ${missing[*]}"
+if [[ $(id -u) -ne 0 ]]; then
+    die "must run as root to install them; run as root:
+    apt-get update && apt-get install -y ${missing[*]}"
+fi
+command -v apt-get >/dev/null 2>&1 || die "apt-get not found"
+
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Wait for a concurrent apt/dpkg run instead of failing on its lock.
+APT=(apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef
+     -o Dpkg::Options::=--force-confold)
+
+echo "install-deps: apt-get update"
+if ! "${APT[@]}" update >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    die "apt-get update failed (see the output above); check network access and /etc/apt/sources.list"
+fi
+
+echo "install-deps: apt-get install ${missing[*]}"
+if ! "${APT[@]}" install --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    die "apt-get install failed for: ${missing[*]} (see the output above)"
+fi
+
+mapfile -t still < <(missing_packages "${PACKAGES[@]}")
+if [[ ${#still[@]} -ne 0 ]]; then
+    die "still not installed after apt-get install: ${still[*]}"
+fi
+echo "install-deps: installed ${#missing[@]} package(s); all ${#PACKAGES[@]} present"
