@@ -53,9 +53,26 @@ ab_fs_fsync_dir_at (int dfd, const char *path, GError **error)
   return TRUE;
 }
 
+static gboolean replace_in_dir (int dfd, const char *name, const void *data, gsize len,
+                                mode_t mode, GError **error);
+
 gboolean
-ab_fs_replace_at (int dfd, const char *name, const void *data, gsize len, mode_t mode,
+ab_fs_replace_at (int dfd, const char *path, const void *data, gsize len, mode_t mode,
                   GError **error)
+{
+  if (strchr (path, '/') == NULL)
+    return replace_in_dir (dfd, path, data, len, mode, error);
+  g_autofree char *parent = g_path_get_dirname (path);
+  g_autofree char *name = g_path_get_basename (path);
+  ab_autofd parent_dfd = openat (dfd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (parent_dfd < 0)
+    return fail_errno (error, errno, "Opening directory", parent);
+  return replace_in_dir (parent_dfd, name, data, len, mode, error);
+}
+
+static gboolean
+replace_in_dir (int dfd, const char *name, const void *data, gsize len, mode_t mode,
+                GError **error)
 {
   g_autofree char *tmp = g_strdup_printf (".%s.tmp-%d", name, (int) getpid ());
   ab_autofd fd = openat (dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
