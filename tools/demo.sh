@@ -80,6 +80,20 @@ abdeploy() {
     "$ABDEPLOY_BIN" "$@"
 }
 
+# expect_primary VERSION: check with status --json that the primary slot
+# holds VERSION.
+expect_primary() {
+    local got
+    got=$("$ABDEPLOY_BIN" --sysroot="$SYSROOT" status --json | python3 -c '
+import json, sys
+status = json.load(sys.stdin)
+print(next((s["version"] for s in status["slots"] if s["primary"]), None))')
+    if [[ "$got" != "$1" ]]; then
+        echo "demo: expected version $1 in the primary slot, found $got" >&2
+        exit 1
+    fi
+}
+
 # ---------------------------------------------------------------- signing key
 step "Generating a GPG signing key"
 mkdir -m 700 "$GNUPGHOME"
@@ -112,14 +126,17 @@ make_tree() {
     chmod 755 "$TREE/usr/bin/hello"
 }
 
-# publish VERSION: commit the sample image, sign it, update the summary.
+# publish VERSION: commit the sample image and sign it.
+# No summary file is written: the client then reads refs/heads/demo/stable
+# on every pull. (A summary rewritten within the same second as the
+# previous pull can be served as "304 Not Modified" by a server that has
+# only Last-Modified, and the client would keep its cached summary.)
 publish() {
     local version=$1
     make_tree "$version"
     run ostree --repo="$REPO" commit -b demo/stable --tree=dir="$TREE" \
         --subject="demo $version" --add-metadata-string=version="$version" \
         --gpg-sign="$KEY" --gpg-homedir="$GNUPGHOME"
-    ostree --repo="$REPO" summary -u --gpg-sign="$KEY" --gpg-homedir="$GNUPGHOME"
 }
 
 step "Publishing image 1.0 (signed OSTree commit)"
@@ -167,15 +184,18 @@ abdeploy --sysroot="$SYSROOT" init --os=demo --bootloader=file
 step "Deploying 1.0"
 abdeploy --sysroot="$SYSROOT" deploy --from="$URL" demo/stable
 abdeploy --sysroot="$SYSROOT" status
+expect_primary 1.0
 
 step "Publishing image 2.0 and deploying it"
 publish 2.0
 abdeploy --sysroot="$SYSROOT" deploy --from="$URL" demo/stable
 abdeploy --sysroot="$SYSROOT" status
+expect_primary 2.0
 
 step "Rolling back to 1.0"
 abdeploy --sysroot="$SYSROOT" rollback
 abdeploy --sysroot="$SYSROOT" status
+expect_primary 1.0
 
 step "Boot pointer ($SYSROOT/boot/abdeploy/pointer)"
 cat "$SYSROOT/boot/abdeploy/pointer"
