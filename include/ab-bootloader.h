@@ -8,6 +8,7 @@
 
 #include <glib.h>
 #include "ab-util.h"
+#include "ab-config.h"
 
 #define AB_BOOTLOADER_ERROR (ab_bootloader_error_quark ())
 GQuark ab_bootloader_error_quark (void);
@@ -58,6 +59,8 @@ typedef struct
   gboolean (*setup) (AbBootloader *self, GError **error);
   gboolean (*load) (AbBootloader *self, AbBootPointer *out, GError **error);
   gboolean (*save) (AbBootloader *self, const AbBootPointer *ptr, GError **error);
+  /* Frees priv; may be NULL. */
+  void (*free) (AbBootloader *self);
   /* Human-readable location of the pointer, for messages. */
   const char *location;
 } AbBootloaderOps;
@@ -65,14 +68,17 @@ typedef struct
 struct _AbBootloader
 {
   const AbBootloaderOps *ops;
-  int sysroot_dfd; /* borrowed */
+  int sysroot_dfd;        /* borrowed */
+  const AbConfig *config; /* borrowed; NULL means all defaults */
+  gpointer priv;          /* backend state, freed by ops->free */
 };
 
 extern const AbBootloaderOps ab_bootloader_file_ops;
 extern const AbBootloaderOps ab_bootloader_grub_ops;
 
-/* "file" or "grub". */
-AbBootloader *ab_bootloader_new (const char *name, int sysroot_dfd, GError **error);
+/* "file" or "grub". CONFIG may be NULL (defaults). */
+AbBootloader *ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config,
+                                 GError **error);
 void ab_bootloader_free (AbBootloader *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbBootloader, ab_bootloader_free)
 

@@ -38,8 +38,8 @@ typedef struct
 } AbSysroot;
 
 /* Creates the layout; on an initialized sysroot changes nothing. */
-gboolean ab_sysroot_init (const char *path, const char *os, const char *bootloader,
-                          gboolean *out_created, GError **error);
+gboolean ab_sysroot_init (const char *path, const char *config_path, const char *os,
+                          const char *bootloader, gboolean *out_created, GError **error);
 /* Opens an initialized sysroot, refusing unknown layout versions. */
 AbSysroot *ab_sysroot_open (const char *path, const char *config_path, GError **error);
 void ab_sysroot_free (AbSysroot *self);

@@ -110,7 +110,7 @@ ab_boot_pointer_from_vars (GHashTable *vars, AbBootPointer *out, GError **error)
 }
 
 AbBootloader *
-ab_bootloader_new (const char *name, int sysroot_dfd, GError **error)
+ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config, GError **error)
 {
   static const AbBootloaderOps *const backends[] = {
     &ab_bootloader_file_ops,
@@ -122,6 +122,7 @@ ab_bootloader_new (const char *name, int sysroot_dfd, GError **error)
         AbBootloader *self = g_new0 (AbBootloader, 1);
         self->ops = backends[i];
         self->sysroot_dfd = sysroot_dfd;
+        self->config = config;
         return self;
       }
   g_set_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND,
@@ -132,6 +133,10 @@ ab_bootloader_new (const char *name, int sysroot_dfd, GError **error)
 void
 ab_bootloader_free (AbBootloader *self)
 {
+  if (self == NULL)
+    return;
+  if (self->ops->free != NULL)
+    self->ops->free (self);
   g_free (self);
 }
 

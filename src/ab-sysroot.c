@@ -107,12 +107,13 @@ read_sysroot_json (int state_dfd, char **out_os, char **out_bootloader, GError *
 }
 
 static gboolean
-create_layout (int dfd, const char *os, const char *bootloader, GError **error)
+create_layout (int dfd, const char *os, const char *bootloader, const AbConfig *config,
+               GError **error)
 {
   for (guint i = 0; i < G_N_ELEMENTS (layout_dirs); i++)
     if (!ab_fs_mkdir_p_at (dfd, layout_dirs[i], 0755, error))
       return FALSE;
-  g_autoptr(AbBootloader) bl = ab_bootloader_new (bootloader, dfd, error);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new (bootloader, dfd, config, error);
   if (bl == NULL || !ab_bootloader_setup (bl, error))
     return FALSE;
   if (!ab_fs_mkdir_p_at (dfd, "ostree", 0755, error))
@@ -132,8 +133,8 @@ create_layout (int dfd, const char *os, const char *bootloader, GError **error)
 }
 
 gboolean
-ab_sysroot_init (const char *path, const char *os, const char *bootloader,
-                 gboolean *out_created, GError **error)
+ab_sysroot_init (const char *path, const char *config_path, const char *os,
+                 const char *bootloader, gboolean *out_created, GError **error)
 {
   *out_created = FALSE;
   if (g_mkdir_with_parents (path, 0755) < 0)
@@ -150,10 +151,13 @@ ab_sysroot_init (const char *path, const char *os, const char *bootloader,
     return FALSE;
   if (version > 0)
     return check_layout_version (version, error);
-  g_autoptr(AbBootloader) check = ab_bootloader_new (bootloader, dfd, error);
+  g_autoptr(AbConfig) config = ab_config_load (dfd, config_path, error);
+  if (config == NULL)
+    return FALSE;
+  g_autoptr(AbBootloader) check = ab_bootloader_new (bootloader, dfd, config, error);
   if (check == NULL)
     return FALSE;
-  if (!create_layout (dfd, os, bootloader, error))
+  if (!create_layout (dfd, os, bootloader, config, error))
     return FALSE;
   *out_created = TRUE;
   return TRUE;
@@ -197,9 +201,9 @@ ab_sysroot_open (const char *path, const char *config_path, GError **error)
   g_autofree char *bootloader = NULL;
   if (!read_sysroot_json (self->state_dfd, &self->os, &bootloader, error))
     return NULL;
-  if ((self->bootloader = ab_bootloader_new (bootloader, self->dfd, error)) == NULL)
-    return NULL;
   if ((self->config = ab_config_load (self->dfd, config_path, error)) == NULL)
+    return NULL;
+  if ((self->bootloader = ab_bootloader_new (bootloader, self->dfd, self->config, error)) == NULL)
     return NULL;
   if ((self->repo = ab_content_open_repo (self->dfd, error)) == NULL)
     return NULL;

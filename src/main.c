@@ -99,7 +99,7 @@ cmd_init (int argc, char **argv)
     return usage_error (ctx, "init takes no arguments");
   GError *error = NULL;
   gboolean created = FALSE;
-  if (!ab_sysroot_init (sysroot_path (), os, bootloader ? bootloader : "grub", &created, &error))
+  if (!ab_sysroot_init (sysroot_path (), opt_config, os, bootloader ? bootloader : "grub", &created, &error))
     return fail (error);
   if (created)
     g_print ("Initialized abdeploy sysroot %s (os %s, bootloader %s)\n", sysroot_path (), os,

@@ -19,7 +19,7 @@ static void
 roundtrip (TmpDir *t, const char *backend)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(AbBootloader) bl = ab_bootloader_new (backend, t->dfd, &error);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new (backend, t->dfd, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (ab_bootloader_setup (bl, &error));
   g_assert_no_error (error);
@@ -66,7 +66,7 @@ static void
 test_unknown_backend (TmpDir *t, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(AbBootloader) bl = ab_bootloader_new ("lilo", t->dfd, &error);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("lilo", t->dfd, NULL, &error);
   g_assert_null (bl);
   g_assert_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND);
 }
@@ -75,7 +75,7 @@ static void
 test_file_rejects_bad_values (TmpDir *t, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(AbBootloader) bl = ab_bootloader_new ("file", t->dfd, &error);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("file", t->dfd, NULL, &error);
   g_assert_true (ab_bootloader_setup (bl, &error));
   write_file_at (t->dfd, "boot/abdeploy/pointer", "ABDEPLOY_FORMAT=1\nABDEPLOY_PRIMARY=c\n");
   AbBootPointer p;
