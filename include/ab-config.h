@@ -18,8 +18,14 @@ typedef struct
   int boot_tries;        /* [boot] tries, 1..9, default 3 */
   char *update_url;      /* [update] url, NULL when unset */
   char *update_channel;  /* [update] channel, default "stable" */
+  guint health_timeout_sec;   /* [health] timeout-sec, default 300 */
+  gboolean greenboot_compat;  /* [health] greenboot-compat, default true */
+  char *on_red;               /* [health] on-red: reboot (default), rollback, none */
+  char *reboot_command;       /* [health] reboot-command, NULL: systemctl reboot or reboot */
   GKeyFile *keyfile;     /* merged view of all files */
 } AbConfig;
+
+#define AB_CONFIG_DEFAULT_HEALTH_TIMEOUT 300
 
 #define AB_CONFIG_DEFAULT_TRIES 3
 #define AB_CONFIG_MAX_TRIES 9

@@ -98,6 +98,48 @@ read_tries (AbConfig *config, GError **error)
   return TRUE;
 }
 
+static gboolean
+invalid (GError **error, const char *key, const char *value, const char *expected)
+{
+  g_set_error (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_INVALID,
+               "Invalid %s=%s in the configuration: use %s", key, value, expected);
+  return FALSE;
+}
+
+static gboolean
+read_health (AbConfig *config, GError **error)
+{
+  GKeyFile *kf = config->keyfile;
+  config->health_timeout_sec = AB_CONFIG_DEFAULT_HEALTH_TIMEOUT;
+  if (g_key_file_has_key (kf, "health", "timeout-sec", NULL))
+    {
+      g_autofree char *v = g_key_file_get_value (kf, "health", "timeout-sec", NULL);
+      guint64 n = 0;
+      if (!g_ascii_string_to_unsigned (g_strstrip (v), 10, 1, 86400, &n, NULL))
+        return invalid (error, "[health] timeout-sec", v, "seconds from 1 to 86400");
+      config->health_timeout_sec = (guint) n;
+    }
+  config->greenboot_compat = TRUE;
+  if (g_key_file_has_key (kf, "health", "greenboot-compat", NULL))
+    {
+      g_autoptr(GError) local = NULL;
+      config->greenboot_compat = g_key_file_get_boolean (kf, "health", "greenboot-compat", &local);
+      if (local != NULL)
+        {
+          g_autofree char *v = g_key_file_get_value (kf, "health", "greenboot-compat", NULL);
+          return invalid (error, "[health] greenboot-compat", v, "true or false");
+        }
+    }
+  config->on_red = g_key_file_get_string (kf, "health", "on-red", NULL);
+  if (config->on_red == NULL)
+    config->on_red = g_strdup ("reboot");
+  g_strstrip (config->on_red);
+  if (!g_strv_contains ((const char *const[]) { "reboot", "rollback", "none", NULL }, config->on_red))
+    return invalid (error, "[health] on-red", config->on_red, "reboot, rollback or none");
+  config->reboot_command = g_key_file_get_string (kf, "health", "reboot-command", NULL);
+  return TRUE;
+}
+
 AbConfig *
 ab_config_load (int sysroot_dfd, const char *override_path, GError **error)
 {
@@ -121,7 +163,7 @@ ab_config_load (int sysroot_dfd, const char *override_path, GError **error)
       if (!merge_conf_d (config->keyfile, sysroot_dfd, error))
         return NULL;
     }
-  if (!read_tries (config, error))
+  if (!read_tries (config, error) || !read_health (config, error))
     return NULL;
   config->update_url = g_key_file_get_string (config->keyfile, "update", "url", NULL);
   if (config->update_url && *g_strstrip (config->update_url) == '\0')
@@ -140,5 +182,7 @@ ab_config_free (AbConfig *config)
   g_clear_pointer (&config->keyfile, g_key_file_unref);
   g_free (config->update_url);
   g_free (config->update_channel);
+  g_free (config->on_red);
+  g_free (config->reboot_command);
   g_free (config);
 }

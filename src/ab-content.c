@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 G_DEFINE_QUARK (ab-content-error-quark, ab_content_error)
 
@@ -176,6 +177,17 @@ pull_options (const char *refspec)
   return g_variant_ref_sink (g_variant_builder_end (b));
 }
 
+/* libostree caches the remote's summary by name and revalidates it with
+ * If-Modified-Since; a summary rewritten within the same second would then
+ * resolve refs to stale commits. Each pull starts without the cache. */
+static void
+drop_summary_cache (OstreeRepo *repo)
+{
+  int dfd = ostree_repo_get_dfd (repo);
+  (void) unlinkat (dfd, "tmp/cache/summaries/" AB_CONTENT_REMOTE, 0);
+  (void) unlinkat (dfd, "tmp/cache/summaries/" AB_CONTENT_REMOTE ".sig", 0);
+}
+
 gboolean
 ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const char *refspec,
                  AbProgressFunc progress, gpointer user_data, char **out_commit, GError **error)
@@ -183,6 +195,7 @@ ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const ch
   g_autofree char *url = source_to_url (source, error);
   if (url == NULL || !configure_remote (repo, sysroot_dfd, url, error))
     return FALSE;
+  drop_summary_cache (repo);
   g_autoptr(GVariant) options = pull_options (refspec);
   ProgressRelay relay = { progress, user_data };
   g_autoptr(OstreeAsyncProgress) async_progress = NULL;

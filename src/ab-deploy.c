@@ -3,6 +3,7 @@
 #include "ab-crashpoint.h"
 #include "ab-etcmerge.h"
 #include "ab-fsutil.h"
+#include "ab-history.h"
 #include "ab-kernel.h"
 #include "ab-status.h"
 
@@ -206,7 +207,15 @@ write_record (AbSysroot *sysroot, AbSlot target, const char *commit, const char 
   rec->deployed_at = ab_now_iso8601 ();
   rec->origin = g_strdup (source);
   rec->ref = ab_is_commit_checksum (refspec) ? NULL : g_strdup (refspec);
-  return ab_slot_record_save (sysroot->state_dfd, target, rec, error);
+  if (!ab_slot_record_save (sysroot->state_dfd, target, rec, error))
+    return FALSE;
+  ab_crash_point ("stage:recorded");
+  g_autoptr(JsonBuilder) ev = ab_history_event_begin ("deploy");
+  ab_history_add_string (ev, "slot", ab_slot_name (target));
+  ab_history_add_string (ev, "version", rec->version);
+  ab_history_add_string (ev, "commit", commit);
+  ab_history_add_string (ev, "origin", source);
+  return ab_history_append (sysroot->state_dfd, ev, error);
 }
 
 static gboolean
@@ -269,7 +278,15 @@ stamp_activated (AbSysroot *sysroot, Snapshot *snap, AbSlot slot, GError **error
   AbSlotRecord *rec = snap->rec[slot];
   g_free (rec->activated_at);
   rec->activated_at = ab_now_iso8601 ();
-  return ab_slot_record_save (sysroot->state_dfd, slot, rec, error);
+  if (!ab_slot_record_save (sysroot->state_dfd, slot, rec, error))
+    return FALSE;
+  g_autoptr(JsonBuilder) ev = ab_history_event_begin ("activate");
+  ab_history_add_string (ev, "slot", ab_slot_name (slot));
+  ab_history_add_string (ev, "version", rec->version);
+  ab_history_add_string (ev, "commit", rec->commit);
+  json_builder_set_member_name (ev, "tries");
+  json_builder_add_int_value (ev, snap->ptr.tries[slot]);
+  return ab_history_append (sysroot->state_dfd, ev, error);
 }
 
 gboolean
@@ -293,6 +310,7 @@ ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **er
   if (!ab_bootloader_save (sysroot->bootloader, &ptr, error))
     return FALSE;
   ab_crash_point ("activate:flipped");
+  snap.ptr = ptr;
   return stamp_activated (sysroot, &snap, slot, error);
 }
 
@@ -324,6 +342,13 @@ ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
                    to != AB_SLOT_NONE ? ab_slot_name (to) : "");
       return FALSE;
     }
+  AbRollbackInfo info = {
+    ab_slot_name (from), ab_slot_name (to), snap.rec[from] ? snap.rec[from]->version : NULL,
+    snap.rec[to]->version, snap.rec[from] ? snap.rec[from]->commit : NULL, snap.rec[to]->commit,
+    "manual rollback by the operator", "manual",
+  };
+  if (!ab_history_record_rollback (sysroot->state_dfd, &info, error))
+    return FALSE;
   AbBootPointer ptr = snap.ptr;
   ptr.primary = to;
   ptr.state[to] = AB_BOOT_STATE_GOOD;

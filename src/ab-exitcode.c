@@ -2,6 +2,7 @@
 #include "ab-exitcode.h"
 #include "ab-content.h"
 #include "ab-deploy.h"
+#include "ab-health.h"
 #include "ab-lock.h"
 #include "ab-sysroot.h"
 
@@ -14,11 +15,13 @@ ab_exit_code_for_error (const GError *error)
     return AB_EXIT_VERIFY;
   if (g_error_matches (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD))
     return AB_EXIT_LOCKED;
-  if (g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO))
+  if (g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO)
+      || g_error_matches (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_NOTHING_TO_DO))
     return AB_EXIT_NOTHING_TO_DO;
   if (g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_USAGE)
       || g_error_matches (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE)
       || g_error_matches (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_USAGE)
+      || g_error_matches (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_USAGE)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED))

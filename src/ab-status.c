@@ -1,5 +1,7 @@
 #include "config.h"
 #include "ab-status.h"
+#include "ab-health.h"
+#include "ab-history.h"
 
 static const char *const slot_state_names[] = { "empty", "staged", "trial", "good", "bad" };
 
@@ -93,6 +95,17 @@ ab_status_to_json (AbSysroot *sysroot, GError **error)
   for (int s = 0; s < AB_N_SLOTS; s++)
     add_slot (b, sysroot, &v, (AbSlot) s);
   json_builder_end_array (b);
+  g_autoptr(JsonNode) health = ab_health_status_json (sysroot, error);
+  g_autoptr(JsonNode) last_rollback = NULL;
+  if (health == NULL || !ab_history_load_last_rollback (sysroot->state_dfd, &last_rollback, error))
+    return NULL;
+  json_builder_set_member_name (b, "health");
+  json_builder_add_value (b, g_steal_pointer (&health));
+  json_builder_set_member_name (b, "last_rollback");
+  if (last_rollback)
+    json_builder_add_value (b, g_steal_pointer (&last_rollback));
+  else
+    json_builder_add_null_value (b);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -101,6 +114,41 @@ static const char *
 or_dash (const char *s)
 {
   return s ? s : "-";
+}
+
+static gboolean
+append_health_text (AbSysroot *sysroot, GString *out, GError **error)
+{
+  g_autoptr(JsonNode) health = ab_health_status_json (sysroot, error);
+  g_autoptr(JsonNode) rb = NULL;
+  if (health == NULL || !ab_history_load_last_rollback (sysroot->state_dfd, &rb, error))
+    return FALSE;
+  JsonObject *h = json_node_get_object (health);
+  const char *verdict = json_object_get_string_member_with_default (h, "verdict", "none");
+  g_string_append_printf (out, "Last health verdict: %s", verdict);
+  JsonArray *failed = json_object_get_array_member (h, "failed_hooks");
+  for (guint i = 0; failed && i < json_array_get_length (failed); i++)
+    g_string_append_printf (out, "%s%s", i ? ", " : " (failed: ", json_array_get_string_element (failed, i));
+  if (failed && json_array_get_length (failed) > 0)
+    g_string_append_c (out, ')');
+  const char *at = json_object_get_string_member_with_default (h, "at", NULL);
+  if (at)
+    g_string_append_printf (out, " at %s", at);
+  g_string_append_c (out, '\n');
+  if (rb && JSON_NODE_HOLDS_OBJECT (rb))
+    {
+      JsonObject *r = json_node_get_object (rb);
+      g_string_append_printf (out, "Last rollback: from %s (slot %s) to %s (slot %s) at %s: %s\n",
+                              or_dash (json_object_get_string_member_with_default (r, "from_version", NULL)),
+                              or_dash (json_object_get_string_member_with_default (r, "from_slot", NULL)),
+                              or_dash (json_object_get_string_member_with_default (r, "to_version", NULL)),
+                              or_dash (json_object_get_string_member_with_default (r, "to_slot", NULL)),
+                              or_dash (json_object_get_string_member_with_default (r, "at", NULL)),
+                              or_dash (json_object_get_string_member_with_default (r, "reason", NULL)));
+    }
+  else
+    g_string_append (out, "Last rollback: none\n");
+  return TRUE;
 }
 
 char *
@@ -132,5 +180,7 @@ ab_status_to_text (AbSysroot *sysroot, GError **error)
                               or_dash (rec ? rec->deployed_at : NULL));
     }
   g_string_append (out, "(* booted, > primary: boots next)\n");
+  if (!append_health_text (sysroot, out, error))
+    return NULL;
   return g_string_free (g_steal_pointer (&out), FALSE);
 }

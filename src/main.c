@@ -2,6 +2,8 @@
 #include "config.h"
 #include "ab-deploy.h"
 #include "ab-exitcode.h"
+#include "ab-health.h"
+#include "ab-history.h"
 #include "ab-status.h"
 #include "ab-sysroot.h"
 
@@ -269,6 +271,109 @@ cmd_status (int argc, char **argv)
   return AB_EXIT_OK;
 }
 
+static int
+cmd_health_check (int argc, char **argv)
+{
+  gboolean no_reboot = FALSE;
+  GOptionEntry entries[] = {
+    { "no-reboot", 0, 0, G_OPTION_ARG_NONE, &no_reboot, "Never reboot; print the action instead", NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- run the health hooks of this boot and act on the verdict");
+  int code = 0;
+  if (!parse_command (ctx, entries, &argc, &argv, &code))
+    return code;
+  if (argc > 1)
+    return usage_error (ctx, "health-check takes no arguments");
+  GError *error = NULL;
+  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  AbHealthOptions opts = { no_reboot };
+  g_auto(AbHealthOutcome) outcome = { 0 };
+  if (sysroot == NULL || !ab_health_check (sysroot, &opts, &outcome, &error))
+    return fail (error);
+  g_print ("Verdict: %s (action: %s)\n", outcome.green ? "GREEN" : "RED", outcome.action);
+  return outcome.green ? AB_EXIT_OK : AB_EXIT_ERROR;
+}
+
+static int
+run_mark (int argc, char **argv, gboolean good)
+{
+  g_autoptr(GOptionContext) ctx = g_option_context_new (
+      good ? "[booted|other|a|b] - mark a slot good" : "[booted|other|a|b] - mark a slot bad");
+  int code = 0;
+  if (!parse_command (ctx, NULL, &argc, &argv, &code))
+    return code;
+  if (argc > 2)
+    return usage_error (ctx, "give at most one slot: booted, other, a or b");
+  GError *error = NULL;
+  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  AbSlot slot = AB_SLOT_NONE;
+  if (sysroot == NULL || !ab_health_mark (sysroot, argc == 2 ? argv[1] : "booted", good, &slot, &error))
+    return fail (error);
+  g_print ("Marked slot %s %s\n", ab_slot_name (slot), good ? "good" : "bad");
+  return AB_EXIT_OK;
+}
+
+static int
+cmd_mark_good (int argc, char **argv)
+{
+  return run_mark (argc, argv, TRUE);
+}
+
+static int
+cmd_mark_bad (int argc, char **argv)
+{
+  return run_mark (argc, argv, FALSE);
+}
+
+static void
+print_event_text (JsonObject *e)
+{
+  static const char *const keys[] = { "slot", "version", "verdict", "action", "failed_hooks",
+                                      "from_version", "to_version", "reason", "origin", NULL };
+  g_print ("%-20s %-10s", json_object_get_string_member_with_default (e, "at", "-"),
+           json_object_get_string_member_with_default (e, "type", "-"));
+  for (const char *const *k = keys; *k; k++)
+    {
+      JsonNode *n = json_object_get_member (e, *k);
+      if (n && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
+        g_print (" %s=%s", *k, json_node_get_string (n));
+    }
+  g_print ("\n");
+}
+
+static int
+cmd_history (int argc, char **argv)
+{
+  gboolean json = FALSE;
+  GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print a JSON array, newest first", NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- deploys, activations, verdicts and rollbacks, newest first");
+  int code = 0;
+  if (!parse_command (ctx, entries, &argc, &argv, &code))
+    return code;
+  if (argc > 1)
+    return usage_error (ctx, "history takes no arguments");
+  GError *error = NULL;
+  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  g_autoptr(JsonArray) events = sysroot ? ab_history_load (sysroot->state_dfd, &error) : NULL;
+  if (events == NULL)
+    return fail (error);
+  if (json)
+    {
+      g_autoptr(JsonNode) node = json_node_new (JSON_NODE_ARRAY);
+      json_node_set_array (node, events);
+      g_autofree char *text = json_to_string (node, TRUE);
+      g_print ("%s\n", text);
+      return AB_EXIT_OK;
+    }
+  for (guint i = 0; i < json_array_get_length (events); i++)
+    print_event_text (json_array_get_object_element (events, i));
+  return AB_EXIT_OK;
+}
+
 static const Command commands[] = {
   { "init", "--os=NAME [--bootloader=grub|file]", "Create the layout under the sysroot", cmd_init },
   { "stage", "[--from=URL|PATH] REF|COMMIT", "Pull, verify and check out into the inactive slot", cmd_stage },
@@ -276,6 +381,10 @@ static const Command commands[] = {
   { "deploy", "[--from=URL|PATH] [--tries=N] REF|COMMIT", "Stage, then activate", cmd_deploy },
   { "rollback", "", "Make the other slot primary again", cmd_rollback },
   { "status", "[--json]", "Show the slots and what boots next", cmd_status },
+  { "health-check", "[--no-reboot]", "Run the health hooks and act on the verdict", cmd_health_check },
+  { "mark-good", "[booted|other|a|b]", "Mark a slot good", cmd_mark_good },
+  { "mark-bad", "[booted|other|a|b]", "Mark a slot bad", cmd_mark_bad },
+  { "history", "[--json]", "Deploys, activations, verdicts, rollbacks", cmd_history },
 };
 
 static void
@@ -283,7 +392,7 @@ print_usage (FILE *f)
 {
   fprintf (f, "Usage: abdeploy [--sysroot=DIR] [--config=FILE] [-v] COMMAND [OPTIONS]\n\nCommands:\n");
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (f, "  %-9s %-42s %s\n", commands[i].name, commands[i].args, commands[i].summary);
+    fprintf (f, "  %-12s %-42s %s\n", commands[i].name, commands[i].args, commands[i].summary);
   fprintf (f, "\nRun abdeploy COMMAND --help for a command's options. See abdeploy(8).\n");
 }
 

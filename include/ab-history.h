@@ -1,0 +1,44 @@
+/* History of what happened to the sysroot (deploys, activations, verdicts,
+ * rollbacks, operator marks), newest last on disk, at most
+ * AB_HISTORY_MAX_EVENTS events, in SYSROOT/abdeploy/state/history.json.
+ * The last rollback also lives in state/last-rollback.json.
+ * Both are rewritten whole with tmp+fsync+rename. */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#define AB_HISTORY_FORMAT 1
+#define AB_HISTORY_MAX_EVENTS 1000
+
+#define AB_HISTORY_ERROR (ab_history_error_quark ())
+GQuark ab_history_error_quark (void);
+
+typedef enum
+{
+  AB_HISTORY_ERROR_FORMAT,
+} AbHistoryError;
+
+/* Starts an event object of TYPE with "type" and "at" set. */
+JsonBuilder *ab_history_event_begin (const char *type);
+void ab_history_add_string (JsonBuilder *b, const char *key, const char *value);
+/* Ends the builder's object and appends it. */
+gboolean ab_history_append (int state_dfd, JsonBuilder *event, GError **error);
+/* Events, newest first. */
+JsonArray *ab_history_load (int state_dfd, GError **error);
+
+typedef struct
+{
+  const char *from_slot, *to_slot, *from_version, *to_version, *from_commit, *to_commit;
+  const char *reason;
+  const char *kind; /* "manual", "health", "fallback" */
+} AbRollbackInfo;
+
+/* Writes state/last-rollback.json and a "rollback" history event. */
+gboolean ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **error);
+/* The last rollback object, or NULL (and TRUE) when there was none. */
+gboolean ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error);
+
+/* Reads a JSON state file; *out NULL when missing. */
+gboolean ab_state_read_json (int dfd, const char *name, JsonNode **out, GError **error);
+gboolean ab_state_write_json (int dfd, const char *name, JsonNode *node, GError **error);

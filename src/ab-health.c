@@ -1,0 +1,459 @@
+#include "config.h"
+#include "ab-health.h"
+#include "ab-crashpoint.h"
+#include "ab-fsutil.h"
+#include "ab-history.h"
+#include "ab-hooks.h"
+#include "ab-status.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+G_DEFINE_QUARK (ab-health-error-quark, ab_health_error)
+
+#define VERDICT_FILE "verdict.json"
+#define VERDICT_FORMAT 1
+#define MOTD_DIR "run/motd.d"
+#define MOTD_NAME "abdeploy"
+
+typedef struct
+{
+  AbBootPointer ptr;
+  AbSlotRecord *rec[AB_N_SLOTS];
+  AbSlot booted;
+  char *rollback_line; /* MOTD line when this boot rolled back */
+} Boot;
+
+static void
+boot_clear (Boot *b)
+{
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    g_clear_pointer (&b->rec[s], ab_slot_record_free);
+  g_clear_pointer (&b->rollback_line, g_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Boot, boot_clear)
+
+void
+ab_health_outcome_clear (AbHealthOutcome *o)
+{
+  g_clear_pointer (&o->action, g_free);
+}
+
+static const char *
+version_of (const Boot *b, AbSlot slot)
+{
+  if (slot == AB_SLOT_NONE || b->rec[slot] == NULL)
+    return NULL;
+  return b->rec[slot]->version ? b->rec[slot]->version : b->rec[slot]->commit;
+}
+
+static const char *
+commit_of (const Boot *b, AbSlot slot)
+{
+  return slot != AB_SLOT_NONE && b->rec[slot] ? b->rec[slot]->commit : NULL;
+}
+
+static gboolean
+write_motd (AbSysroot *sysroot, const char *text, GError **error)
+{
+  if (!ab_fs_mkdir_p_at (sysroot->dfd, MOTD_DIR, 0755, error))
+    return FALSE;
+  ab_autofd dfd = ab_fs_opendir_at (sysroot->dfd, MOTD_DIR, error);
+  return dfd >= 0 && ab_fs_replace_at (dfd, MOTD_NAME, text, strlen (text), 0644, error);
+}
+
+/* The failed hooks of the last verdict recorded for SLOT, comma-separated, or NULL. */
+static char *
+last_failed_hooks_of (AbSysroot *sysroot, AbSlot slot)
+{
+  g_autoptr(JsonNode) root = NULL;
+  if (!ab_state_read_json (sysroot->state_dfd, VERDICT_FILE, &root, NULL) || root == NULL
+      || !JSON_NODE_HOLDS_OBJECT (root))
+    return NULL;
+  JsonObject *o = json_node_get_object (root);
+  if (g_strcmp0 (json_object_get_string_member_with_default (o, "slot", ""), ab_slot_name (slot)) != 0
+      || g_strcmp0 (json_object_get_string_member_with_default (o, "verdict", ""), "red") != 0)
+    return NULL;
+  JsonArray *failed = json_object_get_array_member (o, "failed_hooks");
+  g_autoptr(GString) s = g_string_new (NULL);
+  for (guint i = 0; failed && i < json_array_get_length (failed); i++)
+    g_string_append_printf (s, "%s%s", i ? ", " : "", json_array_get_string_element (failed, i));
+  return s->len ? g_string_free (g_steal_pointer (&s), FALSE) : NULL;
+}
+
+static gboolean
+record_rollback (AbSysroot *sysroot, Boot *b, AbSlot from, AbSlot to, const char *kind,
+                 const char *reason, GError **error)
+{
+  AbRollbackInfo info = {
+    ab_slot_name (from), ab_slot_name (to), version_of (b, from), version_of (b, to),
+    commit_of (b, from), commit_of (b, to), reason, kind,
+  };
+  if (!ab_history_record_rollback (sysroot->state_dfd, &info, error))
+    return FALSE;
+  g_free (b->rollback_line);
+  b->rollback_line = g_strdup_printf ("ROLLED BACK from %s to %s: %s",
+                                      info.from_version ? info.from_version : "(unknown)",
+                                      info.to_version ? info.to_version : "(unknown)", reason);
+  g_print ("%s\n", b->rollback_line);
+  ab_crash_point ("health:rollback-recorded");
+  return TRUE;
+}
+
+/* The bootloader fell back on its own: the primary was in trial and a
+ * different slot booted. */
+static gboolean
+handle_fallback (AbSysroot *sysroot, Boot *b, GError **error)
+{
+  AbSlot primary = b->ptr.primary;
+  if (primary == AB_SLOT_NONE || primary == b->booted
+      || b->ptr.state[primary] != AB_BOOT_STATE_TRIAL)
+    return TRUE;
+  g_autofree char *hooks = last_failed_hooks_of (sysroot, primary);
+  g_autofree char *reason = hooks
+      ? g_strdup_printf ("slot %s failed its health check on every trial boot (failed: %s)",
+                         ab_slot_name (primary), hooks)
+      : g_strdup_printf ("slot %s did not come up within its trial boots; the bootloader fell back",
+                         ab_slot_name (primary));
+  if (!record_rollback (sysroot, b, primary, b->booted, "fallback", reason, error))
+    return FALSE;
+  b->ptr.state[primary] = AB_BOOT_STATE_BAD;
+  b->ptr.tries[primary] = 0;
+  b->ptr.primary = b->booted;
+  b->ptr.state[b->booted] = AB_BOOT_STATE_GOOD;
+  b->ptr.tries[b->booted] = 0;
+  if (!ab_bootloader_save (sysroot->bootloader, &b->ptr, error))
+    return FALSE;
+  ab_crash_point ("health:fallback-flipped");
+  return TRUE;
+}
+
+static gboolean
+is_trial_boot (const Boot *b)
+{
+  return b->ptr.primary == b->booted && b->ptr.state[b->booted] == AB_BOOT_STATE_TRIAL;
+}
+
+static char **
+hook_env (AbSysroot *sysroot, const Boot *b)
+{
+  char **env = g_get_environ ();
+  const char *slot = ab_slot_name (b->booted);
+  g_autofree char *tries = g_strdup_printf ("%d", b->ptr.tries[b->booted]);
+  env = g_environ_setenv (env, "ABDEPLOY_SLOT", slot, TRUE);
+  env = g_environ_setenv (env, "ABDEPLOY_VERSION", b->rec[b->booted] && b->rec[b->booted]->version ? b->rec[b->booted]->version : "", TRUE);
+  env = g_environ_setenv (env, "ABDEPLOY_COMMIT", commit_of (b, b->booted) ? commit_of (b, b->booted) : "", TRUE);
+  env = g_environ_setenv (env, "ABDEPLOY_TRIAL", is_trial_boot (b) ? "1" : "0", TRUE);
+  env = g_environ_setenv (env, "ABDEPLOY_TRIES_LEFT", tries, TRUE);
+  env = g_environ_setenv (env, "ABDEPLOY_SYSROOT", sysroot->path, TRUE);
+  return env;
+}
+
+static char *
+hook_root (AbSysroot *sysroot, AbSlot booted)
+{
+  g_autofree char *real = realpath (sysroot->path, NULL);
+  if (real == NULL || g_str_equal (real, "/"))
+    return g_strdup ("/");
+  return g_build_filename (real, "abdeploy/slots", ab_slot_name (booted), NULL);
+}
+
+static gboolean
+is_live_root (AbSysroot *sysroot)
+{
+  g_autofree char *real = realpath (sysroot->path, NULL);
+  return g_strcmp0 (real, "/") == 0;
+}
+
+static GPtrArray *
+failed_names (GPtrArray *results, AbHookStage stage)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < results->len; i++)
+    {
+      AbHookResult *r = results->pdata[i];
+      if (r->stage == stage && r->result != AB_HOOK_PASS)
+        g_ptr_array_add (names, g_strdup (r->name));
+    }
+  return names;
+}
+
+static char *
+join_names (GPtrArray *names)
+{
+  g_autoptr(GString) s = g_string_new (NULL);
+  for (guint i = 0; i < names->len; i++)
+    g_string_append_printf (s, "%s%s", i ? ", " : "", (char *) names->pdata[i]);
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+/* Decides what a red verdict does to the pointer; returns the action. */
+static const char *
+decide_red (AbSysroot *sysroot, Boot *b, gboolean trial, GPtrArray *failed, GError **error)
+{
+  if (!trial || g_str_equal (sysroot->config->on_red, "none"))
+    return "none";
+  AbSlot other = ab_slot_other (b->booted);
+  gboolean immediate = g_str_equal (sysroot->config->on_red, "rollback");
+  if (!immediate && b->ptr.tries[b->booted] > 0)
+    return "reboot";
+  if (b->rec[other] == NULL || !ab_boot_pointer_bootable (&b->ptr, other))
+    {
+      g_printerr ("warning: slot %s failed its health check, but slot %s holds nothing "
+                  "bootable to roll back to\n", ab_slot_name (b->booted), ab_slot_name (other));
+      return "none";
+    }
+  g_autofree char *hooks = join_names (failed);
+  g_autofree char *reason = g_strdup_printf ("slot %s failed its health check%s (failed: %s)",
+                                             ab_slot_name (b->booted),
+                                             immediate ? "" : " on every trial boot", hooks);
+  if (!record_rollback (sysroot, b, b->booted, other, "health", reason, error))
+    return NULL;
+  b->ptr.state[b->booted] = AB_BOOT_STATE_BAD;
+  b->ptr.tries[b->booted] = 0;
+  b->ptr.primary = other;
+  if (!ab_bootloader_save (sysroot->bootloader, &b->ptr, error))
+    return NULL;
+  ab_crash_point ("health:rollback-flipped");
+  return "rollback";
+}
+
+static const char *
+decide_green (AbSysroot *sysroot, Boot *b, gboolean trial, GError **error)
+{
+  if (!trial)
+    return "none";
+  b->ptr.state[b->booted] = AB_BOOT_STATE_GOOD;
+  b->ptr.tries[b->booted] = 0;
+  if (!ab_bootloader_save (sysroot->bootloader, &b->ptr, error))
+    return NULL;
+  ab_crash_point ("health:blessed");
+  return "marked-good";
+}
+
+static gboolean
+write_verdict (AbSysroot *sysroot, const Boot *b, gboolean green, gboolean trial,
+               GPtrArray *results, const char *action, GError **error)
+{
+  g_autoptr(GPtrArray) failed = failed_names (results, AB_HOOK_STAGE_REQUIRED);
+  g_autoptr(GPtrArray) warnings = failed_names (results, AB_HOOK_STAGE_WANTED);
+  g_autoptr(JsonBuilder) jb = ab_history_event_begin ("verdict");
+  json_builder_set_member_name (jb, "format");
+  json_builder_add_int_value (jb, VERDICT_FORMAT);
+  ab_history_add_string (jb, "slot", ab_slot_name (b->booted));
+  ab_history_add_string (jb, "version", version_of (b, b->booted));
+  ab_history_add_string (jb, "commit", commit_of (b, b->booted));
+  json_builder_set_member_name (jb, "trial");
+  json_builder_add_boolean_value (jb, trial);
+  ab_history_add_string (jb, "verdict", green ? "green" : "red");
+  ab_history_add_string (jb, "action", action);
+  json_builder_set_member_name (jb, "failed_hooks");
+  json_builder_begin_array (jb);
+  for (guint i = 0; i < failed->len; i++)
+    json_builder_add_string_value (jb, failed->pdata[i]);
+  json_builder_end_array (jb);
+  json_builder_set_member_name (jb, "warnings");
+  json_builder_begin_array (jb);
+  for (guint i = 0; i < warnings->len; i++)
+    json_builder_add_string_value (jb, warnings->pdata[i]);
+  json_builder_end_array (jb);
+  json_builder_set_member_name (jb, "hooks");
+  json_builder_begin_array (jb);
+  for (guint i = 0; i < results->len; i++)
+    json_builder_add_value (jb, ab_hook_result_to_json (results->pdata[i]));
+  json_builder_end_array (jb);
+  json_builder_end_object (jb);
+  g_autoptr(JsonNode) node = json_builder_get_root (jb);
+  if (!ab_state_write_json (sysroot->state_dfd, VERDICT_FILE, node, error))
+    return FALSE;
+  ab_crash_point ("health:verdict-written");
+  g_autoptr(JsonBuilder) ev = ab_history_event_begin ("verdict");
+  ab_history_add_string (ev, "slot", ab_slot_name (b->booted));
+  ab_history_add_string (ev, "version", version_of (b, b->booted));
+  ab_history_add_string (ev, "verdict", green ? "green" : "red");
+  ab_history_add_string (ev, "action", action);
+  g_autofree char *failed_str = join_names (failed);
+  ab_history_add_string (ev, "failed_hooks", failed->len ? failed_str : NULL);
+  return ab_history_append (sysroot->state_dfd, ev, error);
+}
+
+static gboolean
+update_motd (AbSysroot *sysroot, const Boot *b, gboolean green, GPtrArray *results, GError **error)
+{
+  g_autoptr(GPtrArray) failed = failed_names (results, AB_HOOK_STAGE_REQUIRED);
+  g_autofree char *hooks = join_names (failed);
+  g_autofree char *status = green ? g_strdup ("Boot status is GREEN")
+                                  : g_strdup_printf ("Boot status is RED: %s", hooks);
+  g_autofree char *text = b->rollback_line
+      ? g_strdup_printf ("%s\n%s\n", b->rollback_line, status)
+      : g_strdup_printf ("%s\n", status);
+  return write_motd (sysroot, text, error);
+}
+
+static gboolean
+load_boot (AbSysroot *sysroot, Boot *b, GError **error)
+{
+  b->booted = sysroot->booted;
+  if (b->booted == AB_SLOT_NONE)
+    {
+      g_set_error (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_NOT_BOOTED,
+                   "No booted slot: the kernel command line has no abdeploy.slot=a|b "
+                   "(set ABDEPLOY_CMDLINE to a file holding it when checking an offline sysroot)");
+      return FALSE;
+    }
+  return ab_sysroot_lock (sysroot, error)
+         && ab_bootloader_load (sysroot->bootloader, &b->ptr, error)
+         && ab_sysroot_load_records (sysroot, b->rec, error);
+}
+
+static gboolean
+run_checks (AbSysroot *sysroot, const Boot *b, const char *root, GPtrArray *results,
+            char **env, GError **error)
+{
+  AbHookRunOptions opts = { sysroot->config->health_timeout_sec, sysroot->config->keyfile, env,
+                            sysroot->config->greenboot_compat, TRUE };
+  gboolean required_ok = ab_hooks_run_stage (root, AB_HOOK_STAGE_REQUIRED, &opts, results, error);
+  if (error && *error)
+    return FALSE;
+  (void) ab_hooks_run_stage (root, AB_HOOK_STAGE_WANTED, &opts, results, error);
+  if (error && *error)
+    return FALSE;
+  return required_ok;
+}
+
+static void
+reboot_now (AbSysroot *sysroot, AbHealthOutcome *out)
+{
+  const char *cmd = sysroot->config->reboot_command;
+  if (cmd == NULL)
+    cmd = g_file_test ("/run/systemd/system", G_FILE_TEST_IS_DIR) ? "systemctl reboot" : "reboot";
+  g_print ("Rebooting (%s)\n", cmd);
+  g_autoptr(GError) error = NULL;
+  if (!g_spawn_command_line_async (cmd, &error))
+    g_printerr ("abdeploy: could not reboot: %s\n", error->message);
+  else
+    out->rebooting = TRUE;
+}
+
+gboolean
+ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts, AbHealthOutcome *out,
+                 GError **error)
+{
+  g_auto(Boot) b = { 0 };
+  if (!load_boot (sysroot, &b, error) || !handle_fallback (sysroot, &b, error))
+    return FALSE;
+  gboolean trial = is_trial_boot (&b);
+  g_autofree char *root = hook_root (sysroot, b.booted);
+  g_auto(GStrv) env = hook_env (sysroot, &b);
+  g_autoptr(GPtrArray) results = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_hook_result_free);
+  g_autoptr(GError) local = NULL;
+  gboolean green = run_checks (sysroot, &b, root, results, env, &local);
+  if (local != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  ab_crash_point ("health:checked");
+  g_autoptr(GPtrArray) failed = failed_names (results, AB_HOOK_STAGE_REQUIRED);
+  const char *action = green ? decide_green (sysroot, &b, trial, error)
+                             : decide_red (sysroot, &b, trial, failed, error);
+  if (action == NULL)
+    return FALSE;
+  AbHookRunOptions hopts = { sysroot->config->health_timeout_sec, sysroot->config->keyfile, env,
+                             sysroot->config->greenboot_compat, TRUE };
+  (void) ab_hooks_run_stage (root, green ? AB_HOOK_STAGE_GREEN : AB_HOOK_STAGE_RED, &hopts,
+                             results, NULL);
+  if (!write_verdict (sysroot, &b, green, trial, results, action, error)
+      || !update_motd (sysroot, &b, green, results, error))
+    return FALSE;
+  out->green = green;
+  out->action = g_strdup (action);
+  gboolean wants_reboot = g_str_equal (action, "reboot") || g_str_equal (action, "rollback");
+  if (wants_reboot && (opts->no_reboot || !is_live_root (sysroot)))
+    g_print ("Would reboot now (action %s); not rebooting: %s\n", action,
+             opts->no_reboot ? "--no-reboot" : "--sysroot is not /");
+  else if (wants_reboot)
+    reboot_now (sysroot, out);
+  return TRUE;
+}
+
+static AbSlot
+resolve_which (AbSysroot *sysroot, const char *which, GError **error)
+{
+  AbSlot slot = AB_SLOT_NONE;
+  if (g_strcmp0 (which, "booted") == 0 || g_strcmp0 (which, "other") == 0)
+    {
+      if (sysroot->booted == AB_SLOT_NONE)
+        {
+          g_set_error (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_NOT_BOOTED,
+                       "\"%s\" needs a booted slot (abdeploy.slot= on the kernel command line); "
+                       "name the slot instead: a or b", which);
+          return AB_SLOT_NONE;
+        }
+      slot = g_str_equal (which, "booted") ? sysroot->booted : ab_slot_other (sysroot->booted);
+    }
+  else if ((slot = ab_slot_from_name (which)) == AB_SLOT_NONE)
+    g_set_error (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_USAGE,
+                 "Unknown slot \"%s\": use booted, other, a or b", which);
+  return slot;
+}
+
+gboolean
+ab_health_mark (AbSysroot *sysroot, const char *which, gboolean good, AbSlot *out_slot,
+                GError **error)
+{
+  g_auto(Boot) b = { 0 };
+  AbSlot slot = resolve_which (sysroot, which ? which : "booted", error);
+  *out_slot = slot;
+  if (slot == AB_SLOT_NONE || !ab_sysroot_lock (sysroot, error)
+      || !ab_bootloader_load (sysroot->bootloader, &b.ptr, error)
+      || !ab_sysroot_load_records (sysroot, b.rec, error))
+    return FALSE;
+  if (b.rec[slot] == NULL)
+    {
+      g_set_error (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_NOTHING_TO_DO,
+                   "Slot %s is empty: there is nothing to mark", ab_slot_name (slot));
+      return FALSE;
+    }
+  b.ptr.state[slot] = good ? AB_BOOT_STATE_GOOD : AB_BOOT_STATE_BAD;
+  b.ptr.tries[slot] = 0;
+  AbSlot other = ab_slot_other (slot);
+  /* A bad primary hands over to the other slot when that one can boot. */
+  if (!good && b.ptr.primary == slot && b.rec[other] && ab_boot_pointer_bootable (&b.ptr, other))
+    b.ptr.primary = other;
+  if (b.ptr.primary == AB_SLOT_NONE && good)
+    b.ptr.primary = slot;
+  if (!ab_bootloader_save (sysroot->bootloader, &b.ptr, error))
+    return FALSE;
+  g_autoptr(JsonBuilder) ev = ab_history_event_begin (good ? "mark-good" : "mark-bad");
+  ab_history_add_string (ev, "slot", ab_slot_name (slot));
+  ab_history_add_string (ev, "version", version_of (&b, slot));
+  return ab_history_append (sysroot->state_dfd, ev, error);
+}
+
+JsonNode *
+ab_health_status_json (AbSysroot *sysroot, GError **error)
+{
+  g_autoptr(JsonNode) root = NULL;
+  if (!ab_state_read_json (sysroot->state_dfd, VERDICT_FILE, &root, error))
+    return NULL;
+  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  ab_history_add_string (b, "verdict", o ? json_object_get_string_member_with_default (o, "verdict", "none") : "none");
+  json_builder_set_member_name (b, "failed_hooks");
+  JsonNode *failed = o ? json_object_get_member (o, "failed_hooks") : NULL;
+  if (failed && JSON_NODE_HOLDS_ARRAY (failed))
+    json_builder_add_value (b, json_node_copy (failed));
+  else
+    {
+      json_builder_begin_array (b);
+      json_builder_end_array (b);
+    }
+  ab_history_add_string (b, "at", o ? json_object_get_string_member_with_default (o, "at", NULL) : NULL);
+  ab_history_add_string (b, "slot", o ? json_object_get_string_member_with_default (o, "slot", NULL) : NULL);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}

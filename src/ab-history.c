@@ -1,0 +1,156 @@
+#include "config.h"
+#include "ab-history.h"
+#include "ab-fsutil.h"
+#include "ab-util.h"
+
+#include <string.h>
+
+G_DEFINE_QUARK (ab-history-error-quark, ab_history_error)
+
+#define HISTORY_FILE "history.json"
+#define LAST_ROLLBACK_FILE "last-rollback.json"
+
+gboolean
+ab_state_read_json (int dfd, const char *name, JsonNode **out, GError **error)
+{
+  *out = NULL;
+  g_autofree char *data = NULL;
+  g_autoptr(GError) local = NULL;
+  if (!ab_fs_read_at (dfd, name, &data, NULL, &local))
+    {
+      if (g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
+        return TRUE;
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  if (!json_parser_load_from_data (parser, data, -1, error))
+    {
+      g_prefix_error (error, "Reading state file %s: ", name);
+      return FALSE;
+    }
+  *out = json_node_copy (json_parser_get_root (parser));
+  return TRUE;
+}
+
+gboolean
+ab_state_write_json (int dfd, const char *name, JsonNode *node, GError **error)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  json_generator_set_root (gen, node);
+  json_generator_set_pretty (gen, TRUE);
+  g_autofree char *text = json_generator_to_data (gen, NULL);
+  g_autofree char *line = g_strconcat (text, "\n", NULL);
+  return ab_fs_replace_at (dfd, name, line, strlen (line), 0644, error);
+}
+
+JsonBuilder *
+ab_history_event_begin (const char *type)
+{
+  JsonBuilder *b = json_builder_new ();
+  g_autofree char *now = ab_now_iso8601 ();
+  json_builder_begin_object (b);
+  ab_history_add_string (b, "type", type);
+  ab_history_add_string (b, "at", now);
+  return b;
+}
+
+void
+ab_history_add_string (JsonBuilder *b, const char *key, const char *value)
+{
+  json_builder_set_member_name (b, key);
+  if (value)
+    json_builder_add_string_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+/* The events array of the history file (oldest first); empty when none. */
+static JsonArray *
+load_events (int state_dfd, GError **error)
+{
+  g_autoptr(JsonNode) root = NULL;
+  if (!ab_state_read_json (state_dfd, HISTORY_FILE, &root, error))
+    return NULL;
+  if (root == NULL)
+    return json_array_new ();
+  JsonObject *o = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  gint64 format = o ? json_object_get_int_member_with_default (o, "format", 0) : 0;
+  JsonNode *events = o ? json_object_get_member (o, "events") : NULL;
+  if (format != AB_HISTORY_FORMAT || events == NULL || !JSON_NODE_HOLDS_ARRAY (events))
+    {
+      g_set_error (error, AB_HISTORY_ERROR, AB_HISTORY_ERROR_FORMAT,
+                   "State file " HISTORY_FILE " has format %" G_GINT64_FORMAT
+                   ", this abdeploy reads format %d", format, AB_HISTORY_FORMAT);
+      return NULL;
+    }
+  return json_array_ref (json_node_get_array (events));
+}
+
+gboolean
+ab_history_append (int state_dfd, JsonBuilder *event, GError **error)
+{
+  json_builder_end_object (event);
+  g_autoptr(JsonArray) events = load_events (state_dfd, error);
+  if (events == NULL)
+    return FALSE;
+  g_autoptr(JsonArray) kept = json_array_new ();
+  guint n = json_array_get_length (events);
+  guint first = n >= AB_HISTORY_MAX_EVENTS ? n - AB_HISTORY_MAX_EVENTS + 1 : 0;
+  for (guint i = first; i < n; i++)
+    json_array_add_element (kept, json_node_copy (json_array_get_element (events, i)));
+  json_array_add_element (kept, json_builder_get_root (event));
+  g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+  g_autoptr(JsonObject) o = json_object_new ();
+  json_object_set_int_member (o, "format", AB_HISTORY_FORMAT);
+  json_object_set_array_member (o, "events", g_steal_pointer (&kept));
+  json_node_set_object (root, o);
+  return ab_state_write_json (state_dfd, HISTORY_FILE, root, error);
+}
+
+JsonArray *
+ab_history_load (int state_dfd, GError **error)
+{
+  g_autoptr(JsonArray) events = load_events (state_dfd, error);
+  if (events == NULL)
+    return NULL;
+  JsonArray *newest_first = json_array_new ();
+  for (guint i = json_array_get_length (events); i > 0; i--)
+    json_array_add_element (newest_first, json_node_copy (json_array_get_element (events, i - 1)));
+  return newest_first;
+}
+
+static void
+add_rollback_members (JsonBuilder *b, const AbRollbackInfo *info)
+{
+  ab_history_add_string (b, "kind", info->kind);
+  ab_history_add_string (b, "from_slot", info->from_slot);
+  ab_history_add_string (b, "to_slot", info->to_slot);
+  ab_history_add_string (b, "from_version", info->from_version);
+  ab_history_add_string (b, "to_version", info->to_version);
+  ab_history_add_string (b, "from_commit", info->from_commit);
+  ab_history_add_string (b, "to_commit", info->to_commit);
+  ab_history_add_string (b, "reason", info->reason);
+}
+
+gboolean
+ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **error)
+{
+  g_autoptr(JsonBuilder) last = ab_history_event_begin ("rollback");
+  add_rollback_members (last, info);
+  json_builder_set_member_name (last, "format");
+  json_builder_add_int_value (last, AB_HISTORY_FORMAT);
+  json_builder_end_object (last);
+  g_autoptr(JsonNode) node = json_builder_get_root (last);
+  if (!ab_state_write_json (state_dfd, LAST_ROLLBACK_FILE, node, error))
+    return FALSE;
+  g_autoptr(JsonBuilder) event = ab_history_event_begin ("rollback");
+  add_rollback_members (event, info);
+  return ab_history_append (state_dfd, event, error);
+}
+
+gboolean
+ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error)
+{
+  return ab_state_read_json (state_dfd, LAST_ROLLBACK_FILE, out, error);
+}
