@@ -1,0 +1,59 @@
+/* HTTP(S) and file:// downloads with libcurl, hardened for hostile servers.
+ *
+ * Invariants:
+ * - No download reads more than its cap: max_bytes, or expected_size when
+ *   the size is known in advance; the transfer is aborted at the first byte
+ *   beyond it.
+ * - A server that sends less than low_speed_bytes per second for
+ *   low_speed_time_sec is cut off, so a download ends in bounded time.
+ * - 4xx answers are terminal (no retry); 5xx answers, timeouts and
+ *   connection failures are retried with capped exponential backoff, at
+ *   most max_attempts times.
+ * - ab_fetch_to_file_at() writes NAME.part and renames it to NAME only when
+ *   complete; a later call resumes NAME.part with an HTTP Range request. */
+#pragma once
+
+#include <gio/gio.h>
+
+#define AB_FETCH_ERROR (ab_fetch_error_quark ())
+GQuark ab_fetch_error_quark (void);
+
+typedef enum
+{
+  AB_FETCH_ERROR_FAILED,
+  AB_FETCH_ERROR_HTTP_TERMINAL, /* 4xx: do not retry */
+  AB_FETCH_ERROR_TRANSIENT,     /* 5xx, timeout, connection: retried and still failing */
+  AB_FETCH_ERROR_TOO_BIG,
+  AB_FETCH_ERROR_TOO_SLOW,
+  AB_FETCH_ERROR_CANCELLED,
+} AbFetchError;
+
+typedef void (*AbFetchProgressFunc) (guint64 done, guint64 total, gpointer user_data);
+
+typedef struct
+{
+  guint64 max_bytes;      /* 0: no cap beyond expected_size */
+  guint64 expected_size;  /* 0: unknown */
+  long low_speed_bytes;   /* default 1024 */
+  long low_speed_time_sec; /* default 20 */
+  long connect_timeout_sec; /* default 15 */
+  guint max_attempts;     /* default 4 */
+  guint backoff_initial_ms; /* default 500 */
+  guint backoff_max_ms;   /* default 8000 */
+  const char *ca_file;    /* extra CA bundle for HTTPS, or NULL */
+  AbFetchProgressFunc progress;
+  gpointer progress_data;
+  GCancellable *cancellable;
+} AbFetchOptions;
+
+void ab_fetch_options_init (AbFetchOptions *opts);
+
+/* "http://…", "https://…", "file://…" or a local path: the URL libcurl gets. */
+char *ab_fetch_url_join (const char *base, const char *path);
+
+gboolean ab_fetch_to_bytes (const char *url, const AbFetchOptions *opts, GBytes **out,
+                            GError **error);
+gboolean ab_fetch_to_file_at (const char *url, int dfd, const char *name,
+                              const AbFetchOptions *opts, GError **error);
+/* Whether a later retry of the same download may succeed. */
+gboolean ab_fetch_error_is_retryable (const GError *error);

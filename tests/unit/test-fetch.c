@@ -1,0 +1,96 @@
+#include "config.h"
+#include <string.h>
+#include "ab-fetch.h"
+#include "ab-test-fixture.h"
+
+static char *
+file_url (TmpDir *t, const char *name)
+{
+  return ab_fetch_url_join (t->path, name);
+}
+
+static void
+test_url_join (void)
+{
+  g_autofree char *a = ab_fetch_url_join ("http://127.0.0.1:8000/repo/", "/abdeploy/x.json");
+  g_assert_cmpstr (a, ==, "http://127.0.0.1:8000/repo/abdeploy/x.json");
+  g_autofree char *b = ab_fetch_url_join ("http://127.0.0.1:8000/repo", "deltas/a/b");
+  g_assert_cmpstr (b, ==, "http://127.0.0.1:8000/repo/deltas/a/b");
+  g_autofree char *c = ab_fetch_url_join ("/media/usb/repo", "x");
+  g_assert_cmpstr (c, ==, "file:///media/usb/repo/x");
+}
+
+static void
+test_bytes_and_cap (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  write_file_at (t->dfd, "data", "0123456789");
+  g_autofree char *url = file_url (t, "data");
+  AbFetchOptions opts;
+  ab_fetch_options_init (&opts);
+  g_autoptr(GBytes) bytes = NULL;
+  g_assert_true (ab_fetch_to_bytes (url, &opts, &bytes, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), "0123456789", 10);
+  opts.max_bytes = 5;
+  g_autoptr(GBytes) capped = NULL;
+  g_assert_false (ab_fetch_to_bytes (url, &opts, &capped, &error));
+  g_assert_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TOO_BIG);
+  g_assert_false (ab_fetch_error_is_retryable (error));
+}
+
+static void
+test_missing_is_terminal (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *url = file_url (t, "absent");
+  AbFetchOptions opts;
+  ab_fetch_options_init (&opts);
+  opts.backoff_initial_ms = 1;
+  g_autoptr(GBytes) bytes = NULL;
+  g_assert_false (ab_fetch_to_bytes (url, &opts, &bytes, &error));
+  g_assert_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_HTTP_TERMINAL);
+}
+
+static void
+test_file_resume (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  write_file_at (t->dfd, "src", "abcdefghij");
+  write_file_at (t->dfd, "dst.part", "abcd");
+  g_autofree char *url = file_url (t, "src");
+  AbFetchOptions opts;
+  ab_fetch_options_init (&opts);
+  opts.expected_size = 10;
+  g_assert_true (ab_fetch_to_file_at (url, t->dfd, "dst", &opts, &error));
+  g_assert_no_error (error);
+  g_autofree char *got = read_file_at (t->dfd, "dst");
+  g_assert_cmpstr (got, ==, "abcdefghij");
+  g_assert_false (ab_fs_exists_at (t->dfd, "dst.part"));
+}
+
+static void
+test_expected_size_enforced (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  write_file_at (t->dfd, "src", "abcdefghij");
+  g_autofree char *url = file_url (t, "src");
+  AbFetchOptions opts;
+  ab_fetch_options_init (&opts);
+  opts.expected_size = 4;
+  g_assert_false (ab_fetch_to_file_at (url, t->dfd, "dst", &opts, &error));
+  g_assert_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TOO_BIG);
+  g_assert_false (ab_fs_exists_at (t->dfd, "dst"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/fetch/url-join", test_url_join);
+  TMPDIR_TEST ("/fetch/bytes-and-cap", test_bytes_and_cap);
+  TMPDIR_TEST ("/fetch/missing-is-terminal", test_missing_is_terminal);
+  TMPDIR_TEST ("/fetch/file-resume", test_file_resume);
+  TMPDIR_TEST ("/fetch/expected-size-enforced", test_expected_size_enforced);
+  return g_test_run ();
+}
