@@ -35,7 +35,7 @@ typedef void (*AbProgressFunc) (guint64 objects_done, guint64 objects_total,
  * returning the commit checksum. */
 gboolean ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source,
                           const char *refspec, AbProgressFunc progress, gpointer user_data,
-                          char **out_commit, GError **error);
+                          GCancellable *cancellable, char **out_commit, GError **error);
 /* Resolves a ref or commit already in the repo. */
 gboolean ab_content_resolve (OstreeRepo *repo, const char *refspec, char **out_commit,
                              GError **error);
@@ -46,6 +46,6 @@ gboolean ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commi
 char *ab_content_commit_version (OstreeRepo *repo, const char *commit, GError **error);
 /* Checks COMMIT out into dfd/path with hardlinks into the repo. */
 gboolean ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *path,
-                              GError **error);
+                              GCancellable *cancellable, GError **error);
 gboolean ab_content_set_ref (OstreeRepo *repo, const char *ref, const char *commit,
                              GError **error);

@@ -27,6 +27,8 @@ typedef struct
   const char *refspec;    /* REF or COMMIT */
   AbProgressFunc progress;
   gpointer progress_data;
+  gboolean local_only;    /* the commit is already in the repo: never pull */
+  GCancellable *cancellable;
 } AbStageOptions;
 
 /* The slot that stage writes: neither booted nor (offline) primary. */

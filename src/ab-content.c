@@ -190,7 +190,8 @@ drop_summary_cache (OstreeRepo *repo)
 
 gboolean
 ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const char *refspec,
-                 AbProgressFunc progress, gpointer user_data, char **out_commit, GError **error)
+                 AbProgressFunc progress, gpointer user_data, GCancellable *cancellable,
+                 char **out_commit, GError **error)
 {
   g_autofree char *url = source_to_url (source, error);
   if (url == NULL || !configure_remote (repo, sysroot_dfd, url, error))
@@ -203,7 +204,7 @@ ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const ch
     async_progress = ostree_async_progress_new_and_connect (on_pull_progress, &relay);
   g_autoptr(GError) local = NULL;
   gboolean ok = ostree_repo_pull_with_options (repo, AB_CONTENT_REMOTE, options, async_progress,
-                                               NULL, &local);
+                                               cancellable, &local);
   if (async_progress != NULL)
     ostree_async_progress_finish (async_progress);
   if (!ok)
@@ -276,7 +277,7 @@ ab_content_commit_version (OstreeRepo *repo, const char *commit, GError **error)
 
 gboolean
 ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *path,
-                     GError **error)
+                     GCancellable *cancellable, GError **error)
 {
   OstreeRepoCheckoutAtOptions opts = { 0 };
   opts.mode = OSTREE_REPO_CHECKOUT_MODE_NONE;
@@ -284,7 +285,7 @@ ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *
   /* Hardlinks only: a copy would silently double the disk use. */
   opts.no_copy_fallback = TRUE;
   opts.enable_fsync = FALSE; /* the caller syncs the file system once */
-  if (!ostree_repo_checkout_at (repo, &opts, dfd, path, commit, NULL, error))
+  if (!ostree_repo_checkout_at (repo, &opts, dfd, path, commit, cancellable, error))
     {
       g_prefix_error (error, "Checking out %s: ", commit);
       return FALSE;

@@ -124,11 +124,10 @@ make_unbootable (AbSysroot *sysroot, Snapshot *snap, AbSlot target, GError **err
 }
 
 static gboolean
-build_tree (AbSysroot *sysroot, const Snapshot *snap, AbSlot target, const char *commit,
-            GError **error)
+build_tree_in (AbSysroot *sysroot, const Snapshot *snap, AbSlot target, const char *commit,
+               const char *tmp, GCancellable *cancellable, GError **error)
 {
-  g_autofree char *tmp = g_strdup_printf (".%s.new", ab_slot_name (target));
-  if (!ab_content_checkout (sysroot->repo, commit, sysroot->slots_dfd, tmp, error))
+  if (!ab_content_checkout (sysroot->repo, commit, sysroot->slots_dfd, tmp, cancellable, error))
     return FALSE;
   ab_crash_point ("stage:checked-out");
   ab_autofd new_dfd = ab_fs_opendir_at (sysroot->slots_dfd, tmp, error);
@@ -143,6 +142,18 @@ build_tree (AbSysroot *sysroot, const Snapshot *snap, AbSlot target, const char 
     return FALSE;
   ab_crash_point ("stage:etc-merged");
   return TRUE;
+}
+
+/* Builds the tree beside the slot; a failed or cancelled build leaves nothing. */
+static gboolean
+build_tree (AbSysroot *sysroot, const Snapshot *snap, AbSlot target, const char *commit,
+            GCancellable *cancellable, GError **error)
+{
+  g_autofree char *tmp = g_strdup_printf (".%s.new", ab_slot_name (target));
+  if (build_tree_in (sysroot, snap, target, commit, tmp, cancellable, error))
+    return TRUE;
+  (void) ab_fs_rm_rf_at (sysroot->slots_dfd, tmp, NULL);
+  return FALSE;
 }
 
 static gboolean
@@ -223,10 +234,12 @@ fetch_commit (AbSysroot *sysroot, const AbStageOptions *opts, const char **out_s
               char **out_commit, GError **error)
 {
   const char *source = opts->source ? opts->source : sysroot->config->update_url;
+  if (opts->local_only)
+    source = NULL;
   *out_source = source;
   if (source != NULL)
     return ab_content_pull (sysroot->repo, sysroot->dfd, source, opts->refspec, opts->progress,
-                            opts->progress_data, out_commit, error);
+                            opts->progress_data, opts->cancellable, out_commit, error);
   return ab_content_resolve (sysroot->repo, opts->refspec, out_commit, error);
 }
 
@@ -251,7 +264,7 @@ ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slo
   return remove_leftovers (sysroot, error)
          && make_unbootable (sysroot, &snap, target, error)
          && ab_slot_record_remove (sysroot->state_dfd, target, error)
-         && build_tree (sysroot, &snap, target, commit, error)
+         && build_tree (sysroot, &snap, target, commit, opts->cancellable, error)
          && swap_tree (sysroot, target, error)
          && check_kernel (sysroot, target, error)
          && install_kernel (sysroot, target, error)

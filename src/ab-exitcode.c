@@ -3,6 +3,7 @@
 #include "ab-content.h"
 #include "ab-deploy.h"
 #include "ab-health.h"
+#include "ab-update.h"
 #include "ab-lock.h"
 #include "ab-sysroot.h"
 
@@ -11,8 +12,11 @@ ab_exit_code_for_error (const GError *error)
 {
   if (error == NULL)
     return AB_EXIT_OK;
-  if (g_error_matches (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY))
+  if (g_error_matches (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY)
+      || g_error_matches (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_REFUSED))
     return AB_EXIT_VERIFY;
+  if (g_error_matches (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_NO_UPDATE))
+    return AB_EXIT_NOTHING_TO_DO;
   if (g_error_matches (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD))
     return AB_EXIT_LOCKED;
   if (g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO)

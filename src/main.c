@@ -1,6 +1,7 @@
 /* abdeploy command line: parses options, calls the library, prints. */
 #include "config.h"
 #include "ab-deploy.h"
+#include "cli.h"
 #include "ab-exitcode.h"
 #include "ab-health.h"
 #include "ab-history.h"
@@ -81,6 +82,31 @@ open_sysroot (GError **error)
   return ab_sysroot_open (sysroot_path (), opt_config, error);
 }
 
+gboolean
+cli_parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char ***argv,
+                   int *out_code)
+{
+  return parse_command (ctx, entries, argc, argv, out_code);
+}
+
+int
+cli_usage_error (GOptionContext *ctx, const char *message)
+{
+  return usage_error (ctx, message);
+}
+
+int
+cli_fail (GError *error)
+{
+  return fail (error);
+}
+
+AbSysroot *
+cli_open_sysroot (GError **error)
+{
+  return open_sysroot (error);
+}
+
 static int
 cmd_init (int argc, char **argv)
 {
@@ -88,7 +114,7 @@ cmd_init (int argc, char **argv)
   g_autofree char *bootloader = NULL;
   GOptionEntry entries[] = {
     { "os", 0, 0, G_OPTION_ARG_STRING, &os, "Name of the operating system (required)", "NAME" },
-    { "bootloader", 0, 0, G_OPTION_ARG_STRING, &bootloader, "Bootloader backend: grub or file (default grub)", "NAME" },
+    { "bootloader", 0, 0, G_OPTION_ARG_STRING, &bootloader, "Bootloader backend: grub, file, uboot or custom (default grub)", "NAME" },
     { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- create the abdeploy layout in the sysroot");
@@ -129,7 +155,7 @@ do_stage (const char *from, const char *refspec, AbSysroot *sysroot, gboolean to
 {
   gint64 start = g_get_monotonic_time ();
   gboolean tty = isatty (STDERR_FILENO);
-  AbStageOptions opts = { from, refspec, tty ? print_progress : NULL, &start };
+  AbStageOptions opts = { from, refspec, tty ? print_progress : NULL, &start, FALSE, NULL };
   AbSlot slot = AB_SLOT_NONE;
   g_autoptr(GError) local = NULL;
   gboolean ok = ab_deploy_stage (sysroot, &opts, &slot, &local);
@@ -375,7 +401,7 @@ cmd_history (int argc, char **argv)
 }
 
 static const Command commands[] = {
-  { "init", "--os=NAME [--bootloader=grub|file]", "Create the layout under the sysroot", cmd_init },
+  { "init", "--os=NAME [--bootloader=grub|file|uboot|custom]", "Create the layout under the sysroot", cmd_init },
   { "stage", "[--from=URL|PATH] REF|COMMIT", "Pull, verify and check out into the inactive slot", cmd_stage },
   { "activate", "[--tries=N]", "Make the staged slot boot next, in trial mode", cmd_activate },
   { "deploy", "[--from=URL|PATH] [--tries=N] REF|COMMIT", "Stage, then activate", cmd_deploy },
@@ -385,6 +411,10 @@ static const Command commands[] = {
   { "mark-good", "[booted|other|a|b]", "Mark a slot good", cmd_mark_good },
   { "mark-bad", "[booted|other|a|b]", "Mark a slot bad", cmd_mark_bad },
   { "history", "[--json]", "Deploys, activations, verdicts, rollbacks", cmd_history },
+  { "check-update", "[--json]", "Fetch and verify the channel manifest", cli_check_update },
+  { "update", "[--version=V] [--no-activate] [--allow-downgrade]", "Download, verify, stage, activate", cli_update },
+  { "resume", "[--abandon]", "Continue the recorded update transaction", cli_resume },
+  { "pin", "VERSION | --clear", "Hold the device at a version", cli_pin },
 };
 
 static void

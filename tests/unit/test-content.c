@@ -110,7 +110,7 @@ static void
 test_checkout_hardlinks (RepoFixture *f, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_assert_true (ab_content_checkout (f->repo, f->commit, f->tmp.dfd, "co", &error));
+  g_assert_true (ab_content_checkout (f->repo, f->commit, f->tmp.dfd, "co", NULL, &error));
   g_assert_no_error (error);
   struct stat st;
   g_assert_cmpint (fstatat (f->tmp.dfd, "co/usr/bin/tool", &st, 0), ==, 0);
@@ -125,11 +125,11 @@ test_bad_source (RepoFixture *f, gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autofree char *commit = NULL;
   g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, "ftp://example.invalid/", "x", NULL,
-                                   NULL, &commit, &error));
+                                   NULL, NULL, &commit, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE);
   g_clear_error (&error);
-  g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, f->tmp.path, "x", NULL, NULL, &commit,
-                                   &error));
+  g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, f->tmp.path, "x", NULL, NULL, NULL,
+                                   &commit, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE);
 }
 

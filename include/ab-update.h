@@ -1,0 +1,83 @@
+/* The update client: signed channel manifest over libcurl, verified with
+ * gpgme; TUF-style checks; the update transaction.
+ *
+ * Invariants:
+ * - Nothing is downloaded into the repo before the manifest's signature,
+ *   channel, expiry and serial were checked; a serial lower than the last
+ *   one accepted is a replay and is refused.
+ * - The commit installed is exactly the commit the manifest names (pulled by
+ *   checksum or rebuilt from a delta whose target is that checksum), and it
+ *   must itself carry a trusted signature.
+ * - A version lower than the installed one is never installed without
+ *   allow_downgrade. */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+#include "ab-manifest.h"
+#include "ab-sysroot.h"
+#include "ab-transaction.h"
+
+#define AB_UPDATE_ERROR (ab_update_error_quark ())
+GQuark ab_update_error_quark (void);
+
+typedef enum
+{
+  AB_UPDATE_ERROR_FAILED,
+  AB_UPDATE_ERROR_REFUSED,   /* verification refused it: exit 3 */
+  AB_UPDATE_ERROR_NO_UPDATE, /* nothing to do: exit 5 */
+  AB_UPDATE_ERROR_CONFIG,
+  AB_UPDATE_ERROR_WAITING,   /* a terminally failed transaction waits for the operator */
+} AbUpdateError;
+
+typedef enum
+{
+  AB_UPDATE_EVENT_PHASE,
+  AB_UPDATE_EVENT_BYTES,
+  AB_UPDATE_EVENT_MESSAGE,
+} AbUpdateEventKind;
+
+typedef void (*AbUpdateEventFunc) (AbUpdateEventKind kind, const char *phase, guint64 done,
+                                   guint64 total, const char *message, gpointer user_data);
+
+typedef struct
+{
+  char *installed_version;
+  char *installed_commit;
+  char *offered_version;   /* NULL when nothing is offered */
+  char *offered_commit;
+  char *reason;            /* why nothing (newer) is offered, or NULL */
+  char *warning;           /* deprecation or staleness warning, or NULL */
+  guint64 serial;
+  char *expires_at;
+  char *channel;
+  AbManifest *manifest;
+} AbUpdateCheck;
+
+void ab_update_check_free (AbUpdateCheck *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbUpdateCheck, ab_update_check_free)
+
+typedef struct
+{
+  const char *version;      /* --version, or NULL for the offered one */
+  gboolean activate;
+  gboolean allow_downgrade;
+  AbUpdateEventFunc events;
+  gpointer events_data;
+  GCancellable *cancellable;
+} AbUpdateOptions;
+
+/* Bucket 0..9999 of (machine id, version) for phased rollouts. */
+guint ab_update_rollout_bucket (const char *machine_id, const char *version);
+gboolean ab_update_in_rollout (const char *machine_id, const char *version, guint percent);
+
+AbUpdateCheck *ab_update_check (AbSysroot *sysroot, GError **error);
+JsonNode *ab_update_check_to_json (const AbUpdateCheck *c);
+gboolean ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error);
+/* Continues the recorded transaction; ABANDON marks it abandoned instead. */
+gboolean ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboolean abandon,
+                           GError **error);
+/* VERSION NULL clears the pin. */
+gboolean ab_update_pin (AbSysroot *sysroot, const char *version, GError **error);
+/* The pin, or NULL. */
+char *ab_update_get_pin (AbSysroot *sysroot, GError **error);

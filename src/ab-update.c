@@ -1,0 +1,804 @@
+#include "config.h"
+#include "ab-update.h"
+#include "ab-content.h"
+#include "ab-crashpoint.h"
+#include "ab-deploy.h"
+#include "ab-fetch.h"
+#include "ab-fsutil.h"
+#include "ab-gpg.h"
+#include "ab-history.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+G_DEFINE_QUARK (ab-update-error-quark, ab_update_error)
+
+#define UPDATE_STATE_FILE "update.json"
+#define UPDATE_STATE_FORMAT 1
+#define CACHE_DIR "abdeploy/cache"
+#define SIG_MAX_BYTES (64 * 1024)
+
+void
+ab_update_check_free (AbUpdateCheck *c)
+{
+  if (c == NULL)
+    return;
+  g_free (c->installed_version);
+  g_free (c->installed_commit);
+  g_free (c->offered_version);
+  g_free (c->offered_commit);
+  g_free (c->reason);
+  g_free (c->warning);
+  g_free (c->expires_at);
+  g_free (c->channel);
+  g_clear_pointer (&c->manifest, ab_manifest_free);
+  g_free (c);
+}
+
+guint
+ab_update_rollout_bucket (const char *machine_id, const char *version)
+{
+  g_autofree char *key = g_strconcat (machine_id, ":", version, NULL);
+  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_checksum_update (sum, (const guchar *) key, (gssize) strlen (key));
+  guint8 digest[32];
+  gsize len = sizeof digest;
+  g_checksum_get_digest (sum, digest, &len);
+  guint64 v = 0;
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | digest[i];
+  return (guint) (v % 10000);
+}
+
+gboolean
+ab_update_in_rollout (const char *machine_id, const char *version, guint percent)
+{
+  if (percent >= 100)
+    return TRUE;
+  if (machine_id == NULL)
+    return FALSE;
+  return ab_update_rollout_bucket (machine_id, version) < percent * 100;
+}
+
+/* ---- persistent update state: last accepted serial per channel, pin ---- */
+
+static gboolean
+load_state (AbSysroot *sysroot, JsonObject **out, GError **error)
+{
+  g_autoptr(JsonNode) root = NULL;
+  if (!ab_state_read_json (sysroot->state_dfd, UPDATE_STATE_FILE, &root, error))
+    return FALSE;
+  if (root == NULL)
+    {
+      *out = json_object_new ();
+      json_object_set_int_member (*out, "format", UPDATE_STATE_FORMAT);
+      json_object_set_object_member (*out, "last_serial", json_object_new ());
+      json_object_set_null_member (*out, "pin");
+      return TRUE;
+    }
+  JsonObject *o = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  gint64 format = o ? json_object_get_int_member_with_default (o, "format", 0) : 0;
+  if (format != UPDATE_STATE_FORMAT)
+    {
+      g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_FAILED,
+                   "State file " UPDATE_STATE_FILE " has format %" G_GINT64_FORMAT
+                   "; this abdeploy reads format %d", format, UPDATE_STATE_FORMAT);
+      return FALSE;
+    }
+  if (!json_object_has_member (o, "last_serial"))
+    json_object_set_object_member (o, "last_serial", json_object_new ());
+  *out = json_object_ref (o);
+  return TRUE;
+}
+
+static gboolean
+save_state (AbSysroot *sysroot, JsonObject *state, GError **error)
+{
+  g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+  json_node_set_object (node, state);
+  return ab_state_write_json (sysroot->state_dfd, UPDATE_STATE_FILE, node, error);
+}
+
+char *
+ab_update_get_pin (AbSysroot *sysroot, GError **error)
+{
+  g_autoptr(JsonObject) state = NULL;
+  if (!load_state (sysroot, &state, error))
+    return NULL;
+  return g_strdup (json_object_get_string_member_with_default (state, "pin", NULL));
+}
+
+gboolean
+ab_update_pin (AbSysroot *sysroot, const char *version, GError **error)
+{
+  g_autoptr(JsonObject) state = NULL;
+  if (!ab_sysroot_lock (sysroot, error) || !load_state (sysroot, &state, error))
+    return FALSE;
+  if (version)
+    json_object_set_string_member (state, "pin", version);
+  else
+    json_object_set_null_member (state, "pin");
+  if (!save_state (sysroot, state, error))
+    return FALSE;
+  g_autoptr(JsonBuilder) ev = ab_history_event_begin (version ? "pin" : "unpin");
+  ab_history_add_string (ev, "version", version);
+  return ab_history_append (sysroot->state_dfd, ev, error);
+}
+
+/* ---- manifest retrieval and checks ---- */
+
+static void
+fetch_options (AbSysroot *sysroot, AbFetchOptions *opts, guint64 max_bytes)
+{
+  GKeyFile *kf = sysroot->config->keyfile;
+  ab_fetch_options_init (opts);
+  opts->max_bytes = max_bytes;
+  if (g_key_file_has_key (kf, "update", "min-rate", NULL))
+    opts->low_speed_bytes = (long) g_key_file_get_uint64 (kf, "update", "min-rate", NULL);
+  if (g_key_file_has_key (kf, "update", "min-rate-time-sec", NULL))
+    opts->low_speed_time_sec = (long) g_key_file_get_uint64 (kf, "update", "min-rate-time-sec", NULL);
+  if (g_key_file_has_key (kf, "update", "max-attempts", NULL))
+    opts->max_attempts = (guint) g_key_file_get_uint64 (kf, "update", "max-attempts", NULL);
+  if (g_key_file_has_key (kf, "update", "backoff-initial-ms", NULL))
+    opts->backoff_initial_ms = (guint) g_key_file_get_uint64 (kf, "update", "backoff-initial-ms", NULL);
+  if (g_key_file_has_key (kf, "update", "backoff-max-ms", NULL))
+    opts->backoff_max_ms = (guint) g_key_file_get_uint64 (kf, "update", "backoff-max-ms", NULL);
+}
+
+static guint64
+manifest_max_bytes (AbSysroot *sysroot)
+{
+  GKeyFile *kf = sysroot->config->keyfile;
+  if (g_key_file_has_key (kf, "update", "manifest-max-bytes", NULL))
+    return g_key_file_get_uint64 (kf, "update", "manifest-max-bytes", NULL);
+  return 1024 * 1024;
+}
+
+static const char *
+update_url (AbSysroot *sysroot, GError **error)
+{
+  if (sysroot->config->update_url == NULL)
+    g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_CONFIG,
+                 "No update server configured: set [update] url= in "
+                 "SYSROOT/etc/abdeploy/abdeploy.conf (an https:// URL or the path of offline media)");
+  return sysroot->config->update_url;
+}
+
+static char *
+trusted_dir (AbSysroot *sysroot)
+{
+  return g_build_filename (sysroot->path, AB_TRUSTED_KEYS_DIR, NULL);
+}
+
+static gboolean
+refuse (GError **error, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+
+static gboolean
+refuse (GError **error, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_set_error_literal (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_REFUSED, msg);
+  return FALSE;
+}
+
+static gboolean
+fetch_signed_manifest (AbSysroot *sysroot, const char *channel, GBytes **out_data,
+                       GError **error)
+{
+  const char *base = update_url (sysroot, error);
+  if (base == NULL)
+    return FALSE;
+  g_autofree char *rel = g_strdup_printf ("abdeploy/channels/%s.json", channel);
+  g_autofree char *url = ab_fetch_url_join (base, rel);
+  g_autofree char *sig_url = g_strconcat (url, ".sig", NULL);
+  AbFetchOptions opts;
+  fetch_options (sysroot, &opts, manifest_max_bytes (sysroot));
+  g_autoptr(GBytes) data = NULL, sig = NULL;
+  if (!ab_fetch_to_bytes (url, &opts, &data, error))
+    return FALSE;
+  opts.max_bytes = SIG_MAX_BYTES;
+  if (!ab_fetch_to_bytes (sig_url, &opts, &sig, error))
+    return FALSE;
+  g_autofree char *dir = trusted_dir (sysroot);
+  g_autofree char *fpr = NULL;
+  g_autoptr(GError) local = NULL;
+  if (!ab_gpg_verify_detached (dir, data, sig, &fpr, &local))
+    return refuse (error, "Refusing the %s channel manifest: %s", channel, local->message);
+  *out_data = g_steal_pointer (&data);
+  return TRUE;
+}
+
+static gboolean
+check_freshness (AbSysroot *sysroot, const AbManifest *m, const char *channel,
+                 JsonObject *state, GError **error)
+{
+  if (g_strcmp0 (m->channel, channel) != 0)
+    return refuse (error, "Refusing the manifest: it is for channel \"%s\", this device follows "
+                   "\"%s\" (a mirror mixing channels)", m->channel, channel);
+  g_autoptr(GDateTime) expires = g_date_time_new_from_iso8601 (m->expires_at, NULL);
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+  if (expires == NULL || g_date_time_compare (now, expires) > 0)
+    return refuse (error, "Refusing the %s manifest: it expired at %s (a stale or frozen mirror); "
+                   "the publisher must re-sign it", channel, m->expires_at);
+  JsonObject *serials = json_object_get_object_member (state, "last_serial");
+  gint64 last = json_object_get_int_member_with_default (serials, channel, 0);
+  if ((gint64) m->serial < last)
+    return refuse (error, "Refusing the %s manifest: its serial %" G_GUINT64_FORMAT " is lower than "
+                   "the %" G_GINT64_FORMAT " already accepted (a replayed old manifest)",
+                   channel, m->serial, last);
+  return TRUE;
+}
+
+static gboolean
+accept_serial (AbSysroot *sysroot, JsonObject *state, const AbManifest *m, GError **error)
+{
+  JsonObject *serials = json_object_get_object_member (state, "last_serial");
+  if (json_object_get_int_member_with_default (serials, m->channel, 0) == (gint64) m->serial)
+    return TRUE;
+  json_object_set_int_member (serials, m->channel, (gint64) m->serial);
+  return save_state (sysroot, state, error);
+}
+
+/* ---- what is installed, what is offered ---- */
+
+static gboolean
+installed (AbSysroot *sysroot, char **out_version, char **out_commit, GError **error)
+{
+  AbBootPointer ptr;
+  AbSlotRecord *rec[AB_N_SLOTS] = { NULL, NULL };
+  if (!ab_bootloader_load (sysroot->bootloader, &ptr, error)
+      || !ab_sysroot_load_records (sysroot, rec, error))
+    return FALSE;
+  AbSlot s = sysroot->booted != AB_SLOT_NONE ? sysroot->booted : ptr.primary;
+  if (s != AB_SLOT_NONE && rec[s] != NULL)
+    {
+      *out_version = g_strdup (rec[s]->version);
+      *out_commit = g_strdup (rec[s]->commit);
+    }
+  ab_slot_record_free (rec[0]);
+  ab_slot_record_free (rec[1]);
+  return TRUE;
+}
+
+static char *
+machine_id (AbSysroot *sysroot)
+{
+  g_autofree char *data = NULL;
+  if (!ab_fs_read_at (sysroot->dfd, "etc/machine-id", &data, NULL, NULL))
+    return NULL;
+  g_strstrip (data);
+  return *data ? g_steal_pointer (&data) : NULL;
+}
+
+static int
+vercmp (const char *a, const char *b)
+{
+  if (a == NULL || b == NULL)
+    return a == b ? 0 : (a == NULL ? -1 : 1);
+  return strverscmp (a, b);
+}
+
+/* The newest release this device may install: not deprecated, inside its
+ * rollout bucket. */
+static const AbRelease *
+pick_offer (AbSysroot *sysroot, const AbManifest *m, char **out_reason)
+{
+  g_autofree char *mid = machine_id (sysroot);
+  const AbRelease *best = NULL;
+  gboolean held_back = FALSE;
+  for (guint i = 0; i < m->releases->len; i++)
+    {
+      const AbRelease *r = m->releases->pdata[i];
+      if (r->deprecated != NULL)
+        continue;
+      if (!ab_update_in_rollout (mid, r->version, r->rollout))
+        {
+          held_back = TRUE;
+          continue;
+        }
+      if (best == NULL || vercmp (r->version, best->version) > 0)
+        best = r;
+    }
+  if (held_back)
+    *out_reason = g_strdup ("a newer release is being rolled out in phases and does not include this device yet");
+  return best;
+}
+
+static void
+set_offer (AbUpdateCheck *c, const AbRelease *r)
+{
+  g_free (c->offered_version);
+  g_free (c->offered_commit);
+  c->offered_version = r ? g_strdup (r->version) : NULL;
+  c->offered_commit = r ? g_strdup (r->commit) : NULL;
+}
+
+static void
+decide_offer (AbSysroot *sysroot, AbUpdateCheck *c, const char *pin)
+{
+  const AbManifest *m = c->manifest;
+  if (pin != NULL)
+    {
+      const AbRelease *r = ab_manifest_find (m, pin);
+      const AbRelease *newest = ab_manifest_newest (m);
+      set_offer (c, r && vercmp (r->version, c->installed_version) != 0 ? r : NULL);
+      c->reason = g_strdup_printf ("pinned to %s (abdeploy pin --clear releases it)%s%s", pin,
+                                   newest && vercmp (newest->version, pin) > 0 ? "; newest is " : "",
+                                   newest && vercmp (newest->version, pin) > 0 ? newest->version : "");
+      if (r == NULL)
+        c->warning = g_strdup_printf ("the pinned version %s is not in channel %s", pin, c->channel);
+      return;
+    }
+  g_autofree char *held = NULL;
+  const AbRelease *best = pick_offer (sysroot, m, &held);
+  if (best && vercmp (best->version, c->installed_version) > 0
+      && g_strcmp0 (best->commit, c->installed_commit) != 0)
+    {
+      set_offer (c, best);
+      return;
+    }
+  c->reason = held ? g_steal_pointer (&held)
+                   : g_strdup_printf ("%s is the newest release of channel %s",
+                                      c->installed_version ? c->installed_version : "nothing", c->channel);
+  const AbRelease *mine = c->installed_version ? ab_manifest_find (m, c->installed_version) : NULL;
+  if (mine && mine->deprecated)
+    c->warning = g_strdup_printf ("the installed version %s is deprecated: %s", mine->version, mine->deprecated);
+}
+
+AbUpdateCheck *
+ab_update_check (AbSysroot *sysroot, GError **error)
+{
+  g_autoptr(AbUpdateCheck) c = g_new0 (AbUpdateCheck, 1);
+  c->channel = g_strdup (sysroot->config->update_channel);
+  g_autoptr(JsonObject) state = NULL;
+  g_autoptr(GBytes) data = NULL;
+  if (!load_state (sysroot, &state, error)
+      || !fetch_signed_manifest (sysroot, c->channel, &data, error))
+    return NULL;
+  gsize len = 0;
+  const char *text = g_bytes_get_data (data, &len);
+  c->manifest = ab_manifest_parse (text, len, error);
+  if (c->manifest == NULL)
+    {
+      g_prefix_error (error, "Channel %s manifest: ", c->channel);
+      return NULL;
+    }
+  if (!check_freshness (sysroot, c->manifest, c->channel, state, error)
+      || !accept_serial (sysroot, state, c->manifest, error)
+      || !installed (sysroot, &c->installed_version, &c->installed_commit, error))
+    return NULL;
+  c->serial = c->manifest->serial;
+  c->expires_at = g_strdup (c->manifest->expires_at);
+  decide_offer (sysroot, c, json_object_get_string_member_with_default (state, "pin", NULL));
+  return g_steal_pointer (&c);
+}
+
+JsonNode *
+ab_update_check_to_json (const AbUpdateCheck *c)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  ab_history_add_string (b, "channel", c->channel);
+  json_builder_set_member_name (b, "serial");
+  json_builder_add_int_value (b, (gint64) c->serial);
+  ab_history_add_string (b, "expires_at", c->expires_at);
+  ab_history_add_string (b, "installed_version", c->installed_version);
+  ab_history_add_string (b, "installed_commit", c->installed_commit);
+  ab_history_add_string (b, "offered_version", c->offered_version);
+  ab_history_add_string (b, "offered_commit", c->offered_commit);
+  json_builder_set_member_name (b, "update_available");
+  json_builder_add_boolean_value (b, c->offered_version != NULL);
+  ab_history_add_string (b, "reason", c->offered_version ? NULL : c->reason);
+  ab_history_add_string (b, "warning", c->warning);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+/* ---- the transaction ---- */
+
+typedef struct
+{
+  AbSysroot *sysroot;
+  const AbUpdateOptions *opts;
+  AbTransaction *t;
+  const AbRelease *release;
+  const AbManifest *manifest;
+} Run;
+
+static void
+emit (const Run *r, AbUpdateEventKind kind, guint64 done, guint64 total, const char *message)
+{
+  if (r->opts->events)
+    r->opts->events (kind, ab_phase_name (r->t->phase), done, total, message, r->opts->events_data);
+}
+
+static gboolean
+enter_phase (Run *r, AbPhase phase, GError **error)
+{
+  if (!ab_transaction_set_phase (r->sysroot->state_dfd, r->t, phase, error))
+    return FALSE;
+  emit (r, AB_UPDATE_EVENT_PHASE, 0, 0, NULL);
+  return TRUE;
+}
+
+static const AbDelta *
+find_delta (const AbRelease *rel, const char *from_commit)
+{
+  for (guint i = 0; from_commit && rel->deltas && i < rel->deltas->len; i++)
+    {
+      const AbDelta *d = rel->deltas->pdata[i];
+      if (g_strcmp0 (d->from, from_commit) == 0)
+        return d;
+    }
+  return NULL;
+}
+
+static gboolean
+file_sha256_matches (int dfd, const char *name, const char *expected, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!ab_fs_read_at (dfd, name, &data, &len, error))
+    return FALSE;
+  g_autofree char *got = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (guchar *) data, len);
+  if (g_strcmp0 (got, expected) == 0)
+    return TRUE;
+  (void) unlinkat (dfd, name, 0);
+  return refuse (error, "Delta file %s does not match the manifest (sha256 %s, expected %s)",
+                 name, got, expected);
+}
+
+static void
+on_fetch_progress (guint64 done, guint64 total, gpointer user_data)
+{
+  const Run *r = user_data;
+  emit (r, AB_UPDATE_EVENT_BYTES, done, total, NULL);
+}
+
+static char *
+cache_name (const char *commit)
+{
+  return g_strdup_printf ("delta-%s", commit);
+}
+
+static gboolean
+download_delta (Run *r, const AbDelta *d, int cache_dfd, GError **error)
+{
+  const char *base = r->sysroot->config->update_url;
+  for (guint i = 0; i < d->files->len; i++)
+    {
+      const AbDeltaFile *f = d->files->pdata[i];
+      g_autofree char *name = g_path_get_basename (f->path);
+      if (ab_fs_exists_at (cache_dfd, name)
+          && file_sha256_matches (cache_dfd, name, f->sha256, NULL))
+        continue;
+      g_autofree char *url = ab_fetch_url_join (base, f->path);
+      AbFetchOptions fo;
+      fetch_options (r->sysroot, &fo, 0);
+      fo.expected_size = f->size;
+      fo.progress = on_fetch_progress;
+      fo.progress_data = r;
+      fo.cancellable = r->opts->cancellable;
+      if (!ab_fetch_to_file_at (url, cache_dfd, name, &fo, error)
+          || !file_sha256_matches (cache_dfd, name, f->sha256, error))
+        return FALSE;
+      ab_crash_point ("update:delta-file");
+    }
+  return TRUE;
+}
+
+static gboolean
+apply_delta (Run *r, int cache_dfd, GError **error)
+{
+  g_autofree char *link = g_strdup_printf ("/proc/self/fd/%d", cache_dfd);
+  g_autofree char *path = g_file_read_link (link, error);
+  if (path == NULL)
+    return FALSE;
+  g_autoptr(GFile) dir = g_file_new_for_path (path);
+  if (!ostree_repo_static_delta_execute_offline (r->sysroot->repo, dir, FALSE,
+                                                 r->opts->cancellable, error))
+    {
+      g_prefix_error (error, "Applying the static delta: ");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+download_with_delta (Run *r, const AbDelta *d, GError **error)
+{
+  if (!ab_fs_mkdir_p_at (r->sysroot->dfd, CACHE_DIR, 0755, error))
+    return FALSE;
+  g_autofree char *name = cache_name (r->t->commit);
+  g_autofree char *rel = g_build_filename (CACHE_DIR, name, NULL);
+  if (!ab_fs_mkdir_p_at (r->sysroot->dfd, rel, 0755, error))
+    return FALSE;
+  ab_autofd cache_dfd = ab_fs_opendir_at (r->sysroot->dfd, rel, error);
+  if (cache_dfd < 0 || !download_delta (r, d, cache_dfd, error))
+    return FALSE;
+  if (!enter_phase (r, AB_PHASE_DOWNLOADED, error) || !apply_delta (r, cache_dfd, error))
+    return FALSE;
+  return ab_fs_rm_rf_at (r->sysroot->dfd, rel, error);
+}
+
+static void
+on_pull_progress (guint64 done, guint64 total, guint64 bytes, gpointer user_data)
+{
+  const Run *r = user_data;
+  emit (r, AB_UPDATE_EVENT_BYTES, bytes, 0, NULL);
+}
+
+/* libostree checks every object against its checksum; a mismatch means the
+ * server offered other content under the manifest's commit. */
+static gboolean
+download_objects (Run *r, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *pulled = NULL;
+  if (ab_content_pull (r->sysroot->repo, r->sysroot->dfd, r->sysroot->config->update_url,
+                       r->t->commit, on_pull_progress, r, r->opts->cancellable, &pulled, &local))
+    return enter_phase (r, AB_PHASE_DOWNLOADED, error);
+  if (strstr (local->message, "Corrupted") || strstr (local->message, "checksum"))
+    return refuse (error, "The server sent content that is not commit %s named by the manifest: %s",
+                   r->t->commit, local->message);
+  g_propagate_error (error, g_steal_pointer (&local));
+  return FALSE;
+}
+
+static gboolean
+do_download (Run *r, GError **error)
+{
+  if (!enter_phase (r, AB_PHASE_DOWNLOADING, error))
+    return FALSE;
+  const AbDelta *d = find_delta (r->release, r->t->from_commit);
+  r->t->use_delta = d != NULL;
+  if (d != NULL)
+    return download_with_delta (r, d, error);
+  return download_objects (r, error);
+}
+
+static gboolean
+do_verify (Run *r, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  gboolean have = FALSE;
+  if (!ostree_repo_has_object (r->sysroot->repo, OSTREE_OBJECT_TYPE_COMMIT, r->t->commit, &have,
+                               NULL, &local))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  if (!have)
+    return refuse (error, "After the download the repo has no commit %s, the one the manifest "
+                   "names (the delta or server delivered another commit)", r->t->commit);
+  if (!ab_content_verify (r->sysroot->repo, r->sysroot->dfd, r->t->commit, &local))
+    return refuse (error, "%s", local->message);
+  ab_crash_point ("update:verified");
+  return enter_phase (r, AB_PHASE_VERIFIED, error);
+}
+
+static gboolean
+do_apply (Run *r, GError **error)
+{
+  if (!enter_phase (r, AB_PHASE_APPLYING, error))
+    return FALSE;
+  AbStageOptions so = { NULL, r->t->commit, NULL, NULL, TRUE, r->opts->cancellable };
+  AbSlot slot = AB_SLOT_NONE;
+  g_autoptr(GError) local = NULL;
+  if (!ab_deploy_stage (r->sysroot, &so, &slot, &local)
+      && !(g_error_matches (local, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO)
+           && strstr (local->message, "already staged")))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  if (g_cancellable_set_error_if_cancelled (r->opts->cancellable, error))
+    return FALSE;
+  if (r->t->activate && !ab_deploy_activate (r->sysroot, 0, &slot, error))
+    return FALSE;
+  return enter_phase (r, AB_PHASE_APPLIED, error);
+}
+
+static gboolean
+classify_and_record (Run *r, GError *cause, GError **error)
+{
+  gboolean retryable = ab_fetch_error_is_retryable (cause)
+                       || g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+                       || (cause->domain == AB_CONTENT_ERROR && cause->code == AB_CONTENT_ERROR_FAILED
+                           && !strstr (cause->message, "Corrupted"));
+  if (g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+      || g_error_matches (cause, AB_FETCH_ERROR, AB_FETCH_ERROR_CANCELLED))
+    emit (r, AB_UPDATE_EVENT_MESSAGE, 0, 0, "cancelled");
+  g_autoptr(GError) local = NULL;
+  if (!ab_transaction_fail (r->sysroot->state_dfd, r->t, cause->message, retryable, &local))
+    g_printerr ("abdeploy: recording the failed transaction: %s\n", local->message);
+  emit (r, AB_UPDATE_EVENT_PHASE, 0, 0, cause->message);
+  g_autoptr(JsonBuilder) ev = ab_history_event_begin ("update-failed");
+  ab_history_add_string (ev, "version", r->t->version);
+  ab_history_add_string (ev, "reason", cause->message);
+  (void) ab_history_append (r->sysroot->state_dfd, ev, NULL);
+  g_propagate_error (error, cause);
+  return FALSE;
+}
+
+/* Runs the transaction from its recorded phase to the end. */
+static gboolean
+drive (Run *r, GError **error)
+{
+  GError *local = NULL;
+  AbPhase from = r->t->phase == AB_PHASE_FAILED ? r->t->failed_in : r->t->phase;
+  r->t->attempts++;
+  gboolean ok = TRUE;
+  if (from <= AB_PHASE_DOWNLOADED)
+    ok = do_download (r, &local);
+  if (ok && from <= AB_PHASE_VERIFIED)
+    ok = do_verify (r, &local);
+  if (ok)
+    ok = do_apply (r, &local);
+  if (!ok)
+    return classify_and_record (r, local, error);
+  g_autoptr(JsonBuilder) ev = ab_history_event_begin ("update");
+  ab_history_add_string (ev, "version", r->t->version);
+  ab_history_add_string (ev, "commit", r->t->commit);
+  ab_history_add_string (ev, "channel", r->t->channel);
+  return ab_history_append (r->sysroot->state_dfd, ev, error);
+}
+
+static int
+minor_of (const char *version, int *major)
+{
+  int ma = 0, mi = 0;
+  if (version == NULL || sscanf (version, "%d.%d", &ma, &mi) < 1)
+    return -1;
+  *major = ma;
+  return mi;
+}
+
+static void
+warn_if_stale (Run *r)
+{
+  const AbRelease *newest = ab_manifest_newest (r->manifest);
+  int maj_v = 0, maj_n = 0;
+  int min_v = minor_of (r->t->version, &maj_v), min_n = newest ? minor_of (newest->version, &maj_n) : -1;
+  if (min_v < 0 || min_n < 0 || (maj_v == maj_n && min_n - min_v <= 2) || maj_v > maj_n)
+    return;
+  g_autofree char *msg = g_strdup_printf ("installing %s, more than two minor versions behind the "
+                                          "channel's newest %s", r->t->version, newest->version);
+  g_printerr ("warning: %s\n", msg);
+  emit (r, AB_UPDATE_EVENT_MESSAGE, 0, 0, msg);
+  g_autoptr(JsonBuilder) ev = ab_history_event_begin ("warning");
+  ab_history_add_string (ev, "version", r->t->version);
+  ab_history_add_string (ev, "reason", msg);
+  (void) ab_history_append (r->sysroot->state_dfd, ev, NULL);
+}
+
+static const AbRelease *
+choose_release (const AbUpdateCheck *c, const AbUpdateOptions *opts, GError **error)
+{
+  if (opts->version == NULL)
+    {
+      if (c->offered_version == NULL)
+        {
+          g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_NO_UPDATE,
+                       "No update: %s", c->reason ? c->reason : "nothing newer is offered");
+          return NULL;
+        }
+      return ab_manifest_find (c->manifest, c->offered_version);
+    }
+  const AbRelease *rel = ab_manifest_find (c->manifest, opts->version);
+  if (rel == NULL)
+    g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_FAILED,
+                 "Version %s is not in channel %s; abdeploy check-update lists what is offered",
+                 opts->version, c->channel);
+  else if (g_strcmp0 (rel->commit, c->installed_commit) == 0)
+    {
+      g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_NO_UPDATE,
+                   "Nothing to do: %s is already installed", rel->version);
+      return NULL;
+    }
+  else if (vercmp (rel->version, c->installed_version) < 0 && !opts->allow_downgrade)
+    {
+      refuse (error, "Refusing to downgrade from %s to %s; pass --allow-downgrade if you mean it",
+              c->installed_version, rel->version);
+      return NULL;
+    }
+  return rel;
+}
+
+static gboolean
+check_waiting (AbSysroot *sysroot, AbTransaction **out_open, GError **error)
+{
+  if (!ab_transaction_load (sysroot->state_dfd, out_open, error))
+    return FALSE;
+  AbTransaction *t = *out_open;
+  if (t && t->phase == AB_PHASE_FAILED && !t->retryable)
+    {
+      g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_WAITING,
+                   "The update to %s failed and waits for the operator (%s). Run abdeploy resume "
+                   "to retry it, or abdeploy resume --abandon to drop it", t->version, t->reason);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static guint
+max_resume_attempts (AbSysroot *sysroot)
+{
+  GKeyFile *kf = sysroot->config->keyfile;
+  if (g_key_file_has_key (kf, "update", "max-resume-attempts", NULL))
+    return (guint) g_key_file_get_uint64 (kf, "update", "max-resume-attempts", NULL);
+  return 5;
+}
+
+static gboolean
+run_transaction (AbSysroot *sysroot, const AbUpdateOptions *opts, AbUpdateCheck *c,
+                 AbTransaction *t, GError **error)
+{
+  const AbRelease *rel = ab_manifest_find (c->manifest, t->version);
+  if (rel == NULL || g_strcmp0 (rel->commit, t->commit) != 0)
+    return refuse (error, "The channel no longer offers %s as commit %s; abandon this "
+                   "transaction (abdeploy resume --abandon)", t->version, t->commit);
+  Run r = { sysroot, opts, t, rel, c->manifest };
+  warn_if_stale (&r);
+  return drive (&r, error);
+}
+
+gboolean
+ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error)
+{
+  g_autoptr(AbTransaction) open = NULL;
+  if (!ab_sysroot_lock (sysroot, error) || !check_waiting (sysroot, &open, error))
+    return FALSE;
+  if (ab_transaction_is_open (open) && opts->version == NULL)
+    {
+      if (open->attempts >= max_resume_attempts (sysroot))
+        {
+          g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_WAITING,
+                       "The update to %s failed %u times (%s); it waits for the operator: "
+                       "abdeploy resume", open->version, open->attempts, open->reason);
+          return FALSE;
+        }
+      return ab_update_resume (sysroot, opts, FALSE, error);
+    }
+  g_autoptr(AbUpdateCheck) c = ab_update_check (sysroot, error);
+  if (c == NULL)
+    return FALSE;
+  if (c->warning)
+    g_printerr ("warning: %s\n", c->warning);
+  const AbRelease *rel = choose_release (c, opts, error);
+  if (rel == NULL)
+    return FALSE;
+  g_autoptr(AbTransaction) t = ab_transaction_new (c->channel, rel->version, rel->commit,
+                                                   c->installed_commit);
+  t->activate = opts->activate;
+  if (!ab_transaction_set_phase (sysroot->state_dfd, t, AB_PHASE_CREATED, error))
+    return FALSE;
+  return run_transaction (sysroot, opts, c, t, error);
+}
+
+gboolean
+ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboolean abandon,
+                  GError **error)
+{
+  g_autoptr(AbTransaction) t = NULL;
+  if (!ab_sysroot_lock (sysroot, error) || !ab_transaction_load (sysroot->state_dfd, &t, error))
+    return FALSE;
+  if (!ab_transaction_is_open (t))
+    {
+      g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_NO_UPDATE,
+                   "Nothing to resume: no unfinished update transaction");
+      return FALSE;
+    }
+  if (abandon)
+    return ab_transaction_set_phase (sysroot->state_dfd, t, AB_PHASE_ABANDONED, error);
+  g_autoptr(AbUpdateCheck) c = ab_update_check (sysroot, error);
+  if (c == NULL)
+    return FALSE;
+  g_print ("Resuming the update to %s from phase %s\n", t->version,
+           ab_phase_name (t->phase == AB_PHASE_FAILED ? t->failed_in : t->phase));
+  return run_transaction (sysroot, opts, c, t, error);
+}

@@ -1,0 +1,16 @@
+/* Shared helpers of the command-line layer (main.c and cli-*.c). */
+#pragma once
+
+#include <glib.h>
+#include "ab-sysroot.h"
+
+gboolean cli_parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc,
+                            char ***argv, int *out_code);
+int cli_usage_error (GOptionContext *ctx, const char *message);
+int cli_fail (GError *error);
+AbSysroot *cli_open_sysroot (GError **error);
+
+int cli_check_update (int argc, char **argv);
+int cli_update (int argc, char **argv);
+int cli_resume (int argc, char **argv);
+int cli_pin (int argc, char **argv);
