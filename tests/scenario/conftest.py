@@ -1,0 +1,119 @@
+"""Fixtures of the abdeploy scenario tests.
+
+Session-scoped: one GPG home with a trusted and an untrusted key, one
+published archive repo (v1, v2, unsigned, evil) served by a real HTTP
+server on 127.0.0.1, and (on demand) a second server with a corrupted
+object.  Function-scoped: fresh sysroots, checked with `ostree fsck`
+when the test ends.
+"""
+
+import os
+import re
+import shutil
+import tempfile
+
+import pytest
+
+import scenariolib as sl
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    d = tempfile.mkdtemp(prefix="abdeploy-scenario-")
+    yield d
+    if not os.environ.get("ABDEPLOY_TEST_KEEP_TMP"):
+        sl.rmtree(d)
+
+
+@pytest.fixture(scope="session")
+def abdeploy_bin(workdir):
+    path = os.environ.get("ABDEPLOY_BIN") or os.path.join(REPO_ROOT, "build", "src", "abdeploy")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail("abdeploy binary not found at %s: build it or set ABDEPLOY_BIN" % path,
+                    pytrace=False)
+    # run a private copy, so that a rebuild during the run cannot swap the
+    # binary under the tests
+    copy = os.path.join(workdir, "bin", "abdeploy")
+    os.makedirs(os.path.dirname(copy), exist_ok=True)
+    shutil.copy2(path, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def home(workdir):
+    d = os.path.join(workdir, "home")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="session")
+def keys(workdir):
+    k = sl.GpgKeys(os.path.join(workdir, "gnupg"))
+    yield k
+    k.close()
+
+
+@pytest.fixture(scope="session")
+def keyfiles(workdir, keys):
+    d = os.path.join(workdir, "keys")
+    os.makedirs(d, exist_ok=True)
+    return {
+        "trusted.gpg": keys.export(keys.trusted, os.path.join(d, "publisher.gpg")),
+        "trusted.asc": keys.export(keys.trusted, os.path.join(d, "publisher.asc"), armor=True),
+        "untrusted.gpg": keys.export(keys.untrusted, os.path.join(d, "intruder.gpg")),
+    }
+
+
+@pytest.fixture(scope="session")
+def published(workdir, keys):
+    return sl.PublishedRepo(os.path.join(workdir, "publish"), keys)
+
+
+@pytest.fixture(scope="session")
+def server(workdir, published):
+    s = sl.HttpServer(published.path, os.path.join(workdir, "http.log")).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def corrupt_server(workdir, published):
+    """A copy of the published repo in which one object that only v2 has
+    (the content of usr/bin/app 2.0) is damaged, served on its own port."""
+    root = os.path.join(workdir, "corrupt")
+    os.makedirs(root)
+    repo = os.path.join(root, "repo")
+    sl.run(["cp", "-a", published.path, repo])
+    v1_obj = published.object_path("os/v1", "/usr/bin/app")
+    obj = published.object_path("os/v2", "/usr/bin/app")
+    assert v1_obj != obj
+    target = os.path.join(repo, os.path.relpath(obj, published.path))
+    with open(target, "r+b") as f:
+        data = bytearray(f.read())
+        mid = len(data) // 2
+        for i in range(mid, min(mid + 64, len(data))):
+            data[i] ^= 0xFF
+        f.seek(0)
+        f.write(data)
+    s = sl.HttpServer(repo, os.path.join(workdir, "http-corrupt.log")).start()
+    s.repo = repo
+    s.damaged = os.path.relpath(target, repo)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def sysroots(workdir, abdeploy_bin, home, keyfiles, request):
+    f = sl.SysrootFactory(os.path.join(workdir, "sysroots", re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]),
+                       abdeploy_bin, home, keyfiles)
+    yield f
+    f.finish()
+
+
+@pytest.fixture
+def sysroot(sysroots):
+    """An initialized, offline sysroot (file backend, trusted key installed)."""
+    return sysroots.create()
