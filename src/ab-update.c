@@ -371,6 +371,13 @@ ab_update_check (AbSysroot *sysroot, GError **error)
       || !accept_serial (sysroot, state, c->manifest, error)
       || !installed (sysroot, &c->installed_version, &c->installed_commit, error))
     return NULL;
+  if (c->installed_version == NULL && c->installed_commit != NULL)
+    for (guint i = 0; i < c->manifest->releases->len; i++)
+      {
+        const AbRelease *r = c->manifest->releases->pdata[i];
+        if (g_strcmp0 (r->commit, c->installed_commit) == 0)
+          c->installed_version = g_strdup (r->version);
+      }
   c->serial = c->manifest->serial;
   c->expires_at = g_strdup (c->manifest->expires_at);
   decide_offer (sysroot, c, json_object_get_string_member_with_default (state, "pin", NULL));
@@ -412,6 +419,15 @@ typedef struct
 static void
 emit (const Run *r, AbUpdateEventKind kind, guint64 done, guint64 total, const char *message)
 {
+  static gint64 last_bytes_event;
+  if (kind == AB_UPDATE_EVENT_BYTES && !(total > 0 && done == total))
+    {
+      /* Byte counts at most four times a second; the final count always. */
+      gint64 now = g_get_monotonic_time ();
+      if (now - last_bytes_event < G_USEC_PER_SEC / 4)
+        return;
+      last_bytes_event = now;
+    }
   if (r->opts->events)
     r->opts->events (kind, ab_phase_name (r->t->phase), done, total, message, r->opts->events_data);
 }
