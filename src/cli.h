@@ -14,3 +14,6 @@ int cli_check_update (int argc, char **argv);
 int cli_update (int argc, char **argv);
 int cli_resume (int argc, char **argv);
 int cli_pin (int argc, char **argv);
+int cli_version (int argc, char **argv);
+int cli_verify (int argc, char **argv);
+int cli_publish (int argc, char **argv);

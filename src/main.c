@@ -415,6 +415,9 @@ static const Command commands[] = {
   { "update", "[--version=V] [--no-activate] [--allow-downgrade]", "Download, verify, stage, activate", cli_update },
   { "resume", "[--abandon]", "Continue the recorded update transaction", cli_resume },
   { "pin", "VERSION | --clear", "Hold the device at a version", cli_pin },
+  { "version", "[--json]", "What is running: versions, commit, source revision", cli_version },
+  { "verify", "[--full] [--json]", "Post-upgrade checks; exit 0 only when all pass", cli_verify },
+  { "publish", "SUBCOMMAND [OPTIONS]", "Publisher: commit, release, promote, deprecate, deltas", cli_publish },
 };
 
 static void

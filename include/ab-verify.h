@@ -1,0 +1,36 @@
+/* Operator checks after an upgrade (abdeploy verify) and the version report
+ * (abdeploy version). Read-only; never takes the lock. */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include "ab-sysroot.h"
+
+typedef struct
+{
+  char *name;
+  gboolean passed;
+  char *reason;
+} AbCheck;
+
+void ab_check_free (AbCheck *c);
+
+typedef struct
+{
+  gboolean full;        /* every file of the tree, not a sample */
+  guint sample_size;    /* files checked when !full; default 256 */
+} AbVerifyOptions;
+
+/* Runs every check; returns the list (AbCheck). Fails only when the
+ * sysroot cannot be read at all. */
+GPtrArray *ab_verify_run (AbSysroot *sysroot, const AbVerifyOptions *opts, GError **error);
+gboolean ab_verify_all_passed (GPtrArray *checks);
+JsonNode *ab_verify_to_json (GPtrArray *checks);
+
+/* Compares a slot's tree with its commit: regular files and symlinks of the
+ * commit, every one (full) or a random sample. */
+gboolean ab_verify_tree (AbSysroot *sysroot, AbSlot slot, const char *commit, gboolean full,
+                         guint sample_size, guint *out_checked, char **out_first_mismatch,
+                         GError **error);
+
+JsonNode *ab_version_report (AbSysroot *sysroot, GError **error);

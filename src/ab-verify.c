@@ -1,0 +1,354 @@
+#include "config.h"
+#include "ab-verify.h"
+#include "ab-fsutil.h"
+#include "ab-health.h"
+#include "ab-history.h"
+#include "ab-lock.h"
+#include "ab-status.h"
+#include "ab-transaction.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+
+#define DEFAULT_SAMPLE 256
+
+void
+ab_check_free (AbCheck *c)
+{
+  if (c == NULL)
+    return;
+  g_free (c->name);
+  g_free (c->reason);
+  g_free (c);
+}
+
+static void
+add_check (GPtrArray *checks, const char *name, gboolean passed, const char *fmt, ...)
+    G_GNUC_PRINTF (4, 5);
+
+static void
+add_check (GPtrArray *checks, const char *name, gboolean passed, const char *fmt, ...)
+{
+  AbCheck *c = g_new0 (AbCheck, 1);
+  va_list ap;
+  va_start (ap, fmt);
+  c->name = g_strdup (name);
+  c->passed = passed;
+  c->reason = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_ptr_array_add (checks, c);
+}
+
+typedef struct
+{
+  char *path;     /* relative to the tree root */
+  char *checksum;
+} Entry;
+
+static void
+entry_free (Entry *e)
+{
+  g_free (e->path);
+  g_free (e->checksum);
+  g_free (e);
+}
+
+static gboolean
+collect (GFile *dir, const char *prefix, GPtrArray *out, GError **error)
+{
+  g_autoptr(GFileEnumerator) en = g_file_enumerate_children (
+      dir, "standard::name,standard::type", G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, NULL, error);
+  if (en == NULL)
+    return FALSE;
+  for (;;)
+    {
+      GFileInfo *info = NULL;
+      GFile *child = NULL;
+      if (!g_file_enumerator_iterate (en, &info, &child, NULL, error))
+        return FALSE;
+      if (info == NULL)
+        return TRUE;
+      g_autofree char *rel = prefix ? g_build_filename (prefix, g_file_info_get_name (info), NULL)
+                                    : g_strdup (g_file_info_get_name (info));
+      if (g_file_info_get_file_type (info) == G_FILE_TYPE_DIRECTORY)
+        {
+          if (!collect (child, rel, out, error))
+            return FALSE;
+          continue;
+        }
+      Entry *e = g_new0 (Entry, 1);
+      e->path = g_steal_pointer (&rel);
+      e->checksum = g_strdup (ostree_repo_file_get_checksum (OSTREE_REPO_FILE (child)));
+      g_ptr_array_add (out, e);
+    }
+}
+
+static void
+shuffle_prefix (GPtrArray *a, guint n)
+{
+  for (guint i = 0; i < n && i + 1 < a->len; i++)
+    {
+      guint j = (guint) g_random_int_range ((gint32) i, (gint32) a->len);
+      gpointer tmp = a->pdata[i];
+      a->pdata[i] = a->pdata[j];
+      a->pdata[j] = tmp;
+    }
+}
+
+gboolean
+ab_verify_tree (AbSysroot *sysroot, AbSlot slot, const char *commit, gboolean full,
+                guint sample_size, guint *out_checked, char **out_first_mismatch,
+                GError **error)
+{
+  *out_checked = 0;
+  *out_first_mismatch = NULL;
+  g_autoptr(GFile) root = NULL;
+  if (!ostree_repo_read_commit (sysroot->repo, commit, &root, NULL, NULL, error))
+    return FALSE;
+  g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify) entry_free);
+  if (!collect (root, NULL, entries, error))
+    return FALSE;
+  guint n = full ? entries->len : MIN (sample_size ? sample_size : DEFAULT_SAMPLE, entries->len);
+  if (!full)
+    shuffle_prefix (entries, n);
+  ab_autofd tree = ab_fs_opendir_at (sysroot->slots_dfd, ab_slot_name (slot), error);
+  if (tree < 0)
+    return FALSE;
+  for (guint i = 0; i < n; i++)
+    {
+      Entry *e = entries->pdata[i];
+      g_autofree char *got = NULL;
+      g_autoptr(GError) local = NULL;
+      (*out_checked)++;
+      if (!ostree_checksum_file_at (tree, e->path, NULL, OSTREE_OBJECT_TYPE_FILE,
+                                    OSTREE_CHECKSUM_FLAGS_NONE, &got, NULL, &local)
+          || g_strcmp0 (got, e->checksum) != 0)
+        {
+          *out_first_mismatch = g_strdup_printf ("%s (%s)", e->path,
+                                                 local ? local->message : "content, mode or owner differs from the commit");
+          return TRUE;
+        }
+    }
+  return TRUE;
+}
+
+typedef struct
+{
+  AbBootPointer ptr;
+  AbSlotRecord *rec[AB_N_SLOTS];
+} View;
+
+static void
+view_clear (View *v)
+{
+  g_clear_pointer (&v->rec[0], ab_slot_record_free);
+  g_clear_pointer (&v->rec[1], ab_slot_record_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (View, view_clear)
+
+static AbSlot
+running (AbSysroot *sysroot, const View *v)
+{
+  return sysroot->booted != AB_SLOT_NONE ? sysroot->booted : v->ptr.primary;
+}
+
+static void
+check_booted_primary_good (AbSysroot *sysroot, const View *v, GPtrArray *checks)
+{
+  AbSlot s = sysroot->booted;
+  if (s == AB_SLOT_NONE)
+    {
+      add_check (checks, "booted-primary-good", FALSE,
+                 "no booted slot (no abdeploy.slot= on the kernel command line)");
+      return;
+    }
+  AbSlotState st = ab_slot_state_derive (v->rec[s], &v->ptr, s);
+  gboolean ok = v->ptr.primary == s && st == AB_SLOT_STATE_GOOD;
+  add_check (checks, "booted-primary-good", ok, "booted slot %s is %sprimary and %s", ab_slot_name (s),
+             v->ptr.primary == s ? "" : "not ", ab_slot_state_name (st));
+}
+
+static void
+check_tree (AbSysroot *sysroot, const View *v, const AbVerifyOptions *opts, GPtrArray *checks)
+{
+  AbSlot s = running (sysroot, v);
+  if (s == AB_SLOT_NONE || v->rec[s] == NULL)
+    {
+      add_check (checks, "tree-matches-commit", FALSE, "no deployed slot to check");
+      return;
+    }
+  guint checked = 0;
+  g_autofree char *mismatch = NULL;
+  g_autoptr(GError) error = NULL;
+  if (!ab_verify_tree (sysroot, s, v->rec[s]->commit, opts->full, opts->sample_size, &checked,
+                       &mismatch, &error))
+    add_check (checks, "tree-matches-commit", FALSE, "reading commit %s: %s", v->rec[s]->commit,
+               error->message);
+  else if (mismatch)
+    add_check (checks, "tree-matches-commit", FALSE, "slot %s differs from commit %s: %s",
+               ab_slot_name (s), v->rec[s]->commit, mismatch);
+  else
+    add_check (checks, "tree-matches-commit", TRUE, "%u %s of slot %s match commit %.12s",
+               checked, opts->full ? "files (all)" : "sampled files", ab_slot_name (s),
+               v->rec[s]->commit);
+}
+
+static char *
+ref_commit (AbSysroot *sysroot, AbSlot s)
+{
+  g_autofree char *ref = g_strdup_printf ("abdeploy/slot/%s", ab_slot_name (s));
+  char *rev = NULL;
+  (void) ostree_repo_resolve_rev (sysroot->repo, ref, TRUE, &rev, NULL);
+  return rev;
+}
+
+static void
+check_consistency (AbSysroot *sysroot, const View *v, GPtrArray *checks)
+{
+  g_autoptr(GString) problems = g_string_new (NULL);
+  if (v->ptr.primary != AB_SLOT_NONE && v->rec[v->ptr.primary] == NULL)
+    g_string_append_printf (problems, "the pointer's primary slot %s is empty; ", ab_slot_name (v->ptr.primary));
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    {
+      g_autofree char *rev = ref_commit (sysroot, (AbSlot) s);
+      const char *want = v->rec[s] ? v->rec[s]->commit : NULL;
+      if (want && g_strcmp0 (rev, want) != 0)
+        g_string_append_printf (problems, "ref abdeploy/slot/%s is %s, record says %s; ",
+                                ab_slot_name ((AbSlot) s), rev ? rev : "missing", want);
+      if (v->ptr.state[s] == AB_BOOT_STATE_TRIAL && v->ptr.primary != (AbSlot) s)
+        g_string_append_printf (problems, "slot %s is in trial but not primary; ", ab_slot_name ((AbSlot) s));
+    }
+  if (problems->len)
+    add_check (checks, "state-consistent", FALSE, "%s", problems->str);
+  else
+    add_check (checks, "state-consistent", TRUE, "boot pointer, slot records and refs parse and agree");
+}
+
+static void
+check_health (AbSysroot *sysroot, GPtrArray *checks)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) h = ab_health_status_json (sysroot, &error);
+  if (h == NULL)
+    {
+      add_check (checks, "health-green", FALSE, "reading the verdict: %s", error->message);
+      return;
+    }
+  const char *verdict = json_object_get_string_member_with_default (json_node_get_object (h), "verdict", "none");
+  add_check (checks, "health-green", g_str_equal (verdict, "green"), "last health verdict: %s", verdict);
+}
+
+/* A transaction is stuck when it is unfinished and nobody works on it. */
+static void
+check_transaction (AbSysroot *sysroot, GPtrArray *checks)
+{
+  g_autoptr(AbTransaction) t = NULL;
+  g_autoptr(GError) error = NULL;
+  if (!ab_transaction_load (sysroot->state_dfd, &t, &error))
+    {
+      add_check (checks, "no-stuck-transaction", FALSE, "%s", error->message);
+      return;
+    }
+  if (!ab_transaction_is_open (t))
+    {
+      add_check (checks, "no-stuck-transaction", TRUE, "no unfinished update transaction");
+      return;
+    }
+  ab_autofd lock = ab_lock_acquire (sysroot->abdeploy_dfd, NULL);
+  add_check (checks, "no-stuck-transaction", lock < 0,
+             lock < 0 ? "update to %s is in progress (phase %s)"
+                      : "update to %s is unfinished (phase %s%s%s); run abdeploy resume or resume --abandon",
+             t->version, ab_phase_name (t->phase), t->reason ? ": " : "", t->reason ? t->reason : "");
+}
+
+GPtrArray *
+ab_verify_run (AbSysroot *sysroot, const AbVerifyOptions *opts, GError **error)
+{
+  g_autoptr(GPtrArray) checks = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_check_free);
+  g_auto(View) v = { 0 };
+  g_autoptr(GError) local = NULL;
+  if (!ab_bootloader_load (sysroot->bootloader, &v.ptr, &local)
+      || !ab_sysroot_load_records (sysroot, v.rec, &local))
+    {
+      add_check (checks, "state-consistent", FALSE, "%s", local->message);
+      return g_steal_pointer (&checks);
+    }
+  check_booted_primary_good (sysroot, &v, checks);
+  check_tree (sysroot, &v, opts, checks);
+  check_consistency (sysroot, &v, checks);
+  check_health (sysroot, checks);
+  check_transaction (sysroot, checks);
+  return g_steal_pointer (&checks);
+}
+
+gboolean
+ab_verify_all_passed (GPtrArray *checks)
+{
+  for (guint i = 0; i < checks->len; i++)
+    if (!((AbCheck *) checks->pdata[i])->passed)
+      return FALSE;
+  return TRUE;
+}
+
+JsonNode *
+ab_verify_to_json (GPtrArray *checks)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "passed");
+  json_builder_add_boolean_value (b, ab_verify_all_passed (checks));
+  json_builder_set_member_name (b, "checks");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < checks->len; i++)
+    {
+      AbCheck *c = checks->pdata[i];
+      json_builder_begin_object (b);
+      ab_history_add_string (b, "name", c->name);
+      json_builder_set_member_name (b, "passed");
+      json_builder_add_boolean_value (b, c->passed);
+      ab_history_add_string (b, "reason", c->reason);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+static char *
+commit_meta (AbSysroot *sysroot, const char *commit, const char *key)
+{
+  g_autoptr(GVariant) v = NULL;
+  if (commit == NULL || !ostree_repo_load_variant (sysroot->repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, NULL))
+    return NULL;
+  g_autoptr(GVariant) meta = g_variant_get_child_value (v, 0);
+  char *value = NULL;
+  if (!g_variant_lookup (meta, key, "s", &value))
+    return NULL;
+  return value;
+}
+
+JsonNode *
+ab_version_report (AbSysroot *sysroot, GError **error)
+{
+  g_auto(View) v = { 0 };
+  if (!ab_bootloader_load (sysroot->bootloader, &v.ptr, error)
+      || !ab_sysroot_load_records (sysroot, v.rec, error))
+    return NULL;
+  AbSlot s = running (sysroot, &v);
+  const AbSlotRecord *rec = s != AB_SLOT_NONE ? v.rec[s] : NULL;
+  g_autofree char *srcrev = commit_meta (sysroot, rec ? rec->commit : NULL, "source-revision");
+  g_autofree char *built = commit_meta (sysroot, rec ? rec->commit : NULL, "build-time");
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  ab_history_add_string (b, "abdeploy_version", PACKAGE_VERSION);
+  ab_history_add_string (b, "os", sysroot->os);
+  ab_history_add_string (b, "booted_slot", ab_slot_name (sysroot->booted));
+  ab_history_add_string (b, "slot", ab_slot_name (s));
+  ab_history_add_string (b, "version", rec ? rec->version : NULL);
+  ab_history_add_string (b, "commit", rec ? rec->commit : NULL);
+  ab_history_add_string (b, "source_revision", srcrev);
+  ab_history_add_string (b, "build_time", built);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}

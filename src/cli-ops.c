@@ -1,0 +1,87 @@
+/* CLI of the operator lifecycle: version, verify. */
+#include "config.h"
+#include "cli.h"
+#include "ab-exitcode.h"
+#include "ab-verify.h"
+
+static void
+print_json (JsonNode *node)
+{
+  g_autofree char *text = json_to_string (node, TRUE);
+  g_print ("%s\n", text);
+}
+
+int
+cli_version (int argc, char **argv)
+{
+  gboolean json = FALSE;
+  GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- what is running: abdeploy, slot, image version, commit, source revision, build time");
+  int code = 0;
+  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+    return code;
+  if (argc > 1)
+    return cli_usage_error (ctx, "version takes no arguments");
+  GError *error = NULL;
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  g_autoptr(JsonNode) report = sysroot ? ab_version_report (sysroot, &error) : NULL;
+  if (report == NULL)
+    return cli_fail (error);
+  if (json)
+    {
+      print_json (report);
+      return AB_EXIT_OK;
+    }
+  JsonObject *o = json_node_get_object (report);
+  static const char *const rows[][2] = {
+    { "abdeploy", "abdeploy_version" }, { "OS", "os" }, { "Booted slot", "booted_slot" },
+    { "Slot", "slot" }, { "Image version", "version" }, { "Commit", "commit" },
+    { "Source revision", "source_revision" }, { "Build time", "build_time" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (rows); i++)
+    {
+      const char *v = json_object_get_string_member_with_default (o, rows[i][1], NULL);
+      g_print ("%-16s %s\n", rows[i][0], v ? v : "-");
+    }
+  return AB_EXIT_OK;
+}
+
+int
+cli_verify (int argc, char **argv)
+{
+  gboolean json = FALSE, full = FALSE;
+  int sample = 0;
+  GOptionEntry entries[] = {
+    { "full", 0, 0, G_OPTION_ARG_NONE, &full, "Check every file of the booted tree, not a sample", NULL },
+    { "sample", 0, 0, G_OPTION_ARG_INT, &sample, "Files checked without --full (default 256)", "N" },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- the checks to run after an upgrade; exit 0 only when all pass");
+  int code = 0;
+  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+    return code;
+  if (argc > 1 || sample < 0)
+    return cli_usage_error (ctx, "verify takes no arguments; --sample must be positive");
+  GError *error = NULL;
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  AbVerifyOptions opts = { full, (guint) sample };
+  g_autoptr(GPtrArray) checks = sysroot ? ab_verify_run (sysroot, &opts, &error) : NULL;
+  if (checks == NULL)
+    return cli_fail (error);
+  if (json)
+    {
+      g_autoptr(JsonNode) node = ab_verify_to_json (checks);
+      print_json (node);
+    }
+  else
+    for (guint i = 0; i < checks->len; i++)
+      {
+        AbCheck *c = checks->pdata[i];
+        g_print ("%-4s %-22s %s\n", c->passed ? "PASS" : "FAIL", c->name, c->reason);
+      }
+  return ab_verify_all_passed (checks) ? AB_EXIT_OK : AB_EXIT_ERROR;
+}
