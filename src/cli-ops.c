@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "ab-exitcode.h"
 #include "ab-verify.h"
+#include "ab-backup.h"
 
 static void
 print_json (JsonNode *node)
@@ -84,4 +85,49 @@ cli_verify (int argc, char **argv)
         g_print ("%-4s %-22s %s\n", c->passed ? "PASS" : "FAIL", c->name, c->reason);
       }
   return ab_verify_all_passed (checks) ? AB_EXIT_OK : AB_EXIT_ERROR;
+}
+
+int
+cli_backup (int argc, char **argv)
+{
+  g_autofree char *output = NULL;
+  GOptionEntry entries[] = {
+    { "output", 0, 0, G_OPTION_ARG_FILENAME, &output, "Write the archive to FILE", "FILE" },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("--output=FILE - archive config, keys, state, boot pointer and slot refs");
+  int code = 0;
+  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+    return code;
+  if (output == NULL || argc > 1)
+    return cli_usage_error (ctx, "backup needs --output=FILE and no arguments");
+  GError *error = NULL;
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  guint files = 0;
+  if (sysroot == NULL || !ab_backup_create (sysroot, output, &files, &error))
+    return cli_fail (error);
+  g_print ("Backed up %u files, the boot pointer and the slot refs to %s\n", files, output);
+  return AB_EXIT_OK;
+}
+
+int
+cli_restore (int argc, char **argv)
+{
+  g_autofree char *path = NULL;
+  GOptionEntry entries[] = {
+    { "path", 0, 0, G_OPTION_ARG_FILENAME, &path, "The archive made by abdeploy backup", "FILE" },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("--path=FILE - verify an archive, then restore it");
+  int code = 0;
+  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+    return code;
+  if (path == NULL || argc > 1)
+    return cli_usage_error (ctx, "restore needs --path=FILE and no arguments");
+  GError *error = NULL;
+  guint files = 0;
+  if (!ab_backup_restore (cli_sysroot_path (), path, &files, &error))
+    return cli_fail (error);
+  g_print ("Restored %u files, the boot pointer and the slot refs from %s\n", files, path);
+  return AB_EXIT_OK;
 }

@@ -9,6 +9,7 @@ gboolean cli_parse_command (GOptionContext *ctx, const GOptionEntry *entries, in
 int cli_usage_error (GOptionContext *ctx, const char *message);
 int cli_fail (GError *error);
 AbSysroot *cli_open_sysroot (GError **error);
+const char *cli_sysroot_path (void);
 
 int cli_check_update (int argc, char **argv);
 int cli_update (int argc, char **argv);
@@ -16,4 +17,6 @@ int cli_resume (int argc, char **argv);
 int cli_pin (int argc, char **argv);
 int cli_version (int argc, char **argv);
 int cli_verify (int argc, char **argv);
+int cli_backup (int argc, char **argv);
+int cli_restore (int argc, char **argv);
 int cli_publish (int argc, char **argv);

@@ -101,6 +101,12 @@ cli_fail (GError *error)
   return fail (error);
 }
 
+const char *
+cli_sysroot_path (void)
+{
+  return sysroot_path ();
+}
+
 AbSysroot *
 cli_open_sysroot (GError **error)
 {
@@ -417,6 +423,8 @@ static const Command commands[] = {
   { "pin", "VERSION | --clear", "Hold the device at a version", cli_pin },
   { "version", "[--json]", "What is running: versions, commit, source revision", cli_version },
   { "verify", "[--full] [--json]", "Post-upgrade checks; exit 0 only when all pass", cli_verify },
+  { "backup", "--output=FILE", "Archive config, keys, state, pointer, refs", cli_backup },
+  { "restore", "--path=FILE", "Verify an archive, then restore it", cli_restore },
   { "publish", "SUBCOMMAND [OPTIONS]", "Publisher: commit, release, promote, deprecate, deltas", cli_publish },
 };
 
