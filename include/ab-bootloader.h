@@ -75,8 +75,10 @@ struct _AbBootloader
 
 extern const AbBootloaderOps ab_bootloader_file_ops;
 extern const AbBootloaderOps ab_bootloader_grub_ops;
+extern const AbBootloaderOps ab_bootloader_uboot_ops;
+extern const AbBootloaderOps ab_bootloader_custom_ops;
 
-/* "file" or "grub". CONFIG may be NULL (defaults). */
+/* "file", "grub", "uboot" or "custom". CONFIG may be NULL (defaults). */
 AbBootloader *ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config,
                                  GError **error);
 void ab_bootloader_free (AbBootloader *self);

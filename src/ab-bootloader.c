@@ -115,6 +115,8 @@ ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config, GE
   static const AbBootloaderOps *const backends[] = {
     &ab_bootloader_file_ops,
     &ab_bootloader_grub_ops,
+    &ab_bootloader_uboot_ops,
+    &ab_bootloader_custom_ops,
   };
   for (guint i = 0; i < G_N_ELEMENTS (backends); i++)
     if (g_strcmp0 (name, backends[i]->name) == 0)
@@ -126,7 +128,7 @@ ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config, GE
         return self;
       }
   g_set_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND,
-               "Unknown bootloader backend \"%s\"; use grub or file", name);
+               "Unknown bootloader backend \"%s\"; use grub, file, uboot or custom", name);
   return NULL;
 }
 
