@@ -725,6 +725,27 @@ def slot_problems(sr, slot, image):
     return problems
 
 
+def boot_choice(ptr):
+    """The slot the bootloader picks from the pointer variables, by the
+    rules of docs/internals.md, and the set of bootable slots."""
+    def bootable(x):
+        state = ptr.get("ABDEPLOY_%s_STATE" % x.upper(), "none")
+        try:
+            tries = int(ptr.get("ABDEPLOY_%s_TRIES" % x.upper(), "0") or 0)
+        except ValueError:
+            tries = 0
+        return state == "good" or (state == "trial" and tries > 0)
+    ok = {x for x in SLOTS if bootable(x)}
+    primary = ptr.get("ABDEPLOY_PRIMARY") or None
+    if primary not in SLOTS:
+        return None, ok
+    if primary in ok:
+        return primary, ok
+    if other(primary) in ok:
+        return other(primary), ok
+    return primary, ok
+
+
 def consistency_problems(sr, published):
     """Invariants that must hold after any crash: status works, the
     primary slot is complete and bootable, every non-empty slot is a
@@ -744,6 +765,16 @@ def consistency_problems(sr, published):
         if s["version"] != img.version:
             problems.append("slot %s version %r != %r" % (s["name"], s["version"], img.version))
         problems += slot_problems(sr, s["name"], img)
+    # what the bootloader would boot now, or fall back to, must be complete
+    try:
+        ptr = sr.pointer()
+    except (AssertionError, OSError) as e:
+        return problems + ["boot pointer unreadable: %s" % e], st
+    choice, bootable = boot_choice(ptr)
+    for x in sorted(bootable | ({choice} if choice else set())):
+        s = sr.slot_status(x, st)
+        if s["state"] == "empty":
+            problems.append("bootloader would boot slot %s, which is empty (pointer %s)" % (x, ptr))
     if st["primary"] is not None:
         ps = sr.slot_status(st["primary"], st)
         if ps["state"] not in ("trial", "good"):

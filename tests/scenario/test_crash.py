@@ -43,6 +43,7 @@ def _crash_loop(sysroots, prepared, args, published, check_crashed, check_final,
     command runs (inode snapshots are per copy)."""
     names = _trace(sysroots, prepared, args, args[0])
     n = len(names)
+    print("`%s`: %d crash points: %s" % (" ".join(args), n, " ".join(names)))
     assert n >= min_points, "only %d crash points in `%s`: %s" % (n, " ".join(args), names)
     assert n <= MAX_CRASH_POINTS, "%d crash points, more than the bound %d" % (n, MAX_CRASH_POINTS)
     failures = []
@@ -256,3 +257,90 @@ def test_crash_at_named_point(sysroots, server, v1_running):
     k = names.index(name)
     assert reached in (names[:k + 1], names[:k]), (name, reached)
     sr.ok(*args)
+
+
+def test_crash_during_deploy(sysroots, server, published, v1_running):
+    prepared, booted = v1_running
+    target = sl.other(booted)
+
+    def take(sr):
+        return sr.slot_snapshot(booted)
+
+    def check_crashed(sr, st, pre):
+        p = []
+        now = sr.slot_snapshot(booted)
+        if now != pre:
+            p.append("running slot modified:\n" + sl.diff_snapshots(pre, now))
+        t = sr_status_slot(st, target)
+        if st["primary"] not in (booted, target):
+            p.append("primary is %r" % st["primary"])
+        if st["primary"] == target and (t["state"] != "trial" or t["commit"] != published.v2.commit):
+            p.append("pointer names target slot in %s" % t)
+        if t["state"] != "empty" and t["commit"] != published.v2.commit:
+            p.append("target holds %s" % t["commit"])
+        return p
+
+    def check_final(sr, st, pre):
+        p = check_crashed(sr, st, pre)
+        t = sr_status_slot(st, target)
+        if t["state"] not in ("staged", "trial") or t["commit"] != published.v2.commit:
+            p.append("v2 not deployed after re-run: %s" % t)
+        return p
+
+    def rerun_allowed(st):
+        t = sr_status_slot(st, target)
+        return {0, sl.EXIT_NOTHING} if t["state"] in ("staged", "trial") else {0}
+
+    _crash_loop(sysroots, prepared, ["deploy", "--from=" + server.url, "os/v2"],
+                published, check_crashed, check_final, rerun_allowed, min_points=3, take=take)
+
+
+@pytest.fixture
+def two_good_slots(sysroots, server):
+    """v1 good in one slot, v2 deployed, booted and good in the other: the
+    next stage replaces a slot the bootloader may fall back to."""
+    sr = sysroots.create()
+    sr.ok("deploy", "--from=" + server.url, "os/v1")
+    old = sr.status()["primary"]
+    sr.bless(old)
+    sr.ok("deploy", "--from=" + server.url, "os/v2")
+    new = sl.other(old)
+    sr.bless(new)
+    sr.set_booted(new)
+    st = sr.status()
+    assert st["primary"] == new and sr.slot_status(old, st)["state"] == "good", st
+    return sr, new
+
+
+def test_crash_during_stage_over_fallback_slot(sysroots, server, published, two_good_slots):
+    prepared, booted = two_good_slots
+    target = sl.other(booted)
+
+    def take(sr):
+        return sr.slot_snapshot(booted)
+
+    def check_crashed(sr, st, pre):
+        p = []
+        now = sr.slot_snapshot(booted)
+        if now != pre:
+            p.append("running slot modified:\n" + sl.diff_snapshots(pre, now))
+        if st["primary"] != booted:
+            p.append("primary moved to %s" % st["primary"])
+        t = sr_status_slot(st, target)
+        if t["state"] in ("good", "trial") and t["commit"] != published.v1.commit:
+            p.append("target slot bootable (%s) with the new commit before activation" % t["state"])
+        return p
+
+    def check_final(sr, st, pre):
+        p = check_crashed(sr, st, pre)
+        t = sr_status_slot(st, target)
+        if t["state"] != "staged" or t["commit"] != published.v3.commit:
+            p.append("target not staged with v3 after re-run: %s" % t)
+        return p
+
+    def rerun_allowed(st):
+        t = sr_status_slot(st, target)
+        return {0, sl.EXIT_NOTHING} if (t["state"], t["commit"]) == ("staged", published.v3.commit) else {0}
+
+    _crash_loop(sysroots, prepared, ["stage", "--from=" + server.url, "os/v3"],
+                published, check_crashed, check_final, rerun_allowed, min_points=3, take=take)

@@ -290,3 +290,44 @@ def test_stage_targets_slot_that_is_not_booted(sysroot, server, published):
     assert t["commit"] == published.v3.commit and t["state"] == "staged", t
     assert sysroot.slot_status(slot, st)["commit"] == published.v1.commit
     assert sl.slot_problems(sysroot, sl.other(slot), published.v3) == []
+
+
+def _write_conf(sr, rel, text):
+    path = sr.p("etc", "abdeploy", rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_tries_default_from_config(sysroot, server):
+    _write_conf(sysroot, "abdeploy.conf", "# trial boots\n[boot]\ntries=2\n")
+    sysroot.ok("deploy", "--from=" + server.url, "os/v1")
+    st = sysroot.status()
+    assert sysroot.slot_status(st["primary"], st)["tries_left"] == 2
+    # conf.d overrides the main file
+    _write_conf(sysroot, "conf.d/50-tries.conf", "[boot]\ntries=7\n")
+    sysroot.ok("stage", "--from=" + server.url, "os/v2")
+    sysroot.ok("activate")
+    st = sysroot.status()
+    assert sysroot.slot_status(st["primary"], st)["tries_left"] == 7
+
+
+def test_source_from_config(sysroot, server, published):
+    _write_conf(sysroot, "abdeploy.conf", "[update]\nurl=%s\n" % server.url)
+    sysroot.ok("deploy", "os/v1")
+    st = sysroot.status()
+    assert sysroot.slot_status(st["primary"], st)["commit"] == published.v1.commit
+
+
+def test_pointer_comment_lines_ignored(sysroot, server):
+    sysroot.ok("deploy", "--from=" + server.url, "os/v1")
+    st = sysroot.status()
+    with open(sysroot.pointer_path) as f:
+        lines = f.read().splitlines()
+    lines.insert(1, "# edited by hand")
+    with open(sysroot.pointer_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    assert sysroot.status() == st
+    sysroot.ok("stage", "--from=" + server.url, "os/v2")
+    sysroot.ok("activate")
+    assert sysroot.status()["primary"] == sl.other(st["primary"])

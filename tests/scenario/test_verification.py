@@ -108,6 +108,22 @@ def test_no_flag_bypasses_verification(sysroot, server, flag):
     assert after == before, sl.diff_snapshots(before, after)
 
 
+@pytest.mark.parametrize("conf", [
+    "[update]\ngpg-verify=false\n",
+    "[content]\ngpg-verify=false\nverify=false\n",
+    "[security]\nverify-signatures=false\n",
+])
+def test_no_config_key_bypasses_verification(sysroot, server, conf):
+    sysroot.ok("deploy", "--from=" + server.url, "os/v1")
+    with open(sysroot.p("etc", "abdeploy", "abdeploy.conf"), "w") as f:
+        f.write(conf)
+    before = sysroot.snapshot()
+    r = sysroot.run("stage", "--from=" + server.url, "os/unsigned")
+    assert r.returncode != 0, r.describe()
+    after = sysroot.snapshot()
+    assert after == before, sl.diff_snapshots(before, after)
+
+
 def test_corrupted_object_on_server(sysroot, server, corrupt_server, published):
     sysroot.ok("deploy", "--from=" + server.url, "os/v1")
     primary = sysroot.status()["primary"]
