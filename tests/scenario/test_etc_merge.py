@@ -7,6 +7,7 @@ the defaults of app.conf, motd and updated.conf and adds newdefault.conf.
 """
 
 import os
+import stat
 
 import pytest
 
@@ -29,6 +30,11 @@ def merged(workdir, abdeploy_bin, home, keyfiles, server, published):
         fh.write(OPERATOR_APP_CONF)
     os.unlink(os.path.join(etc, "deleteme.conf"))
     with open(os.path.join(etc, "operator-added.conf"), "wb") as fh:
+        fh.write(OPERATOR_ADDED)
+    os.symlink("../usr/share/zoneinfo/UTC", os.path.join(etc, "localtime"))
+    os.chmod(os.path.join(etc, "sub", "nested.conf"), 0o600)
+    os.makedirs(os.path.join(etc, "operator.d"))
+    with open(os.path.join(etc, "operator.d", "10-site.conf"), "wb") as fh:
         fh.write(OPERATOR_ADDED)
     running_etc = sl.tree_entries(etc, "etc")
     sr.ok("stage", "--from=" + server.url, "os/v2")
@@ -76,9 +82,21 @@ def test_operator_added_file_is_kept(merged):
     assert _read(os.path.join(merged.new_etc, "operator-added.conf")) == OPERATOR_ADDED
 
 
+def test_operator_added_symlink_and_directory_are_kept(merged):
+    assert os.readlink(os.path.join(merged.new_etc, "localtime")) == "../usr/share/zoneinfo/UTC"
+    assert _read(os.path.join(merged.new_etc, "operator.d", "10-site.conf")) == OPERATOR_ADDED
+
+
+def test_operator_mode_change_is_kept(merged):
+    st = os.lstat(os.path.join(merged.new_etc, "sub", "nested.conf"))
+    assert stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
+
+
 def test_untouched_defaults_present(merged):
     for name in ("unchanged.conf", "sub/nested.conf"):
         assert _read(os.path.join(merged.new_etc, name)) == merged.v2.read("usr/etc/" + name)
+    st = os.lstat(os.path.join(merged.new_etc, "unchanged.conf"))
+    assert stat.S_IMODE(st.st_mode) == 0o644, oct(st.st_mode)
 
 
 def test_new_slot_usr_etc_is_pristine_image(merged):

@@ -145,3 +145,31 @@ def test_corrupted_object_on_server(sysroot, server, corrupt_server, published):
     s = sysroot.slot_status(primary)
     assert s["state"] == "staged" and s["commit"] == published.v2.commit, s
     assert sl.slot_problems(sysroot, primary, published.v2) == []
+
+
+def _closed_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("what", ["unknown-ref", "no-server", "not-a-repo"])
+def test_failed_pull_changes_nothing(sysroot, server, published, what):
+    sysroot.ok("deploy", "--from=" + server.url, "os/v1")
+    before = sysroot.snapshot()
+    if what == "unknown-ref":
+        args = ["--from=" + server.url, "os/does-not-exist"]
+    elif what == "no-server":
+        args = ["--from=http://127.0.0.1:%d" % _closed_port(), "os/v2"]
+    else:
+        args = ["--from=" + published.images["v1"].tree, "os/v2"]
+    r = sysroot.run("stage", *args, timeout=90)
+    # a --from that is no repository at all may count as a usage error
+    allowed = {sl.EXIT_ERROR, sl.EXIT_USAGE} if what == "not-a-repo" else {sl.EXIT_ERROR}
+    assert r.returncode in allowed, r.describe()
+    assert r.output.strip()
+    after = sysroot.snapshot()
+    assert after == before, sl.diff_snapshots(before, after)
