@@ -1,0 +1,204 @@
+"""The documentation keeps up with the code.
+
+Every command of `abdeploy --help`, every long option of
+`abdeploy COMMAND --help`, and every configuration group and key that the C
+sources read must be documented: commands and options in man/abdeploy.8.scd,
+configuration in man/abdeploy.conf.5.scd, commands in README.md.
+
+ABDEPLOY_BIN names the built binary (meson sets it).
+"""
+
+import glob
+import os
+import re
+import subprocess
+
+import pytest
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MAN_DIR = os.path.join(TOP, "man")
+SRC_DIR = os.path.join(TOP, "src")
+
+
+def read(*parts):
+    with open(os.path.join(TOP, *parts), encoding="utf-8") as f:
+        return f.read()
+
+
+def binary():
+    path = os.environ.get("ABDEPLOY_BIN")
+    if not path:
+        pytest.fail("set ABDEPLOY_BIN to the built abdeploy binary")
+    return path
+
+
+def run_help(*args):
+    env = dict(os.environ, LC_ALL="C.UTF-8", LANGUAGE="C")
+    p = subprocess.run([binary()] + list(args) + ["--help"], capture_output=True,
+                       text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, "abdeploy %s --help failed (%d):\n%s%s" % (
+        " ".join(args), p.returncode, p.stdout, p.stderr)
+    return p.stdout
+
+
+def commands():
+    """Command names listed after "Commands:" in `abdeploy --help`."""
+    out = run_help()
+    assert "Commands:" in out, "abdeploy --help lists no commands:\n" + out
+    names = []
+    for line in out.split("Commands:", 1)[1].splitlines():
+        if not line.strip():
+            if names:
+                break
+            continue
+        m = re.match(r"^\s+([a-z][a-z0-9-]*)(\s|$)", line)
+        if not m:
+            break
+        names.append(m.group(1))
+    assert names, "no command found after Commands: in\n" + out
+    return names
+
+
+def long_options(command):
+    return sorted(set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", run_help(command))))
+
+
+COMMANDS = commands() if os.environ.get("ABDEPLOY_BIN") else []
+OPTIONS = {c: long_options(c) for c in COMMANDS}
+# Options that most commands accept (--sysroot, --config, --verbose, --help)
+# are global: documented once, under GLOBAL OPTIONS.
+GLOBAL = {o for opts in OPTIONS.values() for o in opts
+          if sum(o in other for other in OPTIONS.values()) * 2 > len(OPTIONS)}
+
+
+def man_sections(text):
+    """'## NAME[, NAME...]' subsections of a scdoc page -> their text."""
+    sections = {}
+    parts = re.split(r"(?m)^(#{1,2} .*)$", text)
+    for head, body in zip(parts[1::2], parts[2::2]):
+        if head.startswith("## "):
+            for name in head[3:].split(","):
+                sections[name.strip()] = body
+    return sections
+
+
+def mentions(text, word):
+    return re.search(r"(?<![\w-])" + re.escape(word) + r"(?![\w-])", text) is not None
+
+
+# --- configuration keys from the sources ------------------------------------
+
+STRING = r'"(?:[^"\\]|\\.)*"'
+# g_key_file_<fn> (KEYFILE, GROUP[, KEY ...: only functions that take a group
+# and a key.
+KEYFILE_CALL = re.compile(
+    r"\bg_key_file_(has_key|get_\w+|set_\w+|remove_key)\s*\(\s*[^,;]+?,\s*(" + STRING +
+    r"|\w+)\s*,\s*(" + STRING + r"|[\w>.-]+)")
+NOT_KEYED = {"get_groups", "get_keys", "get_start_group", "get_comment", "set_comment",
+             "set_list_separator"}
+DEFINE = re.compile(r"(?m)^#define\s+(\w+)\s+(" + STRING + r")\s*$")
+
+
+def unquote(literal):
+    return literal[1:-1].encode().decode("unicode_escape")
+
+
+def config_keys():
+    """{group: {key, ...}} read by src/*.c.
+
+    A group or key given as a string literal, or as a macro defined as one in
+    the same file, counts. A key given as a variable (a hook name, a
+    parameter) makes its group count; the file's own KEY_* macros are then
+    taken as keys of that group (they are the keys passed in)."""
+    keys = {}
+    for path in sorted(glob.glob(os.path.join(SRC_DIR, "*.c"))):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        macros = {name: unquote(value) for name, value in DEFINE.findall(text)}
+
+        def resolve(arg):
+            if arg.startswith('"'):
+                return unquote(arg)
+            return macros.get(arg)
+
+        for fn, group_arg, key_arg in KEYFILE_CALL.findall(text):
+            if fn in NOT_KEYED:
+                continue
+            group = resolve(group_arg)
+            if group is None:
+                continue
+            found = keys.setdefault(group, set())
+            key = resolve(key_arg)
+            if key is not None:
+                found.add(key)
+            else:
+                found.update(v for n, v in macros.items() if n.startswith("KEY_"))
+    return keys
+
+
+CONFIG = config_keys()
+
+
+# --- tests -------------------------------------------------------------------
+
+def test_sources_read_configuration():
+    # The scan itself must find something, or the key tests below test nothing.
+    assert "boot" in CONFIG and "tries" in CONFIG["boot"], CONFIG
+
+
+def test_help_lists_commands():
+    binary()
+    assert len(COMMANDS) >= 6, COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_in_man_page(command):
+    page = read("man", "abdeploy.8.scd")
+    sections = man_sections(page)
+    assert command in sections, \
+        "man/abdeploy.8.scd has no '## %s' section (sections: %s)" % (command, sorted(sections))
+    assert re.search(r"\*abdeploy %s\*" % re.escape(command), page), \
+        "man/abdeploy.8.scd never shows *abdeploy %s*" % command
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_options_in_man_page(command):
+    page = read("man", "abdeploy.8.scd")
+    section = man_sections(page)[command] if command in man_sections(page) else ""
+    missing = [o for o in OPTIONS[command] if o not in GLOBAL and not mentions(section, o)]
+    assert not missing, "man/abdeploy.8.scd, section %s, lacks %s" % (command, missing)
+
+
+def test_global_options_in_man_page():
+    page = read("man", "abdeploy.8.scd")
+    missing = [o for o in sorted(GLOBAL) if not mentions(page, o)]
+    assert not missing, "man/abdeploy.8.scd lacks the global options %s" % missing
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_in_readme(command):
+    readme = read("README.md")
+    assert re.search(r"abdeploy %s(?![\w-])" % re.escape(command), readme), \
+        "README.md never shows 'abdeploy %s'" % command
+
+
+@pytest.mark.parametrize("group", sorted(CONFIG))
+def test_config_group_in_man_page(group):
+    page = read("man", "abdeploy.conf.5.scd")
+    assert re.search(r"(?m)^## \[%s\]\s*$" % re.escape(group), page), \
+        "man/abdeploy.conf.5.scd has no '## [%s]' section" % group
+
+
+@pytest.mark.parametrize("group,key", sorted((g, k) for g, ks in CONFIG.items() for k in ks))
+def test_config_key_in_man_page(group, key):
+    page = read("man", "abdeploy.conf.5.scd")
+    section = man_sections(page).get("[%s]" % group, "")
+    assert re.search(r"\*%s\*=" % re.escape(key), section), \
+        "man/abdeploy.conf.5.scd, section [%s], does not describe *%s*=" % (group, key)
+
+
+def test_every_page_is_built():
+    build = read("man", "meson.build")
+    for path in sorted(glob.glob(os.path.join(MAN_DIR, "*.scd"))):
+        page = os.path.basename(path)[:-len(".scd")]
+        assert "'%s'" % page in build, "man/meson.build does not build %s" % page
