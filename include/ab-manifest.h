@@ -63,3 +63,27 @@ const AbRelease *ab_manifest_find (const AbManifest *m, const char *version);
 void ab_release_free (AbRelease *r);
 void ab_delta_free (AbDelta *d);
 void ab_delta_file_free (AbDeltaFile *f);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbRelease, ab_release_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbDelta, ab_delta_free)
+
+/* Constructors: every string is copied; lists start empty. */
+AbRelease *ab_release_new (const char *version, const char *commit, const char *published_at,
+                           guint rollout);
+AbDelta *ab_delta_new (const char *from);
+AbDeltaFile *ab_delta_file_new (const char *path, guint64 size, const char *sha256);
+/* A deep copy. */
+AbRelease *ab_release_copy (const AbRelease *r);
+/* Like ab_manifest_find(), for callers that edit the release. */
+AbRelease *ab_manifest_lookup (AbManifest *m, const char *version);
+/* The delta of R that starts at commit FROM, or NULL. */
+const AbDelta *ab_release_find_delta (const AbRelease *r, const char *from);
+
+/* Channel names are file names: [A-Za-z0-9][A-Za-z0-9._-]*, at most 64 bytes. */
+gboolean ab_manifest_channel_name_is_valid (const char *channel);
+
+/* Freshness checks of a verified manifest at time NOW: expired →
+ * AB_MANIFEST_ERROR_EXPIRED; serial lower than LAST_SERIAL (the last one
+ * this device accepted for the channel) → AB_MANIFEST_ERROR_REPLAY. An equal
+ * serial is accepted: it is the same manifest fetched again. */
+gboolean ab_manifest_check_fresh (const AbManifest *m, GDateTime *now, guint64 last_serial,
+                                  GError **error);

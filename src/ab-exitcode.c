@@ -5,6 +5,7 @@
 #include "ab-health.h"
 #include "ab-update.h"
 #include "ab-lock.h"
+#include "ab-publish.h"
 #include "ab-sysroot.h"
 
 AbExitCode
@@ -26,6 +27,7 @@ ab_exit_code_for_error (const GError *error)
       || g_error_matches (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE)
       || g_error_matches (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_USAGE)
       || g_error_matches (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_USAGE)
+      || g_error_matches (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED))

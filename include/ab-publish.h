@@ -1,0 +1,76 @@
+/* Publisher: commits image trees into an archive-mode OSTree repo and keeps
+ * the signed channel manifests of that repo (abdeploy-publish(8),
+ * abdeploy-manifest(5)).
+ *
+ * Invariants:
+ * - A published version maps to one commit, forever: the version ref
+ *   AB_PUBLISH_VERSION_REF_PREFIX "<version>" and every channel manifest that
+ *   lists the version agree on its commit, and no operation changes it
+ *   (AB_PUBLISH_ERROR_CONFLICT instead).
+ * - A manifest is only ever written together with its fresh detached
+ *   signature, and its serial grows by one with every rewrite. Nothing is
+ *   written when signing fails.
+ * - Writers of one repo are serialized by a lock (REPO/abdeploy/publish.lock). */
+#pragma once
+
+#include <glib.h>
+#include "ab-manifest.h"
+
+#define AB_PUBLISH_ERROR (ab_publish_error_quark ())
+GQuark ab_publish_error_quark (void);
+
+typedef enum
+{
+  AB_PUBLISH_ERROR_FAILED,
+  AB_PUBLISH_ERROR_USAGE,     /* an option value is invalid (exit 2) */
+  AB_PUBLISH_ERROR_CONFLICT,  /* a published version would change its commit */
+  AB_PUBLISH_ERROR_NOT_FOUND, /* version, channel or release missing */
+} AbPublishError;
+
+#define AB_PUBLISH_CHANNELS_DIR "abdeploy/channels"
+#define AB_PUBLISH_VERSION_REF_PREFIX "abdeploy/release/"
+#define AB_PUBLISH_DEFAULT_EXPIRES_DAYS 30
+#define AB_PUBLISH_MAX_EXPIRES_DAYS 3660
+
+typedef struct
+{
+  const char *repo;        /* path of the publisher's repo */
+  const char *gpg_key;     /* signing key id; mandatory for manifests */
+  const char *gpg_homedir; /* GnuPG home of the key; NULL = GnuPG's default */
+  guint expires_days;      /* validity of rewritten manifests; 0 = 30 days */
+} AbPublisher;
+
+typedef struct
+{
+  const char *tree;            /* directory to commit */
+  const char *version;
+  const char *branch;          /* extra ref moved to the commit, or NULL */
+  const char *source_revision; /* recorded as "source-revision", or NULL */
+} AbPublishCommitOptions;
+
+/* Commits OPTS->tree as OPTS->version (the repo is created, archive mode,
+ * when missing). Publishing the same tree again under a published version
+ * is a no-op that returns the published commit (*out_created = FALSE); a
+ * different tree is AB_PUBLISH_ERROR_CONFLICT. The commit is signed when
+ * P->gpg_key is set. */
+gboolean ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *opts,
+                            char **out_commit, gboolean *out_created, GError **error);
+
+/* The manifest operations return the manifest as written (and signed). */
+
+/* Adds VERSION (already committed) to CHANNEL at ROLLOUT percent (0 = 100);
+ * releasing it again only sets the rollout. */
+AbManifest *ab_publish_release (const AbPublisher *p, const char *channel, const char *version,
+                                guint rollout, GError **error);
+/* Copies the release entry of VERSION from channel FROM into channel TO
+ * (same commit, same deltas; published_at = now; ROLLOUT 0 = 100). */
+AbManifest *ab_publish_promote (const AbPublisher *p, const char *from, const char *to,
+                                const char *version, guint rollout, GError **error);
+AbManifest *ab_publish_deprecate (const AbPublisher *p, const char *channel,
+                                  const char *version, const char *reason, GError **error);
+/* Static deltas to the newest release of CHANNEL from each of the FROM_LAST
+ * releases below it (by version), listed in the newest release's entry. */
+AbManifest *ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last,
+                               GError **error);
+/* Re-signs CHANNEL unchanged but for serial, issued_at and expires_at. */
+AbManifest *ab_publish_refresh (const AbPublisher *p, const char *channel, GError **error);

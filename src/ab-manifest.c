@@ -1,0 +1,651 @@
+/* Channel manifests (abdeploy-manifest(5)).
+ *
+ * Invariant: ab_manifest_parse() returns a manifest only when every field
+ * has the type and range the format defines; callers never re-check. A
+ * format version other than AB_MANIFEST_FORMAT is refused, never guessed at.
+ * Members this reader does not know are ignored: a change that an older
+ * reader must not ignore needs a new format version. */
+#include "config.h"
+#include "ab-manifest.h"
+#include "ab-util.h"
+
+#include <string.h>
+
+G_DEFINE_QUARK (ab-manifest-error-quark, ab_manifest_error)
+
+#define MAX_CHANNEL_LEN 64
+#define MAX_ROLLOUT 100
+
+/* ---- construction and destruction ---- */
+
+void
+ab_delta_file_free (AbDeltaFile *f)
+{
+  if (f == NULL)
+    return;
+  g_free (f->path);
+  g_free (f->sha256);
+  g_free (f);
+}
+
+void
+ab_delta_free (AbDelta *d)
+{
+  if (d == NULL)
+    return;
+  g_free (d->from);
+  g_ptr_array_unref (d->files);
+  g_free (d);
+}
+
+void
+ab_release_free (AbRelease *r)
+{
+  if (r == NULL)
+    return;
+  g_free (r->version);
+  g_free (r->commit);
+  g_free (r->published_at);
+  g_free (r->deprecated);
+  g_ptr_array_unref (r->deltas);
+  g_free (r);
+}
+
+void
+ab_manifest_free (AbManifest *m)
+{
+  if (m == NULL)
+    return;
+  g_free (m->channel);
+  g_free (m->issued_at);
+  g_free (m->expires_at);
+  g_ptr_array_unref (m->releases);
+  g_free (m);
+}
+
+AbDeltaFile *
+ab_delta_file_new (const char *path, guint64 size, const char *sha256)
+{
+  AbDeltaFile *f = g_new0 (AbDeltaFile, 1);
+  f->path = g_strdup (path);
+  f->size = size;
+  f->sha256 = g_strdup (sha256);
+  return f;
+}
+
+AbDelta *
+ab_delta_new (const char *from)
+{
+  AbDelta *d = g_new0 (AbDelta, 1);
+  d->from = g_strdup (from);
+  d->files = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_delta_file_free);
+  return d;
+}
+
+AbRelease *
+ab_release_new (const char *version, const char *commit, const char *published_at,
+                guint rollout)
+{
+  AbRelease *r = g_new0 (AbRelease, 1);
+  r->version = g_strdup (version);
+  r->commit = g_strdup (commit);
+  r->published_at = g_strdup (published_at);
+  r->rollout = rollout;
+  r->deltas = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_delta_free);
+  return r;
+}
+
+AbManifest *
+ab_manifest_new (const char *channel)
+{
+  AbManifest *m = g_new0 (AbManifest, 1);
+  m->channel = g_strdup (channel);
+  m->releases = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_release_free);
+  return m;
+}
+
+AbRelease *
+ab_release_copy (const AbRelease *r)
+{
+  AbRelease *c = ab_release_new (r->version, r->commit, r->published_at, r->rollout);
+  c->deprecated = g_strdup (r->deprecated);
+  for (guint i = 0; i < r->deltas->len; i++)
+    {
+      const AbDelta *d = r->deltas->pdata[i];
+      AbDelta *dc = ab_delta_new (d->from);
+      dc->size = d->size;
+      for (guint j = 0; j < d->files->len; j++)
+        {
+          const AbDeltaFile *f = d->files->pdata[j];
+          g_ptr_array_add (dc->files, ab_delta_file_new (f->path, f->size, f->sha256));
+        }
+      g_ptr_array_add (c->deltas, dc);
+    }
+  return c;
+}
+
+/* ---- queries ---- */
+
+AbRelease *
+ab_manifest_lookup (AbManifest *m, const char *version)
+{
+  for (guint i = 0; i < m->releases->len; i++)
+    {
+      AbRelease *r = m->releases->pdata[i];
+      if (strcmp (r->version, version) == 0)
+        return r;
+    }
+  return NULL;
+}
+
+const AbRelease *
+ab_manifest_find (const AbManifest *m, const char *version)
+{
+  return ab_manifest_lookup ((AbManifest *) m, version);
+}
+
+const AbRelease *
+ab_manifest_newest (const AbManifest *m)
+{
+  const AbRelease *best = NULL;
+  for (guint i = 0; i < m->releases->len; i++)
+    {
+      const AbRelease *r = m->releases->pdata[i];
+      if (best == NULL || strverscmp (r->version, best->version) > 0)
+        best = r;
+    }
+  return best;
+}
+
+const AbDelta *
+ab_release_find_delta (const AbRelease *r, const char *from)
+{
+  for (guint i = 0; i < r->deltas->len; i++)
+    {
+      const AbDelta *d = r->deltas->pdata[i];
+      if (strcmp (d->from, from) == 0)
+        return d;
+    }
+  return NULL;
+}
+
+gboolean
+ab_manifest_channel_name_is_valid (const char *channel)
+{
+  if (channel == NULL || !g_ascii_isalnum (channel[0]) || strlen (channel) > MAX_CHANNEL_LEN)
+    return FALSE;
+  for (const char *p = channel; *p; p++)
+    if (!g_ascii_isalnum (*p) && *p != '.' && *p != '_' && *p != '-')
+      return FALSE;
+  return TRUE;
+}
+
+static GDateTime *
+parse_time (const char *s)
+{
+  return s ? g_date_time_new_from_iso8601 (s, NULL) : NULL;
+}
+
+gboolean
+ab_manifest_check_fresh (const AbManifest *m, GDateTime *now, guint64 last_serial,
+                         GError **error)
+{
+  g_autoptr(GDateTime) expires = parse_time (m->expires_at);
+  if (expires == NULL || g_date_time_compare (now, expires) >= 0)
+    {
+      g_set_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_EXPIRED,
+                   "The manifest of channel %s expired at %s: the server offers stale "
+                   "metadata (or the clock is wrong); the publisher must re-sign the channel",
+                   m->channel, m->expires_at ? m->expires_at : "(unknown)");
+      return FALSE;
+    }
+  if (m->serial < last_serial)
+    {
+      g_set_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_REPLAY,
+                   "The manifest of channel %s has serial %" G_GUINT64_FORMAT ", lower than "
+                   "serial %" G_GUINT64_FORMAT " accepted before: an old manifest is being "
+                   "replayed", m->channel, m->serial, last_serial);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- parsing ----
+ * Each reader takes the JSON path of what it reads ("releases[0].commit"),
+ * so that an error names the offending field. */
+
+static gboolean
+bad (GError **error, const char *path, const char *what)
+{
+  g_set_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT,
+               "Malformed channel manifest: %s %s", path, what);
+  return FALSE;
+}
+
+static char *
+member_path (const char *parent, const char *key)
+{
+  return *parent ? g_strdup_printf ("%s.%s", parent, key) : g_strdup (key);
+}
+
+/* A member that must be present; NULL (with error) when it is missing. */
+static JsonNode *
+need_member (JsonObject *o, const char *parent, const char *key, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  if (n == NULL)
+    {
+      g_autofree char *path = member_path (parent, key);
+      bad (error, path, "is missing");
+    }
+  return n;
+}
+
+static gboolean
+node_is (JsonNode *n, GType type)
+{
+  return JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == type;
+}
+
+static gboolean
+read_string (JsonObject *o, const char *parent, const char *key, char **out, GError **error)
+{
+  JsonNode *n = need_member (o, parent, key, error);
+  if (n == NULL)
+    return FALSE;
+  g_autofree char *path = member_path (parent, key);
+  if (!node_is (n, G_TYPE_STRING) || *json_node_get_string (n) == '\0')
+    return bad (error, path, "is not a non-empty string");
+  *out = g_strdup (json_node_get_string (n));
+  return TRUE;
+}
+
+/* An optional string: missing or null gives NULL. */
+static gboolean
+read_nullable_string (JsonObject *o, const char *parent, const char *key, char **out,
+                      GError **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
+    return TRUE;
+  return read_string (o, parent, key, out, error);
+}
+
+static gboolean
+read_uint (JsonObject *o, const char *parent, const char *key, guint64 *out, GError **error)
+{
+  JsonNode *n = need_member (o, parent, key, error);
+  if (n == NULL)
+    return FALSE;
+  g_autofree char *path = member_path (parent, key);
+  if (!node_is (n, G_TYPE_INT64) || json_node_get_int (n) < 0)
+    return bad (error, path, "is not a non-negative integer");
+  *out = (guint64) json_node_get_int (n);
+  return TRUE;
+}
+
+static gboolean
+read_time (JsonObject *o, const char *parent, const char *key, char **out, GError **error)
+{
+  if (!read_string (o, parent, key, out, error))
+    return FALSE;
+  g_autoptr(GDateTime) t = parse_time (*out);
+  if (t == NULL)
+    {
+      g_autofree char *path = member_path (parent, key);
+      return bad (error, path, "is not an ISO 8601 time with a time zone");
+    }
+  return TRUE;
+}
+
+static gboolean
+read_commit (JsonObject *o, const char *parent, const char *key, char **out, GError **error)
+{
+  if (!read_string (o, parent, key, out, error))
+    return FALSE;
+  if (!ab_is_commit_checksum (*out))
+    {
+      g_autofree char *path = member_path (parent, key);
+      return bad (error, path, "is not a commit checksum (64 lowercase hex digits)");
+    }
+  return TRUE;
+}
+
+/* An array member; a missing optional one gives NULL without error. */
+static gboolean
+read_array (JsonObject *o, const char *parent, const char *key, gboolean optional,
+            JsonArray **out, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  *out = NULL;
+  if (n == NULL && optional)
+    return TRUE;
+  if (n == NULL)
+    return need_member (o, parent, key, error) != NULL;
+  g_autofree char *path = member_path (parent, key);
+  if (!JSON_NODE_HOLDS_ARRAY (n))
+    return bad (error, path, "is not an array");
+  *out = json_node_get_array (n);
+  return TRUE;
+}
+
+static JsonObject *
+element_object (JsonArray *a, guint i, const char *path, GError **error)
+{
+  JsonNode *n = json_array_get_element (a, i);
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    {
+      bad (error, path, "is not an object");
+      return NULL;
+    }
+  return json_node_get_object (n);
+}
+
+/* Delta file paths are relative to the repo root and stay inside deltas/. */
+static gboolean
+delta_path_is_valid (const char *p)
+{
+  if (!g_str_has_prefix (p, "deltas/") || strstr (p, "//") != NULL || g_str_has_suffix (p, "/"))
+    return FALSE;
+  g_auto(GStrv) parts = g_strsplit (p, "/", -1);
+  for (char **c = parts; *c; c++)
+    if (strcmp (*c, ".") == 0 || strcmp (*c, "..") == 0)
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+is_sha256_hex (const char *s)
+{
+  /* Same shape as a commit checksum. */
+  return ab_is_commit_checksum (s);
+}
+
+static AbDeltaFile *
+parse_delta_file (JsonObject *o, const char *path, GError **error)
+{
+  g_autofree char *fpath = NULL, *sha = NULL;
+  guint64 size = 0;
+  if (!read_string (o, path, "path", &fpath, error) || !read_uint (o, path, "size", &size, error)
+      || !read_string (o, path, "sha256", &sha, error))
+    return NULL;
+  g_autofree char *p_path = member_path (path, "path");
+  g_autofree char *p_sha = member_path (path, "sha256");
+  if (!delta_path_is_valid (fpath))
+    {
+      bad (error, p_path, "is not a relative path under deltas/");
+      return NULL;
+    }
+  if (!is_sha256_hex (sha))
+    {
+      bad (error, p_sha, "is not a SHA-256 (64 lowercase hex digits)");
+      return NULL;
+    }
+  return ab_delta_file_new (fpath, size, sha);
+}
+
+static AbDelta *
+parse_delta (JsonObject *o, const char *path, const char *to_commit, GError **error)
+{
+  g_autofree char *from = NULL;
+  guint64 size = 0;
+  JsonArray *files = NULL;
+  if (!read_commit (o, path, "from", &from, error) || !read_uint (o, path, "size", &size, error)
+      || !read_array (o, path, "files", FALSE, &files, error))
+    return NULL;
+  g_autofree char *p_from = member_path (path, "from");
+  g_autofree char *p_files = member_path (path, "files");
+  g_autofree char *p_size = member_path (path, "size");
+  if (strcmp (from, to_commit) == 0)
+    {
+      bad (error, p_from, "is the release's own commit");
+      return NULL;
+    }
+  if (json_array_get_length (files) == 0)
+    {
+      bad (error, p_files, "is empty");
+      return NULL;
+    }
+  g_autoptr(AbDelta) d = ab_delta_new (from);
+  d->size = size;
+  guint64 sum = 0;
+  for (guint i = 0; i < json_array_get_length (files); i++)
+    {
+      g_autofree char *fp = g_strdup_printf ("%s[%u]", p_files, i);
+      JsonObject *fo = element_object (files, i, fp, error);
+      AbDeltaFile *f = fo ? parse_delta_file (fo, fp, error) : NULL;
+      if (f == NULL)
+        return NULL;
+      sum += f->size;
+      g_ptr_array_add (d->files, f);
+    }
+  if (sum != size)
+    {
+      bad (error, p_size, "is not the sum of the sizes of its files");
+      return NULL;
+    }
+  return g_steal_pointer (&d);
+}
+
+static gboolean
+parse_deltas (JsonObject *o, const char *path, AbRelease *r, GError **error)
+{
+  JsonArray *deltas = NULL;
+  if (!read_array (o, path, "deltas", TRUE, &deltas, error))
+    return FALSE;
+  for (guint i = 0; deltas && i < json_array_get_length (deltas); i++)
+    {
+      g_autofree char *dp = g_strdup_printf ("%s.deltas[%u]", path, i);
+      JsonObject *d_o = element_object (deltas, i, dp, error);
+      AbDelta *d = d_o ? parse_delta (d_o, dp, r->commit, error) : NULL;
+      if (d == NULL)
+        return FALSE;
+      if (ab_release_find_delta (r, d->from) != NULL)
+        {
+          ab_delta_free (d);
+          return bad (error, dp, "repeats the \"from\" commit of an earlier delta");
+        }
+      g_ptr_array_add (r->deltas, d);
+    }
+  return TRUE;
+}
+
+/* rollout: optional (default 100), an integer 1..100. */
+static gboolean
+parse_rollout (JsonObject *o, const char *path, guint *out, GError **error)
+{
+  *out = MAX_ROLLOUT;
+  if (!json_object_has_member (o, "rollout"))
+    return TRUE;
+  guint64 v = 0;
+  if (!read_uint (o, path, "rollout", &v, error))
+    return FALSE;
+  if (v < 1 || v > MAX_ROLLOUT)
+    {
+      g_autofree char *p = member_path (path, "rollout");
+      return bad (error, p, "is not a percentage from 1 to 100");
+    }
+  *out = (guint) v;
+  return TRUE;
+}
+
+static AbRelease *
+parse_release (JsonObject *o, const char *path, GError **error)
+{
+  g_autofree char *version = NULL, *commit = NULL, *published_at = NULL, *deprecated = NULL;
+  guint rollout = 0;
+  if (!read_string (o, path, "version", &version, error)
+      || !read_commit (o, path, "commit", &commit, error)
+      || !read_time (o, path, "published_at", &published_at, error)
+      || !read_nullable_string (o, path, "deprecated", &deprecated, error)
+      || !parse_rollout (o, path, &rollout, error))
+    return NULL;
+  g_autoptr(AbRelease) r = ab_release_new (version, commit, published_at, rollout);
+  r->deprecated = g_steal_pointer (&deprecated);
+  if (!parse_deltas (o, path, r, error))
+    return NULL;
+  return g_steal_pointer (&r);
+}
+
+static gboolean
+parse_releases (JsonObject *root, AbManifest *m, GError **error)
+{
+  JsonArray *releases = NULL;
+  if (!read_array (root, "", "releases", FALSE, &releases, error))
+    return FALSE;
+  for (guint i = 0; i < json_array_get_length (releases); i++)
+    {
+      g_autofree char *rp = g_strdup_printf ("releases[%u]", i);
+      JsonObject *ro = element_object (releases, i, rp, error);
+      AbRelease *r = ro ? parse_release (ro, rp, error) : NULL;
+      if (r == NULL)
+        return FALSE;
+      /* One version, one entry: a version maps to exactly one commit. */
+      if (ab_manifest_find (m, r->version) != NULL)
+        {
+          ab_release_free (r);
+          return bad (error, rp, "repeats a version listed before");
+        }
+      g_ptr_array_add (m->releases, r);
+    }
+  return TRUE;
+}
+
+/* The format check comes first, so that a newer manifest is reported as
+ * such rather than as whatever else changed in its layout. */
+static gboolean
+check_format (JsonObject *root, GError **error)
+{
+  JsonNode *n = json_object_get_member (root, "format");
+  if (n == NULL || !node_is (n, G_TYPE_INT64))
+    return bad (error, "format", "is missing or not an integer");
+  gint64 format = json_node_get_int (n);
+  if (format != AB_MANIFEST_FORMAT)
+    {
+      g_set_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT,
+                   "manifest format %" G_GINT64_FORMAT " is not known to this abdeploy, which "
+                   "reads format %d; update abdeploy", format, AB_MANIFEST_FORMAT);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+parse_header (JsonObject *root, AbManifest *m, GError **error)
+{
+  g_free (m->channel);
+  m->channel = NULL;
+  if (!read_string (root, "", "channel", &m->channel, error)
+      || !read_uint (root, "", "serial", &m->serial, error)
+      || !read_time (root, "", "issued_at", &m->issued_at, error)
+      || !read_time (root, "", "expires_at", &m->expires_at, error))
+    return FALSE;
+  if (!ab_manifest_channel_name_is_valid (m->channel))
+    return bad (error, "channel", "is not a valid channel name ([A-Za-z0-9][A-Za-z0-9._-]*)");
+  return TRUE;
+}
+
+AbManifest *
+ab_manifest_parse (const char *data, gsize len, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) local = NULL;
+  if (!json_parser_load_from_data (parser, data, (gssize) len, &local))
+    {
+      g_set_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT,
+                   "Malformed channel manifest: not JSON: %s", local->message);
+      return NULL;
+    }
+  JsonNode *root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      bad (error, "the document", "is not a JSON object");
+      return NULL;
+    }
+  JsonObject *o = json_node_get_object (root);
+  g_autoptr(AbManifest) m = ab_manifest_new (NULL);
+  if (!check_format (o, error) || !parse_header (o, m, error) || !parse_releases (o, m, error))
+    return NULL;
+  return g_steal_pointer (&m);
+}
+
+/* ---- serialization: members in the order of abdeploy-manifest(5) ---- */
+
+static void
+add_string (JsonBuilder *b, const char *key, const char *value)
+{
+  json_builder_set_member_name (b, key);
+  if (value)
+    json_builder_add_string_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+add_int (JsonBuilder *b, const char *key, guint64 value)
+{
+  json_builder_set_member_name (b, key);
+  json_builder_add_int_value (b, (gint64) value);
+}
+
+static void
+build_delta (JsonBuilder *b, const AbDelta *d)
+{
+  json_builder_begin_object (b);
+  add_string (b, "from", d->from);
+  add_int (b, "size", d->size);
+  json_builder_set_member_name (b, "files");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < d->files->len; i++)
+    {
+      const AbDeltaFile *f = d->files->pdata[i];
+      json_builder_begin_object (b);
+      add_string (b, "path", f->path);
+      add_int (b, "size", f->size);
+      add_string (b, "sha256", f->sha256);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+}
+
+static void
+build_release (JsonBuilder *b, const AbRelease *r)
+{
+  json_builder_begin_object (b);
+  add_string (b, "version", r->version);
+  add_string (b, "commit", r->commit);
+  add_string (b, "published_at", r->published_at);
+  add_string (b, "deprecated", r->deprecated);
+  add_int (b, "rollout", r->rollout);
+  json_builder_set_member_name (b, "deltas");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < r->deltas->len; i++)
+    build_delta (b, r->deltas->pdata[i]);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+}
+
+char *
+ab_manifest_serialize (const AbManifest *m)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  add_int (b, "format", AB_MANIFEST_FORMAT);
+  add_string (b, "channel", m->channel);
+  add_int (b, "serial", m->serial);
+  add_string (b, "issued_at", m->issued_at);
+  add_string (b, "expires_at", m->expires_at);
+  json_builder_set_member_name (b, "releases");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < m->releases->len; i++)
+    build_release (b, m->releases->pdata[i]);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  g_autoptr(JsonNode) root = json_builder_get_root (b);
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  g_autofree char *text = json_generator_to_data (gen, NULL);
+  return g_strconcat (text, "\n", NULL);
+}

@@ -1,0 +1,890 @@
+#include "config.h"
+#include "ab-publish.h"
+#include "ab-fsutil.h"
+#include "ab-gpg.h"
+#include "ab-util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ostree.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+
+G_DEFINE_QUARK (ab-publish-error-quark, ab_publish_error)
+
+#define LOCK_PATH "abdeploy/publish.lock"
+#define MAX_VERSION_LEN 128
+#define MAX_FROM_LAST 100
+
+/* ---- argument checks ---- */
+
+static gboolean
+usage (GError **error, const char *message)
+{
+  g_set_error_literal (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE, message);
+  return FALSE;
+}
+
+/* Versions name refs and files: [A-Za-z0-9][A-Za-z0-9._-]*. */
+static gboolean
+check_version (const char *version, GError **error)
+{
+  gboolean ok = version != NULL && g_ascii_isalnum (version[0])
+                && strlen (version) <= MAX_VERSION_LEN;
+  for (const char *c = version; ok && *c; c++)
+    ok = g_ascii_isalnum (*c) || *c == '.' || *c == '_' || *c == '-';
+  if (!ok)
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE,
+                   "Invalid version \"%s\": use letters, digits, '.', '_' and '-', starting "
+                   "with a letter or digit (for example 1.2.0)", version ? version : "");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+check_channel (const char *channel, GError **error)
+{
+  if (ab_manifest_channel_name_is_valid (channel))
+    return TRUE;
+  g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE,
+               "Invalid channel name \"%s\": use letters, digits, '.', '_' and '-', starting "
+               "with a letter or digit (for example stable)", channel ? channel : "");
+  return FALSE;
+}
+
+static gboolean
+check_rollout (guint rollout, GError **error)
+{
+  if (rollout > 100)
+    return usage (error, "The rollout is a percentage from 1 to 100");
+  return TRUE;
+}
+
+static char *
+version_ref (const char *version)
+{
+  return g_strconcat (AB_PUBLISH_VERSION_REF_PREFIX, version, NULL);
+}
+
+/* ---- session: the open repo and the publisher lock ---- */
+
+typedef struct
+{
+  const AbPublisher *p;
+  OstreeRepo *repo;
+  int dfd;      /* the repo's directory; owned by REPO */
+  int lock_fd;
+} Session;
+
+static void
+session_clear (Session *s)
+{
+  g_clear_object (&s->repo);
+  if (s->lock_fd >= 0)
+    (void) close (s->lock_fd);
+  s->lock_fd = -1;
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Session, session_clear)
+
+#define SESSION_INIT { NULL, NULL, -1, -1 }
+
+/* Waits for other publishers of the repo; the lock lasts as long as the session. */
+static gboolean
+session_lock (Session *s, GError **error)
+{
+  if (!ab_fs_mkdir_p_at (s->dfd, "abdeploy", 0755, error))
+    return FALSE;
+  s->lock_fd = openat (s->dfd, LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  gboolean locked = s->lock_fd >= 0;
+  while (locked && flock (s->lock_fd, LOCK_EX) < 0)
+    locked = errno == EINTR;
+  if (!locked)
+    g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED,
+                 "Locking %s/" LOCK_PATH ": %s", s->p->repo, g_strerror (errno));
+  return locked;
+}
+
+static gboolean
+check_archive_mode (Session *s, GError **error)
+{
+  if (ostree_repo_get_mode (s->repo) == OSTREE_REPO_MODE_ARCHIVE)
+    return TRUE;
+  g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE,
+               "%s is not an archive-mode OSTree repo; publish into an archive repo (it is "
+               "served as plain files), or give a new directory and abdeploy creates one",
+               s->p->repo);
+  return FALSE;
+}
+
+/* Opens P->repo (creating an archive repo when CREATE and it is missing)
+ * and takes the publisher lock. */
+static gboolean
+session_open (Session *s, const AbPublisher *p, gboolean create, GError **error)
+{
+  s->p = p;
+  if (p->repo == NULL || *p->repo == '\0')
+    return usage (error, "Give the publisher's repo with --repo=DIR");
+  g_autofree char *config = g_build_filename (p->repo, "config", NULL);
+  gboolean exists = g_file_test (config, G_FILE_TEST_IS_REGULAR);
+  if (!exists && !create)
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_NOT_FOUND,
+                   "%s is not an OSTree repo; create it with abdeploy publish commit "
+                   "--repo=%s ...", p->repo, p->repo);
+      return FALSE;
+    }
+  if (exists)
+    s->repo = ostree_repo_open_at (AT_FDCWD, p->repo, NULL, error);
+  else
+    s->repo = ostree_repo_create_at (AT_FDCWD, p->repo, OSTREE_REPO_MODE_ARCHIVE, NULL, NULL,
+                                     error);
+  if (s->repo == NULL)
+    {
+      g_prefix_error (error, "%s the repo %s: ", exists ? "Opening" : "Creating", p->repo);
+      return FALSE;
+    }
+  s->dfd = ostree_repo_get_dfd (s->repo);
+  return check_archive_mode (s, error) && session_lock (s, error);
+}
+
+/* Manifest writers: a signing key is mandatory and the expiry in range. */
+static gboolean
+session_open_signer (Session *s, const AbPublisher *p, GError **error)
+{
+  if (p->gpg_key == NULL || *p->gpg_key == '\0')
+    return usage (error, "Channel manifests are always signed: give --gpg-sign=KEYID "
+                         "(and --gpg-homedir=DIR unless the key is in the default GnuPG home)");
+  if (p->expires_days > AB_PUBLISH_MAX_EXPIRES_DAYS)
+    return usage (error, "--expires-days must be from 1 to 3660");
+  return session_open (s, p, FALSE, error);
+}
+
+/* ---- channel manifests ---- */
+
+static char *
+manifest_path (const char *channel, const char *suffix)
+{
+  return g_strconcat (AB_PUBLISH_CHANNELS_DIR "/", channel, ".json", suffix, NULL);
+}
+
+/* Reads CHANNEL's manifest; a missing one is a new, empty manifest when
+ * CREATE, else AB_PUBLISH_ERROR_NOT_FOUND. */
+static AbManifest *
+load_manifest (Session *s, const char *channel, gboolean create, GError **error)
+{
+  g_autofree char *path = manifest_path (channel, "");
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  g_autoptr(GError) local = NULL;
+  if (!ab_fs_read_at (s->dfd, path, &data, &len, &local))
+    {
+      if (!g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return NULL;
+        }
+      if (create)
+        return ab_manifest_new (channel);
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_NOT_FOUND,
+                   "Channel %s does not exist in %s (no %s); release a version to it first",
+                   channel, s->p->repo, path);
+      return NULL;
+    }
+  g_autoptr(AbManifest) m = ab_manifest_parse (data, len, error);
+  if (m == NULL)
+    {
+      g_prefix_error (error, "%s/%s: ", s->p->repo, path);
+      return NULL;
+    }
+  if (strcmp (m->channel, channel) != 0)
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED,
+                   "%s/%s names channel \"%s\", not \"%s\"; repair or remove it",
+                   s->p->repo, path, m->channel, channel);
+      return NULL;
+    }
+  return g_steal_pointer (&m);
+}
+
+static char *
+format_time (GDateTime *t)
+{
+  return g_date_time_format (t, "%Y-%m-%dT%H:%M:%SZ");
+}
+
+/* New serial and validity window; the rest of M is the caller's. */
+static void
+stamp_manifest (Session *s, AbManifest *m)
+{
+  guint days = s->p->expires_days ? s->p->expires_days : AB_PUBLISH_DEFAULT_EXPIRES_DAYS;
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+  g_autoptr(GDateTime) expires = g_date_time_add_days (now, (int) days);
+  m->serial++;
+  g_free (m->issued_at);
+  g_free (m->expires_at);
+  m->issued_at = format_time (now);
+  m->expires_at = format_time (expires);
+}
+
+/* Stamps, signs and writes M and its signature. The signature is made
+ * before anything is written, so a signing failure changes nothing. The two
+ * files are replaced one after the other (each atomically); a reader in
+ * between sees a signature that does not match and must retry. */
+static AbManifest *
+write_manifest (Session *s, AbManifest *m_in, GError **error)
+{
+  g_autoptr(AbManifest) m = m_in;
+  stamp_manifest (s, m);
+  g_autofree char *text = ab_manifest_serialize (m);
+  g_autoptr(GBytes) data = g_bytes_new_static (text, strlen (text));
+  g_autoptr(GBytes) sig = NULL;
+  if (!ab_gpg_sign_detached (s->p->gpg_homedir, s->p->gpg_key, data, &sig, error))
+    return NULL;
+  g_autofree char *json_path = manifest_path (m->channel, "");
+  g_autofree char *sig_path = manifest_path (m->channel, ".sig");
+  gsize sig_len = 0;
+  const void *sig_data = g_bytes_get_data (sig, &sig_len);
+  if (!ab_fs_mkdir_p_at (s->dfd, AB_PUBLISH_CHANNELS_DIR, 0755, error)
+      || !ab_fs_replace_at (s->dfd, json_path, text, strlen (text), 0644, error)
+      || !ab_fs_replace_at (s->dfd, sig_path, sig_data, sig_len, 0644, error))
+    {
+      g_prefix_error (error, "Writing channel %s: ", m->channel);
+      return NULL;
+    }
+  return g_steal_pointer (&m);
+}
+
+/* Every channel manifest of the repo. */
+static GPtrArray *
+load_all_manifests (Session *s, GError **error)
+{
+  g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_manifest_free);
+  g_autofree char *dir_path = g_build_filename (s->p->repo, AB_PUBLISH_CHANNELS_DIR, NULL);
+  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
+  const char *name;
+  while (dir && (name = g_dir_read_name (dir)) != NULL)
+    {
+      if (!g_str_has_suffix (name, ".json") || name[0] == '.')
+        continue;
+      g_autofree char *channel = g_strndup (name, strlen (name) - strlen (".json"));
+      AbManifest *m = load_manifest (s, channel, FALSE, error);
+      if (m == NULL)
+        return NULL;
+      g_ptr_array_add (all, m);
+    }
+  return g_steal_pointer (&all);
+}
+
+static gboolean
+conflict (GError **error, const char *version, const char *published, const char *where)
+{
+  g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_CONFLICT,
+               "version %s is already published as commit %s (%s); published digests never "
+               "change: bump the version", version, published, where);
+  return FALSE;
+}
+
+/* The one commit VERSION is published as (version ref and every manifest),
+ * or NULL when it is not published. Disagreeing records are a conflict. */
+static gboolean
+published_commit (Session *s, const char *version, char **out_commit, char **out_where,
+                  GError **error)
+{
+  g_autofree char *ref = version_ref (version);
+  g_autofree char *found = NULL;
+  if (!ostree_repo_resolve_rev (s->repo, ref, TRUE, &found, error))
+    return FALSE;
+  g_autofree char *where = g_strdup_printf ("ref %s", ref);
+  g_autoptr(GPtrArray) all = load_all_manifests (s, error);
+  if (all == NULL)
+    return FALSE;
+  for (guint i = 0; i < all->len; i++)
+    {
+      const AbManifest *m = all->pdata[i];
+      const AbRelease *r = ab_manifest_find (m, version);
+      if (r == NULL)
+        continue;
+      if (found != NULL && strcmp (found, r->commit) != 0)
+        return conflict (error, version, found, where);
+      if (found == NULL)
+        {
+          found = g_strdup (r->commit);
+          g_free (where);
+          where = g_strdup_printf ("channel %s", m->channel);
+        }
+    }
+  *out_commit = g_steal_pointer (&found);
+  if (out_where)
+    *out_where = g_steal_pointer (&where);
+  return TRUE;
+}
+
+/* Fails unless VERSION is unpublished or published as COMMIT. */
+static gboolean
+check_same_commit (Session *s, const char *version, const char *commit, GError **error)
+{
+  g_autofree char *published = NULL;
+  g_autofree char *where = NULL;
+  if (!published_commit (s, version, &published, &where, error))
+    return FALSE;
+  if (published != NULL && strcmp (published, commit) != 0)
+    return conflict (error, version, published, where);
+  return TRUE;
+}
+
+static gboolean
+need_commit_object (Session *s, const char *commit, const char *version, GError **error)
+{
+  gboolean have = FALSE;
+  if (!ostree_repo_has_object (s->repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &have, NULL, error))
+    return FALSE;
+  if (!have)
+    g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_NOT_FOUND,
+                 "Commit %s of version %s is not in %s; the repo lost it, restore it from a "
+                 "backup", commit, version, s->p->repo);
+  return have;
+}
+
+static AbRelease *
+need_release (AbManifest *m, const char *version, GError **error)
+{
+  AbRelease *r = ab_manifest_lookup (m, version);
+  if (r == NULL)
+    g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_NOT_FOUND,
+                 "Version %s is not released in channel %s", version, m->channel);
+  return r;
+}
+
+/* ---- summary ---- */
+
+/* The summary lists refs and deltas for plain ostree clients; it is signed
+ * when a key is at hand. */
+static gboolean
+update_summary (Session *s, GError **error)
+{
+  if (!ostree_repo_regenerate_summary (s->repo, NULL, NULL, error))
+    {
+      g_prefix_error (error, "Regenerating the summary: ");
+      return FALSE;
+    }
+  if (s->p->gpg_key == NULL)
+    return TRUE;
+  const char *keys[] = { s->p->gpg_key, NULL };
+  if (!ostree_repo_add_gpg_signature_summary (s->repo, keys, s->p->gpg_homedir, NULL, error))
+    {
+      g_prefix_error (error, "Signing the summary: ");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- publish commit ---- */
+
+/* Image trees are often built by an unprivileged user: the commit records
+ * root ownership for everything, keeping modes (setuid included). */
+static OstreeRepoCommitFilterResult
+owned_by_root (OstreeRepo *repo, const char *path, GFileInfo *info, gpointer user_data)
+{
+  g_file_info_set_attribute_uint32 (info, "unix::uid", 0);
+  g_file_info_set_attribute_uint32 (info, "unix::gid", 0);
+  return OSTREE_REPO_COMMIT_FILTER_ALLOW;
+}
+
+static GFile *
+write_tree (Session *s, const char *tree, GError **error)
+{
+  ab_autofd dfd = ab_fs_opendir_at (AT_FDCWD, tree, error);
+  if (dfd < 0)
+    return NULL;
+  g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new ();
+  g_autoptr(OstreeRepoCommitModifier) modifier =
+      ostree_repo_commit_modifier_new (OSTREE_REPO_COMMIT_MODIFIER_FLAGS_NONE, owned_by_root,
+                                       NULL, NULL);
+  GFile *root = NULL;
+  if (!ostree_repo_write_dfd_to_mtree (s->repo, dfd, ".", mtree, modifier, NULL, error)
+      || !ostree_repo_write_mtree (s->repo, mtree, &root, NULL, error))
+    {
+      g_prefix_error (error, "Committing %s: ", tree);
+      return NULL;
+    }
+  return root;
+}
+
+static gboolean
+same_tree (Session *s, GFile *root, const char *commit, gboolean *out_same, GError **error)
+{
+  g_autoptr(GFile) old_root = NULL;
+  if (!ostree_repo_read_commit (s->repo, commit, &old_root, NULL, NULL, error))
+    return FALSE;
+  OstreeRepoFile *a = OSTREE_REPO_FILE (root), *b = OSTREE_REPO_FILE (old_root);
+  if (!ostree_repo_file_ensure_resolved (b, error))
+    return FALSE;
+  *out_same = strcmp (ostree_repo_file_tree_get_contents_checksum (a),
+                      ostree_repo_file_tree_get_contents_checksum (b)) == 0
+              && strcmp (ostree_repo_file_tree_get_metadata_checksum (a),
+                         ostree_repo_file_tree_get_metadata_checksum (b)) == 0;
+  return TRUE;
+}
+
+static GVariant *
+commit_metadata (const AbPublishCommitOptions *o, GDateTime *now)
+{
+  g_autofree char *build_time = format_time (now);
+  g_autoptr(GVariantDict) d = g_variant_dict_new (NULL);
+  g_variant_dict_insert (d, OSTREE_COMMIT_META_KEY_VERSION, "s", o->version);
+  g_variant_dict_insert (d, "build-time", "s", build_time);
+  if (o->source_revision)
+    g_variant_dict_insert (d, "source-revision", "s", o->source_revision);
+  return g_variant_ref_sink (g_variant_dict_end (d));
+}
+
+/* Inside a transaction: writes the tree and, unless VERSION is already
+ * PUBLISHED (as recorded in WHERE), a commit of it. A published version
+ * must have the same tree. */
+static gboolean
+write_commit_txn (Session *s, const AbPublishCommitOptions *o, const char *published,
+                  const char *where, char **out_commit, GError **error)
+{
+  g_autoptr(GFile) root = write_tree (s, o->tree, error);
+  if (root == NULL)
+    return FALSE;
+  if (published != NULL)
+    {
+      gboolean same = FALSE;
+      if (!same_tree (s, root, published, &same, error))
+        return FALSE;
+      g_autofree char *why = g_strdup_printf ("%s; the tree differs", where);
+      if (!same)
+        return conflict (error, o->version, published, why);
+      *out_commit = g_strdup (published);
+      return TRUE;
+    }
+  g_autofree char *parent = NULL;
+  if (o->branch && !ostree_repo_resolve_rev (s->repo, o->branch, TRUE, &parent, error))
+    return FALSE;
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+  g_autoptr(GVariant) meta = commit_metadata (o, now);
+  g_autofree char *subject = g_strdup_printf ("Version %s", o->version);
+  return ostree_repo_write_commit_with_time (s->repo, parent, subject, NULL, meta,
+                                             OSTREE_REPO_FILE (root),
+                                             (guint64) g_date_time_to_unix (now), out_commit,
+                                             NULL, error);
+}
+
+/* A new commit is kept (transaction committed); re-publishing the same
+ * tree stores nothing new, so its transaction is dropped. */
+static gboolean
+write_commit (Session *s, const AbPublishCommitOptions *o, const char *published,
+              const char *where, char **out_commit, GError **error)
+{
+  if (!ostree_repo_prepare_transaction (s->repo, NULL, NULL, error))
+    return FALSE;
+  if (!write_commit_txn (s, o, published, where, out_commit, error))
+    {
+      (void) ostree_repo_abort_transaction (s->repo, NULL, NULL);
+      return FALSE;
+    }
+  if (published != NULL)
+    return ostree_repo_abort_transaction (s->repo, NULL, error);
+  return ostree_repo_commit_transaction (s->repo, NULL, NULL, error);
+}
+
+/* Whether one of the commit's signatures is by the publisher's key.
+ * (libostree's own duplicate check cannot read a keybox GnuPG home.) */
+static gboolean
+commit_signed_by_key (Session *s, const char *commit, gboolean *out_signed, GError **error)
+{
+  *out_signed = FALSE;
+  g_autoptr(GVariant) object = NULL, detached = NULL, sigs = NULL;
+  if (!ostree_repo_load_variant (s->repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &object, error)
+      || !ostree_repo_read_commit_detached_metadata (s->repo, commit, &detached, NULL, error))
+    return FALSE;
+  if (detached)
+    sigs = g_variant_lookup_value (detached, "ostree.gpgsigs", G_VARIANT_TYPE ("aay"));
+  g_autoptr(GBytes) data = g_variant_get_data_as_bytes (object);
+  for (gsize i = 0; sigs && i < g_variant_n_children (sigs) && !*out_signed; i++)
+    {
+      g_autoptr(GVariant) v = g_variant_get_child_value (sigs, i);
+      g_autoptr(GBytes) sig = g_variant_get_data_as_bytes (v);
+      if (!ab_gpg_is_signed_by (s->p->gpg_homedir, s->p->gpg_key, data, sig, out_signed, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+sign_commit (Session *s, const char *commit, GError **error)
+{
+  gboolean signed_before = FALSE;
+  g_autoptr(GError) local = NULL;
+  if (s->p->gpg_key == NULL)
+    return TRUE;
+  if (!commit_signed_by_key (s, commit, &signed_before, error))
+    return FALSE;
+  if (signed_before
+      || ostree_repo_sign_commit (s->repo, commit, s->p->gpg_key, s->p->gpg_homedir, NULL, &local)
+      || g_error_matches (local, G_IO_ERROR, G_IO_ERROR_EXISTS))
+    return TRUE;
+  g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED,
+               "Signing commit %s with GPG key %s failed: %s. Check --gpg-sign and "
+               "--gpg-homedir; nothing was published", commit, s->p->gpg_key, local->message);
+  return FALSE;
+}
+
+static gboolean
+check_commit_options (const AbPublishCommitOptions *o, GError **error)
+{
+  if (o->tree == NULL || !g_file_test (o->tree, G_FILE_TEST_IS_DIR))
+    return usage (error, "Give the image tree to commit with --tree=DIR (a directory)");
+  if (!check_version (o->version, error))
+    return FALSE;
+  g_autoptr(GError) local = NULL;
+  if (o->branch && !ostree_validate_rev (o->branch, &local))
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE, "Invalid --branch: %s",
+                   local->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *o, char **out_commit,
+                   gboolean *out_created, GError **error)
+{
+  g_auto(Session) s = SESSION_INIT;
+  if (!check_commit_options (o, error) || !session_open (&s, p, TRUE, error))
+    return FALSE;
+  g_autofree char *published = NULL, *where = NULL, *commit = NULL;
+  if (!published_commit (&s, o->version, &published, &where, error)
+      || !write_commit (&s, o, published, where, &commit, error)
+      || !sign_commit (&s, commit, error))
+    return FALSE;
+  /* Refs last: a version is published once its commit is complete and signed. */
+  g_autofree char *ref = version_ref (o->version);
+  if (!ostree_repo_set_ref_immediate (s.repo, NULL, ref, commit, NULL, error)
+      || (o->branch && !ostree_repo_set_ref_immediate (s.repo, NULL, o->branch, commit, NULL, error))
+      || !update_summary (&s, error))
+    return FALSE;
+  *out_created = published == NULL;
+  *out_commit = g_steal_pointer (&commit);
+  return TRUE;
+}
+
+/* ---- publish release / promote / deprecate / refresh ---- */
+
+static char *
+now_iso8601 (void)
+{
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+  return format_time (now);
+}
+
+/* Adds a release of COMMIT to M, or sets the rollout of the one M has. */
+static void
+put_release (AbManifest *m, const AbRelease *template, guint rollout)
+{
+  AbRelease *r = ab_manifest_lookup (m, template->version);
+  if (r == NULL)
+    {
+      r = ab_release_copy (template);
+      g_free (r->published_at);
+      r->published_at = now_iso8601 ();
+      g_ptr_array_add (m->releases, r);
+    }
+  r->rollout = rollout ? rollout : 100;
+}
+
+AbManifest *
+ab_publish_release (const AbPublisher *p, const char *channel, const char *version,
+                    guint rollout, GError **error)
+{
+  g_auto(Session) s = SESSION_INIT;
+  if (!check_channel (channel, error) || !check_version (version, error)
+      || !check_rollout (rollout, error) || !session_open_signer (&s, p, error))
+    return NULL;
+  g_autofree char *ref = version_ref (version);
+  g_autofree char *commit = NULL;
+  if (!ostree_repo_resolve_rev (s.repo, ref, TRUE, &commit, error))
+    return NULL;
+  if (commit == NULL)
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_NOT_FOUND,
+                   "Version %s is not committed in %s (no ref %s); run abdeploy publish "
+                   "commit --version=%s first", version, p->repo, ref, version);
+      return NULL;
+    }
+  g_autoptr(AbManifest) m = NULL;
+  if (!check_same_commit (&s, version, commit, error)
+      || (m = load_manifest (&s, channel, TRUE, error)) == NULL)
+    return NULL;
+  g_autoptr(AbRelease) template = ab_release_new (version, commit, NULL, 100);
+  put_release (m, template, rollout);
+  return write_manifest (&s, g_steal_pointer (&m), error);
+}
+
+AbManifest *
+ab_publish_promote (const AbPublisher *p, const char *from, const char *to,
+                    const char *version, guint rollout, GError **error)
+{
+  g_auto(Session) s = SESSION_INIT;
+  if (!check_channel (from, error) || !check_channel (to, error)
+      || !check_version (version, error) || !check_rollout (rollout, error))
+    return NULL;
+  if (strcmp (from, to) == 0)
+    {
+      usage (error, "--from and --to name the same channel");
+      return NULL;
+    }
+  if (!session_open_signer (&s, p, error))
+    return NULL;
+  g_autoptr(AbManifest) src = load_manifest (&s, from, FALSE, error);
+  const AbRelease *r = src ? need_release (src, version, error) : NULL;
+  if (r == NULL)
+    return NULL;
+  if (r->deprecated != NULL)
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED,
+                   "Version %s is deprecated in channel %s (%s); refusing to promote it",
+                   version, from, r->deprecated);
+      return NULL;
+    }
+  g_autoptr(AbManifest) dst = NULL;
+  if (!need_commit_object (&s, r->commit, version, error)
+      || !check_same_commit (&s, version, r->commit, error)
+      || (dst = load_manifest (&s, to, TRUE, error)) == NULL)
+    return NULL;
+  put_release (dst, r, rollout);
+  return write_manifest (&s, g_steal_pointer (&dst), error);
+}
+
+AbManifest *
+ab_publish_deprecate (const AbPublisher *p, const char *channel, const char *version,
+                      const char *reason, GError **error)
+{
+  g_auto(Session) s = SESSION_INIT;
+  if (!check_channel (channel, error) || !check_version (version, error))
+    return NULL;
+  if (reason == NULL || *reason == '\0')
+    {
+      usage (error, "Say why with --reason=TEXT; devices show it");
+      return NULL;
+    }
+  if (!session_open_signer (&s, p, error))
+    return NULL;
+  g_autoptr(AbManifest) m = load_manifest (&s, channel, FALSE, error);
+  AbRelease *r = m ? need_release (m, version, error) : NULL;
+  if (r == NULL)
+    return NULL;
+  g_free (r->deprecated);
+  r->deprecated = g_strdup (reason);
+  return write_manifest (&s, g_steal_pointer (&m), error);
+}
+
+AbManifest *
+ab_publish_refresh (const AbPublisher *p, const char *channel, GError **error)
+{
+  g_auto(Session) s = SESSION_INIT;
+  if (!check_channel (channel, error) || !session_open_signer (&s, p, error))
+    return NULL;
+  AbManifest *m = load_manifest (&s, channel, FALSE, error);
+  return m ? write_manifest (&s, m, error) : NULL;
+}
+
+/* ---- publish deltas ---- */
+
+/* Where libostree stores the static delta FROM → TO, relative to the repo:
+ * deltas/<2 chars>/<rest>-<to>, in its modified base64 of the checksums. */
+static char *
+delta_dir (const char *from, const char *to)
+{
+  g_autofree guchar *from_bin = ostree_checksum_to_bytes (from);
+  g_autofree guchar *to_bin = ostree_checksum_to_bytes (to);
+  g_autofree char *from_b64 = ostree_checksum_b64_from_bytes (from_bin);
+  g_autofree char *to_b64 = ostree_checksum_b64_from_bytes (to_bin);
+  return g_strdup_printf ("deltas/%.2s/%s-%s", from_b64, from_b64 + 2, to_b64);
+}
+
+static gboolean
+generate_delta (Session *s, const char *from, const char *to, const char *dir, GError **error)
+{
+  g_autofree char *superblock = g_build_filename (dir, "superblock", NULL);
+  if (ab_fs_exists_at (s->dfd, superblock)) /* libostree writes it last */
+    return TRUE;
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a{sv}"));
+  /* No fallback objects: devices apply deltas offline, which needs every
+   * object inside the delta. */
+  g_variant_builder_add (b, "{sv}", "min-fallback-size", g_variant_new_uint32 (0));
+  g_autoptr(GVariant) params = g_variant_ref_sink (g_variant_builder_end (b));
+  if (!ostree_repo_static_delta_generate (s->repo, OSTREE_STATIC_DELTA_GENERATE_OPT_MAJOR, from,
+                                          to, NULL, params, NULL, error))
+    {
+      g_prefix_error (error, "Generating the static delta %s-%s: ", from, to);
+      return FALSE;
+    }
+  if (!ab_fs_exists_at (s->dfd, superblock))
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED,
+                   "libostree did not write the delta %s-%s to %s", from, to, dir);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+sha256_file (int dfd, const char *path, char **out_hex, guint64 *out_size, GError **error)
+{
+  ab_autofd fd = openat (dfd, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED, "Opening %s: %s", path,
+                   g_strerror (errno));
+      return FALSE;
+    }
+  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  guint64 size = 0;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read (fd, buf, sizeof buf)) != 0)
+    {
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED, "Reading %s: %s", path,
+                       g_strerror (errno));
+          return FALSE;
+        }
+      g_checksum_update (sum, (const guchar *) buf, n);
+      size += (guint64) n;
+    }
+  *out_hex = g_strdup (g_checksum_get_string (sum));
+  *out_size = size;
+  return TRUE;
+}
+
+/* "superblock" first, then the parts in numeric order, then anything else. */
+static int
+compare_delta_files (gconstpointer pa, gconstpointer pb)
+{
+  const char *a = *(const char **) pa, *b = *(const char **) pb;
+  gboolean sa = strcmp (a, "superblock") == 0, sb = strcmp (b, "superblock") == 0;
+  if (sa || sb)
+    return sb - sa;
+  gboolean na = g_ascii_isdigit (a[0]), nb = g_ascii_isdigit (b[0]);
+  guint64 ia = na ? g_ascii_strtoull (a, NULL, 10) : 0, ib = nb ? g_ascii_strtoull (b, NULL, 10) : 0;
+  if (na && nb && ia != ib)
+    return ia < ib ? -1 : 1;
+  if (na != nb)
+    return nb - na;
+  return strcmp (a, b);
+}
+
+/* The files of the delta in DIR with their sizes and SHA-256. */
+static AbDelta *
+describe_delta (Session *s, const char *from, const char *dir, GError **error)
+{
+  g_autofree char *abs = g_build_filename (s->p->repo, dir, NULL);
+  g_autoptr(GDir) d = g_dir_open (abs, 0, error);
+  if (d == NULL)
+    return NULL;
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+  while ((name = g_dir_read_name (d)) != NULL)
+    g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, compare_delta_files);
+  g_autoptr(AbDelta) delta = ab_delta_new (from);
+  for (guint i = 0; i < names->len; i++)
+    {
+      g_autofree char *rel = g_build_filename (dir, names->pdata[i], NULL);
+      g_autofree char *hex = NULL;
+      guint64 size = 0;
+      if (!sha256_file (s->dfd, rel, &hex, &size, error))
+        return NULL;
+      g_ptr_array_add (delta->files, ab_delta_file_new (rel, size, hex));
+      delta->size += size;
+    }
+  return g_steal_pointer (&delta);
+}
+
+static int
+compare_versions_desc (gconstpointer pa, gconstpointer pb)
+{
+  const AbRelease *a = *(const AbRelease **) pa, *b = *(const AbRelease **) pb;
+  return strverscmp (b->version, a->version);
+}
+
+/* Up to N releases of M below NEWEST by version (deprecated ones included:
+ * devices on them need an update most), skipping NEWEST's own commit. */
+static GPtrArray *
+delta_sources (AbManifest *m, const AbRelease *newest, guint n)
+{
+  g_autoptr(GPtrArray) sorted = g_ptr_array_new ();
+  for (guint i = 0; i < m->releases->len; i++)
+    g_ptr_array_add (sorted, m->releases->pdata[i]);
+  g_ptr_array_sort (sorted, compare_versions_desc);
+  GPtrArray *out = g_ptr_array_new ();
+  for (guint i = 0; i < sorted->len && out->len < n; i++)
+    {
+      const AbRelease *r = sorted->pdata[i];
+      if (r != newest && strcmp (r->commit, newest->commit) != 0)
+        g_ptr_array_add (out, (gpointer) r);
+    }
+  return out;
+}
+
+/* Generates (unless present) and lists the delta FROM → TO->commit in TO. */
+static gboolean
+add_delta (Session *s, AbRelease *to, const char *from, GError **error)
+{
+  g_autofree char *dir = delta_dir (from, to->commit);
+  if (!generate_delta (s, from, to->commit, dir, error))
+    return FALSE;
+  AbDelta *delta = describe_delta (s, from, dir, error);
+  if (delta == NULL)
+    return FALSE;
+  for (guint i = 0; i < to->deltas->len; i++)
+    if (strcmp (((AbDelta *) to->deltas->pdata[i])->from, from) == 0)
+      {
+        ab_delta_free (g_ptr_array_steal_index (to->deltas, i));
+        g_ptr_array_insert (to->deltas, (int) i, delta);
+        return TRUE;
+      }
+  g_ptr_array_add (to->deltas, delta);
+  return TRUE;
+}
+
+AbManifest *
+ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last, GError **error)
+{
+  g_auto(Session) s = SESSION_INIT;
+  if (!check_channel (channel, error))
+    return NULL;
+  if (from_last > MAX_FROM_LAST)
+    {
+      usage (error, "--from-last must be from 1 to 100");
+      return NULL;
+    }
+  if (!session_open_signer (&s, p, error))
+    return NULL;
+  g_autoptr(AbManifest) m = load_manifest (&s, channel, FALSE, error);
+  if (m == NULL)
+    return NULL;
+  AbRelease *newest = (AbRelease *) ab_manifest_newest (m);
+  if (newest == NULL)
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_NOT_FOUND,
+                   "Channel %s has no release to make deltas for", channel);
+      return NULL;
+    }
+  g_autoptr(GPtrArray) sources = delta_sources (m, newest, from_last ? from_last : 1);
+  for (guint i = 0; i < sources->len; i++)
+    if (!add_delta (&s, newest, ((AbRelease *) sources->pdata[i])->commit, error))
+      return NULL;
+  if (!update_summary (&s, error))
+    return NULL;
+  return write_manifest (&s, g_steal_pointer (&m), error);
+}

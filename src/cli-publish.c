@@ -1,0 +1,306 @@
+/* abdeploy publish SUBCOMMAND: the publisher's commands (abdeploy-publish(8)).
+ * Parses options, calls ab-publish, prints. */
+#include "config.h"
+#include "cli.h"
+#include "ab-exitcode.h"
+#include "ab-publish.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define UNSET (-1)
+
+/* Options shared by the subcommands; each takes the ones it needs. */
+static char *opt_repo, *opt_gpg_sign, *opt_gpg_homedir, *opt_channel, *opt_version;
+static int opt_expires_days = UNSET, opt_rollout = UNSET;
+
+#define ENTRY_REPO { "repo", 0, 0, G_OPTION_ARG_FILENAME, &opt_repo, "Publisher's OSTree repo (archive mode)", "DIR" }
+#define ENTRY_GPG_SIGN { "gpg-sign", 0, 0, G_OPTION_ARG_STRING, &opt_gpg_sign, "Sign with this GPG key", "KEYID" }
+#define ENTRY_GPG_HOMEDIR { "gpg-homedir", 0, 0, G_OPTION_ARG_FILENAME, &opt_gpg_homedir, "GnuPG home holding the key (default: GnuPG's)", "DIR" }
+#define ENTRY_CHANNEL { "channel", 0, 0, G_OPTION_ARG_STRING, &opt_channel, "Channel name", "NAME" }
+#define ENTRY_VERSION { "version", 0, 0, G_OPTION_ARG_STRING, &opt_version, "Release version", "VERSION" }
+#define ENTRY_EXPIRES { "expires-days", 0, 0, G_OPTION_ARG_INT, &opt_expires_days, "Manifest validity in days (default 30)", "N" }
+#define ENTRY_ROLLOUT { "rollout", 0, 0, G_OPTION_ARG_INT, &opt_rollout, "Offer to PERCENT of the devices, 1..100 (default 100)", "PERCENT" }
+
+typedef struct
+{
+  const char *name;
+  const char *args;
+  const char *summary;
+  int (*run) (int argc, char **argv);
+} Subcommand;
+
+static gboolean
+refuse (GOptionContext *ctx, const char *message, int *out_code)
+{
+  *out_code = cli_usage_error (ctx, message);
+  return FALSE;
+}
+
+/* Parses and checks what every subcommand shares; fills P. */
+static gboolean
+parse (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char ***argv,
+       AbPublisher *p, int *out_code)
+{
+  if (!cli_parse_command (ctx, entries, argc, argv, out_code))
+    return FALSE;
+  if (*argc > 1)
+    return refuse (ctx, "publish commands take no arguments, only options", out_code);
+  if (opt_repo == NULL)
+    return refuse (ctx, "give the publisher's repo with --repo=DIR", out_code);
+  if (opt_expires_days != UNSET
+      && (opt_expires_days < 1 || opt_expires_days > AB_PUBLISH_MAX_EXPIRES_DAYS))
+    return refuse (ctx, "--expires-days must be from 1 to 3660", out_code);
+  if (opt_rollout != UNSET && (opt_rollout < 1 || opt_rollout > 100))
+    return refuse (ctx, "--rollout must be a percentage from 1 to 100", out_code);
+  *p = (AbPublisher) { opt_repo, opt_gpg_sign, opt_gpg_homedir,
+                       opt_expires_days == UNSET ? 0 : (guint) opt_expires_days };
+  return TRUE;
+}
+
+static guint
+rollout_or_default (void)
+{
+  return opt_rollout == UNSET ? 0 : (guint) opt_rollout;
+}
+
+/* One line about the manifest just written and the release it touched. */
+static int
+print_manifest (const AbManifest *m, const char *version, const char *what)
+{
+  const AbRelease *r = version ? ab_manifest_find (m, version) : ab_manifest_newest (m);
+  if (r != NULL)
+    g_print ("Channel %s: %s %s (commit %s, rollout %u%%%s%s)\n", m->channel, what, r->version,
+             r->commit, r->rollout, r->deprecated ? ", deprecated: " : "",
+             r->deprecated ? r->deprecated : "");
+  g_print ("Channel %s: serial %" G_GUINT64_FORMAT ", issued %s, expires %s, signed\n",
+           m->channel, m->serial, m->issued_at, m->expires_at);
+  return AB_EXIT_OK;
+}
+
+static int
+publish_commit (int argc, char **argv)
+{
+  g_autofree char *tree = NULL, *branch = NULL, *source_revision = NULL;
+  GOptionEntry entries[] = {
+    ENTRY_REPO,
+    { "tree", 0, 0, G_OPTION_ARG_FILENAME, &tree, "Image tree to commit", "DIR" },
+    ENTRY_VERSION,
+    { "branch", 0, 0, G_OPTION_ARG_STRING, &branch, "Also move this ref to the commit", "REF" },
+    ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR,
+    { "source-revision", 0, 0, G_OPTION_ARG_STRING, &source_revision, "Record the source revision (e.g. a git commit)", "REV" },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- commit an image tree as a version");
+  AbPublisher p;
+  int code = 0;
+  if (!parse (ctx, entries, &argc, &argv, &p, &code))
+    return code;
+  if (tree == NULL || opt_version == NULL)
+    return cli_usage_error (ctx, "publish commit needs --tree=DIR and --version=VERSION");
+  AbPublishCommitOptions o = { tree, opt_version, branch, source_revision };
+  GError *error = NULL;
+  g_autofree char *commit = NULL;
+  gboolean created = FALSE;
+  if (!ab_publish_commit (&p, &o, &commit, &created, &error))
+    return cli_fail (error);
+  if (!created)
+    g_printerr ("abdeploy: version %s is already published with this same tree; nothing new "
+                "was committed\n", opt_version);
+  if (p.gpg_key == NULL)
+    g_printerr ("abdeploy: warning: commit %s is not signed; devices refuse unsigned commits "
+                "(run again with --gpg-sign=KEYID)\n", commit);
+  g_print ("%s\n", commit);
+  return AB_EXIT_OK;
+}
+
+static int
+publish_release (int argc, char **argv)
+{
+  GOptionEntry entries[] = {
+    ENTRY_REPO, ENTRY_CHANNEL, ENTRY_VERSION, ENTRY_ROLLOUT, ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR,
+    ENTRY_EXPIRES, { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- add a version to a channel's manifest and sign it");
+  AbPublisher p;
+  int code = 0;
+  if (!parse (ctx, entries, &argc, &argv, &p, &code))
+    return code;
+  if (opt_channel == NULL || opt_version == NULL)
+    return cli_usage_error (ctx, "publish release needs --channel=NAME and --version=VERSION");
+  GError *error = NULL;
+  g_autoptr(AbManifest) m = ab_publish_release (&p, opt_channel, opt_version,
+                                                rollout_or_default (), &error);
+  return m ? print_manifest (m, opt_version, "released") : cli_fail (error);
+}
+
+static int
+publish_promote (int argc, char **argv)
+{
+  g_autofree char *from = NULL, *to = NULL;
+  GOptionEntry entries[] = {
+    ENTRY_REPO,
+    { "from", 0, 0, G_OPTION_ARG_STRING, &from, "Channel the release is in", "CHANNEL" },
+    { "to", 0, 0, G_OPTION_ARG_STRING, &to, "Channel to add it to", "CHANNEL" },
+    ENTRY_VERSION, ENTRY_ROLLOUT, ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- copy a release, same commit, into another channel");
+  AbPublisher p;
+  int code = 0;
+  if (!parse (ctx, entries, &argc, &argv, &p, &code))
+    return code;
+  if (from == NULL || to == NULL || opt_version == NULL)
+    return cli_usage_error (ctx, "publish promote needs --from=CHANNEL, --to=CHANNEL and --version=VERSION");
+  GError *error = NULL;
+  g_autoptr(AbManifest) m = ab_publish_promote (&p, from, to, opt_version, rollout_or_default (),
+                                                &error);
+  return m ? print_manifest (m, opt_version, "promoted") : cli_fail (error);
+}
+
+static int
+publish_deprecate (int argc, char **argv)
+{
+  g_autofree char *reason = NULL;
+  GOptionEntry entries[] = {
+    ENTRY_REPO, ENTRY_CHANNEL, ENTRY_VERSION,
+    { "reason", 0, 0, G_OPTION_ARG_STRING, &reason, "Why (devices show it)", "TEXT" },
+    ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- mark a release deprecated (it stays listed)");
+  AbPublisher p;
+  int code = 0;
+  if (!parse (ctx, entries, &argc, &argv, &p, &code))
+    return code;
+  if (opt_channel == NULL || opt_version == NULL || reason == NULL)
+    return cli_usage_error (ctx, "publish deprecate needs --channel=NAME, --version=VERSION and --reason=TEXT");
+  GError *error = NULL;
+  g_autoptr(AbManifest) m = ab_publish_deprecate (&p, opt_channel, opt_version, reason, &error);
+  return m ? print_manifest (m, opt_version, "deprecated") : cli_fail (error);
+}
+
+static int
+publish_deltas (int argc, char **argv)
+{
+  int from_last = UNSET;
+  GOptionEntry entries[] = {
+    ENTRY_REPO, ENTRY_CHANNEL,
+    { "from-last", 0, 0, G_OPTION_ARG_INT, &from_last, "Deltas from the N releases below the newest (default 1)", "N" },
+    ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- static deltas to the newest release of a channel");
+  AbPublisher p;
+  int code = 0;
+  if (!parse (ctx, entries, &argc, &argv, &p, &code))
+    return code;
+  if (opt_channel == NULL)
+    return cli_usage_error (ctx, "publish deltas needs --channel=NAME");
+  if (from_last != UNSET && (from_last < 1 || from_last > 100))
+    return cli_usage_error (ctx, "--from-last must be from 1 to 100");
+  GError *error = NULL;
+  g_autoptr(AbManifest) m = ab_publish_deltas (&p, opt_channel, from_last == UNSET ? 1 : (guint) from_last,
+                                               &error);
+  if (m == NULL)
+    return cli_fail (error);
+  const AbRelease *r = ab_manifest_newest (m);
+  for (guint i = 0; i < r->deltas->len; i++)
+    {
+      const AbDelta *d = r->deltas->pdata[i];
+      g_autofree char *size = g_format_size (d->size);
+      g_print ("Delta %s -> %s: %u file(s), %s\n", d->from, r->commit, d->files->len, size);
+    }
+  return print_manifest (m, NULL, "newest");
+}
+
+static int
+publish_refresh (int argc, char **argv)
+{
+  GOptionEntry entries[] = {
+    ENTRY_REPO, ENTRY_CHANNEL, ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- re-sign a channel with a new expiry, nothing else changed");
+  AbPublisher p;
+  int code = 0;
+  if (!parse (ctx, entries, &argc, &argv, &p, &code))
+    return code;
+  if (opt_channel == NULL)
+    return cli_usage_error (ctx, "publish refresh needs --channel=NAME");
+  GError *error = NULL;
+  g_autoptr(AbManifest) m = ab_publish_refresh (&p, opt_channel, &error);
+  return m ? print_manifest (m, NULL, "newest") : cli_fail (error);
+}
+
+static const Subcommand subcommands[] = {
+  { "commit", "--repo=DIR --tree=DIR --version=V [--branch=REF] [--gpg-sign=KEYID] [--source-revision=REV]",
+    "Commit an image tree as version V", publish_commit },
+  { "release", "--repo=DIR --channel=C --version=V [--rollout=PERCENT] --gpg-sign=KEYID",
+    "Add version V to channel C", publish_release },
+  { "promote", "--repo=DIR --from=C1 --to=C2 --version=V [--rollout=PERCENT] --gpg-sign=KEYID",
+    "Copy the release of V from C1 to C2", publish_promote },
+  { "deprecate", "--repo=DIR --channel=C --version=V --reason=TEXT --gpg-sign=KEYID",
+    "Mark a release deprecated", publish_deprecate },
+  { "deltas", "--repo=DIR --channel=C [--from-last=N] --gpg-sign=KEYID",
+    "Static deltas to the newest release", publish_deltas },
+  { "refresh", "--repo=DIR --channel=C --gpg-sign=KEYID",
+    "Re-sign a channel with a new expiry", publish_refresh },
+};
+
+static void
+print_publish_usage (FILE *f)
+{
+  fprintf (f, "Usage: abdeploy publish SUBCOMMAND [OPTIONS]\n\nSubcommands:\n");
+  for (guint i = 0; i < G_N_ELEMENTS (subcommands); i++)
+    fprintf (f, "  %-10s %s\n  %-10s   %s\n", subcommands[i].name, subcommands[i].summary, "",
+             subcommands[i].args);
+  fprintf (f, "\nEvery subcommand also takes --gpg-homedir=DIR; those that write a manifest "
+              "also --expires-days=N.\nRun abdeploy publish SUBCOMMAND --help for the options. "
+              "See abdeploy-publish(8).\n");
+}
+
+/* Index of the subcommand word in ARGV (options may come first). */
+static int
+find_subcommand (int argc, char **argv)
+{
+  for (int i = 1; i < argc; i++)
+    {
+      if (argv[i][0] != '-')
+        return i;
+      if (strcmp (argv[i], "--sysroot") == 0 || strcmp (argv[i], "--config") == 0)
+        i++;
+    }
+  return -1;
+}
+
+static gboolean
+wants_help (int argc, char **argv)
+{
+  for (int i = 1; i < argc; i++)
+    if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
+      return TRUE;
+  return FALSE;
+}
+
+int
+cli_publish (int argc, char **argv)
+{
+  int idx = find_subcommand (argc, argv);
+  if (idx < 0)
+    {
+      gboolean help = wants_help (argc, argv);
+      print_publish_usage (help ? stdout : stderr);
+      return help ? AB_EXIT_OK : AB_EXIT_USAGE;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (subcommands); i++)
+    if (strcmp (argv[idx], subcommands[i].name) == 0)
+      {
+        /* The subcommand word becomes argv[0], as main() does for commands. */
+        char *word = argv[idx];
+        memmove (&argv[2], &argv[1], sizeof (char *) * (gsize) (idx - 1));
+        argv[1] = word;
+        g_autofree char *prgname = g_strconcat ("abdeploy publish ", word, NULL);
+        g_set_prgname (prgname);
+        return subcommands[i].run (argc - 1, argv + 1);
+      }
+  g_printerr ("abdeploy: unknown publish subcommand \"%s\"\n\n", argv[idx]);
+  print_publish_usage (stderr);
+  return AB_EXIT_USAGE;
+}

@@ -1,0 +1,451 @@
+"""Publisher scenarios: `abdeploy publish ...` against real repos, real GPG
+keys and the ostree and gpg command-line tools as independent checkers.
+
+Standard library + pytest only.  ABDEPLOY_BIN names the binary under test.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+ABDEPLOY = os.environ.get("ABDEPLOY_BIN", "abdeploy")
+TIMEOUT = 120
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _env(home, gnupghome=None):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GNUPGHOME", "OSTREE_REPO") and not k.startswith("ABDEPLOY_")}
+    env.update({"HOME": home, "LC_ALL": "C.UTF-8", "LANGUAGE": "C"})
+    if gnupghome:
+        env["GNUPGHOME"] = gnupghome
+    return env
+
+
+def run(cmd, env, check=True, **kw):
+    p = subprocess.run(cmd, env=env, capture_output=True, timeout=TIMEOUT, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError("%s failed (%d):\n%s\n%s" % (
+            " ".join(map(str, cmd)), p.returncode, p.stdout.decode(errors="replace"),
+            p.stderr.decode(errors="replace")))
+    return p
+
+
+class Keys:
+    """A GnuPG home with the publisher's key and an intruder's key, and a
+    verifier home that trusts only the publisher's public key."""
+
+    PARAMS = ("%no-protection\nKey-Type: RSA\nKey-Length: 2048\nKey-Usage: sign\n"
+              "Name-Real: {n}\nName-Email: {n}@example.org\nExpire-Date: 0\n%commit\n")
+
+    def __init__(self, root):
+        self.root = root
+        self.home = os.path.join(root, "gnupg")
+        os.makedirs(self.home, mode=0o700)
+        self.env = _env(root, self.home)
+        self.publisher = self._gen("publisher")
+        self.intruder = self._gen("intruder")
+        self.verifier = os.path.join(root, "verifier")
+        os.makedirs(self.verifier, mode=0o700)
+        self.keyring_dir = os.path.join(root, "keyring")
+        os.makedirs(self.keyring_dir)
+        pub = os.path.join(self.keyring_dir, "publisher.gpg")
+        run(["gpg", "--batch", "--output", pub, "--export", self.publisher], self.env)
+        run(["gpg", "--batch", "--homedir", self.verifier, "--import", pub], self.env)
+
+    def _gen(self, name):
+        run(["gpg", "--batch", "--gen-key"], self.env, input=self.PARAMS.format(n=name).encode())
+        out = run(["gpg", "--batch", "--with-colons", "--list-keys", name + "@example.org"],
+                  self.env).stdout.decode()
+        return [l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:")][0]
+
+    def gpg_verify(self, sig, data, homedir=None):
+        return run(["gpg", "--batch", "--homedir", homedir or self.verifier, "--verify", sig, data],
+                   self.env, check=False)
+
+    def close(self):
+        for h in (self.home, self.verifier):
+            subprocess.run(["gpgconf", "--homedir", h, "--kill", "all"], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def keys():
+    root = tempfile.mkdtemp(prefix="abdeploy-publish-")
+    k = Keys(root)
+    yield k
+    k.close()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+class Publisher:
+    """One publisher repo in a fresh directory."""
+
+    def __init__(self, keys, workdir):
+        self.keys = keys
+        self.dir = workdir
+        self.repo = os.path.join(workdir, "repo")
+        self.env = _env(keys.root)
+
+    def ab(self, *args, rc=EXIT_OK):
+        p = run([ABDEPLOY, "publish"] + list(args), self.env, check=False)
+        assert p.returncode == rc, "abdeploy publish %s: exit %d, wanted %d\n%s\n%s" % (
+            " ".join(args), p.returncode, rc, p.stdout.decode(errors="replace"),
+            p.stderr.decode(errors="replace"))
+        return p
+
+    def signed(self, *args, rc=EXIT_OK, key=None):
+        return self.ab(*args, "--repo=" + self.repo, "--gpg-sign=" + (key or self.keys.publisher),
+                       "--gpg-homedir=" + self.keys.home, rc=rc)
+
+    def tree(self, name, files):
+        path = os.path.join(self.dir, name)
+        for rel, content in files.items():
+            f = os.path.join(path, rel)
+            os.makedirs(os.path.dirname(f), exist_ok=True)
+            with open(f, "w") as fh:
+                fh.write(content)
+        return path
+
+    def commit(self, version, tree, rc=EXIT_OK, *extra):
+        p = self.signed("commit", "--tree=" + tree, "--version=" + version, *extra, rc=rc)
+        return p.stdout.decode().strip()
+
+    def manifest_path(self, channel):
+        return os.path.join(self.repo, "abdeploy", "channels", channel + ".json")
+
+    def manifest(self, channel):
+        with open(self.manifest_path(channel)) as f:
+            return json.load(f)
+
+    def release(self, m, version):
+        return [r for r in m["releases"] if r["version"] == version][0]
+
+    def ostree(self, *args):
+        return run(["ostree", "--repo=" + self.repo] + list(args), self.env).stdout.decode()
+
+
+@pytest.fixture
+def pub(keys, tmp_path):
+    return Publisher(keys, str(tmp_path))
+
+
+V1_FILES = {"usr/etc/os-release": "VERSION=1\n", "usr/bin/tool": "#!/bin/sh\necho 1\n",
+            "usr/lib/data": "x" * 5000 + "\n"}
+V2_FILES = dict(V1_FILES, **{"usr/etc/os-release": "VERSION=2\n", "usr/lib/new": "new\n"})
+
+
+@pytest.fixture
+def two_versions(pub):
+    pub.v1 = pub.commit("1.0", pub.tree("v1", V1_FILES))
+    pub.v2 = pub.commit("2.0", pub.tree("v2", V2_FILES))
+    return pub
+
+
+def snapshot(repo):
+    """Every file of the repo but scratch space and the lock, with content hashes."""
+    out = {}
+    for dirpath, _, files in os.walk(repo):
+        rel_dir = os.path.relpath(dirpath, repo)
+        if rel_dir == "tmp" or rel_dir.startswith("tmp" + os.sep):
+            continue
+        for f in files:
+            rel = os.path.normpath(os.path.join(rel_dir, f))
+            if rel == os.path.join("abdeploy", "publish.lock"):
+                continue
+            with open(os.path.join(dirpath, f), "rb") as fh:
+                out[rel] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def parse_time(s):
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------------------
+
+
+def test_commit_creates_archive_repo_with_metadata(pub):
+    tree = pub.tree("v1", V1_FILES)
+    os.chmod(os.path.join(tree, "usr/bin/tool"), 0o4755)
+    commit = pub.commit("1.0", tree, EXIT_OK, "--source-revision=abc123", "--branch=os/stable")
+    assert len(commit) == 64 and all(c in "0123456789abcdef" for c in commit)
+    with open(os.path.join(pub.repo, "config")) as f:
+        assert "mode=archive" in f.read()
+    assert pub.ostree("rev-parse", "abdeploy/release/1.0").strip() == commit
+    assert pub.ostree("rev-parse", "os/stable").strip() == commit
+    assert pub.ostree("show", commit, "--print-metadata-key=version").strip() == "'1.0'"
+    assert pub.ostree("show", commit, "--print-metadata-key=source-revision").strip() == "'abc123'"
+    build_time = pub.ostree("show", commit, "--print-metadata-key=build-time").strip().strip("'")
+    parse_time(build_time)
+    # Owned by root whoever built the tree; modes (setuid too) kept.
+    listing = pub.ostree("ls", commit, "/usr/bin/tool").split()
+    assert listing[0] == "-04755" and listing[1:3] == ["0", "0"], listing
+    # Signed, and the signature checks out with the publisher's public key.
+    shown = pub.ostree("show", "--gpg-homedir=" + pub.keys.keyring_dir, commit)
+    assert shown.count("Signature made") == 1 and "Good signature" in shown, shown
+    assert os.path.exists(os.path.join(pub.repo, "summary"))
+
+
+def test_same_tree_again_is_a_noop(pub):
+    tree = pub.tree("v1", V1_FILES)
+    first = pub.commit("1.0", tree)
+    before = snapshot(pub.repo)
+    p = pub.signed("commit", "--tree=" + tree, "--version=1.0")
+    assert p.stdout.decode().strip() == first
+    assert b"already published" in p.stderr
+    # Not even a second signature.
+    assert pub.ostree("show", first).count("Signature made") == 1
+    assert {k: v for k, v in snapshot(pub.repo).items() if not k.startswith("summary")} == \
+        {k: v for k, v in before.items() if not k.startswith("summary")}
+
+
+def test_different_tree_under_published_version_is_refused(two_versions):
+    pub = two_versions
+    pub.signed("release", "--channel=candidate", "--version=1.0")
+    before = snapshot(pub.repo)
+    changed = pub.tree("v1-changed", dict(V1_FILES, **{"usr/etc/os-release": "VERSION=evil\n"}))
+    p = pub.commit("1.0", changed, EXIT_ERROR)
+    err = pub.ab("commit", "--repo=" + pub.repo, "--tree=" + changed, "--version=1.0",
+                 rc=EXIT_ERROR).stderr.decode()
+    assert "version 1.0 is already published as commit " + pub.v1 in err, err
+    assert "bump the version" in err
+    assert p == ""
+    assert snapshot(pub.repo) == before
+    assert pub.ostree("rev-parse", "abdeploy/release/1.0").strip() == pub.v1
+
+
+def test_manifest_alone_also_pins_the_version(two_versions):
+    """Even without its ref, a version listed in a channel keeps its commit."""
+    pub = two_versions
+    pub.signed("release", "--channel=candidate", "--version=1.0")
+    pub.ostree("refs", "--delete", "abdeploy/release/1.0")
+    changed = pub.tree("v1-changed", dict(V1_FILES, **{"usr/lib/more": "more\n"}))
+    err = pub.signed("commit", "--tree=" + changed, "--version=1.0",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "already published as commit " + pub.v1 in err and "channel candidate" in err
+    # The same tree is accepted again and gets its ref back.
+    assert pub.commit("1.0", pub.tree("v1", V1_FILES)) == pub.v1
+    assert pub.ostree("rev-parse", "abdeploy/release/1.0").strip() == pub.v1
+
+
+def test_release_and_promote_keep_the_digest(two_versions, keys):
+    pub = two_versions
+    out = pub.signed("release", "--channel=candidate", "--version=1.0").stdout.decode()
+    assert pub.v1 in out and "serial 1" in out
+    pub.signed("promote", "--from=candidate", "--to=stable", "--version=1.0")
+    cand, stable = pub.manifest("candidate"), pub.manifest("stable")
+    assert pub.release(cand, "1.0")["commit"] == pub.v1
+    assert pub.release(stable, "1.0")["commit"] == pub.v1
+    assert stable["channel"] == "stable" and stable["format"] == 1 and stable["serial"] == 1
+    assert set(stable) == {"format", "channel", "serial", "issued_at", "expires_at", "releases"}
+    assert set(pub.release(stable, "1.0")) == {"version", "commit", "published_at", "deprecated",
+                                               "rollout", "deltas"}
+    # Plain gpg accepts the signature with the publisher's key ...
+    sig, data = pub.manifest_path("stable") + ".sig", pub.manifest_path("stable")
+    p = keys.gpg_verify(sig, data)
+    assert p.returncode == 0, p.stderr.decode()
+    with open(sig, "rb") as f:
+        assert not f.read(64).startswith(b"-----BEGIN"), "signature must be binary"
+    # ... and refuses it once a byte of the manifest changes.
+    with open(data) as f:
+        text = f.read()
+    with open(data, "w") as f:
+        f.write(text.replace(pub.v1, pub.v2))
+    assert keys.gpg_verify(sig, data).returncode != 0
+
+
+def test_promote_refusals(two_versions):
+    pub = two_versions
+    pub.signed("release", "--channel=candidate", "--version=1.0")
+    err = pub.signed("promote", "--from=candidate", "--to=stable", "--version=2.0",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "2.0 is not released in channel candidate" in err
+    err = pub.signed("promote", "--from=nightly", "--to=stable", "--version=1.0",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "nightly does not exist" in err
+    pub.signed("promote", "--from=candidate", "--to=candidate", "--version=1.0", rc=EXIT_USAGE)
+    # A channel that lists 1.0 with another commit (written by hand here).
+    weird = pub.manifest("candidate")
+    weird["channel"] = "weird"
+    weird["releases"][0]["commit"] = pub.v2
+    with open(pub.manifest_path("weird"), "w") as f:
+        json.dump(weird, f)
+    before = snapshot(pub.repo)
+    err = pub.signed("promote", "--from=candidate", "--to=stable", "--version=1.0",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "already published as commit" in err and "bump the version" in err
+    pub.signed("release", "--channel=other", "--version=1.0", rc=EXIT_ERROR)
+    assert snapshot(pub.repo) == before
+
+
+def test_release_again_sets_rollout_only(two_versions):
+    pub = two_versions
+    pub.signed("release", "--channel=candidate", "--version=1.0", "--rollout=10")
+    m1 = pub.manifest("candidate")
+    r1 = pub.release(m1, "1.0")
+    assert r1["rollout"] == 10 and r1["deprecated"] is None and r1["deltas"] == []
+    pub.signed("release", "--channel=candidate", "--version=1.0", "--rollout=50")
+    m2 = pub.manifest("candidate")
+    assert m2["serial"] == m1["serial"] + 1
+    assert len(m2["releases"]) == 1
+    r2 = pub.release(m2, "1.0")
+    assert r2["rollout"] == 50 and r2["commit"] == r1["commit"]
+    assert r2["published_at"] == r1["published_at"]
+    pub.signed("release", "--channel=candidate", "--version=1.0", "--rollout=0", rc=EXIT_USAGE)
+    pub.signed("release", "--channel=candidate", "--version=1.0", "--rollout=101", rc=EXIT_USAGE)
+
+
+def test_release_needs_a_committed_version(two_versions):
+    pub = two_versions
+    err = pub.signed("release", "--channel=candidate", "--version=3.0",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "publish commit --version=3.0" in err
+    assert not os.path.exists(pub.manifest_path("candidate"))
+
+
+def test_signing_is_mandatory(two_versions):
+    pub = two_versions
+    for args in (["release", "--channel=candidate", "--version=1.0"],
+                 ["deltas", "--channel=candidate"],
+                 ["deprecate", "--channel=candidate", "--version=1.0", "--reason=x"],
+                 ["promote", "--from=candidate", "--to=stable", "--version=1.0"],
+                 ["refresh", "--channel=candidate"]):
+        err = pub.ab(*args, "--repo=" + pub.repo, rc=EXIT_USAGE).stderr.decode()
+        assert "--gpg-sign=KEYID" in err, err
+    assert not os.path.exists(os.path.join(pub.repo, "abdeploy", "channels", "candidate.json"))
+    # A key that cannot sign writes nothing either.
+    pub.ab("release", "--repo=" + pub.repo, "--channel=candidate", "--version=1.0",
+           "--gpg-sign=0000000000000000000000000000000000000000",
+           "--gpg-homedir=" + pub.keys.home, rc=EXIT_ERROR)
+    assert not os.path.exists(pub.manifest_path("candidate"))
+
+
+def test_deprecate(two_versions):
+    pub = two_versions
+    pub.signed("release", "--channel=stable", "--version=1.0")
+    pub.signed("release", "--channel=stable", "--version=2.0")
+    serial = pub.manifest("stable")["serial"]
+    pub.signed("deprecate", "--channel=stable", "--version=1.0", "--reason=CVE-2026-0001: update")
+    m = pub.manifest("stable")
+    assert m["serial"] == serial + 1
+    assert pub.release(m, "1.0")["deprecated"] == "CVE-2026-0001: update"
+    assert pub.release(m, "1.0")["commit"] == pub.v1
+    assert pub.release(m, "2.0")["deprecated"] is None
+    assert pub.keys.gpg_verify(pub.manifest_path("stable") + ".sig",
+                               pub.manifest_path("stable")).returncode == 0
+    pub.signed("deprecate", "--channel=stable", "--version=9.9", "--reason=x", rc=EXIT_ERROR)
+    pub.signed("deprecate", "--channel=stable", "--version=1.0", rc=EXIT_USAGE)
+    # A deprecated release is not promoted.
+    err = pub.signed("promote", "--from=stable", "--to=lts", "--version=1.0",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "deprecated" in err
+
+
+def test_deltas(two_versions):
+    pub = two_versions
+    pub.signed("release", "--channel=candidate", "--version=1.0")
+    pub.signed("release", "--channel=candidate", "--version=2.0")
+    serial = pub.manifest("candidate")["serial"]
+    pub.signed("deltas", "--channel=candidate")
+    m = pub.manifest("candidate")
+    assert m["serial"] == serial + 1
+    assert pub.release(m, "1.0")["deltas"] == []
+    deltas = pub.release(m, "2.0")["deltas"]
+    assert len(deltas) == 1
+    d = deltas[0]
+    assert d["from"] == pub.v1
+    assert d["files"][0]["path"].endswith("/superblock")
+    assert d["size"] == sum(f["size"] for f in d["files"])
+    for f in d["files"]:
+        assert f["path"].startswith("deltas/")
+        with open(os.path.join(pub.repo, f["path"]), "rb") as fh:
+            blob = fh.read()
+        assert len(blob) == f["size"]
+        assert hashlib.sha256(blob).hexdigest() == f["sha256"]
+    assert "%s-%s" % (pub.v1, pub.v2) in pub.ostree("static-delta", "list")
+    assert pub.keys.gpg_verify(pub.manifest_path("candidate") + ".sig",
+                               pub.manifest_path("candidate")).returncode == 0
+
+    # The delta alone turns v1 into v2 in a repo that has only v1.
+    client = os.path.join(pub.dir, "client")
+    run(["ostree", "init", "--mode=bare-user", "--repo=" + client], pub.env)
+    run(["ostree", "pull-local", "--repo=" + client, pub.repo, pub.v1], pub.env)
+    superblock = os.path.join(pub.repo, d["files"][0]["path"])
+    run(["ostree", "static-delta", "apply-offline", "--repo=" + client, superblock], pub.env)
+    run(["ostree", "fsck", "--repo=" + client], pub.env)
+    shown = run(["ostree", "show", "--repo=" + client, pub.v2], pub.env).stdout.decode()
+    assert "Version: 2.0" in shown
+
+    # Running it again lists the same files and still bumps the serial.
+    pub.signed("deltas", "--channel=candidate", "--from-last=3")
+    m2 = pub.manifest("candidate")
+    assert m2["serial"] == m["serial"] + 1
+    assert pub.release(m2, "2.0")["deltas"] == deltas
+
+
+def test_deltas_from_last(pub):
+    commits = {}
+    for i in range(1, 5):
+        files = dict(V1_FILES, **{"usr/etc/os-release": "VERSION=%d\n" % i})
+        commits[i] = pub.commit("1.%d" % i, pub.tree("t%d" % i, files))
+        pub.signed("release", "--channel=dev", "--version=1.%d" % i)
+    pub.signed("deltas", "--channel=dev", "--from-last=2")
+    newest = pub.release(pub.manifest("dev"), "1.4")
+    assert sorted(d["from"] for d in newest["deltas"]) == sorted([commits[3], commits[2]])
+    pub.signed("deltas", "--channel=dev", "--from-last=0", rc=EXIT_USAGE)
+
+
+def test_serial_grows_and_expiry(two_versions):
+    pub = two_versions
+    serials = []
+    steps = [["release", "--channel=beta", "--version=1.0"],
+             ["release", "--channel=beta", "--version=2.0", "--rollout=20"],
+             ["release", "--channel=beta", "--version=2.0", "--rollout=40"],
+             ["deltas", "--channel=beta"],
+             ["deprecate", "--channel=beta", "--version=1.0", "--reason=old"],
+             ["refresh", "--channel=beta", "--expires-days=7"]]
+    for step in steps:
+        pub.signed(*step)
+        serials.append(pub.manifest("beta")["serial"])
+    assert serials == list(range(1, len(steps) + 1))
+    m = pub.manifest("beta")
+    issued, expires = parse_time(m["issued_at"]), parse_time(m["expires_at"])
+    assert expires - issued == datetime.timedelta(days=7)
+    pub.signed("refresh", "--channel=beta")
+    m = pub.manifest("beta")
+    assert parse_time(m["expires_at"]) - parse_time(m["issued_at"]) == datetime.timedelta(days=30)
+    pub.signed("refresh", "--channel=beta", "--expires-days=0", rc=EXIT_USAGE)
+
+
+def test_signature_by_another_key_is_not_the_publishers(two_versions, keys):
+    pub = two_versions
+    pub.signed("release", "--channel=candidate", "--version=1.0", key=keys.intruder)
+    p = keys.gpg_verify(pub.manifest_path("candidate") + ".sig", pub.manifest_path("candidate"))
+    assert p.returncode != 0
+
+
+def test_usage_errors(pub):
+    assert pub.ab(rc=EXIT_USAGE).stderr.startswith(b"Usage: abdeploy publish")
+    assert b"deltas" in pub.ab("--help").stdout
+    pub.ab("frobnicate", rc=EXIT_USAGE)
+    pub.ab("commit", "--tree=x", "--version=1", rc=EXIT_USAGE)  # no --repo
+    pub.ab("commit", "--repo=" + pub.repo, "--version=1", rc=EXIT_USAGE)  # no --tree
+    tree = pub.tree("v1", V1_FILES)
+    pub.ab("commit", "--repo=" + pub.repo, "--tree=" + tree, "--version=../x", rc=EXIT_USAGE)
+    pub.ab("commit", "--repo=" + pub.repo, "--tree=" + tree, "--version=1", "extra", rc=EXIT_USAGE)
+    pub.ab("release", "--repo=" + pub.repo, "--channel=a/b", "--version=1",
+           "--gpg-sign=X", rc=EXIT_USAGE)
+    # Without --gpg-sign a commit is made, with a warning that devices refuse it.
+    p = pub.ab("commit", "--repo=" + pub.repo, "--tree=" + tree, "--version=1")
+    assert b"not signed" in p.stderr
+    # A bare repo is not a publisher repo.
+    bare = os.path.join(pub.dir, "bare")
+    run(["ostree", "init", "--mode=bare-user", "--repo=" + bare], pub.env)
+    pub.ab("commit", "--repo=" + bare, "--tree=" + tree, "--version=1", rc=EXIT_USAGE)

@@ -1,0 +1,259 @@
+#include "config.h"
+#include <string.h>
+#include "ab-manifest.h"
+
+#define C1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define C2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define SHA "abababababababababababababababababababababababababababababababab"
+
+/* The example of docs/internals.md, with real-looking checksums. */
+static const char *example =
+  "{\"format\":1,\"channel\":\"stable\",\"serial\":7,"
+  "\"issued_at\":\"2026-11-20T23:00:00Z\",\"expires_at\":\"2026-12-20T23:00:00Z\","
+  "\"releases\":[{\"version\":\"1.2.0\",\"commit\":\"" C2 "\","
+  "\"published_at\":\"2026-11-20T22:00:00Z\",\"deprecated\":null,\"rollout\":100,"
+  "\"deltas\":[{\"from\":\"" C1 "\",\"size\":12345,\"files\":["
+  "{\"path\":\"deltas/ab/cdef-x/superblock\",\"size\":345,\"sha256\":\"" SHA "\"},"
+  "{\"path\":\"deltas/ab/cdef-x/0\",\"size\":12000,\"sha256\":\"" SHA "\"}]}]}]}";
+
+static AbManifest *
+parse_ok (const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  AbManifest *m = ab_manifest_parse (text, strlen (text), &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (m);
+  return m;
+}
+
+/* Parses EXAMPLE with FROM replaced by TO; expects a FORMAT error whose
+ * message contains NEEDLE. */
+static void
+assert_refused (const char *from, const char *to, const char *needle)
+{
+  g_assert_nonnull (strstr (example, from));
+  g_autoptr(GString) s = g_string_new (example);
+  g_string_replace (s, from, to, 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AbManifest) m = ab_manifest_parse (s->str, s->len, &error);
+  g_assert_null (m);
+  g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT);
+  if (strstr (error->message, needle) == NULL)
+    g_error ("message \"%s\" lacks \"%s\"", error->message, needle);
+}
+
+static void
+test_parse_example (void)
+{
+  g_autoptr(AbManifest) m = parse_ok (example);
+  g_assert_cmpstr (m->channel, ==, "stable");
+  g_assert_cmpuint (m->serial, ==, 7);
+  g_assert_cmpstr (m->expires_at, ==, "2026-12-20T23:00:00Z");
+  g_assert_cmpuint (m->releases->len, ==, 1);
+  const AbRelease *r = ab_manifest_find (m, "1.2.0");
+  g_assert_nonnull (r);
+  g_assert_cmpstr (r->commit, ==, C2);
+  g_assert_null (r->deprecated);
+  g_assert_cmpuint (r->rollout, ==, 100);
+  const AbDelta *d = ab_release_find_delta (r, C1);
+  g_assert_nonnull (d);
+  g_assert_cmpuint (d->size, ==, 12345);
+  g_assert_cmpuint (d->files->len, ==, 2);
+  g_assert_cmpstr (((AbDeltaFile *) d->files->pdata[0])->path, ==, "deltas/ab/cdef-x/superblock");
+  g_assert_null (ab_manifest_find (m, "1.2"));
+}
+
+static void
+test_roundtrip (void)
+{
+  g_autoptr(AbManifest) m = ab_manifest_new ("candidate");
+  m->serial = 3;
+  m->issued_at = g_strdup ("2026-01-01T00:00:00Z");
+  m->expires_at = g_strdup ("2026-02-01T00:00:00Z");
+  AbRelease *r = ab_release_new ("1.0", C1, "2026-01-01T00:00:00Z", 25);
+  r->deprecated = g_strdup ("broken \"wifi\"");
+  g_ptr_array_add (m->releases, r);
+  AbRelease *r2 = ab_release_new ("2.0", C2, "2026-01-02T00:00:00Z", 100);
+  AbDelta *d = ab_delta_new (C1);
+  g_ptr_array_add (d->files, ab_delta_file_new ("deltas/x/y/superblock", 10, SHA));
+  d->size = 10;
+  g_ptr_array_add (r2->deltas, d);
+  g_ptr_array_add (m->releases, r2);
+
+  g_autofree char *text = ab_manifest_serialize (m);
+  g_autoptr(AbManifest) back = parse_ok (text);
+  g_autofree char *again = ab_manifest_serialize (back);
+  g_assert_cmpstr (text, ==, again);
+  g_assert_cmpstr (ab_manifest_find (back, "1.0")->deprecated, ==, "broken \"wifi\"");
+  g_assert_cmpuint (ab_manifest_find (back, "1.0")->rollout, ==, 25);
+  /* Members come in the documented order. */
+  g_assert_true (strstr (text, "\"format\"") < strstr (text, "\"channel\""));
+  g_assert_true (strstr (text, "\"serial\"") < strstr (text, "\"releases\""));
+
+  g_autoptr(AbRelease) copy = ab_release_copy (r2);
+  g_assert_cmpstr (copy->commit, ==, C2);
+  g_assert_cmpuint (copy->deltas->len, ==, 1);
+  g_assert_true (copy->deltas->pdata[0] != r2->deltas->pdata[0]);
+}
+
+static void
+test_unknown_format (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) s = g_string_new (example);
+  g_string_replace (s, "\"format\":1", "\"format\":2", 1);
+  g_autoptr(AbManifest) m = ab_manifest_parse (s->str, s->len, &error);
+  g_assert_null (m);
+  g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT);
+  g_assert_cmpstr (error->message, ==,
+                   "manifest format 2 is not known to this abdeploy, which reads format 1; "
+                   "update abdeploy");
+}
+
+static void
+test_format_checked_first (void)
+{
+  /* A newer format that also changed other fields is reported as a newer
+   * format, not as whatever else is different. */
+  const char *text = "{\"format\":3,\"channels\":[]}";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AbManifest) m = ab_manifest_parse (text, strlen (text), &error);
+  g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT);
+  g_assert_nonnull (strstr (error->message, "format 3 is not known"));
+}
+
+static void
+test_malformed (void)
+{
+  assert_refused ("\"format\":1", "\"format\":\"1\"", "format");
+  assert_refused ("\"format\":1,", "", "format");
+  assert_refused ("\"serial\":7", "\"serial\":\"7\"", "serial is not a non-negative integer");
+  assert_refused ("\"serial\":7", "\"serial\":-1", "serial");
+  assert_refused ("\"serial\":7", "\"serial\":7.5", "serial");
+  assert_refused ("\"channel\":\"stable\"", "\"channel\":\"../x\"", "channel");
+  assert_refused ("\"channel\":\"stable\"", "\"channel\":7", "channel");
+  assert_refused ("\"expires_at\":\"2026-12-20T23:00:00Z\"", "\"expires_at\":\"next week\"",
+                  "expires_at is not an ISO 8601 time");
+  assert_refused ("\"issued_at\":\"2026-11-20T23:00:00Z\",", "", "issued_at is missing");
+  assert_refused ("\"commit\":\"" C2 "\"", "\"commit\":\"" "ABCD" "\"", "releases[0].commit");
+  g_autofree char *upper = g_strnfill (64, 'A');
+  g_autofree char *bad_commit = g_strdup_printf ("\"commit\":\"%s\"", upper);
+  assert_refused ("\"commit\":\"" C2 "\"", bad_commit, "releases[0].commit");
+  assert_refused ("\"rollout\":100", "\"rollout\":0", "releases[0].rollout is not a percentage");
+  assert_refused ("\"rollout\":100", "\"rollout\":101", "rollout");
+  assert_refused ("\"rollout\":100", "\"rollout\":\"100\"", "rollout");
+  assert_refused ("\"deprecated\":null", "\"deprecated\":true", "releases[0].deprecated");
+  assert_refused ("\"releases\":[", "\"releases\":7,\"x\":[", "releases is not an array");
+  assert_refused ("\"size\":12345", "\"size\":12346", "is not the sum of the sizes");
+  assert_refused ("deltas/ab/cdef-x/0", "deltas/../../etc/passwd", "releases[0].deltas[0].files[1].path");
+  assert_refused ("deltas/ab/cdef-x/0", "/etc/passwd", "path");
+  assert_refused ("\"from\":\"" C1 "\"", "\"from\":\"" C2 "\"", "own commit");
+  assert_refused ("\"sha256\":\"" SHA "\"", "\"sha256\":\"abc\"", "sha256");
+  assert_refused ("\"version\":\"1.2.0\"", "\"version\":\"\"", "releases[0].version");
+  assert_refused ("{\"format\"", "[{\"format\"", "not JSON");
+}
+
+static void
+test_not_an_object (void)
+{
+  const char *texts[] = { "[]", "17", "", "{", "null" };
+  for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(AbManifest) m = ab_manifest_parse (texts[i], strlen (texts[i]), &error);
+      g_assert_null (m);
+      g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT);
+    }
+}
+
+static void
+test_duplicate_version (void)
+{
+  const char *text =
+    "{\"format\":1,\"channel\":\"dev\",\"serial\":1,\"issued_at\":\"2026-01-01T00:00:00Z\","
+    "\"expires_at\":\"2026-02-01T00:00:00Z\",\"releases\":["
+    "{\"version\":\"1.0\",\"commit\":\"" C1 "\",\"published_at\":\"2026-01-01T00:00:00Z\"},"
+    "{\"version\":\"1.0\",\"commit\":\"" C2 "\",\"published_at\":\"2026-01-01T00:00:00Z\"}]}";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AbManifest) m = ab_manifest_parse (text, strlen (text), &error);
+  g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT);
+  g_assert_nonnull (strstr (error->message, "releases[1] repeats a version"));
+}
+
+static void
+test_optional_members (void)
+{
+  /* deprecated, rollout and deltas may be absent; unknown members are ignored. */
+  const char *text =
+    "{\"format\":1,\"channel\":\"dev\",\"serial\":0,\"issued_at\":\"2026-01-01T00:00:00+01:00\","
+    "\"expires_at\":\"2026-02-01T00:00:00Z\",\"future\":{\"x\":1},\"releases\":["
+    "{\"version\":\"1.0\",\"commit\":\"" C1 "\",\"published_at\":\"2026-01-01T00:00:00Z\","
+    "\"notes\":\"hi\"}]}";
+  g_autoptr(AbManifest) m = parse_ok (text);
+  const AbRelease *r = ab_manifest_find (m, "1.0");
+  g_assert_cmpuint (r->rollout, ==, 100);
+  g_assert_null (r->deprecated);
+  g_assert_cmpuint (r->deltas->len, ==, 0);
+}
+
+static void
+test_newest (void)
+{
+  g_autoptr(AbManifest) m = ab_manifest_new ("dev");
+  g_assert_null (ab_manifest_newest (m));
+  const char *versions[] = { "1.9", "1.10", "1.2", "1.10-rc1", "0.99" };
+  for (guint i = 0; i < G_N_ELEMENTS (versions); i++)
+    g_ptr_array_add (m->releases, ab_release_new (versions[i], C1, "2026-01-01T00:00:00Z", 100));
+  g_assert_cmpstr (ab_manifest_newest (m)->version, ==, "1.10-rc1");
+  g_ptr_array_remove_index (m->releases, 3);
+  g_assert_cmpstr (ab_manifest_newest (m)->version, ==, "1.10");
+  ab_manifest_lookup (m, "1.2")->rollout = 5;
+  g_assert_cmpuint (ab_manifest_find (m, "1.2")->rollout, ==, 5);
+}
+
+static void
+test_check_fresh (void)
+{
+  g_autoptr(AbManifest) m = parse_ok (example);
+  g_autoptr(GDateTime) before = g_date_time_new_from_iso8601 ("2026-12-01T00:00:00Z", NULL);
+  g_autoptr(GDateTime) after = g_date_time_new_from_iso8601 ("2026-12-21T00:00:00Z", NULL);
+  g_autoptr(GError) error = NULL;
+  g_assert_true (ab_manifest_check_fresh (m, before, 7, &error));
+  g_assert_true (ab_manifest_check_fresh (m, before, 0, &error));
+  g_assert_no_error (error);
+  g_assert_false (ab_manifest_check_fresh (m, before, 8, &error));
+  g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_REPLAY);
+  g_clear_error (&error);
+  g_assert_false (ab_manifest_check_fresh (m, after, 0, &error));
+  g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_EXPIRED);
+}
+
+static void
+test_channel_names (void)
+{
+  g_assert_true (ab_manifest_channel_name_is_valid ("stable"));
+  g_assert_true (ab_manifest_channel_name_is_valid ("x86_64-beta.2"));
+  g_assert_false (ab_manifest_channel_name_is_valid (""));
+  g_assert_false (ab_manifest_channel_name_is_valid (".hidden"));
+  g_assert_false (ab_manifest_channel_name_is_valid ("a/b"));
+  g_assert_false (ab_manifest_channel_name_is_valid ("a b"));
+  g_assert_false (ab_manifest_channel_name_is_valid (NULL));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/manifest/parse-example", test_parse_example);
+  g_test_add_func ("/manifest/roundtrip", test_roundtrip);
+  g_test_add_func ("/manifest/unknown-format", test_unknown_format);
+  g_test_add_func ("/manifest/format-checked-first", test_format_checked_first);
+  g_test_add_func ("/manifest/malformed", test_malformed);
+  g_test_add_func ("/manifest/not-an-object", test_not_an_object);
+  g_test_add_func ("/manifest/duplicate-version", test_duplicate_version);
+  g_test_add_func ("/manifest/optional-members", test_optional_members);
+  g_test_add_func ("/manifest/newest", test_newest);
+  g_test_add_func ("/manifest/check-fresh", test_check_fresh);
+  g_test_add_func ("/manifest/channel-names", test_channel_names);
+  return g_test_run ();
+}
