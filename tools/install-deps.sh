@@ -11,7 +11,7 @@ PACKAGES=(
     libostree-dev ostree libglib2.0-dev libgpgme-dev
     libcurl4-openssl-dev libjson-glib-dev scdoc
     # tests, demo, benchmark
-    gnupg python3 python3-pytest lighttpd curl ca-certificates openssl attr
+    gnupg python3 python3-pytest lighttpd curl ca-certificates openssl attr bash-completion
     # bootloader backends and the boot-path tests
     grub-common grub-emu grub-pc-bin
     libubootenv-tool libubootenv-dev u-boot-tools

@@ -1,0 +1,72 @@
+# bash completion for abdeploy(8): commands, their options, slot names.
+_abdeploy()
+{
+    local cur prev words cword
+    _init_completion -s || return
+
+    local global="--sysroot --config -v --verbose --help"
+    local commands="init stage activate deploy rollback status health-check mark-good mark-bad
+                    history check-update update resume pin version verify backup restore publish"
+    local cmd="" i
+    for ((i = 1; i < cword; i++)); do
+        case "${words[i]}" in
+            --sysroot|--config) ((i++)) ;;
+            -*) ;;
+            *) cmd="${words[i]}"; break ;;
+        esac
+    done
+
+    case "$prev" in
+        --sysroot|--repo|--tree|--gpg-homedir) _filedir -d; return ;;
+        --config|--output|--path) _filedir; return ;;
+        --bootloader) COMPREPLY=($(compgen -W "grub file uboot custom" -- "$cur")); return ;;
+        --progress) COMPREPLY=($(compgen -W "json bar none" -- "$cur")); return ;;
+        --from) _filedir -d; return ;;
+    esac
+    $split && return
+
+    if [[ -z "$cmd" ]]; then
+        COMPREPLY=($(compgen -W "$commands $global" -- "$cur"))
+        return
+    fi
+
+    local opts=""
+    case "$cmd" in
+        init) opts="--os= --bootloader=" ;;
+        stage) opts="--from=" ;;
+        deploy) opts="--from= --tries=" ;;
+        activate) opts="--tries=" ;;
+        status|history|check-update|version) opts="--json" ;;
+        health-check) opts="--no-reboot" ;;
+        mark-good|mark-bad)
+            COMPREPLY=($(compgen -W "booted other a b" -- "$cur"))
+            return ;;
+        update) opts="--version= --no-activate --allow-downgrade --progress=" ;;
+        resume) opts="--abandon --progress=" ;;
+        pin) opts="--clear" ;;
+        verify) opts="--full --sample= --json" ;;
+        backup) opts="--output=" ;;
+        restore) opts="--path=" ;;
+        publish)
+            local sub="" j
+            for ((j = i + 1; j < cword; j++)); do
+                [[ "${words[j]}" != -* ]] && { sub="${words[j]}"; break; }
+            done
+            if [[ -z "$sub" ]]; then
+                COMPREPLY=($(compgen -W "commit release promote deprecate deltas refresh" -- "$cur"))
+                return
+            fi
+            opts="--repo= --gpg-sign= --gpg-homedir="
+            case "$sub" in
+                commit) opts+=" --tree= --version= --branch= --source-revision=" ;;
+                release) opts+=" --channel= --version= --rollout= --expires-days=" ;;
+                promote) opts+=" --from= --to= --version= --rollout= --expires-days=" ;;
+                deprecate) opts+=" --channel= --version= --reason= --expires-days=" ;;
+                deltas) opts+=" --channel= --from-last= --expires-days=" ;;
+                refresh) opts+=" --channel= --expires-days=" ;;
+            esac ;;
+    esac
+    COMPREPLY=($(compgen -W "$opts $global" -- "$cur"))
+    [[ ${COMPREPLY-} == *= ]] && compopt -o nospace 2>/dev/null
+}
+complete -F _abdeploy abdeploy
