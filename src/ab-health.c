@@ -83,6 +83,38 @@ last_failed_hooks_of (AbSysroot *sysroot, AbSlot slot)
   return s->len ? g_string_free (g_steal_pointer (&s), FALSE) : NULL;
 }
 
+static char *
+rollback_line (const char *from_version, const char *to_version, const char *reason)
+{
+  return g_strdup_printf ("ROLLED BACK from %s to %s: %s",
+                          from_version ? from_version : "(unknown)",
+                          to_version ? to_version : "(unknown)", reason ? reason : "");
+}
+
+/* The MOTD line of the last rollback while its outcome still stands: it
+ * brought the system to the booted slot (same commit) and the slot it left
+ * is still bad.  Without it, the boot after a rollback that health-check did
+ * itself would only say GREEN, and nobody logging in could tell that the
+ * update was undone.  A new deploy or a mark-good of that slot ends it. */
+static char *
+standing_rollback_line (AbSysroot *sysroot, const Boot *b)
+{
+  g_autoptr(JsonNode) root = NULL;
+  if (!ab_history_load_last_rollback (sysroot->state_dfd, &root, NULL) || root == NULL
+      || !JSON_NODE_HOLDS_OBJECT (root))
+    return NULL;
+  JsonObject *o = json_node_get_object (root);
+  AbSlot from = ab_slot_from_name (json_object_get_string_member_with_default (o, "from_slot", NULL));
+  AbSlot to = ab_slot_from_name (json_object_get_string_member_with_default (o, "to_slot", NULL));
+  if (from == AB_SLOT_NONE || to != b->booted || b->ptr.state[from] != AB_BOOT_STATE_BAD
+      || g_strcmp0 (json_object_get_string_member_with_default (o, "to_commit", NULL),
+                    commit_of (b, to)) != 0)
+    return NULL;
+  return rollback_line (json_object_get_string_member_with_default (o, "from_version", NULL),
+                        json_object_get_string_member_with_default (o, "to_version", NULL),
+                        json_object_get_string_member_with_default (o, "reason", NULL));
+}
+
 static gboolean
 record_rollback (AbSysroot *sysroot, Boot *b, AbSlot from, AbSlot to, const char *kind,
                  const char *reason, GError **error)
@@ -94,9 +126,7 @@ record_rollback (AbSysroot *sysroot, Boot *b, AbSlot from, AbSlot to, const char
   if (!ab_history_record_rollback (sysroot->state_dfd, &info, error))
     return FALSE;
   g_free (b->rollback_line);
-  b->rollback_line = g_strdup_printf ("ROLLED BACK from %s to %s: %s",
-                                      info.from_version ? info.from_version : "(unknown)",
-                                      info.to_version ? info.to_version : "(unknown)", reason);
+  b->rollback_line = rollback_line (info.from_version, info.to_version, reason);
   g_print ("%s\n", b->rollback_line);
   ab_crash_point ("health:rollback-recorded");
   return TRUE;
@@ -286,8 +316,10 @@ update_motd (AbSysroot *sysroot, const Boot *b, gboolean green, GPtrArray *resul
   g_autofree char *hooks = join_names (failed);
   g_autofree char *status = green ? g_strdup ("Boot status is GREEN")
                                   : g_strdup_printf ("Boot status is RED: %s", hooks);
-  g_autofree char *text = b->rollback_line
-      ? g_strdup_printf ("%s\n%s\n", b->rollback_line, status)
+  g_autofree char *standing = b->rollback_line ? NULL : standing_rollback_line (sysroot, b);
+  const char *rollback = b->rollback_line ? b->rollback_line : standing;
+  g_autofree char *text = rollback
+      ? g_strdup_printf ("%s\n%s\n", rollback, status)
       : g_strdup_printf ("%s\n", status);
   return write_motd (sysroot, text, error);
 }
