@@ -117,6 +117,9 @@ make_handle (const char *url, const AbFetchOptions *opts, Sink *sink, char *errb
   curl_easy_setopt (h, CURLOPT_XFERINFODATA, sink);
   curl_easy_setopt (h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt (h, CURLOPT_ERRORBUFFER, errbuf);
+  /* The body of an HTTP error is not the file: without this, a 404 page
+   * would be written into NAME.part and a later resume would append to it. */
+  curl_easy_setopt (h, CURLOPT_FAILONERROR, 1L);
   curl_easy_setopt (h, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt (h, CURLOPT_MAXREDIRS, 5L);
   curl_easy_setopt (h, CURLOPT_PROTOCOLS_STR, "http,https,file");
@@ -151,6 +154,8 @@ classify (CURL *h, CURLcode rc, Sink *sink, const char *url, const char *errbuf,
 {
   long status = 0;
   curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, &status);
+  /* CURLOPT_FAILONERROR: an HTTP status >= 400 ends the transfer this way */
+  gboolean answered = rc == CURLE_OK || rc == CURLE_HTTP_RETURNED_ERROR;
   if (sink->too_big || rc == CURLE_FILESIZE_EXCEEDED)
     {
       g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TOO_BIG,
@@ -174,14 +179,14 @@ classify (CURL *h, CURLcode rc, Sink *sink, const char *url, const char *errbuf,
     return ATTEMPT_RESTART;
   if (rc == CURLE_OK && (status == 0 || (status >= 200 && status < 300)))
     return ATTEMPT_OK;
-  if (rc == CURLE_OK && status >= 400 && status < 500)
+  if (answered && status >= 400 && status < 500)
     {
       g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_HTTP_TERMINAL,
                    "%s answered HTTP %ld; not retrying (check the URL and the server's access rules)",
                    url, status);
       return ATTEMPT_FAIL;
     }
-  if (rc == CURLE_OK)
+  if (answered)
     g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TRANSIENT, "%s answered HTTP %ld", url, status);
   else if (rc == CURLE_FILE_COULDNT_READ_FILE || rc == CURLE_REMOTE_FILE_NOT_FOUND
            || rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT
