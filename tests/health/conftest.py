@@ -1,0 +1,101 @@
+"""Fixtures of the abdeploy health tests.
+
+Session-scoped: the abdeploy binary (a private copy), one GPG key, one
+archive repo with the test images, and per bootloader backend one prepared
+sysroot: initialized, key trusted, v1 deployed into slot a, booted once and
+found green (slot a good).  Function-scoped: `fresh(backend)` gives a cp -a
+copy of a prepared sysroot, removed when the test ends.
+"""
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+import healthlib as hl
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    d = tempfile.mkdtemp(prefix="abdeploy-health-")
+    yield d
+    if not os.environ.get("ABDEPLOY_TEST_KEEP_TMP"):
+        hl.rmtree(d)
+
+
+@pytest.fixture(scope="session")
+def binary(workdir):
+    path = os.environ.get("ABDEPLOY_BIN") or os.path.join(hl.SRCDIR, "build", "src", "abdeploy")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail("abdeploy binary not found at %s: build it or set ABDEPLOY_BIN" % path,
+                    pytrace=False)
+    copy = os.path.join(workdir, "bin", "abdeploy")
+    os.makedirs(os.path.dirname(copy))
+    shutil.copy2(path, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def gpg(workdir):
+    g = hl.Gpg(os.path.join(workdir, "gnupg"))
+    yield g
+    g.close()
+
+
+@pytest.fixture(scope="session")
+def published(workdir, gpg):
+    return hl.Published(os.path.join(workdir, "publish"), gpg)
+
+
+@pytest.fixture(scope="session")
+def prepared(workdir, binary, gpg, published):
+    """prepared(backend) -> Sys: v1 in slot a, booted, green, good."""
+    cache = {}
+    keyfile = gpg.export(os.path.join(workdir, "publisher.gpg"))
+
+    def get(backend):
+        if backend in cache:
+            if isinstance(cache[backend], str):
+                pytest.fail("preparing the %s sysroot failed earlier: %s" % (backend, cache[backend]),
+                            pytrace=False)
+            return cache[backend]
+        if backend == "uboot" and not hl.uboot_available():
+            pytest.skip("uboot: needs tests/lib/uboot_sim.py and fw_printenv/fw_setenv")
+        cache[backend] = "see the first test that used it"
+        path = os.path.join(workdir, "prepared", backend, "sysroot")
+        os.makedirs(path)
+        sr = hl.Sys(path, binary, backend, published)
+        if backend == "uboot":
+            hl.write_uboot_env_config(sr)
+        sr.ok("init", "--os=" + hl.OS_NAME, "--bootloader=" + backend)
+        trusted = sr.p("etc", "abdeploy", "trusted.gpg.d")
+        os.makedirs(trusted, exist_ok=True)
+        shutil.copy(keyfile, os.path.join(trusted, "publisher.gpg"))
+        sr.deploy("os/v1")
+        r = sr.boot()
+        assert (r.slot, r.returncode) == ("a", 0), r
+        st = sr.status()
+        assert st["primary"] == "a" and sr.slot("a", st)["state"] == "good", st
+        cache[backend] = sr
+        return sr
+
+    return get
+
+
+@pytest.fixture
+def fresh(workdir, prepared, request):
+    """fresh(backend='file') -> a private copy of the prepared sysroot."""
+    made = []
+    parent = os.path.join(workdir, "tests")
+    os.makedirs(parent, exist_ok=True)
+
+    def make(backend="file"):
+        sr = hl.copy_sysroot(prepared(backend), parent)
+        made.append(sr)
+        return sr
+
+    yield make
+    if not os.environ.get("ABDEPLOY_TEST_KEEP_TMP"):
+        for sr in made:
+            hl.rmtree(os.path.dirname(sr.path))
