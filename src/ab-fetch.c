@@ -51,6 +51,7 @@ typedef struct
   guint64 cap;         /* 0: none */
   gboolean too_big;
   gboolean write_failed;
+  gboolean restart;    /* the next attempt starts over: the server ignored the range */
 } Sink;
 
 static size_t
@@ -175,7 +176,8 @@ classify (CURL *h, CURLcode rc, Sink *sink, const char *url, const char *errbuf,
                    sink->opts->low_speed_bytes, sink->opts->low_speed_time_sec);
       return ATTEMPT_RETRY;
     }
-  if (rc == CURLE_OK && sink->offset > 0 && status == 200)
+  /* libcurl refuses a 200 answer to a Range request with CURLE_RANGE_ERROR */
+  if (sink->offset > 0 && (rc == CURLE_RANGE_ERROR || (rc == CURLE_OK && status == 200)))
     return ATTEMPT_RESTART;
   if (rc == CURLE_OK && (status == 0 || (status >= 200 && status < 300)))
     return ATTEMPT_OK;
@@ -231,6 +233,9 @@ run_transfer (const char *url, const AbFetchOptions *opts, Sink *sink,
   for (guint attempt = 1;; attempt++)
     {
       char errbuf[CURL_ERROR_SIZE] = { 0 };
+      /* a failed attempt may have got every byte before it failed */
+      if (sink->fd >= 0 && opts->expected_size > 0 && sink->offset >= opts->expected_size)
+        return TRUE;
       sink->received = 0;
       sink->too_big = FALSE;
       CURL *h = make_handle (url, opts, sink, errbuf);
@@ -243,6 +248,7 @@ run_transfer (const char *url, const AbFetchOptions *opts, Sink *sink,
       if (a == ATTEMPT_RESTART)
         {
           sink->offset = 0;
+          sink->restart = TRUE;
           if (!rewind (sink))
             {
               g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_FAILED, "Restarting %s failed", url);
@@ -277,16 +283,21 @@ ab_fetch_to_bytes (const char *url, const AbFetchOptions *opts, GBytes **out, GE
   return TRUE;
 }
 
-/* A resumed transfer appends; a failed one keeps what it got (so that the
- * next call resumes) unless the server ignored the range. */
+/* A resumed transfer appends; a failed one keeps what it got, so that the
+ * next attempt (or the next call) resumes from there, unless the server
+ * ignored the range: then it starts over. */
 static gboolean
 rewind_file (Sink *s)
 {
   struct stat st;
+  if (s->restart)
+    {
+      s->restart = FALSE;
+      s->offset = 0;
+      return ftruncate (s->fd, 0) == 0 && lseek (s->fd, 0, SEEK_SET) == 0;
+    }
   if (fstat (s->fd, &st) < 0)
     return FALSE;
-  if (s->offset == 0)
-    return ftruncate (s->fd, 0) == 0 && lseek (s->fd, 0, SEEK_SET) == 0;
   s->offset = (guint64) st.st_size;
   return TRUE;
 }
