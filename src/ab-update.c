@@ -245,8 +245,12 @@ accept_serial (AbSysroot *sysroot, JsonObject *state, const AbManifest *m, GErro
 
 /* ---- what is installed, what is offered ---- */
 
+/* The running (or, offline, primary) slot's version and commit; and, when
+ * another slot boots next (an update installed and activated, waiting for
+ * the reboot), that slot's commit in OUT_NEXT (NULL otherwise). */
 static gboolean
-installed (AbSysroot *sysroot, char **out_version, char **out_commit, GError **error)
+installed (AbSysroot *sysroot, char **out_version, char **out_commit, char **out_next,
+           GError **error)
 {
   AbBootPointer ptr;
   AbSlotRecord *rec[AB_N_SLOTS] = { NULL, NULL };
@@ -259,9 +263,18 @@ installed (AbSysroot *sysroot, char **out_version, char **out_commit, GError **e
       *out_version = g_strdup (rec[s]->version);
       *out_commit = g_strdup (rec[s]->commit);
     }
+  AbSlot next = ab_boot_pointer_next_boot (&ptr);
+  if (out_next && next != AB_SLOT_NONE && next != s && rec[next] != NULL)
+    *out_next = g_strdup (rec[next]->commit);
   ab_slot_record_free (rec[0]);
   ab_slot_record_free (rec[1]);
   return TRUE;
+}
+
+static char *
+boots_next_reason (const AbRelease *r)
+{
+  return g_strdup_printf ("%s is already installed and boots next; reboot to use it", r->version);
 }
 
 static char *
@@ -318,14 +331,15 @@ set_offer (AbUpdateCheck *c, const AbRelease *r)
 }
 
 static void
-decide_offer (AbSysroot *sysroot, AbUpdateCheck *c, const char *pin)
+decide_offer (AbSysroot *sysroot, AbUpdateCheck *c, const char *pin, const char *next_commit)
 {
   const AbManifest *m = c->manifest;
   if (pin != NULL)
     {
       const AbRelease *r = ab_manifest_find (m, pin);
       const AbRelease *newest = ab_manifest_newest (m);
-      set_offer (c, r && vercmp (r->version, c->installed_version) != 0 ? r : NULL);
+      set_offer (c, r && vercmp (r->version, c->installed_version) != 0
+                    && g_strcmp0 (r->commit, next_commit) != 0 ? r : NULL);
       c->reason = g_strdup_printf ("pinned to %s (abdeploy pin --clear releases it)%s%s", pin,
                                    newest && vercmp (newest->version, pin) > 0 ? "; newest is " : "",
                                    newest && vercmp (newest->version, pin) > 0 ? newest->version : "");
@@ -338,6 +352,11 @@ decide_offer (AbSysroot *sysroot, AbUpdateCheck *c, const char *pin)
   if (best && vercmp (best->version, c->installed_version) > 0
       && g_strcmp0 (best->commit, c->installed_commit) != 0)
     {
+      if (g_strcmp0 (best->commit, next_commit) == 0)
+        {
+          c->reason = boots_next_reason (best);
+          return;
+        }
       set_offer (c, best);
       return;
     }
@@ -367,9 +386,10 @@ ab_update_check (AbSysroot *sysroot, GError **error)
       g_prefix_error (error, "Channel %s manifest: ", c->channel);
       return NULL;
     }
+  g_autofree char *next_commit = NULL;
   if (!check_freshness (sysroot, c->manifest, c->channel, state, error)
       || !accept_serial (sysroot, state, c->manifest, error)
-      || !installed (sysroot, &c->installed_version, &c->installed_commit, error))
+      || !installed (sysroot, &c->installed_version, &c->installed_commit, &next_commit, error))
     return NULL;
   if (c->installed_version == NULL && c->installed_commit != NULL)
     for (guint i = 0; i < c->manifest->releases->len; i++)
@@ -380,7 +400,8 @@ ab_update_check (AbSysroot *sysroot, GError **error)
       }
   c->serial = c->manifest->serial;
   c->expires_at = g_strdup (c->manifest->expires_at);
-  decide_offer (sysroot, c, json_object_get_string_member_with_default (state, "pin", NULL));
+  decide_offer (sysroot, c, json_object_get_string_member_with_default (state, "pin", NULL),
+                next_commit);
   return g_steal_pointer (&c);
 }
 
@@ -788,6 +809,15 @@ ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error)
   const AbRelease *rel = choose_release (c, opts, error);
   if (rel == NULL)
     return FALSE;
+  g_autofree char *inst_version = NULL, *inst_commit = NULL, *next_commit = NULL;
+  if (!installed (sysroot, &inst_version, &inst_commit, &next_commit, error))
+    return FALSE;
+  if (g_strcmp0 (rel->commit, next_commit) == 0)
+    {
+      g_autofree char *why = boots_next_reason (rel);
+      g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_NO_UPDATE, "Nothing to do: %s", why);
+      return FALSE;
+    }
   g_autoptr(AbTransaction) t = ab_transaction_new (c->channel, rel->version, rel->commit,
                                                    c->installed_commit);
   t->activate = opts->activate;
