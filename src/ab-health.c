@@ -132,6 +132,38 @@ record_rollback (AbSysroot *sysroot, Boot *b, AbSlot from, AbSlot to, const char
   return TRUE;
 }
 
+/* A rollback recorded for this very activation of FROM (the last record
+ * names its commit and is not older than the activation) must not be
+ * recorded again: the process was killed between recording and flipping. */
+static gboolean
+rollback_already_recorded (AbSysroot *sysroot, const Boot *b, AbSlot from)
+{
+  g_autoptr(JsonNode) last = NULL;
+  if (!ab_history_load_last_rollback (sysroot->state_dfd, &last, NULL) || last == NULL
+      || !JSON_NODE_HOLDS_OBJECT (last) || b->rec[from] == NULL)
+    return FALSE;
+  JsonObject *o = json_node_get_object (last);
+  const char *commit = json_object_get_string_member_with_default (o, "from_commit", NULL);
+  const char *at = json_object_get_string_member_with_default (o, "at", NULL);
+  const char *activated = b->rec[from]->activated_at;
+  return g_strcmp0 (commit, b->rec[from]->commit) == 0
+         && g_strcmp0 (json_object_get_string_member_with_default (o, "to_slot", NULL),
+                       ab_slot_name (b->booted)) == 0
+         && at != NULL && (activated == NULL || g_strcmp0 (at, activated) >= 0);
+}
+
+static gboolean
+record_fallback (AbSysroot *sysroot, Boot *b, AbSlot primary, GError **error)
+{
+  g_autofree char *hooks = last_failed_hooks_of (sysroot, primary);
+  g_autofree char *reason = hooks
+      ? g_strdup_printf ("slot %s failed its health check on every trial boot (failed: %s)",
+                         ab_slot_name (primary), hooks)
+      : g_strdup_printf ("slot %s did not come up within its trial boots; the bootloader fell back",
+                         ab_slot_name (primary));
+  return record_rollback (sysroot, b, primary, b->booted, "fallback", reason, error);
+}
+
 /* The bootloader fell back on its own: the primary was in trial and a
  * different slot booted. */
 static gboolean
@@ -141,13 +173,10 @@ handle_fallback (AbSysroot *sysroot, Boot *b, GError **error)
   if (primary == AB_SLOT_NONE || primary == b->booted
       || b->ptr.state[primary] != AB_BOOT_STATE_TRIAL)
     return TRUE;
-  g_autofree char *hooks = last_failed_hooks_of (sysroot, primary);
-  g_autofree char *reason = hooks
-      ? g_strdup_printf ("slot %s failed its health check on every trial boot (failed: %s)",
-                         ab_slot_name (primary), hooks)
-      : g_strdup_printf ("slot %s did not come up within its trial boots; the bootloader fell back",
-                         ab_slot_name (primary));
-  if (!record_rollback (sysroot, b, primary, b->booted, "fallback", reason, error))
+  if (rollback_already_recorded (sysroot, b, primary))
+    g_print ("The rollback from slot %s was recorded before an interruption; completing it\n",
+             ab_slot_name (primary));
+  else if (!record_fallback (sysroot, b, primary, error))
     return FALSE;
   b->ptr.state[primary] = AB_BOOT_STATE_BAD;
   b->ptr.tries[primary] = 0;
