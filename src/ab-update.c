@@ -144,6 +144,11 @@ fetch_options (AbSysroot *sysroot, AbFetchOptions *opts, guint64 max_bytes)
     opts->backoff_initial_ms = (guint) g_key_file_get_uint64 (kf, "update", "backoff-initial-ms", NULL);
   if (g_key_file_has_key (kf, "update", "backoff-max-ms", NULL))
     opts->backoff_max_ms = (guint) g_key_file_get_uint64 (kf, "update", "backoff-max-ms", NULL);
+  /* CA bundle for an https:// url whose certificate is not from a system CA;
+   * interned, as the options outlive this call */
+  g_autofree char *ca_file = g_key_file_get_string (kf, "update", "ca-file", NULL);
+  if (ca_file && *g_strstrip (ca_file))
+    opts->ca_file = g_intern_string (ca_file);
 }
 
 static guint64
