@@ -170,8 +170,10 @@ static gboolean
 handle_fallback (AbSysroot *sysroot, Boot *b, GError **error)
 {
   AbSlot primary = b->ptr.primary;
+  /* Tries left means the bootloader has not given up on the primary yet:
+   * the machine simply has not rebooted since the activation. */
   if (primary == AB_SLOT_NONE || primary == b->booted
-      || b->ptr.state[primary] != AB_BOOT_STATE_TRIAL)
+      || b->ptr.state[primary] != AB_BOOT_STATE_TRIAL || b->ptr.tries[primary] > 0)
     return TRUE;
   if (rollback_already_recorded (sysroot, b, primary))
     g_print ("The rollback from slot %s was recorded before an interruption; completing it\n",
@@ -206,7 +208,8 @@ hook_env (AbSysroot *sysroot, const Boot *b)
   env = g_environ_setenv (env, "ABDEPLOY_COMMIT", commit_of (b, b->booted) ? commit_of (b, b->booted) : "", TRUE);
   env = g_environ_setenv (env, "ABDEPLOY_TRIAL", is_trial_boot (b) ? "1" : "0", TRUE);
   env = g_environ_setenv (env, "ABDEPLOY_TRIES_LEFT", tries, TRUE);
-  env = g_environ_setenv (env, "ABDEPLOY_SYSROOT", sysroot->path, TRUE);
+  g_autofree char *abs = realpath (sysroot->path, NULL);
+  env = g_environ_setenv (env, "ABDEPLOY_SYSROOT", abs ? abs : sysroot->path, TRUE);
   return env;
 }
 

@@ -136,9 +136,9 @@ refusal_reason (const AbHook *hook)
   if (stat (hook->path, &st) < 0)
     return g_strdup_printf ("cannot examine %s: %s", hook->path, g_strerror (errno));
   if (st.st_mode & S_IWOTH)
-    return g_strdup_printf ("refused: %s is world-writable; run chmod o-w on it", hook->path);
+    return g_strdup_printf ("%s is world-writable; run chmod o-w on it", hook->path);
   if (geteuid () == 0 && st.st_uid != 0)
-    return g_strdup_printf ("refused: %s is owned by uid %u, not root; run chown root on it",
+    return g_strdup_printf ("%s is owned by uid %u, not root; run chown root on it",
                             hook->path, (unsigned) st.st_uid);
   return NULL;
 }
