@@ -1,0 +1,588 @@
+"""Builds the disk images of abdeploy's VM tests (tests/vm).
+
+Everything comes from Debian packages and the project's build; nothing is
+mounted and nothing is fetched from the network:
+
+- OS trees: busybox-static, the abdeploy binary and the GnuPG programs that
+  libostree's signature check runs, each with the libraries ldd names; the
+  guest init (tests/vm/guest-init); the Debian kernel with a busybox
+  initramfs whose /init is abdeploy's prepare-root step
+  (data/prepare-root/abdeploy-prepare-root).
+- Commits: `abdeploy publish commit`, signed with a throw-away GPG key.
+- The sysroot: `abdeploy init --bootloader=grub`, `deploy`, `mark-good a`,
+  all on the host, plus GRUB's files and the shipped data/grub scripts.
+- The disk: raw file, MBR partition table by sfdisk, ext4 filled by
+  `mkfs.ext4 -d` at the partition's offset, GRUB i386-pc boot.img in the MBR
+  and a grub-mkimage core.img in the gap before the partition.
+- Read-back: debugfs on the partition (`file?offset=N`).
+
+Standard library only; tests/vm/build-image is the command-line front end.
+"""
+
+import gzip
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.environ.get("ABDEPLOY_SRCDIR") or os.path.dirname(os.path.dirname(HERE))
+
+OS_NAME = "vmtest"
+SECTOR = 512
+PART_START = 2048                  # sectors: 1 MiB, room for core.img
+PART_OFFSET = PART_START * SECTOR
+FS_SIZE_MB = 320
+PANIC_SECONDS = 2
+GRUB_DIR = "/usr/lib/grub/i386-pc"
+# Modules built into core.img: enough to read the ext4 partition, run the
+# shipped scripts (test, loadenv/save_env, functions) and boot Linux.
+GRUB_MODULES = [
+    "biosdisk", "part_msdos", "ext2", "normal", "linux", "echo", "test",
+    "loadenv", "configfile", "search", "search_fs_uuid", "serial", "terminal",
+    "sleep", "halt", "reboot", "cat", "ls",
+]
+# Kernel modules of the initramfs: the disk (virtio-blk) and ext4.
+KMODS = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"]
+GPG_PROGRAMS = ["/usr/bin/gpg", "/usr/bin/gpg-agent", "/usr/bin/gpgconf", "/usr/bin/gpgv"]
+
+HOOK_OK = ("#!/bin/sh\n"
+           "# Required health check of the VM test images: the system came up.\n"
+           "echo \"vmtest $ABDEPLOY_VERSION is up in slot $ABDEPLOY_SLOT\"\n")
+FAILING_HOOK = "50-app-check"
+HOOK_FAIL = ("#!/bin/sh\n"
+             "# Required health check that fails: the v3 image's application is broken.\n"
+             "echo 'app service did not start' >&2\n"
+             "exit 1\n")
+PANIC_INIT = ("#!/bin/sh\n"
+              "# A broken initramfs: /init exits before any userspace, the kernel panics.\n"
+              "echo 'ABDEPLOY-TEST: initramfs of a broken image: /init exits, kernel panics'\n"
+              "exit 1\n")
+
+# version -> what differs from a plain good image
+VERSIONS = {
+    "1.0": {},
+    "2.0": {},
+    "3.0": {"failing_hook": True},
+    "4.0": {"panic": True},
+    "5.0": {},
+    "6.0": {},
+}
+
+
+def ref_of(version):
+    return "vmtest/v" + version.split(".")[0]
+
+
+class BuildError(Exception):
+    pass
+
+
+def run(cmd, *, env=None, cwd=None, input=None, timeout=600, check=True):
+    p = subprocess.run([str(c) for c in cmd], env=env, cwd=cwd, input=input,
+                       capture_output=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise BuildError("command failed (exit %d): %s\nstdout:\n%s\nstderr:\n%s" % (
+            p.returncode, " ".join(map(str, cmd)), p.stdout.decode(errors="replace"),
+            p.stderr.decode(errors="replace")))
+    return p
+
+
+def clean_env(extra=None):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("ABDEPLOY_") and k not in ("GNUPGHOME", "OSTREE_REPO")}
+    env["LC_ALL"] = "C.UTF-8"
+    env.update(extra or {})
+    return env
+
+
+def rmtree(path):
+    if os.path.lexists(path):
+        shutil.rmtree(path, ignore_errors=True)
+        if os.path.lexists(path):
+            subprocess.run(["chattr", "-R", "-i", path], capture_output=True)
+            shutil.rmtree(path)
+
+
+# --------------------------------------------------------------------------
+# Host requirements
+
+
+def find_kernel():
+    """(kver, vmlinuz path, modules dir) of a Debian kernel, or None.
+
+    ABDEPLOY_VM_KERNEL=/boot/vmlinuz-X picks one; otherwise the newest
+    /boot/vmlinuz-* that has its modules in /lib/modules."""
+    wanted = os.environ.get("ABDEPLOY_VM_KERNEL")
+    candidates = [wanted] if wanted else sorted(
+        (os.path.join("/boot", n) for n in os.listdir("/boot") if n.startswith("vmlinuz-")),
+        reverse=True) if os.path.isdir("/boot") else []
+    for path in candidates:
+        kver = os.path.basename(path)[len("vmlinuz-"):]
+        mods = os.path.join("/lib/modules", kver)
+        if os.path.isfile(path) and os.access(path, os.R_OK) and \
+                os.path.isfile(os.path.join(mods, "modules.dep")):
+            return kver, path, mods
+    return None
+
+
+def missing_tools():
+    tools = ["qemu-system-x86_64", "grub-mkimage", "grub-editenv", "sfdisk", "mkfs.ext4",
+             "debugfs", "busybox", "gpg", "ostree", "ldd"]
+    missing = [t for t in tools if shutil.which(t) is None]
+    for f in ("boot.img", "biosdisk.mod"):
+        if not os.path.exists(os.path.join(GRUB_DIR, f)):
+            missing.append(os.path.join(GRUB_DIR, f))
+    return missing
+
+
+def busybox_path():
+    """The static busybox (busybox-static); a dynamic one would need its libs."""
+    for p in ("/usr/bin/busybox", "/bin/busybox"):
+        if os.path.exists(p):
+            out = run(["file", "-L", p], check=False).stdout.decode() if shutil.which("file") else ""
+            if not out or "statically linked" in out or "static-pie" in out:
+                return p
+    raise BuildError("no static busybox: install busybox-static")
+
+
+# --------------------------------------------------------------------------
+# Files of a tree
+
+
+def write(path, content, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.lexists(path):
+        os.unlink(path)
+    with open(path, "wb") as f:
+        f.write(content.encode() if isinstance(content, str) else content)
+    os.chmod(path, mode)
+
+
+def symlink(target, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.lexists(path):
+        os.unlink(path)
+    os.symlink(target, path)
+
+
+def ldd_closure(programs):
+    """Absolute paths of the shared libraries (and the loader) of PROGRAMS."""
+    libs = set()
+    for prog in programs:
+        out = run(["ldd", prog]).stdout.decode()
+        for line in out.splitlines():
+            m = re.search(r"=>\s+(/\S+)", line) or re.match(r"\s*(/\S+)\s+\(", line)
+            if m:
+                libs.add(m.group(1))
+    return sorted(libs)
+
+
+def usr_path(path):
+    """Where a host path goes in a merged-/usr tree: /lib/x -> usr/lib/x."""
+    rel = path.lstrip("/")
+    return rel if rel.startswith("usr/") else "usr/" + rel
+
+
+def copy_file(src, tree, dest_rel=None):
+    dest = os.path.join(tree, dest_rel or usr_path(src))
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if os.path.lexists(dest):
+        os.unlink(dest)
+    shutil.copyfile(src, dest)       # follows symlinks: the loader opens by name
+    os.chmod(dest, stat.S_IMODE(os.stat(src).st_mode))
+
+
+# --------------------------------------------------------------------------
+# initramfs (cpio newc, written here: no root needed for /dev/console)
+
+
+class Cpio:
+    def __init__(self):
+        self.buf = io.BytesIO()
+        self.ino = 1
+
+    def _entry(self, name, mode, data=b"", rdev=(0, 0), nlink=1):
+        namebytes = name.encode() + b"\0"
+        hdr = "070701" + "".join("%08X" % v for v in (
+            self.ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rdev[0], rdev[1],
+            len(namebytes), 0))
+        self.ino += 1
+        self.buf.write(hdr.encode() + namebytes)
+        self.buf.write(b"\0" * (-(110 + len(namebytes)) % 4))
+        self.buf.write(data)
+        self.buf.write(b"\0" * (-len(data) % 4))
+
+    def dir(self, name, mode=0o755):
+        self._entry(name, stat.S_IFDIR | mode, nlink=2)
+
+    def file(self, name, data, mode=0o644):
+        self._entry(name, stat.S_IFREG | mode, data)
+
+    def symlink(self, name, target):
+        self._entry(name, stat.S_IFLNK | 0o777, target.encode())
+
+    def chardev(self, name, major, minor, mode=0o600):
+        self._entry(name, stat.S_IFCHR | mode, rdev=(major, minor))
+
+    def finish(self):
+        self._entry("TRAILER!!!", 0)
+        return gzip.compress(self.buf.getvalue(), compresslevel=6, mtime=0)
+
+
+def module_closure(moddir, names):
+    """Relative .ko paths for NAMES and their dependencies, dependencies first."""
+    deps = {}
+    with open(os.path.join(moddir, "modules.dep")) as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            deps[key] = rest.split()
+    by_name = {}
+    for key in deps:
+        base = os.path.basename(key)
+        base = re.sub(r"\.ko(\.(xz|gz|zst))?$", "", base)
+        by_name[base.replace("-", "_")] = key
+    order = []
+
+    def visit(key):
+        if key in order:
+            return
+        for d in deps.get(key, []):
+            visit(d)
+        order.append(key)
+
+    for n in names:
+        key = by_name.get(n.replace("-", "_"))
+        if key is None:
+            if _builtin(moddir, n):
+                continue
+            raise BuildError("kernel module %s not found in %s" % (n, moddir))
+        visit(key)
+    return order
+
+
+def _builtin(moddir, name):
+    try:
+        with open(os.path.join(moddir, "modules.builtin")) as f:
+            return any(os.path.basename(l.strip()).startswith(name + ".ko") for l in f)
+    except OSError:
+        return False
+
+
+def build_initramfs(kernel, busybox, init_script, dest):
+    """A busybox initramfs: /init = INIT_SCRIPT, the disk and ext4 modules."""
+    kver, _, moddir = kernel
+    c = Cpio()
+    for d in ("bin", "sbin", "dev", "proc", "sys", "sysroot", "etc", "etc/abdeploy",
+              "lib", "lib/modules"):
+        c.dir(d)
+    c.chardev("dev/console", 5, 1)
+    c.chardev("dev/null", 1, 3, 0o666)
+    with open(busybox, "rb") as f:
+        c.file("bin/busybox", f.read(), 0o755)
+    for applet in ("sh", "mount", "umount", "mkdir", "cat", "readlink", "sleep", "insmod",
+                   "modprobe", "findfs", "switch_root", "basename", "echo", "grep", "ls"):
+        c.symlink("bin/" + applet, "busybox")
+    listing = []
+    for rel in module_closure(moddir, KMODS):
+        data = open(os.path.join(moddir, rel), "rb").read()
+        if rel.endswith(".xz") or rel.endswith(".zst") or rel.endswith(".gz"):
+            raise BuildError("compressed kernel modules are not supported: %s" % rel)
+        name = "lib/modules/" + os.path.basename(rel)
+        c.file(name, data)
+        listing.append("/" + name)
+    c.file("etc/abdeploy/initramfs-modules",
+           ("# loaded in this order by abdeploy-prepare-root\n" + "\n".join(listing) + "\n").encode())
+    c.file("init", init_script.encode() if isinstance(init_script, str) else init_script, 0o755)
+    data = c.finish()
+    with open(dest, "wb") as f:
+        f.write(data)
+
+
+# --------------------------------------------------------------------------
+# OS trees and commits
+
+
+def build_base_tree(base, binary, kernel, busybox, pubkey):
+    """Files shared by every image version (usr only; hardlinked per version)."""
+    rmtree(base)
+    os.makedirs(base)
+    # busybox and its applets in usr/bin (init is the test's own)
+    copy_file(busybox, base, "usr/bin/busybox")
+    applets = run([busybox, "--list"]).stdout.decode().split()
+    for a in applets:
+        if a in ("init", "linuxrc", "busybox"):
+            continue
+        symlink("busybox", os.path.join(base, "usr/bin", a))
+    # abdeploy, gpg and their libraries
+    copy_file(binary, base, "usr/bin/abdeploy")
+    progs = [binary] + [p for p in GPG_PROGRAMS if os.path.exists(p)]
+    for p in progs[1:]:
+        copy_file(p, base)
+    for lib in ldd_closure(progs):
+        copy_file(lib, base)
+    # the kernel (vmlinuz is the same object in every version)
+    kver, vmlinuz, _ = kernel
+    copy_file(vmlinuz, base, "usr/lib/modules/%s/vmlinuz" % kver)
+    # configuration defaults (/etc is made from usr/etc at deploy time)
+    write(os.path.join(base, "usr/etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
+    write(os.path.join(base, "usr/etc/group"), "root:x:0:\n")
+    write(os.path.join(base, "usr/etc/abdeploy/abdeploy.conf"),
+          "# VM test image: no systemd; the reboot command ends in busybox reboot -f\n"
+          "[health]\nreboot-command=/usr/libexec/vmtest-reboot\ntimeout-sec=60\n")
+    write(os.path.join(base, "usr/libexec/vmtest-reboot"),
+          open(os.path.join(HERE, "vmtest-reboot")).read(), 0o755)
+    with open(pubkey, "rb") as f:
+        write(os.path.join(base, "usr/etc/abdeploy/trusted.gpg.d/vmtest.gpg"), f.read())
+    write(os.path.join(base, "usr/lib/abdeploy/health/required.d/10-vmtest-up"), HOOK_OK, 0o755)
+    write(os.path.join(base, "usr/sbin/init"),
+          open(os.path.join(HERE, "guest-init")).read(), 0o755)
+
+
+def link_tree(src, dst):
+    """Copies SRC to DST with hardlinks for files (cheap per-version trees)."""
+    rmtree(dst)
+    shutil.copytree(src, dst, symlinks=True, copy_function=os.link)
+
+
+def build_version_tree(root, base, version, kernel, busybox):
+    spec = VERSIONS[version]
+    tree = os.path.join(root, "tree-" + version)
+    link_tree(base, tree)
+    kver = kernel[0]
+    # top level of a merged-/usr image with abdeploy's prepare-root links
+    for d in ("dev", "proc", "sys", "run", "tmp", "var", "sysroot", "media", "root"):
+        os.makedirs(os.path.join(tree, d), exist_ok=True)
+    os.chmod(os.path.join(tree, "tmp"), 0o1777)
+    for name, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"),
+                         ("lib64", "usr/lib64"), ("abdeploy", "sysroot/abdeploy"),
+                         ("ostree", "sysroot/ostree"), ("boot", "sysroot/boot")):
+        symlink(target, os.path.join(tree, name))
+    write(os.path.join(tree, "usr/lib/os-release"),
+          "NAME=%s\nID=%s\nVERSION_ID=%s\n" % (OS_NAME, OS_NAME, version))
+    symlink("../usr/lib/os-release", os.path.join(tree, "usr/etc/os-release"))
+    if spec.get("failing_hook"):
+        write(os.path.join(tree, "usr/lib/abdeploy/health/required.d", FAILING_HOOK),
+              HOOK_FAIL, 0o755)
+    prepare_root = open(os.path.join(SRCDIR, "data/prepare-root/abdeploy-prepare-root")).read()
+    build_initramfs(kernel, busybox, PANIC_INIT if spec.get("panic") else prepare_root,
+                    os.path.join(tree, "usr/lib/modules", kver, "initramfs.img"))
+    return tree
+
+
+class Gpg:
+    def __init__(self, homedir):
+        self.homedir = homedir
+        rmtree(homedir)
+        os.makedirs(homedir, mode=0o700)
+        self.env = clean_env({"GNUPGHOME": homedir})
+        uid = "abdeploy VM tests <vmtest@example.org>"
+        p = run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "ed25519",
+                 "sign", "never"], env=self.env, check=False)
+        if p.returncode != 0:
+            run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "rsa2048",
+                 "sign", "never"], env=self.env)
+        out = run(["gpg", "--batch", "--with-colons", "--list-keys"], env=self.env).stdout.decode()
+        self.fpr = next(l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:"))
+
+    def export(self, dest):
+        write(dest, run(["gpg", "--batch", "--export", self.fpr], env=self.env).stdout)
+        return dest
+
+    def close(self):
+        subprocess.run(["gpgconf", "--kill", "all"], env=self.env, capture_output=True)
+
+
+def publish(binary, repo, tree, version, gpg):
+    out = run([binary, "publish", "commit", "--repo=" + repo, "--tree=" + tree,
+               "--version=" + version, "--branch=" + ref_of(version),
+               "--gpg-sign=" + gpg.fpr, "--gpg-homedir=" + gpg.homedir],
+              env=gpg.env).stdout.decode()
+    m = re.search(r"[0-9a-f]{64}", out)
+    if not m:
+        raise BuildError("publish commit printed no commit: %r" % out)
+    return m.group(0)
+
+
+# --------------------------------------------------------------------------
+# Sysroot, disk, media
+
+
+GRUB_CFG = """\
+# grub.cfg of abdeploy's VM test disk: serial console, then the shipped
+# abdeploy.cfg decides the slot (and spends a trial boot) and boots it.
+serial --unit=0 --speed=115200
+terminal_input serial
+terminal_output serial
+set timeout=0
+set abd_kargs="root=/dev/vda1 rw console=ttyS0 panic=%(panic)d loglevel=4"
+source "$prefix/abdeploy.cfg"
+echo "ABDEPLOY-GRUB: slot=$abd_slot reason=$abd_reason"
+set default=abdeploy
+"""
+
+
+def build_sysroot(sysroot, binary, repo, pubkey, workdir):
+    rmtree(sysroot)
+    cmdline = os.path.join(workdir, "host-cmdline")
+    write(cmdline, "")
+    env = clean_env({"ABDEPLOY_CMDLINE": cmdline})
+    run([binary, "--sysroot=" + sysroot, "init", "--os=" + OS_NAME, "--bootloader=grub"], env=env)
+    shutil.copyfile(pubkey, os.path.join(sysroot, "etc/abdeploy/trusted.gpg.d/vmtest.gpg"))
+    trace = os.path.join(workdir, "crash-trace")
+    if os.path.exists(trace):
+        os.unlink(trace)
+    run([binary, "--sysroot=" + sysroot, "deploy", "--from=" + repo, ref_of("1.0")],
+        env=dict(env, ABDEPLOY_CRASH_TRACE=trace))
+    run([binary, "--sysroot=" + sysroot, "mark-good", "a"], env=env)
+    grub = os.path.join(sysroot, "boot/grub")
+    for name in ("abdeploy.cfg", "abdeploy-select.cfg"):
+        shutil.copyfile(os.path.join(SRCDIR, "data/grub", name), os.path.join(grub, name))
+    write(os.path.join(grub, "grub.cfg"), GRUB_CFG % {"panic": PANIC_SECONDS})
+    # GRUB's module directory, as grub-install leaves it (command lists etc.)
+    shutil.copytree(GRUB_DIR, os.path.join(grub, "i386-pc"),
+                    ignore=shutil.ignore_patterns("*.image", "*.exec", "*.module", "kernel.img",
+                                                  "lnxboot.img", "g2hdr.img", "cdboot.img",
+                                                  "pxeboot.img", "lzma_decompress.img",
+                                                  "diskboot.img", "boot_hybrid.img"))
+    return os.path.exists(trace)    # abdeploy was built with crash points
+
+
+def build_disk(sysroot, disk, workdir):
+    """Raw disk: MBR with one Linux partition at 1 MiB holding ext4 from SYSROOT,
+    GRUB boot.img in the MBR and core.img in the gap."""
+    fs_bytes = FS_SIZE_MB * 1024 * 1024
+    if os.path.exists(disk):
+        os.unlink(disk)
+    with open(disk, "wb") as f:
+        f.truncate(PART_OFFSET + fs_bytes)
+    run(["sfdisk", "--no-reread", "--no-tell-kernel", "-q", disk],
+        input=("label: dos\nstart=%d, size=%d, type=83, bootable\n" % (
+            PART_START, fs_bytes // SECTOR)).encode())
+    run(["mkfs.ext4", "-q", "-F", "-L", "abdeploy-vm", "-d", sysroot,
+         "-E", "offset=%d" % PART_OFFSET, disk, "%dk" % (fs_bytes // 1024)])
+    core = os.path.join(workdir, "core.img")
+    run(["grub-mkimage", "-O", "i386-pc", "-o", core, "-p", "(hd0,msdos1)/boot/grub",
+         "-d", GRUB_DIR] + GRUB_MODULES)
+    core_size = os.path.getsize(core)
+    if core_size > (PART_START - 1) * SECTOR:
+        raise BuildError("core.img (%d bytes) does not fit before the partition" % core_size)
+    with open(os.path.join(GRUB_DIR, "boot.img"), "rb") as f:
+        boot = f.read()
+    with open(disk, "r+b") as f:
+        # boot.img's code only: keep the partition table (446..511) that
+        # sfdisk wrote; boot.img's kernel sector field already says 1.
+        f.seek(0)
+        f.write(boot[:446])
+        f.seek(SECTOR)
+        with open(core, "rb") as c:
+            f.write(c.read())
+
+
+def build_media(mediadir, image, size_mb=None):
+    """An ext4 file system (no partition table) holding MEDIADIR."""
+    if os.path.exists(image):
+        os.unlink(image)
+    if size_mb is None:
+        used = sum(os.lstat(os.path.join(d, n)).st_size
+                   for d, _, names in os.walk(mediadir) for n in names)
+        size_mb = max(32, int(used * 1.5 / 2**20) + 32)
+    with open(image, "wb") as f:
+        f.truncate(size_mb * 2**20)
+    run(["mkfs.ext4", "-q", "-F", "-L", "vmtest-media", "-d", mediadir, image])
+
+
+def build_all(workdir, binary, log=print):
+    """Builds keys, trees, the publisher repo and the first disk in WORKDIR.
+
+    Returns a dict describing what was built (also saved as build.json)."""
+    kernel = find_kernel()
+    if kernel is None:
+        raise BuildError("no kernel: install linux-image-amd64 (/boot/vmlinuz-*)")
+    busybox = busybox_path()
+    os.makedirs(workdir, exist_ok=True)
+    gpg = Gpg(os.path.join(workdir, "gnupg"))
+    try:
+        pubkey = gpg.export(os.path.join(workdir, "vmtest.gpg"))
+        base = os.path.join(workdir, "base")
+        build_base_tree(base, binary, kernel, busybox, pubkey)
+        repo = os.path.join(workdir, "repo")
+        rmtree(repo)
+        run(["ostree", "init", "--mode=archive", "--repo=" + repo])
+        commits = {}
+        for version in VERSIONS:
+            tree = build_version_tree(workdir, base, version, kernel, busybox)
+            commits[version] = publish(binary, repo, tree, version, gpg)
+            rmtree(tree)
+        log("published %s" % ", ".join("%s=%s" % (v, c[:12]) for v, c in commits.items()))
+    finally:
+        gpg.close()
+    sysroot = os.path.join(workdir, "sysroot")
+    crash_points = build_sysroot(sysroot, binary, repo, pubkey, workdir)
+    disk = os.path.join(workdir, "disk.img")
+    build_disk(sysroot, disk, workdir)
+    rmtree(sysroot)
+    info = {"kver": kernel[0], "commits": commits, "repo": repo, "disk": disk,
+            "crash_points": crash_points,
+            "refs": {v: ref_of(v) for v in VERSIONS}}
+    with open(os.path.join(workdir, "build.json"), "w") as f:
+        json.dump(info, f, indent=1)
+    return info
+
+
+# --------------------------------------------------------------------------
+# Reading the disk back
+
+
+def debugfs(disk, request):
+    p = run(["debugfs", "-R", request, "%s?offset=%d" % (disk, PART_OFFSET)], check=False)
+    return p.stdout
+
+
+def read_file(disk, path):
+    return debugfs(disk, "cat " + path)
+
+
+def grubenv(disk, workdir):
+    """The GRUB env block on DISK as a dict, read by grub-editenv."""
+    block = read_file(disk, "/boot/grub/grubenv")
+    if len(block) != 1024:
+        raise BuildError("grubenv on the disk is %d bytes, not 1024" % len(block))
+    path = os.path.join(workdir, "grubenv.extracted")
+    write(path, block)
+    out = run(["grub-editenv", path, "list"]).stdout.decode()
+    return dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+
+
+def extract_state(disk, dest):
+    """Copies what `abdeploy status` and `history` read from DISK into DEST:
+    abdeploy/{version,state,slots}, boot/grub/grubenv, etc/abdeploy, and an
+    empty repo (the slot records carry the versions)."""
+    rmtree(dest)
+    os.makedirs(dest)
+    for d in ("abdeploy", "boot/grub", "etc", "ostree"):
+        os.makedirs(os.path.join(dest, d), exist_ok=True)
+    debugfs(disk, "rdump /abdeploy/state %s" % os.path.join(dest, "abdeploy"))
+    for rel in ("abdeploy/version", "boot/grub/grubenv"):
+        write(os.path.join(dest, rel), read_file(disk, "/" + rel))
+    debugfs(disk, "rdump /etc/abdeploy %s" % os.path.join(dest, "etc"))
+    for d in ("abdeploy/slots/a", "abdeploy/slots/b", "abdeploy/var", "boot/abdeploy/a",
+              "boot/abdeploy/b"):
+        os.makedirs(os.path.join(dest, d), exist_ok=True)
+    run(["ostree", "init", "--mode=bare", "--repo=" + os.path.join(dest, "ostree/repo")])
+    return dest
+
+
+def ls(disk, path):
+    """Names in directory PATH of DISK (debugfs ls -p)."""
+    out = debugfs(disk, "ls -p " + path).decode(errors="replace")
+    names = []
+    for line in out.splitlines():
+        parts = line.split("/")
+        if len(parts) >= 6 and parts[5] not in (".", ".."):
+            names.append(parts[5])
+    return names
