@@ -1,0 +1,155 @@
+"""Fixtures of the update-client tests.
+
+Session-scoped: a GNUPGHOME with a trusted and an untrusted key made by the
+test; a publisher repo made with `abdeploy publish` (commits, channels,
+deltas); lighttpd serving it on 127.0.0.1 with an access log; a prepared
+device with 1.0 installed, booted and good.  Function-scoped: a copy of that
+device per test (checked with `ostree fsck` at the end), hostile servers.
+
+Releases (all signed by the trusted key unless said otherwise):
+  1.0  base image              1.1  1.0 with 10 files changed
+  1.2, 1.4  other small changes
+  1.3  unsigned commit         1.6  1.0 plus a 1.5 MB incompressible file
+Channels:
+  stable   1.0, 1.1, delta 1.0 -> 1.1
+  nodelta  1.0, 1.4; no delta to 1.4 anywhere in the repo (objects path:
+           libostree 2022.7 uses any delta it finds in the repo on its own)
+  lts      1.0, 1.1, 1.2, 1.4 (staleness warning)
+  phased   1.0, 1.1 at 1 % rollout;  full: the same with 1.1 at 100 %
+  unsigned 1.0, 1.3 (unsigned commit), delta 1.0 -> 1.3
+  big      1.0, 1.6, delta 1.0 -> 1.6 (resume, cancel, slow server)
+  other    1.0, 1.2, delta 1.0 -> 1.2 (the "wrong" delta of mix-and-match)
+"""
+
+import os
+import re
+import shutil
+import tempfile
+
+import pytest
+
+import updlib as ul
+from hostile import HostileServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+MACHINE_ID = "5f2b7c9e0d4a4b1c8e6f3a2d1c0b9a87"
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    d = tempfile.mkdtemp(prefix="abdeploy-update-")
+    yield d
+    if not os.environ.get("ABDEPLOY_TEST_KEEP_TMP"):
+        ul.rmtree(d)
+
+
+@pytest.fixture(scope="session")
+def abdeploy_bin(workdir):
+    path = os.environ.get("ABDEPLOY_BIN") or os.path.join(REPO_ROOT, "build", "src", "abdeploy")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail("abdeploy binary not found at %s: build it or set ABDEPLOY_BIN" % path,
+                    pytrace=False)
+    # a private copy: a rebuild during the run cannot swap the binary
+    copy = os.path.join(workdir, "bin", "abdeploy")
+    os.makedirs(os.path.dirname(copy), exist_ok=True)
+    shutil.copy2(path, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def home(workdir):
+    d = os.path.join(workdir, "home")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="session")
+def gpg(workdir):
+    g = ul.Gpg(os.path.join(workdir, "gnupg"))
+    yield g
+    g.close()
+
+
+@pytest.fixture(scope="session")
+def keyfiles(workdir, gpg):
+    d = os.path.join(workdir, "keys")
+    os.makedirs(d, exist_ok=True)
+    return {"trusted": gpg.export(gpg.trusted, os.path.join(d, "publisher.gpg")),
+            "untrusted": gpg.export(gpg.untrusted, os.path.join(d, "intruder.gpg"))}
+
+
+@pytest.fixture(scope="session")
+def pub(workdir, abdeploy_bin, gpg):
+    p = ul.Publisher(os.path.join(workdir, "publish"), abdeploy_bin, gpg)
+    p.commit("1.0", ul.image_spec("1.0"))
+    p.commit("1.1", ul.image_spec("1.1", changed=ul.CHANGED_11))
+    p.commit("1.2", ul.image_spec("1.2", changed=["usr/share/data/file-20"]))
+    p.commit("1.4", ul.image_spec("1.4", changed=["usr/share/data/file-21"]))
+    p.commit("1.3", ul.image_spec("1.3", extra={"usr/bin/unsigned-marker": b"unsigned\n"}),
+             signed=False)
+    p.commit("1.6", ul.image_spec("1.6", extra={
+        "usr/lib/big.bin": ul.blob("big-1.6", 1536 * 1024)}))
+    for ch, versions in (("stable", ["1.0", "1.1"]), ("nodelta", ["1.0", "1.4"]),
+                         ("lts", ["1.0", "1.1", "1.2", "1.4"]), ("full", ["1.0", "1.1"]),
+                         ("unsigned", ["1.0", "1.3"]), ("big", ["1.0", "1.6"]),
+                         ("other", ["1.0", "1.2"])):
+        for v in versions:
+            p.release(ch, v)
+    p.release("phased", "1.0")
+    p.release("phased", "1.1", rollout=1)
+    for ch in ("stable", "unsigned", "big", "other"):
+        p.deltas(ch)
+    return p
+
+
+@pytest.fixture(scope="session")
+def lighttpd(workdir, pub):
+    s = ul.Lighttpd(pub.repo, workdir).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def factory(workdir, abdeploy_bin, home):
+    f = ul.DeviceFactory(os.path.join(workdir, "devices"), abdeploy_bin, home)
+    yield f
+    f.finish(fsck=False)
+
+
+@pytest.fixture(scope="session")
+def base_device(factory, keyfiles, lighttpd, pub):
+    """1.0 installed over HTTP with `abdeploy update`, booted (slot a) and
+    marked good: the starting point of most tests."""
+    d = factory.create([keyfiles["trusted"]])
+    d.set_machine_id(MACHINE_ID)
+    d.configure(lighttpd.url)
+    d.ok("update", "--version=1.0")
+    d.set_booted("a")
+    d.ok("mark-good")
+    st = d.status()
+    a = d.slot("a", st)
+    assert a["version"] == "1.0" and a["commit"] == pub.commits["1.0"] and a["state"] == "good", st
+    return d
+
+
+@pytest.fixture
+def devices(workdir, abdeploy_bin, home, request):
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
+    f = ul.DeviceFactory(os.path.join(workdir, "t", name), abdeploy_bin, home)
+    yield f
+    f.finish()
+
+
+@pytest.fixture
+def device(devices, base_device):
+    """A private copy of the prepared 1.0 device."""
+    return devices.clone(base_device)
+
+
+@pytest.fixture
+def hostile(workdir, pub, request):
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
+    s = HostileServer(pub.repo, os.path.join(workdir, "hostile-%s.log" % name)).start()
+    yield s
+    s.stop()

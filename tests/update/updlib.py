@@ -1,0 +1,692 @@
+"""Helpers of the update-client tests (issue 4).
+
+Standard library only.  Everything here drives real programs: gpg (keys made
+by the test), `abdeploy publish` (commits, channel manifests, static deltas),
+lighttpd from Debian on 127.0.0.1 with an access log, openssl (a test CA for
+HTTPS) and the built abdeploy binary on throw-away sysroots.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+# Exit codes (abdeploy(8)).
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_VERIFY = 3
+EXIT_LOCKED = 4
+EXIT_NOTHING = 5
+
+DEFAULT_TIMEOUT = 120
+OS_NAME = "testos"
+KVER = "6.1.0-upd"
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+LIGHTTPD = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
+
+
+def clean_env(home=None, extra=None):
+    """Child environment: no proxies (servers are on 127.0.0.1), no inherited
+    abdeploy / gpg / ostree settings, C messages."""
+    env = {}
+    for k, v in os.environ.items():
+        if k.lower().endswith("_proxy") or k.startswith("ABDEPLOY_"):
+            continue
+        if k in ("GNUPGHOME", "OSTREE_REPO", "OSTREE_SYSROOT", "CURL_CA_BUNDLE",
+                 "SSL_CERT_FILE", "SSL_CERT_DIR"):
+            continue
+        env[k] = v
+    env["LC_ALL"] = "C.UTF-8"
+    env["LANGUAGE"] = "C"
+    if home is not None:
+        env["HOME"] = home
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(cmd, *, env=None, timeout=DEFAULT_TIMEOUT, check=True, input=None, cwd=None):
+    p = subprocess.run([str(c) for c in cmd], env=env or clean_env(), cwd=cwd, input=input,
+                       capture_output=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError("command failed (%d): %s\nstdout:\n%s\nstderr:\n%s" % (
+            p.returncode, " ".join(map(str, cmd)), p.stdout.decode(errors="replace"),
+            p.stderr.decode(errors="replace")))
+    return p
+
+
+def rmtree(path):
+    if not os.path.lexists(path):
+        return
+    try:
+        shutil.rmtree(path)
+    except OSError:
+        subprocess.run(["chattr", "-R", "-i", path], capture_output=True)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rollout_bucket(machine_id, version):
+    """The documented formula (docs/internals.md, "Phased rollout")."""
+    d = hashlib.sha256(("%s:%s" % (machine_id, version)).encode()).digest()
+    return int.from_bytes(d[:8], "big") % 10000
+
+
+# --------------------------------------------------------------------------
+# GPG
+
+
+class Gpg:
+    """A GNUPGHOME made by the test with a trusted and an untrusted key."""
+
+    def __init__(self, homedir):
+        self.homedir = homedir
+        os.makedirs(homedir, mode=0o700, exist_ok=True)
+        os.chmod(homedir, 0o700)
+        self.env = clean_env(extra={"GNUPGHOME": homedir})
+        self.trusted = self._generate("abdeploy update publisher <publisher@example.org>")
+        self.untrusted = self._generate("abdeploy update intruder <intruder@example.org>")
+
+    def _generate(self, uid):
+        run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign",
+             "never"], env=self.env, timeout=120)
+        out = run(["gpg", "--batch", "--with-colons", "--list-keys", uid],
+                  env=self.env).stdout.decode()
+        for line in out.splitlines():
+            if line.startswith("fpr:"):
+                return line.split(":")[9]
+        raise AssertionError("no fingerprint for %s:\n%s" % (uid, out))
+
+    def export(self, fpr, dest):
+        data = run(["gpg", "--batch", "--export", fpr], env=self.env).stdout
+        assert data, "gpg exported nothing for %s" % fpr
+        with open(dest, "wb") as f:
+            f.write(data)
+        return dest
+
+    def sign_detached(self, data, key):
+        """Binary detached signature of DATA (what the publisher writes)."""
+        return run(["gpg", "--batch", "--yes", "--local-user", key, "--detach-sign",
+                    "--output", "-"], env=self.env, input=data).stdout
+
+    def verify(self, data_path, sig_path):
+        return run(["gpg", "--batch", "--verify", sig_path, data_path], env=self.env,
+                   check=False)
+
+    def close(self):
+        subprocess.run(["gpgconf", "--kill", "all"], env=self.env, capture_output=True)
+
+
+# --------------------------------------------------------------------------
+# Image trees
+
+
+def blob(tag, size):
+    """Deterministic content that compresses like real binaries (poorly)."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(("%s:%d" % (tag, counter)).encode()).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+# Files of the base image: a few dozen small files, a shared library-sized
+# file, a kernel.  CHANGED_11 are the 10 files that version 1.1 changes.
+N_DATA = 40
+CHANGED_11 = ["usr/share/data/file-%02d" % i for i in range(10)]
+
+
+def image_spec(version, changed=(), extra=None):
+    """{relative path: bytes | (bytes, mode)} of an image.  Files listed in
+    CHANGED get content that depends on VERSION; the rest is the same in
+    every version (so deltas are small)."""
+    spec = {
+        "usr/bin/tool": (b"#!/bin/sh\necho tool\n" + blob("tool", 8192), 0o755),
+        "usr/lib/libbase.so": blob("libbase", 64 * 1024),
+        "usr/lib/os-release": ("NAME=testos\nVERSION_ID=%s\n" % version).encode(),
+        "usr/etc/motd": b"Welcome to testos\n",
+        "usr/etc/app.conf": b"setting=1\n",
+        "usr/lib/modules/%s/vmlinuz" % KVER: b"FAKEKERNEL\n" + blob("kernel", 4096),
+        "usr/lib/modules/%s/initramfs.img" % KVER: b"FAKEINITRD\n" + blob("initrd", 2048),
+    }
+    for i in range(N_DATA):
+        rel = "usr/share/data/file-%02d" % i
+        spec[rel] = ("data file %d\n" % i).encode() + blob("data%d" % i, 700)
+    for rel in changed:
+        spec[rel] = ("data file %s in %s\n" % (rel, version)).encode() + blob(rel + version, 700)
+    if extra:
+        spec.update(extra)
+    return spec
+
+
+def write_tree(root, spec):
+    if os.path.exists(root):
+        rmtree(root)
+    for rel, value in sorted(spec.items()):
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        mode = 0o644
+        if isinstance(value, tuple):
+            value, mode = value
+        with open(path, "wb") as f:
+            f.write(value)
+        os.chmod(path, mode)
+    return root
+
+
+# --------------------------------------------------------------------------
+# Publisher: `abdeploy publish ...` on an archive repo
+
+
+class Publisher:
+    def __init__(self, root, binary, gpg):
+        self.root = root
+        self.binary = binary
+        self.gpg = gpg
+        self.repo = os.path.join(root, "repo")
+        self.commits = {}  # version -> commit
+        self.trees = {}    # version -> tree dir
+        os.makedirs(root, exist_ok=True)
+
+    def publish(self, *args, key="trusted", check=True):
+        cmd = [self.binary, "publish"] + list(args) + ["--repo=" + self.repo]
+        if key:
+            cmd += ["--gpg-sign=" + getattr(self.gpg, key), "--gpg-homedir=" + self.gpg.homedir]
+        return run(cmd, env=self.gpg.env, check=check, timeout=300)
+
+    def commit(self, version, spec, signed=True):
+        tree = write_tree(os.path.join(self.root, "tree-" + version), spec)
+        out = self.publish("commit", "--tree=" + tree, "--version=" + version,
+                           key="trusted" if signed else None).stdout.decode()
+        m = re.search(r"\b[0-9a-f]{64}\b", out)
+        assert m, out
+        self.commits[version] = m.group(0)
+        self.trees[version] = tree
+        return m.group(0)
+
+    def release(self, channel, version, rollout=None):
+        args = ["release", "--channel=" + channel, "--version=" + version]
+        if rollout is not None:
+            args.append("--rollout=%d" % rollout)
+        return self.publish(*args)
+
+    def deltas(self, channel, from_last=1):
+        return self.publish("deltas", "--channel=" + channel, "--from-last=%d" % from_last)
+
+    def manifest_path(self, channel):
+        return os.path.join(self.repo, "abdeploy", "channels", channel + ".json")
+
+    def manifest(self, channel):
+        with open(self.manifest_path(channel)) as f:
+            return json.load(f)
+
+    def manifest_bytes(self, channel):
+        with open(self.manifest_path(channel), "rb") as f:
+            return f.read()
+
+    def sig_bytes(self, channel):
+        with open(self.manifest_path(channel) + ".sig", "rb") as f:
+            return f.read()
+
+    def release_of(self, channel, version):
+        for r in self.manifest(channel)["releases"]:
+            if r["version"] == version:
+                return r
+        raise KeyError(version)
+
+    def delta_files(self, channel, version, from_version):
+        rel = self.release_of(channel, version)
+        frm = self.commits[from_version]
+        for d in rel["deltas"]:
+            if d["from"] == frm:
+                return d["files"]
+        raise KeyError("no delta %s -> %s in %s" % (from_version, version, channel))
+
+    def object_path(self, commit, kind="commit"):
+        return "objects/%s/%s.%s" % (commit[:2], commit[2:], kind)
+
+    def craft(self, channel, mutate=None, key="trusted"):
+        """A manifest of CHANNEL changed by MUTATE(dict) and signed with
+        KEY, as (json bytes, signature bytes), for hostile servers.  Used
+        only for what `abdeploy publish` rightly refuses to write (expired,
+        replayed serial, lying delta lists)."""
+        m = self.manifest(channel)
+        if mutate:
+            mutate(m)
+        data = json.dumps(m, indent=2).encode()
+        return data, self.gpg.sign_detached(data, getattr(self.gpg, key))
+
+
+def iso(dt):
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+# --------------------------------------------------------------------------
+# lighttpd
+
+
+class Lighttpd:
+    """lighttpd -D serving DOCROOT on 127.0.0.1 with an access log that
+    records the request line, status, body bytes sent and the Range header."""
+
+    FORMAT = "%r|%>s|%b|%{Range}i"
+
+    def __init__(self, docroot, workdir, name="lighttpd", tls=None, extra_conf=""):
+        self.docroot = docroot
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.error_log = os.path.join(self.dir, "error.log")
+        self.tls = tls  # path of a PEM with certificate + key, or None
+        self.extra_conf = extra_conf
+        self.proc = None
+        self.port = None
+
+    @property
+    def url(self):
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
+
+    def _conf(self):
+        mods = ['"mod_accesslog"'] + (['"mod_openssl"'] if self.tls else [])
+        lines = [
+            'server.document-root = "%s"' % self.docroot,
+            'server.bind = "127.0.0.1"',
+            "server.port = %d" % self.port,
+            "server.modules = (%s)" % ", ".join(mods),
+            'server.errorlog = "%s"' % self.error_log,
+            'accesslog.filename = "%s"' % self.access_log,
+            'accesslog.format = "%s"' % self.FORMAT,
+            'mimetype.assign = ("" => "application/octet-stream")',
+            "server.max-keep-alive-idle = 10",
+        ]
+        if self.tls:
+            lines += ['ssl.engine = "enable"', 'ssl.pemfile = "%s"' % self.tls]
+        return "\n".join(lines) + "\n" + self.extra_conf + "\n"
+
+    def start(self, timeout=20):
+        for _ in range(5):
+            self.port = free_port()
+            conf = os.path.join(self.dir, "lighttpd.conf")
+            with open(conf, "w") as f:
+                f.write(self._conf())
+            run([LIGHTTPD, "-tt", "-f", conf])
+            self.proc = subprocess.Popen([LIGHTTPD, "-D", "-f", conf], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         env=clean_env())
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                        return self
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()
+        raise AssertionError("lighttpd did not start; see %s" % self.error_log)
+
+    def _cycles(self):
+        try:
+            with open(self.error_log) as f:
+                return f.read().count("logfiles cycled")
+        except FileNotFoundError:
+            return 0
+
+    def flush(self, timeout=10):
+        """lighttpd buffers its access log; SIGHUP writes it out."""
+        before = self._cycles()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self._cycles() == before:
+            assert time.monotonic() < deadline, "lighttpd did not cycle its logs"
+            time.sleep(0.02)
+
+    def entries(self):
+        """Parsed access log: dicts with method, path, status, bytes, range."""
+        self.flush()
+        out = []
+        if not os.path.exists(self.access_log):
+            return out
+        with open(self.access_log) as f:
+            for line in f:
+                parts = line.rstrip("\n").split("|")
+                if len(parts) != 4:
+                    continue
+                req, status, size, rng = parts
+                method, _, rest = req.partition(" ")
+                path = rest.rsplit(" ", 1)[0]
+                out.append({"method": method, "path": path, "status": int(status),
+                            "bytes": 0 if size == "-" else int(size),
+                            "range": None if rng == "-" else rng})
+        return out
+
+    def mark(self):
+        return len(self.entries())
+
+    def since(self, mark):
+        return self.entries()[mark:]
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+
+def make_tls(workdir):
+    """A CA made for this run and a server certificate for 127.0.0.1 signed
+    by it.  Returns (ca.pem, server.pem with key)."""
+    d = os.path.join(workdir, "tls")
+    os.makedirs(d, exist_ok=True)
+    ca_key, ca = os.path.join(d, "ca.key"), os.path.join(d, "ca.pem")
+    key, csr, crt = (os.path.join(d, n) for n in ("server.key", "server.csr", "server.crt"))
+    ext = os.path.join(d, "server.ext")
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+         "-subj", "/CN=abdeploy update test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"])
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+         "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext])
+    pem = os.path.join(d, "server.pem")
+    with open(pem, "wb") as out:
+        for p in (crt, key):
+            with open(p, "rb") as f:
+                out.write(f.read())
+    return ca, pem
+
+
+# --------------------------------------------------------------------------
+# Devices (sysroots)
+
+
+class Result:
+    def __init__(self, args, returncode, stdout, stderr, elapsed):
+        self.args, self.returncode = args, returncode
+        self.stdout, self.stderr, self.elapsed = stdout, stderr, elapsed
+
+    @property
+    def output(self):
+        return self.stdout + self.stderr
+
+    def describe(self):
+        return "$ %s\n-> exit %d after %.2fs\nstdout:\n%s\nstderr:\n%s" % (
+            " ".join(self.args), self.returncode, self.elapsed, self.stdout.rstrip(),
+            self.stderr.rstrip())
+
+
+def tree_entries(root, prefix, identity=True):
+    out = {}
+    if not os.path.lexists(root):
+        out[prefix] = ("missing",)
+        return out
+
+    def describe(path):
+        st = os.lstat(path)
+        d = [stat.filemode(st.st_mode)]
+        if stat.S_ISREG(st.st_mode):
+            if identity:
+                d += [st.st_ino, st.st_mtime_ns]
+            d += [st.st_size, sha256_file(path)]
+        elif stat.S_ISLNK(st.st_mode):
+            d.append(os.readlink(path))
+        return tuple(d)
+
+    out[prefix] = describe(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            out[prefix + "/" + os.path.relpath(p, root)] = describe(p)
+    return out
+
+
+def diff(before, after, limit=30):
+    lines = ["  %s: %r -> %r" % (k, before.get(k), after.get(k))
+             for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    if len(lines) > limit:
+        lines = lines[:limit] + ["  ... %d more" % (len(lines) - limit)]
+    return "\n".join(lines)
+
+
+class Device:
+    def __init__(self, root, binary, home):
+        self.root = root
+        self.path = os.path.join(root, "sysroot")
+        self.cmdline = os.path.join(root, "cmdline")
+        self.binary = binary
+        self.home = home
+
+    def p(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    @property
+    def state_dir(self):
+        return self.p("abdeploy", "state")
+
+    @property
+    def cache_dir(self):
+        return self.p("abdeploy", "cache")
+
+    @property
+    def conf_path(self):
+        return self.p("etc", "abdeploy", "abdeploy.conf")
+
+    def set_booted(self, slot):
+        with open(self.cmdline, "w") as f:
+            f.write("root=LABEL=root ro abdeploy.slot=%s\n" % slot if slot else "")
+
+    def configure(self, url, channel="stable", **keys):
+        """Writes [update] of abdeploy.conf; KEYS with '_' for '-'."""
+        lines = ["[update]", "url=" + url, "channel=" + channel]
+        defaults = {"backoff_initial_ms": 50, "backoff_max_ms": 400}
+        defaults.update(keys)
+        for k, v in defaults.items():
+            if v is not None:
+                lines.append("%s=%s" % (k.replace("_", "-"), v))
+        with open(self.conf_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def set_machine_id(self, mid):
+        os.makedirs(self.p("etc"), exist_ok=True)
+        with open(self.p("etc", "machine-id"), "w") as f:
+            f.write(mid + "\n")
+
+    def env(self):
+        return clean_env(home=self.home, extra={"ABDEPLOY_CMDLINE": self.cmdline})
+
+    def cmd(self, *args):
+        return [self.binary, "--sysroot=" + self.path] + [str(a) for a in args]
+
+    def run(self, *args, timeout=DEFAULT_TIMEOUT):
+        cmd = self.cmd(*args)
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run(cmd, env=self.env(), capture_output=True, timeout=timeout,
+                               stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError("timed out after %ss: %s\nstdout:\n%s\nstderr:\n%s" % (
+                timeout, " ".join(cmd), (e.stdout or b"").decode(errors="replace"),
+                (e.stderr or b"").decode(errors="replace")))
+        return Result(cmd, p.returncode, p.stdout.decode(errors="replace"),
+                      p.stderr.decode(errors="replace"), time.monotonic() - t0)
+
+    def popen(self, *args):
+        return subprocess.Popen(self.cmd(*args), env=self.env(), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def ok(self, *args, **kw):
+        r = self.run(*args, **kw)
+        assert r.returncode == 0, r.describe()
+        return r
+
+    def expect(self, code, *args, **kw):
+        r = self.run(*args, **kw)
+        assert r.returncode == code, "expected exit %d\n%s" % (code, r.describe())
+        return r
+
+    def status(self):
+        return json.loads(self.ok("status", "--json").stdout)
+
+    def slot(self, name, st=None):
+        st = st or self.status()
+        return {s["name"]: s for s in st["slots"]}[name]
+
+    def check(self):
+        r = self.run("check-update", "--json")
+        assert r.returncode in (0, 5), r.describe()
+        return r, json.loads(r.stdout)
+
+    def read_state(self, name):
+        try:
+            with open(os.path.join(self.state_dir, name)) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+
+    def transaction(self):
+        return self.read_state("transaction.json")
+
+    def history(self):
+        h = self.read_state("history.json")
+        if isinstance(h, dict):
+            return h.get("events", [])
+        return h or []
+
+    def refs(self):
+        base = self.p("ostree", "repo", "refs", "heads")
+        out = {}
+        for dirpath, _, files in os.walk(base):
+            for n in files:
+                with open(os.path.join(dirpath, n)) as f:
+                    out[os.path.relpath(os.path.join(dirpath, n), base)] = f.read().strip()
+        return out
+
+    def leftovers(self):
+        """Half-built slots (.a.new, .b.new) under abdeploy/slots."""
+        d = self.p("abdeploy", "slots")
+        return sorted(n for n in os.listdir(d) if n.startswith("."))
+
+    def snapshot(self, state_except=()):
+        """Slots, kernels, boot pointer, refs, state files (but STATE_EXCEPT)
+        and `status --json`."""
+        snap = {}
+        snap.update(tree_entries(self.p("abdeploy", "slots"), "slots"))
+        snap.update(tree_entries(self.p("boot"), "boot"))
+        state = tree_entries(self.state_dir, "state", identity=False)
+        for k in list(state):
+            if any(k == "state/" + n for n in state_except):
+                del state[k]
+        snap.update(state)
+        snap["refs"] = tuple(sorted(self.refs().items()))
+        snap["status"] = json.dumps(self.status(), sort_keys=True)
+        return snap
+
+    def fsck(self):
+        p = run(["ostree", "fsck", "--repo=" + self.p("ostree", "repo")], check=False,
+                timeout=300)
+        assert p.returncode == 0, "ostree fsck failed:\n%s%s" % (
+            p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
+
+
+def compare_usr(slot_root, tree):
+    """Files of TREE/usr that differ in SLOT_ROOT/usr (content and mode)."""
+    problems = []
+    a = tree_entries(os.path.join(slot_root, "usr"), "", identity=False)
+    b = tree_entries(os.path.join(tree, "usr"), "", identity=False)
+    for k in sorted(set(a) | set(b)):
+        if k and a.get(k) != b.get(k):
+            problems.append("%s: %r != %r" % (k, a.get(k), b.get(k)))
+    return problems
+
+
+class DeviceFactory:
+    def __init__(self, root, binary, home):
+        self.root = root
+        self.binary = binary
+        self.home = home
+        self.made = []
+        os.makedirs(root, exist_ok=True)
+
+    def create(self, keyfiles):
+        d = Device(tempfile.mkdtemp(prefix="dev-", dir=self.root), self.binary, self.home)
+        os.makedirs(d.path)
+        d.set_booted(None)
+        d.ok("init", "--os=" + OS_NAME, "--bootloader=file")
+        tdir = d.p("etc", "abdeploy", "trusted.gpg.d")
+        os.makedirs(tdir, exist_ok=True)
+        for k in keyfiles:
+            shutil.copy(k, tdir)
+        self.made.append(d)
+        return d
+
+    def clone(self, dev):
+        d = Device(tempfile.mkdtemp(prefix="clone-", dir=self.root), self.binary, self.home)
+        run(["cp", "-a", dev.path, d.path])
+        shutil.copy(dev.cmdline, d.cmdline)
+        self.made.append(d)
+        return d
+
+    def finish(self, fsck=True):
+        failures = []
+        for d in self.made:
+            if fsck and os.path.isdir(d.p("ostree", "repo")):
+                try:
+                    d.fsck()
+                except AssertionError as e:
+                    failures.append("%s: %s" % (os.path.basename(d.root), e))
+            rmtree(d.root)
+        self.made = []
+        assert not failures, "\n".join(failures)
+
+
+def wait_for(pred, timeout, what, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
