@@ -35,7 +35,8 @@ typedef void (*AbProgressFunc) (guint64 objects_done, guint64 objects_total,
  * returning the commit checksum. */
 gboolean ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source,
                           const char *refspec, AbProgressFunc progress, gpointer user_data,
-                          GCancellable *cancellable, char **out_commit, GError **error);
+                          const char *tls_ca_path, GCancellable *cancellable,
+                          char **out_commit, GError **error);
 /* Resolves a ref or commit already in the repo. */
 gboolean ab_content_resolve (OstreeRepo *repo, const char *refspec, char **out_commit,
                              GError **error);

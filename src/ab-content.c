@@ -74,7 +74,8 @@ trusted_keypath (int sysroot_dfd, GError **error)
 
 /* (Re)defines remote "abdeploy": URL, GPG verification on, trusted keys. */
 static gboolean
-configure_remote (OstreeRepo *repo, int sysroot_dfd, const char *url, GError **error)
+configure_remote (OstreeRepo *repo, int sysroot_dfd, const char *url, const char *tls_ca_path,
+                  GError **error)
 {
   g_autofree char *keypath = trusted_keypath (sysroot_dfd, error);
   if (keypath == NULL)
@@ -83,6 +84,8 @@ configure_remote (OstreeRepo *repo, int sysroot_dfd, const char *url, GError **e
   g_variant_builder_add (b, "{sv}", "gpg-verify", g_variant_new_string ("true"));
   g_variant_builder_add (b, "{sv}", "gpg-verify-summary", g_variant_new_string ("false"));
   g_variant_builder_add (b, "{sv}", "gpgkeypath", g_variant_new_string (keypath));
+  if (tls_ca_path != NULL)
+    g_variant_builder_add (b, "{sv}", "tls-ca-path", g_variant_new_string (tls_ca_path));
   g_autoptr(GVariant) options = g_variant_ref_sink (g_variant_builder_end (b));
   if (!ostree_repo_remote_change (repo, NULL, OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS,
                                   AB_CONTENT_REMOTE, NULL, NULL, NULL, error)
@@ -190,11 +193,11 @@ drop_summary_cache (OstreeRepo *repo)
 
 gboolean
 ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const char *refspec,
-                 AbProgressFunc progress, gpointer user_data, GCancellable *cancellable,
-                 char **out_commit, GError **error)
+                 AbProgressFunc progress, gpointer user_data, const char *tls_ca_path,
+                 GCancellable *cancellable, char **out_commit, GError **error)
 {
   g_autofree char *url = source_to_url (source, error);
-  if (url == NULL || !configure_remote (repo, sysroot_dfd, url, error))
+  if (url == NULL || !configure_remote (repo, sysroot_dfd, url, tls_ca_path, error))
     return FALSE;
   drop_summary_cache (repo);
   g_autoptr(GVariant) options = pull_options (refspec);
@@ -249,7 +252,7 @@ ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commit, GError
   g_autofree char *url = NULL;
   if (!ostree_repo_remote_get_url (repo, AB_CONTENT_REMOTE, &url, NULL))
     url = g_strdup ("file:///nonexistent");
-  if (!configure_remote (repo, sysroot_dfd, url, error))
+  if (!configure_remote (repo, sysroot_dfd, url, NULL, error))
     return FALSE;
   g_autoptr(GError) local = NULL;
   g_autoptr(OstreeGpgVerifyResult) result =

@@ -238,8 +238,11 @@ fetch_commit (AbSysroot *sysroot, const AbStageOptions *opts, const char **out_s
     source = NULL;
   *out_source = source;
   if (source != NULL)
-    return ab_content_pull (sysroot->repo, sysroot->dfd, source, opts->refspec, opts->progress,
-                            opts->progress_data, opts->cancellable, out_commit, error);
+    {
+      g_autofree char *ca = g_key_file_get_string (sysroot->config->keyfile, "update", "ca-file", NULL);
+      return ab_content_pull (sysroot->repo, sysroot->dfd, source, opts->refspec, opts->progress,
+                              opts->progress_data, ca, opts->cancellable, out_commit, error);
+    }
   return ab_content_resolve (sysroot->repo, opts->refspec, out_commit, error);
 }
 

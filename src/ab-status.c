@@ -2,6 +2,7 @@
 #include "ab-status.h"
 #include "ab-health.h"
 #include "ab-history.h"
+#include "ab-transaction.h"
 
 static const char *const slot_state_names[] = { "empty", "staged", "trial", "good", "bad" };
 
@@ -80,6 +81,35 @@ add_slot (JsonBuilder *b, AbSysroot *sysroot, const View *v, AbSlot slot)
   json_builder_end_object (b);
 }
 
+/* "transaction": the update transaction (phase, version, reason), or null. */
+static gboolean
+add_transaction (JsonBuilder *b, AbSysroot *sysroot, GError **error)
+{
+  g_autoptr(AbTransaction) t = NULL;
+  if (!ab_transaction_load (sysroot->state_dfd, &t, error))
+    return FALSE;
+  json_builder_set_member_name (b, "transaction");
+  if (t == NULL)
+    {
+      json_builder_add_null_value (b);
+      return TRUE;
+    }
+  json_builder_begin_object (b);
+  ab_history_add_string (b, "id", t->id);
+  ab_history_add_string (b, "version", t->version);
+  ab_history_add_string (b, "commit", t->commit);
+  ab_history_add_string (b, "phase", ab_phase_name (t->phase));
+  ab_history_add_string (b, "failed_in", t->phase == AB_PHASE_FAILED ? ab_phase_name (t->failed_in) : NULL);
+  ab_history_add_string (b, "reason", t->reason);
+  json_builder_set_member_name (b, "retryable");
+  json_builder_add_boolean_value (b, t->retryable);
+  json_builder_set_member_name (b, "attempts");
+  json_builder_add_int_value (b, t->attempts);
+  ab_history_add_string (b, "updated_at", t->updated_at);
+  json_builder_end_object (b);
+  return TRUE;
+}
+
 JsonNode *
 ab_status_to_json (AbSysroot *sysroot, GError **error)
 {
@@ -106,6 +136,8 @@ ab_status_to_json (AbSysroot *sysroot, GError **error)
     json_builder_add_value (b, g_steal_pointer (&last_rollback));
   else
     json_builder_add_null_value (b);
+  if (!add_transaction (b, sysroot, error))
+    return NULL;
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -148,6 +180,13 @@ append_health_text (AbSysroot *sysroot, GString *out, GError **error)
     }
   else
     g_string_append (out, "Last rollback: none\n");
+  g_autoptr(AbTransaction) t = NULL;
+  if (!ab_transaction_load (sysroot->state_dfd, &t, error))
+    return FALSE;
+  if (t != NULL)
+    g_string_append_printf (out, "Update transaction: %s to %s, phase %s%s%s%s\n", t->id, t->version,
+                            ab_phase_name (t->phase), t->reason ? " (" : "", t->reason ? t->reason : "",
+                            t->reason ? (t->retryable ? "; retryable)" : "; waits for the operator)") : "");
   return TRUE;
 }
 

@@ -581,8 +581,9 @@ download_objects (Run *r, GError **error)
 {
   g_autoptr(GError) local = NULL;
   g_autofree char *pulled = NULL;
+  g_autofree char *ca = g_key_file_get_string (r->sysroot->config->keyfile, "update", "ca-file", NULL);
   if (ab_content_pull (r->sysroot->repo, r->sysroot->dfd, r->sysroot->config->update_url,
-                       r->t->commit, on_pull_progress, r, r->opts->cancellable, &pulled, &local))
+                       r->t->commit, on_pull_progress, r, ca, r->opts->cancellable, &pulled, &local))
     return enter_phase (r, AB_PHASE_DOWNLOADED, error);
   if (strstr (local->message, "Corrupted") || strstr (local->message, "checksum"))
     return refuse (error, "The server sent content that is not commit %s named by the manifest: %s",

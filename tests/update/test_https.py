@@ -53,11 +53,6 @@ def test_https_fails_closed_without_the_ca(device, pub, https, other_ca, ca):
     assert [e for e in https.since(mark) if e["method"] == "GET"] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "C gap: ab-content.c configure_remote() does not pass [update] ca-file to "
-    "libostree as the remote option tls-ca-path, so the objects path (no delta) "
-    "cannot verify a private CA; fails closed (exit 1).  Remove this marker when "
-    "fixed."))
 def test_https_objects_path_with_the_test_ca(device, pub, https, tls):
     """Without a delta the commit's objects come through libostree's own
     HTTP client, which needs the CA too (remote option tls-ca-path)."""

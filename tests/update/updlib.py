@@ -620,7 +620,11 @@ class Device:
                 del state[k]
         snap.update(state)
         snap["refs"] = tuple(sorted(self.refs().items()))
-        snap["status"] = json.dumps(self.status(), sort_keys=True)
+        status = self.status()
+        if "transaction.json" in state_except:
+            # status shows the transaction file, which is excluded above
+            status.pop("transaction", None)
+        snap["status"] = json.dumps(status, sort_keys=True)
         return snap
 
     def fsck(self):
