@@ -30,7 +30,10 @@ write_env (int dfd, GPtrArray *env, GError **error)
   g_autofree char *block = ab_grubenv_serialize (env, error);
   if (block == NULL)
     return FALSE;
-  return ab_fs_replace_at (dfd, GRUBENV_NAME, block, AB_GRUBENV_SIZE, 0644, error);
+  /* GRUB reads the file system without replaying its journal: the new
+   * block must be written out, not only committed to the journal. */
+  return ab_fs_replace_at (dfd, GRUBENV_NAME, block, AB_GRUBENV_SIZE, 0644, error)
+         && ab_fs_syncfs (dfd, error);
 }
 
 static gboolean
