@@ -43,6 +43,9 @@ gboolean ab_content_resolve (OstreeRepo *repo, const char *refspec, char **out_c
 /* Fails with AB_CONTENT_ERROR_VERIFY unless a trusted key signed COMMIT. */
 gboolean ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commit,
                             GError **error);
+/* The string metadata KEY of COMMIT, or NULL when absent. */
+char *ab_content_commit_meta (OstreeRepo *repo, const char *commit, const char *key,
+                              GError **error);
 /* The "version" metadata of COMMIT, or NULL. */
 char *ab_content_commit_version (OstreeRepo *repo, const char *commit, GError **error);
 /* Checks COMMIT out into dfd/path with hardlinks into the repo. */

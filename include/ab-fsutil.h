@@ -43,3 +43,6 @@ gboolean ab_fs_copy_at (int src_dfd, const char *src, int dst_dfd, const char *d
 gboolean ab_fs_same_content_at (int a_dfd, const char *a, int b_dfd, const char *b,
                                 gboolean *out_same, GError **error);
 gboolean ab_fs_syncfs (int dfd, GError **error);
+/* The absolute path of directory fd DFD (AT_FDCWD: the current directory),
+ * joined with REL when REL is not NULL. */
+char *ab_fs_fd_path (int dfd, const char *rel, GError **error);

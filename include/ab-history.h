@@ -7,6 +7,7 @@
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
+#include "ab-json.h"
 
 #define AB_HISTORY_FORMAT 1
 #define AB_HISTORY_MAX_EVENTS 1000
@@ -21,7 +22,6 @@ typedef enum
 
 /* Starts an event object of TYPE with "type" and "at" set. */
 JsonBuilder *ab_history_event_begin (const char *type);
-void ab_history_add_string (JsonBuilder *b, const char *key, const char *value);
 /* Ends the builder's object and appends it. */
 gboolean ab_history_append (int state_dfd, JsonBuilder *event, GError **error);
 /* Events, newest first. */
@@ -39,6 +39,3 @@ gboolean ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, 
 /* The last rollback object, or NULL (and TRUE) when there was none. */
 gboolean ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error);
 
-/* Reads a JSON state file; *out NULL when missing. */
-gboolean ab_state_read_json (int dfd, const char *name, JsonNode **out, GError **error);
-gboolean ab_state_write_json (int dfd, const char *name, JsonNode *node, GError **error);

@@ -50,3 +50,18 @@ gboolean ab_sysroot_lock (AbSysroot *self, GError **error);
 
 /* Records of both slots (entries NULL for empty slots). */
 gboolean ab_sysroot_load_records (AbSysroot *self, AbSlotRecord *out[AB_N_SLOTS], GError **error);
+
+/* The boot pointer and both slot records, read together. */
+typedef struct
+{
+  AbBootPointer ptr;
+  AbSlotRecord *rec[AB_N_SLOTS];
+} AbSlotsView;
+
+void ab_slots_view_clear (AbSlotsView *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbSlotsView, ab_slots_view_clear)
+
+gboolean ab_sysroot_load_view (AbSysroot *self, AbSlotsView *out, GError **error);
+/* The slot whose deployment is in use: the booted one, offline the primary
+ * (AB_SLOT_NONE when neither). */
+AbSlot ab_sysroot_running_slot (AbSysroot *self, const AbBootPointer *ptr);

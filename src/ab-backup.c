@@ -34,13 +34,13 @@ add_file (JsonBuilder *b, const char *rel, const char *data, gsize len, mode_t m
   g_autofree char *sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
   g_autofree char *b64 = g_base64_encode ((const guchar *) data, len);
   json_builder_begin_object (b);
-  ab_history_add_string (b, "path", rel);
+  ab_json_add_string (b, "path", rel);
   json_builder_set_member_name (b, "mode");
   json_builder_add_int_value (b, mode & 07777);
   json_builder_set_member_name (b, "size");
   json_builder_add_int_value (b, (gint64) len);
-  ab_history_add_string (b, "sha256", sum);
-  ab_history_add_string (b, "data", b64);
+  ab_json_add_string (b, "sha256", sum);
+  ab_json_add_string (b, "data", b64);
   json_builder_end_object (b);
 }
 
@@ -93,7 +93,7 @@ add_pointer_and_refs (JsonBuilder *b, AbSysroot *sysroot, const AbBootPointer *p
   gpointer k, v;
   g_hash_table_iter_init (&it, vars);
   while (g_hash_table_iter_next (&it, &k, &v))
-    ab_history_add_string (b, k, v);
+    ab_json_add_string (b, k, v);
   json_builder_end_object (b);
   json_builder_set_member_name (b, "refs");
   json_builder_begin_object (b);
@@ -102,7 +102,7 @@ add_pointer_and_refs (JsonBuilder *b, AbSysroot *sysroot, const AbBootPointer *p
       g_autofree char *ref = g_strdup_printf ("abdeploy/slot/%s", ab_slot_name ((AbSlot) s));
       g_autofree char *rev = NULL;
       (void) ostree_repo_resolve_rev (sysroot->repo, ref, TRUE, &rev, NULL);
-      ab_history_add_string (b, ref, rev);
+      ab_json_add_string (b, ref, rev);
     }
   json_builder_end_object (b);
 }
@@ -118,11 +118,11 @@ ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files, GErr
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "format");
   json_builder_add_int_value (b, AB_BACKUP_FORMAT);
-  ab_history_add_string (b, "kind", "abdeploy-backup");
-  ab_history_add_string (b, "created_at", now);
-  ab_history_add_string (b, "abdeploy_version", PACKAGE_VERSION);
-  ab_history_add_string (b, "os", sysroot->os);
-  ab_history_add_string (b, "bootloader", ab_bootloader_name (sysroot->bootloader));
+  ab_json_add_string (b, "kind", "abdeploy-backup");
+  ab_json_add_string (b, "created_at", now);
+  ab_json_add_string (b, "abdeploy_version", PACKAGE_VERSION);
+  ab_json_add_string (b, "os", sysroot->os);
+  ab_json_add_string (b, "bootloader", ab_bootloader_name (sysroot->bootloader));
   add_pointer_and_refs (b, sysroot, &ptr);
   json_builder_set_member_name (b, "files");
   json_builder_begin_array (b);

@@ -28,6 +28,7 @@
  *   same slot as one of them. */
 #include "config.h"
 #include "ab-bootloader.h"
+#include "ab-fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,15 +78,6 @@ backend_clear (Backend *b)
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Backend, backend_clear)
 
-static char *
-sysroot_dir (int sysroot_dfd, GError **error)
-{
-  if (sysroot_dfd == AT_FDCWD)
-    return g_get_current_dir ();
-  g_autofree char *proc = g_strdup_printf ("/proc/self/fd/%d", sysroot_dfd);
-  return g_file_read_link (proc, error);
-}
-
 static gboolean
 config_error (GError **error, const char *message)
 {
@@ -120,7 +112,7 @@ backend_load (AbBootloader *self, Backend *out, GError **error)
                                 "pointer");
   if (!read_timeout (kf, &out->timeout, error))
     return FALSE;
-  if ((out->sysroot = sysroot_dir (self->sysroot_dfd, error)) == NULL)
+  if ((out->sysroot = ab_fs_fd_path (self->sysroot_dfd, NULL, error)) == NULL)
     return FALSE;
   out->path = g_path_is_absolute (path) ? g_steal_pointer (&path)
                                         : g_build_filename (out->sysroot, path, NULL);

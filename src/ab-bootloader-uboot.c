@@ -80,12 +80,7 @@ resolve_in_sysroot (int sysroot_dfd, const char *path, GError **error)
 {
   if (g_path_is_absolute (path))
     return g_strdup (path);
-  g_autofree char *proc = g_strdup_printf ("/proc/self/fd/%d", sysroot_dfd);
-  g_autofree char *root = sysroot_dfd == AT_FDCWD ? g_get_current_dir ()
-                                                  : g_file_read_link (proc, error);
-  if (root == NULL)
-    return NULL;
-  return g_build_filename (root, path, NULL);
+  return ab_fs_fd_path (sysroot_dfd, path, error);
 }
 
 /* [boot] KEY resolved against the sysroot, FALLBACK when unset or empty. */

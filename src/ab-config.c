@@ -60,8 +60,8 @@ merge_conf_d (GKeyFile *dst, int sysroot_dfd, GError **error)
   ab_autofd dfd = ab_fs_opendir_at (sysroot_dfd, CONFIG_DIR "/conf.d", &local);
   if (dfd < 0)
     return TRUE;
-  g_autofree char *path = g_strdup_printf ("/proc/self/fd/%d", dfd);
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  g_autofree char *path = ab_fs_fd_path (dfd, NULL, NULL);
+  g_autoptr(GDir) dir = path ? g_dir_open (path, 0, NULL) : NULL;
   if (dir == NULL)
     return TRUE;
   g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);

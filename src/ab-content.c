@@ -32,16 +32,6 @@ ab_content_open_repo (int sysroot_dfd, GError **error)
   return repo;
 }
 
-static char *
-fd_path (int dfd, const char *rel)
-{
-  g_autofree char *link = g_strdup_printf ("/proc/self/fd/%d", dfd);
-  g_autofree char *base = g_file_read_link (link, NULL);
-  if (base == NULL)
-    return NULL;
-  return g_build_filename (base, rel, NULL);
-}
-
 static int
 compare_names (gconstpointer a, gconstpointer b)
 {
@@ -52,7 +42,7 @@ compare_names (gconstpointer a, gconstpointer b)
 static char *
 trusted_keypath (int sysroot_dfd, GError **error)
 {
-  g_autofree char *dir_path = fd_path (sysroot_dfd, AB_TRUSTED_KEYS_DIR);
+  g_autofree char *dir_path = ab_fs_fd_path (sysroot_dfd, AB_TRUSTED_KEYS_DIR, NULL);
   g_autoptr(GDir) dir = dir_path ? g_dir_open (dir_path, 0, NULL) : NULL;
   g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func (g_free);
   const char *name;
@@ -266,16 +256,22 @@ ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commit, GError
 }
 
 char *
-ab_content_commit_version (OstreeRepo *repo, const char *commit, GError **error)
+ab_content_commit_meta (OstreeRepo *repo, const char *commit, const char *key, GError **error)
 {
   g_autoptr(GVariant) v = NULL;
-  if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, error))
+  if (commit == NULL || !ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, error))
     return NULL;
   g_autoptr(GVariant) metadata = g_variant_get_child_value (v, 0);
-  char *version = NULL;
-  if (!g_variant_lookup (metadata, OSTREE_COMMIT_META_KEY_VERSION, "s", &version))
+  char *value = NULL;
+  if (!g_variant_lookup (metadata, key, "s", &value))
     return NULL;
-  return version;
+  return value;
+}
+
+char *
+ab_content_commit_version (OstreeRepo *repo, const char *commit, GError **error)
+{
+  return ab_content_commit_meta (repo, commit, OSTREE_COMMIT_META_KEY_VERSION, error);
 }
 
 gboolean

@@ -12,31 +12,15 @@
 
 G_DEFINE_QUARK (ab-deploy-error-quark, ab_deploy_error)
 
-/* Everything a writer needs, loaded under the lock. */
-typedef struct
-{
-  AbBootPointer ptr;
-  AbSlotRecord *rec[AB_N_SLOTS];
-} Snapshot;
-
-static void
-snapshot_clear (Snapshot *snap)
-{
-  for (int s = 0; s < AB_N_SLOTS; s++)
-    g_clear_pointer (&snap->rec[s], ab_slot_record_free);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Snapshot, snapshot_clear)
-
+/* Everything a writer needs is loaded under the lock. */
 static gboolean
-lock_and_load (AbSysroot *sysroot, Snapshot *snap, GError **error)
+lock_and_load (AbSysroot *sysroot, AbSlotsView *snap, GError **error)
 {
-  return ab_sysroot_lock (sysroot, error)
-         && ab_bootloader_load (sysroot->bootloader, &snap->ptr, error)
-         && ab_sysroot_load_records (sysroot, snap->rec, error);
+  return ab_sysroot_lock (sysroot, error) && ab_sysroot_load_view (sysroot, snap, error);
 }
 
 static AbSlotState
-state_of (const Snapshot *snap, AbSlot slot)
+state_of (const AbSlotsView *snap, AbSlot slot)
 {
   return ab_slot_state_derive (snap->rec[slot], &snap->ptr, slot);
 }
@@ -54,9 +38,9 @@ ab_deploy_target_slot (AbSysroot *sysroot, const AbBootPointer *ptr)
 /* The deployment whose /etc the operator is living with: the booted slot,
  * or offline the primary one. */
 static AbSlot
-running_slot (AbSysroot *sysroot, const Snapshot *snap, AbSlot target)
+running_slot (AbSysroot *sysroot, const AbSlotsView *snap, AbSlot target)
 {
-  AbSlot s = sysroot->booted != AB_SLOT_NONE ? sysroot->booted : snap->ptr.primary;
+  AbSlot s = ab_sysroot_running_slot (sysroot, &snap->ptr);
   if (s == AB_SLOT_NONE || s == target || snap->rec[s] == NULL)
     return AB_SLOT_NONE;
   return s;
@@ -85,7 +69,7 @@ nothing_to_do (GError **error, const char *fmt, const char *commit, AbSlot slot)
 
 /* Exit 5 when COMMIT is already where stage would put it, or boots next. */
 static gboolean
-check_not_deployed (const Snapshot *snap, AbSlot target, const char *commit,
+check_not_deployed (const AbSlotsView *snap, AbSlot target, const char *commit,
                     gboolean *out_already_staged, GError **error)
 {
   *out_already_staged = FALSE;
@@ -107,7 +91,7 @@ check_not_deployed (const Snapshot *snap, AbSlot target, const char *commit,
 
 /* Step 1 of the recipe: the bootloader must not pick TARGET while it is rebuilt. */
 static gboolean
-make_unbootable (AbSysroot *sysroot, Snapshot *snap, AbSlot target, GError **error)
+make_unbootable (AbSysroot *sysroot, AbSlotsView *snap, AbSlot target, GError **error)
 {
   AbBootPointer ptr = snap->ptr;
   if (ptr.state[target] == AB_BOOT_STATE_NONE && ptr.primary != target)
@@ -124,7 +108,7 @@ make_unbootable (AbSysroot *sysroot, Snapshot *snap, AbSlot target, GError **err
 }
 
 static gboolean
-build_tree_in (AbSysroot *sysroot, const Snapshot *snap, AbSlot target, const char *commit,
+build_tree_in (AbSysroot *sysroot, const AbSlotsView *snap, AbSlot target, const char *commit,
                const char *tmp, GCancellable *cancellable, GError **error)
 {
   if (!ab_content_checkout (sysroot->repo, commit, sysroot->slots_dfd, tmp, cancellable, error))
@@ -146,7 +130,7 @@ build_tree_in (AbSysroot *sysroot, const Snapshot *snap, AbSlot target, const ch
 
 /* Builds the tree beside the slot; a failed or cancelled build leaves nothing. */
 static gboolean
-build_tree (AbSysroot *sysroot, const Snapshot *snap, AbSlot target, const char *commit,
+build_tree (AbSysroot *sysroot, const AbSlotsView *snap, AbSlot target, const char *commit,
             GCancellable *cancellable, GError **error)
 {
   g_autofree char *tmp = g_strdup_printf (".%s.new", ab_slot_name (target));
@@ -222,10 +206,10 @@ write_record (AbSysroot *sysroot, AbSlot target, const char *commit, const char 
     return FALSE;
   ab_crash_point ("stage:recorded");
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("deploy");
-  ab_history_add_string (ev, "slot", ab_slot_name (target));
-  ab_history_add_string (ev, "version", rec->version);
-  ab_history_add_string (ev, "commit", commit);
-  ab_history_add_string (ev, "origin", source);
+  ab_json_add_string (ev, "slot", ab_slot_name (target));
+  ab_json_add_string (ev, "version", rec->version);
+  ab_json_add_string (ev, "commit", commit);
+  ab_json_add_string (ev, "origin", source);
   return ab_history_append (sysroot->state_dfd, ev, error);
 }
 
@@ -250,7 +234,7 @@ gboolean
 ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slot,
                  GError **error)
 {
-  g_auto(Snapshot) snap = { 0 };
+  g_auto(AbSlotsView) snap = { 0 };
   if (!lock_and_load (sysroot, &snap, error))
     return FALSE;
   AbSlot target = ab_deploy_target_slot (sysroot, &snap.ptr);
@@ -277,7 +261,7 @@ ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slo
 }
 
 static AbSlot
-find_staged (AbSysroot *sysroot, const Snapshot *snap)
+find_staged (AbSysroot *sysroot, const AbSlotsView *snap)
 {
   AbSlot target = ab_deploy_target_slot (sysroot, &snap->ptr);
   if (state_of (snap, target) == AB_SLOT_STATE_STAGED)
@@ -289,7 +273,7 @@ find_staged (AbSysroot *sysroot, const Snapshot *snap)
 }
 
 static gboolean
-stamp_activated (AbSysroot *sysroot, Snapshot *snap, AbSlot slot, GError **error)
+stamp_activated (AbSysroot *sysroot, AbSlotsView *snap, AbSlot slot, GError **error)
 {
   AbSlotRecord *rec = snap->rec[slot];
   g_free (rec->activated_at);
@@ -297,9 +281,9 @@ stamp_activated (AbSysroot *sysroot, Snapshot *snap, AbSlot slot, GError **error
   if (!ab_slot_record_save (sysroot->state_dfd, slot, rec, error))
     return FALSE;
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("activate");
-  ab_history_add_string (ev, "slot", ab_slot_name (slot));
-  ab_history_add_string (ev, "version", rec->version);
-  ab_history_add_string (ev, "commit", rec->commit);
+  ab_json_add_string (ev, "slot", ab_slot_name (slot));
+  ab_json_add_string (ev, "version", rec->version);
+  ab_json_add_string (ev, "commit", rec->commit);
   json_builder_set_member_name (ev, "tries");
   json_builder_add_int_value (ev, snap->ptr.tries[slot]);
   return ab_history_append (sysroot->state_dfd, ev, error);
@@ -308,7 +292,7 @@ stamp_activated (AbSysroot *sysroot, Snapshot *snap, AbSlot slot, GError **error
 gboolean
 ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **error)
 {
-  g_auto(Snapshot) snap = { 0 };
+  g_auto(AbSlotsView) snap = { 0 };
   if (!lock_and_load (sysroot, &snap, error))
     return FALSE;
   AbSlot slot = find_staged (sysroot, &snap);
@@ -333,7 +317,7 @@ ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **er
 /* A slot may become primary again when it is known good, was booted
  * before, or was activated before and not found bad. */
 static gboolean
-can_roll_back_to (AbSysroot *sysroot, const Snapshot *snap, AbSlot slot)
+can_roll_back_to (AbSysroot *sysroot, const AbSlotsView *snap, AbSlot slot)
 {
   AbSlotState st = state_of (snap, slot);
   if (st == AB_SLOT_STATE_GOOD || (slot == sysroot->booted && snap->rec[slot] != NULL))
@@ -344,7 +328,7 @@ can_roll_back_to (AbSysroot *sysroot, const Snapshot *snap, AbSlot slot)
 gboolean
 ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
 {
-  g_auto(Snapshot) snap = { 0 };
+  g_auto(AbSlotsView) snap = { 0 };
   if (!lock_and_load (sysroot, &snap, error))
     return FALSE;
   AbSlot from = snap.ptr.primary;

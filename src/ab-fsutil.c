@@ -442,3 +442,18 @@ ab_fs_syncfs (int dfd, GError **error)
     return fail_errno (error, errno, "Syncing", "file system");
   return TRUE;
 }
+
+char *
+ab_fs_fd_path (int dfd, const char *rel, GError **error)
+{
+  g_autofree char *base = NULL;
+  if (dfd == AT_FDCWD)
+    base = g_get_current_dir ();
+  else
+    {
+      g_autofree char *link = g_strdup_printf ("/proc/self/fd/%d", dfd);
+      if ((base = g_file_read_link (link, error)) == NULL)
+        return NULL;
+    }
+  return rel ? g_build_filename (base, rel, NULL) : g_steal_pointer (&base);
+}

@@ -20,8 +20,7 @@ G_DEFINE_QUARK (ab-health-error-quark, ab_health_error)
 
 typedef struct
 {
-  AbBootPointer ptr;
-  AbSlotRecord *rec[AB_N_SLOTS];
+  AbSlotsView v;
   AbSlot booted;
   char *rollback_line; /* MOTD line when this boot rolled back */
 } Boot;
@@ -29,8 +28,7 @@ typedef struct
 static void
 boot_clear (Boot *b)
 {
-  for (int s = 0; s < AB_N_SLOTS; s++)
-    g_clear_pointer (&b->rec[s], ab_slot_record_free);
+  ab_slots_view_clear (&b->v);
   g_clear_pointer (&b->rollback_line, g_free);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Boot, boot_clear)
@@ -44,15 +42,15 @@ ab_health_outcome_clear (AbHealthOutcome *o)
 static const char *
 version_of (const Boot *b, AbSlot slot)
 {
-  if (slot == AB_SLOT_NONE || b->rec[slot] == NULL)
+  if (slot == AB_SLOT_NONE || b->v.rec[slot] == NULL)
     return NULL;
-  return b->rec[slot]->version ? b->rec[slot]->version : b->rec[slot]->commit;
+  return b->v.rec[slot]->version ? b->v.rec[slot]->version : b->v.rec[slot]->commit;
 }
 
 static const char *
 commit_of (const Boot *b, AbSlot slot)
 {
-  return slot != AB_SLOT_NONE && b->rec[slot] ? b->rec[slot]->commit : NULL;
+  return slot != AB_SLOT_NONE && b->v.rec[slot] ? b->v.rec[slot]->commit : NULL;
 }
 
 static gboolean
@@ -69,7 +67,7 @@ static char *
 last_failed_hooks_of (AbSysroot *sysroot, AbSlot slot)
 {
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_state_read_json (sysroot->state_dfd, VERDICT_FILE, &root, NULL) || root == NULL
+  if (!ab_json_read_at (sysroot->state_dfd, VERDICT_FILE, &root, NULL) || root == NULL
       || !JSON_NODE_HOLDS_OBJECT (root))
     return NULL;
   JsonObject *o = json_node_get_object (root);
@@ -106,7 +104,7 @@ standing_rollback_line (AbSysroot *sysroot, const Boot *b)
   JsonObject *o = json_node_get_object (root);
   AbSlot from = ab_slot_from_name (json_object_get_string_member_with_default (o, "from_slot", NULL));
   AbSlot to = ab_slot_from_name (json_object_get_string_member_with_default (o, "to_slot", NULL));
-  if (from == AB_SLOT_NONE || to != b->booted || b->ptr.state[from] != AB_BOOT_STATE_BAD
+  if (from == AB_SLOT_NONE || to != b->booted || b->v.ptr.state[from] != AB_BOOT_STATE_BAD
       || g_strcmp0 (json_object_get_string_member_with_default (o, "to_commit", NULL),
                     commit_of (b, to)) != 0)
     return NULL;
@@ -140,13 +138,13 @@ rollback_already_recorded (AbSysroot *sysroot, const Boot *b, AbSlot from)
 {
   g_autoptr(JsonNode) last = NULL;
   if (!ab_history_load_last_rollback (sysroot->state_dfd, &last, NULL) || last == NULL
-      || !JSON_NODE_HOLDS_OBJECT (last) || b->rec[from] == NULL)
+      || !JSON_NODE_HOLDS_OBJECT (last) || b->v.rec[from] == NULL)
     return FALSE;
   JsonObject *o = json_node_get_object (last);
   const char *commit = json_object_get_string_member_with_default (o, "from_commit", NULL);
   const char *at = json_object_get_string_member_with_default (o, "at", NULL);
-  const char *activated = b->rec[from]->activated_at;
-  return g_strcmp0 (commit, b->rec[from]->commit) == 0
+  const char *activated = b->v.rec[from]->activated_at;
+  return g_strcmp0 (commit, b->v.rec[from]->commit) == 0
          && g_strcmp0 (json_object_get_string_member_with_default (o, "to_slot", NULL),
                        ab_slot_name (b->booted)) == 0
          && at != NULL && (activated == NULL || g_strcmp0 (at, activated) >= 0);
@@ -169,23 +167,23 @@ record_fallback (AbSysroot *sysroot, Boot *b, AbSlot primary, GError **error)
 static gboolean
 handle_fallback (AbSysroot *sysroot, Boot *b, GError **error)
 {
-  AbSlot primary = b->ptr.primary;
+  AbSlot primary = b->v.ptr.primary;
   /* Tries left means the bootloader has not given up on the primary yet:
    * the machine simply has not rebooted since the activation. */
   if (primary == AB_SLOT_NONE || primary == b->booted
-      || b->ptr.state[primary] != AB_BOOT_STATE_TRIAL || b->ptr.tries[primary] > 0)
+      || b->v.ptr.state[primary] != AB_BOOT_STATE_TRIAL || b->v.ptr.tries[primary] > 0)
     return TRUE;
   if (rollback_already_recorded (sysroot, b, primary))
     g_print ("The rollback from slot %s was recorded before an interruption; completing it\n",
              ab_slot_name (primary));
   else if (!record_fallback (sysroot, b, primary, error))
     return FALSE;
-  b->ptr.state[primary] = AB_BOOT_STATE_BAD;
-  b->ptr.tries[primary] = 0;
-  b->ptr.primary = b->booted;
-  b->ptr.state[b->booted] = AB_BOOT_STATE_GOOD;
-  b->ptr.tries[b->booted] = 0;
-  if (!ab_bootloader_save (sysroot->bootloader, &b->ptr, error))
+  b->v.ptr.state[primary] = AB_BOOT_STATE_BAD;
+  b->v.ptr.tries[primary] = 0;
+  b->v.ptr.primary = b->booted;
+  b->v.ptr.state[b->booted] = AB_BOOT_STATE_GOOD;
+  b->v.ptr.tries[b->booted] = 0;
+  if (!ab_bootloader_save (sysroot->bootloader, &b->v.ptr, error))
     return FALSE;
   ab_crash_point ("health:fallback-flipped");
   return TRUE;
@@ -194,7 +192,7 @@ handle_fallback (AbSysroot *sysroot, Boot *b, GError **error)
 static gboolean
 is_trial_boot (const Boot *b)
 {
-  return b->ptr.primary == b->booted && b->ptr.state[b->booted] == AB_BOOT_STATE_TRIAL;
+  return b->v.ptr.primary == b->booted && b->v.ptr.state[b->booted] == AB_BOOT_STATE_TRIAL;
 }
 
 static char **
@@ -202,9 +200,9 @@ hook_env (AbSysroot *sysroot, const Boot *b)
 {
   char **env = g_get_environ ();
   const char *slot = ab_slot_name (b->booted);
-  g_autofree char *tries = g_strdup_printf ("%d", b->ptr.tries[b->booted]);
+  g_autofree char *tries = g_strdup_printf ("%d", b->v.ptr.tries[b->booted]);
   env = g_environ_setenv (env, "ABDEPLOY_SLOT", slot, TRUE);
-  env = g_environ_setenv (env, "ABDEPLOY_VERSION", b->rec[b->booted] && b->rec[b->booted]->version ? b->rec[b->booted]->version : "", TRUE);
+  env = g_environ_setenv (env, "ABDEPLOY_VERSION", b->v.rec[b->booted] && b->v.rec[b->booted]->version ? b->v.rec[b->booted]->version : "", TRUE);
   env = g_environ_setenv (env, "ABDEPLOY_COMMIT", commit_of (b, b->booted) ? commit_of (b, b->booted) : "", TRUE);
   env = g_environ_setenv (env, "ABDEPLOY_TRIAL", is_trial_boot (b) ? "1" : "0", TRUE);
   env = g_environ_setenv (env, "ABDEPLOY_TRIES_LEFT", tries, TRUE);
@@ -259,9 +257,9 @@ decide_red (AbSysroot *sysroot, Boot *b, gboolean trial, GPtrArray *failed, GErr
     return "none";
   AbSlot other = ab_slot_other (b->booted);
   gboolean immediate = g_str_equal (sysroot->config->on_red, "rollback");
-  if (!immediate && b->ptr.tries[b->booted] > 0)
+  if (!immediate && b->v.ptr.tries[b->booted] > 0)
     return "reboot";
-  if (b->rec[other] == NULL || !ab_boot_pointer_bootable (&b->ptr, other))
+  if (b->v.rec[other] == NULL || !ab_boot_pointer_bootable (&b->v.ptr, other))
     {
       g_printerr ("warning: slot %s failed its health check, but slot %s holds nothing "
                   "bootable to roll back to\n", ab_slot_name (b->booted), ab_slot_name (other));
@@ -273,10 +271,10 @@ decide_red (AbSysroot *sysroot, Boot *b, gboolean trial, GPtrArray *failed, GErr
                                              immediate ? "" : " on every trial boot", hooks);
   if (!record_rollback (sysroot, b, b->booted, other, "health", reason, error))
     return NULL;
-  b->ptr.state[b->booted] = AB_BOOT_STATE_BAD;
-  b->ptr.tries[b->booted] = 0;
-  b->ptr.primary = other;
-  if (!ab_bootloader_save (sysroot->bootloader, &b->ptr, error))
+  b->v.ptr.state[b->booted] = AB_BOOT_STATE_BAD;
+  b->v.ptr.tries[b->booted] = 0;
+  b->v.ptr.primary = other;
+  if (!ab_bootloader_save (sysroot->bootloader, &b->v.ptr, error))
     return NULL;
   ab_crash_point ("health:rollback-flipped");
   return "rollback";
@@ -287,9 +285,9 @@ decide_green (AbSysroot *sysroot, Boot *b, gboolean trial, GError **error)
 {
   if (!trial)
     return "none";
-  b->ptr.state[b->booted] = AB_BOOT_STATE_GOOD;
-  b->ptr.tries[b->booted] = 0;
-  if (!ab_bootloader_save (sysroot->bootloader, &b->ptr, error))
+  b->v.ptr.state[b->booted] = AB_BOOT_STATE_GOOD;
+  b->v.ptr.tries[b->booted] = 0;
+  if (!ab_bootloader_save (sysroot->bootloader, &b->v.ptr, error))
     return NULL;
   ab_crash_point ("health:blessed");
   return "marked-good";
@@ -304,13 +302,13 @@ write_verdict (AbSysroot *sysroot, const Boot *b, gboolean green, gboolean trial
   g_autoptr(JsonBuilder) jb = ab_history_event_begin ("verdict");
   json_builder_set_member_name (jb, "format");
   json_builder_add_int_value (jb, VERDICT_FORMAT);
-  ab_history_add_string (jb, "slot", ab_slot_name (b->booted));
-  ab_history_add_string (jb, "version", version_of (b, b->booted));
-  ab_history_add_string (jb, "commit", commit_of (b, b->booted));
+  ab_json_add_string (jb, "slot", ab_slot_name (b->booted));
+  ab_json_add_string (jb, "version", version_of (b, b->booted));
+  ab_json_add_string (jb, "commit", commit_of (b, b->booted));
   json_builder_set_member_name (jb, "trial");
   json_builder_add_boolean_value (jb, trial);
-  ab_history_add_string (jb, "verdict", green ? "green" : "red");
-  ab_history_add_string (jb, "action", action);
+  ab_json_add_string (jb, "verdict", green ? "green" : "red");
+  ab_json_add_string (jb, "action", action);
   json_builder_set_member_name (jb, "failed_hooks");
   json_builder_begin_array (jb);
   for (guint i = 0; i < failed->len; i++)
@@ -328,16 +326,16 @@ write_verdict (AbSysroot *sysroot, const Boot *b, gboolean green, gboolean trial
   json_builder_end_array (jb);
   json_builder_end_object (jb);
   g_autoptr(JsonNode) node = json_builder_get_root (jb);
-  if (!ab_state_write_json (sysroot->state_dfd, VERDICT_FILE, node, error))
+  if (!ab_json_write_at (sysroot->state_dfd, VERDICT_FILE, node, error))
     return FALSE;
   ab_crash_point ("health:verdict-written");
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("verdict");
-  ab_history_add_string (ev, "slot", ab_slot_name (b->booted));
-  ab_history_add_string (ev, "version", version_of (b, b->booted));
-  ab_history_add_string (ev, "verdict", green ? "green" : "red");
-  ab_history_add_string (ev, "action", action);
+  ab_json_add_string (ev, "slot", ab_slot_name (b->booted));
+  ab_json_add_string (ev, "version", version_of (b, b->booted));
+  ab_json_add_string (ev, "verdict", green ? "green" : "red");
+  ab_json_add_string (ev, "action", action);
   g_autofree char *failed_str = join_names (failed);
-  ab_history_add_string (ev, "failed_hooks", failed->len ? failed_str : NULL);
+  ab_json_add_string (ev, "failed_hooks", failed->len ? failed_str : NULL);
   return ab_history_append (sysroot->state_dfd, ev, error);
 }
 
@@ -368,8 +366,7 @@ load_boot (AbSysroot *sysroot, Boot *b, GError **error)
       return FALSE;
     }
   return ab_sysroot_lock (sysroot, error)
-         && ab_bootloader_load (sysroot->bootloader, &b->ptr, error)
-         && ab_sysroot_load_records (sysroot, b->rec, error);
+         && ab_sysroot_load_view (sysroot, &b->v, error);
 }
 
 static gboolean
@@ -472,28 +469,27 @@ ab_health_mark (AbSysroot *sysroot, const char *which, gboolean good, AbSlot *ou
   AbSlot slot = resolve_which (sysroot, which ? which : "booted", error);
   *out_slot = slot;
   if (slot == AB_SLOT_NONE || !ab_sysroot_lock (sysroot, error)
-      || !ab_bootloader_load (sysroot->bootloader, &b.ptr, error)
-      || !ab_sysroot_load_records (sysroot, b.rec, error))
+      || !ab_sysroot_load_view (sysroot, &b.v, error))
     return FALSE;
-  if (b.rec[slot] == NULL)
+  if (b.v.rec[slot] == NULL)
     {
       g_set_error (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_NOTHING_TO_DO,
                    "Slot %s is empty: there is nothing to mark", ab_slot_name (slot));
       return FALSE;
     }
-  b.ptr.state[slot] = good ? AB_BOOT_STATE_GOOD : AB_BOOT_STATE_BAD;
-  b.ptr.tries[slot] = 0;
+  b.v.ptr.state[slot] = good ? AB_BOOT_STATE_GOOD : AB_BOOT_STATE_BAD;
+  b.v.ptr.tries[slot] = 0;
   AbSlot other = ab_slot_other (slot);
   /* A bad primary hands over to the other slot when that one can boot. */
-  if (!good && b.ptr.primary == slot && b.rec[other] && ab_boot_pointer_bootable (&b.ptr, other))
-    b.ptr.primary = other;
-  if (b.ptr.primary == AB_SLOT_NONE && good)
-    b.ptr.primary = slot;
-  if (!ab_bootloader_save (sysroot->bootloader, &b.ptr, error))
+  if (!good && b.v.ptr.primary == slot && b.v.rec[other] && ab_boot_pointer_bootable (&b.v.ptr, other))
+    b.v.ptr.primary = other;
+  if (b.v.ptr.primary == AB_SLOT_NONE && good)
+    b.v.ptr.primary = slot;
+  if (!ab_bootloader_save (sysroot->bootloader, &b.v.ptr, error))
     return FALSE;
   g_autoptr(JsonBuilder) ev = ab_history_event_begin (good ? "mark-good" : "mark-bad");
-  ab_history_add_string (ev, "slot", ab_slot_name (slot));
-  ab_history_add_string (ev, "version", version_of (&b, slot));
+  ab_json_add_string (ev, "slot", ab_slot_name (slot));
+  ab_json_add_string (ev, "version", version_of (&b, slot));
   return ab_history_append (sysroot->state_dfd, ev, error);
 }
 
@@ -501,12 +497,12 @@ JsonNode *
 ab_health_status_json (AbSysroot *sysroot, GError **error)
 {
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_state_read_json (sysroot->state_dfd, VERDICT_FILE, &root, error))
+  if (!ab_json_read_at (sysroot->state_dfd, VERDICT_FILE, &root, error))
     return NULL;
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
-  ab_history_add_string (b, "verdict", o ? json_object_get_string_member_with_default (o, "verdict", "none") : "none");
+  ab_json_add_string (b, "verdict", o ? json_object_get_string_member_with_default (o, "verdict", "none") : "none");
   json_builder_set_member_name (b, "failed_hooks");
   JsonNode *failed = o ? json_object_get_member (o, "failed_hooks") : NULL;
   if (failed && JSON_NODE_HOLDS_ARRAY (failed))
@@ -516,8 +512,8 @@ ab_health_status_json (AbSysroot *sysroot, GError **error)
       json_builder_begin_array (b);
       json_builder_end_array (b);
     }
-  ab_history_add_string (b, "at", o ? json_object_get_string_member_with_default (o, "at", NULL) : NULL);
-  ab_history_add_string (b, "slot", o ? json_object_get_string_member_with_default (o, "slot", NULL) : NULL);
+  ab_json_add_string (b, "at", o ? json_object_get_string_member_with_default (o, "at", NULL) : NULL);
+  ab_json_add_string (b, "slot", o ? json_object_get_string_member_with_default (o, "slot", NULL) : NULL);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }

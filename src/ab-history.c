@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-history.h"
+#include "ab-json.h"
 #include "ab-fsutil.h"
 #include "ab-util.h"
 
@@ -10,59 +11,15 @@ G_DEFINE_QUARK (ab-history-error-quark, ab_history_error)
 #define HISTORY_FILE "history.json"
 #define LAST_ROLLBACK_FILE "last-rollback.json"
 
-gboolean
-ab_state_read_json (int dfd, const char *name, JsonNode **out, GError **error)
-{
-  *out = NULL;
-  g_autofree char *data = NULL;
-  g_autoptr(GError) local = NULL;
-  if (!ab_fs_read_at (dfd, name, &data, NULL, &local))
-    {
-      if (g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
-        return TRUE;
-      g_propagate_error (error, g_steal_pointer (&local));
-      return FALSE;
-    }
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, data, -1, error))
-    {
-      g_prefix_error (error, "Reading state file %s: ", name);
-      return FALSE;
-    }
-  *out = json_node_copy (json_parser_get_root (parser));
-  return TRUE;
-}
-
-gboolean
-ab_state_write_json (int dfd, const char *name, JsonNode *node, GError **error)
-{
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, node);
-  json_generator_set_pretty (gen, TRUE);
-  g_autofree char *text = json_generator_to_data (gen, NULL);
-  g_autofree char *line = g_strconcat (text, "\n", NULL);
-  return ab_fs_replace_at (dfd, name, line, strlen (line), 0644, error);
-}
-
 JsonBuilder *
 ab_history_event_begin (const char *type)
 {
   JsonBuilder *b = json_builder_new ();
   g_autofree char *now = ab_now_iso8601 ();
   json_builder_begin_object (b);
-  ab_history_add_string (b, "type", type);
-  ab_history_add_string (b, "at", now);
+  ab_json_add_string (b, "type", type);
+  ab_json_add_string (b, "at", now);
   return b;
-}
-
-void
-ab_history_add_string (JsonBuilder *b, const char *key, const char *value)
-{
-  json_builder_set_member_name (b, key);
-  if (value)
-    json_builder_add_string_value (b, value);
-  else
-    json_builder_add_null_value (b);
 }
 
 /* The events array of the history file (oldest first); empty when none. */
@@ -70,7 +27,7 @@ static JsonArray *
 load_events (int state_dfd, GError **error)
 {
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_state_read_json (state_dfd, HISTORY_FILE, &root, error))
+  if (!ab_json_read_at (state_dfd, HISTORY_FILE, &root, error))
     return NULL;
   if (root == NULL)
     return json_array_new ();
@@ -105,7 +62,7 @@ ab_history_append (int state_dfd, JsonBuilder *event, GError **error)
   json_object_set_int_member (o, "format", AB_HISTORY_FORMAT);
   json_object_set_array_member (o, "events", g_steal_pointer (&kept));
   json_node_set_object (root, o);
-  return ab_state_write_json (state_dfd, HISTORY_FILE, root, error);
+  return ab_json_write_at (state_dfd, HISTORY_FILE, root, error);
 }
 
 JsonArray *
@@ -123,14 +80,14 @@ ab_history_load (int state_dfd, GError **error)
 static void
 add_rollback_members (JsonBuilder *b, const AbRollbackInfo *info)
 {
-  ab_history_add_string (b, "kind", info->kind);
-  ab_history_add_string (b, "from_slot", info->from_slot);
-  ab_history_add_string (b, "to_slot", info->to_slot);
-  ab_history_add_string (b, "from_version", info->from_version);
-  ab_history_add_string (b, "to_version", info->to_version);
-  ab_history_add_string (b, "from_commit", info->from_commit);
-  ab_history_add_string (b, "to_commit", info->to_commit);
-  ab_history_add_string (b, "reason", info->reason);
+  ab_json_add_string (b, "kind", info->kind);
+  ab_json_add_string (b, "from_slot", info->from_slot);
+  ab_json_add_string (b, "to_slot", info->to_slot);
+  ab_json_add_string (b, "from_version", info->from_version);
+  ab_json_add_string (b, "to_version", info->to_version);
+  ab_json_add_string (b, "from_commit", info->from_commit);
+  ab_json_add_string (b, "to_commit", info->to_commit);
+  ab_json_add_string (b, "reason", info->reason);
 }
 
 gboolean
@@ -142,7 +99,7 @@ ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **
   json_builder_add_int_value (last, AB_HISTORY_FORMAT);
   json_builder_end_object (last);
   g_autoptr(JsonNode) node = json_builder_get_root (last);
-  if (!ab_state_write_json (state_dfd, LAST_ROLLBACK_FILE, node, error))
+  if (!ab_json_write_at (state_dfd, LAST_ROLLBACK_FILE, node, error))
     return FALSE;
   g_autoptr(JsonBuilder) event = ab_history_event_begin ("rollback");
   add_rollback_members (event, info);
@@ -152,5 +109,5 @@ ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **
 gboolean
 ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error)
 {
-  return ab_state_read_json (state_dfd, LAST_ROLLBACK_FILE, out, error);
+  return ab_json_read_at (state_dfd, LAST_ROLLBACK_FILE, out, error);
 }

@@ -1,6 +1,7 @@
 #include "config.h"
 #include "ab-slots.h"
 #include "ab-fsutil.h"
+#include "ab-json.h"
 
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -21,16 +22,6 @@ ab_slot_record_free (AbSlotRecord *rec)
   g_free (rec);
 }
 
-static void
-add_string_or_null (JsonBuilder *b, const char *key, const char *value)
-{
-  json_builder_set_member_name (b, key);
-  if (value)
-    json_builder_add_string_value (b, value);
-  else
-    json_builder_add_null_value (b);
-}
-
 char *
 ab_slot_record_to_json (const AbSlotRecord *rec)
 {
@@ -38,12 +29,12 @@ ab_slot_record_to_json (const AbSlotRecord *rec)
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "format");
   json_builder_add_int_value (b, AB_SLOT_RECORD_FORMAT);
-  add_string_or_null (b, "commit", rec->commit);
-  add_string_or_null (b, "version", rec->version);
-  add_string_or_null (b, "deployed_at", rec->deployed_at);
-  add_string_or_null (b, "activated_at", rec->activated_at);
-  add_string_or_null (b, "origin", rec->origin);
-  add_string_or_null (b, "ref", rec->ref);
+  ab_json_add_string (b, "commit", rec->commit);
+  ab_json_add_string (b, "version", rec->version);
+  ab_json_add_string (b, "deployed_at", rec->deployed_at);
+  ab_json_add_string (b, "activated_at", rec->activated_at);
+  ab_json_add_string (b, "origin", rec->origin);
+  ab_json_add_string (b, "ref", rec->ref);
   json_builder_end_object (b);
   g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = json_builder_get_root (b);

@@ -27,47 +27,17 @@ ab_slot_state_derive (const AbSlotRecord *rec, const AbBootPointer *ptr, AbSlot 
     }
 }
 
-typedef struct
-{
-  AbBootPointer ptr;
-  AbSlotRecord *rec[AB_N_SLOTS];
-} View;
 
 static void
-view_clear (View *v)
-{
-  for (int s = 0; s < AB_N_SLOTS; s++)
-    g_clear_pointer (&v->rec[s], ab_slot_record_free);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (View, view_clear)
-
-static gboolean
-load_view (AbSysroot *sysroot, View *v, GError **error)
-{
-  return ab_bootloader_load (sysroot->bootloader, &v->ptr, error)
-         && ab_sysroot_load_records (sysroot, v->rec, error);
-}
-
-static void
-add_nullable_string (JsonBuilder *b, const char *key, const char *value)
-{
-  json_builder_set_member_name (b, key);
-  if (value)
-    json_builder_add_string_value (b, value);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
-add_slot (JsonBuilder *b, AbSysroot *sysroot, const View *v, AbSlot slot)
+add_slot (JsonBuilder *b, AbSysroot *sysroot, const AbSlotsView *v, AbSlot slot)
 {
   const AbSlotRecord *rec = v->rec[slot];
   AbSlotState state = ab_slot_state_derive (rec, &v->ptr, slot);
   json_builder_begin_object (b);
-  add_nullable_string (b, "name", ab_slot_name (slot));
-  add_nullable_string (b, "commit", rec ? rec->commit : NULL);
-  add_nullable_string (b, "version", rec ? rec->version : NULL);
-  add_nullable_string (b, "state", ab_slot_state_name (state));
+  ab_json_add_string (b, "name", ab_slot_name (slot));
+  ab_json_add_string (b, "commit", rec ? rec->commit : NULL);
+  ab_json_add_string (b, "version", rec ? rec->version : NULL);
+  ab_json_add_string (b, "state", ab_slot_state_name (state));
   json_builder_set_member_name (b, "booted");
   json_builder_add_boolean_value (b, sysroot->booted == slot);
   json_builder_set_member_name (b, "primary");
@@ -77,7 +47,7 @@ add_slot (JsonBuilder *b, AbSysroot *sysroot, const View *v, AbSlot slot)
     json_builder_add_int_value (b, v->ptr.tries[slot]);
   else
     json_builder_add_null_value (b);
-  add_nullable_string (b, "deployed_at", rec ? rec->deployed_at : NULL);
+  ab_json_add_string (b, "deployed_at", rec ? rec->deployed_at : NULL);
   json_builder_end_object (b);
 }
 
@@ -95,17 +65,17 @@ add_transaction (JsonBuilder *b, AbSysroot *sysroot, GError **error)
       return TRUE;
     }
   json_builder_begin_object (b);
-  ab_history_add_string (b, "id", t->id);
-  ab_history_add_string (b, "version", t->version);
-  ab_history_add_string (b, "commit", t->commit);
-  ab_history_add_string (b, "phase", ab_phase_name (t->phase));
-  ab_history_add_string (b, "failed_in", t->phase == AB_PHASE_FAILED ? ab_phase_name (t->failed_in) : NULL);
-  ab_history_add_string (b, "reason", t->reason);
+  ab_json_add_string (b, "id", t->id);
+  ab_json_add_string (b, "version", t->version);
+  ab_json_add_string (b, "commit", t->commit);
+  ab_json_add_string (b, "phase", ab_phase_name (t->phase));
+  ab_json_add_string (b, "failed_in", t->phase == AB_PHASE_FAILED ? ab_phase_name (t->failed_in) : NULL);
+  ab_json_add_string (b, "reason", t->reason);
   json_builder_set_member_name (b, "retryable");
   json_builder_add_boolean_value (b, t->retryable);
   json_builder_set_member_name (b, "attempts");
   json_builder_add_int_value (b, t->attempts);
-  ab_history_add_string (b, "updated_at", t->updated_at);
+  ab_json_add_string (b, "updated_at", t->updated_at);
   json_builder_end_object (b);
   return TRUE;
 }
@@ -113,13 +83,13 @@ add_transaction (JsonBuilder *b, AbSysroot *sysroot, GError **error)
 JsonNode *
 ab_status_to_json (AbSysroot *sysroot, GError **error)
 {
-  g_auto(View) v = { 0 };
-  if (!load_view (sysroot, &v, error))
+  g_auto(AbSlotsView) v = { 0 };
+  if (!ab_sysroot_load_view (sysroot, &v, error))
     return NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
-  add_nullable_string (b, "booted", ab_slot_name (sysroot->booted));
-  add_nullable_string (b, "primary", ab_slot_name (v.ptr.primary));
+  ab_json_add_string (b, "booted", ab_slot_name (sysroot->booted));
+  ab_json_add_string (b, "primary", ab_slot_name (v.ptr.primary));
   json_builder_set_member_name (b, "slots");
   json_builder_begin_array (b);
   for (int s = 0; s < AB_N_SLOTS; s++)
@@ -193,8 +163,8 @@ append_health_text (AbSysroot *sysroot, GString *out, GError **error)
 char *
 ab_status_to_text (AbSysroot *sysroot, GError **error)
 {
-  g_auto(View) v = { 0 };
-  if (!load_view (sysroot, &v, error))
+  g_auto(AbSlotsView) v = { 0 };
+  if (!ab_sysroot_load_view (sysroot, &v, error))
     return NULL;
   g_autoptr(GString) out = g_string_new (NULL);
   g_string_append_printf (out, "OS: %s   bootloader: %s   booted: %s   primary: %s\n",

@@ -3,6 +3,7 @@
 #include "ab-cmdline.h"
 #include "ab-content.h"
 #include "ab-fsutil.h"
+#include "ab-json.h"
 #include "ab-lock.h"
 
 #include <errno.h>
@@ -70,14 +71,7 @@ write_sysroot_json (int state_dfd, const char *os, const char *bootloader, GErro
   json_builder_add_string_value (b, os);
   json_builder_set_member_name (b, "bootloader");
   json_builder_add_string_value (b, bootloader);
-  json_builder_end_object (b);
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  g_autofree char *text = json_generator_to_data (gen, NULL);
-  g_autofree char *line = g_strconcat (text, "\n", NULL);
-  return ab_fs_replace_at (state_dfd, SYSROOT_JSON, line, strlen (line), 0644, error);
+  return ab_json_write_builder_at (state_dfd, SYSROOT_JSON, b, error);
 }
 
 static gboolean
@@ -255,4 +249,24 @@ ab_sysroot_load_records (AbSysroot *self, AbSlotRecord *out[AB_N_SLOTS], GError 
         return FALSE;
       }
   return TRUE;
+}
+
+void
+ab_slots_view_clear (AbSlotsView *v)
+{
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    g_clear_pointer (&v->rec[s], ab_slot_record_free);
+}
+
+gboolean
+ab_sysroot_load_view (AbSysroot *self, AbSlotsView *out, GError **error)
+{
+  return ab_bootloader_load (self->bootloader, &out->ptr, error)
+         && ab_sysroot_load_records (self, out->rec, error);
+}
+
+AbSlot
+ab_sysroot_running_slot (AbSysroot *self, const AbBootPointer *ptr)
+{
+  return self->booted != AB_SLOT_NONE ? self->booted : ptr->primary;
 }

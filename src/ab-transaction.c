@@ -73,24 +73,24 @@ to_json (const AbTransaction *t)
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "format");
   json_builder_add_int_value (b, AB_TRANSACTION_FORMAT);
-  ab_history_add_string (b, "id", t->id);
-  ab_history_add_string (b, "channel", t->channel);
-  ab_history_add_string (b, "version", t->version);
-  ab_history_add_string (b, "commit", t->commit);
-  ab_history_add_string (b, "from_commit", t->from_commit);
+  ab_json_add_string (b, "id", t->id);
+  ab_json_add_string (b, "channel", t->channel);
+  ab_json_add_string (b, "version", t->version);
+  ab_json_add_string (b, "commit", t->commit);
+  ab_json_add_string (b, "from_commit", t->from_commit);
   json_builder_set_member_name (b, "use_delta");
   json_builder_add_boolean_value (b, t->use_delta);
   json_builder_set_member_name (b, "activate");
   json_builder_add_boolean_value (b, t->activate);
-  ab_history_add_string (b, "phase", phase_names[t->phase]);
-  ab_history_add_string (b, "failed_in", t->phase == AB_PHASE_FAILED ? phase_names[t->failed_in] : NULL);
-  ab_history_add_string (b, "reason", t->reason);
+  ab_json_add_string (b, "phase", phase_names[t->phase]);
+  ab_json_add_string (b, "failed_in", t->phase == AB_PHASE_FAILED ? phase_names[t->failed_in] : NULL);
+  ab_json_add_string (b, "reason", t->reason);
   json_builder_set_member_name (b, "retryable");
   json_builder_add_boolean_value (b, t->retryable);
   json_builder_set_member_name (b, "attempts");
   json_builder_add_int_value (b, t->attempts);
-  ab_history_add_string (b, "created_at", t->created_at);
-  ab_history_add_string (b, "updated_at", t->updated_at);
+  ab_json_add_string (b, "created_at", t->created_at);
+  ab_json_add_string (b, "updated_at", t->updated_at);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -106,7 +106,7 @@ ab_transaction_load (int state_dfd, AbTransaction **out, GError **error)
 {
   *out = NULL;
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_state_read_json (state_dfd, TRANSACTION_FILE, &root, error))
+  if (!ab_json_read_at (state_dfd, TRANSACTION_FILE, &root, error))
     return FALSE;
   if (root == NULL)
     return TRUE;
@@ -145,7 +145,7 @@ save (int state_dfd, AbTransaction *t, GError **error)
   g_free (t->updated_at);
   t->updated_at = ab_now_iso8601 ();
   g_autoptr(JsonNode) node = to_json (t);
-  if (!ab_state_write_json (state_dfd, TRANSACTION_FILE, node, error))
+  if (!ab_json_write_at (state_dfd, TRANSACTION_FILE, node, error))
     return FALSE;
   ab_crash_point ("transaction:saved");
   return TRUE;

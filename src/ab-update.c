@@ -67,7 +67,7 @@ static gboolean
 load_state (AbSysroot *sysroot, JsonObject **out, GError **error)
 {
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_state_read_json (sysroot->state_dfd, UPDATE_STATE_FILE, &root, error))
+  if (!ab_json_read_at (sysroot->state_dfd, UPDATE_STATE_FILE, &root, error))
     return FALSE;
   if (root == NULL)
     {
@@ -97,7 +97,7 @@ save_state (AbSysroot *sysroot, JsonObject *state, GError **error)
 {
   g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
   json_node_set_object (node, state);
-  return ab_state_write_json (sysroot->state_dfd, UPDATE_STATE_FILE, node, error);
+  return ab_json_write_at (sysroot->state_dfd, UPDATE_STATE_FILE, node, error);
 }
 
 char *
@@ -122,7 +122,7 @@ ab_update_pin (AbSysroot *sysroot, const char *version, GError **error)
   if (!save_state (sysroot, state, error))
     return FALSE;
   g_autoptr(JsonBuilder) ev = ab_history_event_begin (version ? "pin" : "unpin");
-  ab_history_add_string (ev, "version", version);
+  ab_json_add_string (ev, "version", version);
   return ab_history_append (sysroot->state_dfd, ev, error);
 }
 
@@ -257,22 +257,18 @@ static gboolean
 installed (AbSysroot *sysroot, char **out_version, char **out_commit, char **out_next,
            GError **error)
 {
-  AbBootPointer ptr;
-  AbSlotRecord *rec[AB_N_SLOTS] = { NULL, NULL };
-  if (!ab_bootloader_load (sysroot->bootloader, &ptr, error)
-      || !ab_sysroot_load_records (sysroot, rec, error))
+  g_auto(AbSlotsView) v = { 0 };
+  if (!ab_sysroot_load_view (sysroot, &v, error))
     return FALSE;
-  AbSlot s = sysroot->booted != AB_SLOT_NONE ? sysroot->booted : ptr.primary;
-  if (s != AB_SLOT_NONE && rec[s] != NULL)
+  AbSlot s = ab_sysroot_running_slot (sysroot, &v.ptr);
+  if (s != AB_SLOT_NONE && v.rec[s] != NULL)
     {
-      *out_version = g_strdup (rec[s]->version);
-      *out_commit = g_strdup (rec[s]->commit);
+      *out_version = g_strdup (v.rec[s]->version);
+      *out_commit = g_strdup (v.rec[s]->commit);
     }
-  AbSlot next = ab_boot_pointer_next_boot (&ptr);
-  if (out_next && next != AB_SLOT_NONE && next != s && rec[next] != NULL)
-    *out_next = g_strdup (rec[next]->commit);
-  ab_slot_record_free (rec[0]);
-  ab_slot_record_free (rec[1]);
+  AbSlot next = ab_boot_pointer_next_boot (&v.ptr);
+  if (out_next && next != AB_SLOT_NONE && next != s && v.rec[next] != NULL)
+    *out_next = g_strdup (v.rec[next]->commit);
   return TRUE;
 }
 
@@ -415,18 +411,18 @@ ab_update_check_to_json (const AbUpdateCheck *c)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
-  ab_history_add_string (b, "channel", c->channel);
+  ab_json_add_string (b, "channel", c->channel);
   json_builder_set_member_name (b, "serial");
   json_builder_add_int_value (b, (gint64) c->serial);
-  ab_history_add_string (b, "expires_at", c->expires_at);
-  ab_history_add_string (b, "installed_version", c->installed_version);
-  ab_history_add_string (b, "installed_commit", c->installed_commit);
-  ab_history_add_string (b, "offered_version", c->offered_version);
-  ab_history_add_string (b, "offered_commit", c->offered_commit);
+  ab_json_add_string (b, "expires_at", c->expires_at);
+  ab_json_add_string (b, "installed_version", c->installed_version);
+  ab_json_add_string (b, "installed_commit", c->installed_commit);
+  ab_json_add_string (b, "offered_version", c->offered_version);
+  ab_json_add_string (b, "offered_commit", c->offered_commit);
   json_builder_set_member_name (b, "update_available");
   json_builder_add_boolean_value (b, c->offered_version != NULL);
-  ab_history_add_string (b, "reason", c->offered_version ? NULL : c->reason);
-  ab_history_add_string (b, "warning", c->warning);
+  ab_json_add_string (b, "reason", c->offered_version ? NULL : c->reason);
+  ab_json_add_string (b, "warning", c->warning);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -536,8 +532,7 @@ download_delta (Run *r, const AbDelta *d, int cache_dfd, GError **error)
 static gboolean
 apply_delta (Run *r, int cache_dfd, GError **error)
 {
-  g_autofree char *link = g_strdup_printf ("/proc/self/fd/%d", cache_dfd);
-  g_autofree char *path = g_file_read_link (link, error);
+  g_autofree char *path = ab_fs_fd_path (cache_dfd, NULL, error);
   if (path == NULL)
     return FALSE;
   g_autoptr(GFile) dir = g_file_new_for_path (path);
@@ -661,8 +656,8 @@ classify_and_record (Run *r, GError *cause, GError **error)
     g_printerr ("abdeploy: recording the failed transaction: %s\n", local->message);
   emit (r, AB_UPDATE_EVENT_PHASE, 0, 0, cause->message);
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("update-failed");
-  ab_history_add_string (ev, "version", r->t->version);
-  ab_history_add_string (ev, "reason", cause->message);
+  ab_json_add_string (ev, "version", r->t->version);
+  ab_json_add_string (ev, "reason", cause->message);
   (void) ab_history_append (r->sysroot->state_dfd, ev, NULL);
   g_propagate_error (error, cause);
   return FALSE;
@@ -685,9 +680,9 @@ drive (Run *r, GError **error)
   if (!ok)
     return classify_and_record (r, local, error);
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("update");
-  ab_history_add_string (ev, "version", r->t->version);
-  ab_history_add_string (ev, "commit", r->t->commit);
-  ab_history_add_string (ev, "channel", r->t->channel);
+  ab_json_add_string (ev, "version", r->t->version);
+  ab_json_add_string (ev, "commit", r->t->commit);
+  ab_json_add_string (ev, "channel", r->t->channel);
   return ab_history_append (r->sysroot->state_dfd, ev, error);
 }
 
@@ -714,8 +709,8 @@ warn_if_stale (Run *r)
   g_printerr ("warning: %s\n", msg);
   emit (r, AB_UPDATE_EVENT_MESSAGE, 0, 0, msg);
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("warning");
-  ab_history_add_string (ev, "version", r->t->version);
-  ab_history_add_string (ev, "reason", msg);
+  ab_json_add_string (ev, "version", r->t->version);
+  ab_json_add_string (ev, "reason", msg);
   (void) ab_history_append (r->sysroot->state_dfd, ev, NULL);
 }
 

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-verify.h"
+#include "ab-content.h"
 #include "ab-fsutil.h"
 #include "ab-health.h"
 #include "ab-history.h"
@@ -133,28 +134,9 @@ ab_verify_tree (AbSysroot *sysroot, AbSlot slot, const char *commit, gboolean fu
   return TRUE;
 }
 
-typedef struct
-{
-  AbBootPointer ptr;
-  AbSlotRecord *rec[AB_N_SLOTS];
-} View;
 
 static void
-view_clear (View *v)
-{
-  g_clear_pointer (&v->rec[0], ab_slot_record_free);
-  g_clear_pointer (&v->rec[1], ab_slot_record_free);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (View, view_clear)
-
-static AbSlot
-running (AbSysroot *sysroot, const View *v)
-{
-  return sysroot->booted != AB_SLOT_NONE ? sysroot->booted : v->ptr.primary;
-}
-
-static void
-check_booted_primary_good (AbSysroot *sysroot, const View *v, GPtrArray *checks)
+check_booted_primary_good (AbSysroot *sysroot, const AbSlotsView *v, GPtrArray *checks)
 {
   AbSlot s = sysroot->booted;
   if (s == AB_SLOT_NONE)
@@ -170,9 +152,9 @@ check_booted_primary_good (AbSysroot *sysroot, const View *v, GPtrArray *checks)
 }
 
 static void
-check_tree (AbSysroot *sysroot, const View *v, const AbVerifyOptions *opts, GPtrArray *checks)
+check_tree (AbSysroot *sysroot, const AbSlotsView *v, const AbVerifyOptions *opts, GPtrArray *checks)
 {
-  AbSlot s = running (sysroot, v);
+  AbSlot s = ab_sysroot_running_slot (sysroot, &v->ptr);
   if (s == AB_SLOT_NONE || v->rec[s] == NULL)
     {
       add_check (checks, "tree-matches-commit", FALSE, "no deployed slot to check");
@@ -204,7 +186,7 @@ ref_commit (AbSysroot *sysroot, AbSlot s)
 }
 
 static void
-check_consistency (AbSysroot *sysroot, const View *v, GPtrArray *checks)
+check_consistency (AbSysroot *sysroot, const AbSlotsView *v, GPtrArray *checks)
 {
   g_autoptr(GString) problems = g_string_new (NULL);
   if (v->ptr.primary != AB_SLOT_NONE && v->rec[v->ptr.primary] == NULL)
@@ -266,10 +248,9 @@ GPtrArray *
 ab_verify_run (AbSysroot *sysroot, const AbVerifyOptions *opts, GError **error)
 {
   g_autoptr(GPtrArray) checks = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_check_free);
-  g_auto(View) v = { 0 };
+  g_auto(AbSlotsView) v = { 0 };
   g_autoptr(GError) local = NULL;
-  if (!ab_bootloader_load (sysroot->bootloader, &v.ptr, &local)
-      || !ab_sysroot_load_records (sysroot, v.rec, &local))
+  if (!ab_sysroot_load_view (sysroot, &v, &local))
     {
       add_check (checks, "state-consistent", FALSE, "%s", local->message);
       return g_steal_pointer (&checks);
@@ -304,10 +285,10 @@ ab_verify_to_json (GPtrArray *checks)
     {
       AbCheck *c = checks->pdata[i];
       json_builder_begin_object (b);
-      ab_history_add_string (b, "name", c->name);
+      ab_json_add_string (b, "name", c->name);
       json_builder_set_member_name (b, "passed");
       json_builder_add_boolean_value (b, c->passed);
-      ab_history_add_string (b, "reason", c->reason);
+      ab_json_add_string (b, "reason", c->reason);
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
@@ -315,40 +296,27 @@ ab_verify_to_json (GPtrArray *checks)
   return json_builder_get_root (b);
 }
 
-static char *
-commit_meta (AbSysroot *sysroot, const char *commit, const char *key)
-{
-  g_autoptr(GVariant) v = NULL;
-  if (commit == NULL || !ostree_repo_load_variant (sysroot->repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, NULL))
-    return NULL;
-  g_autoptr(GVariant) meta = g_variant_get_child_value (v, 0);
-  char *value = NULL;
-  if (!g_variant_lookup (meta, key, "s", &value))
-    return NULL;
-  return value;
-}
-
 JsonNode *
 ab_version_report (AbSysroot *sysroot, GError **error)
 {
-  g_auto(View) v = { 0 };
-  if (!ab_bootloader_load (sysroot->bootloader, &v.ptr, error)
-      || !ab_sysroot_load_records (sysroot, v.rec, error))
+  g_auto(AbSlotsView) v = { 0 };
+  if (!ab_sysroot_load_view (sysroot, &v, error))
     return NULL;
-  AbSlot s = running (sysroot, &v);
+  AbSlot s = ab_sysroot_running_slot (sysroot, &v.ptr);
   const AbSlotRecord *rec = s != AB_SLOT_NONE ? v.rec[s] : NULL;
-  g_autofree char *srcrev = commit_meta (sysroot, rec ? rec->commit : NULL, "source-revision");
-  g_autofree char *built = commit_meta (sysroot, rec ? rec->commit : NULL, "build-time");
+  const char *commit = rec ? rec->commit : NULL;
+  g_autofree char *srcrev = ab_content_commit_meta (sysroot->repo, commit, "source-revision", NULL);
+  g_autofree char *built = ab_content_commit_meta (sysroot->repo, commit, "build-time", NULL);
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
-  ab_history_add_string (b, "abdeploy_version", PACKAGE_VERSION);
-  ab_history_add_string (b, "os", sysroot->os);
-  ab_history_add_string (b, "booted_slot", ab_slot_name (sysroot->booted));
-  ab_history_add_string (b, "slot", ab_slot_name (s));
-  ab_history_add_string (b, "version", rec ? rec->version : NULL);
-  ab_history_add_string (b, "commit", rec ? rec->commit : NULL);
-  ab_history_add_string (b, "source_revision", srcrev);
-  ab_history_add_string (b, "build_time", built);
+  ab_json_add_string (b, "abdeploy_version", PACKAGE_VERSION);
+  ab_json_add_string (b, "os", sysroot->os);
+  ab_json_add_string (b, "booted_slot", ab_slot_name (sysroot->booted));
+  ab_json_add_string (b, "slot", ab_slot_name (s));
+  ab_json_add_string (b, "version", rec ? rec->version : NULL);
+  ab_json_add_string (b, "commit", rec ? rec->commit : NULL);
+  ab_json_add_string (b, "source_revision", srcrev);
+  ab_json_add_string (b, "build_time", built);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }

@@ -125,6 +125,18 @@ parse_progress (const char *value, Progress *p, GError **error)
   return TRUE;
 }
 
+/* Progress mode and SIGINT/SIGTERM cancellation, shared by update and resume. */
+static int
+prepare_run (GOptionContext *ctx, const char *progress, Progress *p, GCancellable **out_cancellable)
+{
+  g_autoptr(GError) error = NULL;
+  if (!parse_progress (progress, p, &error))
+    return cli_usage_error (ctx, error->message);
+  *out_cancellable = g_cancellable_new ();
+  install_cancel_handler (*out_cancellable);
+  return AB_EXIT_OK;
+}
+
 int
 cli_check_update (int argc, char **argv)
 {
@@ -185,11 +197,9 @@ cli_update (int argc, char **argv)
   if (argc > 1)
     return cli_usage_error (ctx, "update takes no arguments");
   Progress p = { 0 };
-  g_autoptr(GError) perr = NULL;
-  if (!parse_progress (progress, &p, &perr))
-    return cli_usage_error (ctx, perr->message);
-  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  install_cancel_handler (cancellable);
+  g_autoptr(GCancellable) cancellable = NULL;
+  if ((code = prepare_run (ctx, progress, &p, &cancellable)) != AB_EXIT_OK)
+    return code;
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   AbUpdateOptions opts = { version, !no_activate, allow_downgrade, on_event, &p, cancellable };
@@ -221,11 +231,9 @@ cli_resume (int argc, char **argv)
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   Progress p = { 0 };
-  g_autoptr(GError) perr = NULL;
-  if (!parse_progress (progress, &p, &perr))
-    return cli_usage_error (ctx, perr->message);
-  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  install_cancel_handler (cancellable);
+  g_autoptr(GCancellable) cancellable = NULL;
+  if ((code = prepare_run (ctx, progress, &p, &cancellable)) != AB_EXIT_OK)
+    return code;
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   AbUpdateOptions opts = { NULL, TRUE, FALSE, on_event, &p, cancellable };

@@ -33,14 +33,14 @@ typedef struct
   int (*run) (int argc, char **argv);
 } Command;
 
-static const char *
-sysroot_path (void)
+const char *
+cli_sysroot_path (void)
 {
   return opt_sysroot ? opt_sysroot : "/";
 }
 
-static int
-fail (GError *error)
+int
+cli_fail (GError *error)
 {
   g_printerr ("abdeploy: %s\n", error->message);
   int code = ab_exit_code_for_error (error);
@@ -48,8 +48,8 @@ fail (GError *error)
   return code;
 }
 
-static int
-usage_error (GOptionContext *ctx, const char *message)
+int
+cli_usage_error (GOptionContext *ctx, const char *message)
 {
   g_printerr ("abdeploy: %s\n", message);
   g_autofree char *help = g_option_context_get_help (ctx, TRUE, NULL);
@@ -58,8 +58,8 @@ usage_error (GOptionContext *ctx, const char *message)
 }
 
 /* Parses ARGV with the command's entries plus the global ones. */
-static gboolean
-parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char ***argv,
+gboolean
+cli_parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char ***argv,
                int *out_code)
 {
   if (entries)
@@ -68,7 +68,7 @@ parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char
   g_autoptr(GError) error = NULL;
   if (!g_option_context_parse (ctx, argc, argv, &error))
     {
-      *out_code = usage_error (ctx, error->message);
+      *out_code = cli_usage_error (ctx, error->message);
       return FALSE;
     }
   if (opt_verbose)
@@ -76,41 +76,10 @@ parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char
   return TRUE;
 }
 
-static AbSysroot *
-open_sysroot (GError **error)
-{
-  return ab_sysroot_open (sysroot_path (), opt_config, error);
-}
-
-gboolean
-cli_parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char ***argv,
-                   int *out_code)
-{
-  return parse_command (ctx, entries, argc, argv, out_code);
-}
-
-int
-cli_usage_error (GOptionContext *ctx, const char *message)
-{
-  return usage_error (ctx, message);
-}
-
-int
-cli_fail (GError *error)
-{
-  return fail (error);
-}
-
-const char *
-cli_sysroot_path (void)
-{
-  return sysroot_path ();
-}
-
 AbSysroot *
 cli_open_sysroot (GError **error)
 {
-  return open_sysroot (error);
+  return ab_sysroot_open (cli_sysroot_path (), opt_config, error);
 }
 
 static int
@@ -125,21 +94,21 @@ cmd_init (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- create the abdeploy layout in the sysroot");
   int code = 0;
-  if (!parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (os == NULL || *os == '\0')
-    return usage_error (ctx, "init needs --os=NAME");
+    return cli_usage_error (ctx, "init needs --os=NAME");
   if (argc > 1)
-    return usage_error (ctx, "init takes no arguments");
+    return cli_usage_error (ctx, "init takes no arguments");
   GError *error = NULL;
   gboolean created = FALSE;
-  if (!ab_sysroot_init (sysroot_path (), opt_config, os, bootloader ? bootloader : "grub", &created, &error))
-    return fail (error);
+  if (!ab_sysroot_init (cli_sysroot_path (), opt_config, os, bootloader ? bootloader : "grub", &created, &error))
+    return cli_fail (error);
   if (created)
-    g_print ("Initialized abdeploy sysroot %s (os %s, bootloader %s)\n", sysroot_path (), os,
+    g_print ("Initialized abdeploy sysroot %s (os %s, bootloader %s)\n", cli_sysroot_path (), os,
              bootloader ? bootloader : "grub");
   else
-    g_print ("Sysroot %s is already initialized; nothing changed\n", sysroot_path ());
+    g_print ("Sysroot %s is already initialized; nothing changed\n", cli_sysroot_path ());
   return AB_EXIT_OK;
 }
 
@@ -195,21 +164,21 @@ run_stage_like (int argc, char **argv, gboolean activate)
       activate ? "REF|COMMIT - stage a signed commit, then activate it"
                : "REF|COMMIT - pull, verify and check out a signed commit into the inactive slot");
   int code = 0;
-  if (!parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc != 2)
-    return usage_error (ctx, "give exactly one REF or COMMIT");
+    return cli_usage_error (ctx, "give exactly one REF or COMMIT");
   if (tries < 0 || tries > AB_CONFIG_MAX_TRIES)
-    return usage_error (ctx, "--tries must be a number from 1 to 9");
+    return cli_usage_error (ctx, "--tries must be a number from 1 to 9");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   if (sysroot == NULL || !do_stage (from, argv[1], sysroot, activate, &error))
-    return fail (error);
+    return cli_fail (error);
   if (!activate)
     return AB_EXIT_OK;
   AbSlot slot = AB_SLOT_NONE;
   if (!ab_deploy_activate (sysroot, tries, &slot, &error))
-    return fail (error);
+    return cli_fail (error);
   g_print ("Activated slot %s: it boots next, in trial mode\n", ab_slot_name (slot));
   return AB_EXIT_OK;
 }
@@ -236,17 +205,17 @@ cmd_activate (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- make the staged slot boot next, in trial mode");
   int code = 0;
-  if (!parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return usage_error (ctx, "activate takes no arguments");
+    return cli_usage_error (ctx, "activate takes no arguments");
   if (tries < 0 || tries > AB_CONFIG_MAX_TRIES)
-    return usage_error (ctx, "--tries must be a number from 1 to 9");
+    return cli_usage_error (ctx, "--tries must be a number from 1 to 9");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   AbSlot slot = AB_SLOT_NONE;
   if (sysroot == NULL || !ab_deploy_activate (sysroot, tries, &slot, &error))
-    return fail (error);
+    return cli_fail (error);
   g_print ("Activated slot %s: it boots next, in trial mode\n", ab_slot_name (slot));
   return AB_EXIT_OK;
 }
@@ -256,15 +225,15 @@ cmd_rollback (int argc, char **argv)
 {
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- make the other slot primary again");
   int code = 0;
-  if (!parse_command (ctx, NULL, &argc, &argv, &code))
+  if (!cli_parse_command (ctx, NULL, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return usage_error (ctx, "rollback takes no arguments");
+    return cli_usage_error (ctx, "rollback takes no arguments");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   AbSlot slot = AB_SLOT_NONE;
   if (sysroot == NULL || !ab_deploy_rollback (sysroot, &slot, &error))
-    return fail (error);
+    return cli_fail (error);
   g_print ("Rolled back: slot %s is primary again\n", ab_slot_name (slot));
   return AB_EXIT_OK;
 }
@@ -279,26 +248,26 @@ cmd_status (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- show the slots and what boots next");
   int code = 0;
-  if (!parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return usage_error (ctx, "status takes no arguments");
+    return cli_usage_error (ctx, "status takes no arguments");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   if (sysroot == NULL)
-    return fail (error);
+    return cli_fail (error);
   if (json)
     {
       g_autoptr(JsonNode) node = ab_status_to_json (sysroot, &error);
       if (node == NULL)
-        return fail (error);
+        return cli_fail (error);
       g_autofree char *text = json_to_string (node, TRUE);
       g_print ("%s\n", text);
       return AB_EXIT_OK;
     }
   g_autofree char *text = ab_status_to_text (sysroot, &error);
   if (text == NULL)
-    return fail (error);
+    return cli_fail (error);
   g_print ("%s", text);
   return AB_EXIT_OK;
 }
@@ -313,16 +282,16 @@ cmd_health_check (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- run the health hooks of this boot and act on the verdict");
   int code = 0;
-  if (!parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return usage_error (ctx, "health-check takes no arguments");
+    return cli_usage_error (ctx, "health-check takes no arguments");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   AbHealthOptions opts = { no_reboot };
   g_auto(AbHealthOutcome) outcome = { 0 };
   if (sysroot == NULL || !ab_health_check (sysroot, &opts, &outcome, &error))
-    return fail (error);
+    return cli_fail (error);
   g_print ("Verdict: %s (action: %s)\n", outcome.green ? "GREEN" : "RED", outcome.action);
   return outcome.green ? AB_EXIT_OK : AB_EXIT_ERROR;
 }
@@ -333,15 +302,15 @@ run_mark (int argc, char **argv, gboolean good)
   g_autoptr(GOptionContext) ctx = g_option_context_new (
       good ? "[booted|other|a|b] - mark a slot good" : "[booted|other|a|b] - mark a slot bad");
   int code = 0;
-  if (!parse_command (ctx, NULL, &argc, &argv, &code))
+  if (!cli_parse_command (ctx, NULL, &argc, &argv, &code))
     return code;
   if (argc > 2)
-    return usage_error (ctx, "give at most one slot: booted, other, a or b");
+    return cli_usage_error (ctx, "give at most one slot: booted, other, a or b");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   AbSlot slot = AB_SLOT_NONE;
   if (sysroot == NULL || !ab_health_mark (sysroot, argc == 2 ? argv[1] : "booted", good, &slot, &error))
-    return fail (error);
+    return cli_fail (error);
   g_print ("Marked slot %s %s\n", ab_slot_name (slot), good ? "good" : "bad");
   return AB_EXIT_OK;
 }
@@ -384,15 +353,15 @@ cmd_history (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- deploys, activations, verdicts and rollbacks, newest first");
   int code = 0;
-  if (!parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return usage_error (ctx, "history takes no arguments");
+    return cli_usage_error (ctx, "history takes no arguments");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   g_autoptr(JsonArray) events = sysroot ? ab_history_load (sysroot->state_dfd, &error) : NULL;
   if (events == NULL)
-    return fail (error);
+    return cli_fail (error);
   if (json)
     {
       g_autoptr(JsonNode) node = json_node_new (JSON_NODE_ARRAY);
