@@ -158,6 +158,10 @@ on_pull_progress (OstreeAsyncProgress *progress, gpointer user_data)
   relay->func (fetched, requested, bytes, relay->data);
 }
 
+/* A local source (offline media) is pulled as untrusted: libostree then
+ * checksums every object it imports, as it always does over HTTP. A
+ * trusted local pull would hardlink or copy objects unchecked, and a
+ * tampered medium could pass a validly signed commit with altered files. */
 static GVariant *
 pull_options (const char *refspec)
 {
@@ -166,7 +170,7 @@ pull_options (const char *refspec)
   g_variant_builder_add (b, "{sv}", "refs", g_variant_new_strv (refs, -1));
   g_variant_builder_add (b, "{sv}", "gpg-verify", g_variant_new_boolean (TRUE));
   g_variant_builder_add (b, "{sv}", "gpg-verify-summary", g_variant_new_boolean (FALSE));
-  g_variant_builder_add (b, "{sv}", "flags", g_variant_new_int32 (OSTREE_REPO_PULL_FLAGS_NONE));
+  g_variant_builder_add (b, "{sv}", "flags", g_variant_new_int32 (OSTREE_REPO_PULL_FLAGS_UNTRUSTED));
   return g_variant_ref_sink (g_variant_builder_end (b));
 }
 
@@ -204,6 +208,12 @@ ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const ch
     {
       if (is_signature_error (local))
         set_verify_error (error, ab_is_commit_checksum (refspec) ? refspec : refspec, local);
+      else if (strstr (local->message, "Corrupted") != NULL)
+        g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_FAILED,
+                     "Pulling %s from %s failed: the source holds a corrupted object (%s). "
+                     "The medium or server copy is damaged or was tampered with; nothing was "
+                     "installed. Fetch a fresh copy of the update and try again",
+                     refspec, source, local->message);
       else
         g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_FAILED,
                      "Pulling %s from %s failed: %s", refspec, source, local->message);
