@@ -2,15 +2,17 @@
 #include "ab-verify.h"
 #include "ab-content.h"
 #include "ab-fsutil.h"
-#include "ab-health.h"
 #include "ab-history.h"
-#include "ab-lock.h"
+#include "ab-json.h"
 #include "ab-status.h"
 #include "ab-transaction.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
+#include <unistd.h>
 
 #define DEFAULT_SAMPLE 256
 
@@ -185,13 +187,60 @@ ref_commit (AbSysroot *sysroot, AbSlot s)
   return rev;
 }
 
+static gint
+cmp_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* Every state file must parse: names of the JSON files in the state
+ * directory that do not, with why, appended to PROBLEMS. */
 static void
-check_consistency (AbSysroot *sysroot, const AbSlotsView *v, GPtrArray *checks)
+check_state_files (AbSysroot *sysroot, GString *problems)
+{
+  int fd = dup (sysroot->state_dfd);
+  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  if (d == NULL)
+    {
+      g_string_append_printf (problems, "reading the state directory: %s; ", g_strerror (errno));
+      if (fd >= 0)
+        close (fd);
+      return;
+    }
+  rewinddir (d);
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    if (de->d_name[0] != '.' && g_str_has_suffix (de->d_name, ".json"))
+      g_ptr_array_add (names, g_strdup (de->d_name));
+  closedir (d);
+  g_ptr_array_sort (names, cmp_names);
+  for (guint i = 0; i < names->len; i++)
+    {
+      if (strstr (problems->str, names->pdata[i]) != NULL)
+        continue;   /* already named, e.g. a slot record that does not parse */
+      g_autoptr(JsonNode) node = NULL;
+      g_autoptr(GError) error = NULL;
+      if (!ab_json_read_at (sysroot->state_dfd, names->pdata[i], &node, &error))
+        g_string_append_printf (problems, "%s; ", error->message);
+      else if (node != NULL && !JSON_NODE_HOLDS_OBJECT (node))
+        g_string_append_printf (problems, "state file abdeploy/state/%s is not a JSON object; ",
+                                (const char *) names->pdata[i]);
+    }
+}
+
+/* V is NULL when the boot pointer or the slot records could not be read
+ * (VIEW_ERROR says why). */
+static void
+check_consistency (AbSysroot *sysroot, const AbSlotsView *v, const GError *view_error,
+                   GPtrArray *checks)
 {
   g_autoptr(GString) problems = g_string_new (NULL);
-  if (v->ptr.primary != AB_SLOT_NONE && v->rec[v->ptr.primary] == NULL)
+  if (v == NULL)
+    g_string_append_printf (problems, "%s; ", view_error->message);
+  if (v != NULL && v->ptr.primary != AB_SLOT_NONE && v->rec[v->ptr.primary] == NULL)
     g_string_append_printf (problems, "the pointer's primary slot %s is empty; ", ab_slot_name (v->ptr.primary));
-  for (int s = 0; s < AB_N_SLOTS; s++)
+  for (int s = 0; v != NULL && s < AB_N_SLOTS; s++)
     {
       g_autofree char *rev = ref_commit (sysroot, (AbSlot) s);
       const char *want = v->rec[s] ? v->rec[s]->commit : NULL;
@@ -201,24 +250,81 @@ check_consistency (AbSysroot *sysroot, const AbSlotsView *v, GPtrArray *checks)
       if (v->ptr.state[s] == AB_BOOT_STATE_TRIAL && v->ptr.primary != (AbSlot) s)
         g_string_append_printf (problems, "slot %s is in trial but not primary; ", ab_slot_name ((AbSlot) s));
     }
+  check_state_files (sysroot, problems);
   if (problems->len)
-    add_check (checks, "state-consistent", FALSE, "%s", problems->str);
+    {
+      g_string_truncate (problems, problems->len - 2);   /* the last "; " */
+      add_check (checks, "state-consistent", FALSE, "%s", problems->str);
+    }
   else
-    add_check (checks, "state-consistent", TRUE, "boot pointer, slot records and refs parse and agree");
+    add_check (checks, "state-consistent", TRUE,
+               "boot pointer, slot records, refs and state files parse and agree");
 }
 
+/* Green, and about the deployment in use: the verdict names the running
+ * slot and (when it records one) the commit that slot holds now. V is NULL
+ * when the slots could not be read. */
 static void
-check_health (AbSysroot *sysroot, GPtrArray *checks)
+check_health (AbSysroot *sysroot, const AbSlotsView *v, GPtrArray *checks)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonNode) h = ab_health_status_json (sysroot, &error);
-  if (h == NULL)
+  g_autoptr(JsonNode) root = NULL;
+  if (!ab_json_read_at (sysroot->state_dfd, "verdict.json", &root, &error))
     {
       add_check (checks, "health-green", FALSE, "reading the verdict: %s", error->message);
       return;
     }
-  const char *verdict = json_object_get_string_member_with_default (json_node_get_object (h), "verdict", "none");
-  add_check (checks, "health-green", g_str_equal (verdict, "green"), "last health verdict: %s", verdict);
+  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  const char *verdict = o ? json_object_get_string_member_with_default (o, "verdict", "none") : "none";
+  const char *slot = o ? json_object_get_string_member_with_default (o, "slot", NULL) : NULL;
+  const char *commit = o ? json_object_get_string_member_with_default (o, "commit", NULL) : NULL;
+  const char *at = o ? json_object_get_string_member_with_default (o, "at", NULL) : NULL;
+  AbSlot running = v ? ab_sysroot_running_slot (sysroot, &v->ptr) : sysroot->booted;
+  const AbSlotRecord *rec = v && running != AB_SLOT_NONE ? v->rec[running] : NULL;
+  g_autoptr(GString) failed = g_string_new (NULL);
+  JsonArray *hooks = o && json_object_has_member (o, "failed_hooks")
+                     && JSON_NODE_HOLDS_ARRAY (json_object_get_member (o, "failed_hooks"))
+                         ? json_object_get_array_member (o, "failed_hooks") : NULL;
+  for (guint i = 0; hooks && i < json_array_get_length (hooks); i++)
+    g_string_append_printf (failed, "%s%s", failed->len ? ", " : " (failed: ",
+                            json_node_get_string (json_array_get_element (hooks, i)) ?: "?");
+  if (failed->len)
+    g_string_append_c (failed, ')');
+  if (!g_str_equal (verdict, "green"))
+    add_check (checks, "health-green", FALSE, "last health verdict: %s%s%s%s", verdict,
+               failed->str, at ? " at " : "", at ? at : "");
+  else if (running == AB_SLOT_NONE || g_strcmp0 (slot, ab_slot_name (running)) != 0)
+    add_check (checks, "health-green", FALSE,
+               "last health verdict is green, but for slot %s, not the running slot %s",
+               slot ? slot : "(none)", running != AB_SLOT_NONE ? ab_slot_name (running) : "(none)");
+  else if (commit && rec && g_strcmp0 (commit, rec->commit) != 0)
+    add_check (checks, "health-green", FALSE,
+               "last health verdict is green, but for commit %.12s, not %.12s that slot %s holds now",
+               commit, rec->commit, slot);
+  else
+    add_check (checks, "health-green", TRUE, "last health verdict: green (slot %s%s%s)", slot,
+               at ? ", at " : "", at ? at : "");
+}
+
+/* Whether another process holds the sysroot lock. Read-only: the lock file
+ * is opened read-only and only probed with a shared lock, released at once. */
+static gboolean
+lock_is_held (AbSysroot *sysroot, gboolean *held, GError **error)
+{
+  *held = FALSE;
+  ab_autofd fd = openat (sysroot->abdeploy_dfd, "lock", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    return TRUE;
+  if (fd >= 0 && flock (fd, LOCK_SH | LOCK_NB) == 0)
+    return TRUE;
+  if (fd >= 0 && errno == EWOULDBLOCK)
+    {
+      *held = TRUE;
+      return TRUE;
+    }
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "probing abdeploy/lock: %s",
+               g_strerror (errno));
+  return FALSE;
 }
 
 /* A transaction is stuck when it is unfinished and nobody works on it. */
@@ -237,11 +343,16 @@ check_transaction (AbSysroot *sysroot, GPtrArray *checks)
       add_check (checks, "no-stuck-transaction", TRUE, "no unfinished update transaction");
       return;
     }
-  ab_autofd lock = ab_lock_acquire (sysroot->abdeploy_dfd, NULL);
-  add_check (checks, "no-stuck-transaction", lock < 0,
-             lock < 0 ? "update to %s is in progress (phase %s)"
-                      : "update to %s is unfinished (phase %s%s%s); run abdeploy resume or resume --abandon",
-             t->version, ab_phase_name (t->phase), t->reason ? ": " : "", t->reason ? t->reason : "");
+  gboolean held = FALSE;
+  if (!lock_is_held (sysroot, &held, &error))
+    add_check (checks, "no-stuck-transaction", FALSE,
+               "update to %s is unfinished (phase %s) and whether an abdeploy works on it is "
+               "unknown: %s", t->version, ab_phase_name (t->phase), error->message);
+  else
+    add_check (checks, "no-stuck-transaction", held,
+               held ? "update to %s is in progress (phase %s)"
+                    : "update to %s is unfinished (phase %s%s%s); run abdeploy resume or resume --abandon",
+               t->version, ab_phase_name (t->phase), t->reason ? ": " : "", t->reason ? t->reason : "");
 }
 
 GPtrArray *
@@ -250,15 +361,23 @@ ab_verify_run (AbSysroot *sysroot, const AbVerifyOptions *opts, GError **error)
   g_autoptr(GPtrArray) checks = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_check_free);
   g_auto(AbSlotsView) v = { 0 };
   g_autoptr(GError) local = NULL;
-  if (!ab_sysroot_load_view (sysroot, &v, &local))
+  if (ab_sysroot_load_view (sysroot, &v, &local))
     {
-      add_check (checks, "state-consistent", FALSE, "%s", local->message);
-      return g_steal_pointer (&checks);
+      check_booted_primary_good (sysroot, &v, checks);
+      check_tree (sysroot, &v, opts, checks);
+      check_consistency (sysroot, &v, NULL, checks);
+      check_health (sysroot, &v, checks);
     }
-  check_booted_primary_good (sysroot, &v, checks);
-  check_tree (sysroot, &v, opts, checks);
-  check_consistency (sysroot, &v, checks);
-  check_health (sysroot, checks);
+  else
+    {
+      /* Every check is still reported; those that need the slots fail. */
+      add_check (checks, "booted-primary-good", FALSE,
+                 "not checked: the boot pointer or the slot records cannot be read");
+      add_check (checks, "tree-matches-commit", FALSE,
+                 "not checked: the boot pointer or the slot records cannot be read");
+      check_consistency (sysroot, NULL, local, checks);
+      check_health (sysroot, NULL, checks);
+    }
   check_transaction (sysroot, checks);
   return g_steal_pointer (&checks);
 }
