@@ -10,9 +10,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 G_DEFINE_QUARK (ab-backup-error-quark, ab_backup_error)
 
@@ -28,13 +30,17 @@ corrupt (GError **error, const char *what)
   return FALSE;
 }
 
+/* A regular file, or (SYMLINK) a symbolic link whose data is its target. */
 static void
-add_file (JsonBuilder *b, const char *rel, const char *data, gsize len, mode_t mode)
+add_file (JsonBuilder *b, const char *rel, const char *data, gsize len, mode_t mode,
+          gboolean symlink)
 {
   g_autofree char *sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
   g_autofree char *b64 = g_base64_encode ((const guchar *) data, len);
   json_builder_begin_object (b);
   ab_json_add_string (b, "path", rel);
+  if (symlink)
+    ab_json_add_string (b, "type", "symlink");
   json_builder_set_member_name (b, "mode");
   json_builder_add_int_value (b, mode & 07777);
   json_builder_set_member_name (b, "size");
@@ -44,7 +50,9 @@ add_file (JsonBuilder *b, const char *rel, const char *data, gsize len, mode_t m
   json_builder_end_object (b);
 }
 
-/* Adds every regular file below REL (lock files and temporaries excluded). */
+/* Adds every regular file and symbolic link below REL (lock files and
+ * temporaries excluded). A link is kept as a link: trusted keys are often
+ * links into a keyring directory. */
 static gboolean
 add_tree (JsonBuilder *b, int sysroot_dfd, const char *rel, guint *count, GError **error)
 {
@@ -75,9 +83,22 @@ add_tree (JsonBuilder *b, int sysroot_dfd, const char *rel, guint *count, GError
           ok = ab_fs_read_at (sysroot_dfd, child, &data, &len, error);
           if (ok)
             {
-              add_file (b, child, data, len, st.st_mode);
+              add_file (b, child, data, len, st.st_mode, FALSE);
               (*count)++;
             }
+        }
+      else if (S_ISLNK (st.st_mode))
+        {
+          char target[PATH_MAX];
+          ssize_t n = readlinkat (sysroot_dfd, child, target, sizeof target);
+          if (n < 0 || n >= (ssize_t) sizeof target)
+            {
+              g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Reading link %s: %s",
+                           child, n < 0 ? g_strerror (errno) : "target too long");
+              return FALSE;
+            }
+          add_file (b, child, target, (gsize) n, st.st_mode, TRUE);
+          (*count)++;
         }
     }
   return ok;
@@ -111,7 +132,10 @@ gboolean
 ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files, GError **error)
 {
   AbBootPointer ptr;
-  if (!ab_bootloader_load (sysroot->bootloader, &ptr, error))
+  /* The lock makes the archive one consistent snapshot: no writer changes
+   * the state, the pointer or the refs while they are read. */
+  ab_autofd lock = ab_lock_acquire (sysroot->abdeploy_dfd, error);
+  if (lock < 0 || !ab_bootloader_load (sysroot->bootloader, &ptr, error))
     return FALSE;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autofree char *now = ab_now_iso8601 ();
@@ -141,7 +165,12 @@ ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files, GErr
   g_autofree char *dir = g_path_get_dirname (output);
   g_autofree char *base = g_path_get_basename (output);
   ab_autofd dfd = ab_fs_opendir_at (AT_FDCWD, dir, error);
-  return dfd >= 0 && ab_fs_replace_at (dfd, base, archive, strlen (archive), 0600, error);
+  if (dfd < 0 || !ab_fs_replace_at (dfd, base, archive, strlen (archive), 0600, error))
+    {
+      g_prefix_error (error, "Writing the backup to %s: ", output);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* ---- restore ---- */
@@ -210,7 +239,9 @@ check_files (JsonArray *files, GError **error)
       const char *path = f ? json_object_get_string_member_with_default (f, "path", NULL) : NULL;
       const char *sum = f ? json_object_get_string_member_with_default (f, "sha256", NULL) : NULL;
       const char *b64 = f ? json_object_get_string_member_with_default (f, "data", NULL) : NULL;
+      const char *type = f ? json_object_get_string_member_with_default (f, "type", "file") : NULL;
       if (path == NULL || sum == NULL || b64 == NULL || strstr (path, "..") != NULL
+          || !(g_str_equal (type, "file") || g_str_equal (type, "symlink"))
           || !(g_str_has_prefix (path, "etc/abdeploy/") || g_str_has_prefix (path, "abdeploy/state/")))
         return corrupt (error, "bad file entry");
       gsize len = 0;
@@ -265,8 +296,19 @@ stage_tree (Rescue *sysroot, JsonArray *files, const char *dir_rel, const char *
       gsize len = 0;
       g_autofree guchar *bytes = g_base64_decode (json_object_get_string_member (f, "data"), &len);
       mode_t mode = (mode_t) json_object_get_int_member_with_default (f, "mode", 0644);
-      if (!ab_fs_mkdir_p_at (sysroot->dfd, parent, 0755, error)
-          || !ab_fs_replace_at (sysroot->dfd, dst, bytes, len, mode, error))
+      if (!ab_fs_mkdir_p_at (sysroot->dfd, parent, 0755, error))
+        return FALSE;
+      if (g_str_equal (json_object_get_string_member_with_default (f, "type", "file"), "symlink"))
+        {
+          g_autofree char *target = g_strndup ((const char *) bytes, len);
+          if (symlinkat (target, sysroot->dfd, dst) < 0)
+            {
+              g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Creating link %s: %s",
+                           dst, g_strerror (errno));
+              return FALSE;
+            }
+        }
+      else if (!ab_fs_replace_at (sysroot->dfd, dst, bytes, len, mode, error))
         return FALSE;
       (*count)++;
     }

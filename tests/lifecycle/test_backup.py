@@ -1,0 +1,404 @@
+"""`abdeploy backup --output=FILE` and `abdeploy restore --path=FILE`.
+
+The archive holds what is not content-addressed: SYSROOT/etc/abdeploy
+(configuration, trusted keys), SYSROOT/abdeploy/state, the boot pointer and
+the refs of both slots.  A restore that is refused must change nothing on
+disk: every entry of the sysroot (type, mode, inode, mtime, content) is
+compared before and after, except the repo's content-addressed objects and
+the pid written into abdeploy/lock (see lifecyclelib.disk_snapshot).
+"""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+import lifecyclelib as ll
+from lifecyclelib import bootsim, sl
+
+TRUSTED_KEY = os.path.join("etc", "abdeploy", "trusted.gpg.d", "publisher.gpg")
+
+
+def read(path, mode="rb"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+
+
+def rm_f(path):
+    if os.path.lexists(path):
+        os.unlink(path)
+
+
+def enrich(dev):
+    """State and configuration beyond the defaults: a configuration file and
+    a conf.d drop-in, a pin (update.json, history events)."""
+    dev.configure("[boot]\ntries=2\n\n[update]\nurl=%s\nchannel=stable\n" % dev.server_url)
+    write(dev.p("etc", "abdeploy", "conf.d", "50-site.conf"), "[health]\ntimeout-sec=120\n")
+    dev.ok("pin", ll.META_VERSION)
+
+
+def observe(dev):
+    """What must be identical after a restore: the outputs of status, history
+    and version, the pointer as the bootloader reads it, the refs, and the
+    files and symlinks of etc/abdeploy and abdeploy/state (content, mode,
+    target).  Directories are not compared: the archive holds files and
+    links, so an empty directory (an unused conf.d/) is not restored."""
+    files = {}
+    for top in ("etc/abdeploy", "abdeploy/state"):
+        files.update({k: v for k, v in sl.tree_entries(dev.p(top), top, identity=False).items()
+                      if not v[0].startswith("d")})
+    return {
+        "status": dev.ok("status", "--json").stdout,
+        "history": dev.ok("history", "--json").stdout,
+        "version": dev.ok("version", "--json").stdout,
+        "pointer": bootsim.read_pointer(dev.path, dev.backend),
+        "refs": {s: dev.rev_parse("abdeploy/slot/" + s) for s in ("a", "b")},
+        "files": files,
+    }
+
+
+def backup(dev, path):
+    p = dev.ok("backup", "--output=" + str(path))
+    assert str(path) in p.stdout, p.describe
+    return str(path)
+
+
+def parse_archive(path):
+    """The documented format: one JSON document, then a line
+    `sha256 <hex of everything before the newline>`."""
+    data = read(path)
+    body, sep, tail = data.rpartition(b"\nsha256 ")
+    assert sep, "no checksum line"
+    assert tail.strip().decode() == hashlib.sha256(body).hexdigest()
+    return json.loads(body)
+
+
+def wreck(dev):
+    """Delete and corrupt state files, the pointer, the configuration, a
+    trusted key and a slot ref; add a stray drop-in."""
+    state = dev.p("abdeploy", "state")
+    os.unlink(os.path.join(state, "slot-a.json"))
+    write(os.path.join(state, "slot-b.json"), '{"format": 1, "commit": "dead')
+    os.unlink(os.path.join(state, "verdict.json"))
+    write(os.path.join(state, "history.json"), b"")
+    rm_f(os.path.join(state, "update.json"))
+    if dev.backend == "file":
+        write(bootsim.file_pointer_path(dev.path), b"\x00\x01 not a pointer\n")
+    else:
+        sl.run(["grub-editenv", bootsim.grubenv_path(dev.path), "unset", "ABDEPLOY_PRIMARY",
+                "ABDEPLOY_B_STATE", "ABDEPLOY_B_TRIES"])
+    rm_f(dev.p("etc", "abdeploy", "abdeploy.conf"))
+    os.unlink(dev.p(TRUSTED_KEY))
+    write(dev.p("etc", "abdeploy", "conf.d", "99-stray.conf"), "[boot]\ntries=9\n")
+    dev.ostree("refs", "--delete", "abdeploy/slot/a")
+
+
+# --------------------------------------------------------------------------
+# The round trip
+
+
+@pytest.mark.parametrize("name", ["meta", "meta-grub"])
+def test_backup_wreck_restore(device, tmp_path, publisher, name):
+    dev = device(name)
+    enrich(dev)
+    rc, _, _, p = dev.verify("--full")
+    assert rc == ll.EXIT_OK, p.describe
+    before = observe(dev)
+    archive = backup(dev, tmp_path / "device.abdeploy-backup")
+    assert os.stat(archive).st_mode & 0o777 == 0o600
+
+    # the archive holds every file with its checksum, the pointer and the refs
+    doc = parse_archive(archive)
+    assert doc["kind"] == "abdeploy-backup" and isinstance(doc["format"], int), doc.keys()
+    assert doc["refs"] == {"abdeploy/slot/" + s: c for s, c in before["refs"].items()}
+    assert {k: v for k, v in doc["pointer"].items() if k in bootsim.POINTER_VARS} == \
+        {k: v for k, v in before["pointer"].items() if k in bootsim.POINTER_VARS}
+    on_disk = set(before["files"])
+    assert {f["path"] for f in doc["files"]} == on_disk
+    for f in doc["files"]:
+        assert f["sha256"] == hashlib.sha256(read(dev.p(f["path"]))).hexdigest(), f["path"]
+    assert TRUSTED_KEY in on_disk and "abdeploy/state/history.json" in on_disk
+
+    wreck(dev)
+    assert dev.run("verify").returncode == ll.EXIT_ERROR
+    assert dev.run("status", "--json").stdout != before["status"]
+
+    p = dev.ok("restore", "--path=" + archive)
+    assert "Restored" in p.stdout, p.describe
+    rc, _, _, p = dev.verify("--full")
+    assert rc == ll.EXIT_OK, p.describe
+    after = observe(dev)
+    assert after["status"] == before["status"]        # byte for byte
+    for key in ("history", "version", "pointer", "refs"):
+        assert after[key] == before[key], key
+    assert after["files"] == before["files"], sl.diff_snapshots(before["files"], after["files"])
+    assert not os.path.exists(dev.p("etc", "abdeploy", "conf.d", "99-stray.conf"))
+    for leftover in ("abdeploy/.state.restore", "etc/.abdeploy.restore"):
+        assert not os.path.lexists(dev.p(leftover)), leftover
+    # the restored key verifies signed content again
+    dev.ok("stage", "--from=" + dev.server_url, "os/v3")
+
+
+def test_symlinked_trusted_key_survives(device, tmp_path):
+    """Keys are often symlinks into a keyring directory; a backup keeps the
+    link, and the restored link is used to verify signatures."""
+    dev = device("meta")
+    keyring = dev.p("usr", "share", "keyrings", "publisher.gpg")
+    os.makedirs(os.path.dirname(keyring))
+    os.rename(dev.p(TRUSTED_KEY), keyring)
+    target = "../../../usr/share/keyrings/publisher.gpg"
+    os.symlink(target, dev.p(TRUSTED_KEY))
+    archive = backup(dev, tmp_path / "b")
+    before = observe(dev)
+    os.unlink(dev.p(TRUSTED_KEY))
+    dev.ok("restore", "--path=" + archive)
+    assert os.readlink(dev.p(TRUSTED_KEY)) == target
+    after = observe(dev)
+    assert after["files"] == before["files"], sl.diff_snapshots(before["files"], after["files"])
+    assert after == before
+    dev.ok("stage", "--from=" + dev.server_url, "os/v3")
+
+
+def test_restore_killed_at_each_crash_point_then_rerun(device, tmp_path):
+    """restore is killed (SIGKILL) at each of its crash points; afterwards
+    the sysroot still opens, and running restore again completes it."""
+    dev = device("meta")
+    enrich(dev)
+    before = observe(dev)
+    archive = backup(dev, tmp_path / "b")
+    probe = ll.devices_copy(dev, str(tmp_path))
+    wreck(probe)
+    trace = str(tmp_path / "trace")
+    probe.ok("restore", "--path=" + archive, env={"ABDEPLOY_CRASH_TRACE": trace})
+    points = read(trace, "r").split()
+    assert points, "restore reached no crash point"
+    for n in range(1, len(points) + 1):
+        c = ll.devices_copy(dev, str(tmp_path))
+        wreck(c)
+        p = c.run("restore", "--path=" + archive, env={"ABDEPLOY_CRASH_AT": str(n)})
+        assert p.returncode == -9, "crash point %d (%s)\n%s" % (n, points[n - 1], p.describe)
+        c.ok("restore", "--path=" + archive)
+        rc, _, _, p = c.verify("--full")
+        assert rc == ll.EXIT_OK, "after crash point %d (%s)\n%s" % (n, points[n - 1], p.describe)
+        assert observe(c) == before, "crash point %d (%s)" % (n, points[n - 1])
+
+
+# --------------------------------------------------------------------------
+# Refused archives change nothing
+
+
+def refused(dev, archive, *needles):
+    """restore must fail with a clear message and leave the disk as it was."""
+    snap = ll.disk_snapshot(dev)
+    p = dev.run("restore", "--path=" + archive)
+    assert p.returncode == ll.EXIT_ERROR, p.describe
+    for n in needles:
+        assert n in p.stderr, "%r not in the message\n%s" % (n, p.describe)
+    ll.assert_unchanged(snap, dev, "a refused restore")
+    return p
+
+
+def flip(data, offset):
+    b = bytearray(data)
+    b[offset] ^= 0x20
+    return bytes(b)
+
+
+@pytest.mark.parametrize("where", ["header", "file-data", "middle", "checksum-line", "last-byte"])
+def test_corrupt_archive_is_refused(device, tmp_path, where):
+    dev = device("meta")
+    archive = backup(dev, tmp_path / "b")
+    data = read(archive)
+    body_end = data.rindex(b"\nsha256 ")
+    offset = {
+        "header": data.index(b"abdeploy-backup"),
+        "file-data": data.index(b'"data"') + 20,
+        "middle": len(data) // 2,
+        "checksum-line": body_end + 12,
+        "last-byte": len(data) - 2,
+    }[where]
+    bad = str(tmp_path / "corrupt")
+    write(bad, flip(data, offset))
+    wreck(dev)    # a restore would change a lot: prove that nothing changes
+    refused(dev, bad, "corrupt or truncated", "nothing was changed")
+
+
+@pytest.mark.parametrize("cut", ["half", "before-checksum", "in-checksum", "empty"])
+def test_truncated_archive_is_refused(device, tmp_path, cut):
+    dev = device("meta")
+    archive = backup(dev, tmp_path / "b")
+    data = read(archive)
+    end = {"half": len(data) // 2, "before-checksum": data.rindex(b"\nsha256 "),
+           "in-checksum": len(data) - 10, "empty": 0}[cut]
+    bad = str(tmp_path / "truncated")
+    write(bad, data[:end])
+    wreck(dev)
+    refused(dev, bad, "corrupt or truncated", "nothing was changed")
+
+
+def rewrite(data, mutate):
+    """The archive with its JSON changed by MUTATE and the outer checksum
+    recomputed, as a careless hand edit would."""
+    body = data[:data.rindex(b"\nsha256 ")]
+    doc = json.loads(body)
+    mutate(doc)
+    body = json.dumps(doc).encode()
+    return body + b"\nsha256 " + hashlib.sha256(body).hexdigest().encode() + b"\n"
+
+
+def test_file_that_does_not_match_its_checksum_is_refused(device, tmp_path):
+    dev = device("meta")
+    archive = backup(dev, tmp_path / "b")
+
+    def mutate(doc):
+        f = next(f for f in doc["files"] if f["path"] == "abdeploy/state/slot-b.json")
+        f["data"] = __import__("base64").b64encode(b'{"format":1}').decode()
+    bad = str(tmp_path / "edited")
+    write(bad, rewrite(read(archive), mutate))
+    wreck(dev)
+    refused(dev, bad, "corrupt or truncated", "abdeploy/state/slot-b.json")
+
+
+@pytest.mark.parametrize("path", ["etc/abdeploy/../../escape", "usr/bin/hello",
+                                  "/etc/abdeploy/abs.conf"])
+def test_file_outside_the_saved_trees_is_refused(device, tmp_path, path):
+    dev = device("meta")
+    archive = backup(dev, tmp_path / "b")
+
+    def mutate(doc):
+        doc["files"][0]["path"] = path
+    bad = str(tmp_path / "edited")
+    write(bad, rewrite(read(archive), mutate))
+    refused(dev, bad, "corrupt or truncated")
+    assert not os.path.exists(os.path.join(os.path.dirname(dev.path), "escape"))
+
+
+def test_not_an_archive_and_missing_file(device, tmp_path):
+    dev = device("meta")
+    refused(dev, dev.p("etc", "abdeploy", "trusted.gpg.d", "publisher.gpg"), "corrupt or truncated")
+    refused(dev, str(tmp_path / "no-such-backup"), "no-such-backup")
+
+
+# --------------------------------------------------------------------------
+# Commits missing from the repo
+
+
+def test_missing_commit_is_named_with_how_to_fetch_it(device, tmp_path, publisher):
+    """Restore onto a reinstalled device that never had slot b's commit: the
+    commit is named with its ref and how to fetch it, nothing changes; after
+    fetching it as the message says, the restore succeeds and the device
+    reads exactly like the one the backup was made on."""
+    orig = device("meta")
+    enrich(orig)
+    before = observe(orig)
+    archive = backup(orig, tmp_path / "b")
+    meta = publisher.commit_of("meta")
+
+    dev = device("v1")    # slot a 1.0 booted, slot b empty: no commit 2.5
+    assert dev.ostree("show", meta, check=False).returncode != 0
+    p = refused(dev, archive, meta, "abdeploy/slot/b", "not in the repo", "abdeploy stage --from=",
+                "pull")
+    assert publisher.commit_of("v1") not in p.stderr, p.describe
+
+    dev.ok("stage", "--from=" + dev.server_url, meta)
+    dev.ok("restore", "--path=" + archive)
+    dev.set_booted("b")       # the restored pointer boots b, as on the original
+    rc, _, _, p = dev.verify("--full")
+    assert rc == ll.EXIT_OK, p.describe
+    after = observe(dev)
+    for key in ("status", "history", "version", "pointer", "refs", "files"):
+        assert after[key] == before[key], key
+
+
+# --------------------------------------------------------------------------
+# Output, usage, lock
+
+
+def test_output_replaces_an_existing_file(device, tmp_path):
+    dev = device("meta")
+    out = tmp_path / "existing"
+    write(str(out), "an older backup\n")
+    backup(dev, out)
+    parse_archive(str(out))
+    assert sorted(os.listdir(str(tmp_path))) == ["existing"], "temporary files left behind"
+
+
+def test_output_where_it_cannot_be_written(device, tmp_path):
+    dev = device("meta")
+    missing = tmp_path / "no-such-dir" / "b"
+    p = dev.run("backup", "--output=" + str(missing))
+    assert p.returncode == ll.EXIT_ERROR and "no-such-dir" in p.stderr, p.describe
+    assert not (tmp_path / "no-such-dir").exists()
+
+    locked = tmp_path / "immutable"
+    locked.mkdir()
+    sl.run(["chattr", "+i", str(locked)])
+    try:
+        p = dev.run("backup", "--output=" + str(locked / "b"))
+        assert p.returncode == ll.EXIT_ERROR and str(locked) in p.stderr, p.describe
+        assert os.listdir(str(locked)) == []
+    finally:
+        sl.run(["chattr", "-i", str(locked)])
+
+    p = dev.run("backup", "--output=" + str(tmp_path))     # a directory
+    assert p.returncode == ll.EXIT_ERROR, p.describe
+    assert os.path.isdir(str(tmp_path))
+
+
+def test_usage(device, tmp_path):
+    dev = device("meta")
+    for args in (["backup"], ["backup", "--output=x", "extra"], ["restore"],
+                 ["restore", "--path=x", "extra"], ["backup", "--bogus"]):
+        p = dev.run(*args)
+        assert p.returncode == ll.EXIT_USAGE, p.describe
+
+
+def hold_lock(dev, tmp_path):
+    """A real abdeploy holding the sysroot lock: health-check, waiting in a
+    required hook until `release` exists."""
+    release = str(tmp_path / "release")
+    started = str(tmp_path / "started")
+    dev.add_hook("b", "etc/abdeploy/health/required.d", "10-wait.sh",
+                 "touch %s\nwhile [ ! -e %s ]; do sleep 0.05; done\n" % (started, release))
+    proc = subprocess.Popen([dev.binary, "--sysroot=" + dev.path, "health-check", "--no-reboot"],
+                            env=dev.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(started):
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "health-check hook did not start"
+        time.sleep(0.05)
+    return proc, release
+
+
+def test_restore_and_backup_while_another_abdeploy_holds_the_lock(device, tmp_path):
+    dev = device("meta")
+    archive = backup(dev, tmp_path / "b")
+    wreck_file = dev.state_path("update.json")
+    proc, release = hold_lock(dev, tmp_path)
+    try:
+        snap = ll.disk_snapshot(dev)
+        p = dev.run("restore", "--path=" + archive)
+        assert p.returncode == ll.EXIT_LOCKED, p.describe
+        assert re.search(r"pid %d\b" % proc.pid, p.stderr), p.describe
+        ll.assert_unchanged(snap, dev, "restore while locked")
+        # a backup is a consistent snapshot: it waits for no writer either
+        p = dev.run("backup", "--output=" + str(tmp_path / "b2"))
+        assert p.returncode == ll.EXIT_LOCKED, p.describe
+        assert not os.path.exists(str(tmp_path / "b2"))
+    finally:
+        open(release, "w").close()
+        out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out
+    assert not os.path.exists(wreck_file) or True
+    dev.ok("restore", "--path=" + archive)
