@@ -8,38 +8,30 @@ when the test ends.
 """
 
 import os
-import re
-import shutil
 import tempfile
 
 import pytest
 
 import scenariolib as sl
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
-
+import abtest as at  # tests/lib, put on sys.path by scenariolib
 
 @pytest.fixture(scope="session")
 def workdir():
     d = tempfile.mkdtemp(prefix="abdeploy-scenario-")
     yield d
-    if not os.environ.get("ABDEPLOY_TEST_KEEP_TMP"):
+    if not at.keep_tmp():
         sl.rmtree(d)
 
 
 @pytest.fixture(scope="session")
 def abdeploy_bin(workdir):
-    path = os.environ.get("ABDEPLOY_BIN") or os.path.join(REPO_ROOT, "build", "src", "abdeploy")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail("abdeploy binary not found at %s: build it or set ABDEPLOY_BIN" % path,
-                    pytrace=False)
-    # run a private copy, so that a rebuild during the run cannot swap the
-    # binary under the tests
-    copy = os.path.join(workdir, "bin", "abdeploy")
-    os.makedirs(os.path.dirname(copy), exist_ok=True)
-    shutil.copy2(path, copy)
-    return copy
+    """A private copy of the binary under test (a rebuild during the run
+    cannot swap it)."""
+    try:
+        return at.private_binary(workdir)
+    except at.MissingBinary as e:
+        missing = str(e)
+    pytest.fail(missing, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -107,8 +99,8 @@ def corrupt_server(workdir, published):
 
 @pytest.fixture
 def sysroots(workdir, abdeploy_bin, home, keyfiles, request):
-    f = sl.SysrootFactory(os.path.join(workdir, "sysroots", re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]),
-                       abdeploy_bin, home, keyfiles)
+    f = sl.SysrootFactory(os.path.join(workdir, "sysroots", at.safe_name(request.node.name)),
+                          abdeploy_bin, home, keyfiles)
     yield f
     f.finish()
 

@@ -2,138 +2,55 @@
 
 Standard library only.  Everything here drives real programs: gpg, the
 ostree CLI, a python3 http.server process bound to 127.0.0.1, and the
-built abdeploy binary.
+built abdeploy binary.  What other suites need too (child environment,
+runs of helper programs and of the binary, GPG homes, trees, commits,
+the HTTP server, snapshots) is in tests/lib/abtest.py and re-exported
+here under its old names.
 """
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import os
 import re
 import selectors
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
-SLOTS = ("a", "b")
+_LIBDIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib")
+if _LIBDIR not in sys.path:
+    sys.path.insert(0, _LIBDIR)
+
+import abtest as at  # noqa: E402
+# Shared with the other suites (tests/lib/abtest.py), re-exported here.
+from abtest import (  # noqa: E402,F401
+    DEFAULT_TIMEOUT, EXIT_ERROR, EXIT_LOCKED, EXIT_NOTHING, EXIT_OK, EXIT_USAGE,
+    EXIT_VERIFY, PYTHON, SLOTS, HttpServer, Result, clean_env, diff_snapshots, other,
+    rmtree, run, tree_entries, write_tree)
+
 STATES = {"empty", "staged", "trial", "good", "bad"}
 TOP_KEYS = {"booted", "primary", "slots"}
 SLOT_KEYS = {"name", "commit", "version", "state", "booted", "primary",
              "tries_left", "deployed_at"}
 
-# Exit codes of the command contract (issue 2).
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_VERIFY = 3
-EXIT_LOCKED = 4
-EXIT_NOTHING = 5
-
-DEFAULT_TIMEOUT = 120
 OS_NAME = "testos"
-PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-
-
-def other(slot):
-    return "b" if slot == "a" else "a"
-
-
-def clean_env(home=None, extra=None):
-    """Environment for child processes: no proxies (the server is on
-    127.0.0.1), no inherited abdeploy/gpg settings, C locale messages."""
-    env = {}
-    for k, v in os.environ.items():
-        if k.lower().endswith("_proxy") or k.startswith("ABDEPLOY_"):
-            continue
-        if k in ("GNUPGHOME", "OSTREE_REPO", "OSTREE_SYSROOT"):
-            continue
-        env[k] = v
-    env["LC_ALL"] = "C.UTF-8"
-    env["LANGUAGE"] = "C"
-    if home is not None:
-        env["HOME"] = home
-    if extra:
-        env.update(extra)
-    return env
-
-
-def run(cmd, *, env=None, timeout=DEFAULT_TIMEOUT, check=True, input=None, cwd=None):
-    """Run a helper program (gpg, ostree, ...) and capture its output."""
-    p = subprocess.run(cmd, env=env, cwd=cwd, input=input, capture_output=True,
-                       timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(
-            "command failed (%d): %s\nstdout:\n%s\nstderr:\n%s" % (
-                p.returncode, " ".join(map(str, cmd)),
-                p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")))
-    return p
-
-
-def rmtree(path):
-    """Remove a tree, clearing immutable bits if something set them."""
-    if not os.path.lexists(path):
-        return
-    try:
-        shutil.rmtree(path)
-    except OSError:
-        subprocess.run(["chattr", "-R", "-i", path], capture_output=True)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------
 # GPG keys
 
 
-class GpgKeys:
-    """A temporary GNUPGHOME with a trusted and an untrusted signing key."""
-
-    PARAMS = """%no-protection
-Key-Type: RSA
-Key-Length: 2048
-Key-Usage: sign
-Name-Real: {name}
-Name-Email: {email}
-Expire-Date: 0
-%commit
-"""
+class GpgKeys(at.GpgHome):
+    """A temporary GNUPGHOME with a trusted and an untrusted signing key
+    (RSA 2048); .trusted and .untrusted are their fingerprints."""
 
     def __init__(self, homedir):
-        self.homedir = homedir
-        os.makedirs(homedir, mode=0o700, exist_ok=True)
-        os.chmod(homedir, 0o700)
-        self.env = clean_env(extra={"GNUPGHOME": homedir})
-        self.trusted = self._generate("abdeploy test publisher", "publisher@example.org")
-        self.untrusted = self._generate("abdeploy test intruder", "intruder@example.org")
-
-    def _generate(self, name, email):
-        params = self.PARAMS.format(name=name, email=email)
-        run(["gpg", "--batch", "--gen-key"], env=self.env, input=params.encode(),
-            timeout=180)
-        out = run(["gpg", "--batch", "--with-colons", "--list-keys", email],
-                  env=self.env).stdout.decode()
-        for line in out.splitlines():
-            if line.startswith("fpr:"):
-                return line.split(":")[9]
-        raise AssertionError("no fingerprint for %s in:\n%s" % (email, out))
-
-    def export(self, fpr, dest, armor=False):
-        cmd = ["gpg", "--batch", "--export"]
-        if armor:
-            cmd.append("--armor")
-        data = run(cmd + [fpr], env=self.env).stdout
-        assert data, "gpg exported nothing for %s" % fpr
-        with open(dest, "wb") as f:
-            f.write(data)
-        return dest
-
-    def close(self):
-        subprocess.run(["gpgconf", "--kill", "all"], env=self.env, capture_output=True)
+        super().__init__(homedir)
+        self.trusted = self.generate("abdeploy test publisher", "publisher@example.org")
+        self.untrusted = self.generate("abdeploy test intruder", "intruder@example.org")
 
 
 # --------------------------------------------------------------------------
@@ -141,16 +58,6 @@ Expire-Date: 0
 
 KVER1 = "6.1.0-test"
 KVER2 = "6.2.0-test"
-
-
-def _blob(tag, size):
-    """Deterministic, incompressible-enough content of a given size."""
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(("%s:%d" % (tag, counter)).encode()).digest()
-        counter += 1
-    return bytes(out[:size])
 
 
 def image_spec(version):
@@ -165,9 +72,9 @@ def image_spec(version):
         "usr/bin/hello": ('#!/bin/sh\necho "hello from testos %s"\n' % version, 0o755),
         "usr/bin/hello-link": ("link", "hello"),
         # large-ish file, different in each major version (the corruption target)
-        "usr/bin/app": (b"#APP " + major.encode() + b"\n" + _blob("app" + major, 48 * 1024), 0o755),
+        "usr/bin/app": (b"#APP " + major.encode() + b"\n" + at.blob("app" + major, 48 * 1024), 0o755),
         # identical in every version: shared objects between slots
-        "usr/bin/shared-tool": (b"#SHARED\n" + _blob("shared", 16 * 1024), 0o755),
+        "usr/bin/shared-tool": (b"#SHARED\n" + at.blob("shared", 16 * 1024), 0o755),
         "usr/lib/os-release": "NAME=testos\nVERSION_ID=%s\n" % version,
         "usr/share/doc/testos/README": "testos %s\n" % major,
         "usr/share/empty": ("dir",),
@@ -177,33 +84,13 @@ def image_spec(version):
         "usr/etc/updated.conf": "value=%s\n" % major,
         "usr/etc/unchanged.conf": "constant=yes\n",
         "usr/etc/sub/nested.conf": "nested=1\n",
-        "usr/lib/modules/%s/vmlinuz" % kver: b"FAKEKERNEL " + kver.encode() + b"\n" + _blob("k" + kver, 8192),
-        "usr/lib/modules/%s/initramfs.img" % kver: b"FAKEINITRD " + kver.encode() + b"\n" + _blob("i" + kver, 4096),
     }
+    spec.update(at.kernel_files(
+        kver, b"FAKEKERNEL " + kver.encode() + b"\n" + at.blob("k" + kver, 8192),
+        b"FAKEINITRD " + kver.encode() + b"\n" + at.blob("i" + kver, 4096)))
     if not v1:
         spec["usr/etc/newdefault.conf"] = "new=in-v2\n"
     return spec
-
-
-def write_tree(root, spec):
-    for rel, value in sorted(spec.items()):
-        path = os.path.join(root, rel)
-        if isinstance(value, tuple) and value[0] == "dir":
-            os.makedirs(path, exist_ok=True)
-            continue
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if isinstance(value, tuple) and value[0] == "link":
-            os.symlink(value[1], path)
-            continue
-        mode = 0o644
-        if isinstance(value, tuple):
-            value, mode = value
-        if isinstance(value, str):
-            value = value.encode()
-        with open(path, "wb") as f:
-            f.write(value)
-        os.chmod(path, mode)
-    return root
 
 
 @dataclasses.dataclass
@@ -229,78 +116,6 @@ class Image:
 
 
 # --------------------------------------------------------------------------
-# HTTP server
-
-
-class HttpServer:
-    """python3 -m http.server on 127.0.0.1, on a port the kernel picks."""
-
-    def __init__(self, directory, logfile):
-        self.directory = directory
-        self.logfile = logfile
-        self.proc = None
-        self.port = None
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def start(self, timeout=20):
-        log = open(self.logfile, "ab")
-        self.proc = subprocess.Popen(
-            [PYTHON, "-u", "-m", "http.server", "--bind", "127.0.0.1",
-             "--directory", self.directory, "0"],
-            stdout=subprocess.PIPE, stderr=log, env=clean_env(), cwd=self.directory)
-        log.close()
-        deadline = time.monotonic() + timeout
-        try:
-            sel = selectors.DefaultSelector()
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            buf = b""
-            while self.port is None:
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    raise AssertionError("http.server did not start (output %r)" % buf)
-                if sel.select(timeout=left):
-                    chunk = os.read(self.proc.stdout.fileno(), 4096)
-                    if not chunk:
-                        continue
-                    buf += chunk
-                    m = re.search(rb"port (\d+)", buf)
-                    if m:
-                        self.port = int(m.group(1))
-            sel.close()
-            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-            while True:
-                try:
-                    with opener.open(self.url + "/config", timeout=2) as r:
-                        if r.status == 200:
-                            return self
-                except (urllib.error.URLError, OSError):
-                    pass
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise AssertionError("http.server on port %s not ready" % self.port)
-                time.sleep(0.05)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self.proc = None
-
-
-# --------------------------------------------------------------------------
 # Publisher side: archive repo with signed / unsigned / foreign commits
 
 
@@ -317,7 +132,7 @@ class PublishedRepo:
         self.path = os.path.join(root, "repo")
         self.images = {}
         os.makedirs(root, exist_ok=True)
-        run(["ostree", "init", "--mode=archive", "--repo=" + self.path])
+        at.ostree_init(self.path)
         self.v1 = self._commit("v1", "1.0", "os/v1", keys.trusted)
         # v2 is bound to both of its refs (libostree checks ref bindings on pull)
         self.v2 = self._commit("v2", "2.0", "os/v2", keys.trusted,
@@ -337,16 +152,11 @@ class PublishedRepo:
         if extra:
             spec.update(extra)
         tree = write_tree(os.path.join(self.root, "tree-" + name), spec)
-        cmd = ["ostree", "--repo=" + self.path, "commit", "-b", branch,
-               "--tree=dir=" + tree, "--add-metadata-string=version=" + version,
-               "--subject=testos " + version] + list(args)
-        if key:
-            cmd += ["--gpg-sign=" + key, "--gpg-homedir=" + self.keys.homedir]
-        out = run(cmd, env=self.keys.env).stdout.decode().strip()
-        assert re.fullmatch(r"[0-9a-f]{64}", out), out
+        commit = at.ostree_commit(self.path, branch, tree, version, "testos " + version,
+                                  key=key, gpg=self.keys, args=args)
         img = Image(name=name, version=version, tree=tree,
                     kver=KVER1 if version.startswith("1") else KVER2,
-                    ref=branch, commit=out)
+                    ref=branch, commit=commit)
         self.images[name] = img
         return img
 
@@ -364,85 +174,14 @@ class PublishedRepo:
 
 
 # --------------------------------------------------------------------------
-# Snapshots of on-disk state
-
-
-def _file_digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 16), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def tree_entries(root, prefix, *, identity=True):
-    """Map of relative path -> description of every entry under root.
-
-    identity=True includes inode numbers and mtimes (catches replaced or
-    rewritten files); link counts and ctimes are left out because hardlinks
-    to shared repo objects legitimately change them."""
-    out = {}
-    if not os.path.lexists(root):
-        out[prefix] = ("missing",)
-        return out
-
-    def describe(path):
-        st = os.lstat(path)
-        kind = stat.S_IFMT(st.st_mode)
-        d = [stat.filemode(st.st_mode)]
-        if identity:
-            d += [st.st_ino, st.st_mtime_ns]
-        if stat.S_ISREG(st.st_mode):
-            d += [st.st_size, _file_digest(path)]
-        elif stat.S_ISLNK(st.st_mode):
-            d += [os.readlink(path)]
-        elif kind == stat.S_IFDIR and identity:
-            d = d[:1] + [st.st_ino]  # dir mtimes change with temp files of others
-        return tuple(d)
-
-    out[prefix] = describe(root)
-    if os.path.isdir(root) and not os.path.islink(root):
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(dirnames + filenames):
-                p = os.path.join(dirpath, name)
-                out[prefix + "/" + os.path.relpath(p, root)] = describe(p)
-    return out
-
-
-def diff_snapshots(before, after, limit=30):
-    lines = []
-    for k in sorted(set(before) | set(after)):
-        if before.get(k) != after.get(k):
-            lines.append("  %s: %r -> %r" % (k, before.get(k), after.get(k)))
-    if len(lines) > limit:
-        lines = lines[:limit] + ["  ... %d more" % (len(lines) - limit)]
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------
 # The sysroot under test
 
 
-@dataclasses.dataclass
-class Result:
-    args: list
-    returncode: int
-    stdout: str
-    stderr: str
-    elapsed: float
+class Sysroot(at.AbdeployCli):
+    """A sysroot under test, its kernel command line file (the booted slot,
+    through ABDEPLOY_CMDLINE) and its bootloader backend (file or grub).
+    run(), ok(), expect() and popen() come from abtest.AbdeployCli."""
 
-    @property
-    def output(self):
-        return self.stdout + self.stderr
-
-    def describe(self):
-        return "$ %s\n-> exit %d after %.2fs\nstdout:\n%s\nstderr:\n%s" % (
-            " ".join(self.args), self.returncode, self.elapsed,
-            self.stdout.rstrip(), self.stderr.rstrip())
-
-
-class Sysroot:
     def __init__(self, path, binary, home, cmdline_file, bootloader="file"):
         self.path = path
         self.binary = binary
@@ -478,7 +217,7 @@ class Sysroot:
 
     @property
     def trusted_dir(self):
-        return self.p("etc", "abdeploy", "trusted.gpg.d")
+        return at.trusted_keys_dir(self.path)
 
     @property
     def lock_path(self):
@@ -499,24 +238,11 @@ class Sysroot:
             e.update(extra)
         return e
 
-    def run(self, *args, env=None, timeout=DEFAULT_TIMEOUT):
-        cmd = [self.binary, "--sysroot=" + self.path] + [str(a) for a in args]
-        t0 = time.monotonic()
-        try:
-            p = subprocess.run(cmd, env=self.env(env), capture_output=True,
-                               timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError("timed out after %ss: %s\nstdout:\n%s\nstderr:\n%s" % (
-                timeout, " ".join(cmd), (e.stdout or b"").decode(errors="replace"),
-                (e.stderr or b"").decode(errors="replace")))
-        return Result(cmd, p.returncode, p.stdout.decode(errors="replace"),
-                      p.stderr.decode(errors="replace"), time.monotonic() - t0)
-
     def run_tty(self, *args, timeout=DEFAULT_TIMEOUT):
         """Run with stdout and stderr on a pseudo-terminal; returns
         (exit code, raw bytes written to the terminal)."""
         import pty
-        cmd = [self.binary, "--sysroot=" + self.path] + [str(a) for a in args]
+        cmd = self.cmd(*args)
         master, slave = pty.openpty()
         p = subprocess.Popen(cmd, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL,
                              env=self.env())
@@ -549,16 +275,6 @@ class Sysroot:
             raise AssertionError("timed out: %s\n%r" % (" ".join(cmd), out))
         return rc, out
 
-    def ok(self, *args, **kw):
-        r = self.run(*args, **kw)
-        assert r.returncode == 0, r.describe()
-        return r
-
-    def expect(self, code, *args, **kw):
-        r = self.run(*args, **kw)
-        assert r.returncode == code, "expected exit %d\n%s" % (code, r.describe())
-        return r
-
     def status(self):
         r = self.ok("status", "--json")
         try:
@@ -569,8 +285,7 @@ class Sysroot:
         return st
 
     def slot_status(self, slot, st=None):
-        st = st or self.status()
-        return {s["name"]: s for s in st["slots"]}[slot]
+        return at.slot_status(st or self.status(), slot)
 
     # boot pointer
     def pointer(self):
@@ -640,9 +355,7 @@ class Sysroot:
                 for r in out}
 
     def fsck(self):
-        p = run(["ostree", "fsck", "--repo=" + self.repo], check=False, timeout=300)
-        assert p.returncode == 0, "ostree fsck --repo=SYSROOT/ostree/repo failed:\n%s%s" % (
-            p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
+        at.ostree_fsck(self.repo, "SYSROOT/ostree/repo")
 
 
 # --------------------------------------------------------------------------
@@ -813,10 +526,7 @@ class SysrootFactory:
         return sr
 
     def install_keys(self, sr, keys):
-        os.makedirs(sr.trusted_dir, exist_ok=True)
-        for k in keys:
-            src = self.keyfiles[k]
-            shutil.copy(src, os.path.join(sr.trusted_dir, os.path.basename(src)))
+        at.trust_keys(sr.path, [self.keyfiles[k] for k in keys])
 
     def clone(self, sr):
         """A copy (cp -a, hardlinks preserved) of a prepared sysroot."""
