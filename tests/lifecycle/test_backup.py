@@ -134,7 +134,7 @@ def test_backup_wreck_restore(device, tmp_path, publisher, name):
     assert dev.run("status", "--json").stdout != before["status"]
 
     p = dev.ok("restore", "--path=" + archive)
-    assert "Restored" in p.stdout, p.describe
+    assert "Restored" in p.stdout and "warning" not in p.stderr, p.describe
     rc, _, _, p = dev.verify("--full")
     assert rc == ll.EXIT_OK, p.describe
     after = observe(dev)
@@ -318,6 +318,25 @@ def test_missing_commit_is_named_with_how_to_fetch_it(device, tmp_path, publishe
     after = observe(dev)
     for key in ("status", "history", "version", "pointer", "refs", "files"):
         assert after[key] == before[key], key
+
+
+def test_commit_fetched_without_its_slot_tree_is_warned_about(device, tmp_path, publisher):
+    """The other way the message offers: pull the commit into the repo only.
+    The restore succeeds, but the archive holds no slot trees, and slot b
+    (empty on this device) does not hold the commit its record names now:
+    restore says so, and verify fails once that slot is the running one."""
+    orig = device("meta")
+    archive = backup(orig, tmp_path / "b")
+    meta = publisher.commit_of("meta")
+    dev = device("v1")
+    dev.ostree("remote", "add", "--no-gpg-verify", "publisher", dev.server_url)
+    dev.ostree("pull", "publisher", meta)
+    p = dev.ok("restore", "--path=" + archive)
+    assert re.search(r"warning: slot b does not hold commit %s" % meta, p.stderr), p.describe
+    assert "slot a" not in p.stderr, p.describe
+    dev.set_booted("b")
+    failed, checks, p = dev.failed_checks("--full")
+    assert "tree-matches-commit" in failed, p.describe
 
 
 # --------------------------------------------------------------------------
