@@ -22,17 +22,14 @@ Channels:
 """
 
 import os
-import re
-import shutil
 import tempfile
 
 import pytest
 
 import updlib as ul
+import abtest as at  # tests/lib, put on sys.path by updlib
 from hostile import HostileServer
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 MACHINE_ID = "5f2b7c9e0d4a4b1c8e6f3a2d1c0b9a87"
 
 
@@ -40,21 +37,19 @@ MACHINE_ID = "5f2b7c9e0d4a4b1c8e6f3a2d1c0b9a87"
 def workdir():
     d = tempfile.mkdtemp(prefix="abdeploy-update-")
     yield d
-    if not os.environ.get("ABDEPLOY_TEST_KEEP_TMP"):
+    if not at.keep_tmp():
         ul.rmtree(d)
 
 
 @pytest.fixture(scope="session")
 def abdeploy_bin(workdir):
-    path = os.environ.get("ABDEPLOY_BIN") or os.path.join(REPO_ROOT, "build", "src", "abdeploy")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail("abdeploy binary not found at %s: build it or set ABDEPLOY_BIN" % path,
-                    pytrace=False)
-    # a private copy: a rebuild during the run cannot swap the binary
-    copy = os.path.join(workdir, "bin", "abdeploy")
-    os.makedirs(os.path.dirname(copy), exist_ok=True)
-    shutil.copy2(path, copy)
-    return copy
+    """A private copy of the binary under test (a rebuild during the run
+    cannot swap it)."""
+    try:
+        return at.private_binary(workdir)
+    except at.MissingBinary as e:
+        missing = str(e)
+    pytest.fail(missing, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +130,7 @@ def base_device(factory, keyfiles, lighttpd, pub):
 
 @pytest.fixture
 def devices(workdir, abdeploy_bin, home, request):
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
+    name = at.safe_name(request.node.name)
     f = ul.DeviceFactory(os.path.join(workdir, "t", name), abdeploy_bin, home)
     yield f
     f.finish()
@@ -149,7 +144,7 @@ def device(devices, base_device):
 
 @pytest.fixture
 def hostile(workdir, pub, request):
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
+    name = at.safe_name(request.node.name)
     s = HostileServer(pub.repo, os.path.join(workdir, "hostile-%s.log" % name)).start()
     yield s
     s.stop()

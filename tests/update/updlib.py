@@ -3,7 +3,9 @@
 Standard library only.  Everything here drives real programs: gpg (keys made
 by the test), `abdeploy publish` (commits, channel manifests, static deltas),
 lighttpd from Debian on 127.0.0.1 with an access log, openssl (a test CA for
-HTTPS) and the built abdeploy binary on throw-away sysroots.
+HTTPS) and the built abdeploy binary on throw-away sysroots.  The pieces the
+other suites share (child environment, runs, GPG homes, trees, snapshots)
+come from tests/lib/abtest.py.
 """
 
 import datetime
@@ -14,81 +16,27 @@ import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
-# Exit codes (abdeploy(8)).
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_VERIFY = 3
-EXIT_LOCKED = 4
-EXIT_NOTHING = 5
+_LIBDIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib")
+if _LIBDIR not in sys.path:
+    sys.path.insert(0, _LIBDIR)
 
-DEFAULT_TIMEOUT = 120
+import abtest as at  # noqa: E402
+# Shared with the other suites (tests/lib/abtest.py), re-exported here.
+from abtest import (  # noqa: E402,F401
+    DEFAULT_TIMEOUT, EXIT_ERROR, EXIT_LOCKED, EXIT_NOTHING, EXIT_OK, EXIT_USAGE,
+    EXIT_VERIFY, PYTHON, Result, blob, clean_env, free_port, rmtree, run, sha256_file,
+    wait_for)
+
 OS_NAME = "testos"
 KVER = "6.1.0-upd"
-PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 LIGHTTPD = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
-
-
-def clean_env(home=None, extra=None):
-    """Child environment: no proxies (servers are on 127.0.0.1), no inherited
-    abdeploy / gpg / ostree settings, C messages."""
-    env = {}
-    for k, v in os.environ.items():
-        if k.lower().endswith("_proxy") or k.startswith("ABDEPLOY_"):
-            continue
-        if k in ("GNUPGHOME", "OSTREE_REPO", "OSTREE_SYSROOT", "CURL_CA_BUNDLE",
-                 "SSL_CERT_FILE", "SSL_CERT_DIR"):
-            continue
-        env[k] = v
-    env["LC_ALL"] = "C.UTF-8"
-    env["LANGUAGE"] = "C"
-    if home is not None:
-        env["HOME"] = home
-    if extra:
-        env.update(extra)
-    return env
-
-
-def run(cmd, *, env=None, timeout=DEFAULT_TIMEOUT, check=True, input=None, cwd=None):
-    p = subprocess.run([str(c) for c in cmd], env=env or clean_env(), cwd=cwd, input=input,
-                       capture_output=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError("command failed (%d): %s\nstdout:\n%s\nstderr:\n%s" % (
-            p.returncode, " ".join(map(str, cmd)), p.stdout.decode(errors="replace"),
-            p.stderr.decode(errors="replace")))
-    return p
-
-
-def rmtree(path):
-    if not os.path.lexists(path):
-        return
-    try:
-        shutil.rmtree(path)
-    except OSError:
-        subprocess.run(["chattr", "-R", "-i", path], capture_output=True)
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 16), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# diff of two snapshots (the name this suite's tests use)
+diff = at.diff_snapshots
 
 
 def rollout_bucket(machine_id, version):
@@ -101,59 +49,20 @@ def rollout_bucket(machine_id, version):
 # GPG
 
 
-class Gpg:
-    """A GNUPGHOME made by the test with a trusted and an untrusted key."""
+class Gpg(at.GpgHome):
+    """A GNUPGHOME made by the test with a trusted and an untrusted key
+    (ed25519); .trusted and .untrusted are their fingerprints."""
 
     def __init__(self, homedir):
-        self.homedir = homedir
-        os.makedirs(homedir, mode=0o700, exist_ok=True)
-        os.chmod(homedir, 0o700)
-        self.env = clean_env(extra={"GNUPGHOME": homedir})
-        self.trusted = self._generate("abdeploy update publisher <publisher@example.org>")
-        self.untrusted = self._generate("abdeploy update intruder <intruder@example.org>")
-
-    def _generate(self, uid):
-        run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign",
-             "never"], env=self.env, timeout=120)
-        out = run(["gpg", "--batch", "--with-colons", "--list-keys", uid],
-                  env=self.env).stdout.decode()
-        for line in out.splitlines():
-            if line.startswith("fpr:"):
-                return line.split(":")[9]
-        raise AssertionError("no fingerprint for %s:\n%s" % (uid, out))
-
-    def export(self, fpr, dest):
-        data = run(["gpg", "--batch", "--export", fpr], env=self.env).stdout
-        assert data, "gpg exported nothing for %s" % fpr
-        with open(dest, "wb") as f:
-            f.write(data)
-        return dest
-
-    def sign_detached(self, data, key):
-        """Binary detached signature of DATA (what the publisher writes)."""
-        return run(["gpg", "--batch", "--yes", "--local-user", key, "--detach-sign",
-                    "--output", "-"], env=self.env, input=data).stdout
-
-    def verify(self, data_path, sig_path):
-        return run(["gpg", "--batch", "--verify", sig_path, data_path], env=self.env,
-                   check=False)
-
-    def close(self):
-        subprocess.run(["gpgconf", "--kill", "all"], env=self.env, capture_output=True)
+        super().__init__(homedir)
+        self.trusted = self.generate("abdeploy update publisher", "publisher@example.org",
+                                     algo="ed25519")
+        self.untrusted = self.generate("abdeploy update intruder", "intruder@example.org",
+                                       algo="ed25519")
 
 
 # --------------------------------------------------------------------------
 # Image trees
-
-
-def blob(tag, size):
-    """Deterministic content that compresses like real binaries (poorly)."""
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(("%s:%d" % (tag, counter)).encode()).digest()
-        counter += 1
-    return bytes(out[:size])
 
 
 # Files of the base image: a few dozen small files, a shared library-sized
@@ -172,9 +81,9 @@ def image_spec(version, changed=(), extra=None):
         "usr/lib/os-release": ("NAME=testos\nVERSION_ID=%s\n" % version).encode(),
         "usr/etc/motd": b"Welcome to testos\n",
         "usr/etc/app.conf": b"setting=1\n",
-        "usr/lib/modules/%s/vmlinuz" % KVER: b"FAKEKERNEL\n" + blob("kernel", 4096),
-        "usr/lib/modules/%s/initramfs.img" % KVER: b"FAKEINITRD\n" + blob("initrd", 2048),
     }
+    spec.update(at.kernel_files(KVER, b"FAKEKERNEL\n" + blob("kernel", 4096),
+                                b"FAKEINITRD\n" + blob("initrd", 2048)))
     for i in range(N_DATA):
         rel = "usr/share/data/file-%02d" % i
         spec[rel] = ("data file %d\n" % i).encode() + blob("data%d" % i, 700)
@@ -186,18 +95,8 @@ def image_spec(version, changed=(), extra=None):
 
 
 def write_tree(root, spec):
-    if os.path.exists(root):
-        rmtree(root)
-    for rel, value in sorted(spec.items()):
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        mode = 0o644
-        if isinstance(value, tuple):
-            value, mode = value
-        with open(path, "wb") as f:
-            f.write(value)
-        os.chmod(path, mode)
-    return root
+    """Files of SPEC under ROOT, which is made anew; returns ROOT."""
+    return at.write_tree(root, spec, replace=True)
 
 
 # --------------------------------------------------------------------------
@@ -441,56 +340,16 @@ def make_tls(workdir):
 # Devices (sysroots)
 
 
-class Result:
-    def __init__(self, args, returncode, stdout, stderr, elapsed):
-        self.args, self.returncode = args, returncode
-        self.stdout, self.stderr, self.elapsed = stdout, stderr, elapsed
-
-    @property
-    def output(self):
-        return self.stdout + self.stderr
-
-    def describe(self):
-        return "$ %s\n-> exit %d after %.2fs\nstdout:\n%s\nstderr:\n%s" % (
-            " ".join(self.args), self.returncode, self.elapsed, self.stdout.rstrip(),
-            self.stderr.rstrip())
-
-
 def tree_entries(root, prefix, identity=True):
-    out = {}
-    if not os.path.lexists(root):
-        out[prefix] = ("missing",)
-        return out
-
-    def describe(path):
-        st = os.lstat(path)
-        d = [stat.filemode(st.st_mode)]
-        if stat.S_ISREG(st.st_mode):
-            if identity:
-                d += [st.st_ino, st.st_mtime_ns]
-            d += [st.st_size, sha256_file(path)]
-        elif stat.S_ISLNK(st.st_mode):
-            d.append(os.readlink(path))
-        return tuple(d)
-
-    out[prefix] = describe(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            p = os.path.join(dirpath, name)
-            out[prefix + "/" + os.path.relpath(p, root)] = describe(p)
-    return out
+    """abtest.tree_entries() where IDENTITY means inode and mtime of regular
+    files only."""
+    return at.tree_entries(root, prefix, identity="files" if identity else False)
 
 
-def diff(before, after, limit=30):
-    lines = ["  %s: %r -> %r" % (k, before.get(k), after.get(k))
-             for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
-    if len(lines) > limit:
-        lines = lines[:limit] + ["  ... %d more" % (len(lines) - limit)]
-    return "\n".join(lines)
+class Device(at.AbdeployCli):
+    """A throw-away sysroot and its kernel command line file; run(), ok(),
+    expect() and popen() come from abtest.AbdeployCli."""
 
-
-class Device:
     def __init__(self, root, binary, home):
         self.root = root
         self.path = os.path.join(root, "sysroot")
@@ -533,45 +392,15 @@ class Device:
         with open(self.p("etc", "machine-id"), "w") as f:
             f.write(mid + "\n")
 
-    def env(self):
-        return clean_env(home=self.home, extra={"ABDEPLOY_CMDLINE": self.cmdline})
-
-    def cmd(self, *args):
-        return [self.binary, "--sysroot=" + self.path] + [str(a) for a in args]
-
-    def run(self, *args, timeout=DEFAULT_TIMEOUT):
-        cmd = self.cmd(*args)
-        t0 = time.monotonic()
-        try:
-            p = subprocess.run(cmd, env=self.env(), capture_output=True, timeout=timeout,
-                               stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            raise AssertionError("timed out after %ss: %s\nstdout:\n%s\nstderr:\n%s" % (
-                timeout, " ".join(cmd), (e.stdout or b"").decode(errors="replace"),
-                (e.stderr or b"").decode(errors="replace")))
-        return Result(cmd, p.returncode, p.stdout.decode(errors="replace"),
-                      p.stderr.decode(errors="replace"), time.monotonic() - t0)
-
-    def popen(self, *args):
-        return subprocess.Popen(self.cmd(*args), env=self.env(), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def ok(self, *args, **kw):
-        r = self.run(*args, **kw)
-        assert r.returncode == 0, r.describe()
-        return r
-
-    def expect(self, code, *args, **kw):
-        r = self.run(*args, **kw)
-        assert r.returncode == code, "expected exit %d\n%s" % (code, r.describe())
-        return r
+    def env(self, extra=None):
+        return clean_env(home=self.home, extra=dict({"ABDEPLOY_CMDLINE": self.cmdline},
+                                                    **(extra or {})))
 
     def status(self):
         return json.loads(self.ok("status", "--json").stdout)
 
     def slot(self, name, st=None):
-        st = st or self.status()
-        return {s["name"]: s for s in st["slots"]}[name]
+        return at.slot_status(st or self.status(), name)
 
     def check(self):
         r = self.run("check-update", "--json")
@@ -579,11 +408,7 @@ class Device:
         return r, json.loads(r.stdout)
 
     def read_state(self, name):
-        try:
-            with open(os.path.join(self.state_dir, name)) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return None
+        return at.read_json(os.path.join(self.state_dir, name))
 
     def transaction(self):
         return self.read_state("transaction.json")
@@ -628,10 +453,7 @@ class Device:
         return snap
 
     def fsck(self):
-        p = run(["ostree", "fsck", "--repo=" + self.p("ostree", "repo")], check=False,
-                timeout=300)
-        assert p.returncode == 0, "ostree fsck failed:\n%s%s" % (
-            p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
+        at.ostree_fsck(self.p("ostree", "repo"), "SYSROOT/ostree/repo")
 
 
 def compare_usr(slot_root, tree):
@@ -658,10 +480,7 @@ class DeviceFactory:
         os.makedirs(d.path)
         d.set_booted(None)
         d.ok("init", "--os=" + OS_NAME, "--bootloader=file")
-        tdir = d.p("etc", "abdeploy", "trusted.gpg.d")
-        os.makedirs(tdir, exist_ok=True)
-        for k in keyfiles:
-            shutil.copy(k, tdir)
+        at.trust_keys(d.path, keyfiles)
         self.made.append(d)
         return d
 
@@ -683,14 +502,3 @@ class DeviceFactory:
             rmtree(d.root)
         self.made = []
         assert not failures, "\n".join(failures)
-
-
-def wait_for(pred, timeout, what, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(interval)
