@@ -8,32 +8,30 @@ copy of a prepared sysroot, removed when the test ends.
 """
 
 import os
-import shutil
 import tempfile
 
 import pytest
 
 import healthlib as hl
+import abtest as at  # tests/lib, put on sys.path by healthlib
 
 
 @pytest.fixture(scope="session")
 def workdir():
     d = tempfile.mkdtemp(prefix="abdeploy-health-")
     yield d
-    if not os.environ.get("ABDEPLOY_TEST_KEEP_TMP"):
+    if not at.keep_tmp():
         hl.rmtree(d)
 
 
 @pytest.fixture(scope="session")
 def binary(workdir):
-    path = os.environ.get("ABDEPLOY_BIN") or os.path.join(hl.SRCDIR, "build", "src", "abdeploy")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail("abdeploy binary not found at %s: build it or set ABDEPLOY_BIN" % path,
-                    pytrace=False)
-    copy = os.path.join(workdir, "bin", "abdeploy")
-    os.makedirs(os.path.dirname(copy))
-    shutil.copy2(path, copy)
-    return copy
+    """A private copy of the binary under test."""
+    try:
+        return at.private_binary(workdir, srcdir=hl.SRCDIR)
+    except at.MissingBinary as e:
+        missing = str(e)
+    pytest.fail(missing, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -69,9 +67,7 @@ def prepared(workdir, binary, gpg, published):
         if backend == "uboot":
             hl.write_uboot_env_config(sr)
         sr.ok("init", "--os=" + hl.OS_NAME, "--bootloader=" + backend)
-        trusted = sr.p("etc", "abdeploy", "trusted.gpg.d")
-        os.makedirs(trusted, exist_ok=True)
-        shutil.copy(keyfile, os.path.join(trusted, "publisher.gpg"))
+        at.trust_keys(sr.path, [keyfile])      # as publisher.gpg
         sr.deploy("os/v1")
         r = sr.boot()
         assert (r.slot, r.returncode) == ("a", 0), r
@@ -96,6 +92,6 @@ def fresh(workdir, prepared, request):
         return sr
 
     yield make
-    if not os.environ.get("ABDEPLOY_TEST_KEEP_TMP"):
+    if not at.keep_tmp():
         for sr in made:
             hl.rmtree(os.path.dirname(sr.path))

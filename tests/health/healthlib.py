@@ -3,17 +3,16 @@
 Everything is real: gpg keys, commits made by the ostree CLI, deploys by
 the built abdeploy binary from a local archive repo, and boots simulated by
 tests/lib/bootsim.py (the bootloader's decision, then `health-check
---no-reboot`).  Standard library only.
+--no-reboot`).  What the suites share (child environment, runs, GPG homes,
+trees, commits) comes from tests/lib/abtest.py.  Standard library only.
 """
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("ABDEPLOY_SRCDIR") or os.path.dirname(os.path.dirname(HERE))
@@ -21,74 +20,39 @@ LIBDIR = os.path.join(SRCDIR, "tests", "lib")
 if LIBDIR not in sys.path:
     sys.path.insert(0, LIBDIR)
 
+import abtest as at  # noqa: E402
 import bootsim  # noqa: E402
+# Shared with the other suites (tests/lib/abtest.py), re-exported here.
+from abtest import EXIT_OK, EXIT_USAGE, rmtree, run  # noqa: E402,F401
 
 OS_NAME = "testos"
 KVER = {"1": "6.1.0-health", "2": "6.2.0-health"}
 FAIL_HOOK = "50-fail.sh"
 
-EXIT_OK = 0
-EXIT_RED = 1
-EXIT_USAGE = 2
+EXIT_RED = at.EXIT_ERROR    # health-check: the verdict is red
 
 
 def clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("ABDEPLOY_") and not k.lower().endswith("_proxy")
-           and k not in ("GNUPGHOME", "OSTREE_REPO", "OSTREE_SYSROOT")}
-    env["LC_ALL"] = "C.UTF-8"
-    if extra:
-        env.update(extra)
-    return env
-
-
-def run(cmd, *, env=None, timeout=120, check=True, input=None):
-    p = subprocess.run(cmd, env=env or clean_env(), input=input, capture_output=True,
-                       timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError("command failed (%d): %s\nstdout:\n%s\nstderr:\n%s" % (
-            p.returncode, " ".join(map(str, cmd)), p.stdout.decode(errors="replace"),
-            p.stderr.decode(errors="replace")))
-    return p
-
-
-def rmtree(path):
-    if not os.path.lexists(path):
-        return
-    try:
-        shutil.rmtree(path)
-    except OSError:
-        subprocess.run(["chattr", "-R", "-i", path], capture_output=True)
-        shutil.rmtree(path, ignore_errors=True)
+    """abtest.clean_env() with EXTRA on top."""
+    return at.clean_env(extra=extra)
 
 
 # --------------------------------------------------------------------------
 # Signing key and published images
 
 
-class Gpg:
-    """A throw-away GNUPGHOME with one signing key (ed25519, else RSA)."""
+class Gpg(at.GpgHome):
+    """A throw-away GNUPGHOME with one signing key (ed25519, else RSA);
+    .fpr is its fingerprint."""
 
     def __init__(self, homedir):
-        self.homedir = homedir
-        os.makedirs(homedir, mode=0o700, exist_ok=True)
-        self.env = clean_env({"GNUPGHOME": homedir})
-        uid = "abdeploy health tests <health@example.org>"
-        p = run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid,
-                 "ed25519", "sign", "never"], env=self.env, check=False, timeout=120)
-        if p.returncode != 0:
-            run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid,
-                 "rsa2048", "sign", "never"], env=self.env, timeout=300)
-        out = run(["gpg", "--batch", "--with-colons", "--list-keys"], env=self.env).stdout.decode()
-        self.fpr = next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
+        super().__init__(homedir)
+        self.fpr = self.generate("abdeploy health tests", "health@example.org",
+                                 algo="ed25519", fallback="rsa2048")
 
     def export(self, dest):
-        with open(dest, "wb") as f:
-            f.write(run(["gpg", "--batch", "--export", self.fpr], env=self.env).stdout)
-        return dest
-
-    def close(self):
-        subprocess.run(["gpgconf", "--kill", "all"], env=self.env, capture_output=True)
+        """Write the public key to DEST; returns DEST."""
+        return super().export(self.fpr, dest)
 
 
 def image_files(version, extra=None):
@@ -99,9 +63,9 @@ def image_files(version, extra=None):
         "usr/lib/os-release": ("NAME=%s\nVERSION_ID=%s\n" % (OS_NAME, version), 0o644),
         "usr/etc/motd": ("Welcome to %s %s\n" % (OS_NAME, version), 0o644),
         "usr/etc/hostname": ("appliance\n", 0o644),
-        "usr/lib/modules/%s/vmlinuz" % kver: ("FAKEKERNEL %s\n" % kver, 0o644),
-        "usr/lib/modules/%s/initramfs.img" % kver: ("FAKEINITRD %s\n" % kver, 0o644),
     }
+    files.update(at.kernel_files(kver, ("FAKEKERNEL %s\n" % kver, 0o644),
+                                 ("FAKEINITRD %s\n" % kver, 0o644)))
     files.update(extra or {})
     return files
 
@@ -119,7 +83,7 @@ class Published:
         self.path = os.path.join(root, "repo")
         self.commits = {}
         os.makedirs(root, exist_ok=True)
-        run(["ostree", "init", "--mode=archive", "--repo=" + self.path])
+        at.ostree_init(self.path)
         self.commit("os/v1", "1.0")
         self.commit("os/v2", "2.0")
         self.commit("os/v2-fail", "2.0", {
@@ -136,18 +100,10 @@ class Published:
         })
 
     def commit(self, ref, version, extra=None):
-        tree = os.path.join(self.root, "tree-" + ref.replace("/", "-"))
-        for rel, (content, mode) in sorted(image_files(version, extra).items()):
-            p = os.path.join(tree, rel)
-            os.makedirs(os.path.dirname(p), exist_ok=True)
-            with open(p, "w") as f:
-                f.write(content)
-            os.chmod(p, mode)
-        out = run(["ostree", "--repo=" + self.path, "commit", "-b", ref, "--tree=dir=" + tree,
-                   "--add-metadata-string=version=" + version, "--subject=" + ref,
-                   "--gpg-sign=" + self.gpg.fpr, "--gpg-homedir=" + self.gpg.homedir],
-                  env=self.gpg.env).stdout.decode().strip()
-        assert re.fullmatch(r"[0-9a-f]{64}", out), out
+        tree = at.write_tree(os.path.join(self.root, "tree-" + ref.replace("/", "-")),
+                             image_files(version, extra))
+        out = at.ostree_commit(self.path, ref, tree, version, ref, key=self.gpg.fpr,
+                               gpg=self.gpg)
         self.commits[ref] = out
         return out
 
@@ -180,7 +136,7 @@ class Sys:
 
     # --- running abdeploy
     def env(self, extra=None):
-        return clean_env(dict({"ABDEPLOY_CMDLINE": self.cmdline}, **(extra or {})))
+        return at.clean_env(extra=dict({"ABDEPLOY_CMDLINE": self.cmdline}, **(extra or {})))
 
     def run(self, *args, env=None, timeout=120):
         cmd = [self.binary, "--sysroot=" + self.path] + [str(a) for a in args]
@@ -224,8 +180,7 @@ class Sys:
         return st
 
     def slot(self, name, st=None):
-        st = st or self.status()
-        return {s["name"]: s for s in st["slots"]}[name]
+        return at.slot_status(st or self.status(), name)
 
     def verdict(self):
         with open(self.p("abdeploy", "state", "verdict.json")) as f:
@@ -335,11 +290,11 @@ def events_of(history, kind):
 
 
 def wait_gone(pid, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """True once no process PID exists (within TIMEOUT seconds)."""
+    def gone():
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
-        time.sleep(0.05)
-    return False
+        return False
+    return at.poll(gone, timeout, interval=0.05)
