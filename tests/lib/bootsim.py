@@ -31,7 +31,6 @@ A reboot is another call of boot().  Python 3 standard library only.
 import dataclasses
 import importlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -40,18 +39,14 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-SLOTS = ("a", "b")
-POINTER_VARS = ("ABDEPLOY_PRIMARY", "ABDEPLOY_A_STATE", "ABDEPLOY_A_TRIES",
-                "ABDEPLOY_B_STATE", "ABDEPLOY_B_TRIES")
+import abtest  # noqa: E402
+from abtest import POINTER_VARS, SLOTS, other  # noqa: E402,F401
+
 HEALTH_TIMEOUT = 120
 
 
 class BootSimError(RuntimeError):
     pass
-
-
-def other(slot):
-    return "b" if slot == "a" else "a"
 
 
 # --------------------------------------------------------------------------
@@ -149,14 +144,10 @@ def write_file_pointer(sysroot, values):
 
 
 def _tool(name):
-    path = shutil.which(name)
-    if path:
-        return path
-    for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin"):
-        cand = os.path.join(d, name)
-        if os.access(cand, os.X_OK):
-            return cand
-    raise BootSimError("%s not found" % name)
+    path = abtest.find_tool(name)
+    if path is None:
+        raise BootSimError("%s not found" % name)
+    return path
 
 
 def read_grubenv(sysroot):

@@ -31,21 +31,21 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+_HERE = Path(__file__).resolve().parent
+if str(_HERE) not in sys.path:
+    sys.path.insert(0, str(_HERE))
+
+import abtest  # noqa: E402
+from abtest import POINTER_VARS  # noqa: E402,F401
+
 MARK = "@@abdsim"
-POINTER_VARS = (
-    "ABDEPLOY_PRIMARY",
-    "ABDEPLOY_A_STATE",
-    "ABDEPLOY_A_TRIES",
-    "ABDEPLOY_B_STATE",
-    "ABDEPLOY_B_TRIES",
-)
 ENV_BLOCK_SIZE = 1024
 
-_HERE = Path(__file__).resolve().parent
 WRAPPER_CFG = _HERE / "grub-sim.cfg"
 
 _CSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -61,12 +61,8 @@ class GrubSimError(RuntimeError):
 
 
 def _tool(name):
-    path = shutil.which(name)
+    path = abtest.find_tool(name)
     if path is None:
-        for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin"):
-            cand = os.path.join(d, name)
-            if os.access(cand, os.X_OK):
-                return cand
         raise GrubSimError(f"{name} not found (install grub-emu, grub-common, e2fsprogs)")
     return path
 

@@ -41,17 +41,17 @@ import re
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 
-POINTER_VARS = (
-    "ABDEPLOY_PRIMARY",
-    "ABDEPLOY_A_STATE",
-    "ABDEPLOY_A_TRIES",
-    "ABDEPLOY_B_STATE",
-    "ABDEPLOY_B_TRIES",
-)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from abtest import POINTER_VARS  # noqa: E402,F401
+
 TIMEOUT = 30
 
 
