@@ -27,10 +27,13 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(SRC_ROOT, "tests", "lib"))
+
+import abtest as at  # noqa: E402
+from abtest import clean_env, rmtree, run  # noqa: E402
 HOOKS_DIR = os.environ.get("ABDEPLOY_HOOKS_DIR") or os.path.join(SRC_ROOT, "greenboot-hooks")
 REQUIRED = ["10-booted-slot", "20-slot-content", "30-free-space", "40-systemd-units"]
 WANTED = ["50-update-server"]
-PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 BUSYBOX = shutil.which("busybox")
 N_DOC_FILES = 60
 
@@ -38,36 +41,6 @@ N_DOC_FILES = 60
 def hook_path(name):
     stage = "required.d" if name in REQUIRED else "wanted.d"
     return os.path.join(HOOKS_DIR, stage, name)
-
-
-def clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items()
-           if not k.lower().endswith("_proxy") and not k.startswith("ABDEPLOY_")
-           and k not in ("GNUPGHOME", "OSTREE_REPO", "OSTREE_SYSROOT")}
-    env["LC_ALL"] = "C.UTF-8"
-    if extra:
-        env.update(extra)
-    return env
-
-
-def run(cmd, env=None, check=True, timeout=120, cwd=None):
-    p = subprocess.run(cmd, env=env or clean_env(), capture_output=True, timeout=timeout,
-                       cwd=cwd, stdin=subprocess.DEVNULL)
-    if check and p.returncode != 0:
-        raise AssertionError("command failed (%d): %s\n%s%s" % (
-            p.returncode, " ".join(cmd), p.stdout.decode(errors="replace"),
-            p.stderr.decode(errors="replace")))
-    return p
-
-
-def rmtree(path):
-    if not os.path.lexists(path):
-        return
-    try:
-        shutil.rmtree(path)
-    except OSError:
-        subprocess.run(["chattr", "-R", "-i", path], capture_output=True)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------
@@ -85,64 +58,40 @@ def workdir():
 def bindir(workdir):
     """A directory with the abdeploy binary (a private copy: a rebuild
     during the run cannot swap it) and nothing else, for PATH."""
-    src = os.environ.get("ABDEPLOY_BIN") or os.path.join(SRC_ROOT, "build", "src", "abdeploy")
-    if not os.access(src, os.X_OK):
-        pytest.fail("abdeploy binary not found at %s: build it or set ABDEPLOY_BIN" % src,
-                    pytrace=False)
-    d = os.path.join(workdir, "bin")
-    os.makedirs(d)
-    shutil.copy2(src, os.path.join(d, "abdeploy"))
-    return d
+    try:
+        return os.path.dirname(at.private_binary(workdir, srcdir=SRC_ROOT))
+    except at.MissingBinary as e:
+        missing = str(e)
+    pytest.fail(missing, pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def gpg(workdir):
-    home = os.path.join(workdir, "gnupg")
-    os.makedirs(home, mode=0o700)
-    env = clean_env({"GNUPGHOME": home})
-    params = ("%no-protection\nKey-Type: RSA\nKey-Length: 2048\nKey-Usage: sign\n"
-              "Name-Real: hooks test\nName-Email: hooks@example.org\nExpire-Date: 0\n%commit\n")
-    subprocess.run(["gpg", "--batch", "--gen-key"], input=params.encode(), env=env,
-                   capture_output=True, check=True, timeout=180)
-    out = run(["gpg", "--batch", "--with-colons", "--list-keys", "hooks@example.org"],
-              env=env).stdout.decode()
-    fpr = [l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:")][0]
-    key = os.path.join(workdir, "publisher.gpg")
-    with open(key, "wb") as f:
-        f.write(run(["gpg", "--batch", "--export", fpr], env=env).stdout)
-    yield {"home": home, "env": env, "fpr": fpr, "key": key}
-    subprocess.run(["gpgconf", "--kill", "all"], env=env, capture_output=True)
+    g = at.GpgHome(os.path.join(workdir, "gnupg"))
+    fpr = g.generate("hooks test", "hooks@example.org")
+    key = g.export(fpr, os.path.join(workdir, "publisher.gpg"))
+    yield {"home": g.homedir, "env": g.env, "fpr": fpr, "key": key, "gpg": g}
+    g.close()
 
 
 @pytest.fixture(scope="session")
 def published(workdir, gpg):
     """Archive repo with one signed commit (ref os/v1, version 1.0)."""
-    tree = os.path.join(workdir, "tree")
     files = {
         "usr/bin/hello": ("#!/bin/sh\necho hello\n", 0o755),
+        "usr/bin/hello-link": ("link", "hello"),
         "usr/lib/os-release": ("NAME=hooktest\nVERSION_ID=1.0\n", 0o644),
-        "usr/lib/modules/6.1.0-test/vmlinuz": ("FAKEKERNEL\n", 0o644),
         "usr/etc/app.conf": ("setting=1\n", 0o644),
         "usr/share/doc/name with spaces.txt": ("spaces\n", 0o644),
     }
+    files.update(at.kernel_files("6.1.0-test", ("FAKEKERNEL\n", 0o644)))
     for i in range(N_DOC_FILES):
         files["usr/share/doc/f%03d" % i] = ("doc file %d\n" % i, 0o644)
-    for rel, (content, mode) in files.items():
-        p = os.path.join(tree, rel)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        with open(p, "w") as f:
-            f.write(content)
-        os.chmod(p, mode)
-    os.symlink("hello", os.path.join(tree, "usr/bin/hello-link"))
-    repo = os.path.join(workdir, "publish", "repo")
-    os.makedirs(os.path.dirname(repo))
-    run(["ostree", "init", "--mode=archive", "--repo=" + repo])
-    commit = run(["ostree", "--repo=" + repo, "commit", "-b", "os/v1", "--tree=dir=" + tree,
-                  "--add-metadata-string=version=1.0", "--subject=hooktest 1.0",
-                  "--gpg-sign=" + gpg["fpr"], "--gpg-homedir=" + gpg["home"]],
-                 env=gpg["env"]).stdout.decode().strip()
-    assert re.fullmatch(r"[0-9a-f]{64}", commit), commit
-    return {"repo": repo, "ref": "os/v1", "commit": commit, "n_files": len(files) + 1}
+    tree = at.write_tree(os.path.join(workdir, "tree"), files)
+    repo = at.ostree_init(os.path.join(workdir, "publish", "repo"))
+    commit = at.ostree_commit(repo, "os/v1", tree, "1.0", "hooktest 1.0", key=gpg["fpr"],
+                              gpg=gpg["gpg"])
+    return {"repo": repo, "ref": "os/v1", "commit": commit, "n_files": len(files)}
 
 
 def _busybox_dir(workdir, name, with_ostree):
@@ -190,8 +139,8 @@ class Sysroot:
             f.write("BOOT_IMAGE=/boot/abdeploy/x/vmlinuz root=LABEL=root ro %s\n" % text)
 
     def abdeploy(self, *args, env=None, check=True, cwd=None, sysroot=None):
-        e = clean_env({"ABDEPLOY_CMDLINE": self.cmdline,
-                       "PATH": self.bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")})
+        e = clean_env(extra={"ABDEPLOY_CMDLINE": self.cmdline,
+                             "PATH": self.bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")})
         if env:
             e.update(env)
         return run([os.path.join(self.bindir, "abdeploy"), "--sysroot=" + (sysroot or self.path)]
@@ -203,8 +152,8 @@ class Sysroot:
     def hook_env(self, extra=None, path=None):
         """The environment the runner gives a hook (see ab-health.c)."""
         st = self.status()
-        a = {s["name"]: s for s in st["slots"]}["a"]
-        env = clean_env({
+        a = at.slot_status(st, "a")
+        env = clean_env(extra={
             "PATH": path or (self.bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")),
             "ABDEPLOY_CMDLINE": self.cmdline,
             "ABDEPLOY_SYSROOT": self.path,
@@ -235,11 +184,11 @@ class Sysroot:
 def sysroot(workdir, bindir, gpg, published, request):
     """A fresh sysroot with os/v1 deployed into slot a, booted from slot a
     (trial boot)."""
-    path = os.path.join(workdir, "sysroots", re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:80])
+    path = os.path.join(workdir, "sysroots", at.safe_name(request.node.name, 80))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     s = Sysroot(path, bindir, published)
     s.abdeploy("init", "--os=hooktest", "--bootloader=file")
-    shutil.copy(gpg["key"], s.p("etc", "abdeploy", "trusted.gpg.d", "publisher.gpg"))
+    at.trust_keys(s.path, [gpg["key"]])
     s.abdeploy("deploy", "--from=" + published["repo"], published["ref"])
     assert s.status()["primary"] == "a"
     s.set_cmdline("abdeploy.slot=a")  # the first boot of the new slot
@@ -572,44 +521,16 @@ def test_systemd_units_failed_units(sysroot, fake_systemctl):
 # 50-update-server
 
 
-class HttpServer:
-    def __init__(self, directory):
-        self.proc = subprocess.Popen(
-            [PYTHON, "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=clean_env())
-        line = self.proc.stdout.readline().decode()
-        m = re.search(r"port (\d+)", line)
-        assert m, "http.server did not start: %r" % line
-        self.url = "http://127.0.0.1:%s" % m.group(1)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "http.server not reachable"
-                time.sleep(0.05)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.proc.stdout.close()
-
-
 @pytest.fixture(scope="session")
 def http_server(published):
-    s = HttpServer(published["repo"])
+    s = at.HttpServer(published["repo"]).start()
     yield s
     s.stop()
 
 
 @pytest.fixture
 def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return "http://127.0.0.1:%d" % port
+    return "http://127.0.0.1:%d" % at.free_port()
 
 
 @pytest.fixture
