@@ -8,71 +8,44 @@ import datetime
 import hashlib
 import json
 import os
-import shutil
-import subprocess
+import sys
 import tempfile
 
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "lib"))
+
+import abtest as at  # noqa: E402
+from abtest import EXIT_ERROR, EXIT_OK, EXIT_USAGE, run  # noqa: E402
+
 ABDEPLOY = os.environ.get("ABDEPLOY_BIN", "abdeploy")
-TIMEOUT = 120
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
-def _env(home, gnupghome=None):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("GNUPGHOME", "OSTREE_REPO") and not k.startswith("ABDEPLOY_")}
-    env.update({"HOME": home, "LC_ALL": "C.UTF-8", "LANGUAGE": "C"})
-    if gnupghome:
-        env["GNUPGHOME"] = gnupghome
-    return env
-
-
-def run(cmd, env, check=True, **kw):
-    p = subprocess.run(cmd, env=env, capture_output=True, timeout=TIMEOUT, **kw)
-    if check and p.returncode != 0:
-        raise AssertionError("%s failed (%d):\n%s\n%s" % (
-            " ".join(map(str, cmd)), p.returncode, p.stdout.decode(errors="replace"),
-            p.stderr.decode(errors="replace")))
-    return p
-
-
-class Keys:
+class Keys(at.GpgHome):
     """A GnuPG home with the publisher's key and an intruder's key, and a
     verifier home that trusts only the publisher's public key."""
-
-    PARAMS = ("%no-protection\nKey-Type: RSA\nKey-Length: 2048\nKey-Usage: sign\n"
-              "Name-Real: {n}\nName-Email: {n}@example.org\nExpire-Date: 0\n%commit\n")
 
     def __init__(self, root):
         self.root = root
         self.home = os.path.join(root, "gnupg")
-        os.makedirs(self.home, mode=0o700)
-        self.env = _env(root, self.home)
-        self.publisher = self._gen("publisher")
-        self.intruder = self._gen("intruder")
-        self.verifier = os.path.join(root, "verifier")
-        os.makedirs(self.verifier, mode=0o700)
+        super().__init__(self.home, home=root)
+        self.publisher = self.generate("publisher", "publisher@example.org")
+        self.intruder = self.generate("intruder", "intruder@example.org")
         self.keyring_dir = os.path.join(root, "keyring")
         os.makedirs(self.keyring_dir)
-        pub = os.path.join(self.keyring_dir, "publisher.gpg")
-        run(["gpg", "--batch", "--output", pub, "--export", self.publisher], self.env)
-        run(["gpg", "--batch", "--homedir", self.verifier, "--import", pub], self.env)
-
-    def _gen(self, name):
-        run(["gpg", "--batch", "--gen-key"], self.env, input=self.PARAMS.format(n=name).encode())
-        out = run(["gpg", "--batch", "--with-colons", "--list-keys", name + "@example.org"],
-                  self.env).stdout.decode()
-        return [l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:")][0]
+        pub = self.export(self.publisher, os.path.join(self.keyring_dir, "publisher.gpg"))
+        self._verifier = at.GpgHome(os.path.join(root, "verifier"), home=root)
+        self._verifier.import_keys(pub)
+        self.verifier = self._verifier.homedir
 
     def gpg_verify(self, sig, data, homedir=None):
         return run(["gpg", "--batch", "--homedir", homedir or self.verifier, "--verify", sig, data],
                    self.env, check=False)
 
     def close(self):
-        for h in (self.home, self.verifier):
-            subprocess.run(["gpgconf", "--homedir", h, "--kill", "all"], capture_output=True)
+        super().close()
+        self._verifier.close()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +54,7 @@ def keys():
     k = Keys(root)
     yield k
     k.close()
-    shutil.rmtree(root, ignore_errors=True)
+    at.rmtree(root)
 
 
 class Publisher:
@@ -91,7 +64,7 @@ class Publisher:
         self.keys = keys
         self.dir = workdir
         self.repo = os.path.join(workdir, "repo")
-        self.env = _env(keys.root)
+        self.env = at.clean_env(home=keys.root)
 
     def ab(self, *args, rc=EXIT_OK):
         p = run([ABDEPLOY, "publish"] + list(args), self.env, check=False)
@@ -105,13 +78,7 @@ class Publisher:
                        "--gpg-homedir=" + self.keys.home, rc=rc)
 
     def tree(self, name, files):
-        path = os.path.join(self.dir, name)
-        for rel, content in files.items():
-            f = os.path.join(path, rel)
-            os.makedirs(os.path.dirname(f), exist_ok=True)
-            with open(f, "w") as fh:
-                fh.write(content)
-        return path
+        return at.write_tree(os.path.join(self.dir, name), files)
 
     def commit(self, version, tree, rc=EXIT_OK, *extra):
         p = self.signed("commit", "--tree=" + tree, "--version=" + version, *extra, rc=rc)
@@ -159,8 +126,7 @@ def snapshot(repo):
             rel = os.path.normpath(os.path.join(rel_dir, f))
             if rel == os.path.join("abdeploy", "publish.lock"):
                 continue
-            with open(os.path.join(dirpath, f), "rb") as fh:
-                out[rel] = hashlib.sha256(fh.read()).hexdigest()
+            out[rel] = at.sha256_file(os.path.join(dirpath, f))
     return out
 
 
