@@ -8,7 +8,8 @@ mounted and nothing is fetched from the network:
   guest init (tests/vm/guest-init); the Debian kernel with a busybox
   initramfs whose /init is abdeploy's prepare-root step
   (data/prepare-root/abdeploy-prepare-root).
-- Commits: `abdeploy publish commit`, signed with a throw-away GPG key.
+- Commits: `abdeploy publish commit`, signed with a throw-away GPG key
+  (made with tests/lib/abtest.py, the helpers the test suites share).
 - The sysroot: `abdeploy init --bootloader=grub`, `deploy`, `mark-good a`,
   all on the host, plus GRUB's files and the shipped data/grub scripts.
 - The disk: raw file, MBR partition table by sfdisk, ext4 filled by
@@ -28,9 +29,15 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("ABDEPLOY_SRCDIR") or os.path.dirname(os.path.dirname(HERE))
+_LIBDIR = os.path.join(os.path.dirname(HERE), "lib")
+if _LIBDIR not in sys.path:
+    sys.path.insert(0, _LIBDIR)
+
+import abtest as at  # noqa: E402
 
 OS_NAME = "vmtest"
 SECTOR = 512
@@ -93,11 +100,8 @@ def run(cmd, *, env=None, cwd=None, input=None, timeout=600, check=True):
 
 
 def clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("ABDEPLOY_") and k not in ("GNUPGHOME", "OSTREE_REPO")}
-    env["LC_ALL"] = "C.UTF-8"
-    env.update(extra or {})
-    return env
+    """abtest.clean_env() with EXTRA on top."""
+    return at.clean_env(extra=extra)
 
 
 def rmtree(path):
@@ -382,27 +386,24 @@ def build_version_tree(root, base, version, kernel, busybox):
     return tree
 
 
-class Gpg:
+class Gpg(at.GpgHome):
+    """A new GNUPGHOME with one signing key (ed25519, else RSA), .fpr."""
+
     def __init__(self, homedir):
-        self.homedir = homedir
         rmtree(homedir)
-        os.makedirs(homedir, mode=0o700)
-        self.env = clean_env({"GNUPGHOME": homedir})
-        uid = "abdeploy VM tests <vmtest@example.org>"
-        p = run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "ed25519",
-                 "sign", "never"], env=self.env, check=False)
-        if p.returncode != 0:
-            run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "rsa2048",
-                 "sign", "never"], env=self.env)
-        out = run(["gpg", "--batch", "--with-colons", "--list-keys"], env=self.env).stdout.decode()
-        self.fpr = next(l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:"))
+        super().__init__(homedir)
+        try:
+            self.fpr = self.generate("abdeploy VM tests", "vmtest@example.org",
+                                     algo="ed25519", fallback="rsa2048")
+        except AssertionError as e:     # a failed gpg run
+            raise BuildError(str(e))
 
     def export(self, dest):
-        write(dest, run(["gpg", "--batch", "--export", self.fpr], env=self.env).stdout)
-        return dest
-
-    def close(self):
-        subprocess.run(["gpgconf", "--kill", "all"], env=self.env, capture_output=True)
+        """Write the public key to DEST; returns DEST."""
+        try:
+            return super().export(self.fpr, dest)
+        except AssertionError as e:
+            raise BuildError(str(e))
 
 
 def publish(binary, repo, tree, version, gpg):
