@@ -1,6 +1,8 @@
 /* One writer per sysroot: flock(2) on SYSROOT/abdeploy/lock. The holder
  * writes its pid into the file so that a refused writer can name it.
- * Readers (status) never take the lock. */
+ * Readers (status) never take the lock; a reader that needs a consistent
+ * snapshot (backup) takes it shared, which keeps writers out without
+ * writing anything. */
 #pragma once
 
 #include <glib.h>
@@ -16,3 +18,6 @@ typedef enum
 
 /* Returns the lock fd (>= 0); the lock lasts until it is closed. */
 int ab_lock_acquire (int abdeploy_dfd, GError **error);
+/* The same, shared: fails (AB_LOCK_ERROR_HELD) only while a writer holds
+ * the lock; writes nothing into the lock file. */
+int ab_lock_acquire_shared (int abdeploy_dfd, GError **error);

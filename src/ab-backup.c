@@ -132,9 +132,9 @@ gboolean
 ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files, GError **error)
 {
   AbBootPointer ptr;
-  /* The lock makes the archive one consistent snapshot: no writer changes
-   * the state, the pointer or the refs while they are read. */
-  ab_autofd lock = ab_lock_acquire (sysroot->abdeploy_dfd, error);
+  /* The shared lock makes the archive one consistent snapshot: no writer
+   * changes the state, the pointer or the refs while they are read. */
+  ab_autofd lock = ab_lock_acquire_shared (sysroot->abdeploy_dfd, error);
   if (lock < 0 || !ab_bootloader_load (sysroot->bootloader, &ptr, error))
     return FALSE;
   g_autoptr(JsonBuilder) b = json_builder_new ();

@@ -53,3 +53,32 @@ ab_lock_acquire (int abdeploy_dfd, GError **error)
     (void) !pwrite (fd, pid, strlen (pid), 0);
   return ab_steal_fd (&fd);
 }
+
+int
+ab_lock_acquire_shared (int abdeploy_dfd, GError **error)
+{
+  ab_autofd fd = openat (abdeploy_dfd, LOCK_FILE, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    fd = openat (abdeploy_dfd, LOCK_FILE, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    {
+      g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_FAILED, "Opening the lock file: %s",
+                   g_strerror (errno));
+      return -1;
+    }
+  if (flock (fd, LOCK_SH | LOCK_NB) < 0)
+    {
+      if (errno == EWOULDBLOCK)
+        {
+          g_autofree char *holder = read_holder (fd);
+          g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD,
+                       "Another abdeploy (pid %s) holds the lock on this sysroot; "
+                       "wait for it to finish, then run the command again", holder);
+        }
+      else
+        g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_FAILED, "Taking the lock: %s",
+                     g_strerror (errno));
+      return -1;
+    }
+  return ab_steal_fd (&fd);
+}

@@ -343,6 +343,18 @@ def test_commit_fetched_without_its_slot_tree_is_warned_about(device, tmp_path, 
 # Output, usage, lock
 
 
+def test_backup_changes_nothing_in_the_sysroot(device, tmp_path):
+    """backup only reads: not even the pid in abdeploy/lock changes (it
+    keeps writers out with a shared lock)."""
+    dev = device("meta")
+    lock = dev.p("abdeploy", "lock")
+    holder = read(lock)
+    snap = ll.disk_snapshot(dev)
+    backup(dev, tmp_path / "b")
+    ll.assert_unchanged(snap, dev, "backup")
+    assert read(lock) == holder
+
+
 def test_output_replaces_an_existing_file(device, tmp_path):
     dev = device("meta")
     out = tmp_path / "existing"
