@@ -1,11 +1,16 @@
 /* Backup and restore of everything that is not content-addressed: the
  * configuration and trusted keys (SYSROOT/etc/abdeploy), the state
  * (SYSROOT/abdeploy/state: slot records, history, transaction, verdicts),
- * the layout version, the boot pointer and the refs of both slots.
+ * the boot pointer and the refs of both slots.
  *
  * The archive is one JSON document with a manifest of SHA-256 checksums.
- * Invariant: restore changes nothing unless the whole archive parses and
- * every checksum matches, and every commit it names is in the repo. */
+ * Its "format" is the layout version of the files it holds: 1 from a
+ * layout-1 sysroot (what abdeploy 0.1.0 writes), 2 from a layout-2 one.
+ * Restore reads both: a format-1 archive is migrated as it is restored
+ * (see ab-migrate.h), and its files become the kept copy of layout 1.
+ * Invariant: restore changes nothing unless the whole archive parses,
+ * every checksum matches, every file has a readable format, and every
+ * commit it names is in the repo. */
 #pragma once
 
 #include <glib.h>
@@ -21,11 +26,9 @@ typedef enum
   AB_BACKUP_ERROR_MISSING_COMMITS,
 } AbBackupError;
 
-#define AB_BACKUP_FORMAT 1
-
 gboolean ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files,
                            GError **error);
-/* Works on a sysroot whose state is wrecked: only the layout version and
- * the repo must be intact. */
+/* Works on a sysroot whose state is wrecked: only the layout version (1 or
+ * 2) and the repo must be intact. Leaves a sysroot of the current layout. */
 gboolean ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
                             GError **error);

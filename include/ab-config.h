@@ -22,6 +22,7 @@ typedef struct
   gboolean greenboot_compat;  /* [health] greenboot-compat, default true */
   char *on_red;               /* [health] on-red: reboot (default), rollback, none */
   char *reboot_command;       /* [health] reboot-command, NULL: systemctl reboot or reboot */
+  gint64 format;          /* [abdeploy] format of abdeploy.conf, 1 when it states none */
   GKeyFile *keyfile;     /* merged view of all files */
 } AbConfig;
 
@@ -32,4 +33,15 @@ typedef struct
 
 AbConfig *ab_config_load (int sysroot_dfd, const char *override_path, GError **error);
 void ab_config_free (AbConfig *config);
+
+/* TEXT (an abdeploy.conf) with format=FORMAT in its [abdeploy] group: an
+ * existing format line of that group is replaced, an existing group gets
+ * the line after its header, otherwise the group is put first. Every other
+ * byte stays as it was. */
+char *ab_config_stamp_format (const char *text, gint64 format);
+/* Makes SYSROOT/etc/abdeploy/abdeploy.conf state the current format
+ * (creating the file when missing), with ab_fs_replace_at(). Changes
+ * nothing when it already does; refuses a file that does not parse or
+ * states an unknown format. */
+gboolean ab_config_stamp_file_at (int sysroot_dfd, gboolean *out_changed, GError **error);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbConfig, ab_config_free)

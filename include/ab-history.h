@@ -9,7 +9,6 @@
 #include <json-glib/json-glib.h>
 #include "ab-json.h"
 
-#define AB_HISTORY_FORMAT 1
 #define AB_HISTORY_MAX_EVENTS 1000
 
 #define AB_HISTORY_ERROR (ab_history_error_quark ())

@@ -9,6 +9,8 @@
 void ab_json_add_string (JsonBuilder *b, const char *key, const char *value);
 /* Reads DFD/NAME; *out is NULL (and TRUE returned) when the file is missing. */
 gboolean ab_json_read_at (int dfd, const char *name, JsonNode **out, GError **error);
+/* NODE pretty-printed, with a final newline: the text of every state file. */
+char *ab_json_to_text (JsonNode *node);
 /* Writes NODE, pretty-printed, with ab_fs_replace_at(). */
 gboolean ab_json_write_at (int dfd, const char *name, JsonNode *node, GError **error);
 /* Ends B's object and writes it. */

@@ -17,8 +17,6 @@ typedef enum
   AB_SLOTS_ERROR_FORMAT,
 } AbSlotsError;
 
-#define AB_SLOT_RECORD_FORMAT 1
-
 typedef struct
 {
   char *commit;
@@ -35,7 +33,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSlotRecord, ab_slot_record_free)
 char *ab_slot_record_to_json (const AbSlotRecord *rec);
 AbSlotRecord *ab_slot_record_from_json (const char *json, GError **error);
 
-/* *out is NULL (and TRUE returned) when the slot is empty. */
+/* *out is NULL (and TRUE returned) when the slot is empty. A record of a
+ * format this abdeploy does not read is refused (AB_FORMAT_ERROR). */
 gboolean ab_slot_record_load (int state_dfd, AbSlot slot, AbSlotRecord **out, GError **error);
 gboolean ab_slot_record_save (int state_dfd, AbSlot slot, const AbSlotRecord *rec, GError **error);
 gboolean ab_slot_record_remove (int state_dfd, AbSlot slot, GError **error);

@@ -7,6 +7,7 @@
 #include "ab-config.h"
 #include "ab-bootloader.h"
 #include "ab-slots.h"
+#include "ab-format.h"
 
 #define AB_SYSROOT_ERROR (ab_sysroot_error_quark ())
 GQuark ab_sysroot_error_quark (void);
@@ -19,8 +20,6 @@ typedef enum
   AB_SYSROOT_ERROR_USAGE,
 } AbSysrootError;
 
-#define AB_LAYOUT_VERSION 1
-
 typedef struct
 {
   char *path;
@@ -30,6 +29,7 @@ typedef struct
   int slots_dfd;     /* SYSROOT/abdeploy/slots */
   int boot_dfd;      /* SYSROOT/boot/abdeploy */
   int lock_fd;       /* -1 unless locked */
+  gint64 layout;     /* layout version: AB_LAYOUT_VERSION, or the previous one until a writer migrates */
   char *os;
   AbConfig *config;
   AbBootloader *bootloader;
@@ -45,7 +45,9 @@ AbSysroot *ab_sysroot_open (const char *path, const char *config_path, GError **
 void ab_sysroot_free (AbSysroot *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSysroot, ab_sysroot_free)
 
-/* Takes the writer lock (AB_LOCK_ERROR_HELD when another process has it). */
+/* Takes the writer lock (AB_LOCK_ERROR_HELD when another process has it),
+ * then migrates a sysroot of the previous layout (ab_migrate_sysroot()).
+ * Every command that writes calls it before it changes anything. */
 gboolean ab_sysroot_lock (AbSysroot *self, GError **error);
 
 /* Records of both slots (entries NULL for empty slots). */

@@ -12,8 +12,6 @@ typedef enum
   AB_TRANSACTION_ERROR_FORMAT,
 } AbTransactionError;
 
-#define AB_TRANSACTION_FORMAT 1
-
 typedef enum
 {
   AB_PHASE_CREATED,

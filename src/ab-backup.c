@@ -1,10 +1,13 @@
 #include "config.h"
 #include "ab-backup.h"
 #include "ab-content.h"
+#include "ab-config.h"
 #include "ab-crashpoint.h"
+#include "ab-format.h"
 #include "ab-fsutil.h"
 #include "ab-history.h"
 #include "ab-lock.h"
+#include "ab-migrate.h"
 #include "ab-util.h"
 
 #include <dirent.h>
@@ -140,8 +143,11 @@ ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files, GErr
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autofree char *now = ab_now_iso8601 ();
   json_builder_begin_object (b);
+  /* The archive has the format of the files it holds: those of a layout-1
+   * sysroot (not migrated yet; backup does not write to the sysroot) make
+   * a format-1 archive, as abdeploy 0.1.0 wrote. */
   json_builder_set_member_name (b, "format");
-  json_builder_add_int_value (b, AB_BACKUP_FORMAT);
+  json_builder_add_int_value (b, sysroot->layout < AB_BACKUP_FORMAT ? sysroot->layout : AB_BACKUP_FORMAT);
   ab_json_add_string (b, "kind", "abdeploy-backup");
   ab_json_add_string (b, "created_at", now);
   ab_json_add_string (b, "abdeploy_version", PACKAGE_VERSION);
@@ -175,6 +181,9 @@ ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files, GErr
 
 /* ---- restore ---- */
 
+#define CONFIG_REL "etc/abdeploy/abdeploy.conf"
+#define STATE_PREFIX "abdeploy/state/"
+
 /* What restore needs of the sysroot. It works on a sysroot whose state is
  * wrecked: nothing is read from the state or the boot pointer. */
 typedef struct
@@ -182,6 +191,7 @@ typedef struct
   int dfd;
   int abdeploy_dfd;
   int lock_fd;
+  gint64 layout;
   OstreeRepo *repo;
   AbBootloader *bootloader;
 } Rescue;
@@ -198,7 +208,7 @@ rescue_clear (Rescue *r)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Rescue, rescue_clear)
 
 static JsonObject *
-load_archive (const char *path, GError **error)
+load_archive (const char *path, gint64 *out_format, GError **error)
 {
   g_autofree char *data = NULL;
   gsize len = 0;
@@ -220,19 +230,18 @@ load_archive (const char *path, GError **error)
   if (o == NULL || g_strcmp0 (json_object_get_string_member_with_default (o, "kind", ""), "abdeploy-backup") != 0)
     return corrupt (error, "not an abdeploy backup"), NULL;
   gint64 format = json_object_get_int_member_with_default (o, "format", 0);
-  if (format != AB_BACKUP_FORMAT)
-    {
-      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED,
-                   "Backup format %" G_GINT64_FORMAT " is not known to this abdeploy, which reads "
-                   "format %d; restore it with the abdeploy that made it", format, AB_BACKUP_FORMAT);
-      return NULL;
-    }
+  g_autofree char *what = g_strdup_printf ("The backup %s", path);
+  if (!ab_format_check (AB_FORMAT_BACKUP, what, format, error))
+    return NULL;
+  *out_format = format;
   return json_object_ref (o);
 }
 
-static gboolean
-check_files (JsonArray *files, GError **error)
+/* Checks every entry and decodes it; the files as the archive holds them. */
+static GPtrArray *
+decode_files (JsonArray *files, GError **error)
 {
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_migrate_file_free);
   for (guint i = 0; i < json_array_get_length (files); i++)
     {
       JsonObject *f = json_array_get_object_element (files, i);
@@ -242,15 +251,96 @@ check_files (JsonArray *files, GError **error)
       const char *type = f ? json_object_get_string_member_with_default (f, "type", "file") : NULL;
       if (path == NULL || sum == NULL || b64 == NULL || strstr (path, "..") != NULL
           || !(g_str_equal (type, "file") || g_str_equal (type, "symlink"))
-          || !(g_str_has_prefix (path, "etc/abdeploy/") || g_str_has_prefix (path, "abdeploy/state/")))
-        return corrupt (error, "bad file entry");
+          || !(g_str_has_prefix (path, "etc/abdeploy/") || g_str_has_prefix (path, STATE_PREFIX)))
+        return corrupt (error, "bad file entry"), NULL;
       gsize len = 0;
       g_autofree guchar *bytes = g_base64_decode (b64, &len);
       g_autofree char *got = g_compute_checksum_for_data (G_CHECKSUM_SHA256, bytes, len);
       if (g_strcmp0 (got, sum) != 0)
-        return corrupt (error, path);
+        return corrupt (error, path), NULL;
+      guint mode = (guint) json_object_get_int_member_with_default (f, "mode", 0644) & 07777;
+      if (g_str_equal (type, "symlink"))
+        mode |= S_IFLNK;   /* a link whose target is the data */
+      g_ptr_array_add (out, ab_migrate_file_new (path, bytes, len, mode));
     }
-  return TRUE;
+  return g_steal_pointer (&out);
+}
+
+static gboolean
+is_state_file (const char *rel)
+{
+  return g_str_has_prefix (rel, STATE_PREFIX)
+         && g_strv_contains (ab_migrate_state_files, rel + strlen (STATE_PREFIX));
+}
+
+/* A copy of F with DATA (NUL-terminated text) as its content. */
+static AbMigrateFile *
+with_text (const AbMigrateFile *f, const char *text)
+{
+  return ab_migrate_file_new (f->rel, text, strlen (text), f->mode);
+}
+
+/* The files to restore, in the current format: the state files and
+ * abdeploy.conf of a format-1 archive are migrated (history.json gets a
+ * "migrate" event); those of a current one must have a readable format.
+ * Nothing is written. */
+static GPtrArray *
+convert_files (GPtrArray *files, gint64 format, const char *path, GError **error)
+{
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_migrate_file_free);
+  g_autofree char *reason = format < AB_BACKUP_FORMAT ? ab_migrate_reason () : NULL;
+  gboolean have_history = FALSE, have_config = FALSE;
+  for (guint i = 0; i < files->len; i++)
+    {
+      const AbMigrateFile *f = files->pdata[i];
+      if (S_ISLNK (f->mode))
+        {
+          /* a link is restored as it is */
+          g_ptr_array_add (out, ab_migrate_file_new (f->rel, g_bytes_get_data (f->data, NULL),
+                                                     g_bytes_get_size (f->data), f->mode));
+          continue;
+        }
+      g_autofree char *what = g_strdup_printf ("%s in the backup %s", f->rel, path);
+      gsize len = 0;
+      const char *bytes = g_bytes_get_data (f->data, &len);
+      g_autofree char *text = g_strndup (bytes, len);
+      g_autofree char *converted = NULL;
+      if (is_state_file (f->rel))
+        {
+          have_history |= g_str_has_suffix (f->rel, "/history.json");
+          if (!ab_migrate_state_text (f->rel + strlen (STATE_PREFIX), what, text, reason,
+                                      &converted, error))
+            return NULL;
+        }
+      else if (g_str_equal (f->rel, CONFIG_REL))
+        {
+          have_config = TRUE;
+          /* A file that does not parse is restored as it was backed up (and
+           * refused by the next command, as it was then). */
+          g_autoptr(GKeyFile) kf = g_key_file_new ();
+          gint64 stated = 0;
+          if (g_key_file_load_from_data (kf, text, len, G_KEY_FILE_NONE, NULL)
+              && !ab_format_config_stated (kf, what, &stated, error))
+            return NULL;
+          if (reason != NULL && stated != AB_CONFIG_FORMAT)
+            converted = ab_config_stamp_format (text, AB_CONFIG_FORMAT);
+        }
+      g_ptr_array_add (out, converted ? with_text (f, converted)
+                                      : ab_migrate_file_new (f->rel, bytes, len, f->mode));
+    }
+  /* A migrated sysroot always has both; so does a migrated backup. */
+  g_autofree char *history = NULL;
+  if (reason != NULL && !have_history
+      && !ab_migrate_state_text ("history.json", "history.json", NULL, reason, &history, error))
+    return NULL;
+  if (history != NULL)
+    g_ptr_array_add (out, ab_migrate_file_new (STATE_PREFIX "history.json", history, strlen (history), 0644));
+  if (reason != NULL && !have_config)
+    {
+      g_autofree char *conf = ab_config_stamp_format ("", AB_CONFIG_FORMAT);
+      g_ptr_array_add (out, ab_migrate_file_new (CONFIG_REL, conf, strlen (conf), 0644));
+    }
+  return g_steal_pointer (&out);
 }
 
 static gboolean
@@ -278,29 +368,27 @@ check_commits (Rescue *sysroot, JsonObject *refs, GError **error)
 
 /* Writes the files under DIR_REL into a fresh staging tree TMP_REL. */
 static gboolean
-stage_tree (Rescue *sysroot, JsonArray *files, const char *dir_rel, const char *tmp_rel,
+stage_tree (Rescue *sysroot, GPtrArray *files, const char *dir_rel, const char *tmp_rel,
             guint *count, GError **error)
 {
   if (!ab_fs_rm_rf_at (sysroot->dfd, tmp_rel, error)
       || !ab_fs_mkdir_p_at (sysroot->dfd, tmp_rel, 0755, error))
     return FALSE;
   g_autofree char *prefix = g_strconcat (dir_rel, "/", NULL);
-  for (guint i = 0; i < json_array_get_length (files); i++)
+  for (guint i = 0; i < files->len; i++)
     {
-      JsonObject *f = json_array_get_object_element (files, i);
-      const char *path = json_object_get_string_member (f, "path");
-      if (!g_str_has_prefix (path, prefix))
+      const AbMigrateFile *f = files->pdata[i];
+      if (!g_str_has_prefix (f->rel, prefix))
         continue;
-      g_autofree char *dst = g_build_filename (tmp_rel, path + strlen (prefix), NULL);
+      g_autofree char *dst = g_build_filename (tmp_rel, f->rel + strlen (prefix), NULL);
       g_autofree char *parent = g_path_get_dirname (dst);
       gsize len = 0;
-      g_autofree guchar *bytes = g_base64_decode (json_object_get_string_member (f, "data"), &len);
-      mode_t mode = (mode_t) json_object_get_int_member_with_default (f, "mode", 0644);
+      const void *bytes = g_bytes_get_data (f->data, &len);
       if (!ab_fs_mkdir_p_at (sysroot->dfd, parent, 0755, error))
         return FALSE;
-      if (g_str_equal (json_object_get_string_member_with_default (f, "type", "file"), "symlink"))
+      if (S_ISLNK (f->mode))
         {
-          g_autofree char *target = g_strndup ((const char *) bytes, len);
+          g_autofree char *target = g_strndup (bytes, len);
           if (symlinkat (target, sysroot->dfd, dst) < 0)
             {
               g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Creating link %s: %s",
@@ -308,7 +396,7 @@ stage_tree (Rescue *sysroot, JsonArray *files, const char *dir_rel, const char *
               return FALSE;
             }
         }
-      else if (!ab_fs_replace_at (sysroot->dfd, dst, bytes, len, mode, error))
+      else if (!ab_fs_replace_at (sysroot->dfd, dst, bytes, len, f->mode, error))
         return FALSE;
       (*count)++;
     }
@@ -363,12 +451,15 @@ open_rescue (Rescue *r, const char *sysroot_path, const char *bootloader, GError
   g_autofree char *version = NULL;
   if (!ab_fs_read_at (r->abdeploy_dfd, "version", &version, NULL, error))
     return FALSE;
-  if (g_strcmp0 (g_strstrip (version), "1") != 0)
+  guint64 v = 0;
+  if (!g_ascii_string_to_unsigned (g_strstrip (version), 10, 0, G_MAXINT32, &v, NULL))
     {
-      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED,
-                   "Unknown layout version %s in abdeploy/version; this abdeploy knows 1", version);
+      ab_format_set_unknown (error, AB_FORMAT_LAYOUT, "abdeploy/version", version);
       return FALSE;
     }
+  if (!ab_format_check (AB_FORMAT_LAYOUT, "abdeploy/version", (gint64) v, error))
+    return FALSE;
+  r->layout = (gint64) v;
   if ((r->repo = ab_content_open_repo (r->dfd, error)) == NULL
       || (r->bootloader = ab_bootloader_new (bootloader, r->dfd, NULL, error)) == NULL)
     return FALSE;
@@ -376,11 +467,41 @@ open_rescue (Rescue *r, const char *sysroot_path, const char *bootloader, GError
   return r->lock_fd >= 0;
 }
 
+/* The kept copy of a format-1 archive: its files as they are, and the
+ * layout version they go with. */
+static gboolean
+keep_layout1_copy (Rescue *r, GPtrArray *files, GError **error)
+{
+  g_autoptr(GPtrArray) copy = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_migrate_file_free);
+  g_autofree char *version = g_strdup_printf ("%d\n", AB_LAYOUT_PREVIOUS);
+  g_ptr_array_add (copy, ab_migrate_file_new ("abdeploy/version", version, strlen (version), 0644));
+  for (guint i = 0; i < files->len; i++)
+    {
+      const AbMigrateFile *f = files->pdata[i];
+      if (g_str_has_prefix (f->rel, STATE_PREFIX) || g_str_equal (f->rel, CONFIG_REL)
+          || g_str_has_prefix (f->rel, "etc/abdeploy/conf.d/"))
+        g_ptr_array_add (copy, ab_migrate_file_new (f->rel, g_bytes_get_data (f->data, NULL),
+                                                    g_bytes_get_size (f->data), f->mode));
+    }
+  return ab_migrate_keep_copy (r->dfd, copy, error);
+}
+
+static gboolean
+write_layout_version (Rescue *r, GError **error)
+{
+  g_autofree char *text = g_strdup_printf ("%d\n", AB_LAYOUT_VERSION);
+  if (!ab_fs_replace_at (r->abdeploy_dfd, "version", text, strlen (text), 0644, error))
+    return FALSE;
+  r->layout = AB_LAYOUT_VERSION;
+  return TRUE;
+}
+
 gboolean
 ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
                    GError **error)
 {
-  g_autoptr(JsonObject) o = load_archive (path, error);
+  gint64 format = 0;
+  g_autoptr(JsonObject) o = load_archive (path, &format, error);
   if (o == NULL)
     return FALSE;
   JsonArray *files = json_object_get_array_member (o, "files");
@@ -389,15 +510,32 @@ ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
   const char *bootloader = json_object_get_string_member_with_default (o, "bootloader", NULL);
   if (files == NULL || refs == NULL || pointer == NULL || bootloader == NULL)
     return corrupt (error, "missing sections");
-  g_auto(Rescue) r = { -1, -1, -1, NULL, NULL };
-  if (!check_files (files, error) || !open_rescue (&r, sysroot_path, bootloader, error)
+  g_autoptr(GPtrArray) archived = decode_files (files, error);
+  g_autoptr(GPtrArray) restored = archived ? convert_files (archived, format, path, error) : NULL;
+  g_auto(Rescue) r = { -1, -1, -1, 0, NULL, NULL };
+  if (restored == NULL || !open_rescue (&r, sysroot_path, bootloader, error)
       || !check_commits (&r, refs, error))
     return FALSE;
+  /* A format-1 archive is migrated as it is restored: first its files are
+   * kept as the copy of layout 1, as a migration would keep them. */
+  if (format < AB_BACKUP_FORMAT && !keep_layout1_copy (&r, archived, error))
+    return FALSE;
   *out_files = 0;
-  return stage_tree (&r, files, "abdeploy/state", "abdeploy/.state.restore", out_files, error)
-         && stage_tree (&r, files, "etc/abdeploy", "etc/.abdeploy.restore", out_files, error)
-         && swap_in (&r, "abdeploy/state", "abdeploy/.state.restore", error)
-         && swap_in (&r, "etc/abdeploy", "etc/.abdeploy.restore", error)
-         && restore_refs (&r, refs, error)
-         && restore_pointer (&r, pointer, error);
+  if (!stage_tree (&r, restored, "abdeploy/state", "abdeploy/.state.restore", out_files, error)
+      || !stage_tree (&r, restored, "etc/abdeploy", "etc/.abdeploy.restore", out_files, error)
+      || !swap_in (&r, "abdeploy/state", "abdeploy/.state.restore", error)
+      || !swap_in (&r, "etc/abdeploy", "etc/.abdeploy.restore", error)
+      || !restore_refs (&r, refs, error)
+      || !restore_pointer (&r, pointer, error))
+    return FALSE;
+  /* The restored files are of the current layout: say so, last. */
+  if (r.layout != AB_LAYOUT_VERSION && !write_layout_version (&r, error))
+    return FALSE;
+  if (format < AB_BACKUP_FORMAT)
+    {
+      g_autofree char *copy = g_build_filename (sysroot_path, AB_MIGRATE_COPY_DIR, NULL);
+      g_printerr ("Migrated the backup from layout %d to %d; its layout-%d files are kept in %s\n",
+                  AB_LAYOUT_PREVIOUS, AB_LAYOUT_VERSION, AB_LAYOUT_PREVIOUS, copy);
+    }
+  return TRUE;
 }

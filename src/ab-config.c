@@ -1,11 +1,13 @@
 #include "config.h"
 #include "ab-config.h"
+#include "ab-format.h"
 #include "ab-fsutil.h"
 #include "ab-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 
 G_DEFINE_QUARK (ab-config-error-quark, ab_config_error)
 
@@ -27,8 +29,11 @@ merge_keyfile (GKeyFile *dst, GKeyFile *src)
     }
 }
 
+/* Merges DFD/NAME into DST; *out_stated is the format it states ([abdeploy]
+ * format), 0 when none. */
 static gboolean
-merge_file_at (GKeyFile *dst, int dfd, const char *name, const char *shown, GError **error)
+merge_file_at (GKeyFile *dst, int dfd, const char *name, const char *shown, gint64 *out_stated,
+               GError **error)
 {
   g_autofree char *data = NULL;
   gsize len = 0;
@@ -43,6 +48,8 @@ merge_file_at (GKeyFile *dst, int dfd, const char *name, const char *shown, GErr
                    shown, local->message);
       return FALSE;
     }
+  if (!ab_format_config_stated (kf, shown, out_stated, error))
+    return FALSE;
   merge_keyfile (dst, kf);
   return TRUE;
 }
@@ -53,8 +60,10 @@ compare_names (gconstpointer a, gconstpointer b)
   return strcmp (*(const char **) a, *(const char **) b);
 }
 
+/* A drop-in may state a format; when it and abdeploy.conf both state one,
+ * they must agree. *main_stated is abdeploy.conf's (0: none). */
 static gboolean
-merge_conf_d (GKeyFile *dst, int sysroot_dfd, GError **error)
+merge_conf_d (GKeyFile *dst, int sysroot_dfd, gint64 *main_stated, GError **error)
 {
   g_autoptr(GError) local = NULL;
   ab_autofd dfd = ab_fs_opendir_at (sysroot_dfd, CONFIG_DIR "/conf.d", &local);
@@ -73,8 +82,18 @@ merge_conf_d (GKeyFile *dst, int sysroot_dfd, GError **error)
   for (guint i = 0; i < names->len; i++)
     {
       g_autofree char *shown = g_strconcat (CONFIG_DIR "/conf.d/", names->pdata[i], NULL);
-      if (!merge_file_at (dst, dfd, names->pdata[i], shown, error))
+      gint64 stated = 0;
+      if (!merge_file_at (dst, dfd, names->pdata[i], shown, &stated, error))
         return FALSE;
+      if (stated != 0 && *main_stated != 0 && stated != *main_stated)
+        {
+          g_set_error (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_INVALID,
+                       "%s states [abdeploy] format=%" G_GINT64_FORMAT ", but "
+                       CONFIG_DIR "/abdeploy.conf states format %" G_GINT64_FORMAT
+                       ": a drop-in states the format of abdeploy.conf or none",
+                       shown, stated, *main_stated);
+          return FALSE;
+        }
     }
   return TRUE;
 }
@@ -145,24 +164,27 @@ ab_config_load (int sysroot_dfd, const char *override_path, GError **error)
 {
   g_autoptr(AbConfig) config = g_new0 (AbConfig, 1);
   config->keyfile = g_key_file_new ();
+  gint64 stated = 0;
   if (override_path != NULL)
     {
-      if (!merge_file_at (config->keyfile, AT_FDCWD, override_path, override_path, error))
+      if (!merge_file_at (config->keyfile, AT_FDCWD, override_path, override_path, &stated, error))
         return NULL;
     }
   else
     {
       g_autoptr(GError) local = NULL;
       if (!merge_file_at (config->keyfile, sysroot_dfd, CONFIG_DIR "/abdeploy.conf",
-                          CONFIG_DIR "/abdeploy.conf", &local)
+                          CONFIG_DIR "/abdeploy.conf", &stated, &local)
           && !g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
         {
           g_propagate_error (error, g_steal_pointer (&local));
           return NULL;
         }
-      if (!merge_conf_d (config->keyfile, sysroot_dfd, error))
+      if (!merge_conf_d (config->keyfile, sysroot_dfd, &stated, error))
         return NULL;
     }
+  /* A file without the key has format 1: the format that had no key. */
+  config->format = stated != 0 ? stated : 1;
   if (!read_tries (config, error) || !read_health (config, error))
     return NULL;
   config->update_url = g_key_file_get_string (config->keyfile, "update", "url", NULL);
@@ -185,4 +207,113 @@ ab_config_free (AbConfig *config)
   g_free (config->on_red);
   g_free (config->reboot_command);
   g_free (config);
+}
+
+/* The line's key when it is KEY=VALUE (blanks around KEY allowed), else NULL. */
+static char *
+line_key (const char *line)
+{
+  const char *eq = strchr (line, '=');
+  if (eq == NULL || line[strspn (line, " \t")] == '#')
+    return NULL;
+  return g_strstrip (g_strndup (line, (gsize) (eq - line)));
+}
+
+/* The group name when LINE is a [group] header, else NULL. */
+static char *
+line_group (const char *line)
+{
+  g_autofree char *t = g_strstrip (g_strdup (line));
+  gsize n = strlen (t);
+  if (n < 2 || t[0] != '[' || t[n - 1] != ']')
+    return NULL;
+  return g_strndup (t + 1, n - 2);
+}
+
+/* Index of the line that sets KEY in GROUP, -1 when none. */
+static int
+find_key_line (char **lines, const char *group, const char *key)
+{
+  gboolean in_group = FALSE;
+  for (int i = 0; lines[i]; i++)
+    {
+      g_autofree char *g = line_group (lines[i]);
+      g_autofree char *k = g ? NULL : line_key (lines[i]);
+      if (g)
+        in_group = g_str_equal (g, group);
+      else if (in_group && k && g_str_equal (k, key))
+        return i;
+    }
+  return -1;
+}
+
+char *
+ab_config_stamp_format (const char *text, gint64 format)
+{
+  g_autofree char *stamp = g_strdup_printf ("format=%" G_GINT64_FORMAT, format);
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  int replace = find_key_line (lines, "abdeploy", "format");
+  g_autoptr(GString) out = g_string_new (NULL);
+  gboolean done = FALSE;
+  for (int i = 0; lines[i]; i++)
+    {
+      g_autofree char *group = line_group (lines[i]);
+      g_string_append (out, i == replace ? stamp : lines[i]);
+      if (lines[i + 1] != NULL)
+        g_string_append_c (out, '\n');
+      if (replace < 0 && !done && group && g_str_equal (group, "abdeploy"))
+        {
+          g_string_append_printf (out, "%s%s\n", lines[i + 1] ? "" : "\n", stamp);
+          done = TRUE;
+        }
+    }
+  if (replace >= 0 || done)
+    return g_string_free (g_steal_pointer (&out), FALSE);
+  return g_strdup_printf ("[abdeploy]\n%s\n%s%s", stamp, *text ? "\n" : "", text);
+}
+
+gboolean
+ab_config_stamp_file_at (int sysroot_dfd, gboolean *out_changed, GError **error)
+{
+  *out_changed = FALSE;
+  const char *rel = CONFIG_DIR "/abdeploy.conf";
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  mode_t mode = 0644;
+  g_autoptr(GError) local = NULL;
+  if (!ab_fs_read_at (sysroot_dfd, rel, &data, &len, &local))
+    {
+      if (!g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+      data = g_strdup ("");
+      if (!ab_fs_mkdir_p_at (sysroot_dfd, CONFIG_DIR, 0755, error))
+        return FALSE;
+    }
+  else
+    {
+      struct stat st;
+      if (fstatat (sysroot_dfd, rel, &st, 0) == 0)
+        mode = st.st_mode & 07777;
+    }
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  if (!g_key_file_load_from_data (kf, data, len, G_KEY_FILE_NONE, &local))
+    {
+      g_set_error (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_INVALID,
+                   "Invalid configuration file %s: %s (fix the syntax: [group] lines and key=value pairs)",
+                   rel, local->message);
+      return FALSE;
+    }
+  gint64 stated = 0;
+  if (!ab_format_config_stated (kf, rel, &stated, error))
+    return FALSE;
+  if (stated == AB_CONFIG_FORMAT)
+    return TRUE;
+  g_autofree char *stamped = ab_config_stamp_format (data, AB_CONFIG_FORMAT);
+  if (!ab_fs_replace_at (sysroot_dfd, rel, stamped, strlen (stamped), mode, error))
+    return FALSE;
+  *out_changed = TRUE;
+  return TRUE;
 }

@@ -14,7 +14,6 @@
 G_DEFINE_QUARK (ab-health-error-quark, ab_health_error)
 
 #define VERDICT_FILE "verdict.json"
-#define VERDICT_FORMAT 1
 #define MOTD_DIR "run/motd.d"
 #define MOTD_NAME "abdeploy"
 
@@ -67,8 +66,7 @@ static char *
 last_failed_hooks_of (AbSysroot *sysroot, AbSlot slot)
 {
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_json_read_at (sysroot->state_dfd, VERDICT_FILE, &root, NULL) || root == NULL
-      || !JSON_NODE_HOLDS_OBJECT (root))
+  if (!ab_format_read_state_at (sysroot->state_dfd, VERDICT_FILE, &root, NULL, NULL) || root == NULL)
     return NULL;
   JsonObject *o = json_node_get_object (root);
   if (g_strcmp0 (json_object_get_string_member_with_default (o, "slot", ""), ab_slot_name (slot)) != 0
@@ -301,7 +299,7 @@ write_verdict (AbSysroot *sysroot, const Boot *b, gboolean green, gboolean trial
   g_autoptr(GPtrArray) warnings = failed_names (results, AB_HOOK_STAGE_WANTED);
   g_autoptr(JsonBuilder) jb = ab_history_event_begin ("verdict");
   json_builder_set_member_name (jb, "format");
-  json_builder_add_int_value (jb, VERDICT_FORMAT);
+  json_builder_add_int_value (jb, AB_STATE_FORMAT);
   ab_json_add_string (jb, "slot", ab_slot_name (b->booted));
   ab_json_add_string (jb, "version", version_of (b, b->booted));
   ab_json_add_string (jb, "commit", commit_of (b, b->booted));
@@ -497,9 +495,9 @@ JsonNode *
 ab_health_status_json (AbSysroot *sysroot, GError **error)
 {
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_json_read_at (sysroot->state_dfd, VERDICT_FILE, &root, error))
+  if (!ab_format_read_state_at (sysroot->state_dfd, VERDICT_FILE, &root, NULL, error))
     return NULL;
-  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  JsonObject *o = root ? json_node_get_object (root) : NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   ab_json_add_string (b, "verdict", o ? json_object_get_string_member_with_default (o, "verdict", "none") : "none");

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-history.h"
+#include "ab-format.h"
 #include "ab-json.h"
 #include "ab-fsutil.h"
 #include "ab-util.h"
@@ -27,18 +28,16 @@ static JsonArray *
 load_events (int state_dfd, GError **error)
 {
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_json_read_at (state_dfd, HISTORY_FILE, &root, error))
+  if (!ab_format_read_state_at (state_dfd, HISTORY_FILE, &root, NULL, error))
     return NULL;
   if (root == NULL)
     return json_array_new ();
-  JsonObject *o = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  gint64 format = o ? json_object_get_int_member_with_default (o, "format", 0) : 0;
-  JsonNode *events = o ? json_object_get_member (o, "events") : NULL;
-  if (format != AB_HISTORY_FORMAT || events == NULL || !JSON_NODE_HOLDS_ARRAY (events))
+  JsonNode *events = json_object_get_member (json_node_get_object (root), "events");
+  if (events == NULL || !JSON_NODE_HOLDS_ARRAY (events))
     {
       g_set_error (error, AB_HISTORY_ERROR, AB_HISTORY_ERROR_FORMAT,
-                   "State file " HISTORY_FILE " has format %" G_GINT64_FORMAT
-                   ", this abdeploy reads format %d", format, AB_HISTORY_FORMAT);
+                   "State file abdeploy/state/" HISTORY_FILE " has no \"events\" array; "
+                   "restore it from a backup (abdeploy restore)");
       return NULL;
     }
   return json_array_ref (json_node_get_array (events));
@@ -59,7 +58,7 @@ ab_history_append (int state_dfd, JsonBuilder *event, GError **error)
   json_array_add_element (kept, json_builder_get_root (event));
   g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
   g_autoptr(JsonObject) o = json_object_new ();
-  json_object_set_int_member (o, "format", AB_HISTORY_FORMAT);
+  json_object_set_int_member (o, "format", AB_STATE_FORMAT);
   json_object_set_array_member (o, "events", g_steal_pointer (&kept));
   json_node_set_object (root, o);
   return ab_json_write_at (state_dfd, HISTORY_FILE, root, error);
@@ -96,7 +95,7 @@ ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **
   g_autoptr(JsonBuilder) last = ab_history_event_begin ("rollback");
   add_rollback_members (last, info);
   json_builder_set_member_name (last, "format");
-  json_builder_add_int_value (last, AB_HISTORY_FORMAT);
+  json_builder_add_int_value (last, AB_STATE_FORMAT);
   json_builder_end_object (last);
   g_autoptr(JsonNode) node = json_builder_get_root (last);
   if (!ab_json_write_at (state_dfd, LAST_ROLLBACK_FILE, node, error))
@@ -109,5 +108,5 @@ ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **
 gboolean
 ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error)
 {
-  return ab_json_read_at (state_dfd, LAST_ROLLBACK_FILE, out, error);
+  return ab_format_read_state_at (state_dfd, LAST_ROLLBACK_FILE, out, NULL, error);
 }

@@ -37,14 +37,20 @@ ab_json_read_at (int dfd, const char *name, JsonNode **out, GError **error)
   return TRUE;
 }
 
-gboolean
-ab_json_write_at (int dfd, const char *name, JsonNode *node, GError **error)
+char *
+ab_json_to_text (JsonNode *node)
 {
   g_autoptr(JsonGenerator) gen = json_generator_new ();
   json_generator_set_root (gen, node);
   json_generator_set_pretty (gen, TRUE);
   g_autofree char *text = json_generator_to_data (gen, NULL);
-  g_autofree char *line = g_strconcat (text, "\n", NULL);
+  return g_strconcat (text, "\n", NULL);
+}
+
+gboolean
+ab_json_write_at (int dfd, const char *name, JsonNode *node, GError **error)
+{
+  g_autofree char *line = ab_json_to_text (node);
   return ab_fs_replace_at (dfd, name, line, strlen (line), 0644, error);
 }
 

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-slots.h"
+#include "ab-format.h"
 #include "ab-fsutil.h"
 #include "ab-json.h"
 
@@ -28,7 +29,7 @@ ab_slot_record_to_json (const AbSlotRecord *rec)
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "format");
-  json_builder_add_int_value (b, AB_SLOT_RECORD_FORMAT);
+  json_builder_add_int_value (b, AB_STATE_FORMAT);
   ab_json_add_string (b, "commit", rec->commit);
   ab_json_add_string (b, "version", rec->version);
   ab_json_add_string (b, "deployed_at", rec->deployed_at);
@@ -53,28 +54,10 @@ dup_member (JsonObject *o, const char *key)
   return g_strdup (json_node_get_string (n));
 }
 
-AbSlotRecord *
-ab_slot_record_from_json (const char *json, GError **error)
+/* The record in O, whose format was checked. */
+static AbSlotRecord *
+record_from_object (JsonObject *o, GError **error)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, json, -1, error))
-    return NULL;
-  JsonNode *root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    {
-      g_set_error (error, AB_SLOTS_ERROR, AB_SLOTS_ERROR_FORMAT, "not a JSON object");
-      return NULL;
-    }
-  JsonObject *o = json_node_get_object (root);
-  gint64 format = json_object_get_int_member_with_default (o, "format", 0);
-  if (format != AB_SLOT_RECORD_FORMAT)
-    {
-      g_set_error (error, AB_SLOTS_ERROR, AB_SLOTS_ERROR_FORMAT,
-                   "slot record format %" G_GINT64_FORMAT " is not known to this abdeploy, "
-                   "which reads format %d; use the abdeploy that wrote it",
-                   format, AB_SLOT_RECORD_FORMAT);
-      return NULL;
-    }
   g_autoptr(AbSlotRecord) rec = g_new0 (AbSlotRecord, 1);
   rec->commit = dup_member (o, "commit");
   rec->version = dup_member (o, "version");
@@ -90,6 +73,24 @@ ab_slot_record_from_json (const char *json, GError **error)
   return g_steal_pointer (&rec);
 }
 
+AbSlotRecord *
+ab_slot_record_from_json (const char *json, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  if (!json_parser_load_from_data (parser, json, -1, error))
+    return NULL;
+  JsonNode *root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, AB_SLOTS_ERROR, AB_SLOTS_ERROR_FORMAT, "not a JSON object");
+      return NULL;
+    }
+  JsonObject *o = json_node_get_object (root);
+  if (!ab_format_check_state ("The slot record", o, NULL, error))
+    return NULL;
+  return record_from_object (o, error);
+}
+
 static char *
 record_name (AbSlot slot)
 {
@@ -100,17 +101,13 @@ gboolean
 ab_slot_record_load (int state_dfd, AbSlot slot, AbSlotRecord **out, GError **error)
 {
   g_autofree char *name = record_name (slot);
-  g_autofree char *data = NULL;
-  g_autoptr(GError) local = NULL;
+  g_autoptr(JsonNode) root = NULL;
   *out = NULL;
-  if (!ab_fs_read_at (state_dfd, name, &data, NULL, &local))
-    {
-      if (g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
-        return TRUE;
-      g_propagate_error (error, g_steal_pointer (&local));
-      return FALSE;
-    }
-  *out = ab_slot_record_from_json (data, error);
+  if (!ab_format_read_state_at (state_dfd, name, &root, NULL, error))
+    return FALSE;
+  if (root == NULL)
+    return TRUE;
+  *out = record_from_object (json_node_get_object (root), error);
   if (*out == NULL)
     {
       g_prefix_error (error, "Reading state file abdeploy/state/%s: ", name);

@@ -102,8 +102,13 @@ ab_status_to_json (AbSysroot *sysroot, GError **error)
   json_builder_set_member_name (b, "health");
   json_builder_add_value (b, g_steal_pointer (&health));
   json_builder_set_member_name (b, "last_rollback");
+  /* The state file's format is not part of what status shows: it would
+   * change with every migration of the file. */
   if (last_rollback)
-    json_builder_add_value (b, g_steal_pointer (&last_rollback));
+    {
+      json_object_remove_member (json_node_get_object (last_rollback), "format");
+      json_builder_add_value (b, g_steal_pointer (&last_rollback));
+    }
   else
     json_builder_add_null_value (b);
   if (!add_transaction (b, sysroot, error))

@@ -2,9 +2,11 @@
 #include "ab-sysroot.h"
 #include "ab-cmdline.h"
 #include "ab-content.h"
+#include "ab-format.h"
 #include "ab-fsutil.h"
 #include "ab-json.h"
 #include "ab-lock.h"
+#include "ab-migrate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,14 +18,14 @@ G_DEFINE_QUARK (ab-sysroot-error-quark, ab_sysroot_error)
 
 #define VERSION_FILE "abdeploy/version"
 #define SYSROOT_JSON "sysroot.json"
-#define SYSROOT_JSON_FORMAT 1
 
 static const char *const layout_dirs[] = {
   "abdeploy/slots/a", "abdeploy/slots/b", "abdeploy/var", "abdeploy/state",
   "boot/abdeploy/a", "boot/abdeploy/b", AB_TRUSTED_KEYS_DIR, "etc/abdeploy/conf.d",
 };
 
-/* 0 when the sysroot has no layout yet; -1 with error when unreadable. */
+/* 0 when the sysroot has no layout yet; -1 with error when unreadable or
+ * of a layout version this abdeploy does not read. */
 static gint64
 read_layout_version (int dfd, GError **error)
 {
@@ -39,25 +41,12 @@ read_layout_version (int dfd, GError **error)
   guint64 v = 0;
   if (!g_ascii_string_to_unsigned (g_strstrip (data), 10, 1, G_MAXINT32, &v, NULL))
     {
-      g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_LAYOUT_VERSION,
-                   "Unknown layout version \"%s\" in %s; this abdeploy knows layout version %d. "
-                   "Refusing to touch it: use the abdeploy release that created this sysroot",
-                   g_strstrip (data), VERSION_FILE, AB_LAYOUT_VERSION);
+      ab_format_set_unknown (error, AB_FORMAT_LAYOUT, VERSION_FILE, data);
       return -1;
     }
+  if (!ab_format_check (AB_FORMAT_LAYOUT, VERSION_FILE, (gint64) v, error))
+    return -1;
   return (gint64) v;
-}
-
-static gboolean
-check_layout_version (gint64 v, GError **error)
-{
-  if (v == AB_LAYOUT_VERSION)
-    return TRUE;
-  g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_LAYOUT_VERSION,
-               "Unknown layout version %" G_GINT64_FORMAT " in %s; this abdeploy knows layout "
-               "version %d. Refusing to touch it: use the abdeploy release that created this sysroot",
-               v, VERSION_FILE, AB_LAYOUT_VERSION);
-  return FALSE;
 }
 
 static gboolean
@@ -66,7 +55,7 @@ write_sysroot_json (int state_dfd, const char *os, const char *bootloader, GErro
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "format");
-  json_builder_add_int_value (b, SYSROOT_JSON_FORMAT);
+  json_builder_add_int_value (b, AB_STATE_FORMAT);
   json_builder_set_member_name (b, "os");
   json_builder_add_string_value (b, os);
   json_builder_set_member_name (b, "bootloader");
@@ -77,22 +66,18 @@ write_sysroot_json (int state_dfd, const char *os, const char *bootloader, GErro
 static gboolean
 read_sysroot_json (int state_dfd, char **out_os, char **out_bootloader, GError **error)
 {
-  g_autofree char *data = NULL;
-  if (!ab_fs_read_at (state_dfd, SYSROOT_JSON, &data, NULL, error))
+  g_autoptr(JsonNode) root = NULL;
+  if (!ab_format_read_state_at (state_dfd, SYSROOT_JSON, &root, NULL, error))
     return FALSE;
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, data, -1, error))
-    return FALSE;
-  JsonNode *root = json_parser_get_root (parser);
-  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  JsonObject *o = root ? json_node_get_object (root) : NULL;
   const char *os = o ? json_object_get_string_member_with_default (o, "os", NULL) : NULL;
   const char *bl = o ? json_object_get_string_member_with_default (o, "bootloader", NULL) : NULL;
-  gint64 format = o ? json_object_get_int_member_with_default (o, "format", 0) : 0;
-  if (format != SYSROOT_JSON_FORMAT || os == NULL || bl == NULL)
+  if (os == NULL || bl == NULL)
     {
       g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_FAILED,
-                   "abdeploy/state/" SYSROOT_JSON " is not a format %d sysroot description",
-                   SYSROOT_JSON_FORMAT);
+                   "abdeploy/state/" SYSROOT_JSON " is %s; it names the os and the bootloader "
+                   "backend of the sysroot: restore it from a backup (abdeploy restore)",
+                   root ? "incomplete" : "missing");
       return FALSE;
     }
   *out_os = g_strdup (os);
@@ -117,6 +102,9 @@ create_layout (int dfd, const char *os, const char *bootloader, const AbConfig *
     return FALSE;
   ab_autofd state_dfd = ab_fs_opendir_at (dfd, "abdeploy/state", error);
   if (state_dfd < 0 || !write_sysroot_json (state_dfd, os, bootloader, error))
+    return FALSE;
+  gboolean stamped = FALSE;
+  if (!ab_config_stamp_file_at (dfd, &stamped, error))
     return FALSE;
   ab_autofd ab_dfd = ab_fs_opendir_at (dfd, "abdeploy", error);
   if (ab_dfd < 0)
@@ -144,7 +132,7 @@ ab_sysroot_init (const char *path, const char *config_path, const char *os,
   if (version < 0)
     return FALSE;
   if (version > 0)
-    return check_layout_version (version, error);
+    return TRUE;
   g_autoptr(AbConfig) config = ab_config_load (dfd, config_path, error);
   if (config == NULL)
     return FALSE;
@@ -190,7 +178,8 @@ ab_sysroot_open (const char *path, const char *config_path, GError **error)
                    path, VERSION_FILE, path);
       return NULL;
     }
-  if (!check_layout_version (version, error) || !open_dirs (self, error))
+  self->layout = version;
+  if (!open_dirs (self, error))
     return NULL;
   g_autofree char *bootloader = NULL;
   if (!read_sysroot_json (self->state_dfd, &self->os, &bootloader, error))
@@ -235,7 +224,18 @@ ab_sysroot_lock (AbSysroot *self, GError **error)
   if (self->lock_fd >= 0)
     return TRUE;
   self->lock_fd = ab_lock_acquire (self->abdeploy_dfd, error);
-  return self->lock_fd >= 0;
+  if (self->lock_fd < 0)
+    return FALSE;
+  /* Every writer comes here first: bring the sysroot to the current
+   * layout, or refuse (and change nothing) when a file has a format this
+   * abdeploy does not read. */
+  if (!ab_migrate_sysroot (self->dfd, self->path, &self->layout, NULL, error))
+    {
+      ab_close_fdp (&self->lock_fd);
+      self->lock_fd = -1;
+      return FALSE;
+    }
+  return TRUE;
 }
 
 gboolean

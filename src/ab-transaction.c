@@ -1,6 +1,7 @@
 #include "config.h"
 #include "ab-transaction.h"
 #include "ab-crashpoint.h"
+#include "ab-format.h"
 #include "ab-history.h"
 #include "ab-util.h"
 
@@ -72,7 +73,7 @@ to_json (const AbTransaction *t)
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "format");
-  json_builder_add_int_value (b, AB_TRANSACTION_FORMAT);
+  json_builder_add_int_value (b, AB_STATE_FORMAT);
   ab_json_add_string (b, "id", t->id);
   ab_json_add_string (b, "channel", t->channel);
   ab_json_add_string (b, "version", t->version);
@@ -106,20 +107,18 @@ ab_transaction_load (int state_dfd, AbTransaction **out, GError **error)
 {
   *out = NULL;
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_json_read_at (state_dfd, TRANSACTION_FILE, &root, error))
+  if (!ab_format_read_state_at (state_dfd, TRANSACTION_FILE, &root, NULL, error))
     return FALSE;
   if (root == NULL)
     return TRUE;
-  JsonObject *o = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  gint64 format = o ? json_object_get_int_member_with_default (o, "format", 0) : 0;
+  JsonObject *o = json_node_get_object (root);
   g_autoptr(AbTransaction) t = g_new0 (AbTransaction, 1);
-  if (format != AB_TRANSACTION_FORMAT
-      || !phase_from_name (json_object_get_string_member_with_default (o, "phase", ""), &t->phase))
+  const char *phase = json_object_get_string_member_with_default (o, "phase", "");
+  if (!phase_from_name (phase, &t->phase))
     {
       g_set_error (error, AB_TRANSACTION_ERROR, AB_TRANSACTION_ERROR_FORMAT,
-                   "State file " TRANSACTION_FILE " has format %" G_GINT64_FORMAT
-                   " or an unknown phase; this abdeploy reads format %d",
-                   format, AB_TRANSACTION_FORMAT);
+                   "State file abdeploy/state/" TRANSACTION_FILE " has an unknown phase \"%s\"; "
+                   "restore it from a backup (abdeploy restore)", phase);
       return FALSE;
     }
   t->id = dup_string (o, "id");

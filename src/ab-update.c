@@ -4,6 +4,7 @@
 #include "ab-crashpoint.h"
 #include "ab-deploy.h"
 #include "ab-fetch.h"
+#include "ab-format.h"
 #include "ab-fsutil.h"
 #include "ab-gpg.h"
 #include "ab-history.h"
@@ -15,7 +16,6 @@
 G_DEFINE_QUARK (ab-update-error-quark, ab_update_error)
 
 #define UPDATE_STATE_FILE "update.json"
-#define UPDATE_STATE_FORMAT 1
 #define CACHE_DIR "abdeploy/cache"
 #define SIG_MAX_BYTES (64 * 1024)
 
@@ -67,34 +67,29 @@ static gboolean
 load_state (AbSysroot *sysroot, JsonObject **out, GError **error)
 {
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_json_read_at (sysroot->state_dfd, UPDATE_STATE_FILE, &root, error))
+  if (!ab_format_read_state_at (sysroot->state_dfd, UPDATE_STATE_FILE, &root, NULL, error))
     return FALSE;
   if (root == NULL)
     {
       *out = json_object_new ();
-      json_object_set_int_member (*out, "format", UPDATE_STATE_FORMAT);
+      json_object_set_int_member (*out, "format", AB_STATE_FORMAT);
       json_object_set_object_member (*out, "last_serial", json_object_new ());
       json_object_set_null_member (*out, "pin");
       return TRUE;
     }
-  JsonObject *o = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  gint64 format = o ? json_object_get_int_member_with_default (o, "format", 0) : 0;
-  if (format != UPDATE_STATE_FORMAT)
-    {
-      g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_FAILED,
-                   "State file " UPDATE_STATE_FILE " has format %" G_GINT64_FORMAT
-                   "; this abdeploy reads format %d", format, UPDATE_STATE_FORMAT);
-      return FALSE;
-    }
+  JsonObject *o = json_node_get_object (root);
   if (!json_object_has_member (o, "last_serial"))
     json_object_set_object_member (o, "last_serial", json_object_new ());
   *out = json_object_ref (o);
   return TRUE;
 }
 
+/* Written in the state format of the sysroot's layout: check-update saves
+ * the serial without the lock, so without migrating a layout-1 sysroot. */
 static gboolean
 save_state (AbSysroot *sysroot, JsonObject *state, GError **error)
 {
+  json_object_set_int_member (state, "format", ab_format_state_for_layout (sysroot->layout));
   g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
   json_node_set_object (node, state);
   return ab_json_write_at (sysroot->state_dfd, UPDATE_STATE_FILE, node, error);

@@ -1,4 +1,4 @@
-/* CLI of the operator lifecycle: version, verify. */
+/* CLI of the operator lifecycle: version, verify, backup, restore, migrate. */
 #include "config.h"
 #include "cli.h"
 #include "ab-exitcode.h"
@@ -162,5 +162,32 @@ cli_restore (int argc, char **argv)
     return cli_fail (error);
   g_print ("Restored %u files, the boot pointer and the slot refs from %s\n", files, path);
   warn_stale_slots ();
+  return AB_EXIT_OK;
+}
+
+int
+cli_migrate (int argc, char **argv)
+{
+  g_autoptr(GOptionContext) ctx = g_option_context_new (
+      "- migrate the sysroot to the current layout now, keeping a copy of the old files");
+  int code = 0;
+  if (!cli_parse_command (ctx, NULL, &argc, &argv, &code))
+    return code;
+  if (argc > 1)
+    return cli_usage_error (ctx, "migrate takes no arguments");
+  GError *error = NULL;
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  if (sysroot == NULL)
+    return cli_fail (error);
+  gint64 before = sysroot->layout;
+  /* Every writer migrates when it takes the lock; this one does nothing else. */
+  if (!ab_sysroot_lock (sysroot, &error))
+    return cli_fail (error);
+  if (before == sysroot->layout)
+    {
+      g_print ("Sysroot %s is at layout %" G_GINT64_FORMAT "; nothing to migrate\n",
+               cli_sysroot_path (), sysroot->layout);
+      return AB_EXIT_NOTHING_TO_DO;
+    }
   return AB_EXIT_OK;
 }

@@ -19,4 +19,5 @@ int cli_version (int argc, char **argv);
 int cli_verify (int argc, char **argv);
 int cli_backup (int argc, char **argv);
 int cli_restore (int argc, char **argv);
+int cli_migrate (int argc, char **argv);
 int cli_publish (int argc, char **argv);

@@ -394,6 +394,7 @@ static const Command commands[] = {
   { "verify", "[--full] [--json]", "Post-upgrade checks; exit 0 only when all pass", cli_verify },
   { "backup", "--output=FILE", "Archive config, keys, state, pointer, refs", cli_backup },
   { "restore", "--path=FILE", "Verify an archive, then restore it", cli_restore },
+  { "migrate", "", "Migrate the sysroot to the current layout now", cli_migrate },
   { "publish", "SUBCOMMAND [OPTIONS]", "Publisher: commit, release, promote, deprecate, deltas", cli_publish },
 };
 

@@ -6,7 +6,8 @@ _abdeploy()
 
     local global="--sysroot --config -v --verbose --help"
     local commands="init stage activate deploy rollback status health-check mark-good mark-bad
-                    history check-update update resume pin version verify backup restore publish"
+                    history check-update update resume pin version verify backup restore migrate
+                    publish"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in

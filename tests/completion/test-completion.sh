@@ -36,7 +36,7 @@ check() {
     fi
 }
 
-echo "1..8"
+echo "1..9"
 check "abdeploy " "deploy"
 check "abdeploy st" "status"
 check "abdeploy --sysroot /x ro" "rollback"
@@ -45,4 +45,5 @@ check "abdeploy mark-good " "b"
 check "abdeploy update --" "--allow-downgrade"
 check "abdeploy init --bootloader " "grub"
 check "abdeploy publish " "promote"
+check "abdeploy mig" "migrate"
 exit $fail

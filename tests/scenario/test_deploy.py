@@ -49,7 +49,7 @@ def test_deploy_v1_from_http(sysroot, server, published):
 
     with open(sysroot.p("abdeploy", "state", "slot-%s.json" % slot)) as f:
         rec = json.load(f)
-    assert rec.get("format") == 1 and rec.get("commit") == v1.commit and rec.get("version") == "1.0", rec
+    assert rec.get("format") == 2 and rec.get("commit") == v1.commit and rec.get("version") == "1.0", rec
     assert not os.path.exists(sysroot.p("abdeploy", "state", "slot-%s.json" % sl.other(slot)))
 
     refs = sysroot.refs()

@@ -31,13 +31,13 @@ def test_unknown_option_is_usage_error(sysroot, server):
 def test_init_creates_layout(sysroot):
     p = sysroot.p
     with open(p("abdeploy", "version")) as f:
-        assert f.read().strip() == "1"
+        assert f.read().strip() == "2"
     assert os.path.isdir(p("abdeploy", "slots", "a"))
     assert os.path.isdir(p("abdeploy", "slots", "b"))
     assert os.path.isdir(p("abdeploy", "var"))
     with open(p("abdeploy", "state", "sysroot.json")) as f:
         conf = json.load(f)
-    assert conf.get("format") == 1 and conf.get("os") == sl.OS_NAME and \
+    assert conf.get("format") == 2 and conf.get("os") == sl.OS_NAME and \
         conf.get("bootloader") == "file", conf
     mode = sl.run(["ostree", "--repo=" + sysroot.repo, "config", "get", "core.mode"]).stdout.decode().strip()
     assert mode == "bare"

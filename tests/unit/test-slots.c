@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-slots.h"
+#include "ab-format.h"
 #include "ab-test-fixture.h"
 
 static void
@@ -16,7 +17,7 @@ test_record_roundtrip (TmpDir *t, gconstpointer data)
   g_assert_cmpstr (back->version, ==, "1.0");
   g_assert_null (back->activated_at);
   g_autofree char *json = read_file_at (t->dfd, "slot-b.json");
-  g_assert_nonnull (strstr (json, "\"format\" : 1"));
+  g_assert_nonnull (strstr (json, "\"format\" : 2"));
 }
 
 static void
@@ -35,8 +36,8 @@ test_unknown_format_refused (TmpDir *t, gconstpointer data)
   write_file_at (t->dfd, "slot-a.json", "{\"format\": 9, \"commit\": \"x\"}");
   AbSlotRecord *rec = NULL;
   g_assert_false (ab_slot_record_load (t->dfd, AB_SLOT_A, &rec, &error));
-  g_assert_error (error, AB_SLOTS_ERROR, AB_SLOTS_ERROR_FORMAT);
-  g_assert_nonnull (strstr (error->message, "9"));
+  g_assert_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_UNKNOWN);
+  g_assert_nonnull (strstr (error->message, "abdeploy/state/slot-a.json has format 9"));
 }
 
 static void

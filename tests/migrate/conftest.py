@@ -1,0 +1,68 @@
+"""Fixtures of the migration tests (suite `migrate`).
+
+The previous on-disk format is not simulated: tests/fixtures/layout-1/
+layout-1.tar.xz holds sysroots, a backup and a publisher repo made by the
+real abdeploy 0.1.0 (see the README there and make-layout-1.sh). Every test
+unpacks fresh copies (`layout1()`); `pristine` is one copy that no test
+changes, to compare bytes with.
+"""
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+import migratelib as ml
+from migratelib import sl
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    d = tempfile.mkdtemp(prefix="abdeploy-migrate-")
+    yield d
+    if not os.environ.get("ABDEPLOY_TEST_KEEP_TMP"):
+        sl.rmtree(d)
+
+
+@pytest.fixture(scope="session")
+def binary(workdir):
+    path = os.environ.get("ABDEPLOY_BIN") or os.path.join(ml.SRCDIR, "build", "src", "abdeploy")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail("abdeploy binary not found at %s: build it or set ABDEPLOY_BIN" % path,
+                    pytrace=False)
+    copy = os.path.join(workdir, "bin", "abdeploy")
+    os.makedirs(os.path.dirname(copy))
+    shutil.copy2(path, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def home(workdir):
+    d = os.path.join(workdir, "home")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="session")
+def pristine(workdir, binary, home):
+    if os.geteuid() != 0:
+        pytest.skip("the layout-1 fixture holds bare OSTree repos owned by root: run as root")
+    d = os.path.join(workdir, "pristine")
+    os.makedirs(d)
+    return ml.Layout1(d, binary, home)
+
+
+@pytest.fixture
+def layout1(workdir, binary, home, pristine, request):
+    """layout1() -> a fresh unpacked copy of the fixture, removed afterwards."""
+    made = []
+
+    def make():
+        d = tempfile.mkdtemp(prefix="fx-", dir=workdir)
+        made.append(d)
+        return ml.Layout1(d, binary, home)
+
+    yield make
+    for d in made:
+        sl.rmtree(d)

@@ -1,0 +1,189 @@
+#include "config.h"
+#include "ab-format.h"
+#include "ab-test-fixture.h"
+
+#include <string.h>
+
+static void
+assert_contains (const char *haystack, const char *needle)
+{
+  if (strstr (haystack, needle) == NULL)
+    g_error ("\"%s\" does not contain \"%s\"", haystack, needle);
+}
+
+static void
+test_versions (void)
+{
+  g_assert_cmpint (ab_format_current (AB_FORMAT_LAYOUT), ==, 2);
+  g_assert_cmpint (ab_format_oldest (AB_FORMAT_LAYOUT), ==, 1);
+  for (AbFormatKind k = AB_FORMAT_LAYOUT; k <= AB_FORMAT_BACKUP; k++)
+    {
+      g_assert_cmpint (ab_format_current (k), ==, 2);
+      g_assert_false (ab_format_is_readable (k, 0));
+      g_assert_true (ab_format_is_readable (k, 1));
+      g_assert_true (ab_format_is_readable (k, 2));
+      g_assert_false (ab_format_is_readable (k, 3));
+    }
+  g_assert_cmpint (ab_format_state_for_layout (1), ==, 1);
+  g_assert_cmpint (ab_format_state_for_layout (2), ==, 2);
+}
+
+static void
+test_newer_state_message (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_assert_false (ab_format_check (AB_FORMAT_STATE, "abdeploy/state/slot-a.json", 3, &error));
+  g_assert_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_UNKNOWN);
+  assert_contains (error->message, "abdeploy/state/slot-a.json has format 3, but this abdeploy ("
+                   PACKAGE_VERSION ") reads formats 1 and 2.");
+  assert_contains (error->message, "Install an abdeploy release that knows format 3");
+  assert_contains (error->message, "abdeploy/migration/layout-2/");
+}
+
+static void
+test_newer_layout_message (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_assert_false (ab_format_check (AB_FORMAT_LAYOUT, "abdeploy/version", 7, &error));
+  assert_contains (error->message, "abdeploy/version has layout version 7, but this abdeploy ("
+                   PACKAGE_VERSION ") reads layout versions 1 and 2.");
+  assert_contains (error->message, "knows layout version 7");
+}
+
+static void
+test_unknown_older_or_garbage (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_assert_false (ab_format_check (AB_FORMAT_STATE, "abdeploy/state/x.json", 0, &error));
+  assert_contains (error->message, "has format 0");
+  assert_contains (error->message, "No abdeploy release writes it");
+  g_clear_error (&error);
+  ab_format_set_unknown (&error, AB_FORMAT_LAYOUT, "abdeploy/version", "two");
+  assert_contains (error->message, "abdeploy/version has layout version two");
+  g_clear_error (&error);
+  g_assert_false (ab_format_check (AB_FORMAT_CONFIG, "etc/abdeploy/abdeploy.conf", 3, &error));
+  assert_contains (error->message, "etc/abdeploy/abdeploy.conf has format 3");
+  assert_contains (error->message, "abdeploy.conf(5)");
+  g_clear_error (&error);
+  g_assert_false (ab_format_check (AB_FORMAT_BACKUP, "The backup b.json", 9, &error));
+  assert_contains (error->message, "The backup b.json has format 9, but this abdeploy");
+  assert_contains (error->message, "Restore it with an abdeploy release that knows format 9");
+}
+
+static JsonObject *
+parse_object (const char *text)
+{
+  g_autoptr(JsonParser) p = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (p, text, -1, NULL));
+  return json_object_ref (json_node_get_object (json_parser_get_root (p)));
+}
+
+static void
+test_check_state (void)
+{
+  static const struct { const char *json; gint64 want; GQuark domain; int code; } cases[] = {
+    { "{\"format\": 1}", 1, 0, 0 },
+    { "{\"format\": 2, \"x\": 1}", 2, 0, 0 },
+    { "{\"x\": 1}", 0, 0, AB_FORMAT_ERROR_MISSING },
+    { "{\"format\": \"2\"}", 0, 0, AB_FORMAT_ERROR_UNKNOWN },
+    { "{\"format\": 3}", 0, 0, AB_FORMAT_ERROR_UNKNOWN },
+    { "{\"format\": null}", 0, 0, AB_FORMAT_ERROR_UNKNOWN },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(JsonObject) o = parse_object (cases[i].json);
+      g_autoptr(GError) error = NULL;
+      gint64 format = -1;
+      gboolean ok = ab_format_check_state ("f.json", o, &format, &error);
+      if (cases[i].want)
+        {
+          g_assert_no_error (error);
+          g_assert_true (ok);
+          g_assert_cmpint (format, ==, cases[i].want);
+        }
+      else
+        {
+          g_assert_false (ok);
+          g_assert_error (error, AB_FORMAT_ERROR, cases[i].code);
+          assert_contains (error->message, "f.json");
+        }
+    }
+}
+
+static void
+test_missing_format_does_not_guess (void)
+{
+  g_autoptr(JsonObject) o = parse_object ("{\"commit\": \"abc\"}");
+  g_autoptr(GError) error = NULL;
+  g_assert_false (ab_format_check_state ("abdeploy/state/slot-b.json", o, NULL, &error));
+  assert_contains (error->message, "abdeploy/state/slot-b.json has no \"format\" member");
+  assert_contains (error->message, "does not guess");
+}
+
+static void
+test_read_state_at (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) node = NULL;
+  gint64 format = 0;
+  g_assert_true (ab_format_read_state_at (t->dfd, "none.json", &node, &format, &error));
+  g_assert_null (node);
+  write_file_at (t->dfd, "ok.json", "{\"format\": 1, \"a\": 2}");
+  g_assert_true (ab_format_read_state_at (t->dfd, "ok.json", &node, &format, &error));
+  g_assert_no_error (error);
+  g_assert_nonnull (node);
+  g_assert_cmpint (format, ==, 1);
+  g_clear_pointer (&node, json_node_unref);
+  write_file_at (t->dfd, "array.json", "[1, 2]");
+  g_assert_false (ab_format_read_state_at (t->dfd, "array.json", &node, NULL, &error));
+  g_assert_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_INVALID);
+  assert_contains (error->message, "abdeploy/state/array.json is not a JSON object");
+  g_clear_error (&error);
+  write_file_at (t->dfd, "new.json", "{\"format\": 3}");
+  g_assert_false (ab_format_read_state_at (t->dfd, "new.json", &node, NULL, &error));
+  assert_contains (error->message, "abdeploy/state/new.json has format 3");
+  g_assert_null (node);
+}
+
+static void
+test_config_stated (void)
+{
+  static const struct { const char *text; gint64 want; gboolean ok; } cases[] = {
+    { "[boot]\ntries=2\n", 0, TRUE },
+    { "[abdeploy]\nformat=2\n", 2, TRUE },
+    { "[abdeploy]\nformat = 1 \n", 1, TRUE },
+    { "[abdeploy]\nformat=3\n", 0, FALSE },
+    { "[abdeploy]\nformat=two\n", 0, FALSE },
+    { "[abdeploy]\nformat=\n", 0, FALSE },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GKeyFile) kf = g_key_file_new ();
+      g_assert_true (g_key_file_load_from_data (kf, cases[i].text, -1, G_KEY_FILE_NONE, NULL));
+      g_autoptr(GError) error = NULL;
+      gint64 stated = -1;
+      g_assert_cmpint (ab_format_config_stated (kf, "c.conf", &stated, &error), ==, cases[i].ok);
+      if (cases[i].ok)
+        g_assert_cmpint (stated, ==, cases[i].want);
+      else
+        {
+          g_assert_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_UNKNOWN);
+          assert_contains (error->message, "c.conf has format");
+        }
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/format/versions", test_versions);
+  g_test_add_func ("/format/newer-state-message", test_newer_state_message);
+  g_test_add_func ("/format/newer-layout-message", test_newer_layout_message);
+  g_test_add_func ("/format/unknown-older-or-garbage", test_unknown_older_or_garbage);
+  g_test_add_func ("/format/check-state", test_check_state);
+  g_test_add_func ("/format/missing-format-does-not-guess", test_missing_format_does_not_guess);
+  TMPDIR_TEST ("/format/read-state-at", test_read_state_at);
+  g_test_add_func ("/format/config-stated", test_config_stated);
+  return g_test_run ();
+}
