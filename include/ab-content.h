@@ -10,6 +10,7 @@
 
 #include <glib.h>
 #include <ostree.h>
+#include "ab-util.h"
 
 #define AB_CONTENT_ERROR (ab_content_error_quark ())
 GQuark ab_content_error_quark (void);
@@ -28,8 +29,6 @@ typedef enum
 OstreeRepo *ab_content_create_repo (int sysroot_dfd, GError **error);
 OstreeRepo *ab_content_open_repo (int sysroot_dfd, GError **error);
 
-typedef void (*AbProgressFunc) (guint64 objects_done, guint64 objects_total,
-                                guint64 bytes, gpointer user_data);
 
 /* Pulls REF or COMMIT from SOURCE (URL or local path) with verification,
  * returning the commit checksum. */

@@ -4,6 +4,10 @@
 #include <glib.h>
 #include <unistd.h>
 
+/* Progress of a transfer: objects done of the total, bytes moved so far. */
+typedef void (*AbProgressFunc) (guint64 objects_done, guint64 objects_total, guint64 bytes,
+                                gpointer user_data);
+
 /* A file descriptor closed when it leaves scope; -1 means "none". */
 static inline void
 ab_close_fdp (int *fdp)

@@ -1,12 +1,14 @@
 #include "config.h"
 #include "ab-content.h"
 #include "ab-fsutil.h"
+#include "ab-import.h"
 #include "ab-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 G_DEFINE_QUARK (ab-content-error-quark, ab_content_error)
@@ -141,6 +143,26 @@ set_verify_error (GError **error, const char *commit, const GError *cause)
                commit ? commit : "", why);
 }
 
+/* Sets ERROR from the failure CAUSE of fetching REFSPEC (COMMIT once
+ * resolved) from SOURCE; always returns FALSE. */
+static gboolean
+set_pull_error (GError **error, const char *refspec, const char *source, const char *commit,
+                const GError *cause)
+{
+  if (is_signature_error (cause))
+    set_verify_error (error, commit, cause);
+  else if (strstr (cause->message, "Corrupted") != NULL)
+    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_FAILED,
+                 "Pulling %s from %s failed: the source holds a corrupted object (%s). "
+                 "The medium or server copy is damaged or was tampered with; nothing was "
+                 "installed. Fetch a fresh copy of the update and try again",
+                 refspec, source, cause->message);
+  else
+    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_FAILED,
+                 "Pulling %s from %s failed: %s", refspec, source, cause->message);
+  return FALSE;
+}
+
 typedef struct
 {
   AbProgressFunc func;
@@ -158,10 +180,10 @@ on_pull_progress (OstreeAsyncProgress *progress, gpointer user_data)
   relay->func (fetched, requested, bytes, relay->data);
 }
 
-/* A local source (offline media) is pulled as untrusted: libostree then
- * checksums every object it imports, as it always does over HTTP. A
- * trusted local pull would hardlink or copy objects unchecked, and a
- * tampered medium could pass a validly signed commit with altered files. */
+/* Pulls are untrusted: libostree checksums every object it stores. (Local
+ * sources go through ab-import, which imports untrusted as well: a trusted
+ * local import would take objects unchecked, and a tampered medium could
+ * pass a validly signed commit with altered files.) */
 static GVariant *
 pull_options (const char *refspec)
 {
@@ -185,6 +207,29 @@ drop_summary_cache (OstreeRepo *repo)
   (void) unlinkat (dfd, "tmp/cache/summaries/" AB_CONTENT_REMOTE ".sig", 0);
 }
 
+/* A local source: imported by ab-import, signature first, on every CPU. */
+static gboolean
+import_local (OstreeRepo *repo, const char *url, const char *source, const char *refspec,
+              AbProgressFunc progress, gpointer user_data, GCancellable *cancellable,
+              char **out_commit, GError **error)
+{
+  g_autoptr(GFile) dir = g_file_new_for_uri (url);
+  g_autoptr(OstreeRepo) src = ostree_repo_new (dir);
+  g_autofree char *commit = NULL;
+  g_autoptr(GError) local = NULL;
+  if (!ostree_repo_open (src, cancellable, &local)
+      || !ostree_repo_resolve_rev (src, refspec, FALSE, &commit, &local))
+    return set_pull_error (error, refspec, source, refspec, local);
+  if (!ab_import_commit (repo, AB_CONTENT_REMOTE, src, commit, 0, progress, user_data,
+                         cancellable, &local))
+    return set_pull_error (error, refspec, source, commit, local);
+  if (!ab_is_commit_checksum (refspec)
+      && !ostree_repo_set_ref_immediate (repo, AB_CONTENT_REMOTE, refspec, commit, NULL, error))
+    return FALSE;
+  *out_commit = g_steal_pointer (&commit);
+  return TRUE;
+}
+
 gboolean
 ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const char *refspec,
                  AbProgressFunc progress, gpointer user_data, const char *tls_ca_path,
@@ -193,6 +238,9 @@ ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const ch
   g_autofree char *url = source_to_url (source, error);
   if (url == NULL || !configure_remote (repo, sysroot_dfd, url, tls_ca_path, error))
     return FALSE;
+  if (g_str_has_prefix (url, "file://"))
+    return import_local (repo, url, source, refspec, progress, user_data,
+                         cancellable, out_commit, error);
   drop_summary_cache (repo);
   g_autoptr(GVariant) options = pull_options (refspec);
   ProgressRelay relay = { progress, user_data };
@@ -205,20 +253,7 @@ ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const ch
   if (async_progress != NULL)
     ostree_async_progress_finish (async_progress);
   if (!ok)
-    {
-      if (is_signature_error (local))
-        set_verify_error (error, ab_is_commit_checksum (refspec) ? refspec : refspec, local);
-      else if (strstr (local->message, "Corrupted") != NULL)
-        g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_FAILED,
-                     "Pulling %s from %s failed: the source holds a corrupted object (%s). "
-                     "The medium or server copy is damaged or was tampered with; nothing was "
-                     "installed. Fetch a fresh copy of the update and try again",
-                     refspec, source, local->message);
-      else
-        g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_FAILED,
-                     "Pulling %s from %s failed: %s", refspec, source, local->message);
-      return FALSE;
-    }
+    return set_pull_error (error, refspec, source, refspec, local);
   if (ab_is_commit_checksum (refspec))
     {
       *out_commit = g_strdup (refspec);
@@ -284,22 +319,123 @@ ab_content_commit_version (OstreeRepo *repo, const char *commit, GError **error)
   return ab_content_commit_meta (repo, commit, OSTREE_COMMIT_META_KEY_VERSION, error);
 }
 
+static void
+checkout_options_init (OstreeRepoCheckoutAtOptions *opts)
+{
+  memset (opts, 0, sizeof *opts);
+  opts->mode = OSTREE_REPO_CHECKOUT_MODE_NONE;
+  opts->overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_NONE;
+  /* Hardlinks only: a copy would silently double the disk use. */
+  opts->no_copy_fallback = TRUE;
+  opts->enable_fsync = FALSE; /* the caller syncs the file system once */
+}
+
+/* Directories this deep ("/usr/lib/NAME") are checked out as separate
+ * units, spread over the workers, after the skeleton above them. */
+#define UNIT_DEPTH 3
+
+typedef struct
+{
+  int repo_dfd;
+  const char *commit;
+  int dfd;
+  const char *path;
+  GPtrArray *units; /* "/usr/lib/NAME" paths, skipped by the skeleton */
+  gint next;
+  GCancellable *cancellable;
+  GMutex lock;
+  GError *error;
+} CheckoutJob;
+
+static OstreeRepoCheckoutFilterResult
+collect_units (OstreeRepo *repo, const char *path, struct stat *st, gpointer user_data)
+{
+  CheckoutJob *job = user_data;
+  if (!S_ISDIR (st->st_mode))
+    return OSTREE_REPO_CHECKOUT_FILTER_ALLOW;
+  /* Directory paths come with a trailing slash: "/usr/lib/NAME/". */
+  g_autofree char *dir = g_strdup (path);
+  gsize len = strlen (dir);
+  while (len > 1 && dir[len - 1] == '/')
+    dir[--len] = '\0';
+  guint depth = 0;
+  for (const char *p = dir; *p; p++)
+    depth += *p == '/';
+  if (depth < UNIT_DEPTH)
+    return OSTREE_REPO_CHECKOUT_FILTER_ALLOW;
+  g_ptr_array_add (job->units, g_steal_pointer (&dir));
+  return OSTREE_REPO_CHECKOUT_FILTER_SKIP;
+}
+
+static gboolean
+checkout_unit (CheckoutJob *job, OstreeRepo *repo, const char *unit, GError **error)
+{
+  OstreeRepoCheckoutAtOptions opts;
+  checkout_options_init (&opts);
+  opts.subpath = unit;
+  g_autofree char *dest = g_strconcat (job->path, unit, NULL);
+  return ostree_repo_checkout_at (repo, &opts, job->dfd, dest, job->commit, job->cancellable,
+                                  error);
+}
+
+static gpointer
+checkout_worker (gpointer data)
+{
+  CheckoutJob *job = data;
+  GError *e = NULL;
+  g_autoptr(OstreeRepo) repo = ostree_repo_open_at (job->repo_dfd, ".", job->cancellable, &e);
+  for (guint i; repo != NULL && (i = (guint) g_atomic_int_add (&job->next, 1)) < job->units->len;)
+    if (!checkout_unit (job, repo, job->units->pdata[i], &e))
+      break;
+  if (e != NULL)
+    {
+      g_mutex_lock (&job->lock);
+      if (job->error == NULL)
+        job->error = g_steal_pointer (&e);
+      g_clear_error (&e);
+      /* stop the others */
+      g_atomic_int_set (&job->next, (gint) job->units->len);
+      g_mutex_unlock (&job->lock);
+    }
+  return NULL;
+}
+
+static gboolean
+checkout_units (CheckoutJob *job, GError **error)
+{
+  guint n = MIN (CLAMP (g_get_num_processors (), 1, 8), job->units->len);
+  g_autoptr(GPtrArray) threads = g_ptr_array_new ();
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (threads, g_thread_new ("ab-checkout", checkout_worker, job));
+  for (guint i = 0; i < threads->len; i++)
+    g_thread_join (threads->pdata[i]);
+  if (job->error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&job->error));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *path,
                      GCancellable *cancellable, GError **error)
 {
-  OstreeRepoCheckoutAtOptions opts = { 0 };
-  opts.mode = OSTREE_REPO_CHECKOUT_MODE_NONE;
-  opts.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_NONE;
-  /* Hardlinks only: a copy would silently double the disk use. */
-  opts.no_copy_fallback = TRUE;
-  opts.enable_fsync = FALSE; /* the caller syncs the file system once */
-  if (!ostree_repo_checkout_at (repo, &opts, dfd, path, commit, cancellable, error))
-    {
-      g_prefix_error (error, "Checking out %s: ", commit);
-      return FALSE;
-    }
-  return TRUE;
+  CheckoutJob job = { .repo_dfd = ostree_repo_get_dfd (repo), .commit = commit, .dfd = dfd,
+                      .path = path, .cancellable = cancellable };
+  g_mutex_init (&job.lock);
+  job.units = g_ptr_array_new_with_free_func (g_free);
+  OstreeRepoCheckoutAtOptions opts;
+  checkout_options_init (&opts);
+  opts.filter = collect_units;
+  opts.filter_user_data = &job;
+  gboolean ok = ostree_repo_checkout_at (repo, &opts, dfd, path, commit, cancellable, error)
+                && checkout_units (&job, error);
+  g_ptr_array_unref (job.units);
+  g_mutex_clear (&job.lock);
+  if (!ok)
+    g_prefix_error (error, "Checking out %s: ", commit);
+  return ok;
 }
 
 gboolean

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include "ab-content.h"
 #include "ab-test-fixture.h"
+#include "ab-test-repo.h"
 
 typedef struct
 {
@@ -10,25 +11,6 @@ typedef struct
   OstreeRepo *repo;
   char *commit;
 } RepoFixture;
-
-static char *
-write_commit (OstreeRepo *repo, int tree_dfd)
-{
-  g_autoptr(GError) error = NULL;
-  g_assert_true (ostree_repo_prepare_transaction (repo, NULL, NULL, &error));
-  g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new ();
-  g_assert_true (ostree_repo_write_dfd_to_mtree (repo, tree_dfd, ".", mtree, NULL, NULL, &error));
-  g_autoptr(GFile) root = NULL;
-  g_assert_true (ostree_repo_write_mtree (repo, mtree, &root, NULL, &error));
-  g_autoptr(GVariantDict) meta = g_variant_dict_new (NULL);
-  g_variant_dict_insert (meta, "version", "s", "4.2");
-  g_autofree char *commit = NULL;
-  g_assert_true (ostree_repo_write_commit (repo, NULL, "test", NULL, g_variant_dict_end (meta),
-                                           OSTREE_REPO_FILE (root), &commit, NULL, &error));
-  g_assert_true (ostree_repo_commit_transaction (repo, NULL, NULL, &error));
-  g_assert_no_error (error);
-  return g_steal_pointer (&commit);
-}
 
 static void
 repo_setup (RepoFixture *f, gconstpointer data)
@@ -51,32 +33,6 @@ repo_teardown (RepoFixture *f, gconstpointer data)
   g_clear_object (&f->repo);
   g_free (f->commit);
   tmpdir_teardown (&f->tmp, data);
-}
-
-/* A real GPG key in a throwaway home; returns its fingerprint. */
-static char *
-make_key (const char *home, const char *export_to)
-{
-  g_autoptr(GError) error = NULL;
-  g_autofree char *params = g_build_filename (home, "params", NULL);
-  g_assert_true (g_file_set_contents (params,
-      "%no-protection\nKey-Type: RSA\nKey-Length: 2048\nName-Real: Unit Test\n"
-      "Name-Email: unit@example.org\nExpire-Date: 0\n%commit\n", -1, &error));
-  g_autofree char *gen = g_strdup_printf ("gpg --batch --quiet --homedir %s --gen-key %s", home, params);
-  int status = 0;
-  g_assert_true (g_spawn_command_line_sync (gen, NULL, NULL, &status, &error));
-  g_assert_cmpint (status, ==, 0);
-  g_autofree char *list = g_strdup_printf ("gpg --batch --homedir %s --with-colons --list-keys", home);
-  g_autofree char *out = NULL;
-  g_assert_true (g_spawn_command_line_sync (list, &out, NULL, &status, &error));
-  char *fpr = strstr (out, "\nfpr:::::::::");
-  g_assert_nonnull (fpr);
-  char *keyid = g_strndup (fpr + strlen ("\nfpr:::::::::"), 40);
-  g_autofree char *exp = g_strdup_printf ("sh -c 'gpg --batch --homedir %s --export %s > %s'",
-                                          home, keyid, export_to);
-  g_assert_true (g_spawn_command_line_sync (exp, NULL, NULL, &status, &error));
-  g_assert_cmpint (status, ==, 0);
-  return keyid;
 }
 
 static void
@@ -119,6 +75,98 @@ test_checkout_hardlinks (RepoFixture *f, gconstpointer data)
   g_assert_cmpstr (version, ==, "4.2");
 }
 
+/* Lists every entry under ROOT as "path type mode uid gid inode-or-target",
+ * sorted, for comparing two checkouts. */
+static void
+list_tree (const char *root, const char *rel, GPtrArray *out)
+{
+  g_autofree char *dir_path = g_build_filename (root, rel, NULL);
+  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
+  g_assert_nonnull (dir);
+  const char *name;
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (rel, name, NULL);
+      g_autofree char *path = g_build_filename (root, child, NULL);
+      struct stat st;
+      g_assert_cmpint (lstat (path, &st), ==, 0);
+      g_autofree char *what = S_ISLNK (st.st_mode) ? g_file_read_link (path, NULL)
+                              : S_ISREG (st.st_mode) ? g_strdup_printf ("%lu", (gulong) st.st_ino)
+                                                     : g_strdup ("dir");
+      g_ptr_array_add (out, g_strdup_printf ("%s %o %u %u %s", child, st.st_mode, st.st_uid,
+                                             st.st_gid, what));
+      if (S_ISDIR (st.st_mode))
+        list_tree (root, child, out);
+    }
+}
+
+static int
+compare_lines (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+static char *
+tree_listing (const char *root)
+{
+  g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
+  list_tree (root, "", lines);
+  g_ptr_array_sort (lines, compare_lines);
+  g_ptr_array_add (lines, NULL);
+  return g_strjoinv ("\n", (char **) lines->pdata);
+}
+
+/* The checkout is split over threads below a skeleton; the result must be
+ * the tree libostree checks out in one pass: same entries, modes, owners,
+ * symlink targets, and every file a hardlink of the same repo object. */
+static void
+test_checkout_parallel_matches_single_pass (RepoFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  const char *files[] = { "top", "usr/one", "usr/lib/two", "usr/lib/a/three", "usr/lib/a/b/four",
+                          "usr/lib/a/b/c/five", "usr/lib/z/six", "usr/share/doc/x/seven",
+                          "usr/share/doc/y/eight", "etc/nine" };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *name = g_build_filename ("deep", files[i], NULL);
+      write_file_at (f->tmp.dfd, name, files[i]);
+    }
+  g_assert_true (ab_fs_mkdir_p_at (f->tmp.dfd, "deep/usr/lib/empty", 0755, &error));
+  g_assert_cmpint (symlinkat ("a/three", f->tmp.dfd, "deep/usr/lib/link"), ==, 0);
+  g_assert_cmpint (symlinkat ("../lib", f->tmp.dfd, "deep/usr/share/dirlink"), ==, 0);
+  g_assert_cmpint (fchmodat (f->tmp.dfd, "deep/usr/lib/a/b", 0700, 0), ==, 0);
+  g_assert_cmpint (fchmodat (f->tmp.dfd, "deep/usr/lib/z", 0555, 0), ==, 0);
+  g_assert_cmpint (fchmodat (f->tmp.dfd, "deep/usr/share/doc", 0555, 0), ==, 0);
+  ab_autofd tree = ab_fs_opendir_at (f->tmp.dfd, "deep", &error);
+  g_autofree char *commit = write_commit (f->repo, tree);
+
+  g_assert_true (ab_content_checkout (f->repo, commit, f->tmp.dfd, "co", NULL, &error));
+  g_assert_no_error (error);
+  OstreeRepoCheckoutAtOptions opts = { 0 };
+  opts.no_copy_fallback = TRUE;
+  g_assert_true (ostree_repo_checkout_at (f->repo, &opts, f->tmp.dfd, "ref", commit, NULL, &error));
+  g_assert_no_error (error);
+
+  g_autofree char *co = g_build_filename (f->tmp.path, "co", NULL);
+  g_autofree char *ref = g_build_filename (f->tmp.path, "ref", NULL);
+  g_autofree char *co_list = tree_listing (co);
+  g_autofree char *ref_list = tree_listing (ref);
+  g_assert_cmpstr (co_list, ==, ref_list);
+  g_assert_nonnull (strstr (co_list, "usr/lib/a/b/c/five"));
+  g_assert_nonnull (strstr (co_list, "usr/share/doc/y/eight"));
+}
+
+/* A failed checkout (the destination exists) reports the commit. */
+static void
+test_checkout_existing_destination_fails (RepoFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_assert_true (ab_fs_mkdir_p_at (f->tmp.dfd, "co/usr", 0755, &error));
+  g_assert_false (ab_content_checkout (f->repo, f->commit, f->tmp.dfd, "co", NULL, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, f->commit));
+}
+
 static void
 test_bad_source (RepoFixture *f, gconstpointer data)
 {
@@ -143,6 +191,10 @@ main (int argc, char **argv)
   REPO_TEST ("/content/no-trusted-keys-refused", test_no_trusted_keys_refused);
   REPO_TEST ("/content/unsigned-refused-signed-accepted", test_unsigned_refused_signed_accepted);
   REPO_TEST ("/content/checkout-hardlinks", test_checkout_hardlinks);
+  REPO_TEST ("/content/checkout-parallel-matches-single-pass",
+             test_checkout_parallel_matches_single_pass);
+  REPO_TEST ("/content/checkout-existing-destination-fails",
+             test_checkout_existing_destination_fails);
   REPO_TEST ("/content/bad-source", test_bad_source);
   return g_test_run ();
 }

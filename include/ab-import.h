@@ -1,0 +1,35 @@
+/* Import of a commit from a local OSTree repo (offline media, or a repo on
+ * the same machine) into the sysroot repo, spread over worker threads.
+ *
+ * Invariants:
+ * - Nothing is written to the destination repo before the commit's GPG
+ *   signature is verified with the keys of the destination's remote
+ *   REMOTE, over the very bytes whose SHA-256 is the commit id.
+ * - Every object is imported untrusted: libostree checksums it before it
+ *   is linked or copied in, so a damaged or tampered medium is an error.
+ * - The commit object is imported last, after every object it reaches, so
+ *   an interrupted import never leaves a commit with missing objects; the
+ *   objects already imported stay as unreferenced, valid objects.
+ * - Objects the destination already holds are not read again. */
+#pragma once
+
+#include <glib.h>
+#include <ostree.h>
+#include "ab-util.h"
+
+#define AB_IMPORT_ERROR (ab_import_error_quark ())
+GQuark ab_import_error_quark (void);
+
+typedef enum
+{
+  AB_IMPORT_ERROR_FAILED,
+  AB_IMPORT_ERROR_CHECKSUM, /* the commit object does not hash to its id */
+} AbImportError;
+
+/* Imports COMMIT and every object it reaches from SRC into DEST. N_WORKERS
+ * threads do the work (0: one per CPU, at most 8); PROGRESS is called on
+ * the calling thread. Signature errors keep libostree's OSTREE_GPG_ERROR
+ * domain. */
+gboolean ab_import_commit (OstreeRepo *dest, const char *remote, OstreeRepo *src,
+                           const char *commit, guint n_workers, AbProgressFunc progress,
+                           gpointer user_data, GCancellable *cancellable, GError **error);
