@@ -1,6 +1,7 @@
 #include "config.h"
 #include "ab-verify.h"
 #include "ab-content.h"
+#include "ab-format.h"
 #include "ab-fsutil.h"
 #include "ab-history.h"
 #include "ab-json.h"
@@ -193,8 +194,9 @@ cmp_names (gconstpointer a, gconstpointer b)
   return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
-/* Every state file must parse: names of the JSON files in the state
- * directory that do not, with why, appended to PROBLEMS. */
+/* Every state file must be readable: names of the JSON files in the state
+ * directory that do not parse, or are of a format this abdeploy does not
+ * read, with why, appended to PROBLEMS. */
 static void
 check_state_files (AbSysroot *sysroot, GString *problems)
 {
@@ -221,11 +223,9 @@ check_state_files (AbSysroot *sysroot, GString *problems)
         continue;   /* already named, e.g. a slot record that does not parse */
       g_autoptr(JsonNode) node = NULL;
       g_autoptr(GError) error = NULL;
-      if (!ab_json_read_at (sysroot->state_dfd, names->pdata[i], &node, &error))
+      /* parses, is a JSON object, and has a format this abdeploy reads */
+      if (!ab_format_read_state_at (sysroot->state_dfd, names->pdata[i], &node, NULL, &error))
         g_string_append_printf (problems, "%s; ", error->message);
-      else if (node != NULL && !JSON_NODE_HOLDS_OBJECT (node))
-        g_string_append_printf (problems, "state file abdeploy/state/%s is not a JSON object; ",
-                                (const char *) names->pdata[i]);
     }
 }
 
@@ -269,7 +269,7 @@ check_health (AbSysroot *sysroot, const AbSlotsView *v, GPtrArray *checks)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_json_read_at (sysroot->state_dfd, "verdict.json", &root, &error))
+  if (!ab_format_read_state_at (sysroot->state_dfd, "verdict.json", &root, NULL, &error))
     {
       add_check (checks, "health-green", FALSE, "reading the verdict: %s", error->message);
       return;

@@ -253,6 +253,22 @@ def test_state_file_that_does_not_parse(device, name):
     assert p.returncode == ll.EXIT_ERROR
 
 
+def test_state_file_of_a_format_abdeploy_does_not_read(device):
+    """A state file from a newer abdeploy parses as JSON, but its format is
+    one this abdeploy refuses everywhere else: verify says so."""
+    dev = device("meta")
+    path = dev.state_path("history.json")
+    with open(path) as f:
+        doc = json.load(f)
+    doc["format"] = 99
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    failed, checks, p = dev.failed_checks()
+    assert failed == ["state-consistent"], p.describe
+    reason = checks["state-consistent"]["reason"]
+    assert "history.json" in reason and "99" in reason, p.describe
+
+
 # --------------------------------------------------------------------------
 # health-green
 
