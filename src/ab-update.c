@@ -609,7 +609,14 @@ do_verify (Run *r, GError **error)
     return refuse (error, "After the download the repo has no commit %s, the one the manifest "
                    "names (the delta or server delivered another commit)", r->t->commit);
   if (!ab_content_verify (r->sysroot->repo, r->sysroot->dfd, r->t->commit, &local))
-    return refuse (error, "%s", local->message);
+    {
+      /* A delta writes the commit before anyone could check its signature:
+       * take the unverified commit out again. Its other objects stay
+       * unreferenced until an ostree prune. */
+      (void) ostree_repo_delete_object (r->sysroot->repo, OSTREE_OBJECT_TYPE_COMMIT, r->t->commit,
+                                        NULL, NULL);
+      return refuse (error, "%s", local->message);
+    }
   ab_crash_point ("update:verified");
   return enter_phase (r, AB_PHASE_VERIFIED, error);
 }

@@ -4,6 +4,7 @@ thing changed.  Refusals exit 3 and name the problem; size and speed limits
 exit 1; nothing is installed and the device state is unchanged."""
 
 import json
+import os
 import time
 
 import pytest
@@ -334,6 +335,10 @@ def test_unsigned_commit_by_delta(device, lighttpd, pub, snap_update):
     refused_in_transaction(device, r, ul.EXIT_VERIFY, ["not signed"])
     assert snap_update() == before, ul.diff(before, snap_update())
     assert pub.commits["1.3"] not in device.refs().values()
+    # the delta wrote the unsigned commit object; the refusal takes it out
+    c = pub.commits["1.3"]
+    obj = device.p("ostree", "repo", "objects", c[:2], c[2:] + ".commit")
+    assert not os.path.exists(obj), "unsigned commit object left in the repo"
 
 
 def test_unsigned_commit_by_objects(device, hostile, pub, snap_update):
