@@ -829,6 +829,17 @@ ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error)
   return run_transaction (sysroot, opts, c, t, error);
 }
 
+/* The downloaded delta parts of an abandoned transaction: nothing resumes
+ * them any more. Removed after the phase is recorded, so a crash in
+ * between leaves only files that the next update reuses or replaces. */
+static gboolean
+drop_delta_cache (AbSysroot *sysroot, const char *commit, GError **error)
+{
+  g_autofree char *name = cache_name (commit);
+  g_autofree char *rel = g_build_filename (CACHE_DIR, name, NULL);
+  return ab_fs_rm_rf_at (sysroot->dfd, rel, error);
+}
+
 gboolean
 ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboolean abandon,
                   GError **error)
@@ -843,7 +854,8 @@ ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboolean aban
       return FALSE;
     }
   if (abandon)
-    return ab_transaction_set_phase (sysroot->state_dfd, t, AB_PHASE_ABANDONED, error);
+    return ab_transaction_set_phase (sysroot->state_dfd, t, AB_PHASE_ABANDONED, error)
+           && drop_delta_cache (sysroot, t->commit, error);
   g_autoptr(AbUpdateCheck) c = ab_update_check (sysroot, error);
   if (c == NULL)
     return FALSE;

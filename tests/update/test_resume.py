@@ -134,8 +134,11 @@ def test_abandon_drops_the_transaction(device, hostile, pub):
     assert t["phase"] == "failed" and t["retryable"] is False, t
     r = device.expect(ul.EXIT_ERROR, "update")
     assert "waits for the operator" in r.stderr and "resume --abandon" in r.stderr, r.describe()
+    cache = os.path.dirname(part_file(device, pub, part))
+    assert os.listdir(cache), "the superblock should be in the delta cache"
     device.ok("resume", "--abandon")
     assert device.transaction()["phase"] == "abandoned"
+    assert not os.path.exists(cache), "resume --abandon left the delta cache"
     device.expect(ul.EXIT_NOTHING, "resume")
     hostile.set(part["path"], Rule())
     device.ok("update")
