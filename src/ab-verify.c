@@ -249,6 +249,11 @@ check_consistency (AbSysroot *sysroot, const AbSlotsView *v, const GError *view_
                                 ab_slot_name ((AbSlot) s), rev ? rev : "missing", want);
       if (v->ptr.state[s] == AB_BOOT_STATE_TRIAL && v->ptr.primary != (AbSlot) s)
         g_string_append_printf (problems, "slot %s is in trial but not primary; ", ab_slot_name ((AbSlot) s));
+      /* the bootloader would boot (or fall back to) a slot that holds nothing */
+      if (v->rec[s] == NULL
+          && (v->ptr.state[s] == AB_BOOT_STATE_GOOD || v->ptr.state[s] == AB_BOOT_STATE_TRIAL))
+        g_string_append_printf (problems, "slot %s is empty but the pointer marks it %s; ",
+                                ab_slot_name ((AbSlot) s), ab_boot_state_name (v->ptr.state[s]));
     }
   check_state_files (sysroot, problems);
   if (problems->len)

@@ -224,6 +224,17 @@ def test_trial_slot_that_is_not_primary(device):
     assert "slot a is in trial but not primary" in checks["state-consistent"]["reason"], checks
 
 
+@pytest.mark.parametrize("state", ["good", "trial"])
+def test_pointer_marks_an_empty_slot_bootable(device, state):
+    """Slot b holds nothing, but the pointer would let the bootloader fall
+    back to it."""
+    dev = device("v1")
+    dev.set_pointer(ABDEPLOY_B_STATE=state, ABDEPLOY_B_TRIES="2" if state == "trial" else "0")
+    checks = only_failing(dev, ["state-consistent"])
+    assert "slot b is empty but the pointer marks it %s" % state in \
+        checks["state-consistent"]["reason"], checks
+
+
 def test_pointer_primary_is_an_empty_slot(device):
     dev = device("v1")
     dev.set_pointer(ABDEPLOY_PRIMARY="b")
