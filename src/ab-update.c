@@ -437,13 +437,19 @@ static void
 emit (const Run *r, AbUpdateEventKind kind, guint64 done, guint64 total, const char *message)
 {
   static gint64 last_bytes_event;
-  if (kind == AB_UPDATE_EVENT_BYTES && !(total > 0 && done == total))
+  static guint64 last_done = G_MAXUINT64, last_total;
+  if (kind == AB_UPDATE_EVENT_BYTES)
     {
-      /* Byte counts at most four times a second; the final count always. */
+      /* Byte counts at most four times a second, the final count always,
+       * and never the same count twice in a row. */
       gint64 now = g_get_monotonic_time ();
-      if (now - last_bytes_event < G_USEC_PER_SEC / 4)
+      gboolean final = total > 0 && done == total;
+      if ((done == last_done && total == last_total)
+          || (!final && now - last_bytes_event < G_USEC_PER_SEC / 4))
         return;
       last_bytes_event = now;
+      last_done = done;
+      last_total = total;
     }
   if (r->opts->events)
     r->opts->events (kind, ab_phase_name (r->t->phase), done, total, message, r->opts->events_data);

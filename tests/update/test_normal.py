@@ -121,6 +121,8 @@ def test_update_with_delta_fetches_no_objects(device, pub, lighttpd):
     assert events[-1] == {"event": "result", "phase": "applied"}, events
     byte_events = [e for e in events if e["event"] == "bytes"]
     assert byte_events and all(e["done"] <= e["total"] for e in byte_events if e["total"])
+    counts = [(e["done"], e["total"]) for e in byte_events]
+    assert all(a != b for a, b in zip(counts, counts[1:])), "repeated byte events: %s" % counts
     # the result: 1.1 staged in b and activated for trial; a untouched
     st = device.status()
     b = device.slot("b", st)
