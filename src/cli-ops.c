@@ -55,7 +55,7 @@ int
 cli_verify (int argc, char **argv)
 {
   gboolean json = FALSE, full = FALSE;
-  int sample = 0;
+  int sample = G_MININT;   /* not given */
   GOptionEntry entries[] = {
     { "full", 0, 0, G_OPTION_ARG_NONE, &full, "Check every file of the booted tree, not a sample", NULL },
     { "sample", 0, 0, G_OPTION_ARG_INT, &sample, "Files checked without --full (default 256)", "N" },
@@ -66,11 +66,11 @@ cli_verify (int argc, char **argv)
   int code = 0;
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1 || sample < 0)
+  if (argc > 1 || (sample != G_MININT && sample <= 0))
     return cli_usage_error (ctx, "verify takes no arguments; --sample must be positive");
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
-  AbVerifyOptions opts = { full, (guint) sample };
+  AbVerifyOptions opts = { full, sample == G_MININT ? 0 : (guint) sample };
   g_autoptr(GPtrArray) checks = sysroot ? ab_verify_run (sysroot, &opts, &error) : NULL;
   if (checks == NULL)
     return cli_fail (error);

@@ -170,8 +170,9 @@ def test_symlinked_trusted_key_survives(device, tmp_path):
 
 
 def test_restore_killed_at_each_crash_point_then_rerun(device, tmp_path):
-    """restore is killed (SIGKILL) at each of its crash points; afterwards
-    the sysroot still opens, and running restore again completes it."""
+    """restore is killed (SIGKILL) at each of its crash points; running
+    restore again completes it: every part (state, configuration, refs,
+    pointer) is replaced atomically, and a re-run starts over."""
     dev = device("meta")
     enrich(dev)
     before = observe(dev)

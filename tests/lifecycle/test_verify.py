@@ -87,7 +87,7 @@ def test_full_and_sample_sizes(device, publisher):
     rc, checks, _, p = dev.verify("--sample=3")
     assert rc == ll.EXIT_OK, p.describe
     assert re.search(r"\b3 sampled files of slot b", checks["tree-matches-commit"]["reason"]), p.describe
-    for bad in ("--sample=-1", "--sample=x", "extra-arg"):
+    for bad in ("--sample=0", "--sample=-1", "--sample=x", "extra-arg"):
         r = dev.run("verify", bad)
         assert r.returncode == ll.EXIT_USAGE, r.describe
 
