@@ -391,7 +391,7 @@ static const Command commands[] = {
   { "resume", "[--abandon]", "Continue the recorded update transaction", cli_resume },
   { "pin", "VERSION | --clear", "Hold the device at a version", cli_pin },
   { "version", "[--json]", "What is running: versions, commit, source revision", cli_version },
-  { "verify", "[--full] [--json]", "Post-upgrade checks; exit 0 only when all pass", cli_verify },
+  { "verify", "[--full] [--sample=N] [--json]", "Post-upgrade checks; exit 0 only when all pass", cli_verify },
   { "backup", "--output=FILE", "Archive config, keys, state, pointer, refs", cli_backup },
   { "restore", "--path=FILE", "Verify an archive, then restore it", cli_restore },
   { "migrate", "", "Migrate the sysroot to the current layout now", cli_migrate },
