@@ -14,7 +14,9 @@ and its simulated boots (the bootloader's decision on the real pointer,
 import json
 import os
 import re
+import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("ABDEPLOY_SRCDIR") or os.path.dirname(os.path.dirname(HERE))
@@ -182,6 +184,24 @@ class Device(hl.Sys):
 
     def state_path(self, name):
         return self.p("abdeploy", "state", name)
+
+    def hold_lock(self, tmpdir, slot="b"):
+        """A real abdeploy holding the sysroot lock: health-check of the
+        booted SLOT, waiting in a required hook until the returned `release`
+        file exists.  Returns (process, release path)."""
+        release = os.path.join(str(tmpdir), "release")
+        started = os.path.join(str(tmpdir), "started")
+        self.add_hook(slot, "etc/abdeploy/health/required.d", "10-wait.sh",
+                      "touch %s\nwhile [ ! -e %s ]; do sleep 0.05; done\n" % (started, release))
+        proc = subprocess.Popen([self.binary, "--sysroot=" + self.path, "health-check", "--no-reboot"],
+                                env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(started):
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "health-check hook did not start"
+            time.sleep(0.05)
+        return proc, release
 
 
 def devices_copy(src, parent):

@@ -20,7 +20,6 @@ paths of the commit: the merged /etc of a slot is not in its commit.
 import json
 import os
 import re
-import subprocess
 import time
 
 import pytest
@@ -344,31 +343,13 @@ def test_stuck_transaction(device):
     assert rc == ll.EXIT_OK, p.describe
 
 
-def hold_lock_with_health_check(dev, tmp_path):
-    """A real abdeploy that holds the sysroot lock: health-check, waiting in
-    a required hook until `release` exists."""
-    release = str(tmp_path / "release")
-    started = str(tmp_path / "started")
-    dev.add_hook("b", "etc/abdeploy/health/required.d", "10-wait.sh",
-                 "touch %s\nwhile [ ! -e %s ]; do sleep 0.05; done\n" % (started, release))
-    proc = subprocess.Popen([dev.binary, "--sysroot=" + dev.path, "health-check", "--no-reboot"],
-                            env=dev.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not os.path.exists(started):
-        assert proc.poll() is None, proc.communicate()[0]
-        assert time.monotonic() < deadline, "health-check hook did not start"
-        time.sleep(0.05)
-    return proc, release
-
-
 def test_unfinished_transaction_while_another_abdeploy_holds_the_lock(device, tmp_path):
     """An open transaction while another abdeploy holds the lock is work in
     progress, not stuck; verify does not wait for the lock, and does not
     write the lock file."""
     dev = device("meta")
     stuck_update(dev)
-    proc, release = hold_lock_with_health_check(dev, tmp_path)
+    proc, release = dev.hold_lock(tmp_path)
     try:
         with open(dev.p("abdeploy", "lock")) as f:
             holder = f.read()

@@ -6,6 +6,8 @@ sysroot repo read by the ostree CLI (`ostree rev-parse`, `ostree show
 meson's project version.
 """
 
+import os
+
 import lifecyclelib as ll
 
 
@@ -92,7 +94,6 @@ def test_offline_sysroot_reports_the_primary_slot(device, publisher):
 def test_offline_empty_sysroot(device, workdir, binary, publisher):
     """An initialized sysroot with nothing deployed: only abdeploy's own
     version and the OS are known."""
-    import os
     path = os.path.join(workdir, "tests", "empty-%d" % os.getpid(), "sysroot")
     os.makedirs(path)
     dev = ll.Device(path, binary, "file", publisher)
