@@ -212,6 +212,30 @@ def devices_copy(src, parent):
 
 
 # --------------------------------------------------------------------------
+# Immutable files: what "cannot be written" means even for root
+
+
+class immutable:
+    """`with immutable(path):` sets the immutable attribute (chattr +i) for
+    the block; skips the test where the file system has no such attribute
+    (tmpfs)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __enter__(self):
+        p = subprocess.run(["chattr", "+i", self.path], capture_output=True, text=True)
+        if p.returncode != 0:
+            import pytest
+            pytest.skip("chattr +i %s: %s" % (self.path, p.stderr.strip()))
+        return self.path
+
+    def __exit__(self, *exc):
+        subprocess.run(["chattr", "-i", self.path], capture_output=True)
+        return False
+
+
+# --------------------------------------------------------------------------
 # What restore must not touch when it refuses
 
 

@@ -371,19 +371,16 @@ def test_output_where_it_cannot_be_written(device, tmp_path):
     assert p.returncode == ll.EXIT_ERROR and "no-such-dir" in p.stderr, p.describe
     assert not (tmp_path / "no-such-dir").exists()
 
-    locked = tmp_path / "immutable"
+    p = dev.run("backup", "--output=" + str(tmp_path))     # a directory
+    assert p.returncode == ll.EXIT_ERROR and str(tmp_path) in p.stderr, p.describe
+    assert os.path.isdir(str(tmp_path))
+
+    locked = tmp_path / "immutable"      # not writable, even for root
     locked.mkdir()
-    sl.run(["chattr", "+i", str(locked)])
-    try:
+    with ll.immutable(locked):
         p = dev.run("backup", "--output=" + str(locked / "b"))
         assert p.returncode == ll.EXIT_ERROR and str(locked) in p.stderr, p.describe
         assert os.listdir(str(locked)) == []
-    finally:
-        sl.run(["chattr", "-i", str(locked)])
-
-    p = dev.run("backup", "--output=" + str(tmp_path))     # a directory
-    assert p.returncode == ll.EXIT_ERROR, p.describe
-    assert os.path.isdir(str(tmp_path))
 
 
 def test_usage(device, tmp_path):

@@ -374,11 +374,8 @@ def test_lock_probe_does_not_need_write_access(device):
     dev = device("meta")
     stuck_update(dev)
     lock = dev.p("abdeploy", "lock")
-    ll.sl.run(["chattr", "+i", lock])
-    try:
+    with ll.immutable(lock):
         with pytest.raises(PermissionError):
             open(lock, "r+").close()
         checks = only_failing(dev, ["no-stuck-transaction"])
         assert "unfinished" in checks["no-stuck-transaction"]["reason"], checks
-    finally:
-        ll.sl.run(["chattr", "-i", lock])
