@@ -50,6 +50,10 @@ gint64 ab_format_current (AbFormatKind kind);
 gint64 ab_format_oldest (AbFormatKind kind);
 gboolean ab_format_is_readable (AbFormatKind kind, gint64 version);
 
+/* The layout version in SYSROOT/abdeploy/version, checked: *out_version is
+ * 0 (and TRUE returned) when the file does not exist. */
+gboolean ab_format_read_layout_at (int sysroot_dfd, gint64 *out_version, GError **error);
+
 /* The state-file format that goes with a layout version. */
 gint64 ab_format_state_for_layout (gint64 layout);
 

@@ -448,18 +448,16 @@ open_rescue (Rescue *r, const char *sysroot_path, const char *bootloader, GError
   if ((r->dfd = ab_fs_opendir_at (AT_FDCWD, sysroot_path, error)) < 0
       || (r->abdeploy_dfd = ab_fs_opendir_at (r->dfd, "abdeploy", error)) < 0)
     return FALSE;
-  g_autofree char *version = NULL;
-  if (!ab_fs_read_at (r->abdeploy_dfd, "version", &version, NULL, error))
+  if (!ab_format_read_layout_at (r->dfd, &r->layout, error))
     return FALSE;
-  guint64 v = 0;
-  if (!g_ascii_string_to_unsigned (g_strstrip (version), 10, 0, G_MAXINT32, &v, NULL))
+  if (r->layout == 0)
     {
-      ab_format_set_unknown (error, AB_FORMAT_LAYOUT, "abdeploy/version", version);
+      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED,
+                   "%s is not an abdeploy sysroot (no abdeploy/version); restore needs an "
+                   "initialized sysroot: run abdeploy --sysroot=%s init --os=NAME first",
+                   sysroot_path, sysroot_path);
       return FALSE;
     }
-  if (!ab_format_check (AB_FORMAT_LAYOUT, "abdeploy/version", (gint64) v, error))
-    return FALSE;
-  r->layout = (gint64) v;
   if ((r->repo = ab_content_open_repo (r->dfd, error)) == NULL
       || (r->bootloader = ab_bootloader_new (bootloader, r->dfd, NULL, error)) == NULL)
     return FALSE;

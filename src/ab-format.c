@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-format.h"
+#include "ab-fsutil.h"
 #include "ab-json.h"
 
 #include <errno.h>
@@ -39,6 +40,33 @@ ab_format_is_readable (AbFormatKind kind, gint64 version)
   return version >= kinds[kind].oldest && version <= kinds[kind].current;
 }
 
+#define VERSION_FILE "abdeploy/version"
+
+gboolean
+ab_format_read_layout_at (int sysroot_dfd, gint64 *out_version, GError **error)
+{
+  *out_version = 0;
+  g_autofree char *data = NULL;
+  g_autoptr(GError) local = NULL;
+  if (!ab_fs_read_at (sysroot_dfd, VERSION_FILE, &data, NULL, &local))
+    {
+      if (g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
+        return TRUE;
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  guint64 v = 0;
+  if (!g_ascii_string_to_unsigned (g_strstrip (data), 10, 1, G_MAXINT32, &v, NULL))
+    {
+      ab_format_set_unknown (error, AB_FORMAT_LAYOUT, VERSION_FILE, *data ? data : "\"\" (empty)");
+      return FALSE;
+    }
+  if (!ab_format_check (AB_FORMAT_LAYOUT, VERSION_FILE, (gint64) v, error))
+    return FALSE;
+  *out_version = (gint64) v;
+  return TRUE;
+}
+
 gint64
 ab_format_state_for_layout (gint64 layout)
 {
@@ -62,12 +90,15 @@ advice (AbFormatKind kind, const KindInfo *k, const char *found, gboolean newer)
   if (!newer)
     switch (kind)
       {
+      case AB_FORMAT_LAYOUT:
+        return g_strdup_printf ("No abdeploy release writes it: write the layout version of this "
+                                "sysroot (%" G_GINT64_FORMAT " or %" G_GINT64_FORMAT ") into "
+                                "abdeploy/version (see abdeploy-layout(7))", k->oldest, k->current);
       case AB_FORMAT_CONFIG:
         return g_strdup_printf ("Set format=%" G_GINT64_FORMAT " in its [abdeploy] group, or "
                                 "remove the key (see abdeploy.conf(5))", k->current);
       case AB_FORMAT_BACKUP:
         return g_strdup ("Use another copy of the backup");
-      case AB_FORMAT_LAYOUT:
       case AB_FORMAT_STATE:
       default:
         return g_strdup ("No abdeploy release writes it: restore the file from a backup "

@@ -382,10 +382,18 @@ ab_migrate_sysroot (int sysroot_dfd, const char *sysroot_path, gint64 *inout_lay
   ab_autofd state_dfd = ab_fs_opendir_at (sysroot_dfd, "abdeploy/state", error);
   if (state_dfd < 0)
     return FALSE;
+  /* Read again: another abdeploy may have migrated since the caller read
+   * it, before this one got the lock. */
+  if (!ab_format_read_layout_at (sysroot_dfd, inout_layout, error))
+    return FALSE;
   if (*inout_layout == AB_LAYOUT_VERSION)
     return check_current (sysroot_dfd, state_dfd, error);
-  if (!ab_format_check (AB_FORMAT_LAYOUT, VERSION_FILE, *inout_layout, error))
-    return FALSE;
+  if (*inout_layout != AB_LAYOUT_PREVIOUS)
+    {
+      g_set_error (error, AB_MIGRATE_ERROR, AB_MIGRATE_ERROR_FAILED,
+                   "%s is not an abdeploy sysroot (no " VERSION_FILE ")", sysroot_path);
+      return FALSE;
+    }
 
   /* 1. Everything is read and converted before anything is written. */
   gboolean started = FALSE;

@@ -29,24 +29,8 @@ static const char *const layout_dirs[] = {
 static gint64
 read_layout_version (int dfd, GError **error)
 {
-  g_autofree char *data = NULL;
-  g_autoptr(GError) local = NULL;
-  if (!ab_fs_read_at (dfd, VERSION_FILE, &data, NULL, &local))
-    {
-      if (g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
-        return 0;
-      g_propagate_error (error, g_steal_pointer (&local));
-      return -1;
-    }
-  guint64 v = 0;
-  if (!g_ascii_string_to_unsigned (g_strstrip (data), 10, 1, G_MAXINT32, &v, NULL))
-    {
-      ab_format_set_unknown (error, AB_FORMAT_LAYOUT, VERSION_FILE, data);
-      return -1;
-    }
-  if (!ab_format_check (AB_FORMAT_LAYOUT, VERSION_FILE, (gint64) v, error))
-    return -1;
-  return (gint64) v;
+  gint64 v = 0;
+  return ab_format_read_layout_at (dfd, &v, error) ? v : -1;
 }
 
 static gboolean

@@ -60,6 +60,7 @@ test_unknown_older_or_garbage (void)
   g_clear_error (&error);
   ab_format_set_unknown (&error, AB_FORMAT_LAYOUT, "abdeploy/version", "two");
   assert_contains (error->message, "abdeploy/version has layout version two");
+  assert_contains (error->message, "write the layout version of this sysroot (1 or 2)");
   g_clear_error (&error);
   g_assert_false (ab_format_check (AB_FORMAT_CONFIG, "etc/abdeploy/abdeploy.conf", 3, &error));
   assert_contains (error->message, "etc/abdeploy/abdeploy.conf has format 3");
@@ -146,6 +147,35 @@ test_read_state_at (TmpDir *t, gconstpointer data)
 }
 
 static void
+test_read_layout_at (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 v = -1;
+  g_assert_true (ab_format_read_layout_at (t->dfd, &v, &error));
+  g_assert_cmpint (v, ==, 0);
+  static const struct { const char *text; gint64 want; } cases[] = {
+    { "1\n", 1 }, { "2", 2 }, { " 2 \n", 2 }, { "3\n", -1 }, { "0\n", -1 }, { "x\n", -1 }, { "", -1 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      write_file_at (t->dfd, "abdeploy/version", cases[i].text);
+      gboolean ok = ab_format_read_layout_at (t->dfd, &v, &error);
+      if (cases[i].want > 0)
+        {
+          g_assert_no_error (error);
+          g_assert_cmpint (v, ==, cases[i].want);
+        }
+      else
+        {
+          g_assert_false (ok);
+          g_assert_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_UNKNOWN);
+          assert_contains (error->message, "abdeploy/version has layout version");
+          g_clear_error (&error);
+        }
+    }
+}
+
+static void
 test_config_stated (void)
 {
   static const struct { const char *text; gint64 want; gboolean ok; } cases[] = {
@@ -184,6 +214,7 @@ main (int argc, char **argv)
   g_test_add_func ("/format/check-state", test_check_state);
   g_test_add_func ("/format/missing-format-does-not-guess", test_missing_format_does_not_guess);
   TMPDIR_TEST ("/format/read-state-at", test_read_state_at);
+  TMPDIR_TEST ("/format/read-layout-at", test_read_layout_at);
   g_test_add_func ("/format/config-stated", test_config_stated);
   return g_test_run ();
 }

@@ -264,9 +264,21 @@ test_current_layout_checks_formats (TmpDir *t, gconstpointer data)
   g_assert_false (migrate (t, &layout, NULL, &error));
   g_assert_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_MISSING);
   g_clear_error (&error);
-  layout = 3;
+  write_file_at (t->dfd, "abdeploy/state/update.json", "{\"format\": 2}");
+  write_file_at (t->dfd, "abdeploy/version", "3\n");
   g_assert_false (migrate (t, &layout, NULL, &error));
   g_assert_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_UNKNOWN);
+  g_assert_nonnull (strstr (error->message, "abdeploy/version has layout version 3"));
+  g_clear_error (&error);
+  /* the version on disk counts, not the caller's (another abdeploy may
+   * have migrated since it was read) */
+  write_file_at (t->dfd, "abdeploy/version", "2\n");
+  layout = 1;
+  gboolean migrated = TRUE;
+  g_assert_true (migrate (t, &layout, &migrated, &error));
+  g_assert_no_error (error);
+  g_assert_false (migrated);
+  g_assert_cmpint (layout, ==, 2);
 }
 
 /* An interrupted migration: the copy was kept and one file converted. The
