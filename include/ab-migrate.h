@@ -34,6 +34,11 @@ typedef enum
   AB_MIGRATE_ERROR_FAILED,
 } AbMigrateError;
 
+/* Checks, without changing anything, that every state file of the sysroot
+ * has a format this abdeploy reads (a writer on a sysroot whose migration
+ * waits). */
+gboolean ab_migrate_check_state (int sysroot_dfd, GError **error);
+
 /* The copy of the layout-1 files, relative to the sysroot. */
 #define AB_MIGRATE_COPY_DIR "abdeploy/migration/layout-1"
 

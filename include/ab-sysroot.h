@@ -46,9 +46,15 @@ void ab_sysroot_free (AbSysroot *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSysroot, ab_sysroot_free)
 
 /* Takes the writer lock (AB_LOCK_ERROR_HELD when another process has it),
- * then migrates a sysroot of the previous layout (ab_migrate_sysroot()).
- * Every command that writes calls it before it changes anything. */
+ * then migrates a sysroot of the previous layout (ab_migrate_sysroot()),
+ * unless the booted slot is not confirmed good yet: then the sysroot keeps
+ * the previous layout and this process writes its formats
+ * (ab_format_state_to_write()). Every command that writes calls it before
+ * it changes anything. */
 gboolean ab_sysroot_lock (AbSysroot *self, GError **error);
+/* Takes the lock and migrates a sysroot of the previous layout now, even
+ * while the booted slot is on trial (abdeploy migrate). */
+gboolean ab_sysroot_migrate_now (AbSysroot *self, gboolean *out_migrated, GError **error);
 
 /* Records of both slots (entries NULL for empty slots). */
 gboolean ab_sysroot_load_records (AbSysroot *self, AbSlotRecord *out[AB_N_SLOTS], GError **error);

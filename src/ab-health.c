@@ -299,7 +299,7 @@ write_verdict (AbSysroot *sysroot, const Boot *b, gboolean green, gboolean trial
   g_autoptr(GPtrArray) warnings = failed_names (results, AB_HOOK_STAGE_WANTED);
   g_autoptr(JsonBuilder) jb = ab_history_event_begin ("verdict");
   json_builder_set_member_name (jb, "format");
-  json_builder_add_int_value (jb, AB_STATE_FORMAT);
+  json_builder_add_int_value (jb, ab_format_state_to_write ());
   ab_json_add_string (jb, "slot", ab_slot_name (b->booted));
   ab_json_add_string (jb, "version", version_of (b, b->booted));
   ab_json_add_string (jb, "commit", commit_of (b, b->booted));

@@ -58,7 +58,7 @@ ab_history_append (int state_dfd, JsonBuilder *event, GError **error)
   json_array_add_element (kept, json_builder_get_root (event));
   g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
   g_autoptr(JsonObject) o = json_object_new ();
-  json_object_set_int_member (o, "format", AB_STATE_FORMAT);
+  json_object_set_int_member (o, "format", ab_format_state_to_write ());
   json_object_set_array_member (o, "events", g_steal_pointer (&kept));
   json_node_set_object (root, o);
   return ab_json_write_at (state_dfd, HISTORY_FILE, root, error);
@@ -95,7 +95,7 @@ ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **
   g_autoptr(JsonBuilder) last = ab_history_event_begin ("rollback");
   add_rollback_members (last, info);
   json_builder_set_member_name (last, "format");
-  json_builder_add_int_value (last, AB_STATE_FORMAT);
+  json_builder_add_int_value (last, ab_format_state_to_write ());
   json_builder_end_object (last);
   g_autoptr(JsonNode) node = json_builder_get_root (last);
   if (!ab_json_write_at (state_dfd, LAST_ROLLBACK_FILE, node, error))

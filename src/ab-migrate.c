@@ -190,7 +190,8 @@ plan_state (int state_dfd, gboolean *out_started, GError **error)
   return g_steal_pointer (&plan);
 }
 
-/* On a sysroot of the current layout: every state file must be readable. */
+/* On a sysroot of the current layout, or of the previous one whose migration
+ * waits: every state file must be readable. */
 static gboolean
 check_current (int sysroot_dfd, int state_dfd, GError **error)
 {
@@ -203,6 +204,13 @@ check_current (int sysroot_dfd, int state_dfd, GError **error)
   /* A restore of a layout-1 backup may have been cut off while it built
    * its copy. */
   return ab_fs_rm_rf_at (sysroot_dfd, COPY_TMP, error);
+}
+
+gboolean
+ab_migrate_check_state (int sysroot_dfd, GError **error)
+{
+  ab_autofd state_dfd = ab_fs_opendir_at (sysroot_dfd, "abdeploy/state", error);
+  return state_dfd >= 0 && check_current (sysroot_dfd, state_dfd, error);
 }
 
 /* ---- the kept copy ---- */

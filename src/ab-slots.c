@@ -29,7 +29,7 @@ ab_slot_record_to_json (const AbSlotRecord *rec)
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "format");
-  json_builder_add_int_value (b, AB_STATE_FORMAT);
+  json_builder_add_int_value (b, ab_format_state_to_write ());
   ab_json_add_string (b, "commit", rec->commit);
   ab_json_add_string (b, "version", rec->version);
   ab_json_add_string (b, "deployed_at", rec->deployed_at);

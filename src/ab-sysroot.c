@@ -163,6 +163,7 @@ ab_sysroot_open (const char *path, const char *config_path, GError **error)
       return NULL;
     }
   self->layout = version;
+  ab_format_set_state_to_write (ab_format_state_for_layout (version));
   if (!open_dirs (self, error))
     return NULL;
   g_autofree char *bootloader = NULL;
@@ -202,6 +203,25 @@ ab_sysroot_free (AbSysroot *self)
   g_free (self);
 }
 
+/* A sysroot of the previous layout is migrated only once the deployment
+ * this abdeploy runs from is confirmed: while the booted slot is on trial
+ * (or not known good), a failed boot may roll back to the other slot and
+ * its previous abdeploy, which reads only the previous layout. Until then
+ * writers keep that layout and write its formats. An offline sysroot (no
+ * booted slot) migrates at once. */
+static gboolean
+migration_waits (AbSysroot *self, gboolean *out_wait, GError **error)
+{
+  *out_wait = FALSE;
+  if (self->layout != AB_LAYOUT_PREVIOUS || self->booted == AB_SLOT_NONE)
+    return TRUE;
+  AbBootPointer ptr;
+  if (!ab_bootloader_load (self->bootloader, &ptr, error))
+    return FALSE;
+  *out_wait = ptr.state[self->booted] != AB_BOOT_STATE_GOOD;
+  return TRUE;
+}
+
 gboolean
 ab_sysroot_lock (AbSysroot *self, GError **error)
 {
@@ -211,14 +231,46 @@ ab_sysroot_lock (AbSysroot *self, GError **error)
   if (self->lock_fd < 0)
     return FALSE;
   /* Every writer comes here first: bring the sysroot to the current
-   * layout, or refuse (and change nothing) when a file has a format this
-   * abdeploy does not read. */
-  if (!ab_migrate_sysroot (self->dfd, self->path, &self->layout, NULL, error))
+   * layout (or leave it for later, see migration_waits()), or refuse (and
+   * change nothing) when a file has a format this abdeploy does not read. */
+  gboolean wait = FALSE;
+  if (!ab_format_read_layout_at (self->dfd, &self->layout, error)
+      || !migration_waits (self, &wait, error)
+      || !(wait ? ab_migrate_check_state (self->dfd, error)
+                : ab_migrate_sysroot (self->dfd, self->path, &self->layout, NULL, error)))
     {
       ab_close_fdp (&self->lock_fd);
       self->lock_fd = -1;
       return FALSE;
     }
+  ab_format_set_state_to_write (ab_format_state_for_layout (self->layout));
+  return TRUE;
+}
+
+gboolean
+ab_sysroot_migrate_now (AbSysroot *self, gboolean *out_migrated, GError **error)
+{
+  *out_migrated = FALSE;
+  gint64 before = self->layout;
+  if (!ab_sysroot_lock (self, error))
+    return FALSE;
+  if (self->layout != before)
+    {
+      *out_migrated = TRUE; /* the lock did it */
+      return TRUE;
+    }
+  if (self->layout == AB_LAYOUT_VERSION)
+    return TRUE;
+  /* Still at the previous layout after the lock: the migration waits for
+   * the booted slot; the operator asked for it anyway. */
+  if (!ab_migrate_sysroot (self->dfd, self->path, &self->layout, out_migrated, error))
+    return FALSE;
+  ab_format_set_state_to_write (ab_format_state_for_layout (self->layout));
+  if (*out_migrated)
+    g_printerr ("warning: slot %s is booted but not confirmed good; if it rolls back to an "
+                "image whose abdeploy reads only layout %d, put the kept files back first "
+                "(DOWNGRADE in abdeploy-layout(7))\n",
+                ab_slot_name (self->booted), AB_LAYOUT_PREVIOUS);
   return TRUE;
 }
 

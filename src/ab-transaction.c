@@ -73,7 +73,7 @@ to_json (const AbTransaction *t)
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "format");
-  json_builder_add_int_value (b, AB_STATE_FORMAT);
+  json_builder_add_int_value (b, ab_format_state_to_write ());
   ab_json_add_string (b, "id", t->id);
   ab_json_add_string (b, "channel", t->channel);
   ab_json_add_string (b, "version", t->version);

@@ -72,7 +72,7 @@ load_state (AbSysroot *sysroot, JsonObject **out, GError **error)
   if (root == NULL)
     {
       *out = json_object_new ();
-      json_object_set_int_member (*out, "format", AB_STATE_FORMAT);
+      json_object_set_int_member (*out, "format", ab_format_state_to_write ());
       json_object_set_object_member (*out, "last_serial", json_object_new ());
       json_object_set_null_member (*out, "pin");
       return TRUE;
@@ -89,7 +89,7 @@ load_state (AbSysroot *sysroot, JsonObject **out, GError **error)
 static gboolean
 save_state (AbSysroot *sysroot, JsonObject *state, GError **error)
 {
-  json_object_set_int_member (state, "format", ab_format_state_for_layout (sysroot->layout));
+  json_object_set_int_member (state, "format", ab_format_state_to_write ());
   g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
   json_node_set_object (node, state);
   return ab_json_write_at (sysroot->state_dfd, UPDATE_STATE_FILE, node, error);

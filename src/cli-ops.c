@@ -179,11 +179,10 @@ cli_migrate (int argc, char **argv)
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   if (sysroot == NULL)
     return cli_fail (error);
-  gint64 before = sysroot->layout;
-  /* Every writer migrates when it takes the lock; this one does nothing else. */
-  if (!ab_sysroot_lock (sysroot, &error))
+  gboolean migrated = FALSE;
+  if (!ab_sysroot_migrate_now (sysroot, &migrated, &error))
     return cli_fail (error);
-  if (before == sysroot->layout)
+  if (!migrated)
     {
       g_print ("Sysroot %s is at layout %" G_GINT64_FORMAT "; nothing to migrate\n",
                cli_sysroot_path (), sysroot->layout);

@@ -203,6 +203,25 @@ test_config_stated (void)
     }
 }
 
+/* The format new state files get follows the sysroot's layout while its
+ * migration waits; an unreadable one is never set. */
+static void
+test_state_to_write (void)
+{
+  g_assert_cmpint (ab_format_state_to_write (), ==, AB_STATE_FORMAT);
+  ab_format_set_state_to_write (ab_format_state_for_layout (AB_LAYOUT_PREVIOUS));
+  g_assert_cmpint (ab_format_state_to_write (), ==, 1);
+  if (g_test_undefined ())
+    {
+      g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*readable*");
+      ab_format_set_state_to_write (AB_STATE_FORMAT + 1);
+      g_test_assert_expected_messages ();
+      g_assert_cmpint (ab_format_state_to_write (), ==, 1);
+    }
+  ab_format_set_state_to_write (ab_format_state_for_layout (AB_LAYOUT_VERSION));
+  g_assert_cmpint (ab_format_state_to_write (), ==, AB_STATE_FORMAT);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -216,5 +235,6 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/format/read-state-at", test_read_state_at);
   TMPDIR_TEST ("/format/read-layout-at", test_read_layout_at);
   g_test_add_func ("/format/config-stated", test_config_stated);
+  g_test_add_func ("/format/state-to-write", test_state_to_write);
   return g_test_run ();
 }
