@@ -23,30 +23,41 @@ read_holder (int fd)
   return g_strstrip (g_strdup (buf));
 }
 
+/* Takes flock OPERATION (LOCK_EX or LOCK_SH) on FD without blocking. */
+static gboolean
+take (int fd, int operation, GError **error)
+{
+  if (flock (fd, operation | LOCK_NB) == 0)
+    return TRUE;
+  if (errno == EWOULDBLOCK)
+    {
+      g_autofree char *holder = read_holder (fd);
+      g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD,
+                   "Another abdeploy (pid %s) holds the lock on this sysroot; "
+                   "wait for it to finish, then run the command again", holder);
+    }
+  else
+    g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_FAILED, "Taking the lock: %s",
+                 g_strerror (errno));
+  return FALSE;
+}
+
+static gboolean
+opened (int fd, GError **error)
+{
+  if (fd >= 0)
+    return TRUE;
+  g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_FAILED, "Opening the lock file: %s",
+               g_strerror (errno));
+  return FALSE;
+}
+
 int
 ab_lock_acquire (int abdeploy_dfd, GError **error)
 {
   ab_autofd fd = openat (abdeploy_dfd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    {
-      g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_FAILED, "Opening the lock file: %s",
-                   g_strerror (errno));
-      return -1;
-    }
-  if (flock (fd, LOCK_EX | LOCK_NB) < 0)
-    {
-      if (errno == EWOULDBLOCK)
-        {
-          g_autofree char *holder = read_holder (fd);
-          g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD,
-                       "Another abdeploy (pid %s) holds the lock on this sysroot; "
-                       "wait for it to finish, then run the command again", holder);
-        }
-      else
-        g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_FAILED, "Taking the lock: %s",
-                     g_strerror (errno));
-      return -1;
-    }
+  if (!opened (fd, error) || !take (fd, LOCK_EX, error))
+    return -1;
   g_autofree char *pid = g_strdup_printf ("%d\n", (int) getpid ());
   /* The pid is informational; the flock is the lock. */
   if (ftruncate (fd, 0) == 0)
@@ -60,25 +71,7 @@ ab_lock_acquire_shared (int abdeploy_dfd, GError **error)
   ab_autofd fd = openat (abdeploy_dfd, LOCK_FILE, O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT)
     fd = openat (abdeploy_dfd, LOCK_FILE, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    {
-      g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_FAILED, "Opening the lock file: %s",
-                   g_strerror (errno));
-      return -1;
-    }
-  if (flock (fd, LOCK_SH | LOCK_NB) < 0)
-    {
-      if (errno == EWOULDBLOCK)
-        {
-          g_autofree char *holder = read_holder (fd);
-          g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD,
-                       "Another abdeploy (pid %s) holds the lock on this sysroot; "
-                       "wait for it to finish, then run the command again", holder);
-        }
-      else
-        g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_FAILED, "Taking the lock: %s",
-                     g_strerror (errno));
-      return -1;
-    }
+  if (!opened (fd, error) || !take (fd, LOCK_SH, error))
+    return -1;
   return ab_steal_fd (&fd);
 }

@@ -8,30 +8,16 @@ copy of a prepared sysroot, removed when the test ends.
 """
 
 import os
-import tempfile
 
 import pytest
 
 import healthlib as hl
 import abtest as at  # tests/lib, put on sys.path by healthlib
+import abfixtures as af  # tests/lib
 
 
-@pytest.fixture(scope="session")
-def workdir():
-    d = tempfile.mkdtemp(prefix="abdeploy-health-")
-    yield d
-    if not at.keep_tmp():
-        hl.rmtree(d)
-
-
-@pytest.fixture(scope="session")
-def binary(workdir):
-    """A private copy of the binary under test."""
-    try:
-        return at.private_binary(workdir, srcdir=hl.SRCDIR)
-    except at.MissingBinary as e:
-        missing = str(e)
-    pytest.fail(missing, pytrace=False)
+workdir = af.workdir_fixture("abdeploy-health-")
+binary = af.binary_fixture(hl.SRCDIR)
 
 
 @pytest.fixture(scope="session")

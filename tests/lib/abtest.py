@@ -166,6 +166,35 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def stop_process(proc, timeout=10):
+    """Ends the server process PROC (if any): SIGTERM, then SIGKILL after
+    TIMEOUT seconds; closes its pipes."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe:
+            pipe.close()
+
+
+def damage(path, n=64):
+    """Flips N bytes in the middle of the file at PATH, in place (the same
+    inode: every hardlink of it sees the damage)."""
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        mid = len(data) // 2
+        for i in range(mid, min(mid + n, len(data))):
+            data[i] ^= 0xFF
+        f.seek(0)
+        f.write(data)
+
+
 def read_json(path, missing=None):
     """The JSON document in PATH, or MISSING when the file does not exist."""
     try:
@@ -511,17 +540,7 @@ class HttpServer:
             raise
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        stop_process(self.proc, timeout=5)
         self.proc = None
 
 

@@ -15,32 +15,16 @@ Function-scoped: `device(name)` gives a cp -a copy, removed afterwards.
 
 import os
 import shutil
-import tempfile
 
 import pytest
 
 import lifecyclelib as ll
 from lifecyclelib import hl, sl
+import abfixtures as af  # tests/lib
 
 
-@pytest.fixture(scope="session")
-def workdir():
-    d = tempfile.mkdtemp(prefix="abdeploy-lifecycle-")
-    yield d
-    if not os.environ.get("ABDEPLOY_TEST_KEEP_TMP"):
-        sl.rmtree(d)
-
-
-@pytest.fixture(scope="session")
-def binary(workdir):
-    path = os.environ.get("ABDEPLOY_BIN") or os.path.join(ll.SRCDIR, "build", "src", "abdeploy")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail("abdeploy binary not found at %s: build it or set ABDEPLOY_BIN" % path,
-                    pytrace=False)
-    copy = os.path.join(workdir, "bin", "abdeploy")
-    os.makedirs(os.path.dirname(copy))
-    shutil.copy2(path, copy)
-    return copy
+workdir = af.workdir_fixture("abdeploy-lifecycle-")
+binary = af.binary_fixture()
 
 
 @pytest.fixture(scope="session")

@@ -8,33 +8,17 @@ changes, to compare bytes with.
 """
 
 import os
-import shutil
 import tempfile
 
 import pytest
 
 import migratelib as ml
 from migratelib import sl
+import abfixtures as af  # tests/lib
 
 
-@pytest.fixture(scope="session")
-def workdir():
-    d = tempfile.mkdtemp(prefix="abdeploy-migrate-")
-    yield d
-    if not os.environ.get("ABDEPLOY_TEST_KEEP_TMP"):
-        sl.rmtree(d)
-
-
-@pytest.fixture(scope="session")
-def binary(workdir):
-    path = os.environ.get("ABDEPLOY_BIN") or os.path.join(ml.SRCDIR, "build", "src", "abdeploy")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail("abdeploy binary not found at %s: build it or set ABDEPLOY_BIN" % path,
-                    pytrace=False)
-    copy = os.path.join(workdir, "bin", "abdeploy")
-    os.makedirs(os.path.dirname(copy))
-    shutil.copy2(path, copy)
-    return copy
+workdir = af.workdir_fixture("abdeploy-migrate-")
+binary = af.binary_fixture()
 
 
 @pytest.fixture(scope="session")

@@ -8,30 +8,16 @@ when the test ends.
 """
 
 import os
-import tempfile
 
 import pytest
 
 import scenariolib as sl
 import abtest as at  # tests/lib, put on sys.path by scenariolib
-
-@pytest.fixture(scope="session")
-def workdir():
-    d = tempfile.mkdtemp(prefix="abdeploy-scenario-")
-    yield d
-    if not at.keep_tmp():
-        sl.rmtree(d)
+import abfixtures as af  # tests/lib
 
 
-@pytest.fixture(scope="session")
-def abdeploy_bin(workdir):
-    """A private copy of the binary under test (a rebuild during the run
-    cannot swap it)."""
-    try:
-        return at.private_binary(workdir)
-    except at.MissingBinary as e:
-        missing = str(e)
-    pytest.fail(missing, pytrace=False)
+workdir = af.workdir_fixture("abdeploy-scenario-")
+abdeploy_bin = af.binary_fixture()
 
 
 @pytest.fixture(scope="session")
@@ -83,13 +69,7 @@ def corrupt_server(workdir, published):
     obj = published.object_path("os/v2", "/usr/bin/app")
     assert v1_obj != obj
     target = os.path.join(repo, os.path.relpath(obj, published.path))
-    with open(target, "r+b") as f:
-        data = bytearray(f.read())
-        mid = len(data) // 2
-        for i in range(mid, min(mid + 64, len(data))):
-            data[i] ^= 0xFF
-        f.seek(0)
-        f.write(data)
+    at.damage(target)
     s = sl.HttpServer(repo, os.path.join(workdir, "http-corrupt.log")).start()
     s.repo = repo
     s.damaged = os.path.relpath(target, repo)

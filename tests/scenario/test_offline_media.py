@@ -9,17 +9,7 @@ import os
 import pytest
 
 import scenariolib as sl
-
-
-def _damage(path):
-    """Flips 64 bytes in the middle of the file, in place."""
-    with open(path, "r+b") as f:
-        data = bytearray(f.read())
-        mid = len(data) // 2
-        for i in range(mid, min(mid + 64, len(data))):
-            data[i] ^= 0xFF
-        f.seek(0)
-        f.write(data)
+import abtest as at  # tests/lib, put on sys.path by scenariolib
 
 
 def _content_object(repo, ref, path, suffix):
@@ -45,7 +35,7 @@ def _medium(workdir, published, mode):
         suffix = ".file"
     obj = _content_object(repo, "os/v2", "/usr/bin/app", suffix)
     assert obj != _content_object(repo, "os/v1", "/usr/bin/app", suffix)
-    _damage(obj)
+    at.damage(obj)
     return repo
 
 

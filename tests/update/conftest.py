@@ -22,34 +22,19 @@ Channels:
 """
 
 import os
-import tempfile
 
 import pytest
 
 import updlib as ul
 import abtest as at  # tests/lib, put on sys.path by updlib
 from hostile import HostileServer
+import abfixtures as af  # tests/lib
 
 MACHINE_ID = "5f2b7c9e0d4a4b1c8e6f3a2d1c0b9a87"
 
 
-@pytest.fixture(scope="session")
-def workdir():
-    d = tempfile.mkdtemp(prefix="abdeploy-update-")
-    yield d
-    if not at.keep_tmp():
-        ul.rmtree(d)
-
-
-@pytest.fixture(scope="session")
-def abdeploy_bin(workdir):
-    """A private copy of the binary under test (a rebuild during the run
-    cannot swap it)."""
-    try:
-        return at.private_binary(workdir)
-    except at.MissingBinary as e:
-        missing = str(e)
-    pytest.fail(missing, pytrace=False)
+workdir = af.workdir_fixture("abdeploy-update-")
+abdeploy_bin = af.binary_fixture()
 
 
 @pytest.fixture(scope="session")

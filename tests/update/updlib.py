@@ -294,17 +294,7 @@ class Lighttpd:
         return self.entries()[mark:]
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        at.stop_process(self.proc)
         self.proc = None
 
 
