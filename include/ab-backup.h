@@ -10,7 +10,10 @@
  * (see ab-migrate.h), and its files become the kept copy of layout 1.
  * Invariant: restore changes nothing unless the whole archive parses,
  * every checksum matches, every file has a readable format, and every
- * commit it names is in the repo. */
+ * commit it names is in the repo. Then it is all or nothing: the verified
+ * archive is kept as SYSROOT/abdeploy/restore.pending before the first
+ * part is replaced and removed after the last, and while it exists every
+ * abdeploy command first completes the restore from it. */
 #pragma once
 
 #include <glib.h>
@@ -32,3 +35,12 @@ gboolean ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_fi
  * 2) and the repo must be intact. Leaves a sysroot of the current layout. */
 gboolean ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
                             GError **error);
+
+/* The journal of an unfinished restore, in SYSROOT/abdeploy. */
+#define AB_BACKUP_PENDING_NAME "restore.pending"
+
+/* Completes a restore that was interrupted (*out_finished TRUE), or does
+ * nothing when none was. While another abdeploy holds the lock (a restore
+ * running now), it only warns. */
+gboolean ab_backup_finish_pending (const char *sysroot_path, gboolean *out_finished,
+                                   GError **error);

@@ -208,12 +208,13 @@ rescue_clear (Rescue *r)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Rescue, rescue_clear)
 
 static JsonObject *
-load_archive (const char *path, gint64 *out_format, GError **error)
+load_archive (const char *path, gint64 *out_format, GBytes **out_bytes, GError **error)
 {
   g_autofree char *data = NULL;
   gsize len = 0;
   if (!g_file_get_contents (path, &data, &len, error))
     return NULL;
+  g_autoptr(GBytes) bytes = g_bytes_new (data, len);
   char *nl = len > 1 ? g_strrstr_len (data, (gssize) len - 1, "\nsha256 ") : NULL;
   if (nl == NULL)
     return corrupt (error, "no trailing checksum line"), NULL;
@@ -234,6 +235,7 @@ load_archive (const char *path, gint64 *out_format, GError **error)
   if (!ab_format_check (AB_FORMAT_BACKUP, what, format, error))
     return NULL;
   *out_format = format;
+  *out_bytes = g_steal_pointer (&bytes);
   return json_object_ref (o);
 }
 
@@ -465,6 +467,35 @@ open_rescue (Rescue *r, const char *sysroot_path, const char *bootloader, GError
   return r->lock_fd >= 0;
 }
 
+/* The journal of a restore: the verified archive, kept in the sysroot
+ * until every part is in place. A restore that is interrupted is completed
+ * from it by the next abdeploy command (ab_backup_finish_pending()). */
+static gboolean
+keep_pending (Rescue *r, const char *path, GBytes *bytes, GError **error)
+{
+  g_autofree char *pending = ab_fs_fd_path (r->abdeploy_dfd, AB_BACKUP_PENDING_NAME, NULL);
+  if (pending != NULL && g_strcmp0 (path, pending) == 0)
+    return TRUE;
+  gsize len = 0;
+  const void *data = g_bytes_get_data (bytes, &len);
+  if (!ab_fs_replace_at (r->abdeploy_dfd, AB_BACKUP_PENDING_NAME, data, len, 0600, error))
+    return FALSE;
+  ab_crash_point ("restore:pending");
+  return TRUE;
+}
+
+static gboolean
+drop_pending (Rescue *r, GError **error)
+{
+  if (unlinkat (r->abdeploy_dfd, AB_BACKUP_PENDING_NAME, 0) < 0 && errno != ENOENT)
+    {
+      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Removing abdeploy/%s: %s",
+                   AB_BACKUP_PENDING_NAME, g_strerror (errno));
+      return FALSE;
+    }
+  return ab_fs_fsync_dir_at (r->abdeploy_dfd, ".", error);
+}
+
 /* The kept copy of a format-1 archive: its files as they are, and the
  * layout version they go with. */
 static gboolean
@@ -499,7 +530,8 @@ ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
                    GError **error)
 {
   gint64 format = 0;
-  g_autoptr(JsonObject) o = load_archive (path, &format, error);
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(JsonObject) o = load_archive (path, &format, &bytes, error);
   if (o == NULL)
     return FALSE;
   JsonArray *files = json_object_get_array_member (o, "files");
@@ -512,7 +544,7 @@ ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
   g_autoptr(GPtrArray) restored = archived ? convert_files (archived, format, path, error) : NULL;
   g_auto(Rescue) r = { -1, -1, -1, 0, NULL, NULL };
   if (restored == NULL || !open_rescue (&r, sysroot_path, bootloader, error)
-      || !check_commits (&r, refs, error))
+      || !check_commits (&r, refs, error) || !keep_pending (&r, path, bytes, error))
     return FALSE;
   /* A format-1 archive is migrated as it is restored: first its files are
    * kept as the copy of layout 1, as a migration would keep them. */
@@ -527,7 +559,8 @@ ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
       || !restore_pointer (&r, pointer, error))
     return FALSE;
   /* The restored files are of the current layout: say so, last. */
-  if (r.layout != AB_LAYOUT_VERSION && !write_layout_version (&r, error))
+  if ((r.layout != AB_LAYOUT_VERSION && !write_layout_version (&r, error))
+      || !drop_pending (&r, error))
     return FALSE;
   if (format < AB_BACKUP_FORMAT)
     {
@@ -536,4 +569,30 @@ ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
                   AB_LAYOUT_PREVIOUS, AB_LAYOUT_VERSION, AB_LAYOUT_PREVIOUS, copy);
     }
   return TRUE;
+}
+
+gboolean
+ab_backup_finish_pending (const char *sysroot_path, gboolean *out_finished, GError **error)
+{
+  *out_finished = FALSE;
+  g_autofree char *pending = g_build_filename (sysroot_path, "abdeploy", AB_BACKUP_PENDING_NAME,
+                                               NULL);
+  if (!g_file_test (pending, G_FILE_TEST_EXISTS))
+    return TRUE;
+  guint n = 0;
+  g_autoptr(GError) local = NULL;
+  if (ab_backup_restore (sysroot_path, pending, &n, &local))
+    {
+      g_printerr ("Completed the restore that was interrupted (%u files, from %s)\n", n, pending);
+      *out_finished = TRUE;
+      return TRUE;
+    }
+  if (g_error_matches (local, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD))
+    {
+      g_printerr ("warning: a restore is in progress; what follows may show part of it\n");
+      return TRUE;
+    }
+  g_propagate_prefixed_error (error, g_steal_pointer (&local),
+                              "Completing the restore that was interrupted (%s): ", pending);
+  return FALSE;
 }

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-sysroot.h"
+#include "ab-backup.h"
 #include "ab-cmdline.h"
 #include "ab-content.h"
 #include "ab-format.h"
@@ -151,6 +152,10 @@ ab_sysroot_open (const char *path, const char *config_path, GError **error)
   self->lock_fd = -1;
   self->path = g_strdup (path);
   if ((self->dfd = ab_fs_opendir_at (AT_FDCWD, path, error)) < 0)
+    return NULL;
+  /* An interrupted restore is completed before anything is read. */
+  gboolean restored = FALSE;
+  if (!ab_backup_finish_pending (path, &restored, error))
     return NULL;
   gint64 version = read_layout_version (self->dfd, error);
   if (version < 0)

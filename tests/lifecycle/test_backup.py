@@ -193,6 +193,48 @@ def test_restore_killed_at_each_crash_point_then_rerun(device, tmp_path):
         assert observe(c) == before, "crash point %d (%s)" % (n, points[n - 1])
 
 
+def test_interrupted_restore_is_completed_by_the_next_command(device, tmp_path):
+    """restore is all or nothing: killed at any crash point, the next
+    abdeploy command of any kind (here status) either finds that nothing had
+    started (no journal yet: the sysroot is exactly as before) or completes
+    the restore from SYSROOT/abdeploy/restore.pending before it reads
+    anything."""
+    dev = device("meta")
+    enrich(dev)
+    before = observe(dev)
+    archive = backup(dev, tmp_path / "b")
+    probe = ll.devices_copy(dev, str(tmp_path))
+    wreck(probe)
+    trace = str(tmp_path / "trace")
+    probe.ok("restore", "--path=" + archive, env={"ABDEPLOY_CRASH_TRACE": trace})
+    points = read(trace, "r").split()
+    assert "restore:pending" in points, points
+    completed = 0
+    for n in range(1, len(points) + 1):
+        c = ll.devices_copy(dev, str(tmp_path))
+        wreck(c)
+        wrecked = ll.disk_snapshot(c)
+        p = c.run("restore", "--path=" + archive, env={"ABDEPLOY_CRASH_AT": str(n)})
+        assert p.returncode == -9, "crash point %d (%s)\n%s" % (n, points[n - 1], p.describe)
+        pending = c.p("abdeploy", "restore.pending")
+        if not os.path.exists(pending):
+            # killed before the journal was in place: nothing else changed
+            after = {k: v for k, v in ll.disk_snapshot(c).items()
+                     if not re.search(r"/\.restore\.pending\.tmp-\d+$", k)}
+            assert after == wrecked, "crash point %d (%s) changed the sysroot without a " \
+                "journal:\n%s" % (n, points[n - 1], sl.diff_snapshots(wrecked, after))
+            continue
+        assert read(pending) == read(archive)
+        r = c.ok("status")
+        assert "Completed the restore that was interrupted" in r.stderr, r.describe
+        assert not os.path.exists(pending), n
+        assert observe(c) == before, "crash point %d (%s)" % (n, points[n - 1])
+        rc, _, _, v = c.verify("--full")
+        assert rc == ll.EXIT_OK, "after crash point %d (%s)\n%s" % (n, points[n - 1], v.describe)
+        completed += 1
+    assert completed >= len(points) - 4, (completed, points)
+
+
 # --------------------------------------------------------------------------
 # Refused archives change nothing
 
