@@ -42,5 +42,5 @@ gboolean ab_backup_restore (const char *sysroot_path, const char *path, guint *o
 /* Completes a restore that was interrupted (*out_finished TRUE), or does
  * nothing when none was. While another abdeploy holds the lock (a restore
  * running now), it only warns. */
-gboolean ab_backup_finish_pending (const char *sysroot_path, gboolean *out_finished,
-                                   GError **error);
+gboolean ab_backup_finish_pending (int sysroot_dfd, const char *sysroot_path,
+                                   gboolean *out_finished, GError **error);

@@ -572,13 +572,14 @@ ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
 }
 
 gboolean
-ab_backup_finish_pending (const char *sysroot_path, gboolean *out_finished, GError **error)
+ab_backup_finish_pending (int sysroot_dfd, const char *sysroot_path, gboolean *out_finished,
+                          GError **error)
 {
   *out_finished = FALSE;
+  if (!ab_fs_exists_at (sysroot_dfd, "abdeploy/" AB_BACKUP_PENDING_NAME))
+    return TRUE;
   g_autofree char *pending = g_build_filename (sysroot_path, "abdeploy", AB_BACKUP_PENDING_NAME,
                                                NULL);
-  if (!g_file_test (pending, G_FILE_TEST_EXISTS))
-    return TRUE;
   guint n = 0;
   g_autoptr(GError) local = NULL;
   if (ab_backup_restore (sysroot_path, pending, &n, &local))

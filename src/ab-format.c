@@ -146,10 +146,10 @@ ab_format_set_unknown (GError **error, AbFormatKind kind, const char *what, cons
   gboolean newer = g_ascii_string_to_unsigned (found, 10, 0, G_MAXINT64, &v, NULL)
                    && (gint64) v > k->current;
   g_autofree char *readable = readable_versions (k);
-  g_autofree char *todo = advice (kind, k, found, newer);
+  g_autofree char *remedy = advice (kind, k, found, newer);
   g_set_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_UNKNOWN,
                "%s has %s %s, but this abdeploy (%s) reads %s. %s",
-               what, k->noun, found, PACKAGE_VERSION, readable, todo);
+               what, k->noun, found, PACKAGE_VERSION, readable, remedy);
 }
 
 gboolean

@@ -155,7 +155,7 @@ ab_sysroot_open (const char *path, const char *config_path, GError **error)
     return NULL;
   /* An interrupted restore is completed before anything is read. */
   gboolean restored = FALSE;
-  if (!ab_backup_finish_pending (path, &restored, error))
+  if (!ab_backup_finish_pending (self->dfd, path, &restored, error))
     return NULL;
   gint64 version = read_layout_version (self->dfd, error);
   if (version < 0)

@@ -5,8 +5,10 @@ A suite's conftest.py makes its own fixtures from these factories:
 
     workdir = abfixtures.workdir_fixture("abdeploy-scenario-")
     abdeploy_bin = abfixtures.binary_fixture()
+    home = abfixtures.home_fixture()
 """
 
+import os
 import tempfile
 
 import pytest
@@ -38,3 +40,14 @@ def binary_fixture(srcdir=None):
             missing = str(e)
         pytest.fail(missing, pytrace=False)
     return binary
+
+
+def home_fixture():
+    """A session fixture (it uses `workdir`): WORKDIR/home, the HOME of the
+    programs the tests run."""
+    @pytest.fixture(scope="session")
+    def home(workdir):
+        d = os.path.join(workdir, "home")
+        os.makedirs(d, exist_ok=True)
+        return d
+    return home

@@ -18,13 +18,7 @@ import abfixtures as af  # tests/lib
 
 workdir = af.workdir_fixture("abdeploy-scenario-")
 abdeploy_bin = af.binary_fixture()
-
-
-@pytest.fixture(scope="session")
-def home(workdir):
-    d = os.path.join(workdir, "home")
-    os.makedirs(d, exist_ok=True)
-    return d
+home = af.home_fixture()
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@
 #include "ab-bootloader.h"
 #include "ab-config.h"
 #include "ab-test-fixture.h"
+#include "ab-test-bootloader.h"
 
 /* Fault injection: the file "mode" holds "fail CALL", "garbage CALL" or
  * "hang CALL". */
@@ -34,19 +35,6 @@ static const char backend_script[] =
   "  *) echo \"unknown call $1\" >&2; exit 2 ;;\n"
   "esac\n";
 
-static AbBootPointer
-pointer (AbSlot primary, AbBootState a, int a_tries, AbBootState b, int b_tries)
-{
-  AbBootPointer p;
-  ab_boot_pointer_init (&p);
-  p.primary = primary;
-  p.state[AB_SLOT_A] = a;
-  p.tries[AB_SLOT_A] = a_tries;
-  p.state[AB_SLOT_B] = b;
-  p.tries[AB_SLOT_B] = b_tries;
-  return p;
-}
-
 /* Installs the test double at SYSROOT/NAME and a config naming it by KEY_VALUE. */
 static AbConfig *
 install_backend (TmpDir *t, const char *name, const char *key_value, const char *extra)
@@ -66,33 +54,6 @@ install_backend_absolute (TmpDir *t, const char *extra)
 {
   g_autofree char *abs = g_build_filename (t->path, "backend.sh", NULL);
   return install_backend (t, "backend.sh", abs, extra);
-}
-
-static AbBootloader *
-new_custom (TmpDir *t, const AbConfig *cfg)
-{
-  g_autoptr(GError) error = NULL;
-  AbBootloader *bl = ab_bootloader_new ("custom", t->dfd, cfg, &error);
-  g_assert_no_error (error);
-  return bl;
-}
-
-static void
-assert_load (AbBootloader *bl, const AbBootPointer *expected)
-{
-  g_autoptr(GError) error = NULL;
-  AbBootPointer back;
-  g_assert_true (ab_bootloader_load (bl, &back, &error));
-  g_assert_no_error (error);
-  g_assert_cmpmem (expected, sizeof *expected, &back, sizeof back);
-}
-
-static void
-save_ok (AbBootloader *bl, const AbBootPointer *p)
-{
-  g_autoptr(GError) error = NULL;
-  g_assert_true (ab_bootloader_save (bl, p, &error));
-  g_assert_no_error (error);
 }
 
 /* The set-* calls logged since the last call of this function. */
@@ -117,7 +78,7 @@ static void
 test_roundtrip (TmpDir *t, gconstpointer data)
 {
   g_autoptr(AbConfig) cfg = install_backend_absolute (t, "");
-  g_autoptr(AbBootloader) bl = new_custom (t, cfg);
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
   g_autoptr(GError) error = NULL;
   g_assert_true (ab_bootloader_setup (bl, &error));
   g_assert_no_error (error);
@@ -136,7 +97,7 @@ static void
 test_save_order (TmpDir *t, gconstpointer data)
 {
   g_autoptr(AbConfig) cfg = install_backend_absolute (t, "");
-  g_autoptr(AbBootloader) bl = new_custom (t, cfg);
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
   AbBootPointer p = pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_NONE, 0);
   save_ok (bl, &p);
   g_autofree char *c1 = take_set_calls (t);
@@ -169,7 +130,7 @@ test_relative_path_is_in_sysroot (TmpDir *t, gconstpointer data)
 {
   g_autoptr(AbConfig) cfg = install_backend (t, "usr/libexec/abd-backend",
                                              "usr/libexec/abd-backend", "");
-  g_autoptr(AbBootloader) bl = new_custom (t, cfg);
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
   AbBootPointer p = pointer (AB_SLOT_A, AB_BOOT_STATE_TRIAL, 1, AB_BOOT_STATE_NONE, 0);
   save_ok (bl, &p);
   assert_load (bl, &p);
@@ -178,7 +139,7 @@ test_relative_path_is_in_sysroot (TmpDir *t, gconstpointer data)
 static void
 test_missing_key (TmpDir *t, gconstpointer data)
 {
-  g_autoptr(AbBootloader) bl = new_custom (t, NULL);
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", NULL);
   g_autoptr(GError) error = NULL;
   g_assert_false (ab_bootloader_setup (bl, &error));
   g_assert_error (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_INVALID);
@@ -191,7 +152,7 @@ test_missing_executable (TmpDir *t, gconstpointer data)
   write_file_at (t->dfd, "etc/abdeploy/abdeploy.conf", "[boot]\ncustom-backend=/nonexistent/backend\n");
   g_autoptr(GError) error = NULL;
   g_autoptr(AbConfig) cfg = ab_config_load (t->dfd, NULL, &error);
-  g_autoptr(AbBootloader) bl = new_custom (t, cfg);
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
   AbBootPointer p;
   g_assert_false (ab_bootloader_load (bl, &p, &error));
   g_assert_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_FAILED);
@@ -204,7 +165,7 @@ static void
 test_failing_call (TmpDir *t, gconstpointer data)
 {
   g_autoptr(AbConfig) cfg = install_backend_absolute (t, "");
-  g_autoptr(AbBootloader) bl = new_custom (t, cfg);
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
   write_file_at (t->dfd, "mode", "fail set-primary\n");
   g_autoptr(GError) error = NULL;
   AbBootPointer p = pointer (AB_SLOT_B, AB_BOOT_STATE_NONE, 0, AB_BOOT_STATE_TRIAL, 2);
@@ -224,7 +185,7 @@ static void
 test_garbage_output (TmpDir *t, gconstpointer data)
 {
   g_autoptr(AbConfig) cfg = install_backend_absolute (t, "");
-  g_autoptr(AbBootloader) bl = new_custom (t, cfg);
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
   const char *calls[] = { "get-primary", "get-state" };
   for (guint i = 0; i < G_N_ELEMENTS (calls); i++)
     {
@@ -256,7 +217,7 @@ static void
 test_timeout (TmpDir *t, gconstpointer data)
 {
   g_autoptr(AbConfig) cfg = install_backend_absolute (t, "custom-backend-timeout-sec=1\n");
-  g_autoptr(AbBootloader) bl = new_custom (t, cfg);
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
   write_file_at (t->dfd, "mode", "hang get-state\n");
   g_autoptr(GError) error = NULL;
   AbBootPointer p;
@@ -272,7 +233,7 @@ static void
 test_bad_timeout_value (TmpDir *t, gconstpointer data)
 {
   g_autoptr(AbConfig) cfg = install_backend_absolute (t, "custom-backend-timeout-sec=0\n");
-  g_autoptr(AbBootloader) bl = new_custom (t, cfg);
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
   g_autoptr(GError) error = NULL;
   AbBootPointer p;
   g_assert_false (ab_bootloader_load (bl, &p, &error));

@@ -5,21 +5,9 @@
 #include "ab-bootloader.h"
 #include "ab-config.h"
 #include "ab-test-fixture.h"
+#include "ab-test-bootloader.h"
 
 #define ENV_SIZE 0x4000
-
-static AbBootPointer
-pointer (AbSlot primary, AbBootState a, int a_tries, AbBootState b, int b_tries)
-{
-  AbBootPointer p;
-  ab_boot_pointer_init (&p);
-  p.primary = primary;
-  p.state[AB_SLOT_A] = a;
-  p.tries[AB_SLOT_A] = a_tries;
-  p.state[AB_SLOT_B] = b;
-  p.tries[AB_SLOT_B] = b_tries;
-  return p;
-}
 
 static char *
 path_in (TmpDir *t, const char *name)
@@ -73,47 +61,12 @@ fw_printenv (const char *config)
   return run_tool (argv);
 }
 
-static AbBootloader *
-new_uboot (TmpDir *t, const AbConfig *config)
-{
-  g_autoptr(GError) error = NULL;
-  AbBootloader *bl = ab_bootloader_new ("uboot", t->dfd, config, &error);
-  g_assert_no_error (error);
-  return bl;
-}
-
-static void
-assert_load (AbBootloader *bl, const AbBootPointer *expected)
-{
-  g_autoptr(GError) error = NULL;
-  AbBootPointer back;
-  g_assert_true (ab_bootloader_load (bl, &back, &error));
-  g_assert_no_error (error);
-  g_assert_cmpmem (expected, sizeof *expected, &back, sizeof back);
-}
-
-static void
-setup_ok (AbBootloader *bl)
-{
-  g_autoptr(GError) error = NULL;
-  g_assert_true (ab_bootloader_setup (bl, &error));
-  g_assert_no_error (error);
-}
-
-static void
-save_ok (AbBootloader *bl, const AbBootPointer *p)
-{
-  g_autoptr(GError) error = NULL;
-  g_assert_true (ab_bootloader_save (bl, p, &error));
-  g_assert_no_error (error);
-}
-
 /* Setup creates the missing env file; what we write fw_printenv reads. */
 static void
 test_roundtrip_single_copy (TmpDir *t, gconstpointer data)
 {
   g_autofree char *config = write_env_config (t, "etc/fw_env.config", FALSE);
-  g_autoptr(AbBootloader) bl = new_uboot (t, NULL);
+  g_autoptr(AbBootloader) bl = new_backend (t, "uboot", NULL);
   setup_ok (bl);
   g_assert_true (ab_fs_exists_at (t->dfd, "uboot-env.0"));
   AbBootPointer empty;
@@ -135,7 +88,7 @@ static void
 test_setup_is_idempotent (TmpDir *t, gconstpointer data)
 {
   g_autofree char *config = write_env_config (t, "etc/fw_env.config", FALSE);
-  g_autoptr(AbBootloader) bl = new_uboot (t, NULL);
+  g_autoptr(AbBootloader) bl = new_backend (t, "uboot", NULL);
   setup_ok (bl);
   g_autofree char *out = fw_printenv (config);
   g_assert_null (strstr (out, "ABDEPLOY_PRIMARY"));
@@ -153,7 +106,7 @@ static void
 test_redundant_env_keeps_previous_copy (TmpDir *t, gconstpointer data)
 {
   g_autofree char *config = write_env_config (t, "etc/fw_env.config", TRUE);
-  g_autoptr(AbBootloader) bl = new_uboot (t, NULL);
+  g_autoptr(AbBootloader) bl = new_backend (t, "uboot", NULL);
   setup_ok (bl);
   AbBootPointer p1 = pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_NONE, 0);
   AbBootPointer p2 = pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 3);
@@ -185,7 +138,7 @@ static void
 test_interop_with_fw_setenv (TmpDir *t, gconstpointer data)
 {
   g_autofree char *config = write_env_config (t, "etc/fw_env.config", TRUE);
-  g_autoptr(AbBootloader) bl = new_uboot (t, NULL);
+  g_autoptr(AbBootloader) bl = new_backend (t, "uboot", NULL);
   setup_ok (bl);
   const char *set[] = { "fw_setenv", "-c", config, "-s", "-", NULL };
   g_autofree char *script = path_in (t, "set.txt");
@@ -217,7 +170,7 @@ test_blank_env_starts_from_defaults (TmpDir *t, gconstpointer data)
   g_autofree char *config = write_env_config (t, "etc/fw_env.config", FALSE);
   zero_file (t, "uboot-env.0");
   write_file_at (t->dfd, "etc/u-boot-initial-env", "bootcmd=run distro_bootcmd\nbootdelay=2\n");
-  g_autoptr(AbBootloader) bl = new_uboot (t, NULL);
+  g_autoptr(AbBootloader) bl = new_backend (t, "uboot", NULL);
   g_autoptr(GError) error = NULL;
   AbBootPointer p;
   g_assert_false (ab_bootloader_load (bl, &p, &error));
@@ -235,7 +188,7 @@ static void
 test_damaged_single_copy_is_rewritten (TmpDir *t, gconstpointer data)
 {
   g_free (write_env_config (t, "etc/fw_env.config", FALSE));
-  g_autoptr(AbBootloader) bl = new_uboot (t, NULL);
+  g_autoptr(AbBootloader) bl = new_backend (t, "uboot", NULL);
   setup_ok (bl);
   zero_file (t, "uboot-env.0");
   g_autoptr(GError) error = NULL;
@@ -257,7 +210,7 @@ test_config_key (TmpDir *t, gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autoptr(AbConfig) cfg = ab_config_load (t->dfd, NULL, &error);
   g_assert_no_error (error);
-  g_autoptr(AbBootloader) bl = new_uboot (t, cfg);
+  g_autoptr(AbBootloader) bl = new_backend (t, "uboot", cfg);
   setup_ok (bl);
   AbBootPointer p = pointer (AB_SLOT_B, AB_BOOT_STATE_NONE, 0, AB_BOOT_STATE_TRIAL, 1);
   save_ok (bl, &p);
@@ -268,7 +221,7 @@ test_config_key (TmpDir *t, gconstpointer data)
 static void
 test_missing_config_names_the_key (TmpDir *t, gconstpointer data)
 {
-  g_autoptr(AbBootloader) bl = new_uboot (t, NULL);
+  g_autoptr(AbBootloader) bl = new_backend (t, "uboot", NULL);
   g_autoptr(GError) error = NULL;
   g_assert_false (ab_bootloader_setup (bl, &error));
   g_assert_error (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_INVALID);
@@ -281,7 +234,7 @@ static void
 test_missing_device_is_an_error (TmpDir *t, gconstpointer data)
 {
   write_file_at (t->dfd, "etc/fw_env.config", "/dev/abdeploy-no-such-device 0x0 0x4000\n");
-  g_autoptr(AbBootloader) bl = new_uboot (t, NULL);
+  g_autoptr(AbBootloader) bl = new_backend (t, "uboot", NULL);
   g_autoptr(GError) error = NULL;
   g_assert_false (ab_bootloader_setup (bl, &error));
   g_assert_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_FAILED);

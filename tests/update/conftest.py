@@ -35,13 +35,7 @@ MACHINE_ID = "5f2b7c9e0d4a4b1c8e6f3a2d1c0b9a87"
 
 workdir = af.workdir_fixture("abdeploy-update-")
 abdeploy_bin = af.binary_fixture()
-
-
-@pytest.fixture(scope="session")
-def home(workdir):
-    d = os.path.join(workdir, "home")
-    os.makedirs(d, exist_ok=True)
-    return d
+home = af.home_fixture()
 
 
 @pytest.fixture(scope="session")
