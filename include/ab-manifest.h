@@ -57,7 +57,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbManifest, ab_manifest_free)
 AbManifest *ab_manifest_new (const char *channel);
 AbManifest *ab_manifest_parse (const char *data, gsize len, GError **error);
 char *ab_manifest_serialize (const AbManifest *m);
-/* The newest release by version (strverscmp), or NULL. */
+/* The newest release by version precedence (ab_version_order(): ties of
+ * equal precedence go to the greater version string), or NULL. */
 const AbRelease *ab_manifest_newest (const AbManifest *m);
 const AbRelease *ab_manifest_find (const AbManifest *m, const char *version);
 void ab_release_free (AbRelease *r);

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "ab-manifest.h"
 #include "ab-util.h"
+#include "ab-version.h"
 
 #include <string.h>
 
@@ -151,7 +152,7 @@ ab_manifest_newest (const AbManifest *m)
   for (guint i = 0; i < m->releases->len; i++)
     {
       const AbRelease *r = m->releases->pdata[i];
-      if (best == NULL || strverscmp (r->version, best->version) > 0)
+      if (best == NULL || ab_version_order (r->version, best->version) > 0)
         best = r;
     }
   return best;

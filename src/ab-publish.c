@@ -1,8 +1,10 @@
 #include "config.h"
 #include "ab-publish.h"
+#include "ab-content.h"
 #include "ab-fsutil.h"
 #include "ab-gpg.h"
 #include "ab-util.h"
+#include "ab-version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,19 +28,28 @@ usage (GError **error, const char *message)
   return FALSE;
 }
 
-/* Versions name refs and files: [A-Za-z0-9][A-Za-z0-9._-]*. */
+/* Versions name refs: [A-Za-z0-9][A-Za-z0-9._-]*, or a SemVer version with
+ * build metadata (its '+' is the one byte a ref cannot hold). */
 static gboolean
 check_version (const char *version, GError **error)
 {
   gboolean ok = version != NULL && g_ascii_isalnum (version[0])
                 && strlen (version) <= MAX_VERSION_LEN;
   for (const char *c = version; ok && *c; c++)
-    ok = g_ascii_isalnum (*c) || *c == '.' || *c == '_' || *c == '-';
+    ok = g_ascii_isalnum (*c) || *c == '.' || *c == '_' || *c == '-' || *c == '+';
+  if (ok && strchr (version, '+') != NULL && !ab_version_is_semver (version))
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE,
+                   "Invalid version \"%s\": '+' starts SemVer build metadata, so the version "
+                   "must be SemVer 2.0.0 (for example 1.2.0+build.7)", version);
+      return FALSE;
+    }
   if (!ok)
     {
       g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE,
                    "Invalid version \"%s\": use letters, digits, '.', '_' and '-', starting "
-                   "with a letter or digit (for example 1.2.0)", version ? version : "");
+                   "with a letter or digit, and '+' only before SemVer build metadata "
+                   "(for example 1.2.0 or 1.2.0+build.7)", version ? version : "");
       return FALSE;
     }
   return TRUE;
@@ -63,10 +74,15 @@ check_rollout (guint rollout, GError **error)
   return TRUE;
 }
 
+/* The '+' of build metadata is written '_' (SemVer has no '_', so two
+ * SemVer versions never share a ref; a version that is not SemVer and
+ * would share one is caught by check_ref_version()). */
 static char *
 version_ref (const char *version)
 {
-  return g_strconcat (AB_PUBLISH_VERSION_REF_PREFIX, version, NULL);
+  char *ref = g_strconcat (AB_PUBLISH_VERSION_REF_PREFIX, version, NULL);
+  g_strdelimit (ref + strlen (AB_PUBLISH_VERSION_REF_PREFIX), "+", '_');
+  return ref;
 }
 
 /* ---- session: the open repo and the publisher lock ---- */
@@ -287,6 +303,28 @@ conflict (GError **error, const char *version, const char *published, const char
   return FALSE;
 }
 
+/* The commit a version ref names carries that version in its metadata: a
+ * version that is not SemVer can share the ref of one with build metadata
+ * (1.0_1 and 1.0+1 would not, 1.0.0_1 and 1.0.0+1 would). */
+static gboolean
+check_ref_version (Session *s, const char *ref, const char *commit, const char *version,
+                   GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *has = ab_content_commit_version (s->repo, commit, &local);
+  if (local != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  if (has == NULL || strcmp (has, version) == 0)
+    return TRUE;
+  g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_CONFLICT,
+               "Ref %s names commit %s of version %s, not %s: the two versions share a ref "
+               "name; pick another version", ref, commit, has, version);
+  return FALSE;
+}
+
 /* The one commit VERSION is published as (version ref and every manifest),
  * or NULL when it is not published. Disagreeing records are a conflict. */
 static gboolean
@@ -295,7 +333,8 @@ published_commit (Session *s, const char *version, char **out_commit, char **out
 {
   g_autofree char *ref = version_ref (version);
   g_autofree char *found = NULL;
-  if (!ostree_repo_resolve_rev (s->repo, ref, TRUE, &found, error))
+  if (!ostree_repo_resolve_rev (s->repo, ref, TRUE, &found, error)
+      || (found && !check_ref_version (s, ref, found, version, error)))
     return FALSE;
   g_autofree char *where = g_strdup_printf ("ref %s", ref);
   g_autoptr(GPtrArray) all = load_all_manifests (s, error);
@@ -583,11 +622,35 @@ now_iso8601 (void)
   return format_time (now);
 }
 
+/* A channel holds one release per precedence: versions that differ only in
+ * build metadata (1.2.0+b1, 1.2.0+b2) would leave devices unable to tell
+ * which is newer, so the second one is refused. */
+static gboolean
+check_precedence_free (const AbManifest *m, const char *version, GError **error)
+{
+  for (guint i = 0; i < m->releases->len; i++)
+    {
+      const AbRelease *r = m->releases->pdata[i];
+      if (strcmp (r->version, version) != 0 && ab_version_compare (r->version, version) == 0)
+        {
+          g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_CONFLICT,
+                       "Channel %s already has version %s, equal in precedence to %s (they "
+                       "differ only in build metadata or leading zeros), so devices could not "
+                       "tell which is newer; release a higher version instead", m->channel,
+                       r->version, version);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
 /* Adds a release of COMMIT to M, or sets the rollout of the one M has. */
-static void
-put_release (AbManifest *m, const AbRelease *template, guint rollout)
+static gboolean
+put_release (AbManifest *m, const AbRelease *template, guint rollout, GError **error)
 {
   AbRelease *r = ab_manifest_lookup (m, template->version);
+  if (r == NULL && !check_precedence_free (m, template->version, error))
+    return FALSE;
   if (r == NULL)
     {
       r = ab_release_copy (template);
@@ -596,6 +659,7 @@ put_release (AbManifest *m, const AbRelease *template, guint rollout)
       g_ptr_array_add (m->releases, r);
     }
   r->rollout = rollout ? rollout : 100;
+  return TRUE;
 }
 
 AbManifest *
@@ -622,7 +686,8 @@ ab_publish_release (const AbPublisher *p, const char *channel, const char *versi
       || (m = load_manifest (&s, channel, TRUE, error)) == NULL)
     return NULL;
   g_autoptr(AbRelease) template = ab_release_new (version, commit, NULL, 100);
-  put_release (m, template, rollout);
+  if (!put_release (m, template, rollout, error))
+    return NULL;
   return write_manifest (&s, g_steal_pointer (&m), error);
 }
 
@@ -657,7 +722,8 @@ ab_publish_promote (const AbPublisher *p, const char *from, const char *to,
       || !check_same_commit (&s, version, r->commit, error)
       || (dst = load_manifest (&s, to, TRUE, error)) == NULL)
     return NULL;
-  put_release (dst, r, rollout);
+  if (!put_release (dst, r, rollout, error))
+    return NULL;
   return write_manifest (&s, g_steal_pointer (&dst), error);
 }
 
@@ -814,7 +880,7 @@ static int
 compare_versions_desc (gconstpointer pa, gconstpointer pb)
 {
   const AbRelease *a = *(const AbRelease **) pa, *b = *(const AbRelease **) pb;
-  return strverscmp (b->version, a->version);
+  return ab_version_order (b->version, a->version);
 }
 
 /* Up to N releases of M below NEWEST by version (deprecated ones included:

@@ -8,6 +8,7 @@
 #include "ab-fsutil.h"
 #include "ab-gpg.h"
 #include "ab-history.h"
+#include "ab-version.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -283,16 +284,8 @@ machine_id (AbSysroot *sysroot)
   return *data ? g_steal_pointer (&data) : NULL;
 }
 
-static int
-vercmp (const char *a, const char *b)
-{
-  if (a == NULL || b == NULL)
-    return a == b ? 0 : (a == NULL ? -1 : 1);
-  return strverscmp (a, b);
-}
-
-/* The newest release this device may install: not deprecated, inside its
- * rollout bucket. */
+/* The newest release this device may install (by precedence, ties broken
+ * by the version string): not deprecated, inside its rollout bucket. */
 static const AbRelease *
 pick_offer (AbSysroot *sysroot, const AbManifest *m, char **out_reason)
 {
@@ -309,7 +302,7 @@ pick_offer (AbSysroot *sysroot, const AbManifest *m, char **out_reason)
           held_back = TRUE;
           continue;
         }
-      if (best == NULL || vercmp (r->version, best->version) > 0)
+      if (best == NULL || ab_version_order (r->version, best->version) > 0)
         best = r;
     }
   if (held_back)
@@ -334,18 +327,18 @@ decide_offer (AbSysroot *sysroot, AbUpdateCheck *c, const char *pin, const char 
     {
       const AbRelease *r = ab_manifest_find (m, pin);
       const AbRelease *newest = ab_manifest_newest (m);
-      set_offer (c, r && vercmp (r->version, c->installed_version) != 0
+      set_offer (c, r && g_strcmp0 (r->version, c->installed_version) != 0
                     && g_strcmp0 (r->commit, next_commit) != 0 ? r : NULL);
       c->reason = g_strdup_printf ("pinned to %s (abdeploy pin --clear releases it)%s%s", pin,
-                                   newest && vercmp (newest->version, pin) > 0 ? "; newest is " : "",
-                                   newest && vercmp (newest->version, pin) > 0 ? newest->version : "");
+                                   newest && ab_version_compare (newest->version, pin) > 0 ? "; newest is " : "",
+                                   newest && ab_version_compare (newest->version, pin) > 0 ? newest->version : "");
       if (r == NULL)
         c->warning = g_strdup_printf ("the pinned version %s is not in channel %s", pin, c->channel);
       return;
     }
   g_autofree char *held = NULL;
   const AbRelease *best = pick_offer (sysroot, m, &held);
-  if (best && vercmp (best->version, c->installed_version) > 0
+  if (best && ab_version_compare (best->version, c->installed_version) > 0
       && g_strcmp0 (best->commit, c->installed_commit) != 0)
     {
       if (g_strcmp0 (best->commit, next_commit) == 0)
@@ -694,26 +687,32 @@ drive (Run *r, GError **error)
   return ab_history_append (r->sysroot->state_dfd, ev, error);
 }
 
-static int
-minor_of (const char *version, int *major)
+/* How far VERSION is behind NEWEST, by SemVer (or the leading N.M of
+ * versions that are not SemVer): NULL unless a major version or more than
+ * two minor versions. */
+static char *
+staleness (const char *version, const char *newest)
 {
-  int ma = 0, mi = 0;
-  if (version == NULL || sscanf (version, "%d.%d", &ma, &mi) < 1)
-    return -1;
-  *major = ma;
-  return mi;
+  guint64 majors = 0, minors = 0;
+  if (ab_version_compare (newest, version) <= 0
+      || !ab_version_gap (version, newest, &majors, &minors))
+    return NULL;
+  if (majors > 0)
+    return g_strdup_printf ("installing %s, %" G_GUINT64_FORMAT " major version%s behind the "
+                            "channel's newest %s", version, majors, majors == 1 ? "" : "s", newest);
+  if (minors > 2)
+    return g_strdup_printf ("installing %s, more than two minor versions (%" G_GUINT64_FORMAT
+                            ") behind the channel's newest %s", version, minors, newest);
+  return NULL;
 }
 
 static void
 warn_if_stale (Run *r)
 {
   const AbRelease *newest = ab_manifest_newest (r->manifest);
-  int maj_v = 0, maj_n = 0;
-  int min_v = minor_of (r->t->version, &maj_v), min_n = newest ? minor_of (newest->version, &maj_n) : -1;
-  if (min_v < 0 || min_n < 0 || (maj_v == maj_n && min_n - min_v <= 2) || maj_v > maj_n)
+  g_autofree char *msg = newest ? staleness (r->t->version, newest->version) : NULL;
+  if (msg == NULL)
     return;
-  g_autofree char *msg = g_strdup_printf ("installing %s, more than two minor versions behind the "
-                                          "channel's newest %s", r->t->version, newest->version);
   g_printerr ("warning: %s\n", msg);
   emit (r, AB_UPDATE_EVENT_MESSAGE, 0, 0, msg);
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("warning");
@@ -746,7 +745,7 @@ choose_release (const AbUpdateCheck *c, const AbUpdateOptions *opts, GError **er
                    "Nothing to do: %s is already installed", rel->version);
       return NULL;
     }
-  else if (vercmp (rel->version, c->installed_version) < 0 && !opts->allow_downgrade)
+  else if (ab_version_compare (rel->version, c->installed_version) < 0 && !opts->allow_downgrade)
     {
       refuse (error, "Refusing to downgrade from %s to %s; pass --allow-downgrade if you mean it",
               c->installed_version, rel->version);

@@ -368,6 +368,46 @@ def test_deltas_from_last(pub):
     pub.signed("deltas", "--channel=dev", "--from-last=0", rc=EXIT_USAGE)
 
 
+def test_semver_build_metadata(pub):
+    """issue 10: SemVer build metadata is accepted (the ref writes '_' for
+    the '+' a ref cannot hold); a channel keeps one release per precedence,
+    so a version differing only in build metadata is refused there."""
+    c1 = pub.commit("2.0.0+build.1", pub.tree("b1", V1_FILES))
+    assert pub.ostree("rev-parse", "abdeploy/release/2.0.0_build.1").strip() == c1
+    pub.signed("release", "--channel=s", "--version=2.0.0+build.1")
+    assert [r["version"] for r in pub.manifest("s")["releases"]] == ["2.0.0+build.1"]
+    pub.commit("2.0.0+build.2", pub.tree("b2", V2_FILES))
+    before = snapshot(pub.repo)
+    err = pub.signed("release", "--channel=s", "--version=2.0.0+build.2",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "2.0.0+build.1" in err and "precedence" in err, err
+    assert snapshot(pub.repo) == before
+    pub.signed("release", "--channel=t", "--version=2.0.0+build.2")
+    # '+' only as SemVer build metadata
+    for bad in ("1.0+5", "2.0.0+", "2.0.0+a+b", "2.0.0+a..b"):
+        assert b"SemVer" in pub.ab("commit", "--repo=" + pub.repo, "--tree=" + pub.tree("x", V1_FILES),
+                                   "--version=" + bad, rc=EXIT_USAGE).stderr
+    # a version that is not SemVer cannot take the ref of one with metadata
+    pub.commit("3.0.0_1", pub.tree("u", V1_FILES))
+    err = pub.ab("commit", "--repo=" + pub.repo, "--tree=" + pub.tree("p", V2_FILES),
+                 "--version=3.0.0+1", rc=EXIT_ERROR).stderr.decode()
+    assert "3.0.0_1" in err and "share a ref" in err, err
+
+
+def test_newest_and_deltas_by_semver_precedence(pub):
+    """issue 10: 2.0.0 is newer than 2.0.0-rc.2 published after it, and
+    rc.2 newer than rc.1: deltas go to 2.0.0, from rc.2 first."""
+    commits = {}
+    for i, v in enumerate(("2.0.0-rc.1", "2.0.0", "2.0.0-rc.2")):
+        files = dict(V1_FILES, **{"usr/etc/os-release": "VERSION=%d\n" % i})
+        commits[v] = pub.commit(v, pub.tree("t%d" % i, files))
+        pub.signed("release", "--channel=rc", "--version=" + v)
+    out = pub.signed("deltas", "--channel=rc", "--from-last=1").stdout.decode()
+    m = pub.manifest("rc")
+    assert [d["from"] for d in pub.release(m, "2.0.0")["deltas"]] == [commits["2.0.0-rc.2"]], out
+    assert pub.release(m, "2.0.0-rc.2")["deltas"] == []
+
+
 def test_serial_grows_and_expiry(two_versions):
     pub = two_versions
     serials = []

@@ -1,0 +1,67 @@
+"""Version precedence and explicit downgrades (issue 10), against lighttpd on
+127.0.0.1 and releases made by `abdeploy publish`.
+
+Channel semver: 1.0.0, 2.0.0-rc.1, 2.0.0 (SemVer; each ranks above the
+non-SemVer 1.0 the prepared device runs)."""
+
+import pytest
+
+import updlib as ul
+
+SEMVER = ("1.0.0", "2.0.0-rc.1", "2.0.0")
+
+
+@pytest.fixture(scope="module")
+def semver_pub(pub):
+    for i, v in enumerate(SEMVER):
+        if v not in pub.commits:
+            pub.commit(v, ul.image_spec(v, changed=["usr/share/data/file-%02d" % (30 + i)]))
+            pub.release("semver", v)
+    return pub
+
+
+@pytest.fixture
+def on_semver(device, semver_pub, lighttpd):
+    device.configure(lighttpd.url, channel="semver")
+    return device
+
+
+def boot_into(dev, slot):
+    dev.set_booted(slot)
+    dev.ok("mark-good")
+
+
+def install(dev, version, slot):
+    """VERSION installed over the channel, booted from SLOT and good."""
+    dev.ok("update", "--version=" + version)
+    boot_into(dev, slot)
+    assert dev.slot(slot)["version"] == version
+
+
+def test_release_is_not_offered_its_rc(on_semver, semver_pub):
+    """The defect: a device running 2.0.0 was offered 2.0.0-rc.1 and
+    installed it."""
+    install(on_semver, "2.0.0", "b")
+    r, c = on_semver.check()
+    assert r.returncode == ul.EXIT_NOTHING, r.describe()
+    assert c["offered_version"] is None and "2.0.0 is the newest" in c["reason"], c
+    before = on_semver.snapshot(state_except=("history.json", "update.json"))
+    on_semver.expect(ul.EXIT_NOTHING, "update")
+    assert on_semver.snapshot(state_except=("history.json", "update.json")) == before
+
+
+def test_rc_is_offered_its_release(on_semver, semver_pub):
+    install(on_semver, "2.0.0-rc.1", "b")
+    r, c = on_semver.check()
+    assert r.returncode == ul.EXIT_OK, r.describe()
+    assert c["offered_version"] == "2.0.0", c
+
+
+def test_update_to_a_lower_precedence_is_a_downgrade(on_semver, semver_pub):
+    install(on_semver, "2.0.0", "b")
+    before = on_semver.snapshot()
+    r = on_semver.expect(ul.EXIT_VERIFY, "update", "--version=2.0.0-rc.1")
+    assert "downgrade" in r.stderr and "--allow-downgrade" in r.stderr, r.describe()
+    assert on_semver.snapshot() == before, ul.diff(before, on_semver.snapshot())
+    on_semver.ok("update", "--version=2.0.0-rc.1", "--allow-downgrade")
+    assert on_semver.slot("a")["version"] == "2.0.0-rc.1"
