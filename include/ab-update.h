@@ -51,6 +51,7 @@ typedef struct
   guint64 serial;
   char *expires_at;
   char *channel;
+  gboolean pin_allows_downgrade; /* the pin is below the installed version, by consent */
   AbManifest *manifest;
 } AbUpdateCheck;
 
@@ -77,7 +78,10 @@ gboolean ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError 
 /* Continues the recorded transaction; ABANDON marks it abandoned instead. */
 gboolean ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboolean abandon,
                            GError **error);
-/* VERSION NULL clears the pin. */
-gboolean ab_update_pin (AbSysroot *sysroot, const char *version, GError **error);
+/* VERSION NULL clears the pin. A VERSION of lower precedence than the
+ * installed one is refused (AB_UPDATE_ERROR_REFUSED) unless
+ * ALLOW_DOWNGRADE; then the pin records that consent. */
+gboolean ab_update_pin (AbSysroot *sysroot, const char *version, gboolean allow_downgrade,
+                        GError **error);
 /* The pin, or NULL. */
 char *ab_update_get_pin (AbSysroot *sysroot, GError **error);

@@ -105,20 +105,47 @@ ab_update_get_pin (AbSysroot *sysroot, GError **error)
   return g_strdup (json_object_get_string_member_with_default (state, "pin", NULL));
 }
 
+static gboolean installed (AbSysroot *sysroot, char **out_version, char **out_commit,
+                           char **out_next, GError **error);
+
+static gboolean
+refuse_downgrade (GError **error, const char *what, const char *from, const char *to)
+{
+  g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_REFUSED,
+               "Refusing to %s %s: it is lower than the installed %s (a downgrade); pass "
+               "--allow-downgrade if you mean it", what, to, from);
+  return FALSE;
+}
+
+/* A pin below the running version is a downgrade: refused unless
+ * ALLOW_DOWNGRADE, which the pin keeps ("pin_allows_downgrade") as the
+ * operator's consent for update to install it. */
 gboolean
-ab_update_pin (AbSysroot *sysroot, const char *version, GError **error)
+ab_update_pin (AbSysroot *sysroot, const char *version, gboolean allow_downgrade,
+               GError **error)
 {
   g_autoptr(JsonObject) state = NULL;
-  if (!ab_sysroot_lock (sysroot, error) || !load_state (sysroot, &state, error))
+  g_autofree char *running = NULL, *commit = NULL;
+  if (!ab_sysroot_lock (sysroot, error) || !load_state (sysroot, &state, error)
+      || (version && !installed (sysroot, &running, &commit, NULL, error)))
     return FALSE;
+  gboolean downgrade = version && ab_version_compare (version, running) < 0;
+  if (downgrade && !allow_downgrade)
+    return refuse_downgrade (error, "pin", running, version);
   if (version)
     json_object_set_string_member (state, "pin", version);
   else
     json_object_set_null_member (state, "pin");
+  json_object_set_boolean_member (state, "pin_allows_downgrade", downgrade);
   if (!save_state (sysroot, state, error))
     return FALSE;
   g_autoptr(JsonBuilder) ev = ab_history_event_begin (version ? "pin" : "unpin");
   ab_json_add_string (ev, "version", version);
+  if (downgrade)
+    {
+      json_builder_set_member_name (ev, "allow_downgrade");
+      json_builder_add_boolean_value (ev, TRUE);
+    }
   return ab_history_append (sysroot->state_dfd, ev, error);
 }
 
@@ -334,6 +361,12 @@ decide_offer (AbSysroot *sysroot, AbUpdateCheck *c, const char *pin, const char 
                                    newest && ab_version_compare (newest->version, pin) > 0 ? newest->version : "");
       if (r == NULL)
         c->warning = g_strdup_printf ("the pinned version %s is not in channel %s", pin, c->channel);
+      else if (c->offered_version && ab_version_compare (pin, c->installed_version) < 0)
+        c->warning = g_strdup_printf ("the pinned version %s is lower than the installed %s: "
+                                      "update installs it as a downgrade%s", pin,
+                                      c->installed_version, c->pin_allows_downgrade
+                                      ? " (pin --allow-downgrade allowed it)"
+                                      : " only with --allow-downgrade");
       return;
     }
   g_autofree char *held = NULL;
@@ -389,6 +422,8 @@ ab_update_check (AbSysroot *sysroot, GError **error)
       }
   c->serial = c->manifest->serial;
   c->expires_at = g_strdup (c->manifest->expires_at);
+  c->pin_allows_downgrade = json_object_get_boolean_member_with_default (state, "pin_allows_downgrade",
+                                                                         FALSE);
   decide_offer (sysroot, c, json_object_get_string_member_with_default (state, "pin", NULL),
                 next_commit);
   return g_steal_pointer (&c);
@@ -732,7 +767,15 @@ choose_release (const AbUpdateCheck *c, const AbUpdateOptions *opts, GError **er
                        "No update: %s", c->reason ? c->reason : "nothing newer is offered");
           return NULL;
         }
-      return ab_manifest_find (c->manifest, c->offered_version);
+      const AbRelease *offered = ab_manifest_find (c->manifest, c->offered_version);
+      /* only a pin offers a lower version; its consent is the pin's */
+      if (ab_version_compare (offered->version, c->installed_version) < 0
+          && !opts->allow_downgrade && !c->pin_allows_downgrade)
+        {
+          refuse_downgrade (error, "install the pinned", c->installed_version, offered->version);
+          return NULL;
+        }
+      return offered;
     }
   const AbRelease *rel = ab_manifest_find (c->manifest, opts->version);
   if (rel == NULL)
@@ -747,8 +790,7 @@ choose_release (const AbUpdateCheck *c, const AbUpdateOptions *opts, GError **er
     }
   else if (ab_version_compare (rel->version, c->installed_version) < 0 && !opts->allow_downgrade)
     {
-      refuse (error, "Refusing to downgrade from %s to %s; pass --allow-downgrade if you mean it",
-              c->installed_version, rel->version);
+      refuse_downgrade (error, "install", c->installed_version, rel->version);
       return NULL;
     }
   return rel;

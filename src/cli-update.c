@@ -246,12 +246,13 @@ cli_resume (int argc, char **argv)
 int
 cli_pin (int argc, char **argv)
 {
-  gboolean clear = FALSE;
+  gboolean clear = FALSE, allow_downgrade = FALSE;
   GOptionEntry entries[] = {
     { "clear", 0, 0, G_OPTION_ARG_NONE, &clear, "Remove the pin", NULL },
+    { "allow-downgrade", 0, 0, G_OPTION_ARG_NONE, &allow_downgrade, "Allow a version older than the installed one", NULL },
     { NULL }
   };
-  g_autoptr(GOptionContext) ctx = g_option_context_new ("VERSION | --clear - hold the device at a version");
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("VERSION [--allow-downgrade] | --clear - hold the device at a version");
   int code = 0;
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
@@ -259,7 +260,8 @@ cli_pin (int argc, char **argv)
     return cli_usage_error (ctx, "give a VERSION, or --clear");
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
-  if (sysroot == NULL || !ab_update_pin (sysroot, clear ? NULL : argv[1], &error))
+  if (sysroot == NULL
+      || !ab_update_pin (sysroot, clear ? NULL : argv[1], allow_downgrade, &error))
     return cli_fail (error);
   if (clear)
     g_print ("Pin cleared\n");

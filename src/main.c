@@ -389,7 +389,7 @@ static const Command commands[] = {
   { "check-update", "[--json]", "Fetch and verify the channel manifest", cli_check_update },
   { "update", "[--version=V] [--no-activate] [--allow-downgrade]", "Download, verify, stage, activate", cli_update },
   { "resume", "[--abandon]", "Continue the recorded update transaction", cli_resume },
-  { "pin", "VERSION | --clear", "Hold the device at a version", cli_pin },
+  { "pin", "VERSION [--allow-downgrade] | --clear", "Hold the device at a version", cli_pin },
   { "version", "[--json]", "What is running: versions, commit, source revision", cli_version },
   { "verify", "[--full] [--sample=N] [--json]", "Post-upgrade checks; exit 0 only when all pass", cli_verify },
   { "backup", "--output=FILE", "Archive config, keys, state, pointer, refs", cli_backup },

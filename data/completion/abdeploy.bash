@@ -44,7 +44,7 @@ _abdeploy()
             return ;;
         update) opts="--version= --no-activate --allow-downgrade --progress=" ;;
         resume) opts="--abandon --progress=" ;;
-        pin) opts="--clear" ;;
+        pin) opts="--clear --allow-downgrade" ;;
         verify) opts="--full --sample= --json" ;;
         backup) opts="--output=" ;;
         restore) opts="--path=" ;;

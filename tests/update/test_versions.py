@@ -65,3 +65,49 @@ def test_update_to_a_lower_precedence_is_a_downgrade(on_semver, semver_pub):
     assert on_semver.snapshot() == before, ul.diff(before, on_semver.snapshot())
     on_semver.ok("update", "--version=2.0.0-rc.1", "--allow-downgrade")
     assert on_semver.slot("a")["version"] == "2.0.0-rc.1"
+
+
+def test_pin_below_the_running_version_is_a_downgrade(on_semver, semver_pub):
+    install(on_semver, "2.0.0", "b")
+    before = on_semver.snapshot()
+    r = on_semver.expect(ul.EXIT_VERIFY, "pin", "2.0.0-rc.1")
+    assert "downgrade" in r.stderr and "--allow-downgrade" in r.stderr, r.describe()
+    assert "2.0.0-rc.1" in r.stderr and "2.0.0" in r.stderr, r.describe()
+    assert on_semver.snapshot() == before, ul.diff(before, on_semver.snapshot())
+    # pinning the running version, or a higher one, is no downgrade
+    on_semver.ok("pin", "2.0.0")
+    on_semver.ok("pin", "--clear")
+    on_semver.ok("pin", "2.0.0-rc.1", "--allow-downgrade")
+    state = on_semver.read_state("update.json")
+    assert state["pin"] == "2.0.0-rc.1" and state["pin_allows_downgrade"] is True, state
+    pins = [e for e in on_semver.history() if e.get("type") == "pin"]
+    assert pins[-1].get("allow_downgrade") is True, pins
+    r, c = on_semver.check()
+    assert c["offered_version"] == "2.0.0-rc.1" and "downgrade" in c["warning"], c
+    # the pin's consent is what lets update install it
+    on_semver.ok("update")
+    assert on_semver.slot("a")["version"] == "2.0.0-rc.1"
+
+
+def test_pinned_downgrade_without_consent_is_refused_by_update(on_semver, semver_pub):
+    """A pin that became a downgrade after it was set (here: the device was
+    updated past it) does not install the lower version silently."""
+    on_semver.ok("pin", "2.0.0-rc.1")  # running 1.0: not a downgrade
+    on_semver.ok("update", "--version=2.0.0")
+    boot_into(on_semver, "b")
+    r, c = on_semver.check()
+    assert c["offered_version"] == "2.0.0-rc.1" and "--allow-downgrade" in c["warning"], c
+    before = on_semver.snapshot(state_except=("history.json", "update.json"))
+    r = on_semver.expect(ul.EXIT_VERIFY, "update")
+    assert "downgrade" in r.stderr, r.describe()
+    assert on_semver.snapshot(state_except=("history.json", "update.json")) == before
+    on_semver.ok("update", "--allow-downgrade")
+    assert on_semver.slot("a")["version"] == "2.0.0-rc.1"
+
+
+def test_staleness_counts_by_semver_and_names_a_major_gap(on_semver, semver_pub):
+    r = on_semver.ok("update", "--version=1.0.0", "--no-activate")
+    assert "1 major version behind" in r.stderr and "2.0.0" in r.stderr, r.describe()
+    assert "2.0.0-rc.1" not in r.stderr, r.describe()
+    warnings = [e for e in on_semver.history() if e.get("type") == "warning"]
+    assert len(warnings) == 1 and "major" in warnings[0]["reason"], warnings
