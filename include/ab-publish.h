@@ -25,6 +25,7 @@ typedef enum
   AB_PUBLISH_ERROR_USAGE,     /* an option value is invalid (exit 2) */
   AB_PUBLISH_ERROR_CONFLICT,  /* a published version would change its commit */
   AB_PUBLISH_ERROR_NOT_FOUND, /* version, channel or release missing */
+  AB_PUBLISH_ERROR_REFUSED,   /* content or state the publisher will not sign as it is */
 } AbPublishError;
 
 #define AB_PUBLISH_CHANNELS_DIR "abdeploy/channels"
@@ -46,15 +47,24 @@ typedef struct
   const char *version;
   const char *branch;          /* extra ref moved to the commit, or NULL */
   const char *source_revision; /* recorded as "source-revision", or NULL */
+  /* Image paths ("/usr/bin/x") that may be setuid, setgid or carry file
+   * capabilities although root does not own them in the tree; NULL-ended. */
+  const char *const *allow_setuid;
+  gboolean allow_privileged; /* ... any such file */
 } AbPublishCommitOptions;
 
 /* Commits OPTS->tree as OPTS->version (the repo is created, archive mode,
  * when missing). Publishing the same tree again under a published version
  * is a no-op that returns the published commit (*out_created = FALSE); a
  * different tree is AB_PUBLISH_ERROR_CONFLICT. The commit is signed when
- * P->gpg_key is set. */
+ * P->gpg_key is set. A file that would gain root's privileges in the image
+ * (setuid, setgid or file capabilities not given to root in the tree) and is
+ * not allowed by OPTS, or whose name is not valid UTF-8 or holds a control
+ * character, is AB_PUBLISH_ERROR_REFUSED, listing every such file.
+ * *out_privileged lists every privileged file committed, one line each. */
 gboolean ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *opts,
-                            char **out_commit, gboolean *out_created, GError **error);
+                            char **out_commit, gboolean *out_created, char ***out_privileged,
+                            GError **error);
 
 /* The manifest operations return the manifest as written (and signed). */
 

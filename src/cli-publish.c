@@ -82,6 +82,8 @@ static int
 publish_commit (int argc, char **argv)
 {
   g_autofree char *tree = NULL, *branch = NULL, *source_revision = NULL;
+  g_auto(GStrv) allow_setuid = NULL;
+  gboolean allow_privileged = FALSE;
   GOptionEntry entries[] = {
     ENTRY_REPO,
     { "tree", 0, 0, G_OPTION_ARG_FILENAME, &tree, "Image tree to commit", "DIR" },
@@ -89,6 +91,8 @@ publish_commit (int argc, char **argv)
     { "branch", 0, 0, G_OPTION_ARG_STRING, &branch, "Also move this ref to the commit", "REF" },
     ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR,
     { "source-revision", 0, 0, G_OPTION_ARG_STRING, &source_revision, "Record the source revision (e.g. a git commit)", "REV" },
+    { "allow-setuid", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &allow_setuid, "Let this image file be setuid, setgid or capable though root does not own it in the tree (repeatable)", "PATH" },
+    { "allow-privileged", 0, 0, G_OPTION_ARG_NONE, &allow_privileged, "Let every such file be", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- commit an image tree as a version");
@@ -98,12 +102,16 @@ publish_commit (int argc, char **argv)
     return code;
   if (tree == NULL || opt_version == NULL)
     return cli_usage_error (ctx, "publish commit needs --tree=DIR and --version=VERSION");
-  AbPublishCommitOptions o = { tree, opt_version, branch, source_revision };
+  AbPublishCommitOptions o = { tree, opt_version, branch, source_revision,
+                               (const char *const *) allow_setuid, allow_privileged };
   GError *error = NULL;
   g_autofree char *commit = NULL;
+  g_auto(GStrv) privileged = NULL;
   gboolean created = FALSE;
-  if (!ab_publish_commit (&p, &o, &commit, &created, &error))
+  if (!ab_publish_commit (&p, &o, &commit, &created, &privileged, &error))
     return cli_fail (error);
+  for (char **line = privileged; *line; line++)
+    g_printerr ("abdeploy: privileged file %s\n", *line);
   if (!created)
     g_printerr ("abdeploy: version %s is already published with this same tree; nothing new "
                 "was committed\n", opt_version);
@@ -230,7 +238,7 @@ publish_refresh (int argc, char **argv)
 }
 
 static const Subcommand subcommands[] = {
-  { "commit", "--repo=DIR --tree=DIR --version=V [--branch=REF] [--gpg-sign=KEYID] [--source-revision=REV]",
+  { "commit", "--repo=DIR --tree=DIR --version=V [--branch=REF] [--gpg-sign=KEYID] [--source-revision=REV] [--allow-setuid=PATH]... [--allow-privileged]",
     "Commit an image tree as version V", publish_commit },
   { "release", "--repo=DIR --channel=C --version=V [--rollout=PERCENT] --gpg-sign=KEYID",
     "Add version V to channel C", publish_release },

@@ -356,6 +356,54 @@ def test_content_fails_on_missing_files_and_wrong_symlinks(sysroot):
     assert "2 of %d checked files" % sysroot.published["n_files"] in p.out, p.out
 
 
+# Names `ostree ls` prints over several lines, or that a shell mangles: a
+# newline (also at the end, and one followed by text that looks like a
+# symlink entry), a tab, a backslash escape.
+ODD_NAMES = ["usr/share/doc/new\nline", "usr/share/doc/ends-with-newline\n",
+             "usr/share/doc/x\nl00777 0 0 0 fake", "usr/share/doc/tab\there",
+             "usr/share/doc/back\\nslash"]
+
+
+@pytest.fixture(scope="session")
+def published_odd(workdir, gpg):
+    """Like `published`, plus files with the names of ODD_NAMES (committed
+    with the ostree CLI: abdeploy publish commit refuses such names)."""
+    files = {"usr/bin/hello": ("#!/bin/sh\necho hello\n", 0o755)}
+    files.update(at.kernel_files("6.1.0-test", ("FAKEKERNEL\n", 0o644)))
+    for i, name in enumerate(ODD_NAMES):
+        files[name] = ("odd %d\n" % i, 0o644)
+    tree = at.write_tree(os.path.join(workdir, "tree-odd"), files)
+    repo = at.ostree_init(os.path.join(workdir, "publish-odd", "repo"))
+    commit = at.ostree_commit(repo, "os/odd", tree, "1.0", "odd names", key=gpg["fpr"],
+                              gpg=gpg["gpg"])
+    return {"repo": repo, "ref": "os/odd", "commit": commit, "n_files": len(files)}
+
+
+@pytest.mark.parametrize("shell", ["sh", "busybox"])
+def test_content_reads_names_with_newlines_and_tabs(workdir, bindir, gpg, published_odd, shell,
+                                                    request):
+    """A file name with a newline was read as a missing file: a red boot."""
+    path = request.getfixturevalue("busybox_path") if shell == "busybox" else None
+    root = os.path.join(workdir, "sysroots", at.safe_name(request.node.name, 80))
+    s = Sysroot(root, bindir, published_odd)
+    s.abdeploy("init", "--os=hooktest", "--bootloader=file")
+    at.trust_keys(s.path, [gpg["key"]])
+    s.abdeploy("deploy", "--from=" + published_odd["repo"], published_odd["ref"])
+    s.set_cmdline("abdeploy.slot=a")
+    try:
+        p = s.hook("20-slot-content", extra=ALL, path=path, shell=shell)
+        assert p.returncode == 0, explain(p)
+        assert "%d of %d files checked" % ((published_odd["n_files"],) * 2) in p.out, p.out
+        # A damaged file with such a name is still found, by its exact name.
+        replace_file(s.slot_file(ODD_NAMES[0]), b"tampered\n")
+        p = s.hook("20-slot-content", extra=ALL, path=path, shell=shell)
+        assert p.returncode == 1, explain(p)
+        assert "/usr/share/doc/new\nline: replaced" in p.out, p.out
+        assert "1 of %d checked files" % published_odd["n_files"] in p.out, p.out
+    finally:
+        rmtree(root)
+
+
 def test_content_fails_when_the_slot_ref_names_another_commit(sysroot):
     p = sysroot.hook("20-slot-content", extra={"ABDEPLOY_COMMIT": "1" * 64})
     assert p.returncode == 1, explain(p)

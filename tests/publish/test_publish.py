@@ -455,3 +455,76 @@ def test_usage_errors(pub):
     bare = os.path.join(pub.dir, "bare")
     run(["ostree", "init", "--mode=bare-user", "--repo=" + bare], pub.env)
     pub.ab("commit", "--repo=" + bare, "--tree=" + tree, "--version=1", rc=EXIT_USAGE)
+
+
+# ---------------------------------------------------------------------------
+# The content gate of publish commit (issue 11)
+
+# A security.capability value (VFS_CAP_REVISION_2) granting cap_net_raw, as
+# `setcap cap_net_raw+ep` writes it.
+CAP_NET_RAW = bytes([1, 0, 0, 2, 0, 0x20, 0, 0] + [0] * 12)
+
+
+def privileged_tree(pub, name, uid=1000, gid=1000, mode=0o4755, caps=False):
+    """V1_FILES with usr/bin/tool owned by UID:GID, then given MODE (chown
+    clears setuid bits and capabilities, so it comes first)."""
+    tree = pub.tree(name, V1_FILES)
+    tool = os.path.join(tree, "usr/bin/tool")
+    os.chown(tool, uid, gid)
+    os.chmod(tool, mode)
+    if caps:
+        os.setxattr(tool, "security.capability", CAP_NET_RAW)
+    return tree
+
+
+def no_release_ref(pub, version):
+    refs = run(["ostree", "--repo=" + pub.repo, "refs"], pub.env, check=False).stdout.decode()
+    return "abdeploy/release/" + version not in refs.split()
+
+
+@pytest.mark.parametrize("kind", ["setuid", "setgid", "capabilities"])
+def test_commit_refuses_privileges_the_tree_did_not_give_root(pub, kind):
+    """A setuid file of uid 1000 became setuid root on every device, silently."""
+    args = {"setuid": {}, "setgid": {"uid": 0, "mode": 0o2755},
+            "capabilities": {"mode": 0o755, "caps": True}}[kind]
+    tree = privileged_tree(pub, "v1", **args)
+    err = pub.signed("commit", "--tree=" + tree, "--version=1.0",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "Refusing to commit" in err and "/usr/bin/tool" in err, err
+    assert "--allow-setuid=PATH" in err and "nothing was committed" in err, err
+    assert no_release_ref(pub, "1.0")
+    # Allowed by name: committed as root's, and the output lists it.
+    p = pub.signed("commit", "--tree=" + tree, "--version=1.0", "--allow-setuid=/usr/bin/tool")
+    commit = p.stdout.decode().strip()
+    err = p.stderr.decode()
+    assert "privileged file /usr/bin/tool" in err and "allowed by option" in err, err
+    listing = pub.ostree("ls", "-X", commit, "/usr/bin/tool").split()
+    assert listing[1:3] == ["0", "0"], listing
+    if kind == "capabilities":
+        assert "security.capability" in " ".join(listing), listing
+
+
+def test_commit_allow_privileged_and_root_owned_files(pub):
+    tree = privileged_tree(pub, "v1")
+    os.chmod(os.path.join(tree, "usr/lib/data"), 0o4755)  # root's: allowed, listed
+    p = pub.signed("commit", "--tree=" + tree, "--version=1.0", "--allow-privileged")
+    err = p.stderr.decode()
+    assert "privileged file /usr/bin/tool: setuid, owner uid 1000" in err, err
+    assert "privileged file /usr/lib/data: setuid, root's in the tree" in err, err
+    # Another file than the one allowed by name is still refused.
+    tree2 = privileged_tree(pub, "v2")
+    err = pub.signed("commit", "--tree=" + tree2, "--version=2.0",
+                     "--allow-setuid=/usr/lib/data", rc=EXIT_ERROR).stderr.decode()
+    assert "/usr/bin/tool: setuid, owner uid 1000 in the tree, root in the image" in err, err
+
+
+@pytest.mark.parametrize("name", [b"new\nline", b"tab\there", b"bad-\xff-utf8", b"bell\x07"])
+def test_commit_refuses_unsafe_file_names(pub, name):
+    """A name with a newline turned the slot-content hook red on devices."""
+    tree = pub.tree("v1", V1_FILES)
+    with open(os.path.join(tree.encode(), b"usr/lib/" + name), "wb") as f:
+        f.write(b"x\n")
+    err = pub.signed("commit", "--tree=" + tree, "--version=1.0",
+                     rc=EXIT_ERROR).stderr.decode(errors="replace")
+    assert "a file name with a control character" in err and "Rename" in err, err
+    assert no_release_ref(pub, "1.0")
