@@ -1,10 +1,19 @@
 /* Health hooks: discovery in the booted tree and a runner with a timeout
  * per hook.
  *
- * Invariant: a hook can never block the verdict. Each hook runs in its own
- * process group; when its time is up, or when it exits, the whole group is
- * killed, so neither the hook nor anything it left behind holds the output
- * pipe open. */
+ * Invariants:
+ * - A hook can never block the verdict. Each hook runs in its own process
+ *   group. Its result is decided when the hook process exits or when its
+ *   deadline passes, never by the end of its output (a hook may close its
+ *   output and go on; what it started may hold the output open after it
+ *   exited). At the deadline the group gets SIGTERM, then SIGKILL after
+ *   AB_HOOK_KILL_GRACE_MS; when the hook exits, whatever is left in its
+ *   group gets SIGKILL. What escaped the group (setsid) is read for at most
+ *   AB_HOOK_DRAIN_AFTER_EXIT_MS more, then its output is no longer read.
+ * - Whatever a hook prints, the runner holds at most a fixed amount of it:
+ *   the last AB_HOOK_OUTPUT_TAIL_MAX bytes (stored, sanitized, in
+ *   verdict.json) and, when echoing, AB_HOOK_ECHO_LINE_MAX bytes of the
+ *   current line. Everything else is read and discarded. */
 #pragma once
 
 #include <glib.h>
@@ -17,6 +26,18 @@ typedef enum
 {
   AB_HOOKS_ERROR_FAILED,
 } AbHooksError;
+
+/* Bytes of a hook's output kept in verdict.json ("output_tail"). */
+#define AB_HOOK_OUTPUT_TAIL_MAX 4096
+/* Bytes of one output line echoed as "[name] line"; the rest of a longer
+ * line is counted, not shown. */
+#define AB_HOOK_ECHO_LINE_MAX 4096
+/* From SIGTERM to SIGKILL when a hook outlives its deadline. */
+#define AB_HOOK_KILL_GRACE_MS 1000
+/* How long the runner waits for a hook to be reaped after SIGKILL. */
+#define AB_HOOK_REAP_MAX_MS 5000
+/* How long output is still read after the hook exited. */
+#define AB_HOOK_DRAIN_AFTER_EXIT_MS 500
 
 typedef enum
 {
@@ -49,7 +70,8 @@ typedef struct
   double duration_sec;
   int exit_status; /* -1 unless exited */
   int signal;      /* 0 unless killed by a signal */
-  char *output_tail;
+  guint64 output_bytes; /* all the hook printed */
+  char *output_tail;    /* its last AB_HOOK_OUTPUT_TAIL_MAX bytes at most, sanitized */
   char *message;   /* why it was refused or timed out, else NULL */
 } AbHookResult;
 

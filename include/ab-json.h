@@ -5,11 +5,28 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
-/* Adds KEY with VALUE, or null when VALUE is NULL. */
+/* Text from outside abdeploy (hook output, a backend's output, file names,
+ * URLs, error messages) made fit for a state file: valid UTF-8 (every byte
+ * that does not start a valid character becomes U+FFFD), no NUL and no
+ * other control character except tab, newline and carriage return (each
+ * becomes U+FFFD, as do DEL, the C1 controls and U+2028/U+2029, which some
+ * JSON readers mishandle), and at most MAX_BYTES bytes (0: no limit) cut on
+ * a character boundary: KEEP_END keeps the end of the text (a tail), else
+ * its start. DATA may be NULL (then NULL is returned); LEN -1 means
+ * NUL-terminated. */
+char *ab_json_sanitize (const char *data, gssize len, gsize max_bytes, gboolean keep_end);
+/* TRUE when S needs no change by ab_json_sanitize() (without a limit). */
+gboolean ab_json_text_is_clean (const char *s);
+/* Replaces, in place, every string value and member name under NODE that
+ * is not clean by its ab_json_sanitize()d form. */
+void ab_json_sanitize_node (JsonNode *node);
+/* Adds KEY with VALUE (sanitized), or null when VALUE is NULL. */
 void ab_json_add_string (JsonBuilder *b, const char *key, const char *value);
 /* Reads DFD/NAME; *out is NULL (and TRUE returned) when the file is missing. */
 gboolean ab_json_read_at (int dfd, const char *name, JsonNode **out, GError **error);
-/* NODE pretty-printed, with a final newline: the text of every state file. */
+/* NODE pretty-printed, with a final newline: the text of every state file.
+ * Every string in NODE is sanitized first (ab_json_sanitize_node()), so no
+ * state file can hold text that a JSON reader refuses. */
 char *ab_json_to_text (JsonNode *node);
 /* Writes NODE, pretty-printed, with ab_fs_replace_at(). */
 gboolean ab_json_write_at (int dfd, const char *name, JsonNode *node, GError **error);

@@ -52,13 +52,16 @@ commit_of (const Boot *b, AbSlot slot)
   return slot != AB_SLOT_NONE && b->v.rec[slot] ? b->v.rec[slot]->commit : NULL;
 }
 
+/* The MOTD holds hook names and versions: text from outside, sanitized
+ * like the state files. */
 static gboolean
 write_motd (AbSysroot *sysroot, const char *text, GError **error)
 {
   if (!ab_fs_mkdir_p_at (sysroot->dfd, MOTD_DIR, 0755, error))
     return FALSE;
+  g_autofree char *clean = ab_json_sanitize (text, -1, 0, FALSE);
   ab_autofd dfd = ab_fs_opendir_at (sysroot->dfd, MOTD_DIR, error);
-  return dfd >= 0 && ab_fs_replace_at (dfd, MOTD_NAME, text, strlen (text), 0644, error);
+  return dfd >= 0 && ab_fs_replace_at (dfd, MOTD_NAME, clean, strlen (clean), 0644, error);
 }
 
 /* The failed hooks of the last verdict recorded for SLOT, comma-separated, or NULL. */
@@ -82,9 +85,11 @@ last_failed_hooks_of (AbSysroot *sysroot, AbSlot slot)
 static char *
 rollback_line (const char *from_version, const char *to_version, const char *reason)
 {
-  return g_strdup_printf ("ROLLED BACK from %s to %s: %s",
-                          from_version ? from_version : "(unknown)",
-                          to_version ? to_version : "(unknown)", reason ? reason : "");
+  g_autofree char *line = g_strdup_printf ("ROLLED BACK from %s to %s: %s",
+                                           from_version ? from_version : "(unknown)",
+                                           to_version ? to_version : "(unknown)",
+                                           reason ? reason : "");
+  return ab_json_sanitize (line, -1, 0, FALSE);
 }
 
 /* The MOTD line of the last rollback while its outcome still stands: it

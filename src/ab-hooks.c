@@ -1,5 +1,7 @@
 #include "config.h"
 #include "ab-hooks.h"
+#include "ab-json.h"
+#include "ab-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,14 +9,12 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 G_DEFINE_QUARK (ab-hooks-error-quark, ab_hooks_error)
 
-#define TAIL_MAX 4096
-#define KILL_GRACE_MS 1000
-#define DRAIN_AFTER_EXIT_US (G_USEC_PER_SEC / 2)
 
 static const char *const stage_names[] = { "required", "wanted", "green", "red" };
 static const char *const result_names[] = { "pass", "fail", "timeout", "refused" };
@@ -166,91 +166,167 @@ child_setup (gpointer data)
   signal (SIGPIPE, SIG_DFL);
 }
 
+/* What is kept of a hook's output, in bounded memory whatever it prints:
+ * the last AB_HOOK_OUTPUT_TAIL_MAX bytes for verdict.json and, when echoed,
+ * the current line up to AB_HOOK_ECHO_LINE_MAX bytes. The rest is counted
+ * and discarded while the pipe is still drained. */
 typedef struct
 {
-  GString *tail;
+  char tail[2 * AB_HOOK_OUTPUT_TAIL_MAX];
+  gsize tail_len;
+  guint64 total;
   GString *line;
+  guint64 line_dropped; /* bytes of the current line beyond the echo limit */
   const char *name;
   gboolean echo;
 } Capture;
 
 static void
+tail_append (Capture *c, const char *buf, gsize n)
+{
+  if (n >= AB_HOOK_OUTPUT_TAIL_MAX)
+    {
+      memcpy (c->tail, buf + n - AB_HOOK_OUTPUT_TAIL_MAX, AB_HOOK_OUTPUT_TAIL_MAX);
+      c->tail_len = AB_HOOK_OUTPUT_TAIL_MAX;
+      return;
+    }
+  if (c->tail_len + n > sizeof c->tail)
+    {
+      /* Keep the last AB_HOOK_OUTPUT_TAIL_MAX - n bytes, then append. */
+      gsize keep = AB_HOOK_OUTPUT_TAIL_MAX - n;
+      memmove (c->tail, c->tail + c->tail_len - keep, keep);
+      c->tail_len = keep;
+    }
+  memcpy (c->tail + c->tail_len, buf, n);
+  c->tail_len += n;
+}
+
+static void
+echo_line (Capture *c)
+{
+  g_autofree char *clean = ab_json_sanitize (c->line->str, (gssize) c->line->len, 0, FALSE);
+  if (c->line_dropped > 0)
+    g_print ("[%s] %s [%" G_GUINT64_FORMAT " more bytes of this line not shown]\n", c->name,
+             clean, c->line_dropped);
+  else
+    g_print ("[%s] %s\n", c->name, clean);
+  g_string_truncate (c->line, 0);
+  c->line_dropped = 0;
+}
+
+static void
+echo_append (Capture *c, const char *buf, gsize n)
+{
+  while (n > 0)
+    {
+      const char *nl = memchr (buf, '\n', n);
+      gsize part = nl ? (gsize) (nl - buf) : n;
+      gsize room = AB_HOOK_ECHO_LINE_MAX - MIN (c->line->len, AB_HOOK_ECHO_LINE_MAX);
+      g_string_append_len (c->line, buf, (gssize) MIN (part, room));
+      c->line_dropped += part - MIN (part, room);
+      if (nl == NULL)
+        return;
+      echo_line (c);
+      buf = nl + 1;
+      n -= part + 1;
+    }
+}
+
+static void
 capture_bytes (Capture *c, const char *buf, gsize n)
 {
-  g_string_append_len (c->tail, buf, (gssize) n);
-  if (c->tail->len > TAIL_MAX)
-    g_string_erase (c->tail, 0, (gssize) (c->tail->len - TAIL_MAX));
-  if (!c->echo)
-    return;
-  for (gsize i = 0; i < n; i++)
-    {
-      if (buf[i] != '\n')
-        {
-          g_string_append_c (c->line, buf[i]);
-          continue;
-        }
-      g_print ("[%s] %s\n", c->name, c->line->str);
-      g_string_truncate (c->line, 0);
-    }
+  c->total += n;
+  tail_append (c, buf, n);
+  if (c->echo)
+    echo_append (c, buf, n);
 }
 
 static void
 capture_flush (Capture *c)
 {
-  if (c->echo && c->line->len > 0)
-    g_print ("[%s] %s\n", c->name, c->line->str);
-  g_string_truncate (c->line, 0);
+  if (c->echo && (c->line->len > 0 || c->line_dropped > 0))
+    echo_line (c);
 }
 
-/* Reads until EOF or DEADLINE (monotonic µs); FALSE on timeout. */
-static gboolean
-pump_output (int fd, Capture *c, gint64 deadline, GPid pid, int *out_wstatus, gboolean *out_exited)
+/* One running hook. Its result is decided by its own exit (or the
+ * deadline), never by the end of its output: a hook may close its output
+ * and go on, and what it started may hold the output open after it ended. */
+typedef struct
 {
-  char buf[4096];
-  for (;;)
-    {
-      if (!*out_exited && waitpid (pid, out_wstatus, WNOHANG) == pid)
-        {
-          *out_exited = TRUE;
-          /* Anything the hook left running is killed with it; what escaped
-           * the group gets one drain period to let go of the pipe. */
-          kill (-pid, SIGKILL);
-          deadline = MIN (deadline, g_get_monotonic_time () + DRAIN_AFTER_EXIT_US);
-        }
-      gint64 now = g_get_monotonic_time ();
-      if (now >= deadline)
-        return *out_exited;
-      int wait_ms = (int) MIN ((deadline - now) / 1000 + 1, *out_exited ? 50 : 100);
-      struct pollfd pfd = { fd, POLLIN, 0 };
-      int r = poll (&pfd, 1, wait_ms);
-      if (r < 0 && errno != EINTR)
-        return TRUE;
-      if (r <= 0)
-        continue;
-      ssize_t n = read (fd, buf, sizeof buf);
-      if (n < 0 && (errno == EINTR || errno == EAGAIN))
-        continue;
-      if (n <= 0)
-        return TRUE;
-      capture_bytes (c, buf, (gsize) n);
-    }
+  GPid pid;
+  int out_fd;   /* read end of the hook's stdout and stderr; -1 after EOF */
+  int pid_fd;   /* pidfd of the hook, or -1 (then its exit is polled) */
+  gboolean exited;
+  int wstatus;
+  Capture *cap;
+} Run;
+
+static void
+run_reap (Run *r)
+{
+  if (!r->exited && waitpid (r->pid, &r->wstatus, WNOHANG) == r->pid)
+    r->exited = TRUE;
 }
 
 static void
-kill_group (GPid pid, int *wstatus, gboolean *exited)
+run_read (Run *r)
 {
-  kill (-pid, SIGTERM);
-  gint64 until = g_get_monotonic_time () + KILL_GRACE_MS * 1000;
-  while (!*exited && g_get_monotonic_time () < until)
+  char buf[16384];
+  ssize_t n = read (r->out_fd, buf, sizeof buf);
+  if (n > 0)
+    capture_bytes (r->cap, buf, (gsize) n);
+  else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+    ab_close_fdp (&r->out_fd);
+}
+
+/* Drains the output until UNTIL (monotonic µs), or until the hook exited
+ * (STOP_ON_EXIT), or until EOF once the hook has exited. */
+static void
+run_pump (Run *r, gint64 until, gboolean stop_on_exit)
+{
+  for (;;)
     {
-      if (waitpid (pid, wstatus, WNOHANG) == pid)
-        *exited = TRUE;
-      else
-        g_usleep (10000);
+      run_reap (r);
+      gint64 now = g_get_monotonic_time ();
+      if ((r->exited && (stop_on_exit || r->out_fd < 0)) || now >= until)
+        return;
+      struct pollfd pfd[2];
+      nfds_t n = 0;
+      if (r->out_fd >= 0)
+        pfd[n++] = (struct pollfd) { r->out_fd, POLLIN, 0 };
+      if (r->pid_fd >= 0 && !r->exited)
+        pfd[n++] = (struct pollfd) { r->pid_fd, POLLIN, 0 };
+      /* Without a pidfd, the exit is noticed by polling every 50 ms. */
+      gint64 wait_ms = (until - now + 999) / 1000;
+      if (r->pid_fd < 0 && !r->exited)
+        wait_ms = MIN (wait_ms, 50);
+      if (poll (pfd, n, (int) MIN (wait_ms, G_MAXINT)) > 0 && r->out_fd >= 0
+          && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+        run_read (r);
     }
-  kill (-pid, SIGKILL);
-  if (!*exited && waitpid (pid, wstatus, 0) == pid)
-    *exited = TRUE;
+}
+
+/* SIG to the hook's process group, and to the hook itself in case it left
+ * the group. */
+static void
+run_signal (Run *r, int sig)
+{
+  kill (-r->pid, sig);
+  if (!r->exited)
+    kill (r->pid, sig);
+}
+
+/* The deadline passed: SIGTERM to the group, SIGKILL after the grace
+ * period, then at most AB_HOOK_REAP_MAX_MS for the hook to be reaped (a
+ * process stuck in the kernel may not die at once; the runner does not
+ * wait for it beyond that). */
+static void
+run_kill (Run *r)
+{
+  run_signal (r, SIGTERM);
+  run_pump (r, g_get_monotonic_time () + AB_HOOK_KILL_GRACE_MS * 1000, TRUE);
+  run_signal (r, SIGKILL);
+  run_pump (r, g_get_monotonic_time () + AB_HOOK_REAP_MAX_MS * 1000, TRUE);
 }
 
 static void
@@ -297,6 +373,35 @@ spawn_hook (const AbHook *hook, const AbHookRunOptions *opts, GPid *out_pid, int
   return TRUE;
 }
 
+/* Runs the spawned hook in R to its end or its deadline; TRUE when it
+ * ended in time. */
+static gboolean
+run_to_end (Run *r, gint64 deadline)
+{
+  run_pump (r, deadline, TRUE);
+  gboolean in_time = r->exited;
+  if (!in_time)
+    run_kill (r);
+  /* Anything the hook left running in its group is killed with it; what
+   * escaped the group gets a short drain period to let go of the pipe. */
+  run_signal (r, SIGKILL);
+  run_pump (r, g_get_monotonic_time () + AB_HOOK_DRAIN_AFTER_EXIT_MS * 1000, FALSE);
+  return in_time;
+}
+
+static void
+set_timed_out (AbHookResult *res, const Run *r, guint timeout)
+{
+  res->result = AB_HOOK_TIMEOUT;
+  if (r->exited && WIFSIGNALED (r->wstatus))
+    res->signal = WTERMSIG (r->wstatus);
+  res->message = r->exited
+      ? g_strdup_printf ("timed out after %u s; its process group was killed", timeout)
+      : g_strdup_printf ("timed out after %u s; its process group was killed, but the hook "
+                         "(pid %d) did not end within %d ms of SIGKILL", timeout, (int) r->pid,
+                         AB_HOOK_REAP_MAX_MS);
+}
+
 AbHookResult *
 ab_hooks_run_one (const AbHook *hook, AbHookStage stage, const AbHookRunOptions *opts)
 {
@@ -305,50 +410,40 @@ ab_hooks_run_one (const AbHook *hook, AbHookStage stage, const AbHookRunOptions 
   res->stage = stage;
   res->exit_status = -1;
   res->result = AB_HOOK_FAIL;
+  res->output_tail = g_strdup ("");
   if ((res->message = refusal_reason (hook)) != NULL)
     {
       res->result = AB_HOOK_REFUSED;
-      res->output_tail = g_strdup ("");
       return g_steal_pointer (&res);
     }
   guint timeout = timeout_for (hook, opts);
   gint64 start = g_get_monotonic_time ();
-  GPid pid = 0;
-  int fd = -1;
   g_autoptr(GError) error = NULL;
-  if (!spawn_hook (hook, opts, &pid, &fd, &error))
+  g_autoptr(GString) line = g_string_new (NULL);
+  g_autofree char *shown_name = ab_json_sanitize (hook->name, -1, 0, FALSE);
+  g_autofree Capture *cap = g_new0 (Capture, 1);
+  *cap = (Capture) { .line = line, .name = shown_name, .echo = opts->echo_output };
+  Run r = { .out_fd = -1, .pid_fd = -1, .cap = cap };
+  if (!spawn_hook (hook, opts, &r.pid, &r.out_fd, &error))
     {
       res->message = g_strdup_printf ("could not run %s: %s", hook->path, error->message);
-      res->output_tail = g_strdup ("");
       return g_steal_pointer (&res);
     }
-  g_autoptr(GString) tail = g_string_new (NULL);
-  g_autoptr(GString) line = g_string_new (NULL);
-  Capture cap = { tail, line, hook->name, opts->echo_output };
-  int wstatus = 0;
-  gboolean exited = FALSE;
-  gboolean in_time = pump_output (fd, &cap, start + (gint64) timeout * G_USEC_PER_SEC, pid,
-                                  &wstatus, &exited);
-  close (fd);
-  capture_flush (&cap);
-  if (!in_time)
-    {
-      kill_group (pid, &wstatus, &exited);
-      res->result = AB_HOOK_TIMEOUT;
-      res->message = g_strdup_printf ("timed out after %u s; its process group was killed", timeout);
-      if (exited && WIFSIGNALED (wstatus))
-        res->signal = WTERMSIG (wstatus);
-    }
+  r.pid_fd = (int) syscall (SYS_pidfd_open, r.pid, 0);
+  gboolean in_time = run_to_end (&r, start + (gint64) timeout * G_USEC_PER_SEC);
+  capture_flush (cap);
+  ab_close_fdp (&r.out_fd);
+  ab_close_fdp (&r.pid_fd);
+  if (in_time)
+    record_status (res, r.wstatus);
   else
-    {
-      if (!exited)
-        (void) waitpid (pid, &wstatus, 0);
-      kill (-pid, SIGKILL);
-      record_status (res, wstatus);
-    }
-  g_spawn_close_pid (pid);
+    set_timed_out (res, &r, timeout);
+  g_spawn_close_pid (r.pid);
   res->duration_sec = (g_get_monotonic_time () - start) / 1e6;
-  res->output_tail = g_string_free (g_steal_pointer (&tail), FALSE);
+  res->output_bytes = cap->total;
+  g_free (res->output_tail);
+  res->output_tail = ab_json_sanitize (cap->tail, (gssize) cap->tail_len,
+                                       AB_HOOK_OUTPUT_TAIL_MAX, TRUE);
   return g_steal_pointer (&res);
 }
 
@@ -366,9 +461,12 @@ ab_hooks_run_stage (const char *root, AbHookStage stage, const AbHookRunOptions 
       if (res->result != AB_HOOK_PASS)
         {
           all_passed = FALSE;
-          g_printerr ("%s hook %s: %s%s%s\n", stage_names[stage], res->name,
-                      result_names[res->result], res->message ? ": " : "",
-                      res->message ? res->message : "");
+          g_autofree char *text = g_strdup_printf ("%s hook %s: %s%s%s", stage_names[stage],
+                                                   res->name, result_names[res->result],
+                                                   res->message ? ": " : "",
+                                                   res->message ? res->message : "");
+          g_autofree char *shown = ab_json_sanitize (text, -1, 0, FALSE);
+          g_printerr ("%s\n", shown);
         }
       g_ptr_array_add (results, res);
     }
@@ -380,8 +478,7 @@ ab_hook_result_to_json (const AbHookResult *res)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "name");
-  json_builder_add_string_value (b, res->name);
+  ab_json_add_string (b, "name", res->name);
   json_builder_set_member_name (b, "stage");
   json_builder_add_string_value (b, stage_names[res->stage]);
   json_builder_set_member_name (b, "result");
@@ -398,13 +495,10 @@ ab_hook_result_to_json (const AbHookResult *res)
     json_builder_add_int_value (b, res->signal);
   else
     json_builder_add_null_value (b);
-  json_builder_set_member_name (b, "message");
-  if (res->message)
-    json_builder_add_string_value (b, res->message);
-  else
-    json_builder_add_null_value (b);
-  json_builder_set_member_name (b, "output_tail");
-  json_builder_add_string_value (b, res->output_tail ? res->output_tail : "");
+  ab_json_add_string (b, "message", res->message);
+  json_builder_set_member_name (b, "output_bytes");
+  json_builder_add_int_value (b, (gint64) MIN (res->output_bytes, (guint64) G_MAXINT64));
+  ab_json_add_string (b, "output_tail", res->output_tail ? res->output_tail : "");
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }

@@ -37,12 +37,8 @@ ab_slot_record_to_json (const AbSlotRecord *rec)
   ab_json_add_string (b, "origin", rec->origin);
   ab_json_add_string (b, "ref", rec->ref);
   json_builder_end_object (b);
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  g_autofree char *text = json_generator_to_data (gen, NULL);
-  return g_strconcat (text, "\n", NULL);
+  return ab_json_to_text (root);
 }
 
 static char *
