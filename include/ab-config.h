@@ -1,6 +1,18 @@
 /* abdeploy.conf: GKeyFile, SYSROOT/etc/abdeploy/abdeploy.conf then the
  * conf.d/ *.conf files in lexical order (later keys override earlier ones), or one
- * file given with --config. */
+ * file given with --config.
+ *
+ * Invariants:
+ * - Every file is parsed once, here, into the typed AbConfig; no other
+ *   module reads a key file. Every key is parsed strictly (the whole value,
+ *   no sign, no overflow) and range-checked; a bad value is an error naming
+ *   the file it came from, the group, the key and what is accepted.
+ * - A key that this abdeploy does not know, in a group it knows, and a group
+ *   it does not know are errors (as in RAUC's system.conf): a typo never
+ *   silently leaves a defence at its default. Groups and keys whose name
+ *   starts with "X-" are ignored (systemd's convention for extensions).
+ * - Every drop-in is a regular file (after following links inside the
+ *   sysroot); anything else named *.conf is refused. */
 #pragma once
 
 #include <glib.h>
@@ -13,17 +25,60 @@ typedef enum
   AB_CONFIG_ERROR_INVALID,
 } AbConfigError;
 
+typedef enum
+{
+  AB_CONFIG_ON_RED_REBOOT,
+  AB_CONFIG_ON_RED_ROLLBACK,
+  AB_CONFIG_ON_RED_NONE,
+} AbConfigOnRed;
+
+/* [abdeploy] */
 typedef struct
 {
-  int boot_tries;        /* [boot] tries, 1..9, default 3 */
-  char *update_url;      /* [update] url, NULL when unset */
-  char *update_channel;  /* [update] channel, default "stable" */
-  guint health_timeout_sec;   /* [health] timeout-sec, default 300 */
-  gboolean greenboot_compat;  /* [health] greenboot-compat, default true */
-  char *on_red;               /* [health] on-red: reboot (default), rollback, none */
-  char *reboot_command;       /* [health] reboot-command, NULL: systemctl reboot or reboot */
-  gint64 format;          /* [abdeploy] format of abdeploy.conf, 1 when it states none */
-  GKeyFile *keyfile;     /* merged view of all files */
+  gint64 format;                    /* format of abdeploy.conf, 1 when it states none */
+} AbConfigAbdeploy;
+
+/* [boot] */
+typedef struct
+{
+  guint tries;                      /* 1..9, default 3 */
+  char *uboot_env_config;           /* path, default etc/fw_env.config */
+  char *uboot_env_defaults;         /* path, default etc/u-boot-initial-env */
+  char *custom_backend;             /* path, NULL when unset */
+  guint custom_backend_timeout_sec; /* 1..3600, default 30 */
+} AbConfigBoot;
+
+/* [update] */
+typedef struct
+{
+  char *url;                        /* NULL when unset */
+  char *channel;                    /* a valid channel name, default "stable" */
+  guint64 manifest_max_bytes;       /* 1 KiB..256 MiB, default 1 MiB */
+  guint64 min_rate;                 /* bytes/s, 1..1 GiB, default 1024 (never 0) */
+  guint min_rate_time_sec;          /* 1..3600, default 20 (never 0) */
+  guint max_attempts;               /* 1..100, default 4 */
+  guint backoff_initial_ms;         /* 1..600000, default 500 */
+  guint backoff_max_ms;             /* backoff_initial_ms..3600000, default 8000 */
+  char *ca_file;                    /* NULL: the system's CAs */
+  guint max_resume_attempts;        /* 1..1000, default 5 */
+} AbConfigUpdate;
+
+/* [health] and [health-timeouts] */
+typedef struct
+{
+  guint timeout_sec;                /* 1..86400, default 300 */
+  gboolean greenboot_compat;        /* default true */
+  AbConfigOnRed on_red;             /* default reboot */
+  char *reboot_command;             /* NULL: systemctl reboot or reboot */
+  GHashTable *hook_timeouts;        /* hook file name -> seconds (GUINT_TO_POINTER), 1..86400 */
+} AbConfigHealth;
+
+typedef struct
+{
+  AbConfigAbdeploy abdeploy;
+  AbConfigBoot boot;
+  AbConfigUpdate update;
+  AbConfigHealth health;
 } AbConfig;
 
 #define AB_CONFIG_DEFAULT_HEALTH_TIMEOUT 300
@@ -31,7 +86,17 @@ typedef struct
 #define AB_CONFIG_DEFAULT_TRIES 3
 #define AB_CONFIG_MAX_TRIES 9
 
+/* Every key at its default. */
+AbConfig *ab_config_new_defaults (void);
+G_GNUC_WARN_UNUSED_RESULT
 AbConfig *ab_config_load (int sysroot_dfd, const char *override_path, GError **error);
+/* The configuration that one file with contents DATA (LEN bytes, need not
+ * be NUL-terminated) gives, NAME being the file's name in messages: the
+ * same checks as ab_config_load() apart from reading files. The entry
+ * point of the configuration fuzz target. */
+G_GNUC_WARN_UNUSED_RESULT
+AbConfig *ab_config_load_from_data (const char *data, gsize len, const char *name,
+                                    GError **error);
 void ab_config_free (AbConfig *config);
 
 /* TEXT (an abdeploy.conf) with format=FORMAT in its [abdeploy] group: an

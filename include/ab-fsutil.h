@@ -16,7 +16,45 @@ typedef enum
 {
   AB_FS_ERROR_FAILED,
   AB_FS_ERROR_NOT_FOUND,
+  AB_FS_ERROR_ESCAPES,   /* the path resolves through a link that leaves its root, or any link where none is allowed */
+  AB_FS_ERROR_NOT_REGULAR, /* a regular file was required */
 } AbFsError;
+
+/* How ab_fs_open_beneath() resolves a path below its root directory. */
+typedef enum
+{
+  /* No symbolic link in any component, the last one included (unless
+   * FLAGS has O_PATH|O_NOFOLLOW: then the last one may be a link, which is
+   * opened itself). For trees written by abdeploy and for images whose
+   * links must not be followed. */
+  AB_FS_RESOLVE_NO_SYMLINKS,
+  /* Links are followed as long as they stay beneath the root: a relative
+   * link that climbs out, or an absolute link, fails. */
+  AB_FS_RESOLVE_BENEATH,
+  /* The root is "/": an absolute link and ".." resolve inside it, as they
+   * would on the system that boots it (a chroot-like view). */
+  AB_FS_RESOLVE_IN_ROOT,
+} AbFsResolve;
+
+/* The one way to open a path inside a slot, an image checkout, /etc or the
+ * boot directory: openat2(2) with RESOLVE_BENEATH or RESOLVE_IN_ROOT (and
+ * RESOLVE_NO_MAGICLINKS), RESOLVE_NO_SYMLINKS for AB_FS_RESOLVE_NO_SYMLINKS.
+ * Where openat2 is missing (ENOSYS, Linux < 5.6) it walks the components
+ * with O_NOFOLLOW and refuses every symbolic link and "..": stricter, never
+ * looser. PATH is relative to ROOT_DFD ("." is the root itself); FLAGS and
+ * MODE are those of openat(2) (O_CLOEXEC is added). Returns the fd, or -1
+ * with ERROR set: AB_FS_ERROR_NOT_FOUND for ENOENT, AB_FS_ERROR_ESCAPES
+ * when resolution would leave the root or meets a forbidden link. */
+int ab_fs_open_beneath (int root_dfd, const char *path, int flags, mode_t mode,
+                        AbFsResolve how, GError **error);
+/* The directory that holds PATH's last component, opened with
+ * ab_fs_open_beneath(); *OUT_NAME points into PATH at that component.
+ * For the *at() calls that act on the entry itself (unlinkat, mkdirat,
+ * renameat, fstatat with AT_SYMLINK_NOFOLLOW, symlinkat, linkat). */
+int ab_fs_open_parent_beneath (int root_dfd, const char *path, const char **out_name,
+                               AbFsResolve how, GError **error);
+/* Tests only: pretend that openat2 is missing, to exercise the walk. */
+extern gboolean ab_fs_openat2_disabled;
 
 gboolean ab_fs_replace_at (int dfd, const char *name, const void *data, gsize len,
                            mode_t mode, GError **error);
@@ -24,6 +62,9 @@ gboolean ab_fs_fsync_dir_at (int dfd, const char *path, GError **error);
 gboolean ab_fs_unlink_durable_at (int dfd, const char *name, GError **error);
 /* Contents of dfd/name; a missing file is AB_FS_ERROR_NOT_FOUND. */
 gboolean ab_fs_read_at (int dfd, const char *name, char **out_data, gsize *out_len,
+                        GError **error);
+/* Everything left to read from FD (NAME for messages), NUL-terminated. */
+gboolean ab_fs_read_fd (int fd, const char *name, char **out_data, gsize *out_len,
                         GError **error);
 gboolean ab_fs_exists_at (int dfd, const char *name);
 gboolean ab_fs_mkdir_p_at (int dfd, const char *path, mode_t mode, GError **error);

@@ -78,7 +78,7 @@ typedef struct
 typedef struct
 {
   guint default_timeout_sec;
-  GKeyFile *keyfile;      /* [health-timeouts] NAME=SECONDS overrides; may be NULL */
+  GHashTable *timeouts;   /* hook name -> seconds (GUINT_TO_POINTER), [health-timeouts]; may be NULL */
   char **env;             /* environment for hooks (NULL-terminated) */
   gboolean greenboot_compat;
   gboolean echo_output;   /* print "[name] line" as it arrives */

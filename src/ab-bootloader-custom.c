@@ -41,8 +41,6 @@
 
 #define KEY_BACKEND "custom-backend"
 #define KEY_TIMEOUT "custom-backend-timeout-sec"
-#define DEFAULT_TIMEOUT_SEC 30
-#define MAX_TIMEOUT_SEC 3600
 #define MAX_OUTPUT (64 * 1024)
 
 /* One call's result. */
@@ -85,36 +83,20 @@ config_error (GError **error, const char *message)
   return FALSE;
 }
 
-static gboolean
-read_timeout (GKeyFile *kf, guint *out, GError **error)
-{
-  *out = DEFAULT_TIMEOUT_SEC;
-  g_autofree char *v = kf ? g_key_file_get_value (kf, "boot", KEY_TIMEOUT, NULL) : NULL;
-  if (v == NULL)
-    return TRUE;
-  guint64 n = 0;
-  if (!g_ascii_string_to_unsigned (g_strstrip (v), 10, 1, MAX_TIMEOUT_SEC, &n, NULL))
-    return config_error (error, "Invalid [boot] " KEY_TIMEOUT " in abdeploy.conf: use seconds "
-                                "from 1 to 3600");
-  *out = (guint) n;
-  return TRUE;
-}
-
 /* The configured executable, resolved against the sysroot. */
 static gboolean
 backend_load (AbBootloader *self, Backend *out, GError **error)
 {
-  GKeyFile *kf = self->config ? self->config->keyfile : NULL;
-  g_autofree char *path = kf ? g_key_file_get_string (kf, "boot", KEY_BACKEND, NULL) : NULL;
-  if (path == NULL || *g_strstrip (path) == '\0')
+  const char *path = self->config ? self->config->boot.custom_backend : NULL;
+  if (path == NULL)
     return config_error (error, "The custom bootloader backend needs [boot] " KEY_BACKEND
                                 "=PATH in abdeploy.conf: the executable that keeps the boot "
                                 "pointer");
-  if (!read_timeout (kf, &out->timeout, error))
-    return FALSE;
+  /* ab-config checked the range: 1..3600 seconds */
+  out->timeout = self->config->boot.custom_backend_timeout_sec;
   if ((out->sysroot = ab_fs_fd_path (self->sysroot_dfd, NULL, error)) == NULL)
     return FALSE;
-  out->path = g_path_is_absolute (path) ? g_steal_pointer (&path)
+  out->path = g_path_is_absolute (path) ? g_strdup (path)
                                         : g_build_filename (out->sysroot, path, NULL);
   return TRUE;
 }

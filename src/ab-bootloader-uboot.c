@@ -83,23 +83,19 @@ resolve_in_sysroot (int sysroot_dfd, const char *path, GError **error)
   return ab_fs_fd_path (sysroot_dfd, path, error);
 }
 
-/* [boot] KEY resolved against the sysroot, FALLBACK when unset or empty. */
+/* A [boot] path resolved against the sysroot, FALLBACK when the
+ * configuration has none (no configuration: all defaults). */
 static char *
-config_path (AbBootloader *self, const char *key, const char *fallback, GError **error)
+config_path (AbBootloader *self, const char *value, const char *fallback, GError **error)
 {
-  g_autofree char *value = NULL;
-  if (self->config != NULL && self->config->keyfile != NULL)
-    value = g_key_file_get_string (self->config->keyfile, "boot", key, NULL);
-  if (value != NULL)
-    g_strstrip (value);
-  return resolve_in_sysroot (self->sysroot_dfd,
-                             value != NULL && *value != '\0' ? value : fallback, error);
+  return resolve_in_sysroot (self->sysroot_dfd, value != NULL ? value : fallback, error);
 }
 
 static char *
 env_config_path (AbBootloader *self, GError **error)
 {
-  g_autofree char *path = config_path (self, KEY_ENV_CONFIG, DEFAULT_ENV_CONFIG, error);
+  g_autofree char *path = config_path (self, self->config ? self->config->boot.uboot_env_config : NULL,
+                                           DEFAULT_ENV_CONFIG, error);
   if (path == NULL)
     return NULL;
   if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
@@ -166,7 +162,8 @@ uboot_env_set (UbootEnv *env, const char *name, const char *value, GError **erro
 static gboolean
 uboot_env_start_from_defaults (AbBootloader *self, UbootEnv *env, GError **error)
 {
-  g_autofree char *defaults = config_path (self, KEY_ENV_DEFAULTS, DEFAULT_ENV_DEFAULTS, error);
+  g_autofree char *defaults = config_path (self, self->config ? self->config->boot.uboot_env_defaults : NULL,
+                                             DEFAULT_ENV_DEFAULTS, error);
   if (defaults == NULL)
     return FALSE;
   if (!g_file_test (defaults, G_FILE_TEST_IS_REGULAR))

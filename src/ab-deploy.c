@@ -217,13 +217,13 @@ static gboolean
 fetch_commit (AbSysroot *sysroot, const AbStageOptions *opts, const char **out_source,
               char **out_commit, GError **error)
 {
-  const char *source = opts->source ? opts->source : sysroot->config->update_url;
+  const char *source = opts->source ? opts->source : sysroot->config->update.url;
   if (opts->local_only)
     source = NULL;
   *out_source = source;
   if (source != NULL)
     {
-      g_autofree char *ca = g_key_file_get_string (sysroot->config->keyfile, "update", "ca-file", NULL);
+      const char *ca = sysroot->config->update.ca_file;
       return ab_content_pull (sysroot->repo, sysroot->dfd, source, opts->refspec, opts->progress,
                               opts->progress_data, ca, opts->cancellable, out_commit, error);
     }
@@ -306,7 +306,7 @@ ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **er
   AbBootPointer ptr = snap.ptr;
   ptr.primary = slot;
   ptr.state[slot] = AB_BOOT_STATE_TRIAL;
-  ptr.tries[slot] = tries > 0 ? tries : sysroot->config->boot_tries;
+  ptr.tries[slot] = tries > 0 ? tries : (int) sysroot->config->boot.tries;
   if (!ab_bootloader_save (sysroot->bootloader, &ptr, error))
     return FALSE;
   ab_crash_point ("activate:flipped");

@@ -7,14 +7,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 G_DEFINE_QUARK (ab-fs-error-quark, ab_fs_error)
+
+gboolean ab_fs_openat2_disabled = FALSE;
 
 static gboolean
 fail_errno (GError **error, int errsv, const char *what, const char *name)
@@ -116,11 +120,8 @@ ab_fs_unlink_durable_at (int dfd, const char *name, GError **error)
 }
 
 gboolean
-ab_fs_read_at (int dfd, const char *name, char **out_data, gsize *out_len, GError **error)
+ab_fs_read_fd (int fd, const char *name, char **out_data, gsize *out_len, GError **error)
 {
-  ab_autofd fd = openat (dfd, name, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return fail_errno (error, errno, "Opening", name);
   g_autoptr(GByteArray) buf = g_byte_array_new ();
   char chunk[8192];
   for (;;)
@@ -139,6 +140,15 @@ ab_fs_read_at (int dfd, const char *name, char **out_data, gsize *out_len, GErro
   g_byte_array_append (buf, (const guint8 *) "", 1);
   *out_data = (char *) g_byte_array_free (g_steal_pointer (&buf), FALSE);
   return TRUE;
+}
+
+gboolean
+ab_fs_read_at (int dfd, const char *name, char **out_data, gsize *out_len, GError **error)
+{
+  ab_autofd fd = openat (dfd, name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail_errno (error, errno, "Opening", name);
+  return ab_fs_read_fd (fd, name, out_data, out_len, error);
 }
 
 gboolean
@@ -456,4 +466,144 @@ ab_fs_fd_path (int dfd, const char *rel, GError **error)
         return NULL;
     }
   return rel ? g_build_filename (base, rel, NULL) : g_steal_pointer (&base);
+}
+
+/* ---- resolution beneath a root ---- */
+
+static guint64
+resolve_flags (AbFsResolve how)
+{
+  switch (how)
+    {
+    case AB_FS_RESOLVE_NO_SYMLINKS:
+      return RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    case AB_FS_RESOLVE_BENEATH:
+      return RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    case AB_FS_RESOLVE_IN_ROOT:
+    default:
+      return RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    }
+}
+
+/* openat2(2); -1 with errno ENOSYS where the kernel lacks it. EAGAIN
+ * (a concurrent rename while resolving) is retried a bounded number of
+ * times. */
+static int
+open_with_openat2 (int dfd, const char *path, int flags, mode_t mode, AbFsResolve how)
+{
+  struct open_how oh = { 0 };
+  oh.flags = (guint64) (flags | O_CLOEXEC);
+  oh.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+  oh.resolve = resolve_flags (how);
+  int fd = -1;
+  for (int i = 0; i < 64; i++)
+    {
+      fd = (int) syscall (SYS_openat2, dfd, path, &oh, sizeof oh);
+      if (fd >= 0 || (errno != EINTR && errno != EAGAIN))
+        break;
+    }
+  return fd;
+}
+
+/* errno ELOOP when DFD/NAME is a symbolic link, else KEEP. */
+static int
+link_or (int dfd, const char *name, int keep)
+{
+  struct stat st;
+  if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK (st.st_mode))
+    return ELOOP;
+  return keep;
+}
+
+/* One component opened with O_NOFOLLOW below DFD; "..": EXDEV. */
+static int
+open_component (int dfd, const char *name, int flags, mode_t mode)
+{
+  if (g_str_equal (name, ".."))
+    {
+      errno = EXDEV;
+      return -1;
+    }
+  int fd = openat (dfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0)
+    {
+      errno = link_or (dfd, name, errno);
+      return -1;
+    }
+  struct stat st;
+  if ((flags & O_PATH) && fstat (fd, &st) == 0 && S_ISLNK (st.st_mode)
+      && !(flags & O_NOFOLLOW))
+    {
+      close (fd);
+      errno = ELOOP;
+      return -1;
+    }
+  return fd;
+}
+
+/* The fallback for kernels without openat2: every component with
+ * O_NOFOLLOW; a symbolic link anywhere (except a last one opened with
+ * O_PATH|O_NOFOLLOW) is ELOOP, ".." is EXDEV. */
+static int
+open_by_walk (int dfd, const char *path, int flags, mode_t mode)
+{
+  g_auto(GStrv) split = g_strsplit (path, "/", -1);
+  g_autoptr(GPtrArray) parts = g_ptr_array_new ();
+  for (guint i = 0; split[i]; i++)
+    if (*split[i] != '\0' && !g_str_equal (split[i], "."))
+      g_ptr_array_add (parts, split[i]);
+  ab_autofd cur = openat (dfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  for (guint i = 0; cur >= 0 && i + 1 < parts->len; i++)
+    {
+      int next = open_component (cur, parts->pdata[i], O_PATH | O_DIRECTORY, 0);
+      int errsv = errno;
+      close (cur);
+      cur = next;
+      errno = errsv;
+    }
+  if (cur < 0)
+    return -1;
+  if (parts->len == 0)
+    return openat (cur, ".", flags | O_CLOEXEC, mode);
+  return open_component (cur, parts->pdata[parts->len - 1], flags, mode);
+}
+
+static int
+beneath_error (GError **error, int errsv, const char *path, AbFsResolve how)
+{
+  if (errsv == EXDEV || (errsv == ELOOP && how == AB_FS_RESOLVE_NO_SYMLINKS))
+    g_set_error (error, AB_FS_ERROR, AB_FS_ERROR_ESCAPES,
+                 "%s resolves through a symbolic link%s; refusing to follow it",
+                 path, errsv == EXDEV ? " or \"..\" that leaves its root" : "");
+  else
+    fail_errno (error, errsv, "Opening", path);
+  return -1;
+}
+
+int
+ab_fs_open_beneath (int root_dfd, const char *path, int flags, mode_t mode, AbFsResolve how,
+                    GError **error)
+{
+  g_return_val_if_fail (path != NULL && !g_path_is_absolute (path), -1);
+  int fd = ab_fs_openat2_disabled ? -1 : open_with_openat2 (root_dfd, path, flags, mode, how);
+  if (fd < 0 && (ab_fs_openat2_disabled || errno == ENOSYS))
+    {
+      fd = open_by_walk (root_dfd, path, flags, mode);
+      if (fd < 0 && errno == ELOOP)
+        errno = EXDEV;   /* the walk follows no link at all */
+    }
+  if (fd < 0)
+    return beneath_error (error, errno, path, how);
+  return fd;
+}
+
+int
+ab_fs_open_parent_beneath (int root_dfd, const char *path, const char **out_name,
+                           AbFsResolve how, GError **error)
+{
+  const char *slash = strrchr (path, '/');
+  *out_name = slash ? slash + 1 : path;
+  g_autofree char *parent = slash ? g_strndup (path, (gsize) (slash - path)) : g_strdup (".");
+  return ab_fs_open_beneath (root_dfd, *parent ? parent : ".", O_RDONLY | O_DIRECTORY, 0, how,
+                             error);
 }

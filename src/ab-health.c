@@ -256,10 +256,10 @@ join_names (GPtrArray *names)
 static const char *
 decide_red (AbSysroot *sysroot, Boot *b, gboolean trial, GPtrArray *failed, GError **error)
 {
-  if (!trial || g_str_equal (sysroot->config->on_red, "none"))
+  if (!trial || sysroot->config->health.on_red == AB_CONFIG_ON_RED_NONE)
     return "none";
   AbSlot other = ab_slot_other (b->booted);
-  gboolean immediate = g_str_equal (sysroot->config->on_red, "rollback");
+  gboolean immediate = sysroot->config->health.on_red == AB_CONFIG_ON_RED_ROLLBACK;
   if (!immediate && b->v.ptr.tries[b->booted] > 0)
     return "reboot";
   if (b->v.rec[other] == NULL || !ab_boot_pointer_bootable (&b->v.ptr, other))
@@ -376,8 +376,8 @@ static gboolean
 run_checks (AbSysroot *sysroot, const Boot *b, const char *root, GPtrArray *results,
             char **env, GError **error)
 {
-  AbHookRunOptions opts = { sysroot->config->health_timeout_sec, sysroot->config->keyfile, env,
-                            sysroot->config->greenboot_compat, TRUE };
+  AbHookRunOptions opts = { sysroot->config->health.timeout_sec, sysroot->config->health.hook_timeouts, env,
+                            sysroot->config->health.greenboot_compat, TRUE };
   gboolean required_ok = ab_hooks_run_stage (root, AB_HOOK_STAGE_REQUIRED, &opts, results, error);
   if (error && *error)
     return FALSE;
@@ -390,7 +390,7 @@ run_checks (AbSysroot *sysroot, const Boot *b, const char *root, GPtrArray *resu
 static void
 reboot_now (AbSysroot *sysroot, AbHealthOutcome *out)
 {
-  const char *cmd = sysroot->config->reboot_command;
+  const char *cmd = sysroot->config->health.reboot_command;
   if (cmd == NULL)
     cmd = g_file_test ("/run/systemd/system", G_FILE_TEST_IS_DIR) ? "systemctl reboot" : "reboot";
   g_print ("Rebooting (%s)\n", cmd);
@@ -425,8 +425,8 @@ ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts, AbHealthOutcom
                              : decide_red (sysroot, &b, trial, failed, error);
   if (action == NULL)
     return FALSE;
-  AbHookRunOptions hopts = { sysroot->config->health_timeout_sec, sysroot->config->keyfile, env,
-                             sysroot->config->greenboot_compat, TRUE };
+  AbHookRunOptions hopts = { sysroot->config->health.timeout_sec, sysroot->config->health.hook_timeouts, env,
+                             sysroot->config->health.greenboot_compat, TRUE };
   (void) ab_hooks_run_stage (root, green ? AB_HOOK_STAGE_GREEN : AB_HOOK_STAGE_RED, &hopts,
                              results, NULL);
   if (!write_verdict (sysroot, &b, green, trial, results, action, error)

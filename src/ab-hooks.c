@@ -146,15 +146,9 @@ refusal_reason (const AbHook *hook)
 static guint
 timeout_for (const AbHook *hook, const AbHookRunOptions *opts)
 {
-  if (opts->keyfile && g_key_file_has_key (opts->keyfile, "health-timeouts", hook->name, NULL))
-    {
-      g_autofree char *v = g_key_file_get_value (opts->keyfile, "health-timeouts", hook->name, NULL);
-      guint64 n = 0;
-      if (g_ascii_string_to_unsigned (g_strstrip (v), 10, 1, 86400, &n, NULL))
-        return (guint) n;
-      g_printerr ("warning: ignoring [health-timeouts] %s=%s: use seconds from 1 to 86400\n",
-                  hook->name, v);
-    }
+  gpointer sec = NULL;
+  if (opts->timeouts && g_hash_table_lookup_extended (opts->timeouts, hook->name, NULL, &sec))
+    return GPOINTER_TO_UINT (sec);
   return opts->default_timeout_sec;
 }
 

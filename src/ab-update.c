@@ -154,43 +154,36 @@ ab_update_pin (AbSysroot *sysroot, const char *version, gboolean allow_downgrade
 static void
 fetch_options (AbSysroot *sysroot, AbFetchOptions *opts, guint64 max_bytes)
 {
-  GKeyFile *kf = sysroot->config->keyfile;
+  const AbConfigUpdate *u = &sysroot->config->update;
   ab_fetch_options_init (opts);
   opts->max_bytes = max_bytes;
-  if (g_key_file_has_key (kf, "update", "min-rate", NULL))
-    opts->low_speed_bytes = (long) g_key_file_get_uint64 (kf, "update", "min-rate", NULL);
-  if (g_key_file_has_key (kf, "update", "min-rate-time-sec", NULL))
-    opts->low_speed_time_sec = (long) g_key_file_get_uint64 (kf, "update", "min-rate-time-sec", NULL);
-  if (g_key_file_has_key (kf, "update", "max-attempts", NULL))
-    opts->max_attempts = (guint) g_key_file_get_uint64 (kf, "update", "max-attempts", NULL);
-  if (g_key_file_has_key (kf, "update", "backoff-initial-ms", NULL))
-    opts->backoff_initial_ms = (guint) g_key_file_get_uint64 (kf, "update", "backoff-initial-ms", NULL);
-  if (g_key_file_has_key (kf, "update", "backoff-max-ms", NULL))
-    opts->backoff_max_ms = (guint) g_key_file_get_uint64 (kf, "update", "backoff-max-ms", NULL);
+  /* ab-config guarantees min_rate >= 1 and min_rate_time_sec >= 1: the
+   * slow-server cut-off is never off */
+  opts->low_speed_bytes = (long) u->min_rate;
+  opts->low_speed_time_sec = (long) u->min_rate_time_sec;
+  opts->max_attempts = u->max_attempts;
+  opts->backoff_initial_ms = u->backoff_initial_ms;
+  opts->backoff_max_ms = u->backoff_max_ms;
   /* CA bundle for an https:// url whose certificate is not from a system CA;
    * interned, as the options outlive this call */
-  g_autofree char *ca_file = g_key_file_get_string (kf, "update", "ca-file", NULL);
-  if (ca_file && *g_strstrip (ca_file))
-    opts->ca_file = g_intern_string (ca_file);
+  if (u->ca_file != NULL)
+    opts->ca_file = g_intern_string (u->ca_file);
 }
 
 static guint64
 manifest_max_bytes (AbSysroot *sysroot)
 {
-  GKeyFile *kf = sysroot->config->keyfile;
-  if (g_key_file_has_key (kf, "update", "manifest-max-bytes", NULL))
-    return g_key_file_get_uint64 (kf, "update", "manifest-max-bytes", NULL);
-  return 1024 * 1024;
+  return sysroot->config->update.manifest_max_bytes;
 }
 
 static const char *
 update_url (AbSysroot *sysroot, GError **error)
 {
-  if (sysroot->config->update_url == NULL)
+  if (sysroot->config->update.url == NULL)
     g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_CONFIG,
                  "No update server configured: set [update] url= in "
                  "SYSROOT/etc/abdeploy/abdeploy.conf (an https:// URL or the path of offline media)");
-  return sysroot->config->update_url;
+  return sysroot->config->update.url;
 }
 
 static char *
@@ -394,7 +387,7 @@ AbUpdateCheck *
 ab_update_check (AbSysroot *sysroot, GError **error)
 {
   g_autoptr(AbUpdateCheck) c = g_new0 (AbUpdateCheck, 1);
-  c->channel = g_strdup (sysroot->config->update_channel);
+  c->channel = g_strdup (sysroot->config->update.channel);
   g_autoptr(JsonObject) state = NULL;
   g_autoptr(GBytes) data = NULL;
   if (!load_state (sysroot, &state, error)
@@ -535,7 +528,7 @@ cache_name (const char *commit)
 static gboolean
 download_delta (Run *r, const AbDelta *d, int cache_dfd, GError **error)
 {
-  const char *base = r->sysroot->config->update_url;
+  const char *base = r->sysroot->config->update.url;
   for (guint i = 0; i < d->files->len; i++)
     {
       const AbDeltaFile *f = d->files->pdata[i];
@@ -605,8 +598,8 @@ download_objects (Run *r, GError **error)
 {
   g_autoptr(GError) local = NULL;
   g_autofree char *pulled = NULL;
-  g_autofree char *ca = g_key_file_get_string (r->sysroot->config->keyfile, "update", "ca-file", NULL);
-  if (ab_content_pull (r->sysroot->repo, r->sysroot->dfd, r->sysroot->config->update_url,
+  const char *ca = r->sysroot->config->update.ca_file;
+  if (ab_content_pull (r->sysroot->repo, r->sysroot->dfd, r->sysroot->config->update.url,
                        r->t->commit, on_pull_progress, r, ca, r->opts->cancellable, &pulled, &local))
     return enter_phase (r, AB_PHASE_DOWNLOADED, error);
   if (strstr (local->message, "Corrupted") || strstr (local->message, "checksum"))
@@ -815,10 +808,7 @@ check_waiting (AbSysroot *sysroot, AbTransaction **out_open, GError **error)
 static guint
 max_resume_attempts (AbSysroot *sysroot)
 {
-  GKeyFile *kf = sysroot->config->keyfile;
-  if (g_key_file_has_key (kf, "update", "max-resume-attempts", NULL))
-    return (guint) g_key_file_get_uint64 (kf, "update", "max-resume-attempts", NULL);
-  return 5;
+  return sysroot->config->update.max_resume_attempts;
 }
 
 static gboolean

@@ -97,6 +97,8 @@ KEYFILE_CALL = re.compile(
 NOT_KEYED = {"get_groups", "get_keys", "get_start_group", "get_comment", "set_comment",
              "set_list_separator"}
 DEFINE = re.compile(r"(?m)^#define\s+(\w+)\s+(" + STRING + r")\s*$")
+# The key table of src/ab-config.c: CONFIG_KEY ("group", "key", ...).
+TABLE_KEY = re.compile(r"\bCONFIG_KEY\s*\(\s*(" + STRING + r")\s*,\s*(" + STRING + r")")
 
 
 def unquote(literal):
@@ -106,6 +108,8 @@ def unquote(literal):
 def config_keys():
     """{group: {key, ...}} read by src/*.c.
 
+    The keys of the table in src/ab-config.c (CONFIG_KEY) and the groups
+    named by its *_GROUP macros count.
     A group or key given as a string literal, or as a macro defined as one in
     the same file, counts. A key given as a variable (a hook name, a
     parameter) makes its group count; the file's own KEY_* macros are then
@@ -121,6 +125,12 @@ def config_keys():
                 return unquote(arg)
             return macros.get(arg)
 
+        for group_arg, key_arg in TABLE_KEY.findall(text):
+            keys.setdefault(unquote(group_arg), set()).add(unquote(key_arg))
+        # A group whose keys are free names (hook names): a *_GROUP macro.
+        for name, value in macros.items():
+            if name.endswith("_GROUP"):
+                keys.setdefault(value, set())
         for fn, group_arg, key_arg in KEYFILE_CALL.findall(text):
             if fn in NOT_KEYED:
                 continue

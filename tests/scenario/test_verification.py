@@ -120,6 +120,8 @@ def test_no_config_key_bypasses_verification(sysroot, server, conf):
     before = sysroot.snapshot()
     r = sysroot.run("stage", "--from=" + server.url, "os/unsigned")
     assert r.returncode != 0, r.describe()
+    # issue 10: such keys are not merely ignored, they are refused by name
+    assert "unknown" in r.stderr and "abdeploy.conf" in r.stderr, r.describe()
     after = sysroot.snapshot()
     assert after == before, sl.diff_snapshots(before, after)
 

@@ -229,14 +229,15 @@ test_timeout (TmpDir *t, gconstpointer data)
   g_assert_nonnull (strstr (error->message, "timed out after 1 s"));
 }
 
+/* A bad timeout is refused when the configuration is read, before any call. */
 static void
 test_bad_timeout_value (TmpDir *t, gconstpointer data)
 {
-  g_autoptr(AbConfig) cfg = install_backend_absolute (t, "custom-backend-timeout-sec=0\n");
-  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
+  write_file_at (t->dfd, "etc/abdeploy/abdeploy.conf",
+                 "[boot]\ncustom-backend=/bin/true\ncustom-backend-timeout-sec=0\n");
   g_autoptr(GError) error = NULL;
-  AbBootPointer p;
-  g_assert_false (ab_bootloader_load (bl, &p, &error));
+  g_autoptr(AbConfig) cfg = ab_config_load (t->dfd, NULL, &error);
+  g_assert_null (cfg);
   g_assert_error (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_INVALID);
   g_assert_nonnull (strstr (error->message, "custom-backend-timeout-sec"));
 }

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "ab-test-fixture.h"
+#include <unistd.h>
 
 static void
 test_replace_roundtrip (TmpDir *t, gconstpointer data)
@@ -87,6 +88,104 @@ test_rm_rf (TmpDir *t, gconstpointer data)
   g_assert_true (ab_fs_rm_rf_at (t->dfd, "d", &error));
 }
 
+/* root/ with: d/f (regular), in -> d (relative link inside), up -> ..
+ * (leaves the root), abs -> /d (absolute), out -> ../outside/ */
+static int
+make_tree (TmpDir *t)
+{
+  write_file_at (t->dfd, "root/d/f", "inside");
+  write_file_at (t->dfd, "outside/f", "outside");
+  write_file_at (t->dfd, "d/f", "host");
+  g_assert_cmpint (symlinkat ("d", t->dfd, "root/in"), ==, 0);
+  g_assert_cmpint (symlinkat ("..", t->dfd, "root/up"), ==, 0);
+  g_assert_cmpint (symlinkat ("/d", t->dfd, "root/abs"), ==, 0);
+  g_assert_cmpint (symlinkat ("../outside", t->dfd, "root/out"), ==, 0);
+  g_assert_cmpint (symlinkat ("d/f", t->dfd, "root/lf"), ==, 0);
+  return openat (t->dfd, "root", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* What reading ROOT/PATH with HOW gives: the contents, or "ESCAPES",
+ * "NOT_FOUND", "FAILED". */
+static char *
+read_beneath (int root, const char *path, AbFsResolve how)
+{
+  g_autoptr(GError) error = NULL;
+  ab_autofd fd = ab_fs_open_beneath (root, path, O_RDONLY, 0, how, &error);
+  if (fd < 0)
+    return g_strdup (g_error_matches (error, AB_FS_ERROR, AB_FS_ERROR_ESCAPES) ? "ESCAPES"
+                     : g_error_matches (error, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND) ? "NOT_FOUND"
+                     : "FAILED");
+  char *data = NULL;
+  g_assert_true (ab_fs_read_fd (fd, path, &data, NULL, NULL));
+  return data;
+}
+
+static void
+check_beneath (TmpDir *t, gboolean walk)
+{
+  ab_autofd root = make_tree (t);
+  /* path, NO_SYMLINKS, BENEATH, IN_ROOT (openat2); the walk refuses every link */
+  static const char *const cases[][4] = {
+    { "d/f", "inside", "inside", "inside" },
+    { "in/f", "ESCAPES", "inside", "inside" },
+    { "lf", "ESCAPES", "inside", "inside" },
+    { "up/outside/f", "ESCAPES", "ESCAPES", "NOT_FOUND" },
+    { "abs/f", "ESCAPES", "ESCAPES", "inside" },
+    { "out/f", "ESCAPES", "ESCAPES", "NOT_FOUND" },
+    { "../outside/f", "ESCAPES", "ESCAPES", "NOT_FOUND" },
+    { "d/../d/f", "inside", "inside", "inside" },
+    { "d/missing", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND" },
+  };
+  ab_fs_openat2_disabled = walk;
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    for (int how = AB_FS_RESOLVE_NO_SYMLINKS; how <= AB_FS_RESOLVE_IN_ROOT; how++)
+      {
+        g_autofree char *got = read_beneath (root, cases[i][0], how);
+        const char *want = cases[i][1 + how];
+        /* the walk follows no link and no "..": stricter, never looser */
+        if (walk && (strstr (cases[i][0], "..") || !g_str_has_prefix (cases[i][0], "d/")))
+          want = g_str_equal (want, "NOT_FOUND") || strstr (want, "inside") ? "ESCAPES" : want;
+        g_test_message ("%s %d walk=%d: %s", cases[i][0], how, walk, got);
+        g_assert_cmpstr (got, ==, want);
+      }
+  ab_fs_openat2_disabled = FALSE;
+}
+
+static void
+test_open_beneath (TmpDir *t, gconstpointer data)
+{
+  check_beneath (t, FALSE);
+}
+
+static void
+test_open_beneath_walk (TmpDir *t, gconstpointer data)
+{
+  check_beneath (t, TRUE);
+}
+
+/* Creating through a link that leaves the root creates nothing outside. */
+static void
+test_create_beneath (TmpDir *t, gconstpointer data)
+{
+  ab_autofd root = make_tree (t);
+  for (int walk = 0; walk <= 1; walk++)
+    {
+      ab_fs_openat2_disabled = walk;
+      g_autoptr(GError) error = NULL;
+      int fd = ab_fs_open_beneath (root, "out/new", O_WRONLY | O_CREAT, 0644,
+                                   AB_FS_RESOLVE_NO_SYMLINKS, &error);
+      g_assert_cmpint (fd, <, 0);
+      g_assert_error (error, AB_FS_ERROR, AB_FS_ERROR_ESCAPES);
+      g_assert_false (ab_fs_exists_at (t->dfd, "outside/new"));
+      const char *name = NULL;
+      ab_autofd parent = ab_fs_open_parent_beneath (root, "d/new", &name,
+                                                    AB_FS_RESOLVE_NO_SYMLINKS, NULL);
+      g_assert_cmpint (parent, >=, 0);
+      g_assert_cmpstr (name, ==, "new");
+    }
+  ab_fs_openat2_disabled = FALSE;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -97,5 +196,8 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/fsutil/copy-tree-is-copy", test_copy_tree_is_copy);
   TMPDIR_TEST ("/fsutil/same-content", test_same_content);
   TMPDIR_TEST ("/fsutil/rm-rf", test_rm_rf);
+  TMPDIR_TEST ("/fsutil/open-beneath", test_open_beneath);
+  TMPDIR_TEST ("/fsutil/open-beneath-walk", test_open_beneath_walk);
+  TMPDIR_TEST ("/fsutil/create-beneath", test_create_beneath);
   return g_test_run ();
 }

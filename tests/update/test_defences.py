@@ -195,6 +195,47 @@ def test_slow_delta_is_cut_off_retryable(device, hostile, pub, snap_update):
     assert snap_update() == before, ul.diff(before, snap_update())
 
 
+@pytest.mark.parametrize("rate", ["1k", "1K"])
+def test_min_rate_with_unit_keeps_the_cut_off(device, hostile, pub, rate):
+    """issue 10: min-rate=1k is 1024 bytes/s as abdeploy.conf(5) says; 0.2.0
+    read it as 0, which turned the slow-server cut-off off (the download then
+    trickled on for minutes: the bounded wait below fails)."""
+    hostile.set(MANIFEST % "stable", Rule(body=pub.manifest_bytes("stable"), bps=10))
+    device.configure(hostile.url, min_rate=rate, min_rate_time_sec=2, max_attempts=1)
+    before = device.snapshot()
+    r = device.expect(ul.EXIT_ERROR, "check-update", timeout=40)
+    assert "less than 1024 bytes/s for 2 s; cut off" in r.stderr, r.describe()
+    assert r.elapsed < 15, r.describe()
+    assert device.snapshot() == before
+
+
+@pytest.mark.parametrize("key,value,accepted", [
+    ("min-rate", "0", "from 1 to 1073741824"),
+    ("min-rate", "1kb", "K, M or G"),
+    ("min-rate", "-1", "from 1 to 1073741824"),
+    ("min-rate-time-sec", "0", "from 1 to 3600"),
+    ("min_rate", "1k", "unknown key min_rate in group [update]"),
+])
+def test_value_that_would_disable_the_cut_off_is_refused(device, hostile, pub, key, value,
+                                                          accepted):
+    """A value that is not accepted stops the command before any download,
+    naming the drop-in it came from, the key and what is accepted."""
+    hostile.set(MANIFEST % "stable", Rule(body=pub.manifest_bytes("stable"), bps=10))
+    device.configure(hostile.url, max_attempts=1)
+    before = device.snapshot()
+    dropin = device.p("etc", "abdeploy", "conf.d", "60-rate.conf")
+    os.makedirs(os.path.dirname(dropin), exist_ok=True)
+    with open(dropin, "w") as f:
+        f.write("[update]\n%s=%s\n" % (key, value))
+    for args in (("check-update",), ("update",), ("status",)):
+        r = device.expect(ul.EXIT_ERROR, *args, timeout=40)
+        assert "etc/abdeploy/conf.d/60-rate.conf: " in r.stderr, r.describe()
+        assert key in r.stderr and accepted in r.stderr, r.describe()
+    assert hostile.requests() == []
+    os.unlink(dropin)
+    assert device.snapshot() == before
+
+
 # ---- HTTP errors ---------------------------------------------------------
 
 
