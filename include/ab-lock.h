@@ -18,6 +18,10 @@ typedef enum
 
 /* Returns the lock fd (>= 0); the lock lasts until it is closed. */
 int ab_lock_acquire (int abdeploy_dfd, GError **error);
+/* The same, waiting up to TIMEOUT_MS (polling) while another process
+ * holds it: for a short read-modify-write of state by a command that does
+ * not otherwise write. */
+int ab_lock_acquire_wait (int abdeploy_dfd, guint timeout_ms, GError **error);
 /* The same, shared: fails (AB_LOCK_ERROR_HELD) only while a writer holds
  * the lock; writes nothing into the lock file. */
 int ab_lock_acquire_shared (int abdeploy_dfd, GError **error);

@@ -83,5 +83,10 @@ gboolean ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboo
  * ALLOW_DOWNGRADE; then the pin records that consent. */
 gboolean ab_update_pin (AbSysroot *sysroot, const char *version, gboolean allow_downgrade,
                         GError **error);
+/* TEXT, an update.json about to replace the one in STATE_DFD (restore),
+ * with every accepted serial that the current file has higher: serials
+ * only go up. TEXT unchanged when either file is not an update state
+ * (restore works on wrecked state). */
+char *ab_update_state_keep_serials (int state_dfd, const char *text, gsize len);
 /* The pin, or NULL. */
 char *ab_update_get_pin (AbSysroot *sysroot, GError **error);

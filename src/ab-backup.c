@@ -8,6 +8,7 @@
 #include "ab-history.h"
 #include "ab-lock.h"
 #include "ab-migrate.h"
+#include "ab-update.h"
 #include "ab-util.h"
 
 #include <dirent.h>
@@ -282,6 +283,26 @@ with_text (const AbMigrateFile *f, const char *text)
   return ab_migrate_file_new (f->rel, text, strlen (text), f->mode);
 }
 
+/* Restoring an older update.json must not lower the accepted manifest
+ * serials (that reopens a replay window): the higher ones on disk stay.
+ * Runs under the lock, before anything is written. */
+static void
+keep_serials (Rescue *r, GPtrArray *files)
+{
+  ab_autofd state_dfd = ab_fs_opendir_at (r->dfd, "abdeploy/state", NULL);
+  for (guint i = 0; state_dfd >= 0 && i < files->len; i++)
+    {
+      AbMigrateFile *f = files->pdata[i];
+      if (!g_str_equal (f->rel, STATE_PREFIX "update.json") || S_ISLNK (f->mode))
+        continue;
+      gsize len = 0;
+      const char *text = g_bytes_get_data (f->data, &len);
+      g_autofree char *kept = ab_update_state_keep_serials (state_dfd, text, len);
+      files->pdata[i] = with_text (f, kept);
+      ab_migrate_file_free (f);
+    }
+}
+
 /* The files to restore, in the current format: the state files and
  * abdeploy.conf of a format-1 archive are migrated (history.json gets a
  * "migrate" event); those of a current one must have a readable format.
@@ -551,6 +572,7 @@ ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
   if (format < AB_BACKUP_FORMAT && !keep_layout1_copy (&r, archived, error))
     return FALSE;
   *out_files = 0;
+  keep_serials (&r, restored);
   if (!stage_tree (&r, restored, "abdeploy/state", "abdeploy/.state.restore", out_files, error)
       || !stage_tree (&r, restored, "etc/abdeploy", "etc/.abdeploy.restore", out_files, error)
       || !swap_in (&r, "abdeploy/state", "abdeploy/.state.restore", error)

@@ -66,6 +66,26 @@ ab_lock_acquire (int abdeploy_dfd, GError **error)
 }
 
 int
+ab_lock_acquire_wait (int abdeploy_dfd, guint timeout_ms, GError **error)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  for (;;)
+    {
+      g_autoptr(GError) local = NULL;
+      int fd = ab_lock_acquire (abdeploy_dfd, &local);
+      if (fd >= 0)
+        return fd;
+      if (!g_error_matches (local, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD)
+          || g_get_monotonic_time () >= deadline)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return -1;
+        }
+      g_usleep (20 * 1000);
+    }
+}
+
+int
 ab_lock_acquire_shared (int abdeploy_dfd, GError **error)
 {
   ab_autofd fd = openat (abdeploy_dfd, LOCK_FILE, O_RDONLY | O_CLOEXEC);

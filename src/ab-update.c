@@ -8,6 +8,7 @@
 #include "ab-fsutil.h"
 #include "ab-gpg.h"
 #include "ab-history.h"
+#include "ab-lock.h"
 #include "ab-version.h"
 
 #include <fcntl.h>
@@ -19,6 +20,8 @@ G_DEFINE_QUARK (ab-update-error-quark, ab_update_error)
 #define UPDATE_STATE_FILE "update.json"
 #define CACHE_DIR "abdeploy/cache"
 #define SIG_MAX_BYTES (64 * 1024)
+/* How long check-update waits for another writer before it records a serial */
+#define STATE_LOCK_WAIT_MS 5000
 
 void
 ab_update_check_free (AbUpdateCheck *c)
@@ -81,15 +84,82 @@ load_state (AbSysroot *sysroot, JsonObject **out, GError **error)
   JsonObject *o = json_node_get_object (root);
   if (!json_object_has_member (o, "last_serial"))
     json_object_set_object_member (o, "last_serial", json_object_new ());
+  JsonNode *serials = json_object_get_member (o, "last_serial");
+  if (!JSON_NODE_HOLDS_OBJECT (serials))
+    {
+      g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_FAILED,
+                   "State file abdeploy/state/" UPDATE_STATE_FILE ": \"last_serial\" is not an "
+                   "object; restore it from a backup (abdeploy restore)");
+      return FALSE;
+    }
   *out = json_object_ref (o);
   return TRUE;
 }
 
-/* Written in the state format of the sysroot's layout: check-update saves
- * the serial without the lock, so without migrating a layout-1 sysroot. */
+/* Raises every serial of WANT to that of HAVE where HAVE's is higher;
+ * FALSE when none was. */
+static gboolean
+raise_serials (JsonObject *want, JsonObject *have)
+{
+  gboolean raised = FALSE;
+  g_autoptr(GList) channels = json_object_get_members (have);
+  for (GList *l = channels; l != NULL; l = l->next)
+    {
+      gint64 had = json_object_get_int_member_with_default (have, l->data, 0);
+      if (had > json_object_get_int_member_with_default (want, l->data, 0))
+        {
+          json_object_set_int_member (want, l->data, had);
+          raised = TRUE;
+        }
+    }
+  return raised;
+}
+
+/* Serials only go up: a channel's serial on disk that is higher than the
+ * one in STATE (read earlier) is kept. */
+static gboolean
+keep_higher_serials (AbSysroot *sysroot, JsonObject *state, GError **error)
+{
+  g_autoptr(JsonObject) disk = NULL;
+  if (!load_state (sysroot, &disk, error))
+    return FALSE;
+  (void) raise_serials (json_object_get_object_member (state, "last_serial"),
+                        json_object_get_object_member (disk, "last_serial"));
+  return TRUE;
+}
+
+/* The "last_serial" object of the JSON object ROOT, or NULL. */
+static JsonObject *
+serials_of (JsonNode *root)
+{
+  JsonNode *n = root && JSON_NODE_HOLDS_OBJECT (root)
+                ? json_object_get_member (json_node_get_object (root), "last_serial") : NULL;
+  return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+}
+
+char *
+ab_update_state_keep_serials (int state_dfd, const char *text, gsize len)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonNode) current = NULL;
+  if (!json_parser_load_from_data (parser, text, (gssize) len, NULL)
+      || serials_of (json_parser_get_root (parser)) == NULL
+      || !ab_json_read_at (state_dfd, UPDATE_STATE_FILE, &current, NULL)
+      || serials_of (current) == NULL
+      || !raise_serials (serials_of (json_parser_get_root (parser)), serials_of (current)))
+    return g_strndup (text, len);
+  return ab_json_to_text (json_parser_get_root (parser));
+}
+
+/* Every write of update.json happens under the sysroot lock, read again
+ * under it (the caller loads STATE after taking the lock), and never
+ * lowers a serial. Written in the state format of the sysroot's layout:
+ * check-update takes the lock without migrating a layout-1 sysroot. */
 static gboolean
 save_state (AbSysroot *sysroot, JsonObject *state, GError **error)
 {
+  if (!keep_higher_serials (sysroot, state, error))
+    return FALSE;
   json_object_set_int_member (state, "format", ab_format_state_to_write ());
   g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
   json_node_set_object (node, state);
@@ -234,8 +304,7 @@ fetch_signed_manifest (AbSysroot *sysroot, const char *channel, GBytes **out_dat
 }
 
 static gboolean
-check_freshness (AbSysroot *sysroot, const AbManifest *m, const char *channel,
-                 JsonObject *state, GError **error)
+check_freshness (const AbManifest *m, const char *channel, GError **error)
 {
   if (g_strcmp0 (m->channel, channel) != 0)
     return refuse (error, "Refusing the manifest: it is for channel \"%s\", this device follows "
@@ -245,23 +314,48 @@ check_freshness (AbSysroot *sysroot, const AbManifest *m, const char *channel,
   if (expires == NULL || g_date_time_compare (now, expires) > 0)
     return refuse (error, "Refusing the %s manifest: it expired at %s (a stale or frozen mirror); "
                    "the publisher must re-sign it", channel, m->expires_at);
-  JsonObject *serials = json_object_get_object_member (state, "last_serial");
-  gint64 last = json_object_get_int_member_with_default (serials, channel, 0);
-  if ((gint64) m->serial < last)
-    return refuse (error, "Refusing the %s manifest: its serial %" G_GUINT64_FORMAT " is lower than "
-                   "the %" G_GINT64_FORMAT " already accepted (a replayed old manifest)",
-                   channel, m->serial, last);
   return TRUE;
 }
 
+/* The serial of M against the one STATE says was accepted: lower is a
+ * replay (refused); sets *OUT_NEW when it is higher. */
 static gboolean
-accept_serial (AbSysroot *sysroot, JsonObject *state, const AbManifest *m, GError **error)
+check_serial (const AbManifest *m, JsonObject *state, gboolean *out_new, GError **error)
 {
   JsonObject *serials = json_object_get_object_member (state, "last_serial");
-  if (json_object_get_int_member_with_default (serials, m->channel, 0) == (gint64) m->serial)
+  gint64 last = json_object_get_int_member_with_default (serials, m->channel, 0);
+  if ((gint64) m->serial < last)
+    return refuse (error, "Refusing the %s manifest: its serial %" G_GUINT64_FORMAT " is lower than "
+                   "the %" G_GINT64_FORMAT " already accepted (a replayed old manifest)",
+                   m->channel, m->serial, last);
+  *out_new = (gint64) m->serial > last;
+  return TRUE;
+}
+
+/* Checks M's serial against update.json and records it when it is new,
+ * into *OUT_STATE (the state the decisions that follow use, the pin).
+ * The write is a read-modify-write under the lock: taken here (waiting up
+ * to STATE_LOCK_WAIT_MS, without migrating) unless this process holds it,
+ * with the state read again under it, so that a pin or a higher serial
+ * written meanwhile (check-update reads before its download) is kept. */
+static gboolean
+accept_manifest (AbSysroot *sysroot, const AbManifest *m, JsonObject **out_state, GError **error)
+{
+  gboolean is_new = FALSE;
+  if (!load_state (sysroot, out_state, error) || !check_serial (m, *out_state, &is_new, error))
+    return FALSE;
+  if (!is_new)
     return TRUE;
+  ab_autofd lock = sysroot->lock_fd >= 0 ? -1
+                   : ab_lock_acquire_wait (sysroot->abdeploy_dfd, STATE_LOCK_WAIT_MS, error);
+  if (sysroot->lock_fd < 0 && lock < 0)
+    return FALSE;
+  g_clear_pointer (out_state, json_object_unref);
+  if (!load_state (sysroot, out_state, error) || !check_serial (m, *out_state, &is_new, error))
+    return FALSE;
+  JsonObject *serials = json_object_get_object_member (*out_state, "last_serial");
   json_object_set_int_member (serials, m->channel, (gint64) m->serial);
-  return save_state (sysroot, state, error);
+  return !is_new || save_state (sysroot, *out_state, error);
 }
 
 /* ---- what is installed, what is offered ---- */
@@ -390,8 +484,7 @@ ab_update_check (AbSysroot *sysroot, GError **error)
   c->channel = g_strdup (sysroot->config->update.channel);
   g_autoptr(JsonObject) state = NULL;
   g_autoptr(GBytes) data = NULL;
-  if (!load_state (sysroot, &state, error)
-      || !fetch_signed_manifest (sysroot, c->channel, &data, error))
+  if (!fetch_signed_manifest (sysroot, c->channel, &data, error))
     return NULL;
   gsize len = 0;
   const char *text = g_bytes_get_data (data, &len);
@@ -402,8 +495,8 @@ ab_update_check (AbSysroot *sysroot, GError **error)
       return NULL;
     }
   g_autofree char *next_commit = NULL;
-  if (!check_freshness (sysroot, c->manifest, c->channel, state, error)
-      || !accept_serial (sysroot, state, c->manifest, error)
+  if (!check_freshness (c->manifest, c->channel, error)
+      || !accept_manifest (sysroot, c->manifest, &state, error)
       || !installed (sysroot, &c->installed_version, &c->installed_commit, &next_commit, error))
     return NULL;
   if (c->installed_version == NULL && c->installed_commit != NULL)

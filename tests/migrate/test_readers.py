@@ -58,19 +58,20 @@ def check_update(fx, sr):
 
 
 def test_check_update_on_layout1(layout1):
-    """check-update saves the manifest serial it accepted without the lock, so
-    it never migrates: with the serial already accepted (grub) it writes
-    nothing; with a new one (file, which never checked) it writes update.json
-    in format 1, as abdeploy 0.1.0 would, and nothing else."""
+    """check-update saves a new manifest serial under the lock (issue 10: no
+    lost update) but never migrates: with the serial already accepted (grub)
+    it writes nothing, not even the lock; with a new one (file, which never
+    checked) it writes update.json in format 1, as abdeploy 0.1.0 would, and
+    nothing else but its pid in the lock file."""
     fx = layout1()
     before = ml.whole(fx.grub)
     check_update(fx, fx.grub)
     after = ml.whole(fx.grub)
     assert after == before, sl.diff_snapshots(before, after)
 
-    before = ml.whole(fx.file)
+    before = ml.whole(fx.file, lock=False)
     r = check_update(fx, fx.file)
-    after = ml.whole(fx.file)
+    after = ml.whole(fx.file, lock=False)
     if r.returncode == 3:
         pytest.skip("the fixture's channel manifest has expired: %s" % r.stderr.strip())
     added = {k for k in after if k not in before}

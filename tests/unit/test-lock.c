@@ -30,11 +30,39 @@ test_released_on_close (TmpDir *t, gconstpointer data)
   g_assert_cmpint (again, >=, 0);
 }
 
+static gpointer
+release_later (gpointer data)
+{
+  int *fd = data;
+  g_usleep (50 * 1000);
+  close (*fd);
+  return NULL;
+}
+
+/* The waiting variant (check-update recording a serial) gets the lock once
+ * the holder lets go, and gives up with AB_LOCK_ERROR_HELD otherwise. */
+static void
+test_wait (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  int holder = ab_lock_acquire (t->dfd, &error);
+  g_assert_cmpint (holder, >=, 0);
+  g_assert_cmpint (ab_lock_acquire_wait (t->dfd, 0, &error), ==, -1);
+  g_assert_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD);
+  g_clear_error (&error);
+  GThread *th = g_thread_new ("release", release_later, &holder);
+  ab_autofd got = ab_lock_acquire_wait (t->dfd, 60 * 1000, &error);
+  g_thread_join (th);
+  g_assert_no_error (error);
+  g_assert_cmpint (got, >=, 0);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   TMPDIR_TEST ("/lock/second-writer-refused", test_second_writer_refused);
   TMPDIR_TEST ("/lock/released-on-close", test_released_on_close);
+  TMPDIR_TEST ("/lock/wait", test_wait);
   return g_test_run ();
 }
