@@ -61,6 +61,11 @@ typedef struct
   guint backoff_max_ms;             /* backoff_initial_ms..3600000, default 8000 */
   char *ca_file;                    /* NULL: the system's CAs */
   guint max_resume_attempts;        /* 1..1000, default 5 */
+  /* Bounds of every pull (ab-content.h, AbPullLimits) */
+  guint64 max_object_bytes;         /* 4 KiB..1 TiB, default 1 GiB */
+  guint64 max_pull_bytes;           /* 4 KiB..64 TiB, default 16 GiB */
+  guint max_pull_time_sec;          /* 1..604800, default 21600 (6 h) */
+  guint64 min_free_space;           /* 0..64 TiB, default 64 MiB */
 } AbConfigUpdate;
 
 /* [health] and [health-timeouts] */
@@ -82,6 +87,11 @@ typedef struct
 } AbConfig;
 
 #define AB_CONFIG_DEFAULT_HEALTH_TIMEOUT 300
+
+#define AB_CONFIG_DEFAULT_MAX_OBJECT_BYTES (G_GUINT64_CONSTANT (1) << 30)  /* 1 GiB */
+#define AB_CONFIG_DEFAULT_MAX_PULL_BYTES (G_GUINT64_CONSTANT (16) << 30)   /* 16 GiB */
+#define AB_CONFIG_DEFAULT_MAX_PULL_TIME_SEC (6 * 3600)
+#define AB_CONFIG_DEFAULT_MIN_FREE_SPACE (G_GUINT64_CONSTANT (64) << 20)   /* 64 MiB */
 
 #define AB_CONFIG_DEFAULT_TRIES 3
 #define AB_CONFIG_MAX_TRIES 9

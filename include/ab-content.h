@@ -10,6 +10,7 @@
 
 #include <glib.h>
 #include <ostree.h>
+#include "ab-config.h"
 #include "ab-util.h"
 
 #define AB_CONTENT_ERROR (ab_content_error_quark ())
@@ -21,21 +22,60 @@ typedef enum
   AB_CONTENT_ERROR_VERIFY,     /* missing, bad or untrusted signature */
   AB_CONTENT_ERROR_NOT_FOUND,
   AB_CONTENT_ERROR_USAGE,
+  AB_CONTENT_ERROR_TOO_BIG,    /* an object or the pull exceeded its size bound */
+  AB_CONTENT_ERROR_TIMEOUT,    /* the pull exceeded its time bound */
+  AB_CONTENT_ERROR_NO_SPACE,   /* not enough free space (needed + reserve) */
 } AbContentError;
+
+/* Bounds of one pull (abdeploy.conf(5), [update]).
+ *
+ * Invariants of an HTTP(S) pull (libostree in a worker thread, watched by
+ * the calling thread every 100 ms):
+ * - No file written while it runs grows beyond max_object_bytes
+ *   (RLIMIT_FSIZE, with SIGXFSZ ignored: libostree gets EFBIG), be it the
+ *   downloaded object or its unpacked form.
+ * - More than max_pull_bytes received, deadline_us passed, free space on the
+ *   repo's file system below min_free_bytes, or the caller's cancellable
+ *   cancelled: the pull is cancelled, and abandoned 0.5 s later if libostree
+ *   does not return (it does not stop a transfer in flight); the abandoned
+ *   thread keeps its own references and the file size limit stays until
+ *   the process exits (ab_content_pulls_abandoned()). The error names the
+ *   bound, the redacted URL and the config key.
+ * - libostree's temporary files go to the repo's tmp directory (TMPDIR is
+ *   set to it), on the sysroot's file system, never to /var/tmp. */
+typedef struct
+{
+  guint64 max_object_bytes; /* [update] max-object-bytes */
+  guint64 max_pull_bytes;   /* [update] max-pull-bytes */
+  guint max_pull_time_sec;  /* [update] max-pull-time-sec */
+  gint64 deadline_us;       /* monotonic end of the pull; 0: now + max_pull_time_sec */
+  guint64 min_free_bytes;   /* [update] min-free-space */
+} AbPullLimits;
 
 #define AB_CONTENT_REMOTE "abdeploy"
 #define AB_TRUSTED_KEYS_DIR "etc/abdeploy/trusted.gpg.d"
+
+/* The limits of CONFIG, with no deadline set yet. */
+void ab_content_limits_init (AbPullLimits *limits, const AbConfig *config);
+/* How many pulls were abandoned by this process (see AbPullLimits). */
+guint ab_content_pulls_abandoned (void);
+/* Fails with AB_CONTENT_ERROR_NO_SPACE unless the file system of DFD has
+ * NEEDED bytes plus RESERVE available; WHAT says what needs them. */
+gboolean ab_content_check_free_space (int dfd, guint64 needed, guint64 reserve,
+                                      const char *what, GError **error);
 
 OstreeRepo *ab_content_create_repo (int sysroot_dfd, GError **error);
 OstreeRepo *ab_content_open_repo (int sysroot_dfd, GError **error);
 
 
 /* Pulls REF or COMMIT from SOURCE (URL or local path) with verification,
- * returning the commit checksum. */
+ * returning the commit checksum. LIMITS (NULL: the defaults) bound it; a
+ * local source is first checked for free space: the unpacked size of the
+ * objects it would add plus the reserve. */
 gboolean ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source,
                           const char *refspec, AbProgressFunc progress, gpointer user_data,
-                          const char *tls_ca_path, GCancellable *cancellable,
-                          char **out_commit, GError **error);
+                          const char *tls_ca_path, const AbPullLimits *limits,
+                          GCancellable *cancellable, char **out_commit, GError **error);
 /* Resolves a ref or commit already in the repo. */
 gboolean ab_content_resolve (OstreeRepo *repo, const char *refspec, char **out_commit,
                              GError **error);

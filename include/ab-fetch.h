@@ -5,7 +5,12 @@
  *   the size is known in advance; the transfer is aborted at the first byte
  *   beyond it.
  * - A server that sends less than low_speed_bytes per second for
- *   low_speed_time_sec is cut off, so a download ends in bounded time.
+ *   low_speed_time_sec is cut off, and no attempt outlives deadline_us, so a
+ *   download ends in bounded time.
+ * - A cancelled download stops within about a second (libcurl's progress
+ *   callback checks the cancellable, also while the server sends nothing).
+ * - Error messages name the bound that was hit, the config key that sets
+ *   it, and the URL without its password and query (ab_fetch_redact_url()).
  * - 4xx answers are terminal (no retry); 5xx answers, timeouts and
  *   connection failures are retried with capped exponential backoff, at
  *   most max_attempts times.
@@ -26,6 +31,7 @@ typedef enum
   AB_FETCH_ERROR_TOO_BIG,
   AB_FETCH_ERROR_TOO_SLOW,
   AB_FETCH_ERROR_CANCELLED,
+  AB_FETCH_ERROR_TIMEOUT,       /* deadline_us passed */
 } AbFetchError;
 
 typedef void (*AbFetchProgressFunc) (guint64 done, guint64 total, gpointer user_data);
@@ -41,12 +47,18 @@ typedef struct
   guint backoff_initial_ms; /* default 500 */
   guint backoff_max_ms;   /* default 8000 */
   const char *ca_file;    /* extra CA bundle for HTTPS, or NULL */
+  const char *max_bytes_key; /* config key of max_bytes, named in errors, or NULL */
+  gint64 deadline_us;     /* g_get_monotonic_time() by which it must end; 0: none */
+  const char *deadline_key; /* config key of the deadline, named in errors */
   AbFetchProgressFunc progress;
   gpointer progress_data;
   GCancellable *cancellable;
 } AbFetchOptions;
 
 void ab_fetch_options_init (AbFetchOptions *opts);
+
+/* URL without its password, authentication parameters and query, for messages. */
+char *ab_fetch_redact_url (const char *url);
 
 /* "http://…", "https://…", "file://…" or a local path: the URL libcurl gets. */
 char *ab_fetch_url_join (const char *base, const char *path);

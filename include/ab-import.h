@@ -33,3 +33,7 @@ typedef enum
 gboolean ab_import_commit (OstreeRepo *dest, const char *remote, OstreeRepo *src,
                            const char *commit, guint n_workers, AbProgressFunc progress,
                            gpointer user_data, GCancellable *cancellable, GError **error);
+/* Bytes that importing COMMIT from SRC would add to DEST: the unpacked size
+ * of every object it reaches that DEST does not hold. Reads only. */
+gboolean ab_import_needed_bytes (OstreeRepo *dest, OstreeRepo *src, const char *commit,
+                                 guint64 *out_bytes, GCancellable *cancellable, GError **error);

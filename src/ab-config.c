@@ -84,6 +84,14 @@ static const Key keys[] = {
               "the path of a PEM file"),
   CONFIG_KEY ("update", "max-resume-attempts", parse_uint, update.max_resume_attempts, 1, 1000,
               NULL, NUMBER),
+  CONFIG_KEY ("update", "max-object-bytes", parse_size, update.max_object_bytes, 4 * KIB,
+              KIB * KIB * KIB * KIB, NULL, NUMBER " of bytes " SIZE_UNITS),
+  CONFIG_KEY ("update", "max-pull-bytes", parse_size, update.max_pull_bytes, 4 * KIB,
+              64 * KIB * KIB * KIB * KIB, NULL, NUMBER " of bytes " SIZE_UNITS),
+  CONFIG_KEY ("update", "max-pull-time-sec", parse_uint, update.max_pull_time_sec, 1, 7 * 86400,
+              NULL, NUMBER " of seconds"),
+  CONFIG_KEY ("update", "min-free-space", parse_size, update.min_free_space, 0,
+              64 * KIB * KIB * KIB * KIB, NULL, NUMBER " of bytes " SIZE_UNITS),
   CONFIG_KEY ("health", "timeout-sec", parse_uint, health.timeout_sec, 1, MAX_HOOK_TIMEOUT, NULL,
               NUMBER " of seconds"),
   CONFIG_KEY ("health", "greenboot-compat", parse_bool, health.greenboot_compat, 0, 0, NULL,
@@ -577,6 +585,10 @@ ab_config_new_defaults (void)
   c->update.backoff_initial_ms = 500;
   c->update.backoff_max_ms = 8000;
   c->update.max_resume_attempts = 5;
+  c->update.max_object_bytes = AB_CONFIG_DEFAULT_MAX_OBJECT_BYTES;
+  c->update.max_pull_bytes = AB_CONFIG_DEFAULT_MAX_PULL_BYTES;
+  c->update.max_pull_time_sec = AB_CONFIG_DEFAULT_MAX_PULL_TIME_SEC;
+  c->update.min_free_space = AB_CONFIG_DEFAULT_MIN_FREE_SPACE;
   c->health.timeout_sec = AB_CONFIG_DEFAULT_HEALTH_TIMEOUT;
   c->health.greenboot_compat = TRUE;
   c->health.on_red = AB_CONFIG_ON_RED_REBOOT;

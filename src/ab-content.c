@@ -1,14 +1,18 @@
 #include "config.h"
 #include "ab-content.h"
+#include "ab-fetch.h"
 #include "ab-fsutil.h"
 #include "ab-import.h"
 #include "ab-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 G_DEFINE_QUARK (ab-content-error-quark, ab_content_error)
@@ -163,21 +167,191 @@ set_pull_error (GError **error, const char *refspec, const char *source, const c
   return FALSE;
 }
 
+/* ---- bounds: limits, free space ---- */
+
+void
+ab_content_limits_init (AbPullLimits *limits, const AbConfig *config)
+{
+  g_autoptr(AbConfig) defaults = config ? NULL : ab_config_new_defaults ();
+  const AbConfigUpdate *u = config ? &config->update : &defaults->update;
+  memset (limits, 0, sizeof *limits);
+  limits->max_object_bytes = u->max_object_bytes;
+  limits->max_pull_bytes = u->max_pull_bytes;
+  limits->max_pull_time_sec = u->max_pull_time_sec;
+  limits->min_free_bytes = u->min_free_space;
+}
+
+static guint64
+free_bytes (int dfd)
+{
+  struct statvfs st;
+  if (fstatvfs (dfd, &st) < 0)
+    return G_MAXUINT64; /* unknown: the writes themselves will tell */
+  return (guint64) st.f_bavail * st.f_frsize;
+}
+
+gboolean
+ab_content_check_free_space (int dfd, guint64 needed, guint64 reserve, const char *what,
+                             GError **error)
+{
+  guint64 avail = free_bytes (dfd);
+  if (avail >= reserve && avail - reserve >= needed)
+    return TRUE;
+  g_autofree char *n = g_format_size_full (needed, G_FORMAT_SIZE_IEC_UNITS);
+  g_autofree char *a = g_format_size_full (avail, G_FORMAT_SIZE_IEC_UNITS);
+  g_autofree char *r = g_format_size_full (reserve, G_FORMAT_SIZE_IEC_UNITS);
+  g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_NO_SPACE,
+               "Not enough free space for %s: it needs %" G_GUINT64_FORMAT " bytes (%s) plus "
+               "the reserve [update] min-free-space=%" G_GUINT64_FORMAT " (%s), but only %"
+               G_GUINT64_FORMAT " bytes (%s) are available on the sysroot's file system. "
+               "Nothing was changed; free some space (or lower min-free-space) and try again",
+               what, needed, n, reserve, r, avail, a);
+  return FALSE;
+}
+
+/* ---- HTTP(S) pulls: libostree in a worker thread, bounded by a watcher ---- */
+
+static guint pulls_abandoned;
+
+guint
+ab_content_pulls_abandoned (void)
+{
+  return g_atomic_int_get (&pulls_abandoned);
+}
+
 typedef struct
 {
-  AbProgressFunc func;
-  gpointer data;
-} ProgressRelay;
+  gint refs;
+  OstreeRepo *repo;
+  GVariant *options;
+  GCancellable *cancel;  /* cancelled by the watcher */
+  GMutex lock;           /* guards everything below */
+  GCond cond;
+  gboolean done;
+  gboolean ok;
+  GError *error;
+  guint fetched, requested;
+  guint64 bytes;
+} PullJob;
 
 static void
-on_pull_progress (OstreeAsyncProgress *progress, gpointer user_data)
+pull_job_unref (PullJob *job)
 {
-  ProgressRelay *relay = user_data;
+  if (!g_atomic_int_dec_and_test (&job->refs))
+    return;
+  g_object_unref (job->repo);
+  g_variant_unref (job->options);
+  g_object_unref (job->cancel);
+  g_clear_error (&job->error);
+  g_mutex_clear (&job->lock);
+  g_cond_clear (&job->cond);
+  g_free (job);
+}
+
+static void
+on_job_progress (OstreeAsyncProgress *progress, gpointer user_data)
+{
+  PullJob *job = user_data;
   guint fetched = 0, requested = 0;
   guint64 bytes = 0;
   ostree_async_progress_get (progress, "fetched", "u", &fetched, "requested", "u", &requested,
                              "bytes-transferred", "t", &bytes, NULL);
-  relay->func (fetched, requested, bytes, relay->data);
+  g_mutex_lock (&job->lock);
+  job->fetched = fetched;
+  job->requested = requested;
+  job->bytes = MAX (job->bytes, bytes);
+  g_mutex_unlock (&job->lock);
+}
+
+/* The worker: libostree's pull on a main context of its own. */
+static gpointer
+pull_thread (gpointer data)
+{
+  PullJob *job = data;
+  g_autoptr(GMainContext) ctx = g_main_context_new ();
+  g_main_context_push_thread_default (ctx);
+  GError *e = NULL;
+  OstreeAsyncProgress *progress = ostree_async_progress_new_and_connect (on_job_progress, job);
+  gboolean ok = ostree_repo_pull_with_options (job->repo, AB_CONTENT_REMOTE, job->options,
+                                               progress, job->cancel, &e);
+  ostree_async_progress_finish (progress);
+  g_object_unref (progress);
+  g_main_context_pop_thread_default (ctx);
+  g_mutex_lock (&job->lock);
+  job->done = TRUE;
+  job->ok = ok;
+  job->error = e;
+  g_cond_broadcast (&job->cond);
+  g_mutex_unlock (&job->lock);
+  pull_job_unref (job);
+  return NULL;
+}
+
+typedef enum
+{
+  BOUND_NONE,
+  BOUND_CANCELLED,
+  BOUND_BYTES,
+  BOUND_TIME,
+  BOUND_SPACE,
+} Bound;
+
+typedef struct
+{
+  PullJob *job;
+  const AbPullLimits *limits;
+  int repo_dfd;
+  GCancellable *cancellable; /* the caller's */
+  AbProgressFunc progress;
+  gpointer progress_data;
+  Bound hit;
+  guint64 bytes;             /* last count seen */
+  guint64 free_at_hit;
+} Watch;
+
+static Bound
+bound_hit (Watch *w)
+{
+  if (w->cancellable && g_cancellable_is_cancelled (w->cancellable))
+    return BOUND_CANCELLED;
+  if (w->bytes > w->limits->max_pull_bytes)
+    return BOUND_BYTES;
+  if (g_get_monotonic_time () >= w->limits->deadline_us)
+    return BOUND_TIME;
+  w->free_at_hit = free_bytes (w->repo_dfd);
+  if (w->free_at_hit < w->limits->min_free_bytes)
+    return BOUND_SPACE;
+  return BOUND_NONE;
+}
+
+/* Waits for the worker, checking the bounds every 100 ms; TRUE when it
+ * ended, FALSE when it was abandoned. */
+static gboolean
+watch_pull (Watch *w)
+{
+  PullJob *job = w->job;
+  gint64 give_up = G_MAXINT64;
+  guint last_fetched = G_MAXUINT;
+  g_mutex_lock (&job->lock);
+  while (!job->done && g_get_monotonic_time () < give_up)
+    {
+      g_cond_wait_until (&job->cond, &job->lock, g_get_monotonic_time () + 100 * G_TIME_SPAN_MILLISECOND);
+      guint fetched = job->fetched, requested = job->requested;
+      w->bytes = job->bytes;
+      g_mutex_unlock (&job->lock);
+      if (w->progress && (fetched != last_fetched || w->bytes > 0))
+        w->progress (fetched, requested, w->bytes, w->progress_data);
+      last_fetched = fetched;
+      if (w->hit == BOUND_NONE && (w->hit = bound_hit (w)) != BOUND_NONE)
+        {
+          g_cancellable_cancel (job->cancel);
+          give_up = g_get_monotonic_time () + G_USEC_PER_SEC / 2;
+        }
+      g_mutex_lock (&job->lock);
+    }
+  gboolean done = job->done;
+  g_mutex_unlock (&job->lock);
+  return done;
 }
 
 /* Pulls are untrusted: libostree checksums every object it stores. (Local
@@ -193,6 +367,8 @@ pull_options (const char *refspec)
   g_variant_builder_add (b, "{sv}", "gpg-verify", g_variant_new_boolean (TRUE));
   g_variant_builder_add (b, "{sv}", "gpg-verify-summary", g_variant_new_boolean (FALSE));
   g_variant_builder_add (b, "{sv}", "flags", g_variant_new_int32 (OSTREE_REPO_PULL_FLAGS_UNTRUSTED));
+  /* byte counts for the watcher ten times a second (libostree's default: 1 s) */
+  g_variant_builder_add (b, "{sv}", "update-frequency", g_variant_new_uint32 (100));
   return g_variant_ref_sink (g_variant_builder_end (b));
 }
 
@@ -207,19 +383,26 @@ drop_summary_cache (OstreeRepo *repo)
   (void) unlinkat (dfd, "tmp/cache/summaries/" AB_CONTENT_REMOTE ".sig", 0);
 }
 
-/* A local source: imported by ab-import, signature first, on every CPU. */
+/* A local source: imported by ab-import, signature first, on every CPU,
+ * when the objects it adds fit beside the reserve. */
 static gboolean
 import_local (OstreeRepo *repo, const char *url, const char *source, const char *refspec,
-              AbProgressFunc progress, gpointer user_data, GCancellable *cancellable,
-              char **out_commit, GError **error)
+              AbProgressFunc progress, gpointer user_data, const AbPullLimits *limits,
+              GCancellable *cancellable, char **out_commit, GError **error)
 {
   g_autoptr(GFile) dir = g_file_new_for_uri (url);
   g_autoptr(OstreeRepo) src = ostree_repo_new (dir);
   g_autofree char *commit = NULL;
   g_autoptr(GError) local = NULL;
+  guint64 needed = 0;
   if (!ostree_repo_open (src, cancellable, &local)
-      || !ostree_repo_resolve_rev (src, refspec, FALSE, &commit, &local))
+      || !ostree_repo_resolve_rev (src, refspec, FALSE, &commit, &local)
+      || !ab_import_needed_bytes (repo, src, commit, &needed, cancellable, &local))
     return set_pull_error (error, refspec, source, refspec, local);
+  g_autofree char *what = g_strdup_printf ("importing %s from %s", refspec, source);
+  if (!ab_content_check_free_space (ostree_repo_get_dfd (repo), needed, limits->min_free_bytes,
+                                    what, error))
+    return FALSE;
   if (!ab_import_commit (repo, AB_CONTENT_REMOTE, src, commit, 0, progress, user_data,
                          cancellable, &local))
     return set_pull_error (error, refspec, source, commit, local);
@@ -230,30 +413,133 @@ import_local (OstreeRepo *repo, const char *url, const char *source, const char 
   return TRUE;
 }
 
+/* RLIMIT_FSIZE at MAX for the whole process, SIGXFSZ ignored so that a
+ * write beyond it fails with EFBIG; the previous limit goes to OLD. */
+static void
+limit_file_size (guint64 max, struct rlimit *old)
+{
+  struct sigaction ignore = { .sa_handler = SIG_IGN };
+  (void) sigaction (SIGXFSZ, &ignore, NULL);
+  (void) getrlimit (RLIMIT_FSIZE, old);
+  struct rlimit lim = *old;
+  if (lim.rlim_max == RLIM_INFINITY || max < lim.rlim_max)
+    lim.rlim_cur = (rlim_t) max;
+  (void) setrlimit (RLIMIT_FSIZE, &lim);
+}
+
+/* libglnx puts the objects libostree 2022.7 downloads in anonymous files in
+ * $TMPDIR, else /var/tmp: keep them on the repo's file system, bounded by
+ * the same free-space watch. Set while no other thread reads the
+ * environment (the worker starts after it). */
+static void
+keep_tmp_in_repo (OstreeRepo *repo)
+{
+  g_autofree char *tmp = ab_fs_fd_path (ostree_repo_get_dfd (repo), "tmp", NULL);
+  if (tmp != NULL)
+    g_setenv ("TMPDIR", tmp, TRUE);
+}
+
+static gboolean
+set_bound_error (GError **error, const Watch *w, const char *what)
+{
+  const AbPullLimits *l = w->limits;
+  if (w->hit == BOUND_CANCELLED)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "%s: cancelled", what);
+  else if (w->hit == BOUND_BYTES)
+    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
+                 "%s: the server sent more than [update] max-pull-bytes=%" G_GUINT64_FORMAT
+                 " bytes; aborted (a hostile or broken server; raise max-pull-bytes if the "
+                 "release is really that big)", what, l->max_pull_bytes);
+  else if (w->hit == BOUND_TIME)
+    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TIMEOUT,
+                 "%s: the time limit [update] max-pull-time-sec=%u ran out after %"
+                 G_GUINT64_FORMAT " bytes; aborted (raise it for very slow links)", what,
+                 l->max_pull_time_sec, w->bytes);
+  else
+    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_NO_SPACE,
+                 "%s: the free space on the sysroot's file system fell to %" G_GUINT64_FORMAT
+                 " bytes, below the reserve [update] min-free-space=%" G_GUINT64_FORMAT
+                 "; aborted (free some space, or lower min-free-space)", what, w->free_at_hit,
+                 l->min_free_bytes);
+  return FALSE;
+}
+
+/* libostree's own errors that are the bounds of the pull. */
+static gboolean
+set_pull_failure (GError **error, const Watch *w, const char *what, const char *refspec,
+                  const char *shown, const GError *cause)
+{
+  if (strstr (cause->message, g_strerror (EFBIG)) != NULL)
+    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
+                 "%s: an object is larger than [update] max-object-bytes=%" G_GUINT64_FORMAT
+                 " bytes; aborted (a hostile or broken server; raise max-object-bytes if the "
+                 "image really holds a file that big)", what, w->limits->max_object_bytes);
+  else if (strstr (cause->message, "exceeded maximum size") != NULL)
+    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
+                 "%s: a metadata object is larger than libostree's cap of %d bytes; aborted "
+                 "(a hostile or broken server)", what, OSTREE_MAX_METADATA_SIZE);
+  else
+    return set_pull_error (error, refspec, shown, refspec, cause);
+  return FALSE;
+}
+
+static gboolean
+pull_http (OstreeRepo *repo, const char *url, const char *refspec, AbProgressFunc progress,
+           gpointer user_data, const AbPullLimits *limits, GCancellable *cancellable,
+           GError **error)
+{
+  drop_summary_cache (repo);
+  keep_tmp_in_repo (repo);
+  g_autofree char *shown = ab_fetch_redact_url (url);
+  g_autofree char *what = g_strdup_printf ("Pulling %s from %s", refspec, shown);
+  PullJob *job = g_new0 (PullJob, 1);
+  job->refs = 2; /* the worker's and ours */
+  job->repo = g_object_ref (repo);
+  job->options = pull_options (refspec);
+  job->cancel = g_cancellable_new ();
+  g_mutex_init (&job->lock);
+  g_cond_init (&job->cond);
+  Watch w = { job, limits, ostree_repo_get_dfd (repo), cancellable, progress, user_data };
+  struct rlimit old;
+  limit_file_size (limits->max_object_bytes, &old);
+  g_thread_unref (g_thread_new ("ab-pull", pull_thread, job));
+  gboolean ended = watch_pull (&w);
+  if (!ended)
+    g_atomic_int_inc (&pulls_abandoned); /* the worker may still write: keep the limit */
+  else
+    (void) setrlimit (RLIMIT_FSIZE, &old);
+  gboolean ok = ended && job->ok && w.hit == BOUND_NONE;
+  if (!ok && w.hit != BOUND_NONE)
+    set_bound_error (error, &w, what);
+  else if (!ok)
+    set_pull_failure (error, &w, what, refspec, shown, job->error);
+  pull_job_unref (job);
+  return ok;
+}
+
 gboolean
 ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const char *refspec,
                  AbProgressFunc progress, gpointer user_data, const char *tls_ca_path,
-                 GCancellable *cancellable, char **out_commit, GError **error)
+                 const AbPullLimits *limits, GCancellable *cancellable, char **out_commit,
+                 GError **error)
 {
+  AbPullLimits lim;
+  if (limits != NULL)
+    lim = *limits;
+  else
+    ab_content_limits_init (&lim, NULL);
+  if (lim.deadline_us == 0)
+    lim.deadline_us = g_get_monotonic_time () + (gint64) lim.max_pull_time_sec * G_USEC_PER_SEC;
   g_autofree char *url = source_to_url (source, error);
   if (url == NULL || !configure_remote (repo, sysroot_dfd, url, tls_ca_path, error))
     return FALSE;
   if (g_str_has_prefix (url, "file://"))
-    return import_local (repo, url, source, refspec, progress, user_data,
+    return import_local (repo, url, source, refspec, progress, user_data, &lim,
                          cancellable, out_commit, error);
-  drop_summary_cache (repo);
-  g_autoptr(GVariant) options = pull_options (refspec);
-  ProgressRelay relay = { progress, user_data };
-  g_autoptr(OstreeAsyncProgress) async_progress = NULL;
-  if (progress != NULL)
-    async_progress = ostree_async_progress_new_and_connect (on_pull_progress, &relay);
-  g_autoptr(GError) local = NULL;
-  gboolean ok = ostree_repo_pull_with_options (repo, AB_CONTENT_REMOTE, options, async_progress,
-                                               cancellable, &local);
-  if (async_progress != NULL)
-    ostree_async_progress_finish (async_progress);
-  if (!ok)
-    return set_pull_error (error, refspec, source, refspec, local);
+  if (!ab_content_check_free_space (ostree_repo_get_dfd (repo), 0, lim.min_free_bytes,
+                                    "the pull", error)
+      || !pull_http (repo, url, refspec, progress, user_data, &lim, cancellable, error))
+    return FALSE;
   if (ab_is_commit_checksum (refspec))
     {
       *out_commit = g_strdup (refspec);

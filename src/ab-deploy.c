@@ -224,8 +224,11 @@ fetch_commit (AbSysroot *sysroot, const AbStageOptions *opts, const char **out_s
   if (source != NULL)
     {
       const char *ca = sysroot->config->update.ca_file;
+      AbPullLimits limits;
+      ab_content_limits_init (&limits, sysroot->config);
       return ab_content_pull (sysroot->repo, sysroot->dfd, source, opts->refspec, opts->progress,
-                              opts->progress_data, ca, opts->cancellable, out_commit, error);
+                              opts->progress_data, ca, &limits, opts->cancellable, out_commit,
+                              error);
     }
   return ab_content_resolve (sysroot->repo, opts->refspec, out_commit, error);
 }
@@ -242,7 +245,8 @@ ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slo
   const char *source = NULL;
   g_autofree char *commit = NULL;
   if (!fetch_commit (sysroot, opts, &source, &commit, error)
-      || !ab_content_verify (sysroot->repo, sysroot->dfd, commit, error))
+      || !ab_content_verify (sysroot->repo, sysroot->dfd, commit, error)
+      || g_cancellable_set_error_if_cancelled (opts->cancellable, error))
     return FALSE;
   ab_crash_point ("stage:verified");
   gboolean already_staged = FALSE;

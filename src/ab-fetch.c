@@ -25,6 +25,17 @@ ab_fetch_options_init (AbFetchOptions *opts)
 }
 
 char *
+ab_fetch_redact_url (const char *url)
+{
+  g_autoptr(GUri) uri = g_uri_parse (url, G_URI_FLAGS_HAS_PASSWORD | G_URI_FLAGS_HAS_AUTH_PARAMS,
+                                     NULL);
+  if (uri == NULL)
+    return g_strdup (url);
+  return g_uri_to_string_partial (uri, G_URI_HIDE_PASSWORD | G_URI_HIDE_AUTH_PARAMS
+                                       | G_URI_HIDE_QUERY);
+}
+
+char *
 ab_fetch_url_join (const char *base, const char *path)
 {
   g_autofree char *url = NULL;
@@ -107,6 +118,21 @@ cap_of (const AbFetchOptions *opts)
   return opts->max_bytes;
 }
 
+/* Milliseconds left before OPTS's deadline (at least 1), or 0: no deadline. */
+static long
+ms_left (const AbFetchOptions *opts)
+{
+  if (opts->deadline_us == 0)
+    return 0;
+  return (long) MAX ((opts->deadline_us - g_get_monotonic_time ()) / 1000, 1);
+}
+
+static gboolean
+deadline_passed (const AbFetchOptions *opts)
+{
+  return opts->deadline_us != 0 && g_get_monotonic_time () >= opts->deadline_us;
+}
+
 static CURL *
 make_handle (const char *url, const AbFetchOptions *opts, Sink *sink, char *errbuf)
 {
@@ -128,6 +154,7 @@ make_handle (const char *url, const AbFetchOptions *opts, Sink *sink, char *errb
   curl_easy_setopt (h, CURLOPT_CONNECTTIMEOUT, opts->connect_timeout_sec);
   curl_easy_setopt (h, CURLOPT_LOW_SPEED_LIMIT, opts->low_speed_bytes);
   curl_easy_setopt (h, CURLOPT_LOW_SPEED_TIME, opts->low_speed_time_sec);
+  curl_easy_setopt (h, CURLOPT_TIMEOUT_MS, ms_left (opts));
   curl_easy_setopt (h, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt (h, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt (h, CURLOPT_NOSIGNAL, 1L);
@@ -150,6 +177,28 @@ typedef enum
   ATTEMPT_RESTART, /* server ignored the Range request */
 } Attempt;
 
+static void
+set_too_big (GError **error, const Sink *sink, const char *url)
+{
+  const AbFetchOptions *o = sink->opts;
+  gboolean signed_size = o->expected_size > 0 && cap_of (o) == o->expected_size;
+  g_autofree char *key = o->max_bytes_key && !signed_size
+                             ? g_strdup_printf ("; raise %s if the file is really that big",
+                                                o->max_bytes_key) : NULL;
+  g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TOO_BIG,
+               "%s sent more than the %" G_GUINT64_FORMAT " bytes allowed%s; aborted "
+               "(a hostile or broken server)%s", url, cap_of (o),
+               signed_size ? " (its size in the signed manifest)" : "", key ? key : "");
+}
+
+static void
+set_timeout (GError **error, const AbFetchOptions *o, const char *url)
+{
+  g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TIMEOUT,
+               "Fetching %s: the time limit %s ran out; aborted (raise it for very slow links)",
+               url, o->deadline_key ? o->deadline_key : "of the download");
+}
+
 static Attempt
 classify (CURL *h, CURLcode rc, Sink *sink, const char *url, const char *errbuf, GError **error)
 {
@@ -159,14 +208,17 @@ classify (CURL *h, CURLcode rc, Sink *sink, const char *url, const char *errbuf,
   gboolean answered = rc == CURLE_OK || rc == CURLE_HTTP_RETURNED_ERROR;
   if (sink->too_big || rc == CURLE_FILESIZE_EXCEEDED)
     {
-      g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TOO_BIG,
-                   "%s sent more than the %" G_GUINT64_FORMAT " bytes allowed; aborted "
-                   "(a hostile or broken server)", url, cap_of (sink->opts));
+      set_too_big (error, sink, url);
       return ATTEMPT_FAIL;
     }
   if (rc == CURLE_ABORTED_BY_CALLBACK)
     {
       g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_CANCELLED, "Download of %s cancelled", url);
+      return ATTEMPT_FAIL;
+    }
+  if (rc == CURLE_OPERATION_TIMEDOUT && deadline_passed (sink->opts))
+    {
+      set_timeout (error, sink->opts, url);
       return ATTEMPT_FAIL;
     }
   if (rc == CURLE_OPERATION_TIMEDOUT)
@@ -214,7 +266,8 @@ sleep_backoff (const AbFetchOptions *opts, guint attempt)
   g_debug ("retrying in %" G_GUINT64_FORMAT " ms", ms);
   for (guint64 waited = 0; waited < ms; waited += 50)
     {
-      if (opts->cancellable && g_cancellable_is_cancelled (opts->cancellable))
+      if ((opts->cancellable && g_cancellable_is_cancelled (opts->cancellable))
+          || deadline_passed (opts))
         return FALSE;
       g_usleep (50 * 1000);
     }
@@ -230,18 +283,24 @@ run_transfer (const char *url, const AbFetchOptions *opts, Sink *sink,
   if (g_once_init_enter (&curl_ready))
     g_once_init_leave (&curl_ready, curl_global_init (CURL_GLOBAL_DEFAULT) == CURLE_OK ? 1 : 2);
   guint attempts = MAX (opts->max_attempts, 1);
+  g_autofree char *shown = ab_fetch_redact_url (url);
   for (guint attempt = 1;; attempt++)
     {
       char errbuf[CURL_ERROR_SIZE] = { 0 };
       /* a failed attempt may have got every byte before it failed */
       if (sink->fd >= 0 && opts->expected_size > 0 && sink->offset >= opts->expected_size)
         return TRUE;
+      if (deadline_passed (opts))
+        {
+          set_timeout (error, opts, shown);
+          return FALSE;
+        }
       sink->received = 0;
       sink->too_big = FALSE;
       CURL *h = make_handle (url, opts, sink, errbuf);
       CURLcode rc = curl_easy_perform (h);
       g_autoptr(GError) local = NULL;
-      Attempt a = classify (h, rc, sink, url, errbuf, &local);
+      Attempt a = classify (h, rc, sink, shown, errbuf, &local);
       curl_easy_cleanup (h);
       if (a == ATTEMPT_OK)
         return TRUE;
@@ -251,14 +310,20 @@ run_transfer (const char *url, const AbFetchOptions *opts, Sink *sink,
           sink->restart = TRUE;
           if (!rewind (sink))
             {
-              g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_FAILED, "Restarting %s failed", url);
+              g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_FAILED, "Restarting %s failed", shown);
               return FALSE;
             }
           continue;
         }
       if (a == ATTEMPT_FAIL || attempt >= attempts || !rewind (sink) || !sleep_backoff (opts, attempt))
         {
-          g_propagate_error (error, g_steal_pointer (&local));
+          if (a != ATTEMPT_FAIL && opts->cancellable && g_cancellable_is_cancelled (opts->cancellable))
+            g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_CANCELLED,
+                         "Download of %s cancelled", shown);
+          else if (a != ATTEMPT_FAIL && deadline_passed (opts))
+            set_timeout (error, opts, shown);
+          else
+            g_propagate_error (error, g_steal_pointer (&local));
           return FALSE;
         }
       g_printerr ("abdeploy: %s; retrying (%u of %u)\n", local->message, attempt + 1, attempts);
@@ -342,5 +407,5 @@ ab_fetch_error_is_retryable (const GError *error)
 {
   return error != NULL && error->domain == AB_FETCH_ERROR
          && (error->code == AB_FETCH_ERROR_TRANSIENT || error->code == AB_FETCH_ERROR_TOO_SLOW
-             || error->code == AB_FETCH_ERROR_CANCELLED);
+             || error->code == AB_FETCH_ERROR_CANCELLED || error->code == AB_FETCH_ERROR_TIMEOUT);
 }

@@ -211,3 +211,46 @@ ab_import_commit (OstreeRepo *dest, const char *remote, OstreeRepo *src, const c
                                                        commit, FALSE, cancellable, error)
          && ostree_repo_mark_commit_partial (dest, commit, FALSE, error);
 }
+
+/* Bytes that OBJECT (not in DEST) takes once imported: a file's unpacked
+ * size, a metadata object's stored size. */
+static guint64
+object_bytes (OstreeRepo *src, const char *checksum, OstreeObjectType type)
+{
+  guint64 size = 0;
+  if (type == OSTREE_OBJECT_TYPE_FILE)
+    {
+      g_autoptr(GFileInfo) info = NULL;
+      if (ostree_repo_load_file (src, checksum, NULL, &info, NULL, NULL, NULL))
+        return (guint64) g_file_info_get_size (info);
+    }
+  (void) ostree_repo_query_object_storage_size (src, type, checksum, &size, NULL, NULL);
+  return size;
+}
+
+gboolean
+ab_import_needed_bytes (OstreeRepo *dest, OstreeRepo *src, const char *commit,
+                        guint64 *out_bytes, GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GHashTable) reachable = NULL;
+  if (!ostree_repo_traverse_commit (src, commit, 0, &reachable, cancellable, error))
+    return FALSE;
+  guint64 total = 0;
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init (&it, reachable);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    {
+      GVariant *name = key;
+      const char *checksum;
+      OstreeObjectType type;
+      gboolean have = FALSE;
+      ostree_object_name_deserialize (name, &checksum, &type);
+      if (!ostree_repo_has_object (dest, type, checksum, &have, cancellable, error))
+        return FALSE;
+      if (!have)
+        total += object_bytes (src, checksum, type);
+    }
+  *out_bytes = total;
+  return TRUE;
+}

@@ -545,6 +545,7 @@ typedef struct
   AbTransaction *t;
   const AbRelease *release;
   const AbManifest *manifest;
+  gint64 deadline_us; /* end of the download phase: [update] max-pull-time-sec */
 } Run;
 
 static void
@@ -633,6 +634,8 @@ download_delta (Run *r, const AbDelta *d, int cache_dfd, GError **error)
       AbFetchOptions fo;
       fetch_options (r->sysroot, &fo, 0);
       fo.expected_size = f->size;
+      fo.deadline_us = r->deadline_us;
+      fo.deadline_key = "[update] max-pull-time-sec";
       fo.progress = on_fetch_progress;
       fo.progress_data = r;
       fo.cancellable = r->opts->cancellable;
@@ -692,8 +695,12 @@ download_objects (Run *r, GError **error)
   g_autoptr(GError) local = NULL;
   g_autofree char *pulled = NULL;
   const char *ca = r->sysroot->config->update.ca_file;
+  AbPullLimits limits;
+  ab_content_limits_init (&limits, r->sysroot->config);
+  limits.deadline_us = r->deadline_us;
   if (ab_content_pull (r->sysroot->repo, r->sysroot->dfd, r->sysroot->config->update.url,
-                       r->t->commit, on_pull_progress, r, ca, r->opts->cancellable, &pulled, &local))
+                       r->t->commit, on_pull_progress, r, ca, &limits, r->opts->cancellable,
+                       &pulled, &local))
     return enter_phase (r, AB_PHASE_DOWNLOADED, error);
   if (strstr (local->message, "Corrupted") || strstr (local->message, "checksum"))
     return refuse (error, "The server sent content that is not commit %s named by the manifest: %s",
@@ -707,6 +714,8 @@ do_download (Run *r, GError **error)
 {
   if (!enter_phase (r, AB_PHASE_DOWNLOADING, error))
     return FALSE;
+  r->deadline_us = g_get_monotonic_time ()
+                   + (gint64) r->sysroot->config->update.max_pull_time_sec * G_USEC_PER_SEC;
   const AbDelta *d = find_delta (r->release, r->t->from_commit);
   r->t->use_delta = d != NULL;
   if (d != NULL)
@@ -769,7 +778,9 @@ classify_and_record (Run *r, GError *cause, GError **error)
   gboolean retryable = ab_fetch_error_is_retryable (cause)
                        || g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_CANCELLED)
                        || (cause->domain == AB_CONTENT_ERROR && cause->code == AB_CONTENT_ERROR_FAILED
-                           && !strstr (cause->message, "Corrupted"));
+                           && !strstr (cause->message, "Corrupted"))
+                       || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TIMEOUT)
+                       || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_NO_SPACE);
   if (g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_CANCELLED)
       || g_error_matches (cause, AB_FETCH_ERROR, AB_FETCH_ERROR_CANCELLED))
     emit (r, AB_UPDATE_EVENT_MESSAGE, 0, 0, "cancelled");
@@ -898,6 +909,29 @@ check_waiting (AbSysroot *sysroot, AbTransaction **out_open, GError **error)
   return TRUE;
 }
 
+/* Before a transaction starts: the signed size of delta D (NULL: objects,
+ * size unknown until pulled) must be within [update] max-pull-bytes and fit
+ * in the free space beside the reserve. Nothing is changed when not. */
+static gboolean
+check_room (AbSysroot *sysroot, const AbDelta *d, GError **error)
+{
+  const AbConfigUpdate *cfg = &sysroot->config->update;
+  guint64 size = d ? d->size : 0;
+  if (size > cfg->max_pull_bytes)
+    {
+      g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
+                   "The delta of this update is %" G_GUINT64_FORMAT " bytes (signed manifest), "
+                   "more than [update] max-pull-bytes=%" G_GUINT64_FORMAT "; nothing was "
+                   "downloaded (raise max-pull-bytes if the release is really that big)",
+                   size, cfg->max_pull_bytes);
+      return FALSE;
+    }
+  /* the delta's files, and at least as much again for the objects it
+   * unpacks into the repo */
+  return ab_content_check_free_space (sysroot->dfd, 2 * size, cfg->min_free_space,
+                                      "the update's download", error);
+}
+
 static guint
 max_resume_attempts (AbSysroot *sysroot)
 {
@@ -951,6 +985,8 @@ ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error)
       g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_NO_UPDATE, "Nothing to do: %s", why);
       return FALSE;
     }
+  if (!check_room (sysroot, find_delta (rel, c->installed_commit), error))
+    return FALSE;
   g_autoptr(AbTransaction) t = ab_transaction_new (c->channel, rel->version, rel->commit,
                                                    c->installed_commit);
   t->activate = opts->activate;

@@ -6,8 +6,6 @@
 #include "ab-update.h"
 
 #include <json-glib/json-glib.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,36 +78,6 @@ on_event (AbUpdateEventKind kind, const char *phase, guint64 done, guint64 total
     g_printerr ("\r\033[K%s\n", phase);
 }
 
-static GCancellable *cancel_on_signal;
-
-static void *
-signal_thread (void *data)
-{
-  sigset_t *set = data;
-  int sig = 0;
-  if (sigwait (set, &sig) == 0)
-    {
-      g_printerr ("\nabdeploy: %s received; cancelling the update\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-      g_cancellable_cancel (cancel_on_signal);
-    }
-  return NULL;
-}
-
-/* SIGINT and SIGTERM cancel the update instead of killing the process. */
-static void
-install_cancel_handler (GCancellable *cancellable)
-{
-  static sigset_t set;
-  sigemptyset (&set);
-  sigaddset (&set, SIGINT);
-  sigaddset (&set, SIGTERM);
-  pthread_sigmask (SIG_BLOCK, &set, NULL);
-  cancel_on_signal = cancellable;
-  pthread_t th;
-  if (pthread_create (&th, NULL, signal_thread, &set) == 0)
-    pthread_detach (th);
-}
-
 static gboolean
 parse_progress (const char *value, Progress *p, GError **error)
 {
@@ -132,8 +100,7 @@ prepare_run (GOptionContext *ctx, const char *progress, Progress *p, GCancellabl
   g_autoptr(GError) error = NULL;
   if (!parse_progress (progress, p, &error))
     return cli_usage_error (ctx, error->message);
-  *out_cancellable = g_cancellable_new ();
-  install_cancel_handler (*out_cancellable);
+  *out_cancellable = cli_cancel_on_signals ();
   return AB_EXIT_OK;
 }
 

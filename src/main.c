@@ -8,8 +8,12 @@
 #include "ab-status.h"
 #include "ab-sysroot.h"
 
+#include "ab-content.h"
+
 #include <json-glib/json-glib.h>
 #include <locale.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -76,6 +80,49 @@ cli_parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc, 
   return TRUE;
 }
 
+static GCancellable *cancel_on_signal;
+
+/* SIGINT and SIGTERM are blocked in every thread and taken here, so no
+ * handler runs in async-signal context: the first cancels, a second one
+ * (the cancellation did not end the process) exits at once; every state
+ * write is atomic, so that leaves nothing half-written. */
+static void *
+signal_thread (void *data)
+{
+  sigset_t *set = data;
+  for (guint n = 0;; n++)
+    {
+      int sig = 0;
+      if (sigwait (set, &sig) != 0)
+        return NULL;
+      const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+      if (n > 0)
+        {
+          g_printerr ("\nabdeploy: %s received again; exiting now\n", name);
+          _exit (128 + sig);
+        }
+      g_printerr ("\nabdeploy: %s received; cancelling\n", name);
+      g_cancellable_cancel (cancel_on_signal);
+    }
+}
+
+GCancellable *
+cli_cancel_on_signals (void)
+{
+  static sigset_t set;
+  if (cancel_on_signal != NULL)
+    return g_object_ref (cancel_on_signal);
+  sigemptyset (&set);
+  sigaddset (&set, SIGINT);
+  sigaddset (&set, SIGTERM);
+  pthread_sigmask (SIG_BLOCK, &set, NULL);
+  cancel_on_signal = g_cancellable_new ();
+  pthread_t th;
+  if (pthread_create (&th, NULL, signal_thread, &set) == 0)
+    pthread_detach (th);
+  return g_object_ref (cancel_on_signal);
+}
+
 AbSysroot *
 cli_open_sysroot (GError **error)
 {
@@ -126,11 +173,11 @@ print_progress (guint64 done, guint64 total, guint64 bytes, gpointer user_data)
 
 static gboolean
 do_stage (const char *from, const char *refspec, AbSysroot *sysroot, gboolean tolerate_staged,
-          GError **error)
+          GCancellable *cancellable, GError **error)
 {
   gint64 start = g_get_monotonic_time ();
   gboolean tty = isatty (STDERR_FILENO);
-  AbStageOptions opts = { from, refspec, tty ? print_progress : NULL, &start, FALSE, NULL };
+  AbStageOptions opts = { from, refspec, tty ? print_progress : NULL, &start, FALSE, cancellable };
   AbSlot slot = AB_SLOT_NONE;
   g_autoptr(GError) local = NULL;
   gboolean ok = ab_deploy_stage (sysroot, &opts, &slot, &local);
@@ -171,8 +218,9 @@ run_stage_like (int argc, char **argv, gboolean activate)
   if (tries < 0 || tries > AB_CONFIG_MAX_TRIES)
     return cli_usage_error (ctx, "--tries must be a number from 1 to 9");
   GError *error = NULL;
+  g_autoptr(GCancellable) cancellable = cli_cancel_on_signals ();
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
-  if (sysroot == NULL || !do_stage (from, argv[1], sysroot, activate, &error))
+  if (sysroot == NULL || !do_stage (from, argv[1], sysroot, activate, cancellable, &error))
     return cli_fail (error);
   if (!activate)
     return AB_EXIT_OK;
@@ -451,7 +499,16 @@ main (int argc, char **argv)
         char *tmp = argv[idx];
         memmove (&argv[2], &argv[1], sizeof (char *) * (gsize) (idx - 1));
         argv[1] = tmp;
-        return commands[i].run (argc - 1, argv + 1);
+        int code = commands[i].run (argc - 1, argv + 1);
+        /* A pull that ignored its cancellation may still run in a thread:
+         * leave without exit handlers that could pull libraries from under it. */
+        if (ab_content_pulls_abandoned () > 0)
+          {
+            fflush (stdout);
+            fflush (stderr);
+            _exit (code);
+          }
+        return code;
       }
   g_printerr ("abdeploy: unknown command \"%s\"\n\n", argv[idx]);
   print_usage (stderr);

@@ -171,7 +171,11 @@ shown_update (const AbConfigUpdate *u, const char *key)
             : g_str_equal (key, "max-attempts") ? u->max_attempts
             : g_str_equal (key, "backoff-initial-ms") ? u->backoff_initial_ms
             : g_str_equal (key, "backoff-max-ms") ? u->backoff_max_ms
-            : g_str_equal (key, "max-resume-attempts") ? u->max_resume_attempts : G_MAXUINT64;
+            : g_str_equal (key, "max-resume-attempts") ? u->max_resume_attempts
+            : g_str_equal (key, "max-object-bytes") ? u->max_object_bytes
+            : g_str_equal (key, "max-pull-bytes") ? u->max_pull_bytes
+            : g_str_equal (key, "max-pull-time-sec") ? u->max_pull_time_sec
+            : g_str_equal (key, "min-free-space") ? u->min_free_space : G_MAXUINT64;
   g_assert_cmpuint (n, !=, G_MAXUINT64);
   return g_strdup_printf ("%" G_GUINT64_FORMAT, n);
 }
@@ -274,6 +278,17 @@ static const KeyCase key_cases[] = {
   { "update", "ca-file", "", "(null)" },
   { "update", "max-resume-attempts", "1", "1" }, { "update", "max-resume-attempts", "1000", "1000" },
   { "update", "max-resume-attempts", "0", NULL }, { "update", "max-resume-attempts", "1001", NULL },
+  { "update", "max-object-bytes", "4096", "4096" }, { "update", "max-object-bytes", "1k", NULL },
+  { "update", "max-object-bytes", "4k", "4096" }, { "update", "max-object-bytes", "1G", "1073741824" },
+  { "update", "max-object-bytes", "1099511627776", "1099511627776" },
+  { "update", "max-object-bytes", "1099511627777", NULL }, { "update", "max-object-bytes", "", NULL },
+  { "update", "max-pull-bytes", "16G", "17179869184" }, { "update", "max-pull-bytes", "4095", NULL },
+  { "update", "max-pull-bytes", "-1", NULL }, { "update", "max-pull-bytes", "8 M", NULL },
+  { "update", "max-pull-time-sec", "1", "1" }, { "update", "max-pull-time-sec", "604800", "604800" },
+  { "update", "max-pull-time-sec", "0", NULL }, { "update", "max-pull-time-sec", "604801", NULL },
+  { "update", "max-pull-time-sec", "1e3", NULL }, { "update", "max-pull-time-sec", "6h", NULL },
+  { "update", "min-free-space", "0", "0" }, { "update", "min-free-space", "64M", "67108864" },
+  { "update", "min-free-space", "64MiB", NULL }, { "update", "min-free-space", "", NULL },
   { "health", "timeout-sec", "1", "1" }, { "health", "timeout-sec", "86400", "86400" },
   { "health", "timeout-sec", "0", NULL }, { "health", "timeout-sec", "86401", NULL },
   { "health", "timeout-sec", "5m", NULL },

@@ -173,10 +173,10 @@ test_bad_source (RepoFixture *f, gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autofree char *commit = NULL;
   g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, "ftp://example.invalid/", "x", NULL,
-                                   NULL, NULL, NULL, &commit, &error));
+                                   NULL, NULL, NULL, NULL, &commit, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE);
   g_clear_error (&error);
-  g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, f->tmp.path, "x", NULL, NULL, NULL, NULL,
+  g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, f->tmp.path, "x", NULL, NULL, NULL, NULL, NULL,
                                    &commit, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE);
 }

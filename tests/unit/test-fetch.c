@@ -83,11 +83,47 @@ test_expected_size_enforced (TmpDir *t, gconstpointer data)
   g_assert_false (ab_fs_exists_at (t->dfd, "dst"));
 }
 
+static void
+test_redact_url (void)
+{
+  const char *cases[][2] = {
+    { "https://user:s3cret@updates.example.com/repo", "https://user@updates.example.com/repo" },
+    { "https://updates.example.com/repo?token=s3cret", "https://updates.example.com/repo" },
+    { "http://127.0.0.1:8080/a/b", "http://127.0.0.1:8080/a/b" },
+    { "/media/usb/repo", "/media/usb/repo" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *got = ab_fetch_redact_url (cases[i][0]);
+      g_assert_cmpstr (got, ==, cases[i][1]);
+    }
+}
+
+/* A total deadline ends a download even when each attempt would go on. */
+static void
+test_deadline (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  write_file_at (t->dfd, "src", "abcdefghij");
+  g_autofree char *url = file_url (t, "src");
+  AbFetchOptions opts;
+  ab_fetch_options_init (&opts);
+  opts.deadline_us = g_get_monotonic_time () - 1;
+  opts.deadline_key = "[update] max-pull-time-sec";
+  g_autoptr(GBytes) out = NULL;
+  g_assert_false (ab_fetch_to_bytes (url, &opts, &out, &error));
+  g_assert_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TIMEOUT);
+  g_assert_nonnull (strstr (error->message, "max-pull-time-sec"));
+  g_assert_true (ab_fetch_error_is_retryable (error));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/fetch/url-join", test_url_join);
+  g_test_add_func ("/fetch/redact-url", test_redact_url);
+  TMPDIR_TEST ("/fetch/deadline", test_deadline);
   TMPDIR_TEST ("/fetch/bytes-and-cap", test_bytes_and_cap);
   TMPDIR_TEST ("/fetch/missing-is-terminal", test_missing_is_terminal);
   TMPDIR_TEST ("/fetch/file-resume", test_file_resume);

@@ -8,6 +8,7 @@ header, status and the body bytes it wrote.  Rules per path make it hostile:
   Rule(status=404)        always answer this status
   Rule(fail=[503, 503])   answer these statuses first, then serve normally
   Rule(endless=True)      after the body, send junk forever (no length)
+  Rule(stall=True)        send the headers and the first chunk, then nothing
   Rule(bps=10)            trickle: at most this many bytes per second
   Rule(bps=..., bps_requests=1)   throttle only the first request(s)
   Rule(cut_after=N)       first response: announce the full length, send N
@@ -33,7 +34,7 @@ ENDLESS_CAP = 256 * 1024 * 1024
 
 class Rule:
     def __init__(self, body=None, status=None, fail=(), endless=False, bps=None,
-                 bps_requests=None, chunk=16384, cut_after=None, no_range=False):
+                 bps_requests=None, chunk=16384, cut_after=None, no_range=False, stall=False):
         self.body = body
         self.status = status
         self.fail = list(fail)
@@ -43,6 +44,7 @@ class Rule:
         self.chunk = chunk
         self.cut_after = cut_after
         self.no_range = no_range
+        self.stall = stall
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -187,6 +189,18 @@ class HostileServer:
         bps = rule.bps if rule is not None else None
         if bps and rule.bps_requests is not None and n > rule.bps_requests + len(rule.fail):
             bps = None
+        if rule is not None and rule.stall:
+            entry["status"] = 200
+            h.send_response(200)
+            h.send_header("Content-Type", "application/octet-stream")
+            h.send_header("Content-Length", str(len(data) + 1024 * 1024))
+            h.end_headers()
+            h.wfile.write(data[:rule.chunk])
+            h.wfile.flush()
+            entry["sent"] = min(len(data), rule.chunk)
+            self.stopping.wait(MAX_RESPONSE_SEC)
+            h.close_connection = True
+            return
         if rule is not None and rule.endless:
             entry["status"] = 200
             h.send_response(200)
