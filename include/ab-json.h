@@ -32,3 +32,17 @@ char *ab_json_to_text (JsonNode *node);
 gboolean ab_json_write_at (int dfd, const char *name, JsonNode *node, GError **error);
 /* Ends B's object and writes it. */
 gboolean ab_json_write_builder_at (int dfd, const char *name, JsonBuilder *b, GError **error);
+
+/* Typed members of objects read from disk, where any member may hold any
+ * type: each returns DEFAULT_VALUE (NULL for the containers) when KEY is
+ * missing or holds another type (null included), and never warns. O may be
+ * NULL. Numbers must be integers for ab_json_get_int(). */
+const char *ab_json_get_string (JsonObject *o, const char *key, const char *default_value);
+gint64 ab_json_get_int (JsonObject *o, const char *key, gint64 default_value);
+gboolean ab_json_get_boolean (JsonObject *o, const char *key, gboolean default_value);
+JsonArray *ab_json_get_array (JsonObject *o, const char *key);
+JsonObject *ab_json_get_object (JsonObject *o, const char *key);
+/* Element I of A when it is an object, else NULL. */
+JsonObject *ab_json_array_get_object (JsonArray *a, guint i);
+/* Element I of A when it is a string, else DEFAULT_VALUE. */
+const char *ab_json_array_get_string (JsonArray *a, guint i, const char *default_value);

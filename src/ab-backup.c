@@ -229,9 +229,9 @@ load_archive (const char *path, gint64 *out_format, GBytes **out_bytes, GError *
     return corrupt (error, "not JSON"), NULL;
   JsonNode *root = json_parser_get_root (parser);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  if (o == NULL || g_strcmp0 (json_object_get_string_member_with_default (o, "kind", ""), "abdeploy-backup") != 0)
+  if (o == NULL || g_strcmp0 (ab_json_get_string (o, "kind", ""), "abdeploy-backup") != 0)
     return corrupt (error, "not an abdeploy backup"), NULL;
-  gint64 format = json_object_get_int_member_with_default (o, "format", 0);
+  gint64 format = ab_json_get_int (o, "format", 0);
   g_autofree char *what = g_strdup_printf ("The backup %s", path);
   if (!ab_format_check (AB_FORMAT_BACKUP, what, format, error))
     return NULL;
@@ -247,11 +247,11 @@ decode_files (JsonArray *files, GError **error)
   g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_migrate_file_free);
   for (guint i = 0; i < json_array_get_length (files); i++)
     {
-      JsonObject *f = json_array_get_object_element (files, i);
-      const char *path = f ? json_object_get_string_member_with_default (f, "path", NULL) : NULL;
-      const char *sum = f ? json_object_get_string_member_with_default (f, "sha256", NULL) : NULL;
-      const char *b64 = f ? json_object_get_string_member_with_default (f, "data", NULL) : NULL;
-      const char *type = f ? json_object_get_string_member_with_default (f, "type", "file") : NULL;
+      JsonObject *f = ab_json_array_get_object (files, i);
+      const char *path = f ? ab_json_get_string (f, "path", NULL) : NULL;
+      const char *sum = f ? ab_json_get_string (f, "sha256", NULL) : NULL;
+      const char *b64 = f ? ab_json_get_string (f, "data", NULL) : NULL;
+      const char *type = f ? ab_json_get_string (f, "type", "file") : NULL;
       if (path == NULL || sum == NULL || b64 == NULL || strstr (path, "..") != NULL
           || !(g_str_equal (type, "file") || g_str_equal (type, "symlink"))
           || !(g_str_has_prefix (path, "etc/abdeploy/") || g_str_has_prefix (path, STATE_PREFIX)))
@@ -261,7 +261,7 @@ decode_files (JsonArray *files, GError **error)
       g_autofree char *got = g_compute_checksum_for_data (G_CHECKSUM_SHA256, bytes, len);
       if (g_strcmp0 (got, sum) != 0)
         return corrupt (error, path), NULL;
-      guint mode = (guint) json_object_get_int_member_with_default (f, "mode", 0644) & 07777;
+      guint mode = (guint) ab_json_get_int (f, "mode", 0644) & 07777;
       if (g_str_equal (type, "symlink"))
         mode |= S_IFLNK;   /* a link whose target is the data */
       g_ptr_array_add (out, ab_migrate_file_new (path, bytes, len, mode));
@@ -373,8 +373,11 @@ check_commits (Rescue *sysroot, JsonObject *refs, GError **error)
   g_autoptr(GList) members = json_object_get_members (refs);
   for (GList *l = members; l; l = l->next)
     {
-      const char *commit = json_object_get_string_member_with_default (refs, l->data, NULL);
+      const char *commit = ab_json_get_string (refs, l->data, NULL);
       gboolean have = FALSE;
+      /* libostree takes a checksum as one: a short one is read past its end. */
+      if (commit != NULL && !ab_is_commit_checksum (commit))
+        return corrupt (error, "a ref names something that is not a commit checksum");
       if (commit && (!ostree_repo_has_object (sysroot->repo, OSTREE_OBJECT_TYPE_COMMIT, commit,
                                               &have, NULL, NULL) || !have))
         g_string_append_printf (missing, "\n  %s (%s)", commit, (char *) l->data);
@@ -444,7 +447,7 @@ restore_refs (Rescue *sysroot, JsonObject *refs, GError **error)
   g_autoptr(GList) members = json_object_get_members (refs);
   for (GList *l = members; l; l = l->next)
     {
-      const char *commit = json_object_get_string_member_with_default (refs, l->data, NULL);
+      const char *commit = ab_json_get_string (refs, l->data, NULL);
       if (!ostree_repo_set_ref_immediate (sysroot->repo, NULL, l->data, commit, NULL, error))
         return FALSE;
     }
@@ -457,7 +460,7 @@ restore_pointer (Rescue *sysroot, JsonObject *pointer, GError **error)
   g_autoptr(GHashTable) vars = g_hash_table_new (g_str_hash, g_str_equal);
   g_autoptr(GList) members = json_object_get_members (pointer);
   for (GList *l = members; l; l = l->next)
-    g_hash_table_insert (vars, l->data, (char *) json_object_get_string_member_with_default (pointer, l->data, ""));
+    g_hash_table_insert (vars, l->data, (char *) ab_json_get_string (pointer, l->data, ""));
   AbBootPointer ptr;
   if (!ab_boot_pointer_from_vars (vars, &ptr, error))
     return FALSE;
@@ -555,10 +558,10 @@ ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
   g_autoptr(JsonObject) o = load_archive (path, &format, &bytes, error);
   if (o == NULL)
     return FALSE;
-  JsonArray *files = json_object_get_array_member (o, "files");
-  JsonObject *refs = json_object_get_object_member (o, "refs");
-  JsonObject *pointer = json_object_get_object_member (o, "pointer");
-  const char *bootloader = json_object_get_string_member_with_default (o, "bootloader", NULL);
+  JsonArray *files = ab_json_get_array (o, "files");
+  JsonObject *refs = ab_json_get_object (o, "refs");
+  JsonObject *pointer = ab_json_get_object (o, "pointer");
+  const char *bootloader = ab_json_get_string (o, "bootloader", NULL);
   if (files == NULL || refs == NULL || pointer == NULL || bootloader == NULL)
     return corrupt (error, "missing sections");
   g_autoptr(GPtrArray) archived = decode_files (files, error);

@@ -666,32 +666,50 @@ line_key (const char *line)
   return g_strstrip (g_strndup (line, (gsize) (eq - line)));
 }
 
-/* The group name when LINE is a [group] header, else NULL. */
+/* The group name when LINE is a [group] header, else NULL: GKeyFile itself
+ * reads the line, so that this agrees with it on every byte (blanks before
+ * '[', blanks and stray UTF-8 continuation bytes after ']'). */
 static char *
 line_group (const char *line)
 {
-  g_autofree char *t = g_strstrip (g_strdup (line));
-  gsize n = strlen (t);
-  if (n < 2 || t[0] != '[' || t[n - 1] != ']')
+  while (g_ascii_isspace (*line))
+    line++;
+  if (*line != '[')
     return NULL;
-  return g_strndup (t + 1, n - 2);
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  if (!g_key_file_load_from_data (kf, line, (gsize) -1, G_KEY_FILE_NONE, NULL))
+    return NULL;
+  return g_key_file_get_start_group (kf);
 }
 
-/* Index of the line that sets KEY in GROUP, -1 when none. */
-static int
-find_key_line (char **lines, const char *group, const char *key)
+/* Replaces every line that sets KEY in GROUP (GKeyFile merges repeated
+ * groups and the last line wins, so all of them) by NEW_LINE; returns how
+ * many. *out_header is the index of GROUP's first header, -1 when none. */
+static guint
+replace_key_lines (char **lines, const char *group, const char *key, const char *new_line,
+                   int *out_header)
 {
   gboolean in_group = FALSE;
+  guint replaced = 0;
+  *out_header = -1;
   for (int i = 0; lines[i]; i++)
     {
       g_autofree char *g = line_group (lines[i]);
       g_autofree char *k = g ? NULL : line_key (lines[i]);
       if (g)
-        in_group = g_str_equal (g, group);
+        {
+          in_group = g_str_equal (g, group);
+          if (in_group && *out_header < 0)
+            *out_header = i;
+        }
       else if (in_group && k && g_str_equal (k, key))
-        return i;
+        {
+          g_free (lines[i]);
+          lines[i] = g_strdup (new_line);
+          replaced++;
+        }
     }
-  return -1;
+  return replaced;
 }
 
 char *
@@ -699,24 +717,22 @@ ab_config_stamp_format (const char *text, gint64 format)
 {
   g_autofree char *stamp = g_strdup_printf ("format=%" G_GINT64_FORMAT, format);
   g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
-  int replace = find_key_line (lines, "abdeploy", "format");
+  int header = -1;
+  if (replace_key_lines (lines, "abdeploy", "format", stamp, &header) > 0)
+    return g_strjoinv ("\n", lines);
+  if (header < 0)
+    return g_strdup_printf ("[abdeploy]\n%s\n%s%s", stamp, *text ? "\n" : "", text);
+  /* The line goes right after the group's first header. */
   g_autoptr(GString) out = g_string_new (NULL);
-  gboolean done = FALSE;
   for (int i = 0; lines[i]; i++)
     {
-      g_autofree char *group = line_group (lines[i]);
-      g_string_append (out, i == replace ? stamp : lines[i]);
+      g_string_append (out, lines[i]);
       if (lines[i + 1] != NULL)
         g_string_append_c (out, '\n');
-      if (replace < 0 && !done && group && g_str_equal (group, "abdeploy"))
-        {
-          g_string_append_printf (out, "%s%s\n", lines[i + 1] ? "" : "\n", stamp);
-          done = TRUE;
-        }
+      if (i == header)
+        g_string_append_printf (out, "%s%s\n", lines[i + 1] ? "" : "\n", stamp);
     }
-  if (replace >= 0 || done)
-    return g_string_free (g_steal_pointer (&out), FALSE);
-  return g_strdup_printf ("[abdeploy]\n%s\n%s%s", stamp, *text ? "\n" : "", text);
+  return g_string_free (g_steal_pointer (&out), FALSE);
 }
 
 gboolean

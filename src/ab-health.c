@@ -1,4 +1,5 @@
 #include "config.h"
+#include "ab-json.h"
 #include "ab-health.h"
 #include "ab-crashpoint.h"
 #include "ab-fsutil.h"
@@ -72,13 +73,13 @@ last_failed_hooks_of (AbSysroot *sysroot, AbSlot slot)
   if (!ab_format_read_state_at (sysroot->state_dfd, VERDICT_FILE, &root, NULL, NULL) || root == NULL)
     return NULL;
   JsonObject *o = json_node_get_object (root);
-  if (g_strcmp0 (json_object_get_string_member_with_default (o, "slot", ""), ab_slot_name (slot)) != 0
-      || g_strcmp0 (json_object_get_string_member_with_default (o, "verdict", ""), "red") != 0)
+  if (g_strcmp0 (ab_json_get_string (o, "slot", ""), ab_slot_name (slot)) != 0
+      || g_strcmp0 (ab_json_get_string (o, "verdict", ""), "red") != 0)
     return NULL;
-  JsonArray *failed = json_object_get_array_member (o, "failed_hooks");
+  JsonArray *failed = ab_json_get_array (o, "failed_hooks");
   g_autoptr(GString) s = g_string_new (NULL);
   for (guint i = 0; failed && i < json_array_get_length (failed); i++)
-    g_string_append_printf (s, "%s%s", i ? ", " : "", json_array_get_string_element (failed, i));
+    g_string_append_printf (s, "%s%s", i ? ", " : "", ab_json_array_get_string (failed, i, "?"));
   return s->len ? g_string_free (g_steal_pointer (&s), FALSE) : NULL;
 }
 
@@ -105,15 +106,15 @@ standing_rollback_line (AbSysroot *sysroot, const Boot *b)
       || !JSON_NODE_HOLDS_OBJECT (root))
     return NULL;
   JsonObject *o = json_node_get_object (root);
-  AbSlot from = ab_slot_from_name (json_object_get_string_member_with_default (o, "from_slot", NULL));
-  AbSlot to = ab_slot_from_name (json_object_get_string_member_with_default (o, "to_slot", NULL));
+  AbSlot from = ab_slot_from_name (ab_json_get_string (o, "from_slot", NULL));
+  AbSlot to = ab_slot_from_name (ab_json_get_string (o, "to_slot", NULL));
   if (from == AB_SLOT_NONE || to != b->booted || b->v.ptr.state[from] != AB_BOOT_STATE_BAD
-      || g_strcmp0 (json_object_get_string_member_with_default (o, "to_commit", NULL),
+      || g_strcmp0 (ab_json_get_string (o, "to_commit", NULL),
                     commit_of (b, to)) != 0)
     return NULL;
-  return rollback_line (json_object_get_string_member_with_default (o, "from_version", NULL),
-                        json_object_get_string_member_with_default (o, "to_version", NULL),
-                        json_object_get_string_member_with_default (o, "reason", NULL));
+  return rollback_line (ab_json_get_string (o, "from_version", NULL),
+                        ab_json_get_string (o, "to_version", NULL),
+                        ab_json_get_string (o, "reason", NULL));
 }
 
 static gboolean
@@ -144,11 +145,11 @@ rollback_already_recorded (AbSysroot *sysroot, const Boot *b, AbSlot from)
       || !JSON_NODE_HOLDS_OBJECT (last) || b->v.rec[from] == NULL)
     return FALSE;
   JsonObject *o = json_node_get_object (last);
-  const char *commit = json_object_get_string_member_with_default (o, "from_commit", NULL);
-  const char *at = json_object_get_string_member_with_default (o, "at", NULL);
+  const char *commit = ab_json_get_string (o, "from_commit", NULL);
+  const char *at = ab_json_get_string (o, "at", NULL);
   const char *activated = b->v.rec[from]->activated_at;
   return g_strcmp0 (commit, b->v.rec[from]->commit) == 0
-         && g_strcmp0 (json_object_get_string_member_with_default (o, "to_slot", NULL),
+         && g_strcmp0 (ab_json_get_string (o, "to_slot", NULL),
                        ab_slot_name (b->booted)) == 0
          && at != NULL && (activated == NULL || g_strcmp0 (at, activated) >= 0);
 }
@@ -505,7 +506,7 @@ ab_health_status_json (AbSysroot *sysroot, GError **error)
   JsonObject *o = root ? json_node_get_object (root) : NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
-  ab_json_add_string (b, "verdict", o ? json_object_get_string_member_with_default (o, "verdict", "none") : "none");
+  ab_json_add_string (b, "verdict", o ? ab_json_get_string (o, "verdict", "none") : "none");
   json_builder_set_member_name (b, "failed_hooks");
   JsonNode *failed = o ? json_object_get_member (o, "failed_hooks") : NULL;
   if (failed && JSON_NODE_HOLDS_ARRAY (failed))
@@ -515,8 +516,8 @@ ab_health_status_json (AbSysroot *sysroot, GError **error)
       json_builder_begin_array (b);
       json_builder_end_array (b);
     }
-  ab_json_add_string (b, "at", o ? json_object_get_string_member_with_default (o, "at", NULL) : NULL);
-  ab_json_add_string (b, "slot", o ? json_object_get_string_member_with_default (o, "slot", NULL) : NULL);
+  ab_json_add_string (b, "at", o ? ab_json_get_string (o, "at", NULL) : NULL);
+  ab_json_add_string (b, "slot", o ? ab_json_get_string (o, "slot", NULL) : NULL);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }

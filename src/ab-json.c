@@ -205,7 +205,15 @@ ab_json_read_at (int dfd, const char *name, JsonNode **out, GError **error)
       g_prefix_error (error, "Reading state file %s: ", name);
       return FALSE;
     }
-  *out = json_node_copy (json_parser_get_root (parser));
+  /* An empty (or blank) file parses to no root at all. */
+  JsonNode *root = json_parser_get_root (parser);
+  if (root == NULL)
+    {
+      g_set_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_PARSE,
+                   "Reading state file %s: the file is empty", name);
+      return FALSE;
+    }
+  *out = json_node_copy (root);
   return TRUE;
 }
 
@@ -233,4 +241,65 @@ ab_json_write_builder_at (int dfd, const char *name, JsonBuilder *b, GError **er
   json_builder_end_object (b);
   g_autoptr(JsonNode) root = json_builder_get_root (b);
   return ab_json_write_at (dfd, name, root, error);
+}
+
+/* The member KEY of O when it is a value of TYPE, else NULL. */
+static JsonNode *
+typed_value (JsonObject *o, const char *key, GType type)
+{
+  JsonNode *n = o ? json_object_get_member (o, key) : NULL;
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != type)
+    return NULL;
+  return n;
+}
+
+const char *
+ab_json_get_string (JsonObject *o, const char *key, const char *default_value)
+{
+  JsonNode *n = typed_value (o, key, G_TYPE_STRING);
+  return n ? json_node_get_string (n) : default_value;
+}
+
+gint64
+ab_json_get_int (JsonObject *o, const char *key, gint64 default_value)
+{
+  JsonNode *n = typed_value (o, key, G_TYPE_INT64);
+  return n ? json_node_get_int (n) : default_value;
+}
+
+gboolean
+ab_json_get_boolean (JsonObject *o, const char *key, gboolean default_value)
+{
+  JsonNode *n = typed_value (o, key, G_TYPE_BOOLEAN);
+  return n ? json_node_get_boolean (n) : default_value;
+}
+
+JsonArray *
+ab_json_get_array (JsonObject *o, const char *key)
+{
+  JsonNode *n = o ? json_object_get_member (o, key) : NULL;
+  return n && JSON_NODE_HOLDS_ARRAY (n) ? json_node_get_array (n) : NULL;
+}
+
+JsonObject *
+ab_json_get_object (JsonObject *o, const char *key)
+{
+  JsonNode *n = o ? json_object_get_member (o, key) : NULL;
+  return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+}
+
+const char *
+ab_json_array_get_string (JsonArray *a, guint i, const char *default_value)
+{
+  JsonNode *n = a && i < json_array_get_length (a) ? json_array_get_element (a, i) : NULL;
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+    return default_value;
+  return json_node_get_string (n);
+}
+
+JsonObject *
+ab_json_array_get_object (JsonArray *a, guint i)
+{
+  JsonNode *n = a && i < json_array_get_length (a) ? json_array_get_element (a, i) : NULL;
+  return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
 }

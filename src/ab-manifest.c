@@ -417,8 +417,13 @@ parse_delta (JsonObject *o, const char *path, const char *to_commit, GError **er
       AbDeltaFile *f = fo ? parse_delta_file (fo, fp, error) : NULL;
       if (f == NULL)
         return NULL;
-      sum += f->size;
       g_ptr_array_add (d->files, f);
+      /* A sum that wraps would let a small signed size stand for huge files. */
+      if (!g_uint64_checked_add (&sum, sum, f->size))
+        {
+          bad (error, p_size, "is not the sum of the sizes of its files (they overflow 64 bits)");
+          return NULL;
+        }
     }
   if (sum != size)
     {

@@ -311,7 +311,9 @@ copy_readme (void)
       "etc/abdeploy/conf.d/. To go back to the abdeploy release that wrote them,\n"
       "follow DOWNGRADE in abdeploy-layout(7).\n",
       AB_LAYOUT_PREVIOUS, PACKAGE_VERSION, now, AB_LAYOUT_VERSION);
-  return g_bytes_new_take (g_steal_pointer (&text), strlen (text));
+  gsize len = strlen (text);
+  /* (not strlen (text) in the same call: the argument order is unspecified) */
+  return g_bytes_new_take (g_steal_pointer (&text), len);
 }
 
 gboolean

@@ -1,4 +1,5 @@
 #include "config.h"
+#include "ab-json.h"
 #include "ab-status.h"
 #include "ab-health.h"
 #include "ab-history.h"
@@ -131,14 +132,14 @@ append_health_text (AbSysroot *sysroot, GString *out, GError **error)
   if (health == NULL || !ab_history_load_last_rollback (sysroot->state_dfd, &rb, error))
     return FALSE;
   JsonObject *h = json_node_get_object (health);
-  const char *verdict = json_object_get_string_member_with_default (h, "verdict", "none");
+  const char *verdict = ab_json_get_string (h, "verdict", "none");
   g_string_append_printf (out, "Last health verdict: %s", verdict);
-  JsonArray *failed = json_object_get_array_member (h, "failed_hooks");
+  JsonArray *failed = ab_json_get_array (h, "failed_hooks");
   for (guint i = 0; failed && i < json_array_get_length (failed); i++)
-    g_string_append_printf (out, "%s%s", i ? ", " : " (failed: ", json_array_get_string_element (failed, i));
+    g_string_append_printf (out, "%s%s", i ? ", " : " (failed: ", ab_json_array_get_string (failed, i, "?"));
   if (failed && json_array_get_length (failed) > 0)
     g_string_append_c (out, ')');
-  const char *at = json_object_get_string_member_with_default (h, "at", NULL);
+  const char *at = ab_json_get_string (h, "at", NULL);
   if (at)
     g_string_append_printf (out, " at %s", at);
   g_string_append_c (out, '\n');
@@ -146,12 +147,12 @@ append_health_text (AbSysroot *sysroot, GString *out, GError **error)
     {
       JsonObject *r = json_node_get_object (rb);
       g_string_append_printf (out, "Last rollback: from %s (slot %s) to %s (slot %s) at %s: %s\n",
-                              or_dash (json_object_get_string_member_with_default (r, "from_version", NULL)),
-                              or_dash (json_object_get_string_member_with_default (r, "from_slot", NULL)),
-                              or_dash (json_object_get_string_member_with_default (r, "to_version", NULL)),
-                              or_dash (json_object_get_string_member_with_default (r, "to_slot", NULL)),
-                              or_dash (json_object_get_string_member_with_default (r, "at", NULL)),
-                              or_dash (json_object_get_string_member_with_default (r, "reason", NULL)));
+                              or_dash (ab_json_get_string (r, "from_version", NULL)),
+                              or_dash (ab_json_get_string (r, "from_slot", NULL)),
+                              or_dash (ab_json_get_string (r, "to_version", NULL)),
+                              or_dash (ab_json_get_string (r, "to_slot", NULL)),
+                              or_dash (ab_json_get_string (r, "at", NULL)),
+                              or_dash (ab_json_get_string (r, "reason", NULL)));
     }
   else
     g_string_append (out, "Last rollback: none\n");

@@ -55,8 +55,8 @@ read_sysroot_json (int state_dfd, char **out_os, char **out_bootloader, GError *
   if (!ab_format_read_state_at (state_dfd, SYSROOT_JSON, &root, NULL, error))
     return FALSE;
   JsonObject *o = root ? json_node_get_object (root) : NULL;
-  const char *os = o ? json_object_get_string_member_with_default (o, "os", NULL) : NULL;
-  const char *bl = o ? json_object_get_string_member_with_default (o, "bootloader", NULL) : NULL;
+  const char *os = o ? ab_json_get_string (o, "os", NULL) : NULL;
+  const char *bl = o ? ab_json_get_string (o, "bootloader", NULL) : NULL;
   if (os == NULL || bl == NULL)
     {
       g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_FAILED,

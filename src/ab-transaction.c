@@ -1,4 +1,5 @@
 #include "config.h"
+#include "ab-json.h"
 #include "ab-transaction.h"
 #include "ab-crashpoint.h"
 #include "ab-format.h"
@@ -99,7 +100,7 @@ to_json (const AbTransaction *t)
 static char *
 dup_string (JsonObject *o, const char *key)
 {
-  return g_strdup (json_object_get_string_member_with_default (o, key, NULL));
+  return g_strdup (ab_json_get_string (o, key, NULL));
 }
 
 gboolean
@@ -113,7 +114,7 @@ ab_transaction_load (int state_dfd, AbTransaction **out, GError **error)
     return TRUE;
   JsonObject *o = json_node_get_object (root);
   g_autoptr(AbTransaction) t = g_new0 (AbTransaction, 1);
-  const char *phase = json_object_get_string_member_with_default (o, "phase", "");
+  const char *phase = ab_json_get_string (o, "phase", "");
   if (!phase_from_name (phase, &t->phase))
     {
       g_set_error (error, AB_TRANSACTION_ERROR, AB_TRANSACTION_ERROR_FORMAT,
@@ -129,11 +130,11 @@ ab_transaction_load (int state_dfd, AbTransaction **out, GError **error)
   t->reason = dup_string (o, "reason");
   t->created_at = dup_string (o, "created_at");
   t->updated_at = dup_string (o, "updated_at");
-  t->use_delta = json_object_get_boolean_member_with_default (o, "use_delta", FALSE);
-  t->activate = json_object_get_boolean_member_with_default (o, "activate", TRUE);
-  t->retryable = json_object_get_boolean_member_with_default (o, "retryable", FALSE);
-  t->attempts = (guint) json_object_get_int_member_with_default (o, "attempts", 0);
-  (void) phase_from_name (json_object_get_string_member_with_default (o, "failed_in", ""), &t->failed_in);
+  t->use_delta = ab_json_get_boolean (o, "use_delta", FALSE);
+  t->activate = ab_json_get_boolean (o, "activate", TRUE);
+  t->retryable = ab_json_get_boolean (o, "retryable", FALSE);
+  t->attempts = (guint) ab_json_get_int (o, "attempts", 0);
+  (void) phase_from_name (ab_json_get_string (o, "failed_in", ""), &t->failed_in);
   *out = g_steal_pointer (&t);
   return TRUE;
 }

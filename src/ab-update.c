@@ -1,4 +1,5 @@
 #include "config.h"
+#include "ab-json.h"
 #include "ab-update.h"
 #include "ab-content.h"
 #include "ab-crashpoint.h"
@@ -105,8 +106,8 @@ raise_serials (JsonObject *want, JsonObject *have)
   g_autoptr(GList) channels = json_object_get_members (have);
   for (GList *l = channels; l != NULL; l = l->next)
     {
-      gint64 had = json_object_get_int_member_with_default (have, l->data, 0);
-      if (had > json_object_get_int_member_with_default (want, l->data, 0))
+      gint64 had = ab_json_get_int (have, l->data, 0);
+      if (had > ab_json_get_int (want, l->data, 0))
         {
           json_object_set_int_member (want, l->data, had);
           raised = TRUE;
@@ -123,8 +124,8 @@ keep_higher_serials (AbSysroot *sysroot, JsonObject *state, GError **error)
   g_autoptr(JsonObject) disk = NULL;
   if (!load_state (sysroot, &disk, error))
     return FALSE;
-  (void) raise_serials (json_object_get_object_member (state, "last_serial"),
-                        json_object_get_object_member (disk, "last_serial"));
+  (void) raise_serials (ab_json_get_object (state, "last_serial"),
+                        ab_json_get_object (disk, "last_serial"));
   return TRUE;
 }
 
@@ -172,7 +173,7 @@ ab_update_get_pin (AbSysroot *sysroot, GError **error)
   g_autoptr(JsonObject) state = NULL;
   if (!load_state (sysroot, &state, error))
     return NULL;
-  return g_strdup (json_object_get_string_member_with_default (state, "pin", NULL));
+  return g_strdup (ab_json_get_string (state, "pin", NULL));
 }
 
 static gboolean installed (AbSysroot *sysroot, char **out_version, char **out_commit,
@@ -322,8 +323,8 @@ check_freshness (const AbManifest *m, const char *channel, GError **error)
 static gboolean
 check_serial (const AbManifest *m, JsonObject *state, gboolean *out_new, GError **error)
 {
-  JsonObject *serials = json_object_get_object_member (state, "last_serial");
-  gint64 last = json_object_get_int_member_with_default (serials, m->channel, 0);
+  JsonObject *serials = ab_json_get_object (state, "last_serial");
+  gint64 last = ab_json_get_int (serials, m->channel, 0);
   if ((gint64) m->serial < last)
     return refuse (error, "Refusing the %s manifest: its serial %" G_GUINT64_FORMAT " is lower than "
                    "the %" G_GINT64_FORMAT " already accepted (a replayed old manifest)",
@@ -353,7 +354,7 @@ accept_manifest (AbSysroot *sysroot, const AbManifest *m, JsonObject **out_state
   g_clear_pointer (out_state, json_object_unref);
   if (!load_state (sysroot, out_state, error) || !check_serial (m, *out_state, &is_new, error))
     return FALSE;
-  JsonObject *serials = json_object_get_object_member (*out_state, "last_serial");
+  JsonObject *serials = ab_json_get_object (*out_state, "last_serial");
   json_object_set_int_member (serials, m->channel, (gint64) m->serial);
   return !is_new || save_state (sysroot, *out_state, error);
 }
@@ -508,9 +509,9 @@ ab_update_check (AbSysroot *sysroot, GError **error)
       }
   c->serial = c->manifest->serial;
   c->expires_at = g_strdup (c->manifest->expires_at);
-  c->pin_allows_downgrade = json_object_get_boolean_member_with_default (state, "pin_allows_downgrade",
+  c->pin_allows_downgrade = ab_json_get_boolean (state, "pin_allows_downgrade",
                                                                          FALSE);
-  decide_offer (sysroot, c, json_object_get_string_member_with_default (state, "pin", NULL),
+  decide_offer (sysroot, c, ab_json_get_string (state, "pin", NULL),
                 next_commit);
   return g_steal_pointer (&c);
 }

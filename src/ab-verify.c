@@ -280,16 +280,16 @@ check_health (AbSysroot *sysroot, const AbSlotsView *v, GPtrArray *checks)
       return;
     }
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  const char *verdict = o ? json_object_get_string_member_with_default (o, "verdict", "none") : "none";
-  const char *slot = o ? json_object_get_string_member_with_default (o, "slot", NULL) : NULL;
-  const char *commit = o ? json_object_get_string_member_with_default (o, "commit", NULL) : NULL;
-  const char *at = o ? json_object_get_string_member_with_default (o, "at", NULL) : NULL;
+  const char *verdict = o ? ab_json_get_string (o, "verdict", "none") : "none";
+  const char *slot = o ? ab_json_get_string (o, "slot", NULL) : NULL;
+  const char *commit = o ? ab_json_get_string (o, "commit", NULL) : NULL;
+  const char *at = o ? ab_json_get_string (o, "at", NULL) : NULL;
   AbSlot running = v ? ab_sysroot_running_slot (sysroot, &v->ptr) : sysroot->booted;
   const AbSlotRecord *rec = v && running != AB_SLOT_NONE ? v->rec[running] : NULL;
   g_autoptr(GString) failed = g_string_new (NULL);
   JsonArray *hooks = o && json_object_has_member (o, "failed_hooks")
                      && JSON_NODE_HOLDS_ARRAY (json_object_get_member (o, "failed_hooks"))
-                         ? json_object_get_array_member (o, "failed_hooks") : NULL;
+                         ? ab_json_get_array (o, "failed_hooks") : NULL;
   for (guint i = 0; hooks && i < json_array_get_length (hooks); i++)
     g_string_append_printf (failed, "%s%s", failed->len ? ", " : " (failed: ",
                             json_node_get_string (json_array_get_element (hooks, i)) ?: "?");

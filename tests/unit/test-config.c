@@ -113,6 +113,12 @@ test_stamp_format (void)
     { "[abdeploy]\nformat = 1\nx=y\n", "[abdeploy]\nformat=2\nx=y\n" },
     { "[boot]\nformat=1\n[abdeploy]\nformat=1", "[boot]\nformat=1\n[abdeploy]\nformat=2" },
     { "[boot]\n[abdeploy]", "[boot]\n[abdeploy]\nformat=2\n" },
+    /* Found by tests/fuzz/fuzz-config: GKeyFile merges a repeated group
+     * (the last format wins), and reads "[abdeploy]" followed by blanks or
+     * stray UTF-8 continuation bytes as the group header. */
+    { "[abdeploy]\nformat=1\n[boot]\n[abdeploy]\nformat=3\n",
+      "[abdeploy]\nformat=2\n[boot]\n[abdeploy]\nformat=2\n" },
+    { " [abdeploy]\x92\x92 \nformat=7\n", " [abdeploy]\x92\x92 \nformat=2\n" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {

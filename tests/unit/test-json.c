@@ -1,6 +1,9 @@
 /* ab-json: the sanitizer of external text and the state-file writer. */
 #include "config.h"
 #include "ab-json.h"
+#include "ab-test-fixture.h"
+
+#include <string.h>
 
 #define FFFD "\xef\xbf\xbd"
 
@@ -70,6 +73,69 @@ test_write_sanitizes_tree (void)
   g_assert_cmpstr (json_array_get_string_element (a, 1), ==, "ctl" FFFD);
 }
 
+/* Members of state files read from disk may hold any type: the typed
+ * getters return the default for every other type, without a critical
+ * (this suite makes criticals fatal). */
+static JsonObject *
+parse_object (const char *text)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (parser, text, -1, NULL));
+  return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
+}
+
+static void
+test_wrong_types (void)
+{
+  g_autoptr(JsonObject) o = parse_object (
+      "{\"s\":[],\"i\":{},\"b\":\"yes\",\"a\":7,\"o\":null,\"d\":2.5,"
+      "\"list\":[\"x\",1,{},null]}");
+  g_assert_cmpstr (ab_json_get_string (o, "s", "def"), ==, "def");
+  g_assert_cmpstr (ab_json_get_string (o, "o", "def"), ==, "def");
+  g_assert_cmpint (ab_json_get_int (o, "i", 42), ==, 42);
+  g_assert_cmpint (ab_json_get_int (o, "d", 42), ==, 42);
+  g_assert_true (ab_json_get_boolean (o, "b", TRUE));
+  g_assert_null (ab_json_get_array (o, "a"));
+  g_assert_null (ab_json_get_object (o, "s"));
+  g_assert_null (ab_json_get_string (NULL, "s", NULL));
+  JsonArray *list = ab_json_get_array (o, "list");
+  g_assert_nonnull (list);
+  g_assert_cmpstr (ab_json_array_get_string (list, 0, "?"), ==, "x");
+  for (guint i = 1; i < 5; i++)
+    g_assert_cmpstr (ab_json_array_get_string (list, i, "?"), ==, "?");
+}
+
+static void
+test_right_types (void)
+{
+  g_autoptr(JsonObject) o = parse_object (
+      "{\"s\":\"v\",\"i\":-3,\"b\":false,\"a\":[1],\"o\":{\"k\":1}}");
+  g_assert_cmpstr (ab_json_get_string (o, "s", NULL), ==, "v");
+  g_assert_cmpint (ab_json_get_int (o, "i", 0), ==, -3);
+  g_assert_false (ab_json_get_boolean (o, "b", TRUE));
+  g_assert_cmpuint (json_array_get_length (ab_json_get_array (o, "a")), ==, 1);
+  g_assert_cmpint (ab_json_get_int (ab_json_get_object (o, "o"), "k", 0), ==, 1);
+  g_assert_cmpstr (ab_json_get_string (o, "missing", "def"), ==, "def");
+}
+
+/* An empty or blank state file is an error that names it, not a missing
+ * file (found by tests/fuzz/fuzz-state: it was a critical). */
+static void
+test_read_empty (TmpDir *t, gconstpointer data)
+{
+  const char *texts[] = { "", " \n\t" };
+  for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      write_file_at (t->dfd, "slot-a.json", texts[i]);
+      g_autoptr(JsonNode) node = NULL;
+      g_autoptr(GError) error = NULL;
+      g_assert_false (ab_json_read_at (t->dfd, "slot-a.json", &node, &error));
+      g_assert_nonnull (error);
+      g_assert_nonnull (strstr (error->message, "slot-a.json"));
+      g_assert_null (node);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -77,5 +143,8 @@ main (int argc, char **argv)
   g_test_add_func ("/json/sanitize", test_sanitize);
   g_test_add_func ("/json/sanitize-cut", test_sanitize_cut);
   g_test_add_func ("/json/write-sanitizes-tree", test_write_sanitizes_tree);
+  g_test_add_func ("/json/wrong-types", test_wrong_types);
+  g_test_add_func ("/json/right-types", test_right_types);
+  TMPDIR_TEST ("/json/read-empty", test_read_empty);
   return g_test_run ();
 }

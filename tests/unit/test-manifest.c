@@ -153,6 +153,25 @@ test_malformed (void)
   assert_refused ("{\"format\"", "[{\"format\"", "not JSON");
 }
 
+/* File sizes whose sum wraps around 64 bits must not pass as a small
+ * signed total (found by tests/fuzz/fuzz-delta). */
+static void
+test_delta_size_overflow (void)
+{
+  g_autoptr(GString) s = g_string_new (example);
+  g_string_replace (s, "\"size\":12345", "\"size\":0", 1);
+  g_string_replace (s, "\"size\":345", "\"size\":9223372036854775807", 1);
+  g_string_replace (s, "\"size\":12000,\"sha256\":\"" SHA "\"}",
+                    "\"size\":9223372036854775807,\"sha256\":\"" SHA "\"},"
+                    "{\"path\":\"deltas/ab/cdef-x/1\",\"size\":2,\"sha256\":\"" SHA "\"}", 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AbManifest) m = ab_manifest_parse (s->str, s->len, &error);
+  g_assert_null (m);
+  g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT);
+  g_assert_nonnull (strstr (error->message, "releases[0].deltas[0].size"));
+  g_assert_nonnull (strstr (error->message, "overflow"));
+}
+
 static void
 test_not_an_object (void)
 {
@@ -250,6 +269,7 @@ main (int argc, char **argv)
   g_test_add_func ("/manifest/format-checked-first", test_format_checked_first);
   g_test_add_func ("/manifest/malformed", test_malformed);
   g_test_add_func ("/manifest/not-an-object", test_not_an_object);
+  g_test_add_func ("/manifest/delta-size-overflow", test_delta_size_overflow);
   g_test_add_func ("/manifest/duplicate-version", test_duplicate_version);
   g_test_add_func ("/manifest/optional-members", test_optional_members);
   g_test_add_func ("/manifest/newest", test_newest);
