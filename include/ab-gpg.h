@@ -39,3 +39,10 @@ gboolean ab_gpg_is_signed_by (const char *homedir, const char *keyid, GBytes *da
  * *out_fingerprint (optional) is the primary-key fingerprint of the signer. */
 gboolean ab_gpg_verify_detached (const char *trusted_dir, GBytes *data, GBytes *sig,
                                  char **out_fingerprint, GError **error);
+
+/* A fresh GnuPG home in TMPDIR (abdeploy-gpg-XXXXXX), as every verification
+ * makes one: its gpg.conf says no-autostart, so no gpg-agent or other
+ * daemon is ever started for it. ab_gpg_discard_home() stops whatever runs
+ * on it anyway and removes it. */
+char *ab_gpg_new_throwaway_home (GError **error);
+void ab_gpg_discard_home (char *home);

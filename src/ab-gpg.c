@@ -233,9 +233,11 @@ import_trusted (gpgme_ctx_t ctx, const char *dir, GHashTable *fprs, GError **err
 }
 
 /* Stops whatever GnuPG daemons a throwaway home started, then removes it. */
-static void
-discard_homedir (char *dir)
+void
+ab_gpg_discard_home (char *dir)
 {
+  if (dir == NULL)
+    return;
   const char *gpgconf = gpgme_get_dirinfo ("gpgconf-name");
   const char *argv[] = { gpgconf ? gpgconf : "gpgconf", "--homedir", dir, "--kill", "all", NULL };
   (void) g_spawn_sync (NULL, (char **) argv, NULL,
@@ -245,7 +247,24 @@ discard_homedir (char *dir)
   g_free (dir);
 }
 typedef char AbThrowawayHome;
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbThrowawayHome, discard_homedir)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbThrowawayHome, ab_gpg_discard_home)
+
+/* Importing public keys and verifying need no gpg-agent, and gpg would
+ * start one anyway (for the import): "no-autostart" keeps every daemon out,
+ * so none outlives the home. (gpgconf --kill only asks an agent to exit and
+ * does not wait, so an agent it stops can still run after the home is
+ * gone.) */
+char *
+ab_gpg_new_throwaway_home (GError **error)
+{
+  g_autoptr(AbThrowawayHome) home = g_dir_make_tmp ("abdeploy-gpg-XXXXXX", error);
+  if (home == NULL)
+    return NULL;
+  g_autofree char *conf = g_build_filename (home, "gpg.conf", NULL);
+  if (!g_file_set_contents (conf, "no-autostart\n", -1, error))
+    return NULL;
+  return g_steal_pointer (&home);
+}
 
 typedef enum
 {
@@ -370,7 +389,7 @@ gboolean
 ab_gpg_verify_detached (const char *trusted_dir, GBytes *data, GBytes *sig,
                         char **out_fingerprint, GError **error)
 {
-  g_autoptr(AbThrowawayHome) home = g_dir_make_tmp ("abdeploy-gpg-XXXXXX", error);
+  g_autoptr(AbThrowawayHome) home = ab_gpg_new_throwaway_home (error);
   if (home == NULL)
     return FALSE;
   g_auto(gpgme_ctx_t) ctx = new_context (home, error);

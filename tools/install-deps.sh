@@ -5,14 +5,30 @@
 # nothing is missing.
 set -euo pipefail
 
+# Everything the build, tools/test.sh (both builds), tools/demo.sh and bench/
+# run that a minimal Debian 12 (mmdebstrap --variant=minbase, plus git and
+# ca-certificates) lacks. Each program a test or script runs is listed with
+# its package below; a program that is not here comes from minbase
+# (coreutils, util-linux: unshare, findmnt; e2fsprogs: mkfs.ext4, debugfs,
+# chattr; tar, gzip, findutils, ...) or from a package listed for another.
 PACKAGES=(
-    # build
-    meson ninja-build pkg-config gcc
+    # build (gcc); zlib for the uboot fuzz target's CRC32
+    meson ninja-build pkg-config gcc zlib1g-dev
     libostree-dev ostree libglib2.0-dev libgpgme-dev
     libcurl4-openssl-dev libjson-glib-dev scdoc
-    # tests, demo, benchmark
-    gnupg python3 python3-pytest lighttpd curl ca-certificates openssl attr bash-completion
-    # bootloader backends and the boot-path tests
+    # the fuzz build: clang, and the libFuzzer and sanitizer runtimes, which
+    # clang only recommends
+    clang libclang-rt-14-dev
+    # tests, demo, benchmark: gpg, gpg-agent, gpgconf (gnupg); pytest;
+    # lighttpd with HTTPS (mod_openssl is a package of its own); curl; openssl
+    # (test certificates); setfattr (attr); xz (tar -J: the layout-1 fixture,
+    # bench/update); systemd-analyze (systemd: the health-check unit is
+    # verified); /usr/bin/time (bench/stage)
+    gnupg python3 python3-pytest lighttpd lighttpd-mod-openssl curl ca-certificates openssl
+    attr bash-completion xz-utils systemd time
+    # bootloader backends and the boot-path tests: grub-editenv, grub-mkimage
+    # (grub-common), grub-emu, fw_printenv/fw_setenv (libubootenv-tool),
+    # mkimage (u-boot-tools), sfdisk (fdisk), qemu-system-x86_64, a kernel
     grub-common grub-emu grub-pc-bin
     libubootenv-tool libubootenv-dev u-boot-tools
     busybox-static e2fsprogs fdisk qemu-system-x86 linux-image-amd64
