@@ -1,6 +1,7 @@
-/* The configuration: SYSROOT/etc/abdeploy/abdeploy.conf and a conf.d/
- * drop-in (both the input, as hard links to one file) read by
- * ab_config_load(), each bootloader backend made from the result, and the
+/* The configuration: the input as one file (ab_config_load_from_data()),
+ * and as SYSROOT/etc/abdeploy/abdeploy.conf and a conf.d/ drop-in (hard
+ * links to one file) read by ab_config_load(), each bootloader backend
+ * made from the result, and the
  * format stamp that migration and restore apply to the text.
  * Invariant: stamping text that parses gives text that parses and states
  * the current format. */
@@ -65,6 +66,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (sysroot_dfd < 0)
     setup ();
   check_stamp (data, size);
+  g_autoptr(GError) data_error = NULL;
+  g_autoptr(AbConfig) from_data = ab_config_load_from_data ((const char *) data, size,
+                                                            "abdeploy.conf", &data_error);
+  fuzz_check (from_data != NULL || data_error != NULL, "refused without an error");
   fuzz_write_at (config_dfd, "abdeploy.conf", data, size);
   g_autoptr(GError) error = NULL;
   g_autoptr(AbConfig) config = ab_config_load (sysroot_dfd, NULL, &error);
