@@ -724,6 +724,43 @@ do_download (Run *r, GError **error)
   return download_objects (r, error);
 }
 
+/* Whether release REL may name a commit whose own (signed) "version"
+ * metadata is COMMIT_VERSION. Today the two must be the same string. The
+ * one place to change when a manifest may promote a commit under another
+ * version (issue 17): the manifest will then say which version the commit
+ * carries, and that is what must match. */
+static gboolean
+release_may_name (const AbRelease *rel, const char *commit_version)
+{
+  return g_strcmp0 (rel->version, commit_version) == 0;
+}
+
+/* After the signature: the manifest's release version and the commit's own
+ * version metadata agree. A mislabelled release (a publisher mistake, or a
+ * validly signed manifest that names another version's commit) is refused. */
+static gboolean
+check_commit_version (Run *r, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *has = ab_content_commit_version (r->sysroot->repo, r->t->commit, &local);
+  if (local != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  if (release_may_name (r->release, has))
+    return TRUE;
+  if (has == NULL)
+    return refuse (error, "Refusing release %s: its commit %s carries no version metadata, so "
+                   "nothing confirms that it is %s; the publisher must commit it with "
+                   "abdeploy publish commit --version", r->release->version, r->t->commit,
+                   r->release->version);
+  return refuse (error, "Refusing release %s: its commit %s is version %s by its own metadata; "
+                 "the manifest and the commit disagree (a mislabelled release); the publisher "
+                 "must release the commit under its own version", r->release->version,
+                 r->t->commit, has);
+}
+
 static gboolean
 do_verify (Run *r, GError **error)
 {
@@ -747,6 +784,8 @@ do_verify (Run *r, GError **error)
                                         NULL, NULL);
       return refuse (error, "%s", local->message);
     }
+  if (!check_commit_version (r, error))
+    return FALSE;
   ab_crash_point ("update:verified");
   return enter_phase (r, AB_PHASE_VERIFIED, error);
 }

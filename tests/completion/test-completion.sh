@@ -36,13 +36,14 @@ check() {
     fi
 }
 
-echo "1..9"
+echo "1..10"
 check "abdeploy " "deploy"
 check "abdeploy st" "status"
 check "abdeploy --sysroot /x ro" "rollback"
 check "abdeploy mark-bad " "other"
 check "abdeploy mark-good " "b"
 check "abdeploy update --" "--allow-downgrade"
+check "abdeploy pin --" "--allow-downgrade"
 check "abdeploy init --bootloader " "grub"
 check "abdeploy publish " "promote"
 check "abdeploy mig" "migrate"

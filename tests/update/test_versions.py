@@ -7,6 +7,7 @@ non-SemVer 1.0 the prepared device runs)."""
 import pytest
 
 import updlib as ul
+from hostile import Rule
 
 SEMVER = ("1.0.0", "2.0.0-rc.1", "2.0.0")
 
@@ -111,3 +112,25 @@ def test_staleness_counts_by_semver_and_names_a_major_gap(on_semver, semver_pub)
     assert "2.0.0-rc.1" not in r.stderr, r.describe()
     warnings = [e for e in on_semver.history() if e.get("type") == "warning"]
     assert len(warnings) == 1 and "major" in warnings[0]["reason"], warnings
+
+def test_release_version_must_match_the_commit(device, hostile, pub):
+    """A validly signed manifest whose release 1.5 names the commit of 1.1
+    (version metadata "1.1"): refused with exit 3 naming both versions,
+    nothing installed, the transaction waits for the operator."""
+    def mislabel(m):
+        m["releases"].append(dict(pub.release_of("stable", "1.1"), version="1.5", deltas=[]))
+    data, sig = pub.craft("stable", mislabel)
+    hostile.set("abdeploy/channels/stable.json", Rule(body=data))
+    hostile.set("abdeploy/channels/stable.json.sig", Rule(body=sig))
+    device.configure(hostile.url)
+    before = device.snapshot(state_except=("transaction.json", "history.json", "update.json"))
+    r = device.run("update", "--version=1.5")
+    assert r.returncode == ul.EXIT_VERIFY, r.describe()
+    assert "1.5" in r.stderr and "version 1.1" in r.stderr and "disagree" in r.stderr, r.describe()
+    after = device.snapshot(state_except=("transaction.json", "history.json", "update.json"))
+    assert after == before, ul.diff(before, after)
+    t = device.transaction()
+    assert t["phase"] == "failed" and t["retryable"] is False, t
+    # the release under its own version is fine
+    device.ok("resume", "--abandon")
+    device.ok("update", "--version=1.1")
