@@ -53,6 +53,10 @@ int ab_fs_open_beneath (int root_dfd, const char *path, int flags, mode_t mode,
  * renameat, fstatat with AT_SYMLINK_NOFOLLOW, symlinkat, linkat). */
 int ab_fs_open_parent_beneath (int root_dfd, const char *path, const char **out_name,
                                AbFsResolve how, GError **error);
+/* Creates the directories of PATH below ROOT_DFD that are missing and
+ * returns an fd of the last one; never follows a link (an existing
+ * component that is a link is AB_FS_ERROR_ESCAPES). "." is ROOT_DFD. */
+int ab_fs_mkdir_p_beneath (int root_dfd, const char *path, mode_t mode, GError **error);
 /* Tests only: pretend that openat2 is missing, to exercise the walk. */
 extern gboolean ab_fs_openat2_disabled;
 

@@ -107,6 +107,18 @@ make_unbootable (AbSysroot *sysroot, AbSlotsView *snap, AbSlot target, GError **
   return TRUE;
 }
 
+/* A tree without a bootable kernel is refused before anything changes:
+ * every backend boots boot/abdeploy/<slot>/vmlinuz. */
+static gboolean
+check_kernel (int tree_dfd, GError **error)
+{
+  g_autofree char *kver = ab_kernel_find (tree_dfd, error);
+  if (kver != NULL)
+    return TRUE;
+  g_prefix_error (error, "Refusing to stage an unbootable image: ");
+  return FALSE;
+}
+
 static gboolean
 build_tree_in (AbSysroot *sysroot, const AbSlotsView *snap, AbSlot target, const char *commit,
                const char *tmp, GCancellable *cancellable, GError **error)
@@ -115,7 +127,7 @@ build_tree_in (AbSysroot *sysroot, const AbSlotsView *snap, AbSlot target, const
     return FALSE;
   ab_crash_point ("stage:checked-out");
   ab_autofd new_dfd = ab_fs_opendir_at (sysroot->slots_dfd, tmp, error);
-  if (new_dfd < 0)
+  if (new_dfd < 0 || !check_kernel (new_dfd, error))
     return FALSE;
   AbSlot running = running_slot (sysroot, snap, target);
   ab_autofd old_dfd = -1;
@@ -128,7 +140,9 @@ build_tree_in (AbSysroot *sysroot, const AbSlotsView *snap, AbSlot target, const
   return TRUE;
 }
 
-/* Builds the tree beside the slot; a failed or cancelled build leaves nothing. */
+/* Builds the tree beside the slot; a failed or cancelled build leaves
+ * nothing. It runs before the target slot is made unbootable, so a refused
+ * image (no bootable kernel, an /etc conflict) changes nothing at all. */
 static gboolean
 build_tree (AbSysroot *sysroot, const AbSlotsView *snap, AbSlot target, const char *commit,
             GCancellable *cancellable, GError **error)
@@ -155,27 +169,6 @@ swap_tree (AbSysroot *sysroot, AbSlot target, GError **error)
   ab_crash_point ("stage:swapped");
   return ab_fs_rm_rf_at (sysroot->slots_dfd, tmp, error)
          && ab_fs_fsync_dir_at (sysroot->slots_dfd, ".", error);
-}
-
-static gboolean
-check_kernel (AbSysroot *sysroot, AbSlot target, GError **error)
-{
-  g_autoptr(GError) local = NULL;
-  ab_autofd dfd = ab_fs_opendir_at (sysroot->slots_dfd, ab_slot_name (target), error);
-  if (dfd < 0)
-    return FALSE;
-  g_autofree char *kver = ab_kernel_find (dfd, &local);
-  if (kver != NULL)
-    return TRUE;
-  if (g_str_equal (ab_bootloader_name (sysroot->bootloader), "file"))
-    {
-      g_printerr ("warning: %s; slot %s has no kernel to boot\n", local->message,
-                  ab_slot_name (target));
-      return TRUE;
-    }
-  g_propagate_prefixed_error (error, g_steal_pointer (&local),
-                              "Refusing to stage an unbootable image: ");
-  return FALSE;
 }
 
 static gboolean
@@ -253,11 +246,10 @@ ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slo
   if (!check_not_deployed (&snap, target, commit, &already_staged, error))
     return FALSE;
   return remove_leftovers (sysroot, error)
+         && build_tree (sysroot, &snap, target, commit, opts->cancellable, error)
          && make_unbootable (sysroot, &snap, target, error)
          && ab_slot_record_remove (sysroot->state_dfd, target, error)
-         && build_tree (sysroot, &snap, target, commit, opts->cancellable, error)
          && swap_tree (sysroot, target, error)
-         && check_kernel (sysroot, target, error)
          && install_kernel (sysroot, target, error)
          && pin_ref (sysroot, target, commit, error)
          && ab_fs_syncfs (sysroot->dfd, error)
@@ -307,6 +299,8 @@ ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **er
                    "Nothing to activate: no slot holds a staged deployment; run abdeploy stage first");
       return FALSE;
     }
+  if (!ab_kernel_check_installed (sysroot->boot_dfd, slot, error))
+    return FALSE;
   AbBootPointer ptr = snap.ptr;
   ptr.primary = slot;
   ptr.state[slot] = AB_BOOT_STATE_TRIAL;
@@ -351,7 +345,8 @@ ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
     snap.rec[to]->version, snap.rec[from] ? snap.rec[from]->commit : NULL, snap.rec[to]->commit,
     "manual rollback by the operator", "manual",
   };
-  if (!ab_history_record_rollback (sysroot->state_dfd, &info, error))
+  if (!ab_kernel_check_installed (sysroot->boot_dfd, to, error)
+      || !ab_history_record_rollback (sysroot->state_dfd, &info, error))
     return FALSE;
   AbBootPointer ptr = snap.ptr;
   ptr.primary = to;

@@ -373,10 +373,10 @@ static gboolean
 same_file_bytes (int a_dfd, const char *a, int b_dfd, const char *b, gboolean *out_same,
                  GError **error)
 {
-  ab_autofd fa = openat (a_dfd, a, O_RDONLY | O_CLOEXEC);
+  ab_autofd fa = openat (a_dfd, a, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fa < 0)
     return fail_errno (error, errno, "Opening", a);
-  ab_autofd fb = openat (b_dfd, b, O_RDONLY | O_CLOEXEC);
+  ab_autofd fb = openat (b_dfd, b, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fb < 0)
     return fail_errno (error, errno, "Opening", b);
   char ba[16384], bb[16384];
@@ -606,4 +606,27 @@ ab_fs_open_parent_beneath (int root_dfd, const char *path, const char **out_name
   g_autofree char *parent = slash ? g_strndup (path, (gsize) (slash - path)) : g_strdup (".");
   return ab_fs_open_beneath (root_dfd, *parent ? parent : ".", O_RDONLY | O_DIRECTORY, 0, how,
                              error);
+}
+
+int
+ab_fs_mkdir_p_beneath (int root_dfd, const char *path, mode_t mode, GError **error)
+{
+  g_auto(GStrv) parts = g_strsplit (path, "/", -1);
+  ab_autofd cur = ab_fs_open_beneath (root_dfd, ".", O_RDONLY | O_DIRECTORY, 0,
+                                      AB_FS_RESOLVE_NO_SYMLINKS, error);
+  for (guint i = 0; cur >= 0 && parts[i]; i++)
+    {
+      if (*parts[i] == '\0' || g_str_equal (parts[i], "."))
+        continue;
+      if (mkdirat (cur, parts[i], mode) < 0 && errno != EEXIST)
+        {
+          fail_errno (error, errno, "Creating directory", path);
+          return -1;
+        }
+      int next = ab_fs_open_beneath (cur, parts[i], O_RDONLY | O_DIRECTORY, 0,
+                                     AB_FS_RESOLVE_NO_SYMLINKS, error);
+      close (cur);
+      cur = next;
+    }
+  return ab_steal_fd (&cur);
 }

@@ -125,8 +125,14 @@ ab_verify_tree (AbSysroot *sysroot, AbSlot slot, const char *commit, gboolean fu
       g_autofree char *got = NULL;
       g_autoptr(GError) local = NULL;
       (*out_checked)++;
-      if (!ostree_checksum_file_at (tree, e->path, NULL, OSTREE_OBJECT_TYPE_FILE,
-                                    OSTREE_CHECKSUM_FLAGS_NONE, &got, NULL, &local)
+      /* the entry's directory is opened beneath the slot: a directory of
+       * the slot that became a link is a mismatch, never followed */
+      const char *name = NULL;
+      ab_autofd parent = ab_fs_open_parent_beneath (tree, e->path, &name,
+                                                    AB_FS_RESOLVE_NO_SYMLINKS, &local);
+      if (parent < 0
+          || !ostree_checksum_file_at (parent, name, NULL, OSTREE_OBJECT_TYPE_FILE,
+                                       OSTREE_CHECKSUM_FLAGS_NONE, &got, NULL, &local)
           || g_strcmp0 (got, e->checksum) != 0)
         {
           *out_first_mismatch = g_strdup_printf ("%s (%s)", e->path,

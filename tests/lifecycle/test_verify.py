@@ -19,6 +19,7 @@ paths of the commit: the merged /etc of a slot is not in its commit.
 
 import json
 import os
+import subprocess
 import re
 import time
 
@@ -175,6 +176,25 @@ def test_removed_symlink_and_changed_link_target(device):
     os.symlink("shared-tool", link)
     checks = only_failing(dev, ["tree-matches-commit"], "--full")
     assert "usr/bin/hello-link" in checks["tree-matches-commit"]["reason"], checks
+
+
+def test_directory_replaced_by_link_to_an_identical_copy(device, tmp_path):
+    """issue 10: usr/bin of the slot replaced by a link to an identical copy
+    outside the slot; every file would checksum right through the link, but
+    resolution stays beneath the slot, so the tree does not match."""
+    dev = device("meta")
+    usr_bin = dev.slot_path("b", "usr/bin")
+    copy = str(tmp_path / "bin-copy")
+    subprocess.run(["cp", "-a", usr_bin, copy], check=True)
+    os.rename(usr_bin, usr_bin + ".moved")
+    os.symlink(copy, usr_bin)
+    try:
+        checks = only_failing(dev, ["tree-matches-commit"], "--full")
+        assert "usr/bin/" in checks["tree-matches-commit"]["reason"], checks
+        assert "symbolic link" in checks["tree-matches-commit"]["reason"], checks
+    finally:
+        os.unlink(usr_bin)
+        os.rename(usr_bin + ".moved", usr_bin)
 
 
 def test_only_the_running_slot_is_checked(device):
