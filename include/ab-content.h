@@ -59,6 +59,11 @@ typedef struct
 void ab_content_limits_init (AbPullLimits *limits, const AbConfig *config);
 /* How many pulls were abandoned by this process (see AbPullLimits). */
 guint ab_content_pulls_abandoned (void);
+/* What applying the static delta whose superblock file is SUPERBLOCK
+ * writes: the unpacked sizes of its parts and fallback objects (0 for data
+ * that is not a superblock; the caller checked it against a signed
+ * checksum). */
+guint64 ab_content_delta_unpacked_bytes (GBytes *superblock);
 /* Fails with AB_CONTENT_ERROR_NO_SPACE unless the file system of DFD has
  * NEEDED bytes plus RESERVE available; WHAT says what needs them. */
 gboolean ab_content_check_free_space (int dfd, guint64 needed, guint64 reserve,

@@ -209,6 +209,42 @@ ab_content_check_free_space (int dfd, guint64 needed, guint64 reserve, const cha
   return FALSE;
 }
 
+/* OSTREE_STATIC_DELTA_SUPERBLOCK_FORMAT of libostree (private there). */
+#define SUPERBLOCK_TYPE "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))"
+
+static guint64
+saturating_add (guint64 a, guint64 b)
+{
+  return a > G_MAXUINT64 - b ? G_MAXUINT64 : a + b;
+}
+
+guint64
+ab_content_delta_unpacked_bytes (GBytes *superblock)
+{
+  g_autoptr(GVariant) sb = g_variant_ref_sink (
+      g_variant_new_from_bytes (G_VARIANT_TYPE (SUPERBLOCK_TYPE), superblock, FALSE));
+  g_autoptr(GVariant) meta = g_variant_get_child_value (sb, 0);
+  guint8 endian = 0;
+  gboolean swap = g_variant_lookup (meta, "ostree.endianness", "y", &endian)
+                  && (endian == 'B') != (G_BYTE_ORDER == G_BIG_ENDIAN);
+  g_autoptr(GVariant) parts = g_variant_get_child_value (sb, 6);
+  g_autoptr(GVariant) fallbacks = g_variant_get_child_value (sb, 7);
+  guint64 total = 0;
+  for (gsize i = 0; i < g_variant_n_children (parts); i++)
+    {
+      guint64 usize = 0;
+      g_variant_get_child (parts, i, "(u@aytt@ay)", NULL, NULL, NULL, &usize, NULL);
+      total = saturating_add (total, swap ? GUINT64_SWAP_LE_BE (usize) : usize);
+    }
+  for (gsize i = 0; i < g_variant_n_children (fallbacks); i++)
+    {
+      guint64 usize = 0;
+      g_variant_get_child (fallbacks, i, "(y@aytt)", NULL, NULL, NULL, &usize);
+      total = saturating_add (total, swap ? GUINT64_SWAP_LE_BE (usize) : usize);
+    }
+  return total;
+}
+
 /* ---- HTTP(S) pulls: libostree in a worker thread, bounded by a watcher ---- */
 
 static guint pulls_abandoned;

@@ -621,29 +621,56 @@ cache_name (const char *commit)
 }
 
 static gboolean
+fetch_delta_file (Run *r, const AbDeltaFile *f, int cache_dfd, const char *name, GError **error)
+{
+  if (ab_fs_exists_at (cache_dfd, name) && file_sha256_matches (cache_dfd, name, f->sha256, NULL))
+    return TRUE;
+  g_autofree char *url = ab_fetch_url_join (r->sysroot->config->update.url, f->path);
+  AbFetchOptions fo;
+  fetch_options (r->sysroot, &fo, 0);
+  fo.expected_size = f->size;
+  fo.deadline_us = r->deadline_us;
+  fo.deadline_key = "[update] max-pull-time-sec";
+  fo.progress = on_fetch_progress;
+  fo.progress_data = r;
+  fo.cancellable = r->opts->cancellable;
+  if (!ab_fetch_to_file_at (url, cache_dfd, name, &fo, error)
+      || !file_sha256_matches (cache_dfd, name, f->sha256, error))
+    return FALSE;
+  ab_crash_point ("update:delta-file");
+  return TRUE;
+}
+
+/* Once the superblock (checked against the signed manifest) is here, its
+ * unpacked sizes say what applying the delta writes: that, plus the files
+ * after file NEXT, must fit beside the reserve. */
+static gboolean
+check_unpack_room (Run *r, const AbDelta *d, guint next, int cache_dfd, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!ab_fs_read_at (cache_dfd, "superblock", &data, &len, error))
+    return FALSE;
+  g_autoptr(GBytes) sb = g_bytes_new_take (g_steal_pointer (&data), len);
+  guint64 needed = ab_content_delta_unpacked_bytes (sb);
+  for (guint j = next; j < d->files->len; j++)
+    needed += ((const AbDeltaFile *) d->files->pdata[j])->size;
+  return ab_content_check_free_space (r->sysroot->dfd, needed,
+                                      r->sysroot->config->update.min_free_space,
+                                      "the rest of the update's delta and its unpacked objects",
+                                      error);
+}
+
+static gboolean
 download_delta (Run *r, const AbDelta *d, int cache_dfd, GError **error)
 {
-  const char *base = r->sysroot->config->update.url;
   for (guint i = 0; i < d->files->len; i++)
     {
       const AbDeltaFile *f = d->files->pdata[i];
       g_autofree char *name = g_path_get_basename (f->path);
-      if (ab_fs_exists_at (cache_dfd, name)
-          && file_sha256_matches (cache_dfd, name, f->sha256, NULL))
-        continue;
-      g_autofree char *url = ab_fetch_url_join (base, f->path);
-      AbFetchOptions fo;
-      fetch_options (r->sysroot, &fo, 0);
-      fo.expected_size = f->size;
-      fo.deadline_us = r->deadline_us;
-      fo.deadline_key = "[update] max-pull-time-sec";
-      fo.progress = on_fetch_progress;
-      fo.progress_data = r;
-      fo.cancellable = r->opts->cancellable;
-      if (!ab_fetch_to_file_at (url, cache_dfd, name, &fo, error)
-          || !file_sha256_matches (cache_dfd, name, f->sha256, error))
+      if (!fetch_delta_file (r, f, cache_dfd, name, error)
+          || (g_str_equal (name, "superblock") && !check_unpack_room (r, d, i + 1, cache_dfd, error)))
         return FALSE;
-      ab_crash_point ("update:delta-file");
     }
   return TRUE;
 }

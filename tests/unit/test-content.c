@@ -181,6 +181,62 @@ test_bad_source (RepoFixture *f, gconstpointer data)
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE);
 }
 
+/* The one delta superblock under ROOT/ostree/repo/deltas (names there are
+ * libostree's modified base64), relative to ROOT. */
+static char *
+find_superblock (const char *root)
+{
+  g_autofree char *top = g_build_filename (root, "ostree/repo/deltas", NULL);
+  g_autoptr(GDir) d1 = g_dir_open (top, 0, NULL);
+  const char *a = d1 ? g_dir_read_name (d1) : NULL;
+  g_assert_nonnull (a);
+  g_autofree char *mid = g_build_filename (top, a, NULL);
+  g_autoptr(GDir) d2 = g_dir_open (mid, 0, NULL);
+  const char *b = d2 ? g_dir_read_name (d2) : NULL;
+  g_assert_nonnull (b);
+  return g_build_filename ("ostree/repo/deltas", a, b, "superblock", NULL);
+}
+
+/* The superblock of a real delta tells what applying it writes: at least
+ * the 256 KiB file it adds (compressed to much less); junk tells nothing. */
+static void
+test_delta_unpacked_bytes (RepoFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *big = g_strnfill (256 * 1024, 'x');
+  write_file_at (f->tmp.dfd, "tree/usr/lib/big", big);
+  ab_autofd tree = ab_fs_opendir_at (f->tmp.dfd, "tree", &error);
+  g_autofree char *to = write_commit (f->repo, tree);
+  g_autoptr(GVariant) params = g_variant_ref_sink (g_variant_new ("a{sv}", NULL));
+  g_assert_true (ostree_repo_static_delta_generate (f->repo, OSTREE_STATIC_DELTA_GENERATE_OPT_MAJOR,
+                                                    f->commit, to, NULL, params, NULL, &error));
+  g_assert_no_error (error);
+  g_autofree char *rel = find_superblock (f->tmp.path);
+  g_autofree char *sb = NULL;
+  gsize len = 0;
+  g_assert_true (ab_fs_read_at (f->tmp.dfd, rel, &sb, &len, &error));
+  g_autoptr(GBytes) bytes = g_bytes_new (sb, len);
+  guint64 n = ab_content_delta_unpacked_bytes (bytes);
+  g_assert_cmpuint (n, >=, 256 * 1024);
+  g_assert_cmpuint (n, <, 1024 * 1024);
+  g_autoptr(GBytes) junk = g_bytes_new_static ("not a superblock", 16);
+  g_assert_cmpuint (ab_content_delta_unpacked_bytes (junk), ==, 0);
+}
+
+static void
+test_free_space_check (RepoFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_assert_true (ab_content_check_free_space (f->tmp.dfd, 0, 0, "nothing", &error));
+  g_assert_false (ab_content_check_free_space (f->tmp.dfd, G_MAXUINT64 / 2, 4096, "a test",
+                                               &error));
+  g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_NO_SPACE);
+  g_autofree char *needed = g_strdup_printf ("needs %" G_GUINT64_FORMAT " bytes", G_MAXUINT64 / 2);
+  g_assert_nonnull (strstr (error->message, needed));
+  g_assert_nonnull (strstr (error->message, "min-free-space=4096"));
+  g_assert_nonnull (strstr (error->message, "are available"));
+}
+
 #define REPO_TEST(name, func) \
   g_test_add (name, RepoFixture, NULL, repo_setup, func, repo_teardown)
 
@@ -196,5 +252,7 @@ main (int argc, char **argv)
   REPO_TEST ("/content/checkout-existing-destination-fails",
              test_checkout_existing_destination_fails);
   REPO_TEST ("/content/bad-source", test_bad_source);
+  REPO_TEST ("/content/delta-unpacked-bytes", test_delta_unpacked_bytes);
+  REPO_TEST ("/content/free-space-check", test_free_space_check);
   return g_test_run ();
 }

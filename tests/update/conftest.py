@@ -10,6 +10,7 @@ Releases (all signed by the trusted key unless said otherwise):
   1.0  base image              1.1  1.0 with 10 files changed
   1.2, 1.4  other small changes
   1.3  unsigned commit         1.6  1.0 plus a 1.5 MB incompressible file
+  1.7  1.0 plus 8 MiB of zeros (a delta of a few KiB that unpacks to 8 MiB)
 Channels:
   stable   1.0, 1.1, delta 1.0 -> 1.1
   nodelta  1.0, 1.4; no delta to 1.4 anywhere in the repo (objects path:
@@ -19,6 +20,7 @@ Channels:
   unsigned 1.0, 1.3 (unsigned commit), delta 1.0 -> 1.3
   big      1.0, 1.6, delta 1.0 -> 1.6 (resume, cancel, slow server)
   other    1.0, 1.2, delta 1.0 -> 1.2 (the "wrong" delta of mix-and-match)
+  zeros    1.0, 1.7, delta 1.0 -> 1.7 (free space by the delta superblock)
 """
 
 import os
@@ -64,15 +66,16 @@ def pub(workdir, abdeploy_bin, gpg):
              signed=False)
     p.commit("1.6", ul.image_spec("1.6", extra={
         "usr/lib/big.bin": ul.blob("big-1.6", 1536 * 1024)}))
+    p.commit("1.7", ul.image_spec("1.7", extra={"usr/lib/zeros.bin": b"\0" * (8 * 1024 * 1024)}))
     for ch, versions in (("stable", ["1.0", "1.1"]), ("nodelta", ["1.0", "1.4"]),
                          ("lts", ["1.0", "1.1", "1.2", "1.4"]), ("full", ["1.0", "1.1"]),
                          ("unsigned", ["1.0", "1.3"]), ("big", ["1.0", "1.6"]),
-                         ("other", ["1.0", "1.2"])):
+                         ("other", ["1.0", "1.2"]), ("zeros", ["1.0", "1.7"])):
         for v in versions:
             p.release(ch, v)
     p.release("phased", "1.0")
     p.release("phased", "1.1", rollout=1)
-    for ch in ("stable", "unsigned", "big", "other"):
+    for ch in ("stable", "unsigned", "big", "other", "zeros"):
         p.deltas(ch)
     return p
 

@@ -263,10 +263,10 @@ def test_sigterm_during_stage_from_url(device, hostile, pub, server):
 
 @pytest.fixture
 def tiny_device(devices, base_device, workdir, request):
-    """A copy of the prepared 1.0 device on a 12 MiB tmpfs of its own."""
+    """A copy of the prepared 1.0 device on a 24 MiB tmpfs of its own."""
     mnt = os.path.join(workdir, "tiny-" + ul.at.safe_name(request.node.name))
     os.makedirs(mnt, exist_ok=True)
-    ul.run(["mount", "-t", "tmpfs", "-o", "size=12m,mode=0755", "tmpfs", mnt])
+    ul.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0755", "tmpfs", mnt])
     try:
         d = ul.Device(mnt, base_device.binary, base_device.home)
         ul.run(["cp", "-a", base_device.path, d.path])
@@ -341,3 +341,24 @@ def test_free_space_update_by_delta(tiny_device, lighttpd, pub):
     os.unlink(filler)
     d.ok("update")
     assert d.slot("b")["version"] == "1.6"
+
+
+def test_free_space_by_delta_superblock(tiny_device, lighttpd, pub):
+    """The delta to 1.7 is a few KiB (the signed size passes the first
+    check) but unpacks to 8 MiB, as its superblock (checked against the
+    signed manifest) says: with 4 MiB free the update stops before applying
+    it, retryable, and completes once space is freed."""
+    d = tiny_device
+    d.configure(lighttpd.url, channel="zeros", min_free_space=0)
+    filler = fill(d, 4 * MiB)
+    before = snap(d)
+    r = d.expect(ul.EXIT_ERROR, "update")
+    needed, avail = figures(r.stderr)
+    assert needed >= 8 * MiB and avail < needed, r.describe()
+    t = d.transaction()
+    assert t["phase"] == "failed" and t["failed_in"] == "downloading", t
+    assert t["retryable"] is True, t
+    assert snap(d) == before, ul.diff(before, snap(d))
+    os.unlink(filler)
+    d.ok("update")
+    assert d.slot("b")["version"] == "1.7"
