@@ -509,10 +509,8 @@ ab_update_check (AbSysroot *sysroot, GError **error)
       }
   c->serial = c->manifest->serial;
   c->expires_at = g_strdup (c->manifest->expires_at);
-  c->pin_allows_downgrade = ab_json_get_boolean (state, "pin_allows_downgrade",
-                                                                         FALSE);
-  decide_offer (sysroot, c, ab_json_get_string (state, "pin", NULL),
-                next_commit);
+  c->pin_allows_downgrade = ab_json_get_boolean (state, "pin_allows_downgrade", FALSE);
+  decide_offer (sysroot, c, ab_json_get_string (state, "pin", NULL), next_commit);
   return g_steal_pointer (&c);
 }
 
