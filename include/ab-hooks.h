@@ -93,7 +93,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbHook, ab_hook_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbHookResult, ab_hook_result_free)
 
 /* The hooks of STAGE under ROOT (the booted tree), in lexical order of
- * their names; a file in etc replaces one of the same name in usr/lib. */
+ * their names; a file in etc replaces one of the same name in usr/lib.
+ * Directories and hooks are resolved inside ROOT (RESOLVE_IN_ROOT): a link
+ * in the tree, absolute or not, never names a file outside it, and a
+ * hook's path is the real path of the file it runs. */
 GPtrArray *ab_hooks_discover (const char *root, AbHookStage stage, gboolean greenboot_compat,
                               GError **error);
 /* Runs one hook; failures of the hook are results, not errors. */

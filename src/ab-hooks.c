@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-hooks.h"
+#include "ab-fsutil.h"
 #include "ab-json.h"
 #include "ab-util.h"
 
@@ -69,18 +70,31 @@ stage_dirs (AbHookStage stage, gboolean greenboot_compat)
   return dirs;
 }
 
-static gboolean
-is_candidate (const char *path, const char *name, gboolean *out_bash)
+/* ROOT_DFD/REL as the booted system sees it (RESOLVE_IN_ROOT: an absolute
+ * link or ".." in the tree resolves inside the tree, never on the host);
+ * the real path of what it names and its stat, or NULL. */
+static char *
+resolve_in_root (int root_dfd, const char *rel, struct stat *out_st)
+{
+  ab_autofd fd = ab_fs_open_beneath (root_dfd, rel, O_PATH, 0, AB_FS_RESOLVE_IN_ROOT, NULL);
+  if (fd < 0 || fstat (fd, out_st) < 0)
+    return NULL;
+  return ab_fs_fd_path (fd, NULL, NULL);
+}
+
+/* The real path of the hook REL (a link in the tree is followed inside
+ * it), or NULL when it is not a hook. */
+static char *
+candidate_path (int root_dfd, const char *rel, const char *name, gboolean *out_bash)
 {
   struct stat st;
-  if (name[0] == '.' || lstat (path, &st) < 0)
-    return FALSE;
-  if (S_ISLNK (st.st_mode) && stat (path, &st) < 0)
-    return FALSE;
-  if (!S_ISREG (st.st_mode))
-    return FALSE;
+  if (name[0] == '.')
+    return NULL;
+  g_autofree char *path = resolve_in_root (root_dfd, rel, &st);
+  if (path == NULL || !S_ISREG (st.st_mode))
+    return NULL;
   *out_bash = g_str_has_suffix (name, ".sh");
-  return *out_bash || (st.st_mode & 0111) != 0;
+  return *out_bash || (st.st_mode & 0111) != 0 ? g_steal_pointer (&path) : NULL;
 }
 
 static int
@@ -90,6 +104,29 @@ compare_hooks (gconstpointer a, gconstpointer b)
   return strcmp (ha->name, hb->name);
 }
 
+/* Adds the hooks of the directory REL of the tree. */
+static void
+discover_dir (int root_dfd, const char *rel, GHashTable *by_name)
+{
+  struct stat st;
+  g_autofree char *dir_path = resolve_in_root (root_dfd, rel, &st);
+  g_autoptr(GDir) dir = dir_path && S_ISDIR (st.st_mode) ? g_dir_open (dir_path, 0, NULL) : NULL;
+  const char *name;
+  while (dir && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *hook_rel = g_build_filename (rel, name, NULL);
+      gboolean bash = FALSE;
+      g_autofree char *path = candidate_path (root_dfd, hook_rel, name, &bash);
+      if (path == NULL)
+        continue;
+      AbHook *hook = g_new0 (AbHook, 1);
+      hook->name = g_strdup (name);
+      hook->path = g_steal_pointer (&path);
+      hook->use_bash = bash;
+      g_hash_table_replace (by_name, hook->name, hook);
+    }
+}
+
 GPtrArray *
 ab_hooks_discover (const char *root, AbHookStage stage, gboolean greenboot_compat,
                    GError **error)
@@ -97,24 +134,9 @@ ab_hooks_discover (const char *root, AbHookStage stage, gboolean greenboot_compa
   g_autoptr(GHashTable) by_name = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                                          (GDestroyNotify) ab_hook_free);
   g_autoptr(GPtrArray) dirs = stage_dirs (stage, greenboot_compat);
-  for (guint i = 0; i < dirs->len; i++)
-    {
-      g_autofree char *dir_path = g_build_filename (root, dirs->pdata[i], NULL);
-      g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
-      const char *name;
-      while (dir && (name = g_dir_read_name (dir)) != NULL)
-        {
-          g_autofree char *path = g_build_filename (dir_path, name, NULL);
-          gboolean bash = FALSE;
-          if (!is_candidate (path, name, &bash))
-            continue;
-          AbHook *hook = g_new0 (AbHook, 1);
-          hook->name = g_strdup (name);
-          hook->path = g_steal_pointer (&path);
-          hook->use_bash = bash;
-          g_hash_table_replace (by_name, hook->name, hook);
-        }
-    }
+  ab_autofd root_dfd = open (root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  for (guint i = 0; root_dfd >= 0 && i < dirs->len; i++)
+    discover_dir (root_dfd, dirs->pdata[i], by_name);
   GPtrArray *hooks = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_hook_free);
   GHashTableIter it;
   gpointer value;

@@ -271,3 +271,27 @@ def test_green_and_red_hooks(fresh, tmp_path):
     stages = {h["name"]: h["stage"] for h in sr.verdict()["hooks"]}
     assert stages.get("50-on-red") == "red" and "50-on-green" not in stages, stages
     os.unlink(flag)
+
+
+@pytest.mark.parametrize("how", ["absolute-dir-link", "absolute-hook-link"])
+def test_links_in_the_slot_resolve_inside_it(fresh, how):
+    """issue 10: the hook directories and hooks of the booted slot are
+    resolved inside the slot, as the booted system sees them: an absolute
+    link names a file of the slot, never of the host running abdeploy."""
+    sr = fresh()
+    sr.deploy("os/v2")
+    # the slot's own check: it fails, so the verdict shows that it ran
+    sr.add_hook("b", "usr/lib/site-checks", "20-site", "#!/bin/sh\necho slot check\nexit 1\n")
+    # the same absolute path does not exist on the host running abdeploy
+    assert not os.path.exists("/usr/lib/site-checks")
+    if how == "absolute-dir-link":
+        os.makedirs(sr.slot_path("b", "etc/abdeploy/health"), exist_ok=True)
+        os.symlink("/usr/lib/site-checks", sr.slot_path("b", REQ))
+    else:
+        os.makedirs(sr.slot_path("b", REQ), exist_ok=True)
+        os.symlink("/usr/lib/site-checks/20-site", sr.slot_path("b", REQ, "20-site"))
+    r = sr.boot()
+    assert r.slot == "b", r
+    v = sr.verdict()
+    assert v["verdict"] == "red" and v["failed_hooks"] == ["20-site"], v
+    assert "slot check" in sr.hook_result("20-site", v)["output_tail"], v

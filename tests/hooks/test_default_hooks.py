@@ -644,7 +644,9 @@ def test_update_server_conf_d_overrides_and_local_repos(sysroot, http_server, cl
     write_conf(sysroot, "[update]\nurl=file://%s/nowhere\n" % published["repo"], name="50-server.conf")
     p = sysroot.hook("50-update-server")
     assert p.returncode == 1, explain(p)
-    write_conf(sysroot, "[update]\nurl=%s\n[other]\nurl=%s\n" % (http_server.url, closed_port),
+    # a url in another group is not [update]'s (X- groups are ignored by
+    # abdeploy, any other unknown group is refused; see abdeploy.conf(5))
+    write_conf(sysroot, "[update]\nurl=%s\n[X-other]\nurl=%s\n" % (http_server.url, closed_port),
                name="50-server.conf")
     p = sysroot.hook("50-update-server")
     assert p.returncode == 0, explain(p)
