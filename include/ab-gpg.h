@@ -46,3 +46,9 @@ gboolean ab_gpg_verify_detached (const char *trusted_dir, GBytes *data, GBytes *
  * on it anyway and removes it. */
 char *ab_gpg_new_throwaway_home (GError **error);
 void ab_gpg_discard_home (char *home);
+
+/* Like ab_gpg_verify_detached(), but the one trusted key is KEYID of the
+ * GnuPG home HOMEDIR (NULL: the default): the publisher checks that a
+ * manifest it is about to rewrite is still the one it signed. */
+gboolean ab_gpg_verify_detached_by_key (const char *homedir, const char *keyid, GBytes *data,
+                                        GBytes *sig, GError **error);

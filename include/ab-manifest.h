@@ -17,6 +17,10 @@ typedef enum
 } AbManifestError;
 
 #define AB_MANIFEST_FORMAT 1
+/* The largest serial: 2^53 - 1, the largest integer every JSON reader holds
+ * exactly. A manifest with a larger serial is malformed; the publisher
+ * refuses to go beyond it (a serial never wraps). */
+#define AB_MANIFEST_MAX_SERIAL G_GUINT64_CONSTANT (9007199254740991)
 
 typedef struct
 {

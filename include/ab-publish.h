@@ -8,8 +8,14 @@
  *   lists the version agree on its commit, and no operation changes it
  *   (AB_PUBLISH_ERROR_CONFLICT instead).
  * - A manifest is only ever written together with its fresh detached
- *   signature, and its serial grows by one with every rewrite. Nothing is
- *   written when signing fails.
+ *   signature, and its serial grows by one with every rewrite (never past
+ *   AB_MANIFEST_MAX_SERIAL). Nothing is written when signing fails.
+ * - Nothing is signed unchecked: a manifest is rewritten only when its
+ *   current signature is the publisher's, every release it lists is the
+ *   commit of its version ref and signed, and every delta it lists was
+ *   checked against its superblock (AB_PUBLISH_ERROR_REFUSED otherwise).
+ * - The channel files switch as a whole: REPO/abdeploy/channels is a
+ *   symlink to a complete generation directory, replaced by one rename.
  * - Writers of one repo are serialized by a lock (REPO/abdeploy/publish.lock). */
 #pragma once
 
@@ -39,6 +45,9 @@ typedef struct
   const char *gpg_key;     /* signing key id; mandatory for manifests */
   const char *gpg_homedir; /* GnuPG home of the key; NULL = GnuPG's default */
   guint expires_days;      /* validity of rewritten manifests; 0 = 30 days */
+  const char *trusted_keys; /* directory of public keys (*.gpg, *.asc) any of which may have
+                             * signed the manifests and commits checked before a manifest is
+                             * signed again; NULL = only gpg_key */
 } AbPublisher;
 
 typedef struct

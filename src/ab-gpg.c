@@ -410,3 +410,32 @@ ab_gpg_verify_detached (const char *trusted_dir, GBytes *data, GBytes *sig,
   return judge_result (ctx, gpgme_op_verify_result (ctx), fprs, trusted_dir, out_fingerprint,
                        error);
 }
+
+gboolean
+ab_gpg_verify_detached_by_key (const char *homedir, const char *keyid, GBytes *data, GBytes *sig,
+                               GError **error)
+{
+  g_auto(gpgme_ctx_t) ctx = new_context (homedir, error);
+  if (ctx == NULL)
+    return FALSE;
+  g_autofree char *wanted = primary_fingerprint (ctx, keyid);
+  g_autofree char *who = g_strdup_printf ("GPG key %s of GnuPG home %s", keyid,
+                                          homedir ? homedir : "(default)");
+  if (wanted == NULL)
+    {
+      g_set_error (error, AB_GPG_ERROR, AB_GPG_ERROR_NO_KEYS, "There is no %s", who);
+      return FALSE;
+    }
+  g_autoptr(GHashTable) fprs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_hash_table_add (fprs, g_steal_pointer (&wanted));
+  g_auto(gpgme_data_t) sig_d = data_from_bytes (sig, error);
+  g_auto(gpgme_data_t) data_d = sig_d ? data_from_bytes (data, error) : NULL;
+  if (data_d == NULL)
+    return FALSE;
+  gpgme_error_t err = gpgme_op_verify (ctx, sig_d, data_d, NULL);
+  if (gpgme_err_code (err) == GPG_ERR_NO_DATA || g_bytes_get_size (sig) == 0)
+    return judge_result (ctx, NULL, fprs, who, NULL, error);
+  if (err)
+    return fail_gpgme (error, err, "Verifying the signature");
+  return judge_result (ctx, gpgme_op_verify_result (ctx), fprs, who, NULL, error);
+}

@@ -548,6 +548,8 @@ parse_header (JsonObject *root, AbManifest *m, GError **error)
     return FALSE;
   if (!ab_manifest_channel_name_is_valid (m->channel))
     return bad (error, "channel", "is not a valid channel name ([A-Za-z0-9][A-Za-z0-9._-]*)");
+  if (m->serial > AB_MANIFEST_MAX_SERIAL)
+    return bad (error, "serial", "is larger than 9007199254740991 (2^53 - 1)");
   return TRUE;
 }
 

@@ -1,11 +1,13 @@
 #include "config.h"
 #include "ab-publish.h"
 #include "ab-content.h"
+#include "ab-crashpoint.h"
 #include "ab-fsutil.h"
 #include "ab-gpg.h"
 #include "ab-util.h"
 #include "ab-version.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -138,6 +140,8 @@ check_archive_mode (Session *s, GError **error)
   return FALSE;
 }
 
+static gboolean repair_channels (Session *s, GError **error);
+
 /* Opens P->repo (creating an archive repo when CREATE and it is missing)
  * and takes the publisher lock. */
 static gboolean
@@ -166,7 +170,7 @@ session_open (Session *s, const AbPublisher *p, gboolean create, GError **error)
       return FALSE;
     }
   s->dfd = ostree_repo_get_dfd (s->repo);
-  return check_archive_mode (s, error) && session_lock (s, error);
+  return check_archive_mode (s, error) && session_lock (s, error) && repair_channels (s, error);
 }
 
 /* Manifest writers: a signing key is mandatory and the expiry in range. */
@@ -181,6 +185,235 @@ session_open_signer (Session *s, const AbPublisher *p, GError **error)
   return session_open (s, p, FALSE, error);
 }
 
+/* ---- channel generations ----
+ * REPO/abdeploy/channels is a symlink to a generation directory
+ * REPO/abdeploy/channels.<G>/ that holds every channel's C.json and
+ * C.json.sig (the file names devices of every version read).
+ * Invariant: a generation is complete (every file written and fsynced)
+ * before the symlink names it and is never written again; the symlink is
+ * replaced by one rename. Whatever moment a publisher is killed at, a reader
+ * finds the old or the new set of channel files, each manifest with its own
+ * signature. A repository of abdeploy 0.2.0, where channels is a directory,
+ * is converted by its first write (the directory and the new symlink are
+ * exchanged with RENAME_EXCHANGE). What a killed publisher leaves (newer
+ * generations, the exchanged-out directory, the temporary symlink) is
+ * removed by the next run; KEEP_GENERATIONS generations stay. */
+
+#define CHANNELS_PARENT "abdeploy"
+#define CHANNELS_NAME "channels"
+#define CHANNELS_GEN_PREFIX CHANNELS_NAME "."
+#define CHANNELS_TMP_LINK ".channels.new"
+#define KEEP_GENERATIONS 3
+
+typedef struct
+{
+  guint64 gen;    /* generation the symlink names; 0: none */
+  gboolean is_dir; /* channels is a real directory (abdeploy 0.2.0) */
+} Channels;
+
+static gboolean
+parse_generation (const char *name, guint64 *out)
+{
+  if (!g_str_has_prefix (name, CHANNELS_GEN_PREFIX))
+    return FALSE;
+  const char *digits = name + strlen (CHANNELS_GEN_PREFIX);
+  return *digits != '0' && g_ascii_string_to_unsigned (digits, 10, 1, G_MAXUINT32, out, NULL);
+}
+
+/* What REPO/abdeploy/channels is now. */
+static gboolean
+channels_state (Session *s, int parent_dfd, Channels *out, GError **error)
+{
+  char target[256];
+  *out = (Channels) { 0, FALSE };
+  ssize_t n = readlinkat (parent_dfd, CHANNELS_NAME, target, sizeof target - 1);
+  if (n < 0 && (errno == ENOENT || errno == EINVAL))
+    {
+      out->is_dir = errno == EINVAL;
+      return TRUE;
+    }
+  if (n >= 0)
+    target[n] = '\0';
+  if (n >= 0 && parse_generation (target, &out->gen))
+    return TRUE;
+  g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED,
+               "%s/" AB_PUBLISH_CHANNELS_DIR " is a symlink to \"%s\", not to a generation "
+               "directory " CHANNELS_GEN_PREFIX "N; point it at the newest generation again "
+               "(ln -sfn " CHANNELS_GEN_PREFIX "N %s/" AB_PUBLISH_CHANNELS_DIR ")", s->p->repo,
+               n >= 0 ? target : g_strerror (errno), s->p->repo);
+  return FALSE;
+}
+
+static int
+compare_u64 (gconstpointer a, gconstpointer b)
+{
+  guint64 x = *(const guint64 *) a, y = *(const guint64 *) b;
+  return x < y ? -1 : x > y;
+}
+
+/* The generation directories present, in ascending order. */
+static GArray *
+list_generations (int parent_dfd)
+{
+  GArray *gens = g_array_new (FALSE, FALSE, sizeof (guint64));
+  int dfd = dup (parent_dfd);
+  DIR *d = dfd >= 0 ? fdopendir (dfd) : NULL;
+  if (d == NULL && dfd >= 0)
+    (void) close (dfd);
+  for (struct dirent *e; d && (e = readdir (d)) != NULL;)
+    {
+      guint64 g = 0;
+      if (parse_generation (e->d_name, &g))
+        g_array_append_val (gens, g);
+    }
+  if (d)
+    closedir (d);
+  g_array_sort (gens, compare_u64);
+  return gens;
+}
+
+/* Removes what a killed publisher left and the generations beyond the
+ * KEEP_GENERATIONS newest up to the current one. */
+static gboolean
+clean_generations (Session *s, int parent_dfd, const Channels *c, GError **error)
+{
+  if (!ab_fs_rm_rf_at (parent_dfd, CHANNELS_TMP_LINK, error))
+    return FALSE;
+  g_autoptr(GArray) gens = list_generations (parent_dfd);
+  guint kept = 0;
+  for (guint i = gens->len; i-- > 0;)
+    {
+      guint64 g = g_array_index (gens, guint64, i);
+      gboolean keep = g == c->gen || (g < c->gen && ++kept < KEEP_GENERATIONS);
+      g_autofree char *name = g_strdup_printf (CHANNELS_GEN_PREFIX "%" G_GUINT64_FORMAT, g);
+      if (!keep && !ab_fs_rm_rf_at (parent_dfd, name, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+open_parent (Session *s, int *out_dfd, GError **error)
+{
+  if (!ab_fs_mkdir_p_at (s->dfd, CHANNELS_PARENT, 0755, error))
+    return FALSE;
+  *out_dfd = ab_fs_opendir_at (s->dfd, CHANNELS_PARENT, error);
+  return *out_dfd >= 0;
+}
+
+/* Links every file of the current channels directory but SKIP and
+ * SKIP.sig into the new generation NEW_DFD. */
+static gboolean
+link_others (Session *s, int parent_dfd, const Channels *c, int new_dfd, const char *skip,
+             GError **error)
+{
+  if (c->gen == 0 && !c->is_dir)
+    return TRUE;
+  ab_autofd old_dfd = ab_fs_opendir_at (parent_dfd, CHANNELS_NAME, error);
+  if (old_dfd < 0)
+    return FALSE;
+  g_autofree char *skip_sig = g_strconcat (skip, ".sig", NULL);
+  DIR *d = fdopendir (ab_steal_fd (&old_dfd));
+  gboolean ok = d != NULL;
+  for (struct dirent *e; ok && (e = readdir (d)) != NULL;)
+    {
+      if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0
+          || strcmp (e->d_name, skip) == 0 || strcmp (e->d_name, skip_sig) == 0)
+        continue;
+      ok = linkat (dirfd (d), e->d_name, new_dfd, e->d_name, 0) == 0;
+    }
+  int saved = errno;
+  if (d)
+    closedir (d);
+  if (!ok)
+    g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED, "Linking the channel files "
+                 "of %s/" AB_PUBLISH_CHANNELS_DIR " into a new generation: %s", s->p->repo,
+                 g_strerror (saved));
+  return ok;
+}
+
+/* Writes generation GEN: the other channels' files as they are, and NAME
+ * (C.json) with its signature, everything fsynced. */
+static gboolean
+stage_generation (Session *s, int parent_dfd, const Channels *c, guint64 gen, const char *name,
+                  GBytes *text, GBytes *sig, GError **error)
+{
+  g_autofree char *dir = g_strdup_printf (CHANNELS_GEN_PREFIX "%" G_GUINT64_FORMAT, gen);
+  g_autofree char *sig_name = g_strconcat (name, ".sig", NULL);
+  if (!ab_fs_rm_rf_at (parent_dfd, dir, error) || !ab_fs_mkdir_p_at (parent_dfd, dir, 0755, error))
+    return FALSE;
+  ab_autofd new_dfd = ab_fs_opendir_at (parent_dfd, dir, error);
+  gsize text_len = 0, sig_len = 0;
+  const void *text_data = g_bytes_get_data (text, &text_len);
+  const void *sig_data = g_bytes_get_data (sig, &sig_len);
+  if (new_dfd < 0 || !link_others (s, parent_dfd, c, new_dfd, name, error)
+      || !ab_fs_replace_at (new_dfd, name, text_data, text_len, 0644, error))
+    return FALSE;
+  ab_crash_point ("publish:manifest");
+  return ab_fs_replace_at (new_dfd, sig_name, sig_data, sig_len, 0644, error)
+         && ab_fs_fsync_dir_at (new_dfd, ".", error) && ab_fs_syncfs (new_dfd, error);
+}
+
+/* Points REPO/abdeploy/channels at generation GEN in one rename. */
+static gboolean
+switch_generation (Session *s, int parent_dfd, const Channels *c, guint64 gen, GError **error)
+{
+  g_autofree char *target = g_strdup_printf (CHANNELS_GEN_PREFIX "%" G_GUINT64_FORMAT, gen);
+  if (symlinkat (target, parent_dfd, CHANNELS_TMP_LINK) < 0)
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED,
+                   "Creating the channels symlink in %s/" CHANNELS_PARENT ": %s", s->p->repo,
+                   g_strerror (errno));
+      return FALSE;
+    }
+  ab_crash_point ("publish:staged");
+  if (c->is_dir)
+    {
+      /* 0.2.0 layout: swap the directory out, then remove it. */
+      if (!ab_fs_exchange_at (parent_dfd, CHANNELS_TMP_LINK, CHANNELS_NAME, error)
+          || !ab_fs_fsync_dir_at (parent_dfd, ".", error))
+        return FALSE;
+      ab_crash_point ("publish:switched");
+      return ab_fs_rm_rf_at (parent_dfd, CHANNELS_TMP_LINK, error);
+    }
+  if (!ab_fs_rename_at (parent_dfd, CHANNELS_TMP_LINK, CHANNELS_NAME, error)
+      || !ab_fs_fsync_dir_at (parent_dfd, ".", error))
+    return FALSE;
+  ab_crash_point ("publish:switched");
+  return TRUE;
+}
+
+/* Makes NAME (C.json) with SIG the current files of the channel, atomically. */
+static gboolean
+publish_channel_files (Session *s, const char *name, GBytes *text, GBytes *sig, GError **error)
+{
+  ab_autofd parent_dfd = -1;
+  Channels c;
+  if (!open_parent (s, &parent_dfd, error) || !channels_state (s, parent_dfd, &c, error)
+      || !clean_generations (s, parent_dfd, &c, error))
+    return FALSE;
+  g_autoptr(GArray) gens = list_generations (parent_dfd);
+  guint64 gen = MAX (c.gen, gens->len ? g_array_index (gens, guint64, gens->len - 1) : 0) + 1;
+  if (gen > G_MAXUINT32)
+    gen = 1; /* never reached: one generation per publish */
+  return stage_generation (s, parent_dfd, &c, gen, name, text, sig, error)
+         && switch_generation (s, parent_dfd, &c, gen, error)
+         && clean_generations (s, parent_dfd, &(Channels) { gen, FALSE }, error);
+}
+
+/* Removes what a publisher killed mid-write left behind; run by every
+ * publisher command once it holds the lock. */
+static gboolean
+repair_channels (Session *s, GError **error)
+{
+  ab_autofd parent_dfd = -1;
+  Channels c;
+  if (!ab_fs_exists_at (s->dfd, CHANNELS_PARENT))
+    return TRUE;
+  return open_parent (s, &parent_dfd, error) && channels_state (s, parent_dfd, &c, error)
+         && clean_generations (s, parent_dfd, &c, error);
+}
+
 /* ---- channel manifests ---- */
 
 static char *
@@ -189,29 +422,10 @@ manifest_path (const char *channel, const char *suffix)
   return g_strconcat (AB_PUBLISH_CHANNELS_DIR "/", channel, ".json", suffix, NULL);
 }
 
-/* Reads CHANNEL's manifest; a missing one is a new, empty manifest when
- * CREATE, else AB_PUBLISH_ERROR_NOT_FOUND. */
 static AbManifest *
-load_manifest (Session *s, const char *channel, gboolean create, GError **error)
+parse_manifest (Session *s, const char *channel, const char *path, const char *data, gsize len,
+                GError **error)
 {
-  g_autofree char *path = manifest_path (channel, "");
-  g_autofree char *data = NULL;
-  gsize len = 0;
-  g_autoptr(GError) local = NULL;
-  if (!ab_fs_read_at (s->dfd, path, &data, &len, &local))
-    {
-      if (!g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
-        {
-          g_propagate_error (error, g_steal_pointer (&local));
-          return NULL;
-        }
-      if (create)
-        return ab_manifest_new (channel);
-      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_NOT_FOUND,
-                   "Channel %s does not exist in %s (no %s); release a version to it first",
-                   channel, s->p->repo, path);
-      return NULL;
-    }
   g_autoptr(AbManifest) m = ab_manifest_parse (data, len, error);
   if (m == NULL)
     {
@@ -228,16 +442,170 @@ load_manifest (Session *s, const char *channel, gboolean create, GError **error)
   return g_steal_pointer (&m);
 }
 
+/* Reads PATH; *out NULL when it does not exist. */
+static gboolean
+read_optional (Session *s, const char *path, GBytes **out, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  g_autoptr(GError) local = NULL;
+  *out = NULL;
+  if (ab_fs_read_at (s->dfd, path, &data, &len, &local))
+    {
+      *out = g_bytes_new_take (g_steal_pointer (&data), len);
+      return TRUE;
+    }
+  if (g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
+    return TRUE;
+  g_propagate_error (error, g_steal_pointer (&local));
+  return FALSE;
+}
+
+static gboolean
+channel_missing (Session *s, const char *channel, const char *path, GError **error)
+{
+  g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_NOT_FOUND,
+               "Channel %s does not exist in %s (no %s); release a version to it first",
+               channel, s->p->repo, path);
+  return FALSE;
+}
+
+/* Reads CHANNEL's manifest, unchecked; a missing one is a new, empty
+ * manifest when CREATE, else AB_PUBLISH_ERROR_NOT_FOUND. */
+static AbManifest *
+load_manifest (Session *s, const char *channel, gboolean create, GError **error)
+{
+  g_autofree char *path = manifest_path (channel, "");
+  g_autoptr(GBytes) data = NULL;
+  if (!read_optional (s, path, &data, error))
+    return NULL;
+  if (data == NULL)
+    return create ? ab_manifest_new (channel) : (channel_missing (s, channel, path, error), NULL);
+  gsize len = 0;
+  const char *text = g_bytes_get_data (data, &len);
+  return parse_manifest (s, channel, path, text, len, error);
+}
+
+static gboolean
+refuse_channel (Session *s, GError **error, const char *channel, const char *problem,
+                const char *fix)
+{
+  g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_REFUSED,
+               "Refusing to sign channel %s of %s: %s. Nothing was written. %s", channel,
+               s->p->repo, problem, fix);
+  return FALSE;
+}
+
+#define FIX_RESTORE "Restore the channel's manifest and its .sig from the last good copy (a " \
+  "backup, a mirror, or an earlier generation in REPO/abdeploy/" CHANNELS_GEN_PREFIX "N/)"
+
+/* The signature SIG of DATA is by the signing key (or, with
+ * --trusted-keys, by one of those keys). */
+static gboolean
+signature_is_publishers (Session *s, GBytes *data, GBytes *sig, GError **error)
+{
+  if (s->p->trusted_keys != NULL)
+    return ab_gpg_verify_detached (s->p->trusted_keys, data, sig, NULL, error);
+  return ab_gpg_verify_detached_by_key (s->p->gpg_homedir, s->p->gpg_key, data, sig, error);
+}
+
+static gboolean
+check_manifest_signature (Session *s, const char *channel, GBytes *data, GBytes *sig,
+                          GError **error)
+{
+  g_autofree char *path = manifest_path (channel, "");
+  g_autoptr(GError) local = NULL;
+  if (sig == NULL)
+    {
+      g_autofree char *problem = g_strdup_printf ("%s has no signature file %s.sig", path, path);
+      return refuse_channel (s, error, channel, problem, FIX_RESTORE);
+    }
+  if (signature_is_publishers (s, data, sig, &local))
+    return TRUE;
+  g_autofree char *problem = g_strdup_printf ("the signature of %s does not verify (%s): the "
+                                              "manifest was changed after it was signed, or "
+                                              "signed with another key", path, local->message);
+  return refuse_channel (s, error, channel, problem,
+                         FIX_RESTORE ". After a change of signing key, name the old key's "
+                         "public key with --trusted-keys=DIR.");
+}
+
+static gboolean commit_is_trusted (Session *s, const char *commit, gboolean *out_ok,
+                                   GError **error);
+
+/* Every release of M (as it is about to be signed) is the commit its
+ * version ref names, and that commit is in the repo and signed by the
+ * publisher. */
+static gboolean
+check_releases (Session *s, const AbManifest *m, GError **error)
+{
+  for (guint i = 0; i < m->releases->len; i++)
+    {
+      const AbRelease *r = m->releases->pdata[i];
+      g_autofree char *ref = version_ref (r->version), *at = NULL, *problem = NULL;
+      gboolean have = FALSE, trusted = FALSE;
+      if (!ostree_repo_resolve_rev (s->repo, ref, TRUE, &at, error)
+          || !ostree_repo_has_object (s->repo, OSTREE_OBJECT_TYPE_COMMIT, r->commit, &have, NULL,
+                                      error)
+          || (have && !commit_is_trusted (s, r->commit, &trusted, error)))
+        return FALSE;
+      if (at == NULL || strcmp (at, r->commit) != 0)
+        problem = g_strdup_printf ("it lists version %s as commit %s, but ref %s is %s",
+                                   r->version, r->commit, ref, at ? at : "missing");
+      else if (!have || !trusted)
+        problem = g_strdup_printf ("commit %s of version %s is %s", r->commit, r->version,
+                                   have ? "not signed by the publisher's key" : "not in the repo");
+      if (problem)
+        return refuse_channel (s, error, m->channel, problem,
+                               have && !trusted && at && strcmp (at, r->commit) == 0
+                               ? "Sign the commit (publish commit --gpg-sign=KEYID with the "
+                                 "same tree and version), then run this command again."
+                               : FIX_RESTORE ", and the refs abdeploy/release/V from a backup; "
+                                 "a published version never changes its commit (publish a new "
+                                 "version instead).");
+    }
+  return TRUE;
+}
+
+/* CHANNEL's manifest, checked before it is signed again: its signature is
+ * the publisher's (write_manifest() then checks its releases against the
+ * repo). A missing manifest is a new, empty one when CREATE. */
+static AbManifest *
+load_checked_manifest (Session *s, const char *channel, gboolean create, GError **error)
+{
+  g_autofree char *path = manifest_path (channel, "");
+  g_autofree char *sig_path = manifest_path (channel, ".sig");
+  g_autoptr(GBytes) data = NULL, sig = NULL;
+  if (!read_optional (s, path, &data, error) || !read_optional (s, sig_path, &sig, error))
+    return NULL;
+  if (data == NULL)
+    return create ? ab_manifest_new (channel) : (channel_missing (s, channel, path, error), NULL);
+  if (!check_manifest_signature (s, channel, data, sig, error))
+    return NULL;
+  gsize len = 0;
+  const char *text = g_bytes_get_data (data, &len);
+  return parse_manifest (s, channel, path, text, len, error);
+}
+
 static char *
 format_time (GDateTime *t)
 {
   return g_date_time_format (t, "%Y-%m-%dT%H:%M:%SZ");
 }
 
-/* New serial and validity window; the rest of M is the caller's. */
-static void
-stamp_manifest (Session *s, AbManifest *m)
+/* New serial and validity window; the rest of M is the caller's. The
+ * serial never wraps: at AB_MANIFEST_MAX_SERIAL the channel is full. */
+static gboolean
+stamp_manifest (Session *s, AbManifest *m, GError **error)
 {
+  if (m->serial >= AB_MANIFEST_MAX_SERIAL)
+    {
+      g_autofree char *problem = g_strdup_printf ("its serial %" G_GUINT64_FORMAT " is the "
+                                                  "largest a manifest may have", m->serial);
+      return refuse_channel (s, error, m->channel, problem,
+                             "Publish to a new channel and move the devices to it ([update] "
+                             "channel in abdeploy.conf).");
+    }
   guint days = s->p->expires_days ? s->p->expires_days : AB_PUBLISH_DEFAULT_EXPIRES_DAYS;
   g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
   g_autoptr(GDateTime) expires = g_date_time_add_days (now, (int) days);
@@ -246,29 +614,25 @@ stamp_manifest (Session *s, AbManifest *m)
   g_free (m->expires_at);
   m->issued_at = format_time (now);
   m->expires_at = format_time (expires);
+  return TRUE;
 }
 
-/* Stamps, signs and writes M and its signature. The signature is made
- * before anything is written, so a signing failure changes nothing. The two
- * files are replaced one after the other (each atomically); a reader in
- * between sees a signature that does not match and must retry. */
+/* Stamps, signs and publishes M with its signature. The signature is made
+ * before anything is written, so a signing failure changes nothing; the
+ * channel files switch in one rename (see "channel generations"). */
 static AbManifest *
 write_manifest (Session *s, AbManifest *m_in, GError **error)
 {
   g_autoptr(AbManifest) m = m_in;
-  stamp_manifest (s, m);
-  g_autofree char *text = ab_manifest_serialize (m);
-  g_autoptr(GBytes) data = g_bytes_new_static (text, strlen (text));
+  if (!check_releases (s, m, error) || !stamp_manifest (s, m, error))
+    return NULL;
+  char *text = ab_manifest_serialize (m);
+  g_autoptr(GBytes) data = g_bytes_new_take (text, strlen (text));
   g_autoptr(GBytes) sig = NULL;
   if (!ab_gpg_sign_detached (s->p->gpg_homedir, s->p->gpg_key, data, &sig, error))
     return NULL;
-  g_autofree char *json_path = manifest_path (m->channel, "");
-  g_autofree char *sig_path = manifest_path (m->channel, ".sig");
-  gsize sig_len = 0;
-  const void *sig_data = g_bytes_get_data (sig, &sig_len);
-  if (!ab_fs_mkdir_p_at (s->dfd, AB_PUBLISH_CHANNELS_DIR, 0755, error)
-      || !ab_fs_replace_at (s->dfd, json_path, text, strlen (text), 0644, error)
-      || !ab_fs_replace_at (s->dfd, sig_path, sig_data, sig_len, 0644, error))
+  g_autofree char *name = g_strconcat (m->channel, ".json", NULL);
+  if (!publish_channel_files (s, name, data, sig, error))
     {
       g_prefix_error (error, "Writing channel %s: ", m->channel);
       return NULL;
@@ -676,25 +1040,59 @@ write_commit (Session *s, const AbPublishCommitOptions *o, const char *published
   return ostree_repo_commit_transaction (s->repo, NULL, NULL, error);
 }
 
+/* The commit object's bytes and its detached GPG signatures (NULL: none). */
+static gboolean
+commit_signatures (Session *s, const char *commit, GBytes **out_data, GVariant **out_sigs,
+                   GError **error)
+{
+  g_autoptr(GVariant) object = NULL, detached = NULL;
+  if (!ostree_repo_load_variant (s->repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &object, error)
+      || !ostree_repo_read_commit_detached_metadata (s->repo, commit, &detached, NULL, error))
+    return FALSE;
+  *out_sigs = detached ? g_variant_lookup_value (detached, "ostree.gpgsigs",
+                                                 G_VARIANT_TYPE ("aay"))
+                       : NULL;
+  *out_data = g_variant_get_data_as_bytes (object);
+  return TRUE;
+}
+
 /* Whether one of the commit's signatures is by the publisher's key.
  * (libostree's own duplicate check cannot read a keybox GnuPG home.) */
 static gboolean
 commit_signed_by_key (Session *s, const char *commit, gboolean *out_signed, GError **error)
 {
   *out_signed = FALSE;
-  g_autoptr(GVariant) object = NULL, detached = NULL, sigs = NULL;
-  if (!ostree_repo_load_variant (s->repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &object, error)
-      || !ostree_repo_read_commit_detached_metadata (s->repo, commit, &detached, NULL, error))
+  g_autoptr(GVariant) sigs = NULL;
+  g_autoptr(GBytes) data = NULL;
+  if (!commit_signatures (s, commit, &data, &sigs, error))
     return FALSE;
-  if (detached)
-    sigs = g_variant_lookup_value (detached, "ostree.gpgsigs", G_VARIANT_TYPE ("aay"));
-  g_autoptr(GBytes) data = g_variant_get_data_as_bytes (object);
   for (gsize i = 0; sigs && i < g_variant_n_children (sigs) && !*out_signed; i++)
     {
       g_autoptr(GVariant) v = g_variant_get_child_value (sigs, i);
       g_autoptr(GBytes) sig = g_variant_get_data_as_bytes (v);
       if (!ab_gpg_is_signed_by (s->p->gpg_homedir, s->p->gpg_key, data, sig, out_signed, error))
         return FALSE;
+    }
+  return TRUE;
+}
+
+/* Whether the commit carries a good signature by the signing key or, with
+ * --trusted-keys, by one of those keys. */
+static gboolean
+commit_is_trusted (Session *s, const char *commit, gboolean *out_ok, GError **error)
+{
+  if (s->p->trusted_keys == NULL)
+    return commit_signed_by_key (s, commit, out_ok, error);
+  *out_ok = FALSE;
+  g_autoptr(GVariant) sigs = NULL;
+  g_autoptr(GBytes) data = NULL;
+  if (!commit_signatures (s, commit, &data, &sigs, error))
+    return FALSE;
+  for (gsize i = 0; sigs && i < g_variant_n_children (sigs) && !*out_ok; i++)
+    {
+      g_autoptr(GVariant) v = g_variant_get_child_value (sigs, i);
+      g_autoptr(GBytes) sig = g_variant_get_data_as_bytes (v);
+      *out_ok = ab_gpg_verify_detached (s->p->trusted_keys, data, sig, NULL, NULL);
     }
   return TRUE;
 }
@@ -829,9 +1227,8 @@ ab_publish_release (const AbPublisher *p, const char *channel, const char *versi
                    "commit --version=%s first", version, p->repo, ref, version);
       return NULL;
     }
-  g_autoptr(AbManifest) m = NULL;
-  if (!check_same_commit (&s, version, commit, error)
-      || (m = load_manifest (&s, channel, TRUE, error)) == NULL)
+  g_autoptr(AbManifest) m = load_checked_manifest (&s, channel, TRUE, error);
+  if (m == NULL || !check_same_commit (&s, version, commit, error))
     return NULL;
   g_autoptr(AbRelease) template = ab_release_new (version, commit, NULL, 100);
   if (!put_release (m, template, rollout, error))
@@ -854,7 +1251,7 @@ ab_publish_promote (const AbPublisher *p, const char *from, const char *to,
     }
   if (!session_open_signer (&s, p, error))
     return NULL;
-  g_autoptr(AbManifest) src = load_manifest (&s, from, FALSE, error);
+  g_autoptr(AbManifest) src = load_checked_manifest (&s, from, FALSE, error);
   const AbRelease *r = src ? need_release (src, version, error) : NULL;
   if (r == NULL)
     return NULL;
@@ -865,10 +1262,9 @@ ab_publish_promote (const AbPublisher *p, const char *from, const char *to,
                    version, from, r->deprecated);
       return NULL;
     }
-  g_autoptr(AbManifest) dst = NULL;
-  if (!need_commit_object (&s, r->commit, version, error)
-      || !check_same_commit (&s, version, r->commit, error)
-      || (dst = load_manifest (&s, to, TRUE, error)) == NULL)
+  g_autoptr(AbManifest) dst = load_checked_manifest (&s, to, TRUE, error);
+  if (dst == NULL || !need_commit_object (&s, r->commit, version, error)
+      || !check_same_commit (&s, version, r->commit, error))
     return NULL;
   if (!put_release (dst, r, rollout, error))
     return NULL;
@@ -889,7 +1285,7 @@ ab_publish_deprecate (const AbPublisher *p, const char *channel, const char *ver
     }
   if (!session_open_signer (&s, p, error))
     return NULL;
-  g_autoptr(AbManifest) m = load_manifest (&s, channel, FALSE, error);
+  g_autoptr(AbManifest) m = load_checked_manifest (&s, channel, FALSE, error);
   AbRelease *r = m ? need_release (m, version, error) : NULL;
   if (r == NULL)
     return NULL;
@@ -904,7 +1300,7 @@ ab_publish_refresh (const AbPublisher *p, const char *channel, GError **error)
   g_auto(Session) s = SESSION_INIT;
   if (!check_channel (channel, error) || !session_open_signer (&s, p, error))
     return NULL;
-  AbManifest *m = load_manifest (&s, channel, FALSE, error);
+  AbManifest *m = load_checked_manifest (&s, channel, FALSE, error);
   return m ? write_manifest (&s, m, error) : NULL;
 }
 
@@ -980,46 +1376,117 @@ sha256_file (int dfd, const char *path, char **out_hex, guint64 *out_size, GErro
   return TRUE;
 }
 
-/* "superblock" first, then the parts in numeric order, then anything else. */
-static int
-compare_delta_files (gconstpointer pa, gconstpointer pb)
+/* ---- checking a delta before it is listed ----
+ * Invariant: a delta is listed (and so signed) only when its superblock
+ * names FROM and TO, carries TO's commit object, has no fallback objects
+ * (devices apply deltas offline), and every part it lists is on disk with
+ * the SHA-256 the superblock records. The files listed are the superblock
+ * and those parts, nothing else the directory may hold. */
+
+/* OSTREE_STATIC_DELTA_SUPERBLOCK_FORMAT of libostree (a private header). */
+#define SUPERBLOCK_TYPE "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))"
+
+static gboolean
+bad_delta (Session *s, GError **error, const char *dir, const char *from, const char *to,
+           const char *why)
 {
-  const char *a = *(const char **) pa, *b = *(const char **) pb;
-  gboolean sa = strcmp (a, "superblock") == 0, sb = strcmp (b, "superblock") == 0;
-  if (sa || sb)
-    return sb - sa;
-  gboolean na = g_ascii_isdigit (a[0]), nb = g_ascii_isdigit (b[0]);
-  guint64 ia = na ? g_ascii_strtoull (a, NULL, 10) : 0, ib = nb ? g_ascii_strtoull (b, NULL, 10) : 0;
-  if (na && nb && ia != ib)
-    return ia < ib ? -1 : 1;
-  if (na != nb)
-    return nb - na;
-  return strcmp (a, b);
+  g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_REFUSED,
+               "Refusing to list the delta in %s/%s: %s, so it is not the delta from %s to %s "
+               "that abdeploy publish makes. Nothing was written. Remove the directory (rm -r "
+               "%s/%s) and run publish deltas again to generate it", s->p->repo, dir, why, from,
+               to, s->p->repo, dir);
+  return FALSE;
 }
 
-/* The files of the delta in DIR with their sizes and SHA-256. */
-static AbDelta *
-describe_delta (Session *s, const char *from, const char *dir, GError **error)
+static gboolean
+checksum_is (GVariant *bytes, const char *hex)
 {
-  g_autofree char *abs = g_build_filename (s->p->repo, dir, NULL);
-  g_autoptr(GDir) d = g_dir_open (abs, 0, error);
-  if (d == NULL)
+  if (g_variant_n_children (bytes) != OSTREE_SHA256_DIGEST_LEN)
+    return FALSE;
+  g_autofree char *h = ostree_checksum_from_bytes_v (bytes);
+  return strcmp (h, hex) == 0;
+}
+
+/* Appends DIR/NAME with its size and SHA-256 to DELTA; *out_hex (optional)
+ * gets the SHA-256. */
+static gboolean
+add_delta_file (Session *s, AbDelta *delta, const char *dir, const char *name, char **out_hex,
+                GError **error)
+{
+  g_autofree char *rel = g_build_filename (dir, name, NULL);
+  g_autofree char *hex = NULL;
+  guint64 size = 0;
+  if (!sha256_file (s->dfd, rel, &hex, &size, error))
+    return FALSE;
+  g_ptr_array_add (delta->files, ab_delta_file_new (rel, size, hex));
+  delta->size += size;
+  if (out_hex)
+    *out_hex = g_steal_pointer (&hex);
+  return TRUE;
+}
+
+static GVariant *
+read_superblock (Session *s, const char *dir, GError **error)
+{
+  g_autofree char *path = g_build_filename (dir, "superblock", NULL);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!ab_fs_read_at (s->dfd, path, &data, &len, error))
     return NULL;
-  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  const char *name;
-  while ((name = g_dir_read_name (d)) != NULL)
-    g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, compare_delta_files);
+  g_autoptr(GBytes) bytes = g_bytes_new_take (g_steal_pointer (&data), len);
+  GVariant *sb = g_variant_new_from_bytes (G_VARIANT_TYPE (SUPERBLOCK_TYPE), bytes, FALSE);
+  return g_variant_ref_sink (sb);
+}
+
+/* What is wrong with superblock SB for FROM → TO, or NULL. */
+static const char *
+superblock_problem (GVariant *sb, const char *from, const char *to)
+{
+  if (!g_variant_is_normal_form (sb))
+    return "its superblock is not a libostree static delta superblock";
+  g_autoptr(GVariant) v_from = g_variant_get_child_value (sb, 2);
+  g_autoptr(GVariant) v_to = g_variant_get_child_value (sb, 3);
+  g_autoptr(GVariant) commit = g_variant_get_child_value (sb, 4);
+  g_autoptr(GVariant) fallbacks = g_variant_get_child_value (sb, 7);
+  if (!checksum_is (v_from, from) || !checksum_is (v_to, to))
+    return "its superblock names another pair of commits";
+  g_autofree char *sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256,
+                                                      g_variant_get_data (commit),
+                                                      g_variant_get_size (commit));
+  if (strcmp (sum, to) != 0)
+    return "the commit object in its superblock is not the commit it leads to";
+  if (g_variant_n_children (fallbacks) > 0)
+    return "it has fallback objects, which devices cannot apply offline";
+  return NULL;
+}
+
+/* The files of the delta FROM → TO in DIR, checked (see above). */
+static AbDelta *
+check_delta (Session *s, const char *from, const char *to, const char *dir, GError **error)
+{
+  g_autoptr(GVariant) sb = read_superblock (s, dir, error);
+  if (sb == NULL)
+    return NULL;
+  const char *problem = superblock_problem (sb, from, to);
+  if (problem)
+    return bad_delta (s, error, dir, from, to, problem), NULL;
   g_autoptr(AbDelta) delta = ab_delta_new (from);
-  for (guint i = 0; i < names->len; i++)
+  g_autoptr(GVariant) parts = g_variant_get_child_value (sb, 6);
+  if (!add_delta_file (s, delta, dir, "superblock", NULL, error))
+    return NULL;
+  for (gsize i = 0; i < g_variant_n_children (parts); i++)
     {
-      g_autofree char *rel = g_build_filename (dir, names->pdata[i], NULL);
-      g_autofree char *hex = NULL;
-      guint64 size = 0;
-      if (!sha256_file (s->dfd, rel, &hex, &size, error))
+      g_autoptr(GVariant) part = g_variant_get_child_value (parts, i);
+      g_autoptr(GVariant) csum = g_variant_get_child_value (part, 1);
+      g_autofree char *name = g_strdup_printf ("%" G_GSIZE_FORMAT, i), *hex = NULL;
+      if (!add_delta_file (s, delta, dir, name, &hex, error))
         return NULL;
-      g_ptr_array_add (delta->files, ab_delta_file_new (rel, size, hex));
-      delta->size += size;
+      if (!checksum_is (csum, hex))
+        {
+          g_autofree char *why = g_strdup_printf ("part %s does not have the SHA-256 its "
+                                                  "superblock records", name);
+          return bad_delta (s, error, dir, from, to, why), NULL;
+        }
     }
   return g_steal_pointer (&delta);
 }
@@ -1057,7 +1524,7 @@ add_delta (Session *s, AbRelease *to, const char *from, GError **error)
   g_autofree char *dir = delta_dir (from, to->commit);
   if (!generate_delta (s, from, to->commit, dir, error))
     return FALSE;
-  AbDelta *delta = describe_delta (s, from, dir, error);
+  AbDelta *delta = check_delta (s, from, to->commit, dir, error);
   if (delta == NULL)
     return FALSE;
   for (guint i = 0; i < to->deltas->len; i++)
@@ -1084,7 +1551,7 @@ ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last, G
     }
   if (!session_open_signer (&s, p, error))
     return NULL;
-  g_autoptr(AbManifest) m = load_manifest (&s, channel, FALSE, error);
+  g_autoptr(AbManifest) m = load_checked_manifest (&s, channel, FALSE, error);
   if (m == NULL)
     return NULL;
   AbRelease *newest = (AbRelease *) ab_manifest_newest (m);

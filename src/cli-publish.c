@@ -11,7 +11,8 @@
 #define UNSET (-1)
 
 /* Options shared by the subcommands; each takes the ones it needs. */
-static char *opt_repo, *opt_gpg_sign, *opt_gpg_homedir, *opt_channel, *opt_version;
+static char *opt_repo, *opt_gpg_sign, *opt_gpg_homedir, *opt_channel, *opt_version,
+  *opt_trusted_keys;
 static int opt_expires_days = UNSET, opt_rollout = UNSET;
 
 #define ENTRY_REPO { "repo", 0, 0, G_OPTION_ARG_FILENAME, &opt_repo, "Publisher's OSTree repo (archive mode)", "DIR" }
@@ -20,6 +21,7 @@ static int opt_expires_days = UNSET, opt_rollout = UNSET;
 #define ENTRY_CHANNEL { "channel", 0, 0, G_OPTION_ARG_STRING, &opt_channel, "Channel name", "NAME" }
 #define ENTRY_VERSION { "version", 0, 0, G_OPTION_ARG_STRING, &opt_version, "Release version", "VERSION" }
 #define ENTRY_EXPIRES { "expires-days", 0, 0, G_OPTION_ARG_INT, &opt_expires_days, "Manifest validity in days (default 30)", "N" }
+#define ENTRY_TRUSTED_KEYS { "trusted-keys", 0, 0, G_OPTION_ARG_FILENAME, &opt_trusted_keys, "Public keys (*.gpg, *.asc) that may have signed the manifest and commits checked before signing again (default: the --gpg-sign key)", "DIR" }
 #define ENTRY_ROLLOUT { "rollout", 0, 0, G_OPTION_ARG_INT, &opt_rollout, "Offer to PERCENT of the devices, 1..100 (default 100)", "PERCENT" }
 
 typedef struct
@@ -54,7 +56,8 @@ parse (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char ***argv
   if (opt_rollout != UNSET && (opt_rollout < 1 || opt_rollout > 100))
     return refuse (ctx, "--rollout must be a percentage from 1 to 100", out_code);
   *p = (AbPublisher) { opt_repo, opt_gpg_sign, opt_gpg_homedir,
-                       opt_expires_days == UNSET ? 0 : (guint) opt_expires_days };
+                       opt_expires_days == UNSET ? 0 : (guint) opt_expires_days,
+                       opt_trusted_keys };
   return TRUE;
 }
 
@@ -127,7 +130,7 @@ publish_release (int argc, char **argv)
 {
   GOptionEntry entries[] = {
     ENTRY_REPO, ENTRY_CHANNEL, ENTRY_VERSION, ENTRY_ROLLOUT, ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR,
-    ENTRY_EXPIRES, { NULL }
+    ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- add a version to a channel's manifest and sign it");
   AbPublisher p;
@@ -150,7 +153,7 @@ publish_promote (int argc, char **argv)
     ENTRY_REPO,
     { "from", 0, 0, G_OPTION_ARG_STRING, &from, "Channel the release is in", "CHANNEL" },
     { "to", 0, 0, G_OPTION_ARG_STRING, &to, "Channel to add it to", "CHANNEL" },
-    ENTRY_VERSION, ENTRY_ROLLOUT, ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, { NULL }
+    ENTRY_VERSION, ENTRY_ROLLOUT, ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- copy a release, same commit, into another channel");
   AbPublisher p;
@@ -172,7 +175,7 @@ publish_deprecate (int argc, char **argv)
   GOptionEntry entries[] = {
     ENTRY_REPO, ENTRY_CHANNEL, ENTRY_VERSION,
     { "reason", 0, 0, G_OPTION_ARG_STRING, &reason, "Why (devices show it)", "TEXT" },
-    ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, { NULL }
+    ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- mark a release deprecated (it stays listed)");
   AbPublisher p;
@@ -193,7 +196,7 @@ publish_deltas (int argc, char **argv)
   GOptionEntry entries[] = {
     ENTRY_REPO, ENTRY_CHANNEL,
     { "from-last", 0, 0, G_OPTION_ARG_INT, &from_last, "Deltas from the N releases below the newest (default 1)", "N" },
-    ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, { NULL }
+    ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- static deltas to the newest release of a channel");
   AbPublisher p;
@@ -223,7 +226,7 @@ static int
 publish_refresh (int argc, char **argv)
 {
   GOptionEntry entries[] = {
-    ENTRY_REPO, ENTRY_CHANNEL, ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, { NULL }
+    ENTRY_REPO, ENTRY_CHANNEL, ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- re-sign a channel with a new expiry, nothing else changed");
   AbPublisher p;
@@ -260,7 +263,7 @@ print_publish_usage (FILE *f)
     fprintf (f, "  %-10s %s\n  %-10s   %s\n", subcommands[i].name, subcommands[i].summary, "",
              subcommands[i].args);
   fprintf (f, "\nEvery subcommand also takes --gpg-homedir=DIR; those that write a manifest "
-              "also --expires-days=N.\nRun abdeploy publish SUBCOMMAND --help for the options. "
+              "also --expires-days=N and --trusted-keys=DIR.\nRun abdeploy publish SUBCOMMAND --help for the options. "
               "See abdeploy-publish(8).\n");
 }
 

@@ -4,6 +4,7 @@ keys and the ostree and gpg command-line tools as independent checkers.
 Standard library + pytest only.  ABDEPLOY_BIN names the binary under test.
 """
 
+import base64
 import datetime
 import hashlib
 import json
@@ -432,7 +433,9 @@ def test_serial_grows_and_expiry(two_versions):
 
 def test_signature_by_another_key_is_not_the_publishers(two_versions, keys):
     pub = two_versions
-    pub.signed("release", "--channel=candidate", "--version=1.0", key=keys.intruder)
+    # (--trusted-keys: the commits are the publisher's, the intruder signs)
+    pub.signed("release", "--channel=candidate", "--version=1.0",
+               "--trusted-keys=" + keys.keyring_dir, key=keys.intruder)
     p = keys.gpg_verify(pub.manifest_path("candidate") + ".sig", pub.manifest_path("candidate"))
     assert p.returncode != 0
 
@@ -528,3 +531,238 @@ def test_commit_refuses_unsafe_file_names(pub, name):
                      rc=EXIT_ERROR).stderr.decode(errors="replace")
     assert "a file name with a control character" in err and "Rename" in err, err
     assert no_release_ref(pub, "1.0")
+
+
+# ---------------------------------------------------------------------------
+# The publisher signs only what it checked (issue 11)
+
+MAX_SERIAL = 2 ** 53 - 1
+
+
+def write_channel(pub, channel, data, sig):
+    """Put DATA and SIG in place of CHANNEL's files, as a hand edit would."""
+    with open(pub.manifest_path(channel), "wb") as f:
+        f.write(data)
+    with open(pub.manifest_path(channel) + ".sig", "wb") as f:
+        f.write(sig)
+
+
+def resign(pub, channel, mutate, key=None):
+    """CHANNEL's manifest changed by MUTATE(dict) and signed with KEY (the
+    publisher's by default) by plain gpg: a validly signed manifest that
+    abdeploy publish did not write."""
+    m = pub.manifest(channel)
+    mutate(m)
+    data = json.dumps(m, indent=2).encode()
+    write_channel(pub, channel, data, pub.keys.sign_detached(data, key or pub.keys.publisher))
+
+
+RESIGNING = [["refresh", "--channel=candidate"],
+             ["release", "--channel=candidate", "--version=1.0", "--rollout=50"],
+             ["deprecate", "--channel=candidate", "--version=1.0", "--reason=x"],
+             ["deltas", "--channel=candidate"],
+             ["promote", "--from=candidate", "--to=stable", "--version=1.0"]]
+
+
+@pytest.fixture
+def released(two_versions):
+    pub = two_versions
+    pub.signed("release", "--channel=candidate", "--version=1.0")
+    pub.signed("release", "--channel=candidate", "--version=2.0")
+    return pub
+
+
+@pytest.mark.parametrize("args", RESIGNING, ids=lambda a: a[0])
+def test_resigning_refuses_a_hand_edited_manifest(released, args):
+    """refresh re-signed a manifest edited by hand: a published digest changed."""
+    pub = released
+    with open(pub.manifest_path("candidate"), "rb") as f:
+        text = f.read()
+    with open(pub.manifest_path("candidate"), "wb") as f:
+        f.write(text.replace(pub.v1.encode(), pub.v2.encode(), 1))
+    before = snapshot(pub.repo)
+    err = pub.signed(*args, rc=EXIT_ERROR).stderr.decode()
+    assert "Refusing to sign channel candidate" in err, err
+    assert "does not verify" in err and "last good copy" in err, err
+    assert snapshot(pub.repo) == before
+
+
+def test_resigning_refuses_a_bad_or_foreign_signature(released, keys):
+    pub = released
+    sig_path = pub.manifest_path("candidate") + ".sig"
+    with open(sig_path, "rb") as f:
+        good = f.read()
+    bad = bytearray(good)
+    bad[-5] ^= 0xFF
+    with open(sig_path, "wb") as f:
+        f.write(bytes(bad))
+    before = snapshot(pub.repo)
+    err = pub.signed("refresh", "--channel=candidate", rc=EXIT_ERROR).stderr.decode()
+    assert "Refusing to sign channel candidate" in err and "does not verify" in err, err
+    os.unlink(sig_path)
+    err = pub.signed("refresh", "--channel=candidate", rc=EXIT_ERROR).stderr.decode()
+    assert "has no signature file" in err, err
+    # Signed by another key: refused, unless --trusted-keys names that key
+    # (a change of signing key).
+    resign(pub, "candidate", lambda m: None, key=keys.intruder)
+    err = pub.signed("refresh", "--channel=candidate", rc=EXIT_ERROR).stderr.decode()
+    assert "does not verify" in err and "--trusted-keys=DIR" in err, err
+    rotation = os.path.join(pub.dir, "old-keys")
+    os.makedirs(rotation)
+    keys.export(keys.intruder, os.path.join(rotation, "old.gpg"))
+    keys.export(keys.publisher, os.path.join(rotation, "new.gpg"))
+    pub.signed("refresh", "--channel=candidate", "--trusted-keys=" + rotation)
+    assert keys.gpg_verify(sig_path, pub.manifest_path("candidate")).returncode == 0
+    assert before  # (the refusals above changed nothing: checked by the edit test)
+
+
+def test_resigning_checks_releases_against_the_release_refs(released):
+    """A validly signed manifest whose digest disagrees with the ref is refused."""
+    pub = released
+
+    def swap(m):
+        pub.release(m, "1.0")["commit"] = pub.v2
+    resign(pub, "candidate", swap)
+    before = snapshot(pub.repo)
+    err = pub.signed("refresh", "--channel=candidate", rc=EXIT_ERROR).stderr.decode()
+    assert "lists version 1.0 as commit %s, but ref abdeploy/release/1.0 is %s" % (
+        pub.v2, pub.v1) in err, err
+    assert snapshot(pub.repo) == before
+    # A release whose ref is gone is refused too.
+    def restore(m):
+        pub.release(m, "1.0")["commit"] = pub.v1
+    resign(pub, "candidate", restore)
+    pub.ostree("refs", "--delete", "abdeploy/release/2.0")
+    err = pub.signed("refresh", "--channel=candidate", rc=EXIT_ERROR).stderr.decode()
+    assert "ref abdeploy/release/2.0 is missing" in err, err
+
+
+def test_release_refuses_an_unsigned_commit(pub):
+    tree = pub.tree("v1", V1_FILES)
+    pub.ab("commit", "--repo=" + pub.repo, "--tree=" + tree, "--version=1.0")
+    err = pub.signed("release", "--channel=candidate", "--version=1.0",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "is not signed by the publisher's key" in err and "--gpg-sign" in err, err
+    assert not os.path.exists(pub.manifest_path("candidate"))
+    pub.commit("1.0", tree)  # signs the published commit
+    pub.signed("release", "--channel=candidate", "--version=1.0")
+
+
+def delta_dir(frm, to):
+    """libostree's deltas/ directory of FROM -> TO (its modified base64)."""
+    def b64(c):
+        return base64.b64encode(bytes.fromhex(c)).decode().rstrip("=").replace("/", "_")
+    f = b64(frm)
+    return os.path.join("deltas", f[:2], f[2:] + "-" + b64(to))
+
+
+@pytest.mark.parametrize("how", ["other-pair", "altered-part", "fallbacks"])
+def test_deltas_refuses_a_delta_it_did_not_make(pub, how):
+    """publish deltas listed (and signed) a delta directory it had not made."""
+    commits = {}
+    for v in ("1.0", "2.0", "3.0"):
+        files = dict(V1_FILES, **{"usr/etc/os-release": "VERSION=%s\n" % v,
+                                  "usr/lib/big-" + v: os.urandom(1536 * 1024)})
+        commits[v] = pub.commit(v, pub.tree("t" + v, files))
+        pub.signed("release", "--channel=dev", "--version=" + v)
+    target = os.path.join(pub.repo, delta_dir(commits["2.0"], commits["3.0"]))
+    if how == "other-pair":
+        pub.ostree("static-delta", "generate", "--min-fallback-size=0",
+                   "--from=" + commits["1.0"], "--to=" + commits["3.0"])
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.rename(os.path.join(pub.repo, delta_dir(commits["1.0"], commits["3.0"])), target)
+        why = "its superblock names another pair of commits"
+    elif how == "altered-part":
+        pub.signed("deltas", "--channel=dev")
+        with open(os.path.join(target, "0"), "ab") as f:
+            f.write(b"x")
+        why = "part 0 does not have the SHA-256 its superblock records"
+    else:
+        pub.ostree("static-delta", "generate", "--min-fallback-size=1",
+                   "--from=" + commits["2.0"], "--to=" + commits["3.0"])
+        why = "it has fallback objects"
+    before = pub.manifest("dev")
+    err = pub.signed("deltas", "--channel=dev", rc=EXIT_ERROR).stderr.decode()
+    assert "Refusing to list the delta in" in err and why in err, err
+    assert "rm -r" in err, err
+    assert pub.manifest("dev") == before
+    # Once it is removed, publish deltas makes its own.
+    at.rmtree(target)
+    pub.signed("deltas", "--channel=dev")
+    assert [d["from"] for d in pub.release(pub.manifest("dev"), "3.0")["deltas"]] == \
+        [commits["2.0"]]
+
+
+@pytest.mark.parametrize("serial,rc", [(MAX_SERIAL - 1, EXIT_OK), (MAX_SERIAL, EXIT_ERROR)])
+def test_serial_never_wraps(released, serial, rc):
+    pub = released
+
+    def at_serial(m):
+        m["serial"] = serial
+    resign(pub, "candidate", at_serial)
+    p = pub.signed("refresh", "--channel=candidate", rc=rc)
+    if rc == EXIT_OK:
+        assert pub.manifest("candidate")["serial"] == MAX_SERIAL
+    else:
+        err = p.stderr.decode()
+        assert "serial %d is the largest a manifest may have" % MAX_SERIAL in err, err
+        assert "new channel" in err, err
+        assert pub.manifest("candidate")["serial"] == MAX_SERIAL
+
+
+def test_channel_files_switch_as_a_whole(released, keys):
+    """Every write makes a new generation directory and moves one symlink."""
+    pub = released
+    link = os.path.join(pub.repo, "abdeploy", "channels")
+    assert os.path.islink(link), "abdeploy/channels is not a symlink"
+    gen = os.readlink(link)
+    pub.signed("refresh", "--channel=candidate")
+    assert os.readlink(link) != gen
+    gens = sorted(d for d in os.listdir(os.path.dirname(link)) if d.startswith("channels."))
+    assert len(gens) == 3, gens  # the newest three are kept
+    for ch in ("candidate",):
+        assert keys.gpg_verify(pub.manifest_path(ch) + ".sig", pub.manifest_path(ch)).returncode == 0
+
+
+@pytest.mark.parametrize("point", ["publish:manifest", "publish:staged"])
+def test_killed_publisher_leaves_the_old_channel_whole(released, keys, point):
+    """A publisher killed between the manifest and its signature left a
+    channel that every device refused until the next publish."""
+    pub = released
+    old = (open(pub.manifest_path("candidate"), "rb").read(),
+           open(pub.manifest_path("candidate") + ".sig", "rb").read())
+    env = dict(pub.env, ABDEPLOY_CRASH_AT=point)
+    p = run([ABDEPLOY, "publish", "release", "--repo=" + pub.repo, "--channel=candidate",
+             "--version=1.0", "--rollout=20", "--gpg-sign=" + keys.publisher,
+             "--gpg-homedir=" + keys.home], env, check=False)
+    assert p.returncode == -9, (p.returncode, p.stderr)
+    now = (open(pub.manifest_path("candidate"), "rb").read(),
+           open(pub.manifest_path("candidate") + ".sig", "rb").read())
+    assert now == old
+    assert keys.gpg_verify(pub.manifest_path("candidate") + ".sig",
+                           pub.manifest_path("candidate")).returncode == 0
+    # The next run removes what the killed one left and publishes.
+    pub.signed("release", "--channel=candidate", "--version=1.0", "--rollout=20")
+    assert pub.release(pub.manifest("candidate"), "1.0")["rollout"] == 20
+    parent = os.path.join(pub.repo, "abdeploy")
+    assert not os.path.exists(os.path.join(parent, ".channels.new"))
+    target = os.readlink(os.path.join(parent, "channels"))
+    newer = [d for d in os.listdir(parent) if d.startswith("channels.")
+             and int(d.split(".")[1]) > int(target.split(".")[1])]
+    assert newer == []
+
+
+def test_a_repository_of_0_2_0_is_converted(released, keys):
+    """channels as a plain directory (abdeploy 0.2.0) becomes a generation."""
+    pub = released
+    parent = os.path.join(pub.repo, "abdeploy")
+    target = os.path.join(parent, os.readlink(os.path.join(parent, "channels")))
+    os.unlink(os.path.join(parent, "channels"))
+    os.rename(target, os.path.join(parent, "channels"))
+    for d in os.listdir(parent):
+        if d.startswith("channels."):
+            at.rmtree(os.path.join(parent, d))
+    pub.signed("refresh", "--channel=candidate")
+    assert os.path.islink(os.path.join(parent, "channels"))
+    assert keys.gpg_verify(pub.manifest_path("candidate") + ".sig",
+                           pub.manifest_path("candidate")).returncode == 0

@@ -172,6 +172,22 @@ test_delta_size_overflow (void)
   g_assert_nonnull (strstr (error->message, "overflow"));
 }
 
+/* The serial is a bounded integer (issue 11): 2^53 - 1 at most, and a
+ * number too large for an integer is not read as some other value. */
+static void
+test_serial_bounds (void)
+{
+  g_autoptr(GString) s = g_string_new (example);
+  g_string_replace (s, "\"serial\":7", "\"serial\":9007199254740991", 1);
+  g_autoptr(AbManifest) m = parse_ok (s->str);
+  g_assert_cmpuint (m->serial, ==, AB_MANIFEST_MAX_SERIAL);
+  assert_refused ("\"serial\":7", "\"serial\":9007199254740992", "serial is larger than");
+  assert_refused ("\"serial\":7", "\"serial\":9223372036854775807", "serial");
+  assert_refused ("\"serial\":7", "\"serial\":18446744073709551616", "serial");
+  assert_refused ("\"serial\":7", "\"serial\":99999999999999999999999", "serial");
+  assert_refused ("\"serial\":7", "\"serial\":1e3", "serial");
+}
+
 static void
 test_not_an_object (void)
 {
@@ -270,6 +286,7 @@ main (int argc, char **argv)
   g_test_add_func ("/manifest/malformed", test_malformed);
   g_test_add_func ("/manifest/not-an-object", test_not_an_object);
   g_test_add_func ("/manifest/delta-size-overflow", test_delta_size_overflow);
+  g_test_add_func ("/manifest/serial-bounds", test_serial_bounds);
   g_test_add_func ("/manifest/duplicate-version", test_duplicate_version);
   g_test_add_func ("/manifest/optional-members", test_optional_members);
   g_test_add_func ("/manifest/newest", test_newest);

@@ -8,6 +8,7 @@ other suites share (child environment, runs, GPG homes, trees, snapshots)
 come from tests/lib/abtest.py.
 """
 
+import base64
 import datetime
 import hashlib
 import json
@@ -180,6 +181,39 @@ class Publisher:
             mutate(m)
         data = json.dumps(m, indent=2).encode()
         return data, self.gpg.sign_detached(data, getattr(self.gpg, key))
+
+    def craft_release(self, channel, version, delta_from):
+        """Add VERSION to CHANNEL by hand, with a delta from DELTA_FROM made
+        by the ostree CLI, and sign the manifest with the trusted key: for
+        what `abdeploy publish` refuses to sign (an unsigned commit)."""
+        frm, commit = self.commits[delta_from], self.commits[version]
+        run(["ostree", "--repo=" + self.repo, "static-delta", "generate",
+             "--min-fallback-size=0", "--from=" + frm, "--to=" + commit])
+        d = delta_dir(frm, commit)
+        names = sorted(os.listdir(os.path.join(self.repo, d)),
+                       key=lambda n: (n != "superblock", int(n) if n.isdigit() else -1))
+        files = [{"path": d + "/" + n, "size": os.path.getsize(os.path.join(self.repo, d, n)),
+                  "sha256": sha256_file(os.path.join(self.repo, d, n))} for n in names]
+        entry = {"version": version, "commit": commit, "published_at": iso(utcnow()),
+                 "deprecated": None, "rollout": 100,
+                 "deltas": [{"from": frm, "size": sum(f["size"] for f in files), "files": files}]}
+
+        def add(m):
+            m["releases"].append(entry)
+            m["serial"] += 1
+        data, sig = self.craft(channel, add)
+        with open(self.manifest_path(channel), "wb") as f:
+            f.write(data)
+        with open(self.manifest_path(channel) + ".sig", "wb") as f:
+            f.write(sig)
+
+
+def delta_dir(frm, to):
+    """libostree's deltas/ directory of FROM -> TO (its modified base64)."""
+    def b64(c):
+        return base64.b64encode(bytes.fromhex(c)).decode().rstrip("=").replace("/", "_")
+    f = b64(frm)
+    return "deltas/%s/%s-%s" % (f[:2], f[2:], b64(to))
 
 
 def iso(dt):
