@@ -9,15 +9,19 @@
  * Restore reads both: a format-1 archive is migrated as it is restored
  * (see ab-migrate.h), and its files become the kept copy of layout 1.
  * Invariant: restore changes nothing unless the whole archive parses,
- * every checksum matches, every file has a readable format, and every
- * commit it names is in the repo. Then it is all or nothing: the verified
- * archive is kept as SYSROOT/abdeploy/restore.pending before the first
- * part is replaced and removed after the last, and while it exists every
- * abdeploy command first completes the restore from it. */
+ * every member passes the checks of ab_backup_parse_archive(), every file
+ * reads back with the readers of every command, and every commit it names
+ * is in the repo. Then it is all or nothing: the verified archive is kept
+ * as SYSROOT/abdeploy/restore.pending before the first part is replaced
+ * and removed after the last. While it exists, read-only commands report
+ * it (status "restore_pending") and the next command that writes completes
+ * the restore from it under the lock, or refuses when it does not verify.
+ * A journal is never written for an archive that fails a check. */
 #pragma once
 
 #include <glib.h>
 #include "ab-sysroot.h"
+#include "ab-slots.h"
 
 #define AB_BACKUP_ERROR (ab_backup_error_quark ())
 GQuark ab_backup_error_quark (void);
@@ -27,20 +31,73 @@ typedef enum
   AB_BACKUP_ERROR_FAILED,
   AB_BACKUP_ERROR_CORRUPT,
   AB_BACKUP_ERROR_MISSING_COMMITS,
+  AB_BACKUP_ERROR_PENDING,   /* an invalid restore journal refuses a writer */
 } AbBackupError;
+
+/* Caps of the archive reader: anything larger is refused as corrupt. */
+#define AB_BACKUP_MAX_ARCHIVE_SIZE (64 * 1024 * 1024)
+#define AB_BACKUP_MAX_MEMBER_SIZE (16 * 1024 * 1024)
+#define AB_BACKUP_MAX_MEMBERS 4096
+#define AB_BACKUP_MAX_PATH 1024
+#define AB_BACKUP_MAX_NAME 255
+
+/* An archive read and checked in memory by ab_backup_parse_archive().
+ * Invariant: every member is a regular file or (where a link is allowed:
+ * directly in etc/abdeploy/trusted.gpg.d/ or etc/abdeploy/health/NAME.d/)
+ * a symbolic link whose target stays beneath the sysroot; every path is
+ * relative, below etc/abdeploy/ or abdeploy/state/, has no empty, "." or
+ * ".." component, no component starting with ".", no control character,
+ * and no member is the parent of another (nothing resolves through a
+ * member); sizes and SHA-256 checksums match the manifest; every state file
+ * and configuration file has a format this abdeploy reads; the slot records
+ * agree with the refs and the boot pointer. */
+typedef struct
+{
+  gint64 format;              /* format of the files as archived: 1 or 2 */
+  char *bootloader;           /* backend name, one this abdeploy has */
+  AbBootPointer pointer;
+  char *refs[AB_N_SLOTS];     /* commit of ref abdeploy/slot/X, or NULL */
+  GPtrArray *files;           /* AbMigrateFile: the members as archived */
+  GPtrArray *restored;        /* AbMigrateFile: what restore writes (current formats) */
+  AbSlotRecord *records[AB_N_SLOTS];  /* the restored slot records, or NULL */
+} AbBackupArchive;
+
+/* The backup archive reader: parses and checks DATA (LEN bytes) entirely
+ * in memory; it opens, reads and writes no file. WHAT names the archive in
+ * messages (NULL: "the backup"). Every refusal is AB_BACKUP_ERROR_CORRUPT
+ * or AB_FORMAT_ERROR. Safe on any input (the fuzz target calls it). */
+AbBackupArchive *ab_backup_parse_archive (const guint8 *data, gsize len, const char *what,
+                                          GError **error) G_GNUC_WARN_UNUSED_RESULT;
+void ab_backup_archive_free (AbBackupArchive *archive);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbBackupArchive, ab_backup_archive_free)
+
+/* The second check, before any change: writes the files to restore into a
+ * private scratch directory outside the sysroot and reads them back with
+ * the readers every command uses (configuration, slot records, history,
+ * transaction, verdict, update state). Removes the scratch directory. */
+gboolean ab_backup_archive_check_readable (const AbBackupArchive *archive, const char *what,
+                                           GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 gboolean ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files,
                            GError **error);
 /* Works on a sysroot whose state is wrecked: only the layout version (1 or
  * 2) and the repo must be intact. Leaves a sysroot of the current layout. */
+/* *OUT_NOTES: what the operator must know, one line each (a format-1
+ * archive was migrated; a slot restored empty because its tree does not
+ * hold the commit its record names); NULL-terminated. */
 gboolean ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
-                            GError **error);
+                            char ***out_notes, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* The journal of an unfinished restore, in SYSROOT/abdeploy. */
 #define AB_BACKUP_PENDING_NAME "restore.pending"
 
+/* TRUE when SYSROOT/abdeploy holds a restore journal. Reads nothing else. */
+gboolean ab_backup_is_pending (int sysroot_dfd);
+
 /* Completes a restore that was interrupted (*out_finished TRUE), or does
- * nothing when none was. While another abdeploy holds the lock (a restore
- * running now), it only warns. */
-gboolean ab_backup_finish_pending (int sysroot_dfd, const char *sysroot_path,
-                                   gboolean *out_finished, GError **error);
+ * nothing when none was. The caller holds the sysroot lock, LOCK_FD (a
+ * writer, from ab_sysroot_lock()). A journal that does not verify is
+ * refused with AB_BACKUP_ERROR_PENDING and left as it is. */
+gboolean ab_backup_finish_pending (int sysroot_dfd, const char *sysroot_path, int lock_fd,
+                                   gboolean *out_finished, GError **error)
+    G_GNUC_WARN_UNUSED_RESULT;

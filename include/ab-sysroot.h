@@ -35,12 +35,16 @@ typedef struct
   AbBootloader *bootloader;
   OstreeRepo *repo;
   AbSlot booted;
+  char *config_path;        /* --config, or NULL */
+  gboolean restore_pending; /* abdeploy/restore.pending exists: a restore was interrupted */
 } AbSysroot;
 
 /* Creates the layout; on an initialized sysroot changes nothing. */
 gboolean ab_sysroot_init (const char *path, const char *config_path, const char *os,
                           const char *bootloader, gboolean *out_created, GError **error);
-/* Opens an initialized sysroot, refusing unknown layout versions. */
+/* Opens an initialized sysroot, refusing unknown layout versions. A
+ * pending restore journal is only noted (restore_pending): reading never
+ * completes or refuses it; ab_sysroot_lock() does. */
 AbSysroot *ab_sysroot_open (const char *path, const char *config_path, GError **error);
 void ab_sysroot_free (AbSysroot *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSysroot, ab_sysroot_free)
@@ -50,7 +54,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSysroot, ab_sysroot_free)
  * unless the booted slot is not confirmed good yet: then the sysroot keeps
  * the previous layout and this process writes its formats
  * (ab_format_state_to_write()). Every command that writes calls it before
- * it changes anything. */
+ * it changes anything. A restore that was interrupted is completed first
+ * (and the sysroot read again), or the command is refused when its journal
+ * does not verify (AB_BACKUP_ERROR_PENDING). */
 gboolean ab_sysroot_lock (AbSysroot *self, GError **error);
 /* Takes the lock and migrates a sysroot of the previous layout now, even
  * while the booted slot is on trial (abdeploy migrate). */

@@ -9,7 +9,10 @@
 #include "ab-lock.h"
 #include "ab-migrate.h"
 #include "ab-update.h"
+#include "ab-cmdline.h"
+#include "ab-kernel.h"
 #include "ab-util.h"
+#include "ab-verify.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -24,15 +27,6 @@ G_DEFINE_QUARK (ab-backup-error-quark, ab_backup_error)
 
 /* Trees saved whole, relative to the sysroot. */
 static const char *const saved_dirs[] = { "etc/abdeploy", "abdeploy/state" };
-
-static gboolean
-corrupt (GError **error, const char *what)
-{
-  g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_CORRUPT,
-               "The backup is corrupt or truncated (%s); nothing was changed. "
-               "Use another copy of the backup", what);
-  return FALSE;
-}
 
 /* A regular file, or (SYMLINK) a symbolic link whose data is its target. */
 static void
@@ -182,8 +176,12 @@ ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files, GErr
 
 /* ---- restore ---- */
 
-#define CONFIG_REL "etc/abdeploy/abdeploy.conf"
-#define STATE_PREFIX "abdeploy/state/"
+#define STATE_REL "abdeploy/state"
+#define STATE_STAGE ".state.restore"          /* in SYSROOT/abdeploy */
+#define ETC_REL "etc/abdeploy"
+#define ETC_STAGE "etc/.abdeploy.restore"
+#define STATE_PREFIX STATE_REL "/"
+#define ETC_PREFIX ETC_REL "/"
 
 /* What restore needs of the sysroot. It works on a sysroot whose state is
  * wrecked: nothing is read from the state or the boot pointer. */
@@ -191,196 +189,67 @@ typedef struct
 {
   int dfd;
   int abdeploy_dfd;
-  int lock_fd;
+  int slots_dfd;      /* -1 when SYSROOT/abdeploy/slots is missing */
+  int boot_dfd;       /* -1 when SYSROOT/boot/abdeploy is missing */
+  int lock_fd;        /* -1 when the caller holds the lock */
+  gboolean record_missing_dirs;  /* slots_dfd or boot_dfd was missing */
   gint64 layout;
   OstreeRepo *repo;
   AbBootloader *bootloader;
 } Rescue;
 
+#define RESCUE_INIT { -1, -1, -1, -1, -1, FALSE, 0, NULL, NULL }
+
 static void
 rescue_clear (Rescue *r)
 {
-  ab_close_fdp (&r->dfd);
-  ab_close_fdp (&r->abdeploy_dfd);
-  ab_close_fdp (&r->lock_fd);
+  int *fds[] = { &r->dfd, &r->abdeploy_dfd, &r->slots_dfd, &r->boot_dfd, &r->lock_fd };
+  for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
+    ab_close_fdp (fds[i]);
   g_clear_object (&r->repo);
   g_clear_pointer (&r->bootloader, ab_bootloader_free);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Rescue, rescue_clear)
 
-static JsonObject *
-load_archive (const char *path, gint64 *out_format, GBytes **out_bytes, GError **error)
+/* The archive file, read whole once its size is known to be in bounds. */
+static AbBackupArchive *
+read_archive (const char *path, GBytes **out_bytes, GError **error)
 {
+  struct stat st;
+  if (stat (path, &st) < 0)
+    {
+      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Reading the backup %s: %s",
+                   path, g_strerror (errno));
+      return NULL;
+    }
+  if (!S_ISREG (st.st_mode) || st.st_size > AB_BACKUP_MAX_ARCHIVE_SIZE)
+    {
+      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_CORRUPT,
+                   "The backup %s is not a regular file of at most %d MiB; nothing was changed",
+                   path, AB_BACKUP_MAX_ARCHIVE_SIZE >> 20);
+      return NULL;
+    }
   g_autofree char *data = NULL;
   gsize len = 0;
   if (!g_file_get_contents (path, &data, &len, error))
     return NULL;
-  g_autoptr(GBytes) bytes = g_bytes_new (data, len);
-  char *nl = len > 1 ? g_strrstr_len (data, (gssize) len - 1, "\nsha256 ") : NULL;
-  if (nl == NULL)
-    return corrupt (error, "no trailing checksum line"), NULL;
-  *nl = '\0';
-  g_autofree char *want = g_strstrip (g_strdup (nl + strlen ("\nsha256 ")));
-  g_autofree char *got = g_compute_checksum_for_string (G_CHECKSUM_SHA256, data, -1);
-  if (g_strcmp0 (want, got) != 0)
-    return corrupt (error, "archive checksum mismatch"), NULL;
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, data, -1, NULL))
-    return corrupt (error, "not JSON"), NULL;
-  JsonNode *root = json_parser_get_root (parser);
-  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
-  if (o == NULL || g_strcmp0 (ab_json_get_string (o, "kind", ""), "abdeploy-backup") != 0)
-    return corrupt (error, "not an abdeploy backup"), NULL;
-  gint64 format = ab_json_get_int (o, "format", 0);
-  g_autofree char *what = g_strdup_printf ("The backup %s", path);
-  if (!ab_format_check (AB_FORMAT_BACKUP, what, format, error))
-    return NULL;
-  *out_format = format;
-  *out_bytes = g_steal_pointer (&bytes);
-  return json_object_ref (o);
-}
-
-/* Checks every entry and decodes it; the files as the archive holds them. */
-static GPtrArray *
-decode_files (JsonArray *files, GError **error)
-{
-  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_migrate_file_free);
-  for (guint i = 0; i < json_array_get_length (files); i++)
-    {
-      JsonObject *f = ab_json_array_get_object (files, i);
-      const char *path = f ? ab_json_get_string (f, "path", NULL) : NULL;
-      const char *sum = f ? ab_json_get_string (f, "sha256", NULL) : NULL;
-      const char *b64 = f ? ab_json_get_string (f, "data", NULL) : NULL;
-      const char *type = f ? ab_json_get_string (f, "type", "file") : NULL;
-      if (path == NULL || sum == NULL || b64 == NULL || strstr (path, "..") != NULL
-          || !(g_str_equal (type, "file") || g_str_equal (type, "symlink"))
-          || !(g_str_has_prefix (path, "etc/abdeploy/") || g_str_has_prefix (path, STATE_PREFIX)))
-        return corrupt (error, "bad file entry"), NULL;
-      gsize len = 0;
-      g_autofree guchar *bytes = g_base64_decode (b64, &len);
-      g_autofree char *got = g_compute_checksum_for_data (G_CHECKSUM_SHA256, bytes, len);
-      if (g_strcmp0 (got, sum) != 0)
-        return corrupt (error, path), NULL;
-      guint mode = (guint) ab_json_get_int (f, "mode", 0644) & 07777;
-      if (g_str_equal (type, "symlink"))
-        mode |= S_IFLNK;   /* a link whose target is the data */
-      g_ptr_array_add (out, ab_migrate_file_new (path, bytes, len, mode));
-    }
-  return g_steal_pointer (&out);
+  AbBackupArchive *a = ab_backup_parse_archive ((const guint8 *) data, len, path, error);
+  if (a != NULL)
+    *out_bytes = g_bytes_new_take (g_steal_pointer (&data), len);
+  return a;
 }
 
 static gboolean
-is_state_file (const char *rel)
-{
-  return g_str_has_prefix (rel, STATE_PREFIX)
-         && g_strv_contains (ab_migrate_state_files, rel + strlen (STATE_PREFIX));
-}
-
-/* A copy of F with DATA (NUL-terminated text) as its content. */
-static AbMigrateFile *
-with_text (const AbMigrateFile *f, const char *text)
-{
-  return ab_migrate_file_new (f->rel, text, strlen (text), f->mode);
-}
-
-/* Restoring an older update.json must not lower the accepted manifest
- * serials (that reopens a replay window): the higher ones on disk stay.
- * Runs under the lock, before anything is written. */
-static void
-keep_serials (Rescue *r, GPtrArray *files)
-{
-  ab_autofd state_dfd = ab_fs_opendir_at (r->dfd, "abdeploy/state", NULL);
-  for (guint i = 0; state_dfd >= 0 && i < files->len; i++)
-    {
-      AbMigrateFile *f = files->pdata[i];
-      if (!g_str_equal (f->rel, STATE_PREFIX "update.json") || S_ISLNK (f->mode))
-        continue;
-      gsize len = 0;
-      const char *text = g_bytes_get_data (f->data, &len);
-      g_autofree char *kept = ab_update_state_keep_serials (state_dfd, text, len);
-      files->pdata[i] = with_text (f, kept);
-      ab_migrate_file_free (f);
-    }
-}
-
-/* The files to restore, in the current format: the state files and
- * abdeploy.conf of a format-1 archive are migrated (history.json gets a
- * "migrate" event); those of a current one must have a readable format.
- * Nothing is written. */
-static GPtrArray *
-convert_files (GPtrArray *files, gint64 format, const char *path, GError **error)
-{
-  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_migrate_file_free);
-  g_autofree char *reason = format < AB_BACKUP_FORMAT ? ab_migrate_reason () : NULL;
-  gboolean have_history = FALSE, have_config = FALSE;
-  for (guint i = 0; i < files->len; i++)
-    {
-      const AbMigrateFile *f = files->pdata[i];
-      if (S_ISLNK (f->mode))
-        {
-          /* a link is restored as it is */
-          g_ptr_array_add (out, ab_migrate_file_new (f->rel, g_bytes_get_data (f->data, NULL),
-                                                     g_bytes_get_size (f->data), f->mode));
-          continue;
-        }
-      g_autofree char *what = g_strdup_printf ("%s in the backup %s", f->rel, path);
-      gsize len = 0;
-      const char *bytes = g_bytes_get_data (f->data, &len);
-      g_autofree char *text = g_strndup (bytes, len);
-      g_autofree char *converted = NULL;
-      if (is_state_file (f->rel))
-        {
-          have_history |= g_str_has_suffix (f->rel, "/history.json");
-          if (!ab_migrate_state_text (f->rel + strlen (STATE_PREFIX), what, text, reason,
-                                      &converted, error))
-            return NULL;
-        }
-      else if (g_str_equal (f->rel, CONFIG_REL))
-        {
-          have_config = TRUE;
-          /* A file that does not parse is restored as it was backed up (and
-           * refused by the next command, as it was then). */
-          g_autoptr(GKeyFile) kf = g_key_file_new ();
-          gint64 stated = 0;
-          if (g_key_file_load_from_data (kf, text, len, G_KEY_FILE_NONE, NULL)
-              && !ab_format_config_stated (kf, what, &stated, error))
-            return NULL;
-          if (reason != NULL && stated != AB_CONFIG_FORMAT)
-            converted = ab_config_stamp_format (text, AB_CONFIG_FORMAT);
-        }
-      g_ptr_array_add (out, converted ? with_text (f, converted)
-                                      : ab_migrate_file_new (f->rel, bytes, len, f->mode));
-    }
-  /* A migrated sysroot always has both; so does a migrated backup. */
-  g_autofree char *history = NULL;
-  if (reason != NULL && !have_history
-      && !ab_migrate_state_text ("history.json", "history.json", NULL, reason, &history, error))
-    return NULL;
-  if (history != NULL)
-    g_ptr_array_add (out, ab_migrate_file_new (STATE_PREFIX "history.json", history, strlen (history), 0644));
-  if (reason != NULL && !have_config)
-    {
-      g_autofree char *conf = ab_config_stamp_format ("", AB_CONFIG_FORMAT);
-      g_ptr_array_add (out, ab_migrate_file_new (CONFIG_REL, conf, strlen (conf), 0644));
-    }
-  return g_steal_pointer (&out);
-}
-
-static gboolean
-check_commits (Rescue *sysroot, JsonObject *refs, GError **error)
+check_commits (Rescue *r, const AbBackupArchive *a, GError **error)
 {
   g_autoptr(GString) missing = g_string_new (NULL);
-  g_autoptr(GList) members = json_object_get_members (refs);
-  for (GList *l = members; l; l = l->next)
+  for (int s = 0; s < AB_N_SLOTS; s++)
     {
-      const char *commit = ab_json_get_string (refs, l->data, NULL);
       gboolean have = FALSE;
-      /* libostree takes a checksum as one: a short one is read past its end. */
-      if (commit != NULL && !ab_is_commit_checksum (commit))
-        return corrupt (error, "a ref names something that is not a commit checksum");
-      if (commit && (!ostree_repo_has_object (sysroot->repo, OSTREE_OBJECT_TYPE_COMMIT, commit,
-                                              &have, NULL, NULL) || !have))
-        g_string_append_printf (missing, "\n  %s (%s)", commit, (char *) l->data);
+      if (a->refs[s] && (!ostree_repo_has_object (r->repo, OSTREE_OBJECT_TYPE_COMMIT, a->refs[s],
+                                                  &have, NULL, NULL) || !have))
+        g_string_append_printf (missing, "\n  %s (abdeploy/slot/%s)", a->refs[s],
+                                ab_slot_name ((AbSlot) s));
     }
   if (missing->len == 0)
     return TRUE;
@@ -392,85 +261,289 @@ check_commits (Rescue *sysroot, JsonObject *refs, GError **error)
   return FALSE;
 }
 
-/* Writes the files under DIR_REL into a fresh staging tree TMP_REL. */
-static gboolean
-stage_tree (Rescue *sysroot, GPtrArray *files, const char *dir_rel, const char *tmp_rel,
-            guint *count, GError **error)
+/* Why slot S's tree does not hold COMMIT (a sample of its files, and its
+ * kernel), or NULL when it does. */
+static char *
+slot_mismatch (Rescue *r, AbSlot s, const char *commit)
 {
-  if (!ab_fs_rm_rf_at (sysroot->dfd, tmp_rel, error)
-      || !ab_fs_mkdir_p_at (sysroot->dfd, tmp_rel, 0755, error))
+  if (r->slots_dfd < 0 || r->boot_dfd < 0)
+    return g_strdup ("the sysroot has no abdeploy/slots or boot/abdeploy");
+  /* ab_verify_tree() reads only the repo and the slots directory. */
+  AbSysroot view = { .dfd = r->dfd, .slots_dfd = r->slots_dfd, .repo = r->repo };
+  guint checked = 0;
+  char *mismatch = NULL;
+  g_autoptr(GError) local = NULL;
+  if (!ab_verify_tree (&view, s, commit, FALSE, 0, &checked, &mismatch, &local))
+    return g_strdup (local->message);
+  g_autoptr(GError) no_kernel = NULL;
+  if (mismatch == NULL && !ab_kernel_check_installed (r->boot_dfd, s, &no_kernel))
+    mismatch = g_strdup (no_kernel->message);
+  return mismatch;
+}
+
+/* A slot whose tree does not hold the commit its archived record names:
+ * restored empty first, then checked out again where that is allowed. */
+typedef struct
+{
+  AbSlot slot;
+  char *commit;
+  char *why;                /* what differs */
+  AbMigrateFile *record;    /* the archived record, restored after a rebuild */
+  AbBootState state;        /* the archived pointer entry of the slot */
+  int tries;
+  gboolean primary;
+} Mismatch;
+
+static void
+mismatch_free (Mismatch *m)
+{
+  g_free (m->commit);
+  g_free (m->why);
+  ab_migrate_file_free (m->record);
+  g_free (m);
+}
+
+static AbMigrateFile *
+take_file (GPtrArray *files, const char *rel)
+{
+  for (guint i = 0; i < files->len; i++)
+    if (g_str_equal (((AbMigrateFile *) files->pdata[i])->rel, rel))
+      return g_ptr_array_steal_index (files, i);
+  return NULL;
+}
+
+/* Slot S becomes empty and not bootable: its record is not restored. */
+static Mismatch *
+mark_empty (AbBackupArchive *a, AbSlot s, char *why)
+{
+  g_autofree char *rel = g_strdup_printf (STATE_PREFIX "slot-%s.json", ab_slot_name (s));
+  Mismatch *m = g_new0 (Mismatch, 1);
+  m->slot = s;
+  m->commit = g_strdup (a->records[s]->commit);
+  m->why = why;
+  m->record = take_file (a->restored, rel);
+  m->state = a->pointer.state[s];
+  m->tries = a->pointer.tries[s];
+  m->primary = a->pointer.primary == s;
+  g_clear_pointer (&a->records[s], ab_slot_record_free);
+  a->pointer.state[s] = AB_BOOT_STATE_NONE;
+  a->pointer.tries[s] = 0;
+  if (a->pointer.primary == s)
+    a->pointer.primary = a->records[ab_slot_other (s)] ? ab_slot_other (s) : AB_SLOT_NONE;
+  return m;
+}
+
+/* The archive holds no slot trees: a record whose slot does not hold its
+ * commit is not restored with the rest (the slot reads as empty and is not
+ * bootable), so no record, good or other, ever describes content the slot
+ * does not have. rebuild_slots() may check the commit out again later. */
+static GPtrArray *
+match_slots (Rescue *r, AbBackupArchive *a)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) mismatch_free);
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    {
+      char *why = a->records[s] ? slot_mismatch (r, (AbSlot) s, a->records[s]->commit) : NULL;
+      if (why != NULL)
+        g_ptr_array_add (out, mark_empty (a, (AbSlot) s, why));
+    }
+  return out;
+}
+
+/* Checks COMMIT out again into slot S: built beside the slot, swapped in,
+ * then its kernel installed, all synced. */
+static gboolean
+checkout_slot (Rescue *r, AbSlot s, const char *commit, GError **error)
+{
+  const char *name = ab_slot_name (s);
+  g_autofree char *tmp = g_strdup_printf (".%s.new", name);
+  if (!ab_fs_rm_rf_at (r->slots_dfd, tmp, error)
+      || !ab_content_checkout (r->repo, commit, r->slots_dfd, tmp, NULL, error))
     return FALSE;
-  g_autofree char *prefix = g_strconcat (dir_rel, "/", NULL);
+  ab_crash_point ("restore:checked-out");
+  if (!(ab_fs_exists_at (r->slots_dfd, name) ? ab_fs_exchange_at (r->slots_dfd, tmp, name, error)
+                                             : ab_fs_rename_at (r->slots_dfd, tmp, name, error)))
+    return FALSE;
+  ab_autofd tree = ab_fs_opendir_at (r->slots_dfd, name, error);
+  return tree >= 0 && ab_fs_rm_rf_at (r->slots_dfd, tmp, error)
+         && ab_fs_fsync_dir_at (r->slots_dfd, ".", error)
+         && ab_kernel_install (tree, r->boot_dfd, s, error)
+         && ab_fs_syncfs (r->dfd, error);
+}
+
+/* Puts M's record and pointer entry back once the slot holds its commit:
+ * the record first, so the pointer never marks a slot without one. */
+static gboolean
+put_back (Rescue *r, const Mismatch *m, AbBootPointer *ptr, GError **error)
+{
+  gsize len = 0;
+  const void *data = g_bytes_get_data (m->record->data, &len);
+  g_autofree char *name = g_path_get_basename (m->record->rel);
+  ab_autofd state_dfd = ab_fs_opendir_at (r->dfd, STATE_REL, error);
+  if (state_dfd < 0 || !ab_fs_replace_at (state_dfd, name, data, len, 0644, error))
+    return FALSE;
+  ptr->state[m->slot] = m->state;
+  ptr->tries[m->slot] = m->tries;
+  if (m->primary)
+    ptr->primary = m->slot;
+  return ab_bootloader_save (r->bootloader, ptr, error);
+}
+
+/* Why slot M may not be checked out again (NULL: it may): never the
+ * booted slot (its tree is the running system), and only a commit that a
+ * key of the restored configuration signed. */
+static char *
+rebuild_refusal (Rescue *r, const Mismatch *m)
+{
+  g_autoptr(GError) local = NULL;
+  AbSlot booted = ab_cmdline_booted_slot (NULL);
+  if (booted == m->slot)
+    return g_strdup ("it is the booted slot");
+  if (r->record_missing_dirs)
+    return g_strdup ("the sysroot has no abdeploy/slots or boot/abdeploy");
+  if (!ab_content_verify (r->repo, r->dfd, m->commit, &local))
+    return g_strdup (local->message);
+  return NULL;
+}
+
+/* After the rest is restored (the configuration holds the restored keys):
+ * each mismatched slot is checked out again from the repo where allowed,
+ * otherwise it stays empty. Each outcome is a note. */
+static void
+rebuild_slots (Rescue *r, const AbBackupArchive *a, GPtrArray *mismatches, GPtrArray *notes)
+{
+  AbBootPointer ptr = a->pointer;
+  for (guint i = 0; i < mismatches->len; i++)
+    {
+      const Mismatch *m = mismatches->pdata[i];
+      const char *name = ab_slot_name (m->slot);
+      g_autoptr(GError) local = NULL;
+      g_autofree char *refusal = rebuild_refusal (r, m);
+      if (refusal == NULL && checkout_slot (r, m->slot, m->commit, &local)
+          && put_back (r, m, &ptr, &local))
+        {
+          g_ptr_array_add (notes, g_strdup_printf (
+              "slot %s did not hold commit %s that the backup records for it (%s); it was "
+              "checked out again from the repo", name, m->commit, m->why));
+          continue;
+        }
+      g_ptr_array_add (notes, g_strdup_printf (
+          "warning: slot %s does not hold commit %s that the backup records for it (%s), and it "
+          "was not checked out again (%s); it is restored empty and not bootable: stage that "
+          "commit into it again (abdeploy stage --from=URL|PATH %s)", name, m->commit, m->why,
+          refusal ? refusal : local->message, m->commit));
+    }
+}
+
+/* Writes the files under DIR_REL into the fresh directory STAGE_DFD: the
+ * archive was checked, so no member is below a link or another file. */
+static gboolean
+stage_files (int stage_dfd, GPtrArray *files, const char *prefix, guint *count, GError **error)
+{
   for (guint i = 0; i < files->len; i++)
     {
       const AbMigrateFile *f = files->pdata[i];
       if (!g_str_has_prefix (f->rel, prefix))
         continue;
-      g_autofree char *dst = g_build_filename (tmp_rel, f->rel + strlen (prefix), NULL);
-      g_autofree char *parent = g_path_get_dirname (dst);
+      const char *rel = f->rel + strlen (prefix);
+      g_autofree char *parent = g_path_get_dirname (rel);
       gsize len = 0;
       const void *bytes = g_bytes_get_data (f->data, &len);
-      if (!ab_fs_mkdir_p_at (sysroot->dfd, parent, 0755, error))
+      if (!ab_fs_mkdir_p_at (stage_dfd, parent, 0755, error))
         return FALSE;
       if (S_ISLNK (f->mode))
         {
           g_autofree char *target = g_strndup (bytes, len);
-          if (symlinkat (target, sysroot->dfd, dst) < 0)
+          if (symlinkat (target, stage_dfd, rel) < 0)
             {
               g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Creating link %s: %s",
-                           dst, g_strerror (errno));
+                           f->rel, g_strerror (errno));
               return FALSE;
             }
         }
-      else if (!ab_fs_replace_at (sysroot->dfd, dst, bytes, len, f->mode, error))
+      else if (!ab_fs_replace_at (stage_dfd, rel, bytes, len, f->mode & 0777, error))
         return FALSE;
       (*count)++;
     }
-  return ab_fs_syncfs (sysroot->dfd, error);
+  return TRUE;
+}
+
+/* A fresh staging tree STAGE (relative to PARENT_DFD) with the files under
+ * PREFIX. */
+static gboolean
+stage_tree (int parent_dfd, const char *stage, GPtrArray *files, const char *prefix,
+            guint *count, GError **error)
+{
+  if (!ab_fs_rm_rf_at (parent_dfd, stage, error))
+    return FALSE;
+  if (mkdirat (parent_dfd, stage, 0755) < 0)
+    {
+      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Creating %s: %s", stage,
+                   g_strerror (errno));
+      return FALSE;
+    }
+  ab_autofd dfd = openat (parent_dfd, stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0)
+    {
+      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Opening %s: %s", stage,
+                   g_strerror (errno));
+      return FALSE;
+    }
+  return stage_files (dfd, files, prefix, count, error);
+}
+
+static gboolean
+stage_all (Rescue *r, const AbBackupArchive *a, guint *count, GError **error)
+{
+  *count = 0;
+  return stage_tree (r->abdeploy_dfd, STATE_STAGE, a->restored, STATE_PREFIX, count, error)
+         && ab_fs_mkdir_p_at (r->dfd, "etc", 0755, error)
+         && stage_tree (r->dfd, ETC_STAGE, a->restored, ETC_PREFIX, count, error)
+         && ab_fs_syncfs (r->dfd, error);
+}
+
+static void
+unstage_all (Rescue *r)
+{
+  (void) ab_fs_rm_rf_at (r->abdeploy_dfd, STATE_STAGE, NULL);
+  (void) ab_fs_rm_rf_at (r->dfd, ETC_STAGE, NULL);
 }
 
 /* Swaps the staged tree in with one renameat2(RENAME_EXCHANGE). */
 static gboolean
-swap_in (Rescue *sysroot, const char *dir_rel, const char *tmp_rel, GError **error)
+swap_in (Rescue *r, const char *dir_rel, const char *stage_rel, GError **error)
 {
-  if (!ab_fs_mkdir_p_at (sysroot->dfd, dir_rel, 0755, error)
-      || !ab_fs_exchange_at (sysroot->dfd, tmp_rel, dir_rel, error))
+  if (!ab_fs_mkdir_p_at (r->dfd, dir_rel, 0755, error)
+      || !ab_fs_exchange_at (r->dfd, stage_rel, dir_rel, error))
     return FALSE;
   ab_crash_point ("restore:swapped");
   g_autofree char *parent = g_path_get_dirname (dir_rel);
-  return ab_fs_fsync_dir_at (sysroot->dfd, parent, error) && ab_fs_rm_rf_at (sysroot->dfd, tmp_rel, error);
+  return ab_fs_fsync_dir_at (r->dfd, parent, error) && ab_fs_rm_rf_at (r->dfd, stage_rel, error);
 }
 
 static gboolean
-restore_refs (Rescue *sysroot, JsonObject *refs, GError **error)
+restore_refs (Rescue *r, const AbBackupArchive *a, GError **error)
 {
-  g_autoptr(GList) members = json_object_get_members (refs);
-  for (GList *l = members; l; l = l->next)
+  for (int s = 0; s < AB_N_SLOTS; s++)
     {
-      const char *commit = ab_json_get_string (refs, l->data, NULL);
-      if (!ostree_repo_set_ref_immediate (sysroot->repo, NULL, l->data, commit, NULL, error))
+      g_autofree char *ref = g_strdup_printf ("abdeploy/slot/%s", ab_slot_name ((AbSlot) s));
+      if (!ostree_repo_set_ref_immediate (r->repo, NULL, ref, a->refs[s], NULL, error))
         return FALSE;
     }
   return TRUE;
 }
 
-static gboolean
-restore_pointer (Rescue *sysroot, JsonObject *pointer, GError **error)
+static int
+opendir_if_exists (int dfd, const char *rel)
 {
-  g_autoptr(GHashTable) vars = g_hash_table_new (g_str_hash, g_str_equal);
-  g_autoptr(GList) members = json_object_get_members (pointer);
-  for (GList *l = members; l; l = l->next)
-    g_hash_table_insert (vars, l->data, (char *) ab_json_get_string (pointer, l->data, ""));
-  AbBootPointer ptr;
-  if (!ab_boot_pointer_from_vars (vars, &ptr, error))
-    return FALSE;
-  return ab_bootloader_save (sysroot->bootloader, &ptr, error);
+  return openat (dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* Opens the sysroot for a restore; takes the lock unless LOCK_HELD. */
 static gboolean
-open_rescue (Rescue *r, const char *sysroot_path, const char *bootloader, GError **error)
+open_rescue (Rescue *r, const char *sysroot_path, const char *bootloader, gboolean lock_held,
+             GError **error)
 {
-  r->dfd = r->abdeploy_dfd = r->lock_fd = -1;
   if ((r->dfd = ab_fs_opendir_at (AT_FDCWD, sysroot_path, error)) < 0
       || (r->abdeploy_dfd = ab_fs_opendir_at (r->dfd, "abdeploy", error)) < 0)
     return FALSE;
@@ -484,16 +557,21 @@ open_rescue (Rescue *r, const char *sysroot_path, const char *bootloader, GError
                    sysroot_path, sysroot_path);
       return FALSE;
     }
+  r->slots_dfd = opendir_if_exists (r->dfd, "abdeploy/slots");
+  r->boot_dfd = opendir_if_exists (r->dfd, "boot/abdeploy");
+  r->record_missing_dirs = r->slots_dfd < 0 || r->boot_dfd < 0;
   if ((r->repo = ab_content_open_repo (r->dfd, error)) == NULL
       || (r->bootloader = ab_bootloader_new (bootloader, r->dfd, NULL, error)) == NULL)
     return FALSE;
+  if (lock_held)
+    return TRUE;
   r->lock_fd = ab_lock_acquire (r->abdeploy_dfd, error);
   return r->lock_fd >= 0;
 }
 
 /* The journal of a restore: the verified archive, kept in the sysroot
  * until every part is in place. A restore that is interrupted is completed
- * from it by the next abdeploy command (ab_backup_finish_pending()). */
+ * from it by the next abdeploy command that writes (ab_backup_finish_pending()). */
 static gboolean
 keep_pending (Rescue *r, const char *path, GBytes *bytes, GError **error)
 {
@@ -531,17 +609,30 @@ keep_layout1_copy (Rescue *r, GPtrArray *files, GError **error)
   for (guint i = 0; i < files->len; i++)
     {
       const AbMigrateFile *f = files->pdata[i];
-      if (g_str_has_prefix (f->rel, STATE_PREFIX) || g_str_equal (f->rel, CONFIG_REL)
-          || g_str_has_prefix (f->rel, "etc/abdeploy/conf.d/"))
+      if (g_str_has_prefix (f->rel, STATE_PREFIX) || g_str_equal (f->rel, ETC_PREFIX "abdeploy.conf")
+          || g_str_has_prefix (f->rel, ETC_PREFIX "conf.d/"))
         g_ptr_array_add (copy, ab_migrate_file_new (f->rel, g_bytes_get_data (f->data, NULL),
-                                                    g_bytes_get_size (f->data), f->mode));
+                                                    g_bytes_get_size (f->data), f->mode & 0777));
     }
   return ab_migrate_keep_copy (r->dfd, copy, error);
+}
+
+/* The directories every command opens, where a wrecked sysroot lost them. */
+static gboolean
+ensure_layout_dirs (Rescue *r, GError **error)
+{
+  static const char *const dirs[] = { "abdeploy/slots", "boot/abdeploy", "abdeploy/var" };
+  for (guint i = 0; i < G_N_ELEMENTS (dirs); i++)
+    if (!ab_fs_mkdir_p_at (r->dfd, dirs[i], 0755, error))
+      return FALSE;
+  return TRUE;
 }
 
 static gboolean
 write_layout_version (Rescue *r, GError **error)
 {
+  if (r->layout == AB_LAYOUT_VERSION)
+    return TRUE;
   g_autofree char *text = g_strdup_printf ("%d\n", AB_LAYOUT_VERSION);
   if (!ab_fs_replace_at (r->abdeploy_dfd, "version", text, strlen (text), 0644, error))
     return FALSE;
@@ -549,74 +640,131 @@ write_layout_version (Rescue *r, GError **error)
   return TRUE;
 }
 
+/* Past the journal: every part replaced, each atomically. A failure here
+ * leaves the journal for the next writer. */
+static gboolean
+apply (Rescue *r, const AbBackupArchive *a, GError **error)
+{
+  if (a->format < AB_BACKUP_FORMAT && !keep_layout1_copy (r, a->files, error))
+    return FALSE;
+  return swap_in (r, STATE_REL, "abdeploy/" STATE_STAGE, error)
+         && swap_in (r, ETC_REL, ETC_STAGE, error)
+         && restore_refs (r, a, error)
+         && ab_bootloader_save (r->bootloader, &a->pointer, error)
+         && ensure_layout_dirs (r, error);
+}
+
+/* Restoring an older update.json must not lower the accepted manifest
+ * serials (that reopens a replay window): the higher ones on disk stay.
+ * Runs under the lock, before anything is written. */
+static void
+keep_serials (Rescue *r, GPtrArray *files)
+{
+  ab_autofd state_dfd = ab_fs_opendir_at (r->dfd, STATE_REL, NULL);
+  for (guint i = 0; state_dfd >= 0 && i < files->len; i++)
+    {
+      AbMigrateFile *f = files->pdata[i];
+      if (!g_str_equal (f->rel, STATE_PREFIX "update.json") || S_ISLNK (f->mode))
+        continue;
+      gsize len = 0;
+      const char *text = g_bytes_get_data (f->data, &len);
+      g_autofree char *kept = ab_update_state_keep_serials (state_dfd, text, len);
+      files->pdata[i] = ab_migrate_file_new (f->rel, kept, strlen (kept), f->mode);
+      ab_migrate_file_free (f);
+    }
+}
+
+/* Everything up to the journal changes nothing; staging is undone when it
+ * fails (no space), and the journal with it. */
+static gboolean
+restore_archive (Rescue *r, AbBackupArchive *a, const char *path, GBytes *bytes,
+                 guint *out_files, GPtrArray *notes, GError **error)
+{
+  if (!check_commits (r, a, error))
+    return FALSE;
+  g_autoptr(GPtrArray) mismatches = match_slots (r, a);
+  keep_serials (r, a->restored);
+  if (!ab_backup_archive_check_readable (a, path, error)
+      || !keep_pending (r, path, bytes, error))
+    return FALSE;
+  if (!stage_all (r, a, out_files, error))
+    {
+      unstage_all (r);
+      (void) drop_pending (r, NULL);
+      return FALSE;
+    }
+  ab_crash_point ("restore:staged");
+  if (!apply (r, a, error))
+    return FALSE;
+  rebuild_slots (r, a, mismatches, notes);
+  /* The restored files are of the current layout: say so, last. */
+  if (!write_layout_version (r, error) || !drop_pending (r, error))
+    return FALSE;
+  if (a->format < AB_BACKUP_FORMAT)
+    g_ptr_array_add (notes, g_strdup_printf ("Migrated the backup from layout %d to %d; its "
+                                             "layout-%d files are kept in %s",
+                                             AB_LAYOUT_PREVIOUS, AB_LAYOUT_VERSION,
+                                             AB_LAYOUT_PREVIOUS, AB_MIGRATE_COPY_DIR));
+  return TRUE;
+}
+
+static gboolean
+restore_path (const char *sysroot_path, const char *path, int lock_fd, guint *out_files,
+              GPtrArray *notes, GError **error)
+{
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(AbBackupArchive) a = read_archive (path, &bytes, error);
+  g_auto(Rescue) r = RESCUE_INIT;
+  if (a == NULL || !open_rescue (&r, sysroot_path, a->bootloader, lock_fd >= 0, error))
+    return FALSE;
+  return restore_archive (&r, a, path, bytes, out_files, notes, error);
+}
+
 gboolean
 ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
-                   GError **error)
+                   char ***out_notes, GError **error)
 {
-  gint64 format = 0;
-  g_autoptr(GBytes) bytes = NULL;
-  g_autoptr(JsonObject) o = load_archive (path, &format, &bytes, error);
-  if (o == NULL)
+  g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func (g_free);
+  if (!restore_path (sysroot_path, path, -1, out_files, notes, error))
     return FALSE;
-  JsonArray *files = ab_json_get_array (o, "files");
-  JsonObject *refs = ab_json_get_object (o, "refs");
-  JsonObject *pointer = ab_json_get_object (o, "pointer");
-  const char *bootloader = ab_json_get_string (o, "bootloader", NULL);
-  if (files == NULL || refs == NULL || pointer == NULL || bootloader == NULL)
-    return corrupt (error, "missing sections");
-  g_autoptr(GPtrArray) archived = decode_files (files, error);
-  g_autoptr(GPtrArray) restored = archived ? convert_files (archived, format, path, error) : NULL;
-  g_auto(Rescue) r = { -1, -1, -1, 0, NULL, NULL };
-  if (restored == NULL || !open_rescue (&r, sysroot_path, bootloader, error)
-      || !check_commits (&r, refs, error) || !keep_pending (&r, path, bytes, error))
-    return FALSE;
-  /* A format-1 archive is migrated as it is restored: first its files are
-   * kept as the copy of layout 1, as a migration would keep them. */
-  if (format < AB_BACKUP_FORMAT && !keep_layout1_copy (&r, archived, error))
-    return FALSE;
-  *out_files = 0;
-  keep_serials (&r, restored);
-  if (!stage_tree (&r, restored, "abdeploy/state", "abdeploy/.state.restore", out_files, error)
-      || !stage_tree (&r, restored, "etc/abdeploy", "etc/.abdeploy.restore", out_files, error)
-      || !swap_in (&r, "abdeploy/state", "abdeploy/.state.restore", error)
-      || !swap_in (&r, "etc/abdeploy", "etc/.abdeploy.restore", error)
-      || !restore_refs (&r, refs, error)
-      || !restore_pointer (&r, pointer, error))
-    return FALSE;
-  /* The restored files are of the current layout: say so, last. */
-  if ((r.layout != AB_LAYOUT_VERSION && !write_layout_version (&r, error))
-      || !drop_pending (&r, error))
-    return FALSE;
-  if (format < AB_BACKUP_FORMAT)
-    {
-      g_autofree char *copy = g_build_filename (sysroot_path, AB_MIGRATE_COPY_DIR, NULL);
-      g_printerr ("Migrated the backup from layout %d to %d; its layout-%d files are kept in %s\n",
-                  AB_LAYOUT_PREVIOUS, AB_LAYOUT_VERSION, AB_LAYOUT_PREVIOUS, copy);
-    }
+  g_ptr_array_add (notes, NULL);
+  *out_notes = (char **) g_ptr_array_free (g_steal_pointer (&notes), FALSE);
   return TRUE;
 }
 
 gboolean
-ab_backup_finish_pending (int sysroot_dfd, const char *sysroot_path, gboolean *out_finished,
-                          GError **error)
+ab_backup_is_pending (int sysroot_dfd)
+{
+  return ab_fs_exists_at (sysroot_dfd, "abdeploy/" AB_BACKUP_PENDING_NAME);
+}
+
+gboolean
+ab_backup_finish_pending (int sysroot_dfd, const char *sysroot_path, int lock_fd,
+                          gboolean *out_finished, GError **error)
 {
   *out_finished = FALSE;
-  if (!ab_fs_exists_at (sysroot_dfd, "abdeploy/" AB_BACKUP_PENDING_NAME))
+  if (!ab_backup_is_pending (sysroot_dfd))
     return TRUE;
   g_autofree char *pending = g_build_filename (sysroot_path, "abdeploy", AB_BACKUP_PENDING_NAME,
                                                NULL);
-  guint n = 0;
+  g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GError) local = NULL;
-  if (ab_backup_restore (sysroot_path, pending, &n, &local))
+  guint n = 0;
+  if (restore_path (sysroot_path, pending, lock_fd, &n, notes, &local))
     {
-      g_printerr ("Completed the restore that was interrupted (%u files, from %s)\n", n, pending);
       *out_finished = TRUE;
       return TRUE;
     }
-  if (g_error_matches (local, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD))
+  if (g_error_matches (local, AB_BACKUP_ERROR, AB_BACKUP_ERROR_CORRUPT)
+      || g_error_matches (local, AB_BACKUP_ERROR, AB_BACKUP_ERROR_MISSING_COMMITS)
+      || local->domain == AB_FORMAT_ERROR)
     {
-      g_printerr ("warning: a restore is in progress; what follows may show part of it\n");
-      return TRUE;
+      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_PENDING,
+                   "%s is the journal of an unfinished restore, and it does not verify (%s). "
+                   "Restore a good backup (abdeploy restore --path=FILE), which replaces it; "
+                   "or, if you know no restore started changing this sysroot, remove it",
+                   pending, local->message);
+      return FALSE;
     }
   g_propagate_prefixed_error (error, g_steal_pointer (&local),
                               "Completing the restore that was interrupted (%s): ", pending);

@@ -114,6 +114,10 @@ ab_status_to_json (AbSysroot *sysroot, GError **error)
     json_builder_add_null_value (b);
   if (!add_transaction (b, sysroot, error))
     return NULL;
+  /* A restore that was interrupted: what status shows may be part old,
+   * part restored until the next command that writes completes it. */
+  json_builder_set_member_name (b, "restore_pending");
+  json_builder_add_boolean_value (b, sysroot->restore_pending);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -197,5 +201,9 @@ ab_status_to_text (AbSysroot *sysroot, GError **error)
   g_string_append (out, "(* booted, > primary: boots next)\n");
   if (!append_health_text (sysroot, out, error))
     return NULL;
+  if (sysroot->restore_pending)
+    g_string_append_printf (out, "Restore pending: %s/abdeploy/restore.pending (a restore was "
+                            "interrupted; the next command that writes completes it)\n",
+                            sysroot->path);
   return g_string_free (g_steal_pointer (&out), FALSE);
 }

@@ -144,6 +144,46 @@ open_dirs (AbSysroot *self, GError **error)
   return TRUE;
 }
 
+/* The handles read from the state and the configuration: what a completed
+ * restore replaces. */
+static gboolean
+load_handles (AbSysroot *self, GError **error)
+{
+  ab_close_fdp (&self->abdeploy_dfd);
+  ab_close_fdp (&self->state_dfd);
+  ab_close_fdp (&self->slots_dfd);
+  ab_close_fdp (&self->boot_dfd);
+  g_clear_pointer (&self->os, g_free);
+  g_clear_pointer (&self->config, ab_config_free);
+  g_clear_pointer (&self->bootloader, ab_bootloader_free);
+  g_autofree char *bootloader = NULL;
+  if (!open_dirs (self, error) || !read_sysroot_json (self->state_dfd, &self->os, &bootloader, error)
+      || (self->config = ab_config_load (self->dfd, self->config_path, error)) == NULL)
+    return FALSE;
+  self->bootloader = ab_bootloader_new (bootloader, self->dfd, self->config, error);
+  return self->bootloader != NULL;
+}
+
+static gboolean
+open_layout (AbSysroot *self, GError **error)
+{
+  gint64 version = read_layout_version (self->dfd, error);
+  if (version < 0)
+    return FALSE;
+  if (version == 0)
+    {
+      g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_NOT_INITIALIZED,
+                   "%s is not an abdeploy sysroot (no %s); run: abdeploy --sysroot=%s init --os=NAME",
+                   self->path, VERSION_FILE, self->path);
+      return FALSE;
+    }
+  self->layout = version;
+  ab_format_set_state_to_write (ab_format_state_for_layout (version));
+  if (!load_handles (self, error))
+    return FALSE;
+  return (self->repo = ab_content_open_repo (self->dfd, error)) != NULL;
+}
+
 AbSysroot *
 ab_sysroot_open (const char *path, const char *config_path, GError **error)
 {
@@ -151,35 +191,19 @@ ab_sysroot_open (const char *path, const char *config_path, GError **error)
   self->dfd = self->abdeploy_dfd = self->state_dfd = self->slots_dfd = self->boot_dfd = -1;
   self->lock_fd = -1;
   self->path = g_strdup (path);
+  self->config_path = g_strdup (config_path);
   if ((self->dfd = ab_fs_opendir_at (AT_FDCWD, path, error)) < 0)
     return NULL;
-  /* An interrupted restore is completed before anything is read. */
-  gboolean restored = FALSE;
-  if (!ab_backup_finish_pending (self->dfd, path, &restored, error))
-    return NULL;
-  gint64 version = read_layout_version (self->dfd, error);
-  if (version < 0)
-    return NULL;
-  if (version == 0)
+  /* An interrupted restore is noted, not completed: only writers do that. */
+  self->restore_pending = ab_backup_is_pending (self->dfd);
+  if (!open_layout (self, error))
     {
-      g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_NOT_INITIALIZED,
-                   "%s is not an abdeploy sysroot (no %s); run: abdeploy --sysroot=%s init --os=NAME",
-                   path, VERSION_FILE, path);
+      if (self->restore_pending)
+        g_prefix_error (error, "A restore is pending (abdeploy/%s): complete it with abdeploy "
+                        "restore --path=%s/abdeploy/%s. ", AB_BACKUP_PENDING_NAME, path,
+                        AB_BACKUP_PENDING_NAME);
       return NULL;
     }
-  self->layout = version;
-  ab_format_set_state_to_write (ab_format_state_for_layout (version));
-  if (!open_dirs (self, error))
-    return NULL;
-  g_autofree char *bootloader = NULL;
-  if (!read_sysroot_json (self->state_dfd, &self->os, &bootloader, error))
-    return NULL;
-  if ((self->config = ab_config_load (self->dfd, config_path, error)) == NULL)
-    return NULL;
-  if ((self->bootloader = ab_bootloader_new (bootloader, self->dfd, self->config, error)) == NULL)
-    return NULL;
-  if ((self->repo = ab_content_open_repo (self->dfd, error)) == NULL)
-    return NULL;
   g_autoptr(GError) local = NULL;
   self->booted = ab_cmdline_booted_slot (&local);
   if (local != NULL)
@@ -201,6 +225,7 @@ ab_sysroot_free (AbSysroot *self)
   for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
     ab_close_fdp (fds[i]);
   g_free (self->path);
+  g_free (self->config_path);
   g_free (self->os);
   ab_config_free (self->config);
   g_clear_pointer (&self->bootloader, ab_bootloader_free);
@@ -227,6 +252,22 @@ migration_waits (AbSysroot *self, gboolean *out_wait, GError **error)
   return TRUE;
 }
 
+/* Under the lock: completes an interrupted restore from its journal, then
+ * reads the restored sysroot again. */
+static gboolean
+finish_restore (AbSysroot *self, GError **error)
+{
+  gboolean finished = FALSE;
+  if (!ab_backup_finish_pending (self->dfd, self->path, self->lock_fd, &finished, error))
+    return FALSE;
+  self->restore_pending = FALSE;
+  if (!finished)
+    return TRUE;
+  g_printerr ("Completed the restore that was interrupted (from %s/abdeploy/%s)\n", self->path,
+              AB_BACKUP_PENDING_NAME);
+  return load_handles (self, error);
+}
+
 gboolean
 ab_sysroot_lock (AbSysroot *self, GError **error)
 {
@@ -235,6 +276,12 @@ ab_sysroot_lock (AbSysroot *self, GError **error)
   self->lock_fd = ab_lock_acquire (self->abdeploy_dfd, error);
   if (self->lock_fd < 0)
     return FALSE;
+  if (!finish_restore (self, error))
+    {
+      ab_close_fdp (&self->lock_fd);
+      self->lock_fd = -1;
+      return FALSE;
+    }
   /* Every writer comes here first: bring the sysroot to the current
    * layout (or leave it for later, see migration_waits()), or refuse (and
    * change nothing) when a file has a format this abdeploy does not read. */

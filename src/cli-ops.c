@@ -111,37 +111,6 @@ cli_backup (int argc, char **argv)
   return AB_EXIT_OK;
 }
 
-/* The archive holds no slot trees: after a restore, say which slot does
- * not hold the commit its restored record names (a sample of its files, and
- * its kernel), as on a device whose slots were rebuilt or never staged. */
-static void
-warn_stale_slots (void)
-{
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (NULL);
-  g_auto(AbSlotsView) v = { 0 };
-  if (sysroot == NULL || !ab_sysroot_load_view (sysroot, &v, NULL))
-    return;
-  for (int s = 0; s < AB_N_SLOTS; s++)
-    {
-      if (v.rec[s] == NULL)
-        continue;
-      const char *name = ab_slot_name ((AbSlot) s);
-      guint checked = 0;
-      g_autofree char *mismatch = NULL;
-      g_autofree char *kernel = g_build_filename (name, "vmlinuz", NULL);
-      g_autoptr(GError) error = NULL;
-      if (!ab_verify_tree (sysroot, (AbSlot) s, v.rec[s]->commit, FALSE, 0, &checked, &mismatch, &error))
-        mismatch = g_strdup (error->message);
-      else if (mismatch == NULL && !ab_fs_exists_at (sysroot->boot_dfd, kernel))
-        mismatch = g_strdup_printf ("no kernel boot/abdeploy/%s", kernel);
-      if (mismatch)
-        g_printerr ("abdeploy: warning: slot %s does not hold commit %s that the backup records "
-                    "for it (%s); do not boot it before that commit is staged into it again "
-                    "(abdeploy stage --from=URL|PATH %s)\n",
-                    name, v.rec[s]->commit, mismatch, v.rec[s]->commit);
-    }
-}
-
 int
 cli_restore (int argc, char **argv)
 {
@@ -158,10 +127,12 @@ cli_restore (int argc, char **argv)
     return cli_usage_error (ctx, "restore needs --path=FILE and no arguments");
   GError *error = NULL;
   guint files = 0;
-  if (!ab_backup_restore (cli_sysroot_path (), path, &files, &error))
+  g_auto(GStrv) notes = NULL;
+  if (!ab_backup_restore (cli_sysroot_path (), path, &files, &notes, &error))
     return cli_fail (error);
   g_print ("Restored %u files, the boot pointer and the slot refs from %s\n", files, path);
-  warn_stale_slots ();
+  for (guint i = 0; notes[i]; i++)
+    g_printerr ("abdeploy: %s\n", notes[i]);
   return AB_EXIT_OK;
 }
 

@@ -193,12 +193,14 @@ def test_restore_killed_at_each_crash_point_then_rerun(device, tmp_path):
         assert observe(c) == before, "crash point %d (%s)" % (n, points[n - 1])
 
 
-def test_interrupted_restore_is_completed_by_the_next_command(device, tmp_path):
-    """restore is all or nothing: killed at any crash point, the next
-    abdeploy command of any kind (here status) either finds that nothing had
-    started (no journal yet: the sysroot is exactly as before) or completes
-    the restore from SYSROOT/abdeploy/restore.pending before it reads
-    anything."""
+def test_interrupted_restore_is_completed_by_the_next_writer(device, tmp_path):
+    """restore is all or nothing: killed at any crash point, either nothing
+    had started (no journal yet: the sysroot is exactly as before) or the
+    journal SYSROOT/abdeploy/restore.pending is there.  Read-only commands
+    do not complete it: status leaves the sysroot as it is and, when it can
+    read the sysroot, reports "restore_pending".  The next command that
+    writes (here migrate, which takes the lock first) completes the restore
+    under the lock before it reads anything."""
     dev = device("meta")
     enrich(dev)
     before = observe(dev)
@@ -225,10 +227,18 @@ def test_interrupted_restore_is_completed_by_the_next_command(device, tmp_path):
                 "journal:\n%s" % (n, points[n - 1], sl.diff_snapshots(wrecked, after))
             continue
         assert read(pending) == read(archive)
-        r = c.ok("status")
+        half = ll.disk_snapshot(c)
+        s = c.run("status", "--json")
+        if s.returncode == ll.EXIT_OK:
+            assert json.loads(s.stdout)["restore_pending"] is True, s.describe
+        ll.assert_unchanged(half, c, "status with a pending restore")
+        assert os.path.exists(pending)
+        r = c.run("migrate")
+        assert r.returncode in (ll.EXIT_OK, sl.EXIT_NOTHING), r.describe
         assert "Completed the restore that was interrupted" in r.stderr, r.describe
         assert not os.path.exists(pending), n
         assert observe(c) == before, "crash point %d (%s)" % (n, points[n - 1])
+        assert json.loads(c.ok("status", "--json").stdout)["restore_pending"] is False
         rc, _, _, v = c.verify("--full")
         assert rc == ll.EXIT_OK, "after crash point %d (%s)\n%s" % (n, points[n - 1], v.describe)
         completed += 1
