@@ -134,7 +134,10 @@ check_trailer (const guint8 *data, gsize len, gsize *out_body_len, GError **erro
   g_autofree char *got = g_compute_checksum_for_data (G_CHECKSUM_SHA256, data, body_len);
   if (!is_sha256_hex (hex, SHA256_HEX_LEN) || memcmp (got, hex, SHA256_HEX_LEN) != 0)
     return corrupt (error, "archive checksum mismatch");
-  if (memchr (data, '\0', body_len) != NULL)
+  /* json-glib hands out strings as C strings: a NUL, raw or escaped,
+   * would silently cut a member's path. Member data is base64. */
+  if (memchr (data, '\0', body_len) != NULL
+      || g_strstr_len ((const char *) data, (gssize) body_len, "\\u0000") != NULL)
     return corrupt (error, "a NUL byte in the JSON document");
   *out_body_len = body_len;
   return TRUE;

@@ -372,11 +372,12 @@ def test_missing_commit_is_named_with_how_to_fetch_it(device, tmp_path, publishe
         assert after[key] == before[key], key
 
 
-def test_commit_fetched_without_its_slot_tree_is_warned_about(device, tmp_path, publisher):
+def test_commit_fetched_without_its_slot_tree_is_checked_out_again(device, tmp_path, publisher):
     """The other way the message offers: pull the commit into the repo only.
-    The restore succeeds, but the archive holds no slot trees, and slot b
-    (empty on this device) does not hold the commit its record names now:
-    restore says so, and verify fails once that slot is the running one."""
+    The archive holds no slot trees, and slot b (empty on this device) does
+    not hold the commit its record names: restore checks that commit out
+    into slot b again (a trusted key signed it), says so, and the slot then
+    matches its commit (issue 10: no record over other content)."""
     orig = device("meta")
     archive = backup(orig, tmp_path / "b")
     meta = publisher.commit_of("meta")
@@ -384,11 +385,13 @@ def test_commit_fetched_without_its_slot_tree_is_warned_about(device, tmp_path, 
     dev.ostree("remote", "add", "--no-gpg-verify", "publisher", dev.server_url)
     dev.ostree("pull", "publisher", meta)
     p = dev.ok("restore", "--path=" + archive)
-    assert re.search(r"warning: slot b does not hold commit %s" % meta, p.stderr), p.describe
-    assert "slot a" not in p.stderr, p.describe
+    assert re.search(r"slot b did not hold commit %s .*checked out again" % meta, p.stderr), \
+        p.describe
+    assert "slot a" not in p.stderr and "warning" not in p.stderr, p.describe
     dev.set_booted("b")
     failed, checks, p = dev.failed_checks("--full")
-    assert "tree-matches-commit" in failed, p.describe
+    assert "tree-matches-commit" not in failed, p.describe
+    assert "state-consistent" not in failed, p.describe
 
 
 # --------------------------------------------------------------------------

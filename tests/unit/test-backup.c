@@ -312,6 +312,21 @@ test_bad_paths (ArchiveFixture *fx, gconstpointer data)
     "etc/abdeploy/tab\there", "etc/abdeploy/del\x7f", "etc/abdeploy/\xff\xfe",
     "usr/bin/hello", "abdeploy/version", "etc/abdeploy", "", long_component, long_path->str,
   };
+  /* a NUL inside a name, as JSON writes it */
+  json_array_add_object_element (files_of (fx), file_entry ("etc/abdeploy/x", "x", 1, 0644, NULL));
+  g_autoptr(GBytes) sealed = seal (fx);
+  g_autofree char *text = g_strndup (g_bytes_get_data (sealed, NULL), g_bytes_get_size (sealed));
+  char *at = strstr (text, "\"etc/abdeploy/x\"");
+  g_autofree char *nul = g_strdup_printf ("%.*s\"etc/abdeploy/x\\u0000/../../e\"%s", (int) (at - text),
+                                          text, at + strlen ("\"etc/abdeploy/x\""));
+  g_autofree char *body = g_strndup (nul, strstr (nul, "\nsha256 ") - nul);
+  g_autofree char *sum = g_compute_checksum_for_string (G_CHECKSUM_SHA256, body, -1);
+  g_autofree char *resealed = g_strdup_printf ("%s\nsha256 %s\n", body, sum);
+  g_autoptr(GError) error = NULL;
+  g_assert_null (ab_backup_parse_archive ((guint8 *) resealed, strlen (resealed), NULL, &error));
+  g_assert_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "NUL"));
+  remove_member (fx, "etc/abdeploy/x");
   for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
     {
       add_text (fx, paths[i], "x\n");
