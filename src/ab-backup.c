@@ -675,7 +675,8 @@ keep_serials (Rescue *r, GPtrArray *files)
 }
 
 /* Everything up to the journal changes nothing; staging is undone when it
- * fails (no space), and the journal with it. */
+ * fails (no space), and the journal with it unless an earlier restore left
+ * that journal. */
 static gboolean
 restore_archive (Rescue *r, AbBackupArchive *a, const char *path, GBytes *bytes,
                  guint *out_files, GPtrArray *notes, GError **error)
@@ -684,13 +685,17 @@ restore_archive (Rescue *r, AbBackupArchive *a, const char *path, GBytes *bytes,
     return FALSE;
   g_autoptr(GPtrArray) mismatches = match_slots (r, a);
   keep_serials (r, a->restored);
+  /* A journal that was there already may stand for a restore that had
+   * begun to swap parts in: it stays until a restore completes. */
+  gboolean had_journal = ab_backup_is_pending (r->dfd);
   if (!ab_backup_archive_check_readable (a, path, error)
       || !keep_pending (r, path, bytes, error))
     return FALSE;
   if (!stage_all (r, a, out_files, error))
     {
       unstage_all (r);
-      (void) drop_pending (r, NULL);
+      if (!had_journal)
+        (void) drop_pending (r, NULL);
       return FALSE;
     }
   ab_crash_point ("restore:staged");
