@@ -351,7 +351,7 @@ stage_generation (Session *s, int parent_dfd, const Channels *c, guint64 gen, co
     return FALSE;
   ab_crash_point ("publish:manifest");
   return ab_fs_replace_at (new_dfd, sig_name, sig_data, sig_len, 0644, error)
-         && ab_fs_fsync_dir_at (new_dfd, ".", error) && ab_fs_syncfs (new_dfd, error);
+         && ab_fs_fsync_dir_at (new_dfd, ".", error);
 }
 
 /* Points REPO/abdeploy/channels at generation GEN in one rename. */
@@ -766,11 +766,90 @@ need_release (AbManifest *m, const char *version, GError **error)
 
 /* ---- summary ---- */
 
-/* The summary lists refs and deltas for plain ostree clients; it is signed
- * when a key is at hand. */
-static gboolean
-update_summary (Session *s, GError **error)
+static char *delta_dir (const char *from, const char *to);
+static gboolean sha256_file (int dfd, const char *path, char **out_hex, guint64 *out_size,
+                             GError **error);
+
+/* Adds "PATH SHA256" of the superblock of every delta M lists to KNOWN. */
+static void
+add_listed_superblocks (const AbManifest *m, GHashTable *known)
 {
+  for (guint j = 0; j < m->releases->len; j++)
+    {
+      const AbRelease *r = m->releases->pdata[j];
+      for (guint k = 0; k < r->deltas->len; k++)
+        {
+          const AbDeltaFile *f = ((AbDelta *) r->deltas->pdata[k])->files->pdata[0];
+          g_hash_table_add (known, g_strconcat (f->path, " ", f->sha256, NULL));
+        }
+    }
+}
+
+/* KNOWN gets the superblocks listed by every channel manifest whose
+ * signature is the publisher's, and by PENDING (checked, about to be signed). */
+static gboolean
+collect_listed_superblocks (Session *s, const AbManifest *pending, GHashTable *known,
+                            GError **error)
+{
+  g_autoptr(GPtrArray) all = load_all_manifests (s, error);
+  for (guint i = 0; all && i < all->len; i++)
+    {
+      const AbManifest *m = all->pdata[i];
+      g_autofree char *path = manifest_path (m->channel, "");
+      g_autofree char *sig_path = manifest_path (m->channel, ".sig");
+      g_autoptr(GBytes) data = NULL, sig = NULL;
+      if (!read_optional (s, path, &data, error) || !read_optional (s, sig_path, &sig, error))
+        return FALSE;
+      if (data != NULL && sig != NULL && signature_is_publishers (s, data, sig, NULL))
+        add_listed_superblocks (m, known);
+    }
+  if (pending)
+    add_listed_superblocks (pending, known);
+  return all != NULL;
+}
+
+/* Every static delta of the repo, which the summary lists, is one that a
+ * signed channel manifest lists with the same superblock: the summary is
+ * only signed when it names nothing unchecked. */
+static gboolean
+check_repo_deltas (Session *s, const AbManifest *pending, GError **error)
+{
+  g_autoptr(GHashTable) known = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GPtrArray) names = NULL;
+  if (!collect_listed_superblocks (s, pending, known, error)
+      || !ostree_repo_list_static_delta_names (s->repo, &names, NULL, error))
+    return FALSE;
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i], *dash = strchr (name, '-');
+      g_autofree char *from = dash ? g_strndup (name, dash - name) : NULL;
+      g_autofree char *dir = dash ? delta_dir (from, dash + 1) : NULL;
+      g_autofree char *sb = dir ? g_build_filename (dir, "superblock", NULL) : NULL;
+      g_autofree char *hex = NULL, *key = NULL;
+      guint64 size = 0;
+      gboolean ok = sb && sha256_file (s->dfd, sb, &hex, &size, NULL)
+                    && g_hash_table_contains (known, key = g_strconcat (sb, " ", hex, NULL));
+      if (!ok)
+        {
+          g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_REFUSED,
+                       "Refusing to sign the summary of %s: it would list the static delta %s, "
+                       "which no channel manifest signed by the publisher lists. Nothing was "
+                       "signed. Remove it (ostree --repo=%s static-delta delete %s), or let "
+                       "abdeploy publish deltas make it", s->p->repo, name, s->p->repo, name);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+/* The summary lists refs and deltas for plain ostree clients; it is signed
+ * when a key is at hand, and then only when every delta it lists is listed
+ * by a signed manifest or by PENDING (the manifest about to be signed). */
+static gboolean
+update_summary (Session *s, const AbManifest *pending, GError **error)
+{
+  if (s->p->gpg_key != NULL && !check_repo_deltas (s, pending, error))
+    return FALSE;
   if (!ostree_repo_regenerate_summary (s->repo, NULL, NULL, error))
     {
       g_prefix_error (error, "Regenerating the summary: ");
@@ -1142,7 +1221,8 @@ ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *o, char *
     return FALSE;
   g_autofree char *published = NULL, *where = NULL, *commit = NULL;
   g_autoptr(GPtrArray) allowed = g_ptr_array_new_with_free_func (g_free);
-  if (!published_commit (&s, o->version, &published, &where, error)
+  if ((p->gpg_key && !check_repo_deltas (&s, NULL, error))
+      || !published_commit (&s, o->version, &published, &where, error)
       || !write_commit (&s, o, published, where, allowed, &commit, error)
       || !sign_commit (&s, commit, error))
     return FALSE;
@@ -1150,7 +1230,7 @@ ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *o, char *
   g_autofree char *ref = version_ref (o->version);
   if (!ostree_repo_set_ref_immediate (s.repo, NULL, ref, commit, NULL, error)
       || (o->branch && !ostree_repo_set_ref_immediate (s.repo, NULL, o->branch, commit, NULL, error))
-      || !update_summary (&s, error))
+      || !update_summary (&s, NULL, error))
     return FALSE;
   *out_created = published == NULL;
   *out_commit = g_steal_pointer (&commit);
@@ -1565,7 +1645,7 @@ ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last, G
   for (guint i = 0; i < sources->len; i++)
     if (!add_delta (&s, newest, ((AbRelease *) sources->pdata[i])->commit, error))
       return NULL;
-  if (!update_summary (&s, error))
+  if (!update_summary (&s, m, error))
     return NULL;
   return write_manifest (&s, g_steal_pointer (&m), error);
 }

@@ -766,3 +766,22 @@ def test_a_repository_of_0_2_0_is_converted(released, keys):
     assert os.path.islink(os.path.join(parent, "channels"))
     assert keys.gpg_verify(pub.manifest_path("candidate") + ".sig",
                            pub.manifest_path("candidate")).returncode == 0
+
+
+def test_summary_is_not_signed_over_an_unlisted_delta(released):
+    """The summary lists every delta of the repo: it is signed only when a
+    signed manifest lists each one with the same superblock."""
+    pub = released
+    pub.ostree("static-delta", "generate", "--from=" + pub.v2, "--to=" + pub.v1)
+    before = snapshot(pub.repo)
+    for args in (["deltas", "--channel=candidate"],
+                 ["commit", "--tree=" + pub.tree("v3", V1_FILES), "--version=3.0"]):
+        err = pub.signed(*args, rc=EXIT_ERROR).stderr.decode()
+        assert "Refusing to sign the summary" in err and "%s-%s" % (pub.v2, pub.v1) in err, err
+        assert "static-delta delete" in err, err
+    after = snapshot(pub.repo)
+    assert {k: v for k, v in after.items() if not k.startswith("deltas")} == \
+        {k: v for k, v in before.items() if not k.startswith("deltas")}
+    pub.ostree("static-delta", "delete", "%s-%s" % (pub.v2, pub.v1))
+    pub.signed("deltas", "--channel=candidate")
+    pub.ostree("summary", "--view")
