@@ -447,6 +447,10 @@ ab_version_report (AbSysroot *sysroot, GError **error)
   ab_json_add_string (b, "commit", rec ? rec->commit : NULL);
   ab_json_add_string (b, "source_revision", srcrev);
   ab_json_add_string (b, "build_time", built);
+  /* An interrupted restore: what the other members show may be part old,
+   * part restored until a command that writes completes it. */
+  json_builder_set_member_name (b, "restore_pending");
+  json_builder_add_boolean_value (b, sysroot->restore_pending);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }

@@ -48,6 +48,9 @@ cli_version (int argc, char **argv)
       const char *v = json_object_get_string_member_with_default (o, rows[i][1], NULL);
       g_print ("%-16s %s\n", rows[i][0], v ? v : "-");
     }
+  if (sysroot->restore_pending)
+    g_print ("%-16s %s/abdeploy/%s (the next command that writes completes it)\n",
+             "Restore pending", cli_sysroot_path (), AB_BACKUP_PENDING_NAME);
   return AB_EXIT_OK;
 }
 
@@ -74,6 +77,10 @@ cli_verify (int argc, char **argv)
   g_autoptr(GPtrArray) checks = sysroot ? ab_verify_run (sysroot, &opts, &error) : NULL;
   if (checks == NULL)
     return cli_fail (error);
+  if (sysroot->restore_pending)
+    g_printerr ("abdeploy: note: a restore was interrupted (%s/abdeploy/%s): the checks see the "
+                "sysroot part old, part restored until the next command that writes completes "
+                "it\n", cli_sysroot_path (), AB_BACKUP_PENDING_NAME);
   if (json)
     {
       g_autoptr(JsonNode) node = ab_verify_to_json (checks);

@@ -38,7 +38,7 @@ EXIT_LOCKED = sl.EXIT_LOCKED
 CHECKS = ("booted-primary-good", "tree-matches-commit", "state-consistent",
           "health-green", "no-stuck-transaction")
 VERSION_KEYS = {"abdeploy_version", "os", "booted_slot", "slot", "version", "commit",
-                "source_revision", "build_time"}
+                "source_revision", "build_time", "restore_pending"}
 
 # Metadata of the commit "os/meta" (version 2.5), set with the ostree CLI.
 META_VERSION = "2.5"

@@ -344,10 +344,11 @@ def test_pending_journal_that_does_not_verify_never_blocks_readers(device, tmp_p
     assert {k: v for k, v in st.items() if k != "restore_pending"} == \
         {k: v for k, v in before.items() if k != "restore_pending"}
     assert "Restore pending" in dev.ok("status").stdout
-    for args in (["version"], ["version", "--json"], ["history"]):
-        dev.ok(*args)
+    dev.ok("history")
+    assert dev.version()["restore_pending"] is True
+    assert "Restore pending" in dev.ok("version").stdout
     rc, _, _, v = dev.verify()
-    assert rc == ll.EXIT_OK, v.describe
+    assert rc == ll.EXIT_OK and "a restore was interrupted" in v.stderr, v.describe
     ll.assert_unchanged(snap, dev, "readers with a pending journal")
     p = dev.run("mark-good")
     assert p.returncode == ll.EXIT_ERROR, p.describe

@@ -102,7 +102,7 @@ def test_offline_empty_sysroot(device, workdir, binary, publisher):
         v = dev.version()
         assert v == {"abdeploy_version": ll.meson_project_version(), "os": ll.hl.OS_NAME,
                      "booted_slot": None, "slot": None, "version": None, "commit": None,
-                     "source_revision": None, "build_time": None}, v
+                     "source_revision": None, "build_time": None, "restore_pending": False}, v
         check_text_matches_json(dev, v)
     finally:
         ll.sl.rmtree(os.path.dirname(path))
