@@ -695,9 +695,14 @@ checkout_unit (CheckoutJob *job, OstreeRepo *repo, const char *unit, GError **er
   OstreeRepoCheckoutAtOptions opts;
   checkout_options_init (&opts);
   opts.subpath = unit;
+  /* The unit's parent directories were made by the skeleton pass from the
+   * same commit; they are opened beneath the new tree, following no link. */
   g_autofree char *dest = g_strconcat (job->path, unit, NULL);
-  return ostree_repo_checkout_at (repo, &opts, job->dfd, dest, job->commit, job->cancellable,
-                                  error);
+  const char *name = NULL;
+  ab_autofd parent = ab_fs_open_parent_beneath (job->dfd, dest, &name,
+                                                AB_FS_RESOLVE_NO_SYMLINKS, error);
+  return parent >= 0 && ostree_repo_checkout_at (repo, &opts, parent, name, job->commit,
+                                                 job->cancellable, error);
 }
 
 static gpointer
