@@ -376,3 +376,43 @@ def test_pending_journal_is_completed_by_a_writer_only(device, tmp_path):
     after = dev.json("status", "--json")
     assert after["restore_pending"] is False
     assert after["slots"] == before["slots"], sl.diff_snapshots(before, after)
+
+
+def test_restore_that_checks_a_slot_out_again_survives_a_kill_anywhere(device, tmp_path):
+    """restore killed (SIGKILL) at each of its crash points, including
+    while it checks slot a out again: without a journal nothing changed;
+    with one, status still answers, and the next writer completes the
+    restore, after which slot a holds its commit and reads as before."""
+    dev = device("meta")
+    archive = backup(dev, tmp_path)
+    before = dev.json("status", "--json")
+
+    def damaged():
+        c = ll.devices_copy(dev, str(tmp_path))
+        os.unlink(c.p("boot", "abdeploy", "a", "vmlinuz"))
+        return c
+    probe = damaged()
+    trace = str(tmp_path / "trace")
+    probe.ok("restore", "--path=" + archive, env={"ABDEPLOY_CRASH_TRACE": trace})
+    points = read(trace).decode().split()
+    assert "restore:checked-out" in points, points
+    for n in range(1, len(points) + 1):
+        c = damaged()
+        snap = ll.disk_snapshot(c)
+        p = c.run("restore", "--path=" + archive, env={"ABDEPLOY_CRASH_AT": str(n)})
+        assert p.returncode == -9, "crash point %d (%s)\n%s" % (n, points[n - 1], p.describe)
+        if not os.path.exists(c.p(PENDING)):
+            after = {k: v for k, v in ll.disk_snapshot(c).items() if ".tmp-" not in k}
+            assert after == snap, "crash point %d (%s)" % (n, points[n - 1])
+            continue
+        s = c.run("status", "--json")
+        assert s.returncode == ll.EXIT_OK, s.describe
+        assert json.loads(s.stdout)["restore_pending"] is True
+        r = c.run("migrate")
+        assert "Completed the restore that was interrupted" in r.stderr, r.describe
+        assert not os.path.exists(c.p(PENDING))
+        assert os.path.exists(c.p("boot", "abdeploy", "a", "vmlinuz")), points[n - 1]
+        assert c.json("status", "--json")["slots"] == before["slots"], points[n - 1]
+        rc, _, _, v = c.verify("--full")
+        assert rc == ll.EXIT_OK, "crash point %d (%s)\n%s" % (n, points[n - 1], v.describe)
+        ll.sl.rmtree(c.path)
