@@ -666,9 +666,10 @@ line_key (const char *line)
   return g_strstrip (g_strndup (line, (gsize) (eq - line)));
 }
 
-/* The group name when LINE is a [group] header, else NULL: GKeyFile itself
- * reads the line, so that this agrees with it on every byte (blanks before
- * '[', blanks and stray UTF-8 continuation bytes after ']'). */
+/* The group name when LINE (split off at "\n") is a [group] header, else
+ * NULL: GKeyFile itself reads the line with its "\n", so that this agrees
+ * with it on every byte (blanks before '[', blanks and stray UTF-8
+ * continuation bytes after ']', a "\r" before the "\n"). */
 static char *
 line_group (const char *line)
 {
@@ -676,8 +677,9 @@ line_group (const char *line)
     line++;
   if (*line != '[')
     return NULL;
+  g_autofree char *text = g_strconcat (line, "\n", NULL);
   g_autoptr(GKeyFile) kf = g_key_file_new ();
-  if (!g_key_file_load_from_data (kf, line, (gsize) -1, G_KEY_FILE_NONE, NULL))
+  if (!g_key_file_load_from_data (kf, text, (gsize) -1, G_KEY_FILE_NONE, NULL))
     return NULL;
   return g_key_file_get_start_group (kf);
 }

@@ -119,6 +119,9 @@ test_stamp_format (void)
     { "[abdeploy]\nformat=1\n[boot]\n[abdeploy]\nformat=3\n",
       "[abdeploy]\nformat=2\n[boot]\n[abdeploy]\nformat=2\n" },
     { " [abdeploy]\x92\x92 \nformat=7\n", " [abdeploy]\x92\x92 \nformat=2\n" },
+    /* GKeyFile drops a "\r" before "\n": "[boot]\r" starts group boot. */
+    { "[abdeploy]\r\nx=1\r\n[boot]\r\nformat=7\r\n",
+      "[abdeploy]\r\nformat=2\nx=1\r\n[boot]\r\nformat=7\r\n" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
