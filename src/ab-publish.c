@@ -256,7 +256,8 @@ static GArray *
 list_generations (int parent_dfd)
 {
   GArray *gens = g_array_new (FALSE, FALSE, sizeof (guint64));
-  int dfd = dup (parent_dfd);
+  /* A new open, not dup(): a dup shares the offset of an earlier listing. */
+  int dfd = openat (parent_dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *d = dfd >= 0 ? fdopendir (dfd) : NULL;
   if (d == NULL && dfd >= 0)
     (void) close (dfd);

@@ -718,8 +718,9 @@ def test_channel_files_switch_as_a_whole(released, keys):
     gen = os.readlink(link)
     pub.signed("refresh", "--channel=candidate")
     assert os.readlink(link) != gen
+    pub.signed("refresh", "--channel=candidate")
     gens = sorted(d for d in os.listdir(os.path.dirname(link)) if d.startswith("channels."))
-    assert len(gens) == 3, gens  # the newest three are kept
+    assert gens == ["channels.2", "channels.3", "channels.4"], gens  # the newest three
     for ch in ("candidate",):
         assert keys.gpg_verify(pub.manifest_path(ch) + ".sig", pub.manifest_path(ch)).returncode == 0
 
