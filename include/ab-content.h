@@ -41,6 +41,10 @@ typedef enum
  *   thread keeps its own references and the file size limit stays until
  *   the process exits (ab_content_pulls_abandoned()). The error names the
  *   bound, the redacted URL and the config key.
+ * - The commit is pulled first (signature checked by libostree); when it
+ *   carries a signed size index ("ostree.sizes"), the objects the repo
+ *   lacks must fit in the free space beside the reserve, and the caps
+ *   shrink to the indexed sizes before any other object is fetched.
  * - libostree's temporary files go to the repo's tmp directory (TMPDIR is
  *   set to it), on the sysroot's file system, never to /var/tmp. */
 typedef struct
@@ -50,6 +54,9 @@ typedef struct
   guint max_pull_time_sec;  /* [update] max-pull-time-sec */
   gint64 deadline_us;       /* monotonic end of the pull; 0: now + max_pull_time_sec */
   guint64 min_free_bytes;   /* [update] min-free-space */
+  /* set by the pull: the cap was tightened to the commit's signed sizes */
+  gboolean pull_cap_signed;
+  gboolean object_cap_signed;
 } AbPullLimits;
 
 #define AB_CONTENT_REMOTE "abdeploy"

@@ -395,14 +395,17 @@ watch_pull (Watch *w)
  * local import would take objects unchecked, and a tampered medium could
  * pass a validly signed commit with altered files.) */
 static GVariant *
-pull_options (const char *refspec)
+pull_options (const char *refspec, gboolean commit_only)
 {
   const char *refs[] = { refspec, NULL };
   g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a{sv}"));
   g_variant_builder_add (b, "{sv}", "refs", g_variant_new_strv (refs, -1));
   g_variant_builder_add (b, "{sv}", "gpg-verify", g_variant_new_boolean (TRUE));
   g_variant_builder_add (b, "{sv}", "gpg-verify-summary", g_variant_new_boolean (FALSE));
-  g_variant_builder_add (b, "{sv}", "flags", g_variant_new_int32 (OSTREE_REPO_PULL_FLAGS_UNTRUSTED));
+  OstreeRepoPullFlags flags = OSTREE_REPO_PULL_FLAGS_UNTRUSTED;
+  if (commit_only)
+    flags |= OSTREE_REPO_PULL_FLAGS_COMMIT_ONLY;
+  g_variant_builder_add (b, "{sv}", "flags", g_variant_new_int32 (flags));
   /* byte counts for the watcher ten times a second (libostree's default: 1 s) */
   g_variant_builder_add (b, "{sv}", "update-frequency", g_variant_new_uint32 (100));
   return g_variant_ref_sink (g_variant_builder_end (b));
@@ -481,6 +484,11 @@ set_bound_error (GError **error, const Watch *w, const char *what)
   const AbPullLimits *l = w->limits;
   if (w->hit == BOUND_CANCELLED)
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "%s: cancelled", what);
+  else if (w->hit == BOUND_BYTES && l->pull_cap_signed)
+    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
+                 "%s: the server sent more than the %" G_GUINT64_FORMAT " bytes that the "
+                 "commit's signed size index allows; aborted (a hostile or broken server)",
+                 what, l->max_pull_bytes);
   else if (w->hit == BOUND_BYTES)
     g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
                  "%s: the server sent more than [update] max-pull-bytes=%" G_GUINT64_FORMAT
@@ -505,7 +513,12 @@ static gboolean
 set_pull_failure (GError **error, const Watch *w, const char *what, const char *refspec,
                   const char *shown, const GError *cause)
 {
-  if (strstr (cause->message, g_strerror (EFBIG)) != NULL)
+  if (strstr (cause->message, g_strerror (EFBIG)) != NULL && w->limits->object_cap_signed)
+    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
+                 "%s: an object is larger than the %" G_GUINT64_FORMAT " bytes that the "
+                 "commit's signed size index allows; aborted (a hostile or broken server)",
+                 what, w->limits->max_object_bytes);
+  else if (strstr (cause->message, g_strerror (EFBIG)) != NULL)
     g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
                  "%s: an object is larger than [update] max-object-bytes=%" G_GUINT64_FORMAT
                  " bytes; aborted (a hostile or broken server; raise max-object-bytes if the "
@@ -520,9 +533,9 @@ set_pull_failure (GError **error, const Watch *w, const char *what, const char *
 }
 
 static gboolean
-pull_http (OstreeRepo *repo, const char *url, const char *refspec, AbProgressFunc progress,
-           gpointer user_data, const AbPullLimits *limits, GCancellable *cancellable,
-           GError **error)
+pull_http (OstreeRepo *repo, const char *url, const char *refspec, gboolean commit_only,
+           AbProgressFunc progress, gpointer user_data, const AbPullLimits *limits,
+           GCancellable *cancellable, GError **error)
 {
   drop_summary_cache (repo);
   keep_tmp_in_repo (repo);
@@ -531,7 +544,7 @@ pull_http (OstreeRepo *repo, const char *url, const char *refspec, AbProgressFun
   PullJob *job = g_new0 (PullJob, 1);
   job->refs = 2; /* the worker's and ours */
   job->repo = g_object_ref (repo);
-  job->options = pull_options (refspec);
+  job->options = pull_options (refspec, commit_only);
   job->cancel = g_cancellable_new ();
   g_mutex_init (&job->lock);
   g_cond_init (&job->cond);
@@ -553,6 +566,98 @@ pull_http (OstreeRepo *repo, const char *url, const char *refspec, AbProgressFun
   return ok;
 }
 
+static gboolean
+pulled_commit (OstreeRepo *repo, const char *refspec, char **out_commit, GError **error)
+{
+  if (ab_is_commit_checksum (refspec))
+    {
+      *out_commit = g_strdup (refspec);
+      return TRUE;
+    }
+  g_autofree char *remote_ref = g_strconcat (AB_CONTENT_REMOTE ":", refspec, NULL);
+  return ab_content_resolve (repo, remote_ref, out_commit, error);
+}
+
+/* What the objects of COMMIT that REPO lacks take, by the commit's signed
+ * size index ("ostree.sizes", written by abdeploy publish): bytes to
+ * download, bytes to store, the largest object. FALSE when it has none. */
+static gboolean
+signed_sizes (OstreeRepo *repo, const char *commit, guint64 *out_download, guint64 *out_store,
+              guint64 *out_largest)
+{
+  g_autoptr(GVariant) v = NULL;
+  g_autoptr(GPtrArray) entries = NULL;
+  if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, NULL)
+      || !ostree_commit_get_object_sizes (v, &entries, NULL) || entries == NULL
+      || entries->len == 0)
+    return FALSE;
+  *out_download = *out_store = *out_largest = 0;
+  for (guint i = 0; i < entries->len; i++)
+    {
+      const OstreeCommitSizesEntry *e = entries->pdata[i];
+      gboolean have = FALSE;
+      if (ostree_repo_has_object (repo, e->objtype, e->checksum, &have, NULL, NULL) && have)
+        continue;
+      *out_download = saturating_add (*out_download, e->archived);
+      *out_store = saturating_add (*out_store, e->unpacked);
+      *out_largest = MAX (*out_largest, MAX (e->archived, e->unpacked));
+    }
+  return TRUE;
+}
+
+/* Room for the signed sizes of COMMIT beside the reserve, and caps
+ * tightened to them: the pull may not receive more than the index says
+ * (plus 1 MiB for the remote's config and summary), nor write a file
+ * larger than its largest object (at least libostree's 10 MiB metadata
+ * cap). Without an index the configured caps stay. */
+static gboolean
+apply_signed_sizes (OstreeRepo *repo, const char *commit, AbPullLimits *lim, GError **error)
+{
+  guint64 download = 0, store = 0, largest = 0;
+  if (!signed_sizes (repo, commit, &download, &store, &largest))
+    return TRUE;
+  g_autofree char *what = g_strdup_printf ("the objects of commit %s (its signed size index)",
+                                           commit);
+  if (!ab_content_check_free_space (ostree_repo_get_dfd (repo), saturating_add (download, store),
+                                    lim->min_free_bytes, what, error))
+    return FALSE;
+  guint64 pull_cap = saturating_add (download, 1024 * 1024);
+  guint64 object_cap = MAX (largest, (guint64) 16 * 1024 * 1024);
+  lim->pull_cap_signed = pull_cap < lim->max_pull_bytes;
+  lim->object_cap_signed = object_cap < lim->max_object_bytes;
+  lim->max_pull_bytes = MIN (lim->max_pull_bytes, pull_cap);
+  lim->max_object_bytes = MIN (lim->max_object_bytes, object_cap);
+  return TRUE;
+}
+
+/* The commit first, then, bounded by its signed sizes, its objects. A
+ * failure puts the remote ref that the first step wrote back as it was. */
+static gboolean
+pull_http_in_two (OstreeRepo *repo, const char *url, const char *refspec, AbProgressFunc progress,
+                  gpointer user_data, AbPullLimits *lim, GCancellable *cancellable,
+                  char **out_commit, GError **error)
+{
+  gboolean is_ref = !ab_is_commit_checksum (refspec);
+  g_autofree char *remote_ref = g_strconcat (AB_CONTENT_REMOTE ":", refspec, NULL);
+  g_autofree char *old = NULL;
+  if (is_ref)
+    (void) ostree_repo_resolve_rev (repo, remote_ref, TRUE, &old, NULL);
+  g_autofree char *commit = NULL;
+  if (ab_content_check_free_space (ostree_repo_get_dfd (repo), 0, lim->min_free_bytes,
+                                   "the pull", error)
+      && pull_http (repo, url, refspec, TRUE, progress, user_data, lim, cancellable, error)
+      && pulled_commit (repo, refspec, &commit, error)
+      && apply_signed_sizes (repo, commit, lim, error)
+      && pull_http (repo, url, commit, FALSE, progress, user_data, lim, cancellable, error))
+    {
+      *out_commit = g_steal_pointer (&commit);
+      return TRUE;
+    }
+  if (is_ref)
+    (void) ostree_repo_set_ref_immediate (repo, AB_CONTENT_REMOTE, refspec, old, NULL, NULL);
+  return FALSE;
+}
+
 gboolean
 ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const char *refspec,
                  AbProgressFunc progress, gpointer user_data, const char *tls_ca_path,
@@ -572,17 +677,8 @@ ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const ch
   if (g_str_has_prefix (url, "file://"))
     return import_local (repo, url, source, refspec, progress, user_data, &lim,
                          cancellable, out_commit, error);
-  if (!ab_content_check_free_space (ostree_repo_get_dfd (repo), 0, lim.min_free_bytes,
-                                    "the pull", error)
-      || !pull_http (repo, url, refspec, progress, user_data, &lim, cancellable, error))
-    return FALSE;
-  if (ab_is_commit_checksum (refspec))
-    {
-      *out_commit = g_strdup (refspec);
-      return TRUE;
-    }
-  g_autofree char *remote_ref = g_strconcat (AB_CONTENT_REMOTE ":", refspec, NULL);
-  return ab_content_resolve (repo, remote_ref, out_commit, error);
+  return pull_http_in_two (repo, url, refspec, progress, user_data, &lim, cancellable, out_commit,
+                           error);
 }
 
 gboolean

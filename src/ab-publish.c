@@ -1022,9 +1022,11 @@ write_tree (Session *s, const AbPublishCommitOptions *o, GPtrArray *allowed, GEr
   g_autoptr(GPtrArray) refused = g_ptr_array_new_with_free_func (g_free);
   Gate gate = { o, dfd, refused, allowed };
   g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new ();
+  /* GENERATE_SIZES: the commit carries a signed index of every object's
+   * size ("ostree.sizes"), which bounds what a device's pull may fetch. */
   g_autoptr(OstreeRepoCommitModifier) modifier =
-      ostree_repo_commit_modifier_new (OSTREE_REPO_COMMIT_MODIFIER_FLAGS_NONE, gate_filter,
-                                       &gate, NULL);
+      ostree_repo_commit_modifier_new (OSTREE_REPO_COMMIT_MODIFIER_FLAGS_GENERATE_SIZES,
+                                       gate_filter, &gate, NULL);
   GFile *root = NULL;
   if (!ostree_repo_write_dfd_to_mtree (s->repo, dfd, ".", mtree, modifier, NULL, error))
     {

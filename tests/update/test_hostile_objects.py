@@ -136,15 +136,30 @@ def test_endless_object_on_update_without_delta(device, hostile, pub, endless_ob
     assert snap(device) == before, ul.diff(before, snap(device))
 
 
-def test_endless_object_hits_the_pull_cap(device, hostile, pub, endless_object):
-    """max-object-bytes high, max-pull-bytes low: the whole pull's cap acts."""
-    device.configure(hostile.url, channel="nodelta", max_object_bytes=1024 * MiB,
-                     max_pull_bytes=8 * MiB)
+def test_endless_object_hits_the_signed_sizes(device, hostile, pub, endless_object):
+    """With the default caps, the commit's signed size index (written by
+    abdeploy publish) bounds the pull to what its objects take."""
+    device.configure(hostile.url, channel="nodelta")
     before = snap(device)
     r = device.expect(ul.EXIT_ERROR, "update")
-    assert "max-pull-bytes=%d" % (8 * MiB) in r.stderr, r.describe()
+    assert "signed size index" in r.stderr, r.describe()
     assert r.elapsed < 30, r.describe()
-    assert_bounded(hostile, endless_object, 512 * MiB)
+    assert_bounded(hostile, endless_object, 128 * MiB)
+    assert device.leftovers() == []
+    assert snap(device) == before, ul.diff(before, snap(device))
+
+
+def test_streaming_object_hits_the_pull_cap(device, hostile, pub):
+    """max-object-bytes high, max-pull-bytes below what the index allows:
+    the configured cap of the whole pull acts and is named."""
+    path = content_object(pub, "1.4", CHANGED)
+    hostile.set(path, Rule(body=object_bytes(pub, path), endless=True, bps=MiB))
+    device.configure(hostile.url, channel="nodelta", max_pull_bytes=64 * 1024)
+    before = snap(device)
+    r = device.expect(ul.EXIT_ERROR, "update")
+    assert "max-pull-bytes=%d" % (64 * 1024) in r.stderr, r.describe()
+    assert r.elapsed < 30, r.describe()
+    assert_bounded(hostile, path, 8 * MiB)
     assert device.leftovers() == []
     assert snap(device) == before, ul.diff(before, snap(device))
 
@@ -362,3 +377,23 @@ def test_free_space_by_delta_superblock(tiny_device, lighttpd, pub):
     os.unlink(filler)
     d.ok("update")
     assert d.slot("b")["version"] == "1.7"
+
+
+def test_free_space_by_signed_sizes(tiny_device, lighttpd, pub):
+    """Over HTTP, the commit's signed size index says what its objects
+    take: 1.6 adds a 1.5 MiB file, 1 MiB is free. Refused before any
+    object but the commit is fetched."""
+    d = tiny_device
+    d.configure(lighttpd.url, min_free_space=0)
+    filler = fill(d, MiB)
+    before = snap(d)
+    mark = lighttpd.mark()
+    r = d.expect(ul.EXIT_ERROR, "stage", "--from=" + lighttpd.url, pub.commits["1.6"])
+    needed, avail = figures(r.stderr)
+    assert needed >= 1536 * 1024 and avail < needed, r.describe()
+    assert "signed size index" in r.stderr, r.describe()
+    fetched = [e["path"] for e in lighttpd.since(mark) if e["path"].startswith("/objects/")]
+    assert all(p.endswith((".commit", ".commitmeta")) for p in fetched), fetched
+    assert snap(d) == before, ul.diff(before, snap(d))
+    os.unlink(filler)
+    d.ok("stage", "--from=" + lighttpd.url, pub.commits["1.6"])
