@@ -19,6 +19,7 @@ typedef enum
   AB_DEPLOY_ERROR_FAILED,
   AB_DEPLOY_ERROR_NOTHING_TO_DO,
   AB_DEPLOY_ERROR_USAGE,
+  AB_DEPLOY_ERROR_REFUSED, /* refused by policy: the A/B invariant (exit status 6) */
 } AbDeployError;
 
 typedef struct
@@ -33,6 +34,20 @@ typedef struct
 
 /* The slot that stage writes: neither booted nor (offline) primary. */
 AbSlot ab_deploy_target_slot (AbSysroot *sysroot, const AbBootPointer *ptr);
+
+/* The A/B invariant (docs/internals.md): the slot stage would write (see
+ * ab_deploy_target_slot()) is never the last good slot while the booted
+ * slot has no green verdict (ab_health_booted_is_green()). Refused with
+ * AB_DEPLOY_ERROR_REFUSED. Allowed offline (no booted slot), when the booted
+ * slot is green, and when the target is not good (empty, staged, trial or
+ * bad: overwriting it loses no good slot). The caller holds the lock; every
+ * path that writes a slot comes through here (ab_deploy_stage() calls it
+ * itself; update and resume call it before they download). */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_deploy_check_invariant (AbSysroot *sysroot, const AbSlotsView *snap, GError **error);
+/* The same, loading the view itself (the caller holds the lock). */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_deploy_check_may_stage (AbSysroot *sysroot, GError **error);
 
 gboolean ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slot,
                           GError **error);

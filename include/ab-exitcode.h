@@ -11,6 +11,7 @@ typedef enum
   AB_EXIT_VERIFY = 3,
   AB_EXIT_LOCKED = 4,
   AB_EXIT_NOTHING_TO_DO = 5,
+  AB_EXIT_REFUSED = 6, /* refused by policy: the A/B invariant */
 } AbExitCode;
 
 AbExitCode ab_exit_code_for_error (const GError *error);

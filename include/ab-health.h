@@ -45,5 +45,14 @@ gboolean ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts,
 gboolean ab_health_mark (AbSysroot *sysroot, const char *which, gboolean good, AbSlot *out_slot,
                          GError **error);
 
+/* Whether the booted slot has a green verdict: its pointer state is good,
+ * or it is neither on trial nor bad and the last verdict recorded
+ * (verdict.json) is green for this slot and its commit. *out_why (when not
+ * green) names the state in words, for error messages. FALSE on an error
+ * reading the verdict; an offline sysroot (no booted slot) is never asked. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_health_booted_is_green (AbSysroot *sysroot, const AbSlotsView *v, gboolean *out_green,
+                                    char **out_why, GError **error);
+
 /* The last verdict as shown by status: {verdict, failed_hooks, at}. */
 JsonNode *ab_health_status_json (AbSysroot *sysroot, GError **error);

@@ -3,6 +3,7 @@
 #include "ab-crashpoint.h"
 #include "ab-etcmerge.h"
 #include "ab-fsutil.h"
+#include "ab-health.h"
 #include "ab-history.h"
 #include "ab-kernel.h"
 #include "ab-status.h"
@@ -33,6 +34,43 @@ ab_deploy_target_slot (AbSysroot *sysroot, const AbBootPointer *ptr)
   if (ptr->primary != AB_SLOT_NONE)
     return ab_slot_other (ptr->primary);
   return AB_SLOT_A;
+}
+
+static const char *
+version_or_commit (const AbSlotRecord *rec)
+{
+  return rec->version ? rec->version : rec->commit;
+}
+
+gboolean
+ab_deploy_check_invariant (AbSysroot *sysroot, const AbSlotsView *snap, GError **error)
+{
+  if (sysroot->booted == AB_SLOT_NONE)
+    return TRUE;
+  AbSlot target = ab_deploy_target_slot (sysroot, &snap->ptr);
+  if (state_of (snap, target) != AB_SLOT_STATE_GOOD)
+    return TRUE;
+  gboolean green = FALSE;
+  g_autofree char *why = NULL;
+  if (!ab_health_booted_is_green (sysroot, snap, &green, &why, error))
+    return FALSE;
+  if (green)
+    return TRUE;
+  g_set_error (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_REFUSED,
+               "Refusing to write slot %s: it holds %s, the last good deployment, and %s. "
+               "Wait for the health check (abdeploy-healthcheck.service, or abdeploy "
+               "health-check) to find this boot green, or confirm it by hand with abdeploy "
+               "mark-good; then run this again. Nothing was changed",
+               ab_slot_name (target), version_or_commit (snap->rec[target]), why);
+  return FALSE;
+}
+
+gboolean
+ab_deploy_check_may_stage (AbSysroot *sysroot, GError **error)
+{
+  g_auto(AbSlotsView) snap = { 0 };
+  return ab_sysroot_load_view (sysroot, &snap, error)
+         && ab_deploy_check_invariant (sysroot, &snap, error);
 }
 
 /* The deployment whose /etc the operator is living with: the booted slot,
@@ -235,6 +273,8 @@ ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slo
     return FALSE;
   AbSlot target = ab_deploy_target_slot (sysroot, &snap.ptr);
   *out_slot = target;
+  if (!ab_deploy_check_invariant (sysroot, &snap, error))
+    return FALSE;
   const char *source = NULL;
   g_autofree char *commit = NULL;
   if (!fetch_commit (sysroot, opts, &source, &commit, error)

@@ -16,6 +16,8 @@ ab_exit_code_for_error (const GError *error)
   if (g_error_matches (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY)
       || g_error_matches (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_REFUSED))
     return AB_EXIT_VERIFY;
+  if (g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_REFUSED))
+    return AB_EXIT_REFUSED;
   if (g_error_matches (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_NO_UPDATE))
     return AB_EXIT_NOTHING_TO_DO;
   if (g_error_matches (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD))

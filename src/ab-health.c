@@ -497,6 +497,56 @@ ab_health_mark (AbSysroot *sysroot, const char *which, gboolean good, AbSlot *ou
   return ab_history_append (sysroot->state_dfd, ev, error);
 }
 
+/* The last verdict is green for SLOT holding COMMIT (NULL: empty record). */
+static gboolean
+last_verdict_green_for (AbSysroot *sysroot, AbSlot slot, const char *commit, gboolean *out,
+                        GError **error)
+{
+  g_autoptr(JsonNode) root = NULL;
+  *out = FALSE;
+  if (!ab_format_read_state_at (sysroot->state_dfd, VERDICT_FILE, &root, NULL, error))
+    return FALSE;
+  JsonObject *o = root ? json_node_get_object (root) : NULL;
+  *out = o != NULL && g_strcmp0 (ab_json_get_string (o, "verdict", NULL), "green") == 0
+         && g_strcmp0 (ab_json_get_string (o, "slot", NULL), ab_slot_name (slot)) == 0
+         && g_strcmp0 (ab_json_get_string (o, "commit", NULL), commit) == 0;
+  return TRUE;
+}
+
+gboolean
+ab_health_booted_is_green (AbSysroot *sysroot, const AbSlotsView *v, gboolean *out_green,
+                           char **out_why, GError **error)
+{
+  AbSlot booted = sysroot->booted;
+  g_return_val_if_fail (booted != AB_SLOT_NONE, FALSE);
+  const char *name = ab_slot_name (booted);
+  *out_green = FALSE;
+  *out_why = NULL;
+  switch (v->ptr.state[booted])
+    {
+    case AB_BOOT_STATE_GOOD:
+      *out_green = TRUE;
+      return TRUE;
+    case AB_BOOT_STATE_TRIAL:
+      *out_why = g_strdup_printf ("the booted slot %s is on trial (%d tries left) and has no green "
+                                  "verdict yet", name, v->ptr.tries[booted]);
+      return TRUE;
+    case AB_BOOT_STATE_BAD:
+      *out_why = g_strdup_printf ("the booted slot %s is marked bad", name);
+      return TRUE;
+    case AB_BOOT_STATE_NONE:
+    default:
+      break;
+    }
+  const char *commit = v->rec[booted] ? v->rec[booted]->commit : NULL;
+  if (!last_verdict_green_for (sysroot, booted, commit, out_green, error))
+    return FALSE;
+  if (!*out_green)
+    *out_why = g_strdup_printf ("the booted slot %s is unverified: not marked good, and no green "
+                                "health verdict for what it holds", name);
+  return TRUE;
+}
+
 JsonNode *
 ab_health_status_json (AbSysroot *sysroot, GError **error)
 {

@@ -1050,7 +1050,9 @@ ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error)
       g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_NO_UPDATE, "Nothing to do: %s", why);
       return FALSE;
     }
-  if (!check_room (sysroot, find_delta (rel, c->installed_commit), error))
+  /* the A/B invariant before anything is downloaded or recorded */
+  if (!ab_deploy_check_may_stage (sysroot, error)
+      || !check_room (sysroot, find_delta (rel, c->installed_commit), error))
     return FALSE;
   g_autoptr(AbTransaction) t = ab_transaction_new (c->channel, rel->version, rel->commit,
                                                    c->installed_commit);
@@ -1087,6 +1089,9 @@ ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboolean aban
   if (abandon)
     return ab_transaction_set_phase (sysroot->state_dfd, t, AB_PHASE_ABANDONED, error)
            && drop_delta_cache (sysroot, t->commit, error);
+  /* the A/B invariant: the transaction stays as it is, to resume later */
+  if (!ab_deploy_check_may_stage (sysroot, error))
+    return FALSE;
   g_autoptr(AbUpdateCheck) c = ab_update_check (sysroot, error);
   if (c == NULL)
     return FALSE;

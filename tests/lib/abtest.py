@@ -37,6 +37,7 @@ EXIT_USAGE = 2
 EXIT_VERIFY = 3
 EXIT_LOCKED = 4
 EXIT_NOTHING = 5
+EXIT_REFUSED = 6    # refused by policy: the A/B invariant (issue 11)
 
 DEFAULT_TIMEOUT = 120
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
