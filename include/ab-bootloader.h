@@ -18,6 +18,7 @@ typedef enum
   AB_BOOTLOADER_ERROR_FAILED,
   AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND,
   AB_BOOTLOADER_ERROR_PARSE,
+  AB_BOOTLOADER_ERROR_READ_BACK, /* a save that did not store what it was given */
 } AbBootloaderError;
 
 typedef enum
@@ -46,9 +47,19 @@ gboolean ab_boot_pointer_bootable (const AbBootPointer *ptr, AbSlot slot);
  * decrement. AB_SLOT_NONE when there is no primary. */
 AbSlot ab_boot_pointer_next_boot (const AbBootPointer *ptr);
 
+/* "primary b, a good, b trial 3": for messages. */
+char *ab_boot_pointer_describe (const AbBootPointer *ptr);
+
 /* NAME=VALUE pairs of the pointer vocabulary, and back. */
 GHashTable *ab_boot_pointer_to_vars (const AbBootPointer *ptr);
 gboolean ab_boot_pointer_from_vars (GHashTable *vars, AbBootPointer *out, GError **error);
+/* The same for the variables read from a bootloader environment (grub,
+ * uboot): every variable must be there (ABDEPLOY_PRIMARY may be absent when
+ * PRIMARY_MAY_BE_ABSENT: U-Boot has no empty variables), and every error
+ * ends with FIX, how to repair the variable. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_boot_pointer_from_env (GHashTable *vars, gboolean primary_may_be_absent,
+                                   const char *fix, AbBootPointer *out, GError **error);
 
 typedef struct _AbBootloader AbBootloader;
 
@@ -87,4 +98,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbBootloader, ab_bootloader_free)
 const char *ab_bootloader_name (AbBootloader *self);
 gboolean ab_bootloader_setup (AbBootloader *self, GError **error);
 gboolean ab_bootloader_load (AbBootloader *self, AbBootPointer *out, GError **error);
+/* Saves PTR, then reads it back: a backend that stored something else (or
+ * nothing) is AB_BOOTLOADER_ERROR_READ_BACK, naming the backend, what was
+ * written and what was read back. */
 gboolean ab_bootloader_save (AbBootloader *self, const AbBootPointer *ptr, GError **error);

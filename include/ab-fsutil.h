@@ -18,6 +18,7 @@ typedef enum
   AB_FS_ERROR_NOT_FOUND,
   AB_FS_ERROR_ESCAPES,   /* the path resolves through a link that leaves its root, or any link where none is allowed */
   AB_FS_ERROR_NOT_REGULAR, /* a regular file was required */
+  AB_FS_ERROR_UNSAFE,      /* code that someone other than root may change */
 } AbFsError;
 
 /* How ab_fs_open_beneath() resolves a path below its root directory. */
@@ -91,3 +92,14 @@ gboolean ab_fs_syncfs (int dfd, GError **error);
 /* The absolute path of directory fd DFD (AT_FDCWD: the current directory),
  * joined with REL when REL is not NULL. */
 char *ab_fs_fd_path (int dfd, const char *rel, GError **error);
+
+/* The rule for every executable abdeploy runs as code (health hooks, the
+ * custom bootloader backend): the file, and every directory on the way to
+ * it from / (of its real path, and of PATH as given when that holds a
+ * link), is neither world-writable nor writable by a group other than
+ * root's, and, when this process runs as root, is owned by root. A
+ * world- or group-writable directory with the sticky bit (/tmp) is allowed:
+ * there only an entry's owner may replace it. AB_FS_ERROR_UNSAFE names the
+ * first offender and the command that fixes it. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_fs_check_code_path (const char *path, GError **error);

@@ -13,6 +13,8 @@
  *   set-primary a|b|none      none: no primary
  *   get-state SLOT            prints good, bad, none, or "trial N" (N 0..9)
  *   set-state SLOT good|bad|none|trial N
+ * The executable and its directories are held like health hooks
+ * (ab_fs_check_code_path()): nothing but root may change them.
  * Exit status 0 means success; anything else, a signal, a timeout or
  * output outside this grammar is an error naming the executable, the call
  * and its stderr. On timeout the call's whole process group is killed.
@@ -98,6 +100,14 @@ backend_load (AbBootloader *self, Backend *out, GError **error)
     return FALSE;
   out->path = g_path_is_absolute (path) ? g_strdup (path)
                                         : g_build_filename (out->sysroot, path, NULL);
+  /* It runs as root: held like a health hook. (A missing one fails to
+   * start, with the call named.) */
+  if (g_file_test (out->path, G_FILE_TEST_EXISTS) && !ab_fs_check_code_path (out->path, error))
+    {
+      g_prefix_error (error, "Refusing to run the custom bootloader backend ([boot] " KEY_BACKEND
+                             "): ");
+      return FALSE;
+    }
   return TRUE;
 }
 

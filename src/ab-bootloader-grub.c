@@ -97,7 +97,10 @@ grub_load (AbBootloader *self, AbBootPointer *out, GError **error)
       if (v != NULL)
         g_hash_table_insert (vars, (char *) pointer_vars[i], (char *) v);
     }
-  return ab_boot_pointer_from_vars (vars, out, error);
+  return ab_boot_pointer_from_env (vars, FALSE,
+                                   "set it with grub-editenv SYSROOT/" GRUB_DIR "/" GRUBENV_NAME
+                                   " set NAME=VALUE (the values are in abdeploy-pointer(5))",
+                                   out, error);
 }
 
 const AbBootloaderOps ab_bootloader_grub_ops = {

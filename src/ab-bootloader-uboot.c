@@ -287,7 +287,9 @@ uboot_load (AbBootloader *self, AbBootPointer *out, GError **error)
       if (v != NULL)
         g_hash_table_insert (vars, (char *) pointer_vars[i], v);
     }
-  return ab_boot_pointer_from_vars (vars, out, error);
+  g_autofree char *fix = g_strdup_printf ("set it with fw_setenv -c %s NAME VALUE (the values "
+                                          "are in abdeploy-pointer(5))", config);
+  return ab_boot_pointer_from_env (vars, TRUE, fix, out, error);
 }
 
 static gboolean

@@ -109,6 +109,31 @@ ab_boot_pointer_from_vars (GHashTable *vars, AbBootPointer *out, GError **error)
   return TRUE;
 }
 
+gboolean
+ab_boot_pointer_from_env (GHashTable *vars, gboolean primary_may_be_absent, const char *fix,
+                          AbBootPointer *out, GError **error)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (state_vars); i++)
+    {
+      const char *need[] = { "ABDEPLOY_PRIMARY", state_vars[i], tries_vars[i] };
+      for (guint j = primary_may_be_absent ? 1 : 0; j < G_N_ELEMENTS (need); j++)
+        if (!g_hash_table_contains (vars, need[j]))
+          {
+            g_set_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_PARSE,
+                         "%s is missing; %s", need[j], fix);
+            return FALSE;
+          }
+    }
+  if (ab_boot_pointer_from_vars (vars, out, error))
+    return TRUE;
+  if (error == NULL)
+    return FALSE;
+  g_autofree char *msg = g_strdup_printf ("%s; %s", (*error)->message, fix);
+  g_free ((*error)->message);
+  (*error)->message = g_steal_pointer (&msg);
+  return FALSE;
+}
+
 AbBootloader *
 ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config, GError **error)
 {
@@ -165,10 +190,63 @@ ab_bootloader_load (AbBootloader *self, AbBootPointer *out, GError **error)
   return TRUE;
 }
 
+/* Equal as the bootloader sees them: tries count only for a trial. */
+static gboolean
+pointers_equal (const AbBootPointer *a, const AbBootPointer *b)
+{
+  if (a->primary != b->primary)
+    return FALSE;
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    if (a->state[s] != b->state[s]
+        || (a->state[s] == AB_BOOT_STATE_TRIAL && a->tries[s] != b->tries[s]))
+      return FALSE;
+  return TRUE;
+}
+
+char *
+ab_boot_pointer_describe (const AbBootPointer *ptr)
+{
+  g_autoptr(GString) s = g_string_new (NULL);
+  const char *primary = ab_slot_name (ptr->primary);
+  g_string_append_printf (s, "primary %s", primary ? primary : "none");
+  for (int i = 0; i < AB_N_SLOTS; i++)
+    {
+      g_string_append_printf (s, ", %s %s", ab_slot_name ((AbSlot) i), ab_boot_state_name (ptr->state[i]));
+      if (ptr->state[i] == AB_BOOT_STATE_TRIAL)
+        g_string_append_printf (s, " %d", ptr->tries[i]);
+    }
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+/* A backend that says it saved the pointer but stores something else (or
+ * nothing) must not be taken at its word: the pointer is read back. */
+static gboolean
+check_read_back (AbBootloader *self, const AbBootPointer *ptr, GError **error)
+{
+  AbBootPointer back;
+  g_autoptr(GError) local = NULL;
+  g_autofree char *wrote = ab_boot_pointer_describe (ptr);
+  if (!self->ops->load (self, &back, &local))
+    {
+      g_set_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_READ_BACK,
+                   "The %s backend reported the pointer saved (%s), but reading it back "
+                   "failed: %s", self->ops->name, wrote, local->message);
+      return FALSE;
+    }
+  if (pointers_equal (ptr, &back))
+    return TRUE;
+  g_autofree char *read = ab_boot_pointer_describe (&back);
+  g_set_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_READ_BACK,
+               "The %s backend reported the pointer saved, but it did not store it: wrote "
+               "%s, read back %s. Check the backend (and, for a custom backend, its set-* "
+               "calls) before trying again", self->ops->name, wrote, read);
+  return FALSE;
+}
+
 gboolean
 ab_bootloader_save (AbBootloader *self, const AbBootPointer *ptr, GError **error)
 {
-  if (!self->ops->save (self, ptr, error))
+  if (!self->ops->save (self, ptr, error) || !check_read_back (self, ptr, error))
     {
       g_prefix_error (error, "Writing the boot pointer %s: ", self->ops->location);
       return FALSE;

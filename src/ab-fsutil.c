@@ -630,3 +630,71 @@ ab_fs_mkdir_p_beneath (int root_dfd, const char *path, mode_t mode, GError **err
     }
   return ab_steal_fd (&cur);
 }
+
+/* Why the file or directory PATH with ST may not lead to code run by this
+ * process, or NULL (see ab_fs_check_code_path()). */
+static char *
+unsafe_reason (const char *path, const struct stat *st)
+{
+  const char *what = S_ISDIR (st->st_mode) ? "directory " : "";
+  gboolean sticky = S_ISDIR (st->st_mode) && (st->st_mode & S_ISVTX);
+  if ((st->st_mode & S_IWOTH) && !sticky)
+    return g_strdup_printf ("%s%s is world-writable; run chmod o-w on it", what, path);
+  if ((st->st_mode & S_IWGRP) && st->st_gid != 0 && !sticky)
+    return g_strdup_printf ("%s%s is writable by group %u; run chmod g-w on it", what, path,
+                            (unsigned) st->st_gid);
+  if (geteuid () == 0 && st->st_uid != 0)
+    return g_strdup_printf ("%s%s is owned by uid %u, not root; run chown root on it", what,
+                            path, (unsigned) st->st_uid);
+  return NULL;
+}
+
+/* PATH (absolute) and every directory above it, up to /. */
+static gboolean
+check_chain (const char *path, GError **error)
+{
+  g_autofree char *p = g_strdup (path);
+  for (;;)
+    {
+      struct stat st;
+      if (stat (p, &st) < 0)
+        {
+          int errsv = errno;
+          g_set_error (error, AB_FS_ERROR, AB_FS_ERROR_UNSAFE, "cannot examine %s: %s", p,
+                       g_strerror (errsv));
+          return FALSE;
+        }
+      g_autofree char *why = unsafe_reason (p, &st);
+      if (why != NULL)
+        {
+          g_set_error_literal (error, AB_FS_ERROR, AB_FS_ERROR_UNSAFE, why);
+          return FALSE;
+        }
+      if (g_str_equal (p, "/") || g_str_equal (p, "."))
+        return TRUE;
+      char *up = g_path_get_dirname (p);
+      g_free (p);
+      p = up;
+    }
+}
+
+gboolean
+ab_fs_check_code_path (const char *path, GError **error)
+{
+  g_autofree char *real = realpath (path, NULL);
+  if (real == NULL)
+    {
+      int errsv = errno;
+      g_set_error (error, AB_FS_ERROR, AB_FS_ERROR_UNSAFE, "cannot examine %s: %s", path,
+                   g_strerror (errsv));
+      return FALSE;
+    }
+  if (!check_chain (real, error))
+    return FALSE;
+  if (g_str_equal (real, path))
+    return TRUE;
+  /* a link on the way: whoever may replace it decides what runs */
+  g_autofree char *abs = g_canonicalize_filename (path, NULL);
+  g_autofree char *dir = g_path_get_dirname (abs);
+  return check_chain (dir, error);
+}

@@ -150,19 +150,15 @@ ab_hooks_discover (const char *root, AbHookStage stage, gboolean greenboot_compa
   return hooks;
 }
 
-/* NULL when the hook may run, else why not. */
+/* NULL when the hook may run, else why not: the same rule as for the
+ * custom bootloader backend (ab_fs_check_code_path()). */
 static char *
 refusal_reason (const AbHook *hook)
 {
-  struct stat st;
-  if (stat (hook->path, &st) < 0)
-    return g_strdup_printf ("cannot examine %s: %s", hook->path, g_strerror (errno));
-  if (st.st_mode & S_IWOTH)
-    return g_strdup_printf ("%s is world-writable; run chmod o-w on it", hook->path);
-  if (geteuid () == 0 && st.st_uid != 0)
-    return g_strdup_printf ("%s is owned by uid %u, not root; run chown root on it",
-                            hook->path, (unsigned) st.st_uid);
-  return NULL;
+  g_autoptr(GError) error = NULL;
+  if (ab_fs_check_code_path (hook->path, &error))
+    return NULL;
+  return g_strdup (error->message);
 }
 
 static guint

@@ -156,6 +156,26 @@ def test_world_writable_hook_refused(fresh, tmp_path):
     assert sr.verdict()["failed_hooks"] == ["10-writable"]
 
 
+def test_hook_in_a_writable_directory_refused(fresh, tmp_path):
+    """The directories on the way to a hook are held like the hook (issue
+    11): anyone who may write one may replace the hook."""
+    sr = fresh()
+    marker = tmp_path / "ran"
+    path = sr.add_hook("a", REQ, "10-in-writable-dir", "#!/bin/sh\ntouch '%s'\n" % marker)
+    d = os.path.dirname(path)
+    os.chmod(d, 0o777)
+    r = sr.boot()
+    assert r.returncode == hl.EXIT_RED, r
+    assert not marker.exists(), "a hook in a world-writable directory was run"
+    h = sr.hook_result("10-in-writable-dir")
+    assert h["result"] == "refused", h
+    assert "directory %s is world-writable" % os.path.realpath(d) in h["message"], h
+    os.chmod(d, 0o1777)        # sticky, like /tmp: only the owner replaces an entry
+    r = sr.boot()
+    assert r.returncode == hl.EXIT_OK, r
+    assert marker.exists()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the owner check applies when abdeploy runs as root")
 def test_hook_not_owned_by_root_refused(fresh, tmp_path):
     sr = fresh()

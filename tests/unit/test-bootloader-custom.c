@@ -3,13 +3,15 @@
 #include "config.h"
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "ab-bootloader.h"
 #include "ab-config.h"
+#include "ab-fsutil.h"
 #include "ab-test-fixture.h"
 #include "ab-test-bootloader.h"
 
-/* Fault injection: the file "mode" holds "fail CALL", "garbage CALL" or
- * "hang CALL". */
+/* Fault injection: the file "mode" holds "fail CALL", "garbage CALL",
+ * "hang CALL" or "lie CALL" (succeed without doing anything). */
 static const char backend_script[] =
   "#!/bin/sh\n"
   "state=\"$ABDEPLOY_SYSROOT/custom-state\"\n"
@@ -20,6 +22,7 @@ static const char backend_script[] =
   "  \"fail $1\") echo \"simulated failure of $1\" >&2; exit 3 ;;\n"
   "  \"garbage $1\") echo maybe; exit 0 ;;\n"
   "  \"hang $1\") sleep 30 & sleep 30; exit 0 ;;\n"
+  "  \"lie $1\") exit 0 ;;\n"
   "esac\n"
   "case \"$1\" in\n"
   "  get-primary) cat \"$state/primary\" 2>/dev/null; exit 0 ;;\n"
@@ -160,6 +163,87 @@ test_missing_executable (TmpDir *t, gconstpointer data)
   g_assert_nonnull (strstr (error->message, "could not start"));
 }
 
+/* Setting up the backend must fail, without running it, with an error
+ * holding NEEDLE. */
+static void
+assert_refused (TmpDir *t, const AbConfig *cfg, const char *needle)
+{
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
+  g_autoptr(GError) error = NULL;
+  g_assert_false (ab_bootloader_setup (bl, &error));
+  g_assert_error (error, AB_FS_ERROR, AB_FS_ERROR_UNSAFE);
+  g_assert_nonnull (strstr (error->message, "custom bootloader backend"));
+  if (strstr (error->message, needle) == NULL)
+    g_error ("\"%s\" not in: %s", needle, error->message);
+  g_assert_false (ab_fs_exists_at (t->dfd, "calls.log"));
+}
+
+/* The backend runs as root: held like a health hook (issue 11). */
+static void
+test_writable_executable_refused (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(AbConfig) cfg = install_backend_absolute (t, "");
+  g_assert_cmpint (fchmodat (t->dfd, "backend.sh", 0757, 0), ==, 0);
+  assert_refused (t, cfg, "backend.sh is world-writable; run chmod o-w on it");
+  g_assert_cmpint (fchmodat (t->dfd, "backend.sh", 0775, 0), ==, 0);
+  g_assert_cmpint (fchownat (t->dfd, "backend.sh", -1, 4242, 0), ==, 0);
+  assert_refused (t, cfg, "writable by group 4242; run chmod g-w on it");
+  g_assert_cmpint (fchownat (t->dfd, "backend.sh", -1, 0, 0), ==, 0);
+  if (geteuid () == 0)
+    {
+      g_assert_cmpint (fchownat (t->dfd, "backend.sh", 4242, -1, 0), ==, 0);
+      assert_refused (t, cfg, "is owned by uid 4242, not root; run chown root on it");
+      g_assert_cmpint (fchownat (t->dfd, "backend.sh", 0, -1, 0), ==, 0);
+    }
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
+  setup_ok (bl);
+}
+
+/* Every directory on the way to it as well; a sticky one (/tmp) is fine. */
+static void
+test_writable_directory_refused (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(AbConfig) cfg = install_backend (t, "opt/bin/backend.sh", "opt/bin/backend.sh", "");
+  g_assert_cmpint (fchmodat (t->dfd, "opt", 0777, 0), ==, 0);
+  assert_refused (t, cfg, "directory ");
+  assert_refused (t, cfg, "/opt is world-writable");
+  g_assert_cmpint (fchmodat (t->dfd, "opt", 01777, 0), ==, 0);
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
+  setup_ok (bl);
+  /* a link to it from a writable directory: whoever may replace the link
+   * decides what runs */
+  g_assert_cmpint (fchmodat (t->dfd, "opt", 0755, 0), ==, 0);
+  g_assert_true (ab_fs_unlink_durable_at (t->dfd, "calls.log", NULL));
+  g_autofree char *target = g_build_filename (t->path, "opt/bin/backend.sh", NULL);
+  g_assert_true (ab_fs_mkdir_p_at (t->dfd, "drop", 0777, NULL));
+  g_assert_cmpint (fchmodat (t->dfd, "drop", 0777, 0), ==, 0);
+  g_assert_cmpint (symlinkat (target, t->dfd, "drop/backend"), ==, 0);
+  write_file_at (t->dfd, "etc/abdeploy/abdeploy.conf", "[boot]\ncustom-backend=drop/backend\n");
+  g_autoptr(AbConfig) linked = ab_config_load (t->dfd, NULL, NULL);
+  assert_refused (t, linked, "/drop is world-writable");
+}
+
+/* A backend whose set-* calls succeed but store nothing: the read-back
+ * catches it, naming the backend, what was written and what was read. */
+static void
+test_save_that_stores_nothing (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(AbConfig) cfg = install_backend_absolute (t, "");
+  g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
+  AbBootPointer good = pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_NONE, 0);
+  save_ok (bl, &good);
+  write_file_at (t->dfd, "mode", "lie set-primary");
+  AbBootPointer p = pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 3);
+  g_autoptr(GError) error = NULL;
+  g_assert_false (ab_bootloader_save (bl, &p, &error));
+  g_assert_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_READ_BACK);
+  const char *needles[] = { "custom backend", "wrote primary b, a good, b trial 3",
+                            "read back primary a, a good, b trial 3", NULL };
+  for (const char *const *n = needles; *n; n++)
+    if (strstr (error->message, *n) == NULL)
+      g_error ("\"%s\" not in: %s", *n, error->message);
+}
+
 /* The error names the executable, the call, the status and stderr. */
 static void
 test_failing_call (TmpDir *t, gconstpointer data)
@@ -255,5 +339,8 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/bootloader-custom/garbage-output", test_garbage_output);
   TMPDIR_TEST ("/bootloader-custom/timeout", test_timeout);
   TMPDIR_TEST ("/bootloader-custom/bad-timeout-value", test_bad_timeout_value);
+  TMPDIR_TEST ("/bootloader-custom/writable-executable-refused", test_writable_executable_refused);
+  TMPDIR_TEST ("/bootloader-custom/writable-directory-refused", test_writable_directory_refused);
+  TMPDIR_TEST ("/bootloader-custom/save-that-stores-nothing", test_save_that_stores_nothing);
   return g_test_run ();
 }

@@ -163,6 +163,30 @@ test_interop_with_fw_setenv (TmpDir *t, gconstpointer data)
   g_assert_nonnull (strstr (error->message, "ABDEPLOY_B_TRIES=x"));
 }
 
+/* A pointer variable that fw_setenv deleted or set out of range is an
+ * error naming the variable and the fw_setenv call that fixes it. */
+static void
+test_bad_variables_name_the_fix (TmpDir *t, gconstpointer data)
+{
+  g_autofree char *config = write_env_config (t, "etc/fw_env.config", TRUE);
+  g_autoptr(AbBootloader) bl = new_backend (t, "uboot", NULL);
+  setup_ok (bl);
+  const char *weird[] = { "fw_setenv", "-c", config, "ABDEPLOY_A_STATE", "weird", NULL };
+  g_free (run_tool (weird));
+  g_autoptr(GError) error = NULL;
+  AbBootPointer back;
+  g_assert_false (ab_bootloader_load (bl, &back, &error));
+  g_assert_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_PARSE);
+  g_assert_nonnull (strstr (error->message, "ABDEPLOY_A_STATE=weird"));
+  g_assert_nonnull (strstr (error->message, "fw_setenv -c"));
+  g_clear_error (&error);
+  const char *unset[] = { "fw_setenv", "-c", config, "ABDEPLOY_A_STATE", NULL };
+  g_free (run_tool (unset));
+  g_assert_false (ab_bootloader_load (bl, &back, &error));
+  g_assert_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_PARSE);
+  g_assert_nonnull (strstr (error->message, "ABDEPLOY_A_STATE is missing"));
+}
+
 /* A blank environment starts from U-Boot's default environment file. */
 static void
 test_blank_env_starts_from_defaults (TmpDir *t, gconstpointer data)
@@ -250,6 +274,7 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/bootloader-uboot/redundant-keeps-previous-copy",
                test_redundant_env_keeps_previous_copy);
   TMPDIR_TEST ("/bootloader-uboot/interop-fw-setenv", test_interop_with_fw_setenv);
+  TMPDIR_TEST ("/bootloader-uboot/bad-variables-name-the-fix", test_bad_variables_name_the_fix);
   TMPDIR_TEST ("/bootloader-uboot/blank-env-starts-from-defaults",
                test_blank_env_starts_from_defaults);
   TMPDIR_TEST ("/bootloader-uboot/damaged-single-copy-rewritten",

@@ -87,6 +87,90 @@ test_file_rejects_bad_values (TmpDir *t, gconstpointer data)
   g_assert_nonnull (strstr (error->message, "format 2"));
 }
 
+/* Loading must fail with a message holding every one of NEEDLES. */
+static void
+assert_load_fails (AbBootloader *bl, const char *const *needles)
+{
+  g_autoptr(GError) error = NULL;
+  AbBootPointer p;
+  g_assert_false (ab_bootloader_load (bl, &p, &error));
+  g_assert_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_PARSE);
+  for (const char *const *n = needles; *n; n++)
+    if (strstr (error->message, *n) == NULL)
+      g_error ("\"%s\" not in: %s", *n, error->message);
+}
+
+#define GOOD_TAIL "ABDEPLOY_A_STATE=good\nABDEPLOY_A_TRIES=0\nABDEPLOY_B_STATE=trial\nABDEPLOY_B_TRIES=3\n"
+
+/* A hand-edited pointer is read exactly or not at all (issue 11): an
+ * unknown, repeated or missing variable was read as "no primary". */
+static void
+test_file_malformed_lines_are_errors (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("file", t->dfd, NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  g_assert_true (ab_bootloader_setup (bl, &error));
+  write_file_at (t->dfd, "boot/abdeploy/pointer",
+                 "ABDEPLOY_FORMAT=1\n# slot b next\nABDEPLOY_PRIMRY=b\n" GOOD_TAIL);
+  const char *typo[] = { "boot/abdeploy/pointer", "line 3", "unknown variable \"ABDEPLOY_PRIMRY\"",
+                         "Fix or delete that line", NULL };
+  assert_load_fails (bl, typo);
+  write_file_at (t->dfd, "boot/abdeploy/pointer",
+                 "ABDEPLOY_FORMAT=1\nABDEPLOY_PRIMARY =b\n" GOOD_TAIL);
+  const char *spaced[] = { "line 2", "unknown variable \"ABDEPLOY_PRIMARY \"", NULL };
+  assert_load_fails (bl, spaced);
+  write_file_at (t->dfd, "boot/abdeploy/pointer", "ABDEPLOY_FORMAT=1\n" GOOD_TAIL);
+  const char *missing[] = { "ABDEPLOY_PRIMARY is missing", "Add the line", NULL };
+  assert_load_fails (bl, missing);
+  write_file_at (t->dfd, "boot/abdeploy/pointer",
+                 "ABDEPLOY_FORMAT=1\nABDEPLOY_PRIMARY=b\n" GOOD_TAIL "ABDEPLOY_PRIMARY=a\n");
+  const char *twice[] = { "line 7", "ABDEPLOY_PRIMARY is set a second time", NULL };
+  assert_load_fails (bl, twice);
+  write_file_at (t->dfd, "boot/abdeploy/pointer",
+                 "ABDEPLOY_FORMAT=1\nABDEPLOY_PRIMARY=b\nABDEPLOY_A_STATE=weird\n"
+                 "ABDEPLOY_A_TRIES=0\nABDEPLOY_B_STATE=trial\nABDEPLOY_B_TRIES=x\n");
+  const char *value[] = { "line 3", "ABDEPLOY_A_STATE=weird", NULL };
+  assert_load_fails (bl, value);
+  /* comments and blank lines stay allowed */
+  write_file_at (t->dfd, "boot/abdeploy/pointer",
+                 "# kept by hand\nABDEPLOY_FORMAT=1\n\nABDEPLOY_PRIMARY=b\n" GOOD_TAIL);
+  AbBootPointer back, expected = sample_pointer ();
+  g_assert_true (ab_bootloader_load (bl, &back, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (&back, sizeof back, &expected, sizeof expected);
+}
+
+static void
+grub_editenv (TmpDir *t, const char *args)
+{
+  g_autofree char *env = g_build_filename (t->path, "boot/grub/grubenv", NULL);
+  g_autofree char *cmd = g_strdup_printf ("grub-editenv %s %s", env, args);
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+  g_assert_true (g_spawn_command_line_sync (cmd, NULL, NULL, &status, &error));
+  g_assert_cmpint (status, ==, 0);
+}
+
+/* The variables abdeploy owns in the GRUB env block: out of range or
+ * missing is an error that says how to fix it. */
+static void
+test_grub_bad_variables_name_the_fix (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("grub", t->dfd, NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  g_assert_true (ab_bootloader_setup (bl, &error));
+  grub_editenv (t, "set ABDEPLOY_A_TRIES=x");
+  const char *tries[] = { "boot/grub/grubenv", "ABDEPLOY_A_TRIES=x", "grub-editenv", NULL };
+  assert_load_fails (bl, tries);
+  grub_editenv (t, "set ABDEPLOY_A_TRIES=0 ABDEPLOY_B_STATE=weird");
+  const char *state[] = { "ABDEPLOY_B_STATE=weird", "grub-editenv", NULL };
+  assert_load_fails (bl, state);
+  grub_editenv (t, "set ABDEPLOY_B_STATE=none");
+  grub_editenv (t, "unset ABDEPLOY_PRIMARY");
+  const char *missing[] = { "ABDEPLOY_PRIMARY is missing", "grub-editenv", NULL };
+  assert_load_fails (bl, missing);
+}
+
 static void
 test_next_boot_rules (void)
 {
@@ -108,6 +192,8 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/bootloader/grub-roundtrip", test_grub_roundtrip_readable_by_grub_editenv);
   TMPDIR_TEST ("/bootloader/unknown-backend", test_unknown_backend);
   TMPDIR_TEST ("/bootloader/file-rejects-bad-values", test_file_rejects_bad_values);
+  TMPDIR_TEST ("/bootloader/file-malformed-lines-are-errors", test_file_malformed_lines_are_errors);
+  TMPDIR_TEST ("/bootloader/grub-bad-variables-name-the-fix", test_grub_bad_variables_name_the_fix);
   g_test_add_func ("/bootloader/next-boot-rules", test_next_boot_rules);
   return g_test_run ();
 }
