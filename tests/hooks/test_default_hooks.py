@@ -748,6 +748,43 @@ def test_healthcheck_unit_orders_and_installs_as_specified(bindir):
     assert "WantedBy=multi-user.target" in sections["Install"]
 
 
+def update_unit_sections(bindir):
+    path = os.path.join(SRC_ROOT, "data", "systemd", "abdeploy-update.service.in")
+    with open(path) as f:
+        text = f.read().replace("@bindir@", bindir)
+    sections, current = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), [])
+            continue
+        current.append(line)
+    return text, sections
+
+
+def test_update_unit_requires_a_green_boot(workdir, bindir):
+    """The A/B invariant (issue 11): the unattended update starts only once
+    boot-complete.target is reached, which the health check is RequiredBy=:
+    after a red verdict the target fails and the update does not start."""
+    text, sections = update_unit_sections(bindir)
+    unit = sections["Unit"]
+    assert "Requires=boot-complete.target" in unit, unit
+    assert any(l.startswith("After=") and "boot-complete.target" in l.split("=", 1)[1].split()
+               for l in unit), unit
+    if shutil.which("systemd-analyze") is None:
+        return
+    d = os.path.join(workdir, "update-units")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "abdeploy-update.service")
+    with open(path, "w") as f:
+        f.write(text)
+    p = run(["systemd-analyze", "verify", "--man=no", path], check=False)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    assert "abdeploy-update.service:" not in out, out
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_healthcheck_unit_passes_systemd_analyze_verify(workdir, bindir):
     d = os.path.join(workdir, "units")
