@@ -77,7 +77,7 @@ def crafted(tmp_path, archive, mutate, name="crafted"):
 
 def outside(dev):
     """Every path beside the sysroot (the device's parent directory, less
-    the sysroot), and the scratch directories of restore in TMPDIR."""
+    the sysroot)."""
     parent = os.path.dirname(dev.path)
     seen = set()
     for root, dirs, files in os.walk(parent):
@@ -86,18 +86,20 @@ def outside(dev):
             continue
         for n in dirs + files:
             seen.add(os.path.relpath(os.path.join(root, n), parent))
-    tmp = os.environ.get("TMPDIR", "/tmp")
-    seen |= {"TMPDIR/" + n for n in os.listdir(tmp) if n.startswith("abdeploy-restore-")}
     return seen
 
 
 def refused(dev, archive, *needles):
     """restore must fail with a clear message, change nothing and leave no
     journal."""
+    scratch = os.path.join(os.path.dirname(dev.path), "tmpdir")
+    os.makedirs(scratch, exist_ok=True)
     snap = ll.disk_snapshot(dev)
     around = outside(dev)
-    p = dev.run("restore", "--path=" + archive)
+    # restore reads the files back in a scratch directory under TMPDIR
+    p = dev.run("restore", "--path=" + archive, env={"TMPDIR": scratch})
     assert p.returncode == ll.EXIT_ERROR, p.describe
+    assert os.listdir(scratch) == [], "restore left its scratch directory"
     for n in needles:
         assert n in p.stderr, "%r not in the message\n%s" % (n, p.describe)
     assert "nothing was changed" in p.stderr, p.describe
