@@ -508,10 +508,28 @@ set_bound_error (GError **error, const Watch *w, const char *what)
   return FALSE;
 }
 
+/* MESSAGE without the password and query of URL: libostree's messages name
+ * the URLs it fetched as it built them from the remote's URL. */
+static char *
+redact_message (const char *message, const char *url)
+{
+  g_autoptr(GUri) uri = g_uri_parse (url, G_URI_FLAGS_HAS_PASSWORD | G_URI_FLAGS_ENCODED, NULL);
+  g_autofree char *out = g_strdup (message);
+  const char *secrets[] = { uri ? g_uri_get_password (uri) : NULL, uri ? g_uri_get_query (uri) : NULL };
+  for (guint i = 0; i < G_N_ELEMENTS (secrets); i++)
+    if (secrets[i] != NULL && *secrets[i] != '\0')
+      {
+        g_auto(GStrv) parts = g_strsplit (out, secrets[i], -1);
+        g_free (out);
+        out = g_strjoinv ("***", parts);
+      }
+  return g_steal_pointer (&out);
+}
+
 /* libostree's own errors that are the bounds of the pull. */
 static gboolean
 set_pull_failure (GError **error, const Watch *w, const char *what, const char *refspec,
-                  const char *shown, const GError *cause)
+                  const char *url, const char *shown, const GError *cause)
 {
   if (strstr (cause->message, g_strerror (EFBIG)) != NULL && w->limits->object_cap_signed)
     g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
@@ -528,7 +546,11 @@ set_pull_failure (GError **error, const Watch *w, const char *what, const char *
                  "%s: a metadata object is larger than libostree's cap of %d bytes; aborted "
                  "(a hostile or broken server)", what, OSTREE_MAX_METADATA_SIZE);
   else
-    return set_pull_error (error, refspec, shown, refspec, cause);
+    {
+      g_autofree char *msg = redact_message (cause->message, url);
+      g_autoptr(GError) redacted = g_error_new_literal (cause->domain, cause->code, msg);
+      return set_pull_error (error, refspec, shown, refspec, redacted);
+    }
   return FALSE;
 }
 
@@ -561,7 +583,7 @@ pull_http (OstreeRepo *repo, const char *url, const char *refspec, gboolean comm
   if (!ok && w.hit != BOUND_NONE)
     set_bound_error (error, &w, what);
   else if (!ok)
-    set_pull_failure (error, &w, what, refspec, shown, job->error);
+    set_pull_failure (error, &w, what, refspec, url, shown, job->error);
   pull_job_unref (job);
   return ok;
 }

@@ -177,6 +177,16 @@ def test_slow_object_hits_the_pull_time_limit(device, hostile, pub):
     assert snap(device) == before, ul.diff(before, snap(device))
 
 
+def test_credentials_are_redacted_in_libostree_errors(device, hostile, pub):
+    path = content_object(pub, "1.4", CHANGED)
+    hostile.set(path, Rule(status=404))
+    url = hostile.url.replace("http://", "http://user:s3cret@")
+    device.configure(url)
+    r = device.expect(ul.EXIT_ERROR, "stage", "--from=" + url, pub.commits["1.4"])
+    assert "404" in r.stderr, r.describe()
+    assert "s3cret" not in r.stderr, r.describe()
+
+
 def test_credentials_are_redacted(device, hostile, pub, endless_object):
     url = hostile.url.replace("http://", "http://user:s3cret@")
     device.configure(url, max_object_bytes=MiB)
