@@ -10,7 +10,8 @@
  * - A cancelled download stops within about a second (libcurl's progress
  *   callback checks the cancellable, also while the server sends nothing).
  * - Error messages name the bound that was hit, the config key that sets
- *   it, and the URL without its password and query (ab_fetch_redact_url()).
+ *   it, and the URL without its user name, password and query
+ *   (ab_fetch_redact_url(): the one redaction of every printed or recorded URL).
  * - 4xx answers are terminal (no retry); 5xx answers, timeouts and
  *   connection failures are retried with capped exponential backoff, at
  *   most max_attempts times.

@@ -68,7 +68,10 @@ trusted_keypath (int sysroot_dfd, GError **error)
   return g_strjoinv (";", (char **) files->pdata);
 }
 
-/* (Re)defines remote "abdeploy": URL, GPG verification on, trusted keys. */
+/* (Re)defines remote "abdeploy": URL, GPG verification on, trusted keys.
+ * The repo config (which libostree rewrites world-readable) gets the URL
+ * without user name, password or query: pulls pass the full URL as
+ * "override-url", so credentials stay in abdeploy.conf or the command line. */
 static gboolean
 configure_remote (OstreeRepo *repo, int sysroot_dfd, const char *url, const char *tls_ca_path,
                   GError **error)
@@ -83,10 +86,11 @@ configure_remote (OstreeRepo *repo, int sysroot_dfd, const char *url, const char
   if (tls_ca_path != NULL)
     g_variant_builder_add (b, "{sv}", "tls-ca-path", g_variant_new_string (tls_ca_path));
   g_autoptr(GVariant) options = g_variant_ref_sink (g_variant_builder_end (b));
+  g_autofree char *shown = ab_fetch_redact_url (url);
   if (!ostree_repo_remote_change (repo, NULL, OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS,
                                   AB_CONTENT_REMOTE, NULL, NULL, NULL, error)
       || !ostree_repo_remote_change (repo, NULL, OSTREE_REPO_REMOTE_CHANGE_ADD, AB_CONTENT_REMOTE,
-                                     url, options, NULL, error))
+                                     shown, options, NULL, error))
     {
       g_prefix_error (error, "Configuring the pull source: ");
       return FALSE;
@@ -102,9 +106,10 @@ source_to_url (const char *source, GError **error)
     return g_strdup (source);
   if (strstr (source, "://") != NULL)
     {
+      g_autofree char *shown = ab_fetch_redact_url (source);
       g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE,
                    "Unsupported source \"%s\": use an http://, https:// or file:// URL "
-                   "or the path of an OSTree repo", source);
+                   "or the path of an OSTree repo", shown);
       return NULL;
     }
   g_autofree char *abs = realpath (source, NULL);
@@ -395,10 +400,12 @@ watch_pull (Watch *w)
  * local import would take objects unchecked, and a tampered medium could
  * pass a validly signed commit with altered files.) */
 static GVariant *
-pull_options (const char *refspec, gboolean commit_only)
+pull_options (const char *url, const char *refspec, gboolean commit_only)
 {
   const char *refs[] = { refspec, NULL };
   g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a{sv}"));
+  /* the full URL, credentials included, lives only in this pull's options */
+  g_variant_builder_add (b, "{sv}", "override-url", g_variant_new_string (url));
   g_variant_builder_add (b, "{sv}", "refs", g_variant_new_strv (refs, -1));
   g_variant_builder_add (b, "{sv}", "gpg-verify", g_variant_new_boolean (TRUE));
   g_variant_builder_add (b, "{sv}", "gpg-verify-summary", g_variant_new_boolean (FALSE));
@@ -566,7 +573,7 @@ pull_http (OstreeRepo *repo, const char *url, const char *refspec, gboolean comm
   PullJob *job = g_new0 (PullJob, 1);
   job->refs = 2; /* the worker's and ours */
   job->repo = g_object_ref (repo);
-  job->options = pull_options (refspec, commit_only);
+  job->options = pull_options (url, refspec, commit_only);
   job->cancel = g_cancellable_new ();
   g_mutex_init (&job->lock);
   g_cond_init (&job->cond);

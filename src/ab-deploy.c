@@ -2,6 +2,7 @@
 #include "ab-deploy.h"
 #include "ab-crashpoint.h"
 #include "ab-etcmerge.h"
+#include "ab-fetch.h"
 #include "ab-fsutil.h"
 #include "ab-health.h"
 #include "ab-history.h"
@@ -231,7 +232,8 @@ write_record (AbSysroot *sysroot, AbSlot target, const char *commit, const char 
   rec->commit = g_strdup (commit);
   rec->version = ab_content_commit_version (sysroot->repo, commit, NULL);
   rec->deployed_at = ab_now_iso8601 ();
-  rec->origin = g_strdup (source);
+  /* slot records and history are world-readable: no credentials */
+  rec->origin = source ? ab_fetch_redact_url (source) : NULL;
   rec->ref = ab_is_commit_checksum (refspec) ? NULL : g_strdup (refspec);
   if (!ab_slot_record_save (sysroot->state_dfd, target, rec, error))
     return FALSE;
@@ -240,7 +242,7 @@ write_record (AbSysroot *sysroot, AbSlot target, const char *commit, const char 
   ab_json_add_string (ev, "slot", ab_slot_name (target));
   ab_json_add_string (ev, "version", rec->version);
   ab_json_add_string (ev, "commit", commit);
-  ab_json_add_string (ev, "origin", source);
+  ab_json_add_string (ev, "origin", rec->origin);
   return ab_history_append (sysroot->state_dfd, ev, error);
 }
 

@@ -31,7 +31,8 @@ ab_fetch_redact_url (const char *url)
                                      NULL);
   if (uri == NULL)
     return g_strdup (url);
-  return g_uri_to_string_partial (uri, G_URI_HIDE_PASSWORD | G_URI_HIDE_AUTH_PARAMS
+  /* the user name too: a token is often given as the user name alone */
+  return g_uri_to_string_partial (uri, G_URI_HIDE_USERINFO | G_URI_HIDE_AUTH_PARAMS
                                        | G_URI_HIDE_QUERY);
 }
 

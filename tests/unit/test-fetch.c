@@ -87,7 +87,10 @@ static void
 test_redact_url (void)
 {
   const char *cases[][2] = {
-    { "https://user:s3cret@updates.example.com/repo", "https://user@updates.example.com/repo" },
+    { "https://user:s3cret@updates.example.com/repo", "https://updates.example.com/repo" },
+    /* a token given as the user name alone (issue 11) */
+    { "https://ghp_s3cret@updates.example.com/repo", "https://updates.example.com/repo" },
+    { "http://u:p@127.0.0.1:8080/r;x?q=1", "http://127.0.0.1:8080/r;x" },
     { "https://updates.example.com/repo?token=s3cret", "https://updates.example.com/repo" },
     { "http://127.0.0.1:8080/a/b", "http://127.0.0.1:8080/a/b" },
     { "/media/usb/repo", "/media/usb/repo" },
