@@ -86,6 +86,29 @@ gboolean ab_format_check_state (const char *what, JsonObject *o, gint64 *out_for
 gboolean ab_format_read_state_at (int state_dfd, const char *name, JsonNode **out,
                                   gint64 *out_format, GError **error);
 
+/* Damage: a file that exists but holds nothing any abdeploy writes (not
+ * JSON, not UTF-8, not an object, no "format"). Unlike a format this
+ * abdeploy does not read (a newer abdeploy wrote it) or an I/O error, a
+ * reader may ignore damage where that is safe (see
+ * ab_format_read_state_tolerant_at()). */
+gboolean ab_format_error_is_damage (const GError *error);
+
+/* Warnings of the library (what a command ignored and why) go to the front
+ * end through this function; without one they go to g_debug(). */
+typedef void (*AbWarningFunc) (const char *message, gpointer user_data);
+void ab_format_set_warning_func (AbWarningFunc func, gpointer user_data);
+void ab_format_warn (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+/* ab_format_read_state_at(), except that a damaged file is reported as a
+ * warning, "abdeploy/state/NAME is damaged (WHY); CONSEQUENCE", and read
+ * as missing (*out NULL, TRUE returned). A format this abdeploy does not
+ * read and I/O errors are still errors. For files that only inform
+ * (verdict, history, last rollback) and for commands that must work on a
+ * damaged sysroot (status, rollback, mark-good, mark-bad, health-check). */
+gboolean ab_format_read_state_tolerant_at (int state_dfd, const char *name,
+                                           const char *consequence, JsonNode **out,
+                                           GError **error);
+
 /* The version stated by configuration text (GKeyFile [abdeploy] format):
  * 0 when the text states none (a format-1 file). WHAT names the file in
  * errors. An unparsable value is refused. */

@@ -21,9 +21,11 @@ typedef enum
 
 /* Starts an event object of TYPE with "type" and "at" set. */
 JsonBuilder *ab_history_event_begin (const char *type);
-/* Ends the builder's object and appends it. */
+/* Ends the builder's object and appends it. A damaged history.json is
+ * kept as history.json.damaged and a new history starts (with a warning,
+ * ab_format_warn()). */
 gboolean ab_history_append (int state_dfd, JsonBuilder *event, GError **error);
-/* Events, newest first. */
+/* Events, newest first; none (with a warning) when history.json is damaged. */
 JsonArray *ab_history_load (int state_dfd, GError **error);
 
 typedef struct
@@ -35,6 +37,7 @@ typedef struct
 
 /* Writes state/last-rollback.json and a "rollback" history event. */
 gboolean ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **error);
-/* The last rollback object, or NULL (and TRUE) when there was none. */
+/* The last rollback object, or NULL (and TRUE) when there was none or
+ * last-rollback.json is damaged (then with a warning). */
 gboolean ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error);
 

@@ -37,6 +37,11 @@ typedef struct
   AbSlot booted;
   char *config_path;        /* --config, or NULL */
   gboolean restore_pending; /* abdeploy/restore.pending exists: a restore was interrupted */
+  /* Set by the operations that must work on a damaged sysroot (status,
+   * rollback, mark-good, mark-bad, health-check): a damaged slot record
+   * (ab_format_error_is_damage()) is reported as a warning and read as an
+   * empty slot instead of failing. Every other command refuses it. */
+  gboolean tolerate_damage;
 } AbSysroot;
 
 /* Creates the layout; on an initialized sysroot changes nothing. */
@@ -62,14 +67,18 @@ gboolean ab_sysroot_lock (AbSysroot *self, GError **error);
  * while the booted slot is on trial (abdeploy migrate). */
 gboolean ab_sysroot_migrate_now (AbSysroot *self, gboolean *out_migrated, GError **error);
 
-/* Records of both slots (entries NULL for empty slots). */
-gboolean ab_sysroot_load_records (AbSysroot *self, AbSlotRecord *out[AB_N_SLOTS], GError **error);
+/* Records of both slots (entries NULL for empty slots; with
+ * tolerate_damage, also for damaged records, flagged in OUT_DAMAGED when
+ * not NULL). */
+gboolean ab_sysroot_load_records (AbSysroot *self, AbSlotRecord *out[AB_N_SLOTS],
+                                  gboolean out_damaged[AB_N_SLOTS], GError **error);
 
 /* The boot pointer and both slot records, read together. */
 typedef struct
 {
   AbBootPointer ptr;
   AbSlotRecord *rec[AB_N_SLOTS];
+  gboolean damaged[AB_N_SLOTS]; /* record damaged, read as empty (tolerate_damage) */
 } AbSlotsView;
 
 void ab_slots_view_clear (AbSlotsView *v);

@@ -369,6 +369,9 @@ gboolean
 ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
 {
   g_auto(AbSlotsView) snap = { 0 };
+  /* A rollback must work on a damaged sysroot: a damaged record is read as
+   * an empty slot (never rolled back to), a damaged history is set aside. */
+  sysroot->tolerate_damage = TRUE;
   if (!lock_and_load (sysroot, &snap, error))
     return FALSE;
   AbSlot from = snap.ptr.primary;

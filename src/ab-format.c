@@ -213,6 +213,54 @@ ab_format_read_state_at (int state_dfd, const char *name, JsonNode **out, gint64
 }
 
 gboolean
+ab_format_error_is_damage (const GError *error)
+{
+  return error != NULL
+         && (g_error_matches (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_INVALID)
+             || g_error_matches (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_MISSING)
+             || error->domain == JSON_PARSER_ERROR);
+}
+
+static AbWarningFunc warning_func;
+static gpointer warning_data;
+
+void
+ab_format_set_warning_func (AbWarningFunc func, gpointer user_data)
+{
+  warning_func = func;
+  warning_data = user_data;
+}
+
+void
+ab_format_warn (const char *format, ...)
+{
+  va_list args;
+  va_start (args, format);
+  g_autofree char *message = g_strdup_vprintf (format, args);
+  va_end (args);
+  if (warning_func)
+    warning_func (message, warning_data);
+  else
+    g_debug ("%s", message);
+}
+
+gboolean
+ab_format_read_state_tolerant_at (int state_dfd, const char *name, const char *consequence,
+                                  JsonNode **out, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  if (ab_format_read_state_at (state_dfd, name, out, NULL, &local))
+    return TRUE;
+  if (!ab_format_error_is_damage (local))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  ab_format_warn ("abdeploy/state/%s is damaged (%s); %s", name, local->message, consequence);
+  return TRUE;
+}
+
+gboolean
 ab_format_config_stated (GKeyFile *kf, const char *what, gint64 *out_stated, GError **error)
 {
   *out_stated = 0;

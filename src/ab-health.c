@@ -362,6 +362,7 @@ static gboolean
 load_boot (AbSysroot *sysroot, Boot *b, GError **error)
 {
   b->booted = sysroot->booted;
+  sysroot->tolerate_damage = TRUE;
   if (b->booted == AB_SLOT_NONE)
     {
       g_set_error (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_NOT_BOOTED,
@@ -472,10 +473,13 @@ ab_health_mark (AbSysroot *sysroot, const char *which, gboolean good, AbSlot *ou
   g_auto(Boot) b = { 0 };
   AbSlot slot = resolve_which (sysroot, which ? which : "booted", error);
   *out_slot = slot;
+  sysroot->tolerate_damage = TRUE;
   if (slot == AB_SLOT_NONE || !ab_sysroot_lock (sysroot, error)
       || !ab_sysroot_load_view (sysroot, &b.v, error))
     return FALSE;
-  if (b.v.rec[slot] == NULL)
+  /* A slot whose record is damaged holds something unknown: it can be
+   * marked bad (never booted again), not good. */
+  if (b.v.rec[slot] == NULL && (good || !b.v.damaged[slot]))
     {
       g_set_error (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_NOTHING_TO_DO,
                    "Slot %s is empty: there is nothing to mark", ab_slot_name (slot));
@@ -551,7 +555,9 @@ JsonNode *
 ab_health_status_json (AbSysroot *sysroot, GError **error)
 {
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_format_read_state_at (sysroot->state_dfd, VERDICT_FILE, &root, NULL, error))
+  if (!ab_format_read_state_tolerant_at (sysroot->state_dfd, VERDICT_FILE,
+                                         "the last verdict is not known; the next health-check "
+                                         "replaces the file", &root, error))
     return NULL;
   JsonObject *o = root ? json_node_get_object (root) : NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();

@@ -11,6 +11,7 @@ G_DEFINE_QUARK (ab-history-error-quark, ab_history_error)
 
 #define HISTORY_FILE "history.json"
 #define LAST_ROLLBACK_FILE "last-rollback.json"
+#define HISTORY_DAMAGED_FILE "history.json.damaged"
 
 JsonBuilder *
 ab_history_event_begin (const char *type)
@@ -23,7 +24,9 @@ ab_history_event_begin (const char *type)
   return b;
 }
 
-/* The events array of the history file (oldest first); empty when none. */
+/* The events array of the history file (oldest first); empty when none.
+ * A damaged file (not JSON, no "events" array...) is an error with
+ * ab_format_error_is_damage() TRUE. */
 static JsonArray *
 load_events (int state_dfd, GError **error)
 {
@@ -35,19 +38,42 @@ load_events (int state_dfd, GError **error)
   JsonNode *events = json_object_get_member (json_node_get_object (root), "events");
   if (events == NULL || !JSON_NODE_HOLDS_ARRAY (events))
     {
-      g_set_error (error, AB_HISTORY_ERROR, AB_HISTORY_ERROR_FORMAT,
-                   "State file abdeploy/state/" HISTORY_FILE " has no \"events\" array; "
-                   "restore it from a backup (abdeploy restore)");
+      g_set_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_INVALID,
+                   "abdeploy/state/" HISTORY_FILE " has no \"events\" array");
       return NULL;
     }
   return json_array_ref (json_node_get_array (events));
+}
+
+/* The events to append to. A damaged history never blocks the command
+ * that appends (a rollback, a mark-good...): it is kept as
+ * history.json.damaged (replacing an older one) and a new history starts. */
+static JsonArray *
+load_events_to_append (int state_dfd, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  JsonArray *events = load_events (state_dfd, &local);
+  if (events != NULL)
+    return events;
+  if (!ab_format_error_is_damage (local))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  if (!ab_fs_rename_at (state_dfd, HISTORY_FILE, HISTORY_DAMAGED_FILE, error)
+      || !ab_fs_fsync_dir_at (state_dfd, ".", error))
+    return NULL;
+  ab_format_warn ("abdeploy/state/" HISTORY_FILE " is damaged (%s); it was kept as "
+                  "abdeploy/state/" HISTORY_DAMAGED_FILE " and a new history starts",
+                  local->message);
+  return json_array_new ();
 }
 
 gboolean
 ab_history_append (int state_dfd, JsonBuilder *event, GError **error)
 {
   json_builder_end_object (event);
-  g_autoptr(JsonArray) events = load_events (state_dfd, error);
+  g_autoptr(JsonArray) events = load_events_to_append (state_dfd, error);
   if (events == NULL)
     return FALSE;
   g_autoptr(JsonArray) kept = json_array_new ();
@@ -67,9 +93,20 @@ ab_history_append (int state_dfd, JsonBuilder *event, GError **error)
 JsonArray *
 ab_history_load (int state_dfd, GError **error)
 {
-  g_autoptr(JsonArray) events = load_events (state_dfd, error);
+  g_autoptr(GError) local = NULL;
+  g_autoptr(JsonArray) events = load_events (state_dfd, &local);
+  if (events == NULL && !ab_format_error_is_damage (local))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
   if (events == NULL)
-    return NULL;
+    {
+      ab_format_warn ("abdeploy/state/" HISTORY_FILE " is damaged (%s); no history is shown. "
+                      "The next event recorded starts a new history and keeps the damaged "
+                      "file as abdeploy/state/" HISTORY_DAMAGED_FILE, local->message);
+      events = json_array_new ();
+    }
   JsonArray *newest_first = json_array_new ();
   for (guint i = json_array_get_length (events); i > 0; i--)
     json_array_add_element (newest_first, json_node_copy (json_array_get_element (events, i - 1)));
@@ -108,5 +145,7 @@ ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **
 gboolean
 ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error)
 {
-  return ab_format_read_state_at (state_dfd, LAST_ROLLBACK_FILE, out, NULL, error);
+  return ab_format_read_state_tolerant_at (state_dfd, LAST_ROLLBACK_FILE,
+                                           "the last rollback is not known; the next rollback "
+                                           "replaces the file", out, error);
 }

@@ -191,15 +191,23 @@ plan_state (int state_dfd, gboolean *out_started, GError **error)
 }
 
 /* On a sysroot of the current layout, or of the previous one whose migration
- * waits: every state file must be readable. */
+ * waits: no state file may have a format this abdeploy does not read. A
+ * damaged file (see ab_format_error_is_damage()) does not stop the writer
+ * here: the command that reads it decides whether it can do without it, so
+ * a damaged verdict never blocks a rollback. */
 static gboolean
 check_current (int sysroot_dfd, int state_dfd, GError **error)
 {
   for (const char *const *n = ab_migrate_state_files; *n; n++)
     {
       g_autoptr(JsonNode) node = NULL;
-      if (!ab_format_read_state_at (state_dfd, *n, &node, NULL, error))
-        return FALSE;
+      g_autoptr(GError) local = NULL;
+      if (!ab_format_read_state_at (state_dfd, *n, &node, NULL, &local)
+          && !ab_format_error_is_damage (local))
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
     }
   /* A restore of a layout-1 backup may have been cut off while it built
    * its copy. */

@@ -52,12 +52,32 @@ add_slot (JsonBuilder *b, AbSysroot *sysroot, const AbSlotsView *v, AbSlot slot)
   json_builder_end_object (b);
 }
 
+/* The update transaction, or NULL; a damaged journal is reported (as a
+ * warning) and shown as none: status must work on a damaged sysroot. */
+static gboolean
+load_transaction (AbSysroot *sysroot, AbTransaction **out, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  if (ab_transaction_load (sysroot->state_dfd, out, &local))
+    return TRUE;
+  if (!ab_format_error_is_damage (local)
+      && !g_error_matches (local, AB_TRANSACTION_ERROR, AB_TRANSACTION_ERROR_FORMAT))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  ab_format_warn ("abdeploy/state/transaction.json is damaged (%s); no update transaction is "
+                  "shown. update and resume refuse it until it is restored from a backup",
+                  local->message);
+  return TRUE;
+}
+
 /* "transaction": the update transaction (phase, version, reason), or null. */
 static gboolean
 add_transaction (JsonBuilder *b, AbSysroot *sysroot, GError **error)
 {
   g_autoptr(AbTransaction) t = NULL;
-  if (!ab_transaction_load (sysroot->state_dfd, &t, error))
+  if (!load_transaction (sysroot, &t, error))
     return FALSE;
   json_builder_set_member_name (b, "transaction");
   if (t == NULL)
@@ -85,6 +105,7 @@ JsonNode *
 ab_status_to_json (AbSysroot *sysroot, GError **error)
 {
   g_auto(AbSlotsView) v = { 0 };
+  sysroot->tolerate_damage = TRUE;
   if (!ab_sysroot_load_view (sysroot, &v, error))
     return NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
@@ -161,7 +182,7 @@ append_health_text (AbSysroot *sysroot, GString *out, GError **error)
   else
     g_string_append (out, "Last rollback: none\n");
   g_autoptr(AbTransaction) t = NULL;
-  if (!ab_transaction_load (sysroot->state_dfd, &t, error))
+  if (!load_transaction (sysroot, &t, error))
     return FALSE;
   if (t != NULL)
     g_string_append_printf (out, "Update transaction: %s to %s, phase %s%s%s%s\n", t->id, t->version,
@@ -174,6 +195,7 @@ char *
 ab_status_to_text (AbSysroot *sysroot, GError **error)
 {
   g_auto(AbSlotsView) v = { 0 };
+  sysroot->tolerate_damage = TRUE;
   if (!ab_sysroot_load_view (sysroot, &v, error))
     return NULL;
   g_autoptr(GString) out = g_string_new (NULL);

@@ -268,6 +268,26 @@ finish_restore (AbSysroot *self, GError **error)
   return load_handles (self, error);
 }
 
+/* Migrates a sysroot of the previous layout. A damaged state file stops
+ * the migration before it writes anything; for an operation that tolerates
+ * damage (a rollback...) the migration then waits, as it does while the
+ * booted slot is on trial, and the operation goes on in the old layout. */
+static gboolean
+migrate_or_wait (AbSysroot *self, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  if (ab_migrate_sysroot (self->dfd, self->path, &self->layout, NULL, &local))
+    return TRUE;
+  if (!self->tolerate_damage || !ab_format_error_is_damage (local))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  ab_format_warn ("the migration of the sysroot to layout %d waits: %s", AB_LAYOUT_VERSION,
+                  local->message);
+  return ab_migrate_check_state (self->dfd, error);
+}
+
 gboolean
 ab_sysroot_lock (AbSysroot *self, GError **error)
 {
@@ -288,8 +308,7 @@ ab_sysroot_lock (AbSysroot *self, GError **error)
   gboolean wait = FALSE;
   if (!ab_format_read_layout_at (self->dfd, &self->layout, error)
       || !migration_waits (self, &wait, error)
-      || !(wait ? ab_migrate_check_state (self->dfd, error)
-                : ab_migrate_sysroot (self->dfd, self->path, &self->layout, NULL, error)))
+      || !(wait ? ab_migrate_check_state (self->dfd, error) : migrate_or_wait (self, error)))
     {
       ab_close_fdp (&self->lock_fd);
       self->lock_fd = -1;
@@ -326,16 +345,47 @@ ab_sysroot_migrate_now (AbSysroot *self, gboolean *out_migrated, GError **error)
   return TRUE;
 }
 
+/* The record of SLOT; a damaged one is read as empty (with a warning)
+ * when the operation tolerates damage. */
+static gboolean
+load_record (AbSysroot *self, AbSlot slot, AbSlotRecord **out, gboolean *out_damaged,
+             GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  *out_damaged = FALSE;
+  if (ab_slot_record_load (self->state_dfd, slot, out, &local))
+    return TRUE;
+  if (!self->tolerate_damage
+      || !(ab_format_error_is_damage (local)
+           || g_error_matches (local, AB_SLOTS_ERROR, AB_SLOTS_ERROR_FORMAT)))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  ab_format_warn ("the record of slot %s is damaged (%s); slot %s is taken as empty. "
+                  "Stage an image into it again, or restore abdeploy/state/slot-%s.json "
+                  "from a backup", ab_slot_name (slot), local->message, ab_slot_name (slot),
+                  ab_slot_name (slot));
+  *out_damaged = TRUE;
+  return TRUE;
+}
+
 gboolean
-ab_sysroot_load_records (AbSysroot *self, AbSlotRecord *out[AB_N_SLOTS], GError **error)
+ab_sysroot_load_records (AbSysroot *self, AbSlotRecord *out[AB_N_SLOTS],
+                         gboolean out_damaged[AB_N_SLOTS], GError **error)
 {
   out[0] = out[1] = NULL;
   for (int s = 0; s < AB_N_SLOTS; s++)
-    if (!ab_slot_record_load (self->state_dfd, (AbSlot) s, &out[s], error))
-      {
-        g_clear_pointer (&out[0], ab_slot_record_free);
-        return FALSE;
-      }
+    {
+      gboolean damaged = FALSE;
+      if (!load_record (self, (AbSlot) s, &out[s], &damaged, error))
+        {
+          g_clear_pointer (&out[0], ab_slot_record_free);
+          return FALSE;
+        }
+      if (out_damaged)
+        out_damaged[s] = damaged;
+    }
   return TRUE;
 }
 
@@ -350,7 +400,7 @@ gboolean
 ab_sysroot_load_view (AbSysroot *self, AbSlotsView *out, GError **error)
 {
   return ab_bootloader_load (self->bootloader, &out->ptr, error)
-         && ab_sysroot_load_records (self, out->rec, error);
+         && ab_sysroot_load_records (self, out->rec, out->damaged, error);
 }
 
 AbSlot

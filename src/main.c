@@ -4,7 +4,9 @@
 #include "cli.h"
 #include "ab-exitcode.h"
 #include "ab-health.h"
+#include "ab-format.h"
 #include "ab-history.h"
+#include "ab-json.h"
 #include "ab-status.h"
 #include "ab-sysroot.h"
 
@@ -470,10 +472,19 @@ find_command (int argc, char **argv)
   return -1;
 }
 
+/* What the library ignored and why (ab_format_warn()), on stderr. */
+static void
+print_warning (const char *message, gpointer user_data)
+{
+  g_autofree char *clean = ab_json_sanitize (message, -1, 0, FALSE);
+  g_printerr ("abdeploy: warning: %s\n", clean);
+}
+
 int
 main (int argc, char **argv)
 {
   setlocale (LC_ALL, "");
+  ab_format_set_warning_func (print_warning, NULL);
   int idx = find_command (argc, argv);
   if (idx < 0)
     {

@@ -179,3 +179,73 @@ def test_a_gigabyte_without_newline_costs_bounded_memory(fresh, tmp_path):
     assert h["result"] == "pass" and h["output_bytes"] == 1 << 30, h
     assert h["output_tail"] == "x" * 4096, len(h["output_tail"])
     assert b"[1073737728 more bytes of this line not shown]" in out, out[-300:]
+
+
+def damage(sr, name, data):
+    with open(sr.p("abdeploy", "state", name), "wb") as f:
+        f.write(data)
+
+
+def test_damaged_state_never_blocks_rollback_or_marks(fresh):
+    """A damaged verdict.json, history.json, last-rollback.json and
+    transaction.json: status, rollback, mark-good and mark-bad work and say
+    on stderr what they ignored; the damaged history is kept aside and a
+    new one starts."""
+    sr = fresh()
+    sr.deploy("os/v2")
+    r = sr.boot()
+    assert (r.slot, r.returncode) == ("b", hl.EXIT_OK), r
+    damage(sr, "verdict.json", b'{"format": 2, "verdict": "gre\xff')
+    damage(sr, "history.json", b'{"format": 2, "events": [{"type": "deploy"')
+    damage(sr, "last-rollback.json", b"")
+    damage(sr, "transaction.json", b'{"format": 2, "phase": "no-such-phase"}')
+
+    p = sr.ok("status")
+    for name in ("verdict.json", "last-rollback.json", "transaction.json"):
+        assert "warning: abdeploy/state/%s is damaged" % name in p.stderr, p.describe
+    assert "Last health verdict: none" in p.stdout, p.describe
+    st = sr.status()
+    assert st["health"]["verdict"] == "none" and st["transaction"] is None, st
+
+    p = sr.ok("rollback")
+    assert "warning: abdeploy/state/history.json is damaged" in p.stderr, p.describe
+    assert "history.json.damaged" in p.stderr, p.describe
+    with open(sr.p("abdeploy", "state", "history.json.damaged"), "rb") as f:
+        assert f.read() == b'{"format": 2, "events": [{"type": "deploy"'
+    p = sr.ok("mark-bad", "b")
+    p = sr.ok("mark-good", "b")
+    assert "history.json" not in p.stderr, p.describe   # replaced by a valid one
+    hist = read_state_json(sr, "history.json")
+    assert [e["type"] for e in hist["events"]] == ["rollback", "mark-bad", "mark-good"], hist
+    st = sr.status()
+    assert st["primary"] == "a" and sr.slot("b", st)["state"] == "good", st
+    assert st["last_rollback"]["kind"] == "manual", st
+    # the next health check replaces the damaged verdict
+    r = sr.boot()
+    assert (r.slot, r.returncode) == ("a", hl.EXIT_OK), r
+    p = sr.ok("status")
+    assert "damaged" not in p.stderr.replace("transaction.json is damaged", ""), p.describe
+
+
+def test_damaged_slot_record(fresh):
+    """A damaged slot record is an empty slot for status, rollback and the
+    marks (with a warning): mark-bad still works on it, mark-good and a
+    rollback to it are refused."""
+    sr = fresh()
+    sr.deploy("os/v2")
+    r = sr.boot()
+    assert (r.slot, r.returncode) == ("b", hl.EXIT_OK), r
+    damage(sr, "slot-a.json", b'{"format": 2, "version": "1.0"}')
+    p = sr.ok("status")
+    assert "warning: the record of slot a is damaged" in p.stderr, p.describe
+    st = sr.status()
+    assert sr.slot("a", st)["state"] == "empty" and sr.slot("b", st)["state"] == "good", st
+    p = sr.run("rollback")
+    assert p.returncode == hl.at.EXIT_NOTHING and "Nothing to roll back to" in p.stderr, p.describe
+    p = sr.run("mark-good", "a")
+    assert p.returncode == hl.at.EXIT_NOTHING, p.describe
+    p = sr.ok("mark-bad", "a")
+    assert sr.pointer()["ABDEPLOY_A_STATE"] == "bad", sr.pointer()
+    # health-check on the damaged sysroot still decides
+    r = sr.boot()
+    assert (r.slot, r.returncode) == ("b", hl.EXIT_OK), r

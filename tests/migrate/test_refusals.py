@@ -77,12 +77,27 @@ def test_newer_state_file_in_layout2(layout1, args):
 
 @pytest.mark.parametrize("migrated", [False, True], ids=["layout1", "layout2"])
 def test_state_file_without_format_is_not_guessed(layout1, migrated):
+    """A state file without a format is damaged (issue 10): never taken for
+    format 1 or converted, never blocking status or mark-good, always named
+    in a warning by a command that reads it; on layout 1 the migration waits
+    and `migrate` refuses it."""
     sr = layout1().grub
     if migrated:
         sr.ok("migrate")
     set_json(sr, "last-rollback.json", format=None)
-    for args in (("mark-good",), ("status", "--json")):
-        assert_refused(sr, args, 'abdeploy/state/last-rollback.json has no "format" member')
+    damaged = ml.read(sr, "abdeploy/state/last-rollback.json")
+    needle = 'abdeploy/state/last-rollback.json has no "format" member'
+    r = sr.ok("status", "--json")
+    assert "warning: abdeploy/state/last-rollback.json is damaged" in r.stderr, r.describe()
+    assert needle in r.stderr and json.loads(r.stdout)["last_rollback"] is None, r.describe()
+    r = sr.ok("mark-good")
+    assert "Migrated" not in r.stderr, r.describe()
+    if not migrated:
+        assert "migration of the sysroot to layout 2 waits" in r.stderr, r.describe()
+        assert needle in r.stderr, r.describe()
+        assert ml.layout(sr) == "1\n"
+        assert_refused(sr, ("migrate",), needle)
+    assert ml.read(sr, "abdeploy/state/last-rollback.json") == damaged
 
 
 @pytest.mark.parametrize("args", WRITERS + [("status",)], ids=lambda a: a[0])

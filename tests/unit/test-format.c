@@ -222,6 +222,43 @@ test_state_to_write (void)
   g_assert_cmpint (ab_format_state_to_write (), ==, AB_STATE_FORMAT);
 }
 
+static void
+collect_warning (const char *message, gpointer user_data)
+{
+  g_ptr_array_add (user_data, g_strdup (message));
+}
+
+/* Damage (not JSON, not UTF-8, empty, not an object, no format) is read as
+ * missing with a warning; a newer format is still refused. */
+static void
+test_read_state_tolerant (TmpDir *t, gconstpointer data)
+{
+  static const char *const damaged[] = { "{\"format\": 2, \"x\": \"\xff\"}", "", "[1]",
+                                         "{\"x\": 1}", "{\"format\": 2, " };
+  g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
+  ab_format_set_warning_func (collect_warning, warnings);
+  for (guint i = 0; i < G_N_ELEMENTS (damaged); i++)
+    {
+      write_file_at (t->dfd, "v.json", damaged[i]);
+      g_autoptr(JsonNode) node = NULL;
+      g_autoptr(GError) error = NULL;
+      g_assert_true (ab_format_read_state_tolerant_at (t->dfd, "v.json", "it is ignored", &node,
+                                                       &error));
+      g_assert_no_error (error);
+      g_assert_null (node);
+      g_assert_cmpuint (warnings->len, ==, i + 1);
+      g_assert_true (g_str_has_prefix (warnings->pdata[i], "abdeploy/state/v.json is damaged ("));
+      g_assert_true (g_str_has_suffix (warnings->pdata[i], "); it is ignored"));
+    }
+  write_file_at (t->dfd, "v.json", "{\"format\": 3}");
+  g_autoptr(JsonNode) node = NULL;
+  g_autoptr(GError) error = NULL;
+  g_assert_false (ab_format_read_state_tolerant_at (t->dfd, "v.json", "-", &node, &error));
+  g_assert_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_UNKNOWN);
+  g_assert_false (ab_format_error_is_damage (error));
+  ab_format_set_warning_func (NULL, NULL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -234,6 +271,7 @@ main (int argc, char **argv)
   g_test_add_func ("/format/missing-format-does-not-guess", test_missing_format_does_not_guess);
   TMPDIR_TEST ("/format/read-state-at", test_read_state_at);
   TMPDIR_TEST ("/format/read-layout-at", test_read_layout_at);
+  TMPDIR_TEST ("/format/read-state-tolerant", test_read_state_tolerant);
   g_test_add_func ("/format/config-stated", test_config_stated);
   g_test_add_func ("/format/state-to-write", test_state_to_write);
   return g_test_run ();
