@@ -97,6 +97,7 @@ gboolean ab_format_error_is_damage (const GError *error);
  * end through this function; without one they go to g_debug(). */
 typedef void (*AbWarningFunc) (const char *message, gpointer user_data);
 void ab_format_set_warning_func (AbWarningFunc func, gpointer user_data);
+void ab_format_get_warning_func (AbWarningFunc *out_func, gpointer *out_user_data);
 void ab_format_warn (const char *format, ...) G_GNUC_PRINTF (1, 2);
 
 /* ab_format_read_state_at(), except that a damaged file is reported as a

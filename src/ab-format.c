@@ -232,6 +232,13 @@ ab_format_set_warning_func (AbWarningFunc func, gpointer user_data)
 }
 
 void
+ab_format_get_warning_func (AbWarningFunc *out_func, gpointer *out_user_data)
+{
+  *out_func = warning_func;
+  *out_user_data = warning_data;
+}
+
+void
 ab_format_warn (const char *format, ...)
 {
   va_list args;

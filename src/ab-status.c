@@ -101,26 +101,47 @@ add_transaction (JsonBuilder *b, AbSysroot *sysroot, GError **error)
   return TRUE;
 }
 
-JsonNode *
-ab_status_to_json (AbSysroot *sysroot, GError **error)
+/* Collects what the readers report as damaged (ab_format_warn()) while
+ * status runs, and passes it on to the front end's warning function. */
+typedef struct
 {
-  g_auto(AbSlotsView) v = { 0 };
-  sysroot->tolerate_damage = TRUE;
-  if (!ab_sysroot_load_view (sysroot, &v, error))
-    return NULL;
-  g_autoptr(JsonBuilder) b = json_builder_new ();
-  json_builder_begin_object (b);
-  ab_json_add_string (b, "booted", ab_slot_name (sysroot->booted));
-  ab_json_add_string (b, "primary", ab_slot_name (v.ptr.primary));
-  json_builder_set_member_name (b, "slots");
-  json_builder_begin_array (b);
-  for (int s = 0; s < AB_N_SLOTS; s++)
-    add_slot (b, sysroot, &v, (AbSlot) s);
-  json_builder_end_array (b);
+  GPtrArray *found;
+  AbWarningFunc next;
+  gpointer next_data;
+} Collector;
+
+static void
+collect_warning (const char *message, gpointer user_data)
+{
+  Collector *c = user_data;
+  g_ptr_array_add (c->found, g_strdup (message));
+  if (c->next)
+    c->next (message, c->next_data);
+}
+
+static void
+collector_clear (Collector *c)
+{
+  ab_format_set_warning_func (c->next, c->next_data);
+  g_clear_pointer (&c->found, g_ptr_array_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Collector, collector_clear)
+
+static void
+collector_start (Collector *c)
+{
+  c->found = g_ptr_array_new_with_free_func (g_free);
+  ab_format_get_warning_func (&c->next, &c->next_data);
+  ab_format_set_warning_func (collect_warning, c);
+}
+
+static gboolean
+add_health_and_rollback (JsonBuilder *b, AbSysroot *sysroot, GError **error)
+{
   g_autoptr(JsonNode) health = ab_health_status_json (sysroot, error);
   g_autoptr(JsonNode) last_rollback = NULL;
   if (health == NULL || !ab_history_load_last_rollback (sysroot->state_dfd, &last_rollback, error))
-    return NULL;
+    return FALSE;
   json_builder_set_member_name (b, "health");
   json_builder_add_value (b, g_steal_pointer (&health));
   json_builder_set_member_name (b, "last_rollback");
@@ -133,8 +154,35 @@ ab_status_to_json (AbSysroot *sysroot, GError **error)
     }
   else
     json_builder_add_null_value (b);
-  if (!add_transaction (b, sysroot, error))
+  return TRUE;
+}
+
+JsonNode *
+ab_status_to_json (AbSysroot *sysroot, GError **error)
+{
+  g_auto(AbSlotsView) v = { 0 };
+  g_auto(Collector) damaged = { 0 };
+  collector_start (&damaged);
+  sysroot->tolerate_damage = TRUE;
+  if (!ab_sysroot_load_view (sysroot, &v, error))
     return NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  ab_json_add_string (b, "booted", ab_slot_name (sysroot->booted));
+  ab_json_add_string (b, "primary", ab_slot_name (v.ptr.primary));
+  json_builder_set_member_name (b, "slots");
+  json_builder_begin_array (b);
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    add_slot (b, sysroot, &v, (AbSlot) s);
+  json_builder_end_array (b);
+  if (!add_health_and_rollback (b, sysroot, error) || !add_transaction (b, sysroot, error))
+    return NULL;
+  /* What status read as missing because it was damaged. */
+  json_builder_set_member_name (b, "damaged_state");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < damaged.found->len; i++)
+    json_builder_add_string_value (b, damaged.found->pdata[i]);
+  json_builder_end_array (b);
   /* A restore that was interrupted: what status shows may be part old,
    * part restored until the next command that writes completes it. */
   json_builder_set_member_name (b, "restore_pending");

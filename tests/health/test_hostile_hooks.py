@@ -206,6 +206,10 @@ def test_damaged_state_never_blocks_rollback_or_marks(fresh):
     assert "Last health verdict: none" in p.stdout, p.describe
     st = sr.status()
     assert st["health"]["verdict"] == "none" and st["transaction"] is None, st
+    assert len(st["damaged_state"]) == 3, st["damaged_state"]
+    for name, text in zip(("verdict.json", "last-rollback.json", "transaction.json"),
+                          st["damaged_state"]):
+        assert text.startswith("abdeploy/state/%s is damaged (" % name), st["damaged_state"]
 
     p = sr.ok("rollback")
     assert "warning: abdeploy/state/history.json is damaged" in p.stderr, p.describe
