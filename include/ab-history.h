@@ -35,6 +35,11 @@ typedef struct
   const char *kind; /* "manual", "health", "fallback" */
 } AbRollbackInfo;
 
+/* Strict check of history.json and last-rollback.json: FALSE, with the
+ * reason, when either is damaged (the loaders above tolerate damage; a
+ * restore must not bring damage in). */
+gboolean ab_history_check_readable (int state_dfd, GError **error);
+
 /* Writes state/last-rollback.json and a "rollback" history event. */
 gboolean ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **error);
 /* The last rollback object, or NULL (and TRUE) when there was none or

@@ -688,11 +688,10 @@ read_back (int dfd, GError **error)
         return FALSE;
     }
   g_autoptr(AbTransaction) t = NULL;
-  g_autoptr(JsonArray) history = NULL;
-  g_autoptr(JsonNode) last = NULL, verdict = NULL, update = NULL;
+  g_autoptr(JsonNode) verdict = NULL, update = NULL;
+  /* Strict readers: the commands tolerate damage, a restore brings none in. */
   return ab_transaction_load (state_dfd, &t, error)
-         && (history = ab_history_load (state_dfd, error)) != NULL
-         && ab_history_load_last_rollback (state_dfd, &last, error)
+         && ab_history_check_readable (state_dfd, error)
          && ab_format_read_state_at (state_dfd, "verdict.json", &verdict, NULL, error)
          && ab_format_read_state_at (state_dfd, "update.json", &update, NULL, error);
 }

@@ -113,6 +113,15 @@ ab_history_load (int state_dfd, GError **error)
   return newest_first;
 }
 
+gboolean
+ab_history_check_readable (int state_dfd, GError **error)
+{
+  g_autoptr(JsonArray) events = load_events (state_dfd, error);
+  g_autoptr(JsonNode) last = NULL;
+  return events != NULL
+         && ab_format_read_state_at (state_dfd, LAST_ROLLBACK_FILE, &last, NULL, error);
+}
+
 static void
 add_rollback_members (JsonBuilder *b, const AbRollbackInfo *info)
 {
