@@ -107,6 +107,13 @@ AbConfig *ab_config_load (int sysroot_dfd, const char *override_path, GError **e
 G_GNUC_WARN_UNUSED_RESULT
 AbConfig *ab_config_load_from_data (const char *data, gsize len, const char *name,
                                     GError **error);
+/* The checks of ab_config_load() that one file passes or fails on its
+ * own (syntax, groups, keys, each value and its range), on DATA (LEN bytes)
+ * named NAME in messages; the checks between keys, which need every file
+ * (backoff-max-ms against backoff-initial-ms, the format of a drop-in
+ * against abdeploy.conf's), are left to ab_config_load(). */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_config_check_data (const char *data, gsize len, const char *name, GError **error);
 void ab_config_free (AbConfig *config);
 
 /* TEXT (an abdeploy.conf) with format=FORMAT in its [abdeploy] group: an

@@ -478,18 +478,38 @@ convert_state (const AbMigrateFile *f, const char *reason, const char *what, cha
   return text != NULL && ab_migrate_state_text (name, what, text, reason, out, error);
 }
 
-/* A configuration file must load: a file that does not would make every
- * command refuse the restored sysroot. abdeploy.conf of a format-1
- * archive gets the current format (*out), as a migration writes it. */
+/* A configuration file the strict parser refuses (CAUSE names the file in
+ * the archive, the group, the key and what is accepted). */
 static gboolean
-convert_config (const AbMigrateFile *f, const char *reason, const char *what, char **out,
-                GError **error)
+refused_config (GError **error, const char *archive, const GError *cause)
+{
+  g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_CORRUPT,
+               "The backup %s holds a configuration file that abdeploy refuses (%s); nothing "
+               "was changed. Every command would fail on a sysroot restored with it: restore "
+               "another copy of the backup, or one taken after the file was fixed",
+               archive, cause->message);
+  return FALSE;
+}
+
+/* A configuration file must pass every check of ab_config_load() that it
+ * can fail on its own (the checks between files are made on the files
+ * read back, ab_backup_archive_check_readable()): a file that does not
+ * would make every command refuse the restored sysroot. abdeploy.conf of
+ * a format-1 archive gets the current format (*out), as a migration
+ * writes it. */
+static gboolean
+convert_config (const AbMigrateFile *f, const char *reason, const char *archive,
+                const char *what, char **out, GError **error)
 {
   g_autofree char *text = text_of (f, error);
   g_autoptr(GKeyFile) kf = g_key_file_new ();
   g_autoptr(GError) local = NULL;
   if (text == NULL)
     return FALSE;
+  /* conf.d files not named *.conf are restored, but no command reads them */
+  gboolean loaded = g_str_equal (f->rel, CONFIG_REL) || g_str_has_suffix (f->rel, ".conf");
+  if (loaded && !ab_config_check_data (text, strlen (text), f->rel, &local))
+    return refused_config (error, archive, local);
   if (!g_key_file_load_from_data (kf, text, strlen (text), G_KEY_FILE_NONE, &local))
     return corrupt (error, "%s does not parse: %s", f->rel, local->message);
   gint64 stated = 0;
@@ -521,7 +541,7 @@ convert_one (GPtrArray *out, const AbMigrateFile *f, const char *reason, const c
   if (g_str_has_prefix (f->rel, STATE_PREFIX)
       && !convert_state (f, reason, what, &converted, error))
     return FALSE;
-  if (is_config (f->rel) && !convert_config (f, reason, what, &converted, error))
+  if (is_config (f->rel) && !convert_config (f, reason, archive, what, &converted, error))
     return FALSE;
   g_ptr_array_add (out, converted ? ab_migrate_file_new (f->rel, converted, strlen (converted), f->mode)
                                   : ab_migrate_file_new (f->rel, bytes, len, f->mode));

@@ -640,6 +640,17 @@ ab_config_load_from_data (const char *data, gsize len, const char *name, GError 
   return loader_finish (&l, ok, error);
 }
 
+gboolean
+ab_config_check_data (const char *data, gsize len, const char *name, GError **error)
+{
+  Loader l;
+  loader_init (&l);
+  gboolean ok = apply_data (&l, data, len, name, TRUE, error);
+  g_autoptr(AbConfig) config = g_steal_pointer (&l.config);
+  g_autoptr(GHashTable) origins = g_steal_pointer (&l.origins);
+  return ok;
+}
+
 void
 ab_config_free (AbConfig *config)
 {

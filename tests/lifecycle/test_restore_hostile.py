@@ -256,6 +256,47 @@ def test_state_or_config_no_command_reads_is_refused(device, tmp_path, case):
     refused(dev, crafted(tmp_path, archive, mutate), needle)
 
 
+CONFIG_REL = "etc/abdeploy/abdeploy.conf"
+BAD_CONFIGS = {
+    "abdeploy-conf-value": (CONFIG_REL, "[update]\nmin-rate=0\n",
+                            ["[update] min-rate=0", "use a whole number"]),
+    "abdeploy-conf-unknown-key": (CONFIG_REL, "[update]\nbogus=1\n",
+                                  ["unknown key bogus in group [update]", "fix its spelling"]),
+    "conf-d-value": ("etc/abdeploy/conf.d/50-bad.conf", "[boot]\ntries=x\n",
+                     ["[boot] tries=x", "use a whole number"]),
+}
+
+
+def archive_010(tmp_path):
+    """The backup that abdeploy 0.1.0 made (archive format 1), from the
+    layout-1 fixture."""
+    tar = os.path.join(ll.SRCDIR, "tests", "fixtures", "layout-1", "layout-1.tar.xz")
+    ll.subprocess.run(["tar", "-xJf", tar, "-C", str(tmp_path), "./backup-0.1.0.json"],
+                      check=True, capture_output=True)
+    return str(tmp_path / "backup-0.1.0.json")
+
+
+@pytest.mark.parametrize("fmt", [2, 1])
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_config_the_strict_parser_refuses_is_refused(device, tmp_path, case, fmt):
+    """A configuration file that every command would refuse is refused when
+    the archive is read, before anything is looked at on the sysroot; the
+    message names the file in the archive, the key and what is accepted.
+    Format 1: the backup of abdeploy 0.1.0, whose parser let such files
+    by."""
+    dev = device("meta")
+    archive = backup(dev, tmp_path) if fmt == 2 else archive_010(tmp_path)
+    rel, text, needles = BAD_CONFIGS[case]
+
+    def mutate(doc):
+        assert doc["format"] == fmt
+        assert rel == CONFIG_REL or fmt == 1 or rel not in files_by_path(doc)
+        doc["files"] = [f for f in doc["files"] if f["path"] != rel]
+        doc["files"].append(member(rel, text))
+    p = refused(dev, crafted(tmp_path, archive, mutate), rel, *needles)
+    assert "holds a configuration file that abdeploy refuses" in p.stderr, p.describe
+
+
 def test_record_that_disagrees_with_its_ref_is_refused(device, tmp_path):
     dev = device("meta")
     archive = backup(dev, tmp_path)

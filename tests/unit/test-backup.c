@@ -457,8 +457,12 @@ static void
 test_config_files (ArchiveFixture *fx, gconstpointer data)
 {
   add_text (fx, "etc/abdeploy/conf.d/50-x.conf", "not a key file\n");
-  assert_refused (fx, "50-x.conf does not parse");
+  assert_refused (fx, "conf.d/50-x.conf");
   remove_member (fx, "etc/abdeploy/conf.d/50-x.conf");
+  /* no command reads it: only its syntax is checked */
+  add_text (fx, "etc/abdeploy/conf.d/README", "not a key file\n");
+  assert_refused (fx, "README does not parse");
+  remove_member (fx, "etc/abdeploy/conf.d/README");
   remove_member (fx, "etc/abdeploy/abdeploy.conf");
   add_text (fx, "etc/abdeploy/abdeploy.conf", "[abdeploy]\nformat=7\n");
   assert_refused (fx, "7");
@@ -523,6 +527,45 @@ test_format_1_is_migrated (ArchiveFixture *fx, gconstpointer data)
   g_assert_no_error (error);
 }
 
+/* Each file read by every command passes the strict parser's checks of
+ * one file when the archive is read, before the read-back; the message
+ * names the file in the archive, the key and what is accepted. */
+static void
+test_config_values (ArchiveFixture *fx, gconstpointer data)
+{
+  static const struct { const char *rel, *text, *needle; } cases[] = {
+    { "etc/abdeploy/abdeploy.conf", "[abdeploy]\nformat=2\n[update]\nmin-rate=0\n",
+      "etc/abdeploy/abdeploy.conf: invalid value [update] min-rate=0: use" },
+    { "etc/abdeploy/abdeploy.conf", "[update]\nbogus=1\n", "unknown key bogus in group [update]" },
+    { "etc/abdeploy/conf.d/50-x.conf", "[boot]\ntries=x\n", "conf.d/50-x.conf: invalid value [boot] tries=x" },
+    { "etc/abdeploy/conf.d/50-x.conf", "[nowhere]\na=1\n", "nowhere" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      gboolean had = remove_member (fx, cases[i].rel);
+      add_text (fx, cases[i].rel, cases[i].text);
+      assert_refused (fx, cases[i].needle);
+      assert_refused (fx, "holds a configuration file that abdeploy refuses");
+      remove_member (fx, cases[i].rel);
+      if (had)
+        add_text (fx, cases[i].rel, CONFIG);
+    }
+  /* a format-1 archive (no format key) as well */
+  json_object_set_int_member (fx->doc, "format", 1);
+  remove_member (fx, "etc/abdeploy/abdeploy.conf");
+  add_text (fx, "etc/abdeploy/abdeploy.conf", "[update]\nmin-rate=0\n");
+  assert_refused (fx, "[update] min-rate=0");
+  /* keys valid on their own but not together are left to the read-back */
+  remove_member (fx, "etc/abdeploy/abdeploy.conf");
+  add_text (fx, "etc/abdeploy/abdeploy.conf", "[update]\nbackoff-max-ms=20000\n");
+  add_text (fx, "etc/abdeploy/conf.d/50-x.conf", "[update]\nbackoff-initial-ms=10000\n");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AbBackupArchive) a = parse (fx, &error);
+  g_assert_no_error (error);
+  g_assert_true (ab_backup_archive_check_readable (a, NULL, &error));
+  g_assert_no_error (error);
+}
+
 /* ---- the read-back check ---- */
 
 static void
@@ -547,8 +590,10 @@ test_read_back (ArchiveFixture *fx, gconstpointer data)
   add_text (fx, "abdeploy/state/history.json", "{\"format\": 2}");
   assert_unreadable (fx, "events");
   remove_member (fx, "abdeploy/state/history.json");
-  add_text (fx, "etc/abdeploy/conf.d/50-x.conf", "[boot]\ntries=99\n");
-  assert_unreadable (fx, "tries");
+  /* each file passes on its own (a bad value is refused by the reader,
+   * test_config_values); the checks between keys are made here */
+  add_text (fx, "etc/abdeploy/conf.d/50-x.conf", "[update]\nbackoff-initial-ms=10000\n");
+  assert_unreadable (fx, "backoff-max-ms=8000");
 }
 
 int
@@ -571,6 +616,7 @@ main (int argc, char **argv)
   ARCHIVE_TEST ("/backup/member/count-cap", test_member_count_cap);
   ARCHIVE_TEST ("/backup/content/state-files", test_state_files);
   ARCHIVE_TEST ("/backup/content/config-files", test_config_files);
+  ARCHIVE_TEST ("/backup/content/config-values", test_config_values);
   ARCHIVE_TEST ("/backup/content/refs-and-records", test_refs_and_records);
   ARCHIVE_TEST ("/backup/content/pointer", test_pointer);
   ARCHIVE_TEST ("/backup/content/format-1", test_format_1_is_migrated);
