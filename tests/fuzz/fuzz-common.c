@@ -44,8 +44,12 @@ remove_scratch_dirs (void)
 char *
 fuzz_scratch_dir (int *out_dfd)
 {
-  /* tmpfs when there is one: the targets write a file per input. */
-  const char *base = g_file_test ("/dev/shm", G_FILE_TEST_IS_DIR) ? "/dev/shm" : g_get_tmp_dir ();
+  /* $TMPDIR (run-fuzz.sh points it at a directory it removes: libFuzzer
+   * may end without running atexit handlers), else tmpfs when there is
+   * one: the targets write a file per input. */
+  const char *tmpdir = g_getenv ("TMPDIR");
+  const char *base = tmpdir && *tmpdir ? tmpdir
+                     : g_file_test ("/dev/shm", G_FILE_TEST_IS_DIR) ? "/dev/shm" : g_get_tmp_dir ();
   char *path = g_build_filename (base, "abdeploy-fuzz-XXXXXX", NULL);
   if (g_mkdtemp (path) == NULL)
     fuzz_fail (G_STRLOC, "mkdtemp %s: %s", path, g_strerror (errno));

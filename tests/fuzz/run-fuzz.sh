@@ -8,6 +8,11 @@
 set -uo pipefail
 target=$1 seeds=$2 seconds=$3 work=$4
 mkdir -p "$work/corpus" || exit 1
+# The targets' scratch sysroots: on tmpfs when there is one, and removed
+# here whatever way the target ends.
+scratch=$(mktemp -d /dev/shm/abdeploy-fuzz-run.XXXXXX 2>/dev/null || mktemp -d) || exit 1
+trap 'rm -rf "$scratch"' EXIT
+export TMPDIR=$scratch
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 "$target" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
