@@ -52,6 +52,8 @@ typedef struct
 typedef struct
 {
   char *url;                        /* NULL when unset */
+  char *url_file;                   /* the file that set url (as loaded), NULL when unset */
+  gboolean url_file_from_cwd;       /* url_file is a --config path, not relative to the sysroot */
   char *channel;                    /* a valid channel name, default "stable" */
   guint64 manifest_max_bytes;       /* 1 KiB..256 MiB, default 1 MiB */
   guint64 min_rate;                 /* bytes/s, 1..1 GiB, default 1024 (never 0) */
@@ -115,6 +117,11 @@ AbConfig *ab_config_load_from_data (const char *data, gsize len, const char *nam
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_config_check_data (const char *data, gsize len, const char *name, GError **error);
 void ab_config_free (AbConfig *config);
+
+/* TRUE when [update] url holds credentials (a user name or a password) and
+ * the file that sets it can be read by users other than its owner: the
+ * caller warns (issue 11: keep credentials in root-only files). */
+gboolean ab_config_url_exposed (const AbConfig *config, int sysroot_dfd);
 
 /* TEXT (an abdeploy.conf) with format=FORMAT in its [abdeploy] group: an
  * existing format line of that group is replaced, an existing group gets

@@ -612,6 +612,7 @@ loader_finish (Loader *l, gboolean ok, GError **error)
   g_autoptr(GHashTable) origins = g_steal_pointer (&l->origins);
   if (!ok || !check_loaded (&(Loader) { config, origins, 0 }, error))
     return NULL;
+  config->update.url_file = g_strdup (g_hash_table_lookup (origins, find_key ("update", "url")));
   /* A file without the key has format 1: the format that had no key. */
   config->abdeploy.format = l->main_stated != 0 ? l->main_stated : 1;
   return g_steal_pointer (&config);
@@ -628,7 +629,24 @@ ab_config_load (int sysroot_dfd, const char *override_path, GError **error)
   else
     ok = load_file (&l, sysroot_dfd, CONFIG_DIR "/abdeploy.conf", TRUE, TRUE, error)
          && load_conf_d (&l, sysroot_dfd, error);
-  return loader_finish (&l, ok, error);
+  AbConfig *config = loader_finish (&l, ok, error);
+  if (config != NULL)
+    config->update.url_file_from_cwd = override_path != NULL;
+  return config;
+}
+
+gboolean
+ab_config_url_exposed (const AbConfig *config, int sysroot_dfd)
+{
+  const AbConfigUpdate *u = &config->update;
+  if (u->url == NULL || u->url_file == NULL)
+    return FALSE;
+  g_autoptr(GUri) uri = g_uri_parse (u->url, G_URI_FLAGS_HAS_PASSWORD, NULL);
+  if (uri == NULL || (g_uri_get_user (uri) == NULL && g_uri_get_password (uri) == NULL))
+    return FALSE;
+  struct stat st;
+  int dfd = u->url_file_from_cwd ? AT_FDCWD : sysroot_dfd;
+  return fstatat (dfd, u->url_file, &st, 0) == 0 && (st.st_mode & 0044) != 0;
 }
 
 AbConfig *
@@ -660,6 +678,7 @@ ab_config_free (AbConfig *config)
   g_free (config->boot.uboot_env_defaults);
   g_free (config->boot.custom_backend);
   g_free (config->update.url);
+  g_free (config->update.url_file);
   g_free (config->update.channel);
   g_free (config->update.ca_file);
   g_free (config->health.reboot_command);

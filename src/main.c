@@ -128,7 +128,15 @@ cli_cancel_on_signals (void)
 AbSysroot *
 cli_open_sysroot (GError **error)
 {
-  return ab_sysroot_open (cli_sysroot_path (), opt_config, error);
+  AbSysroot *sysroot = ab_sysroot_open (cli_sysroot_path (), opt_config, error);
+  if (sysroot == NULL || !ab_config_url_exposed (sysroot->config, sysroot->dfd))
+    return sysroot;
+  const AbConfigUpdate *u = &sysroot->config->update;
+  g_autofree char *file = u->url_file_from_cwd ? g_strdup (u->url_file)
+                                               : g_build_filename (sysroot->path, u->url_file, NULL);
+  g_printerr ("abdeploy: warning: [update] url in %s holds credentials, but other users can "
+              "read that file: chmod 600 %s\n", file, file);
+  return sysroot;
 }
 
 static int

@@ -106,6 +106,22 @@ def test_update_with_credentials_leaks_nothing(device, authd, pub):
     assert world_readable_leaks(device.path) == []
 
 
+def test_world_readable_config_with_credentials_is_warned_about(device, authd):
+    """abdeploy.conf is the operator's file: abdeploy cannot make it 0600,
+    but says so, with the fix, without printing the password."""
+    device.configure(cred_url(authd), channel="nodelta")
+    os.chmod(device.conf_path, 0o644)
+    r = device.run("check-update", "--json")
+    assert r.returncode == ul.EXIT_OK, r.describe()
+    assert "chmod 600 %s" % device.conf_path in r.stderr, r.describe()
+    assert_quiet(r)
+    os.chmod(device.conf_path, 0o600)
+    r = device.run("check-update", "--json")
+    assert "chmod 600" not in r.stderr, r.describe()
+    device.configure(authd.url.replace("http://", "http://%s:%s@" % (USER, PASSWORD)) + "/x")
+    os.chmod(device.conf_path, 0o600)  # leave no readable secret behind
+
+
 def test_failed_pull_with_credentials_leaks_nothing(device, authd):
     """Errors name the server without the credentials."""
     url = "http://%s:%s@127.0.0.1:%d/no-such-repo" % (USER, PASSWORD, authd.port)
