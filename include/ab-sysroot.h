@@ -63,6 +63,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSysroot, ab_sysroot_free)
  * (and the sysroot read again), or the command is refused when its journal
  * does not verify (AB_BACKUP_ERROR_PENDING). */
 gboolean ab_sysroot_lock (AbSysroot *self, GError **error);
+/* When the sysroot is on a read-only mount (a booted slot's /sysroot),
+ * remounts it read-write in a mount namespace of this process's own
+ * (ab_mount_make_sysroot_writable()) and opens the sysroot's directory
+ * descriptors again on the same numbers. ab_sysroot_lock() calls it first;
+ * a writer that takes the lock by other means calls it itself. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_sysroot_make_writable (AbSysroot *self, gboolean *out_changed, GError **error);
 /* Takes the lock and migrates a sysroot of the previous layout now, even
  * while the booted slot is on trial (abdeploy migrate). */
 gboolean ab_sysroot_migrate_now (AbSysroot *self, gboolean *out_migrated, GError **error);

@@ -8,6 +8,7 @@
 #include "ab-history.h"
 #include "ab-lock.h"
 #include "ab-migrate.h"
+#include "ab-mount.h"
 #include "ab-update.h"
 #include "ab-cmdline.h"
 #include "ab-kernel.h"
@@ -544,6 +545,9 @@ static gboolean
 open_rescue (Rescue *r, const char *sysroot_path, const char *bootloader, gboolean lock_held,
              GError **error)
 {
+  gboolean remounted = FALSE;
+  if (!ab_mount_make_sysroot_writable (sysroot_path, &remounted, error))
+    return FALSE;
   if ((r->dfd = ab_fs_opendir_at (AT_FDCWD, sysroot_path, error)) < 0
       || (r->abdeploy_dfd = ab_fs_opendir_at (r->dfd, "abdeploy", error)) < 0)
     return FALSE;

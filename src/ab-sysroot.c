@@ -8,12 +8,14 @@
 #include "ab-json.h"
 #include "ab-lock.h"
 #include "ab-migrate.h"
+#include "ab-mount.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 G_DEFINE_QUARK (ab-sysroot-error-quark, ab_sysroot_error)
 
@@ -288,11 +290,61 @@ migrate_or_wait (AbSysroot *self, GError **error)
   return ab_migrate_check_state (self->dfd, error);
 }
 
+/* Opens REL (under DFD, or the path itself when DFD is AT_FDCWD) again on
+ * the same descriptor number *FD, so that every copy of the number now
+ * refers to the directory through the current mount. */
+static gboolean
+reopen_in_place (int dfd, const char *rel, int *fd, GError **error)
+{
+  ab_autofd fresh = ab_fs_opendir_at (dfd, rel, error);
+  if (fresh < 0)
+    return FALSE;
+  if (dup3 (fresh, *fd, O_CLOEXEC) < 0)
+    {
+      g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_FAILED, "Reopening %s: %s", rel,
+                   g_strerror (errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ab_sysroot_make_writable (AbSysroot *self, gboolean *out_changed, GError **error)
+{
+  if (!ab_mount_make_sysroot_writable (self->path, out_changed, error))
+    return FALSE;
+  if (!*out_changed)
+    return TRUE;
+  return reopen_in_place (AT_FDCWD, self->path, &self->dfd, error)
+         && reopen_in_place (self->dfd, "abdeploy", &self->abdeploy_dfd, error)
+         && reopen_in_place (self->dfd, "abdeploy/state", &self->state_dfd, error)
+         && reopen_in_place (self->dfd, "abdeploy/slots", &self->slots_dfd, error)
+         && reopen_in_place (self->dfd, "boot/abdeploy", &self->boot_dfd, error);
+}
+
+/* ab_sysroot_make_writable(), then the handles that hold descriptors of
+ * their own (the bootloader, the repo) are made again: the lock is the
+ * first step of a writer, before it uses them. */
+static gboolean
+make_writable (AbSysroot *self, GError **error)
+{
+  gboolean changed = FALSE;
+  if (!ab_sysroot_make_writable (self, &changed, error))
+    return FALSE;
+  if (!changed)
+    return TRUE;
+  g_clear_object (&self->repo);
+  return load_handles (self, error)
+         && (self->repo = ab_content_open_repo (self->dfd, error)) != NULL;
+}
+
 gboolean
 ab_sysroot_lock (AbSysroot *self, GError **error)
 {
   if (self->lock_fd >= 0)
     return TRUE;
+  if (!make_writable (self, error))
+    return FALSE;
   self->lock_fd = ab_lock_acquire (self->abdeploy_dfd, error);
   if (self->lock_fd < 0)
     return FALSE;

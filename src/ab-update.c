@@ -347,6 +347,9 @@ accept_manifest (AbSysroot *sysroot, const AbManifest *m, JsonObject **out_state
     return FALSE;
   if (!is_new)
     return TRUE;
+  gboolean remounted = FALSE;
+  if (sysroot->lock_fd < 0 && !ab_sysroot_make_writable (sysroot, &remounted, error))
+    return FALSE;
   ab_autofd lock = sysroot->lock_fd >= 0 ? -1
                    : ab_lock_acquire_wait (sysroot->abdeploy_dfd, STATE_LOCK_WAIT_MS, error);
   if (sysroot->lock_fd < 0 && lock < 0)

@@ -53,6 +53,12 @@ echo "via_link=$(cat "$P/abdeploy/version")"
 [ -d "$P/ostree/repo" ] && echo repo=yes
 [ -d "$P/boot/grub" ] && echo boot=yes
 if touch "$P/sysroot/abdeploy/x" 2>/dev/null; then echo sysroot=rw; else echo sysroot=ro; fi
+if touch "$P/boot/x" 2>/dev/null; then echo bootdir=rw; else echo bootdir=ro; fi
+if touch "$P/var/x" 2>/dev/null; then echo varw=rw; else echo varw=ro; fi
+# the file system under the read-only /sysroot mount is read-write
+awk -v m="$P/sysroot" '$5 == m { n = split($0, f, " - "); split(f[n], s, " "); print "sysroot_fs=" substr(s[3], 1, 2) }' /proc/self/mountinfo
+# as abdeploy's writers do: a read-write remount, private to this namespace
+mount -o remount,bind,rw "$P/sysroot" || echo remount=failed
 # hardlinks between the repo and a slot work through the links (one mount)
 echo obj > "$P/ostree/repo/obj"
 if ln "$P/ostree/repo/obj" "$P/abdeploy/slots/b/usr/hardlink" 2>/dev/null; then
@@ -100,7 +106,9 @@ def test_layout(shell, slot):
     assert r["var"] == "shared", out
     assert r["version"] == "1" and r["via_link"] == "1", out
     assert r.get("repo") == "yes" and r.get("boot") == "yes", out
-    assert r["sysroot"] == "rw", out
+    assert r["sysroot"] == "ro" and r["bootdir"] == "ro", out
+    assert r["sysroot_fs"] == "rw" and r["varw"] == "rw", out
+    assert "remount" not in r, out
     assert r["hardlink"] == "ok", out
 
 
@@ -115,6 +123,7 @@ def test_boot_directory_is_bind_mounted(shell):
     tweak = 'rm "$P/abdeploy/slots/a/boot"; mkdir "$P/abdeploy/slots/a/boot"'
     rc, r, out = run_assemble(shell, "abdeploy.slot=a", tweak)
     assert rc == 0 and r.get("boot") == "yes", out
+    assert r["bootdir"] == "ro" and r["sysroot"] == "ro", out
 
 
 REFUSALS = [
