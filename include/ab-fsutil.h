@@ -63,6 +63,19 @@ extern gboolean ab_fs_openat2_disabled;
 
 gboolean ab_fs_replace_at (int dfd, const char *name, const void *data, gsize len,
                            mode_t mode, GError **error);
+/* One file of ab_fs_replace_all_at(): NAME (in the directory) gets DATA. */
+typedef struct
+{
+  const char *name;
+  const void *data;
+  gsize len;
+  mode_t mode;
+} AbFsWrite;
+/* Replaces N files of one directory all or nothing as far as a full disk
+ * or a write error goes: every temporary is written and synced first,
+ * then they are renamed into place in array order. */
+gboolean ab_fs_replace_all_at (int dfd, const AbFsWrite *files, guint n,
+                               GError **error) G_GNUC_WARN_UNUSED_RESULT;
 gboolean ab_fs_fsync_dir_at (int dfd, const char *path, GError **error);
 gboolean ab_fs_unlink_durable_at (int dfd, const char *name, GError **error);
 /* Contents of dfd/name; a missing file is AB_FS_ERROR_NOT_FOUND. */

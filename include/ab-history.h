@@ -25,6 +25,11 @@ JsonBuilder *ab_history_event_begin (const char *type);
  * kept as history.json.damaged and a new history starts (with a warning,
  * ab_format_warn()). */
 gboolean ab_history_append (int state_dfd, JsonBuilder *event, GError **error);
+/* Ends EVENT and writes state/NAME = TEXT and the history with EVENT
+ * appended, all or nothing under a full disk or a write error (see
+ * ab_fs_replace_all_at()); NAME NULL writes the history only. */
+gboolean ab_history_append_with (int state_dfd, JsonBuilder *event, const char *name,
+                                 const char *text, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* Events, newest first; none (with a warning) when history.json is damaged. */
 JsonArray *ab_history_load (int state_dfd, GError **error);
 

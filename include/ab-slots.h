@@ -31,6 +31,8 @@ void ab_slot_record_free (AbSlotRecord *rec);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSlotRecord, ab_slot_record_free)
 
 char *ab_slot_record_to_json (const AbSlotRecord *rec);
+/* Name of SLOT's record in the state directory: slot-X.json. */
+char *ab_slot_record_file (AbSlot slot);
 AbSlotRecord *ab_slot_record_from_json (const char *json, GError **error);
 
 /* *out is NULL (and TRUE returned) when the slot is empty. A record of a

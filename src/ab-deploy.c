@@ -224,6 +224,16 @@ pin_ref (AbSysroot *sysroot, AbSlot target, const char *commit, GError **error)
   return ab_content_set_ref (sysroot->repo, ref, commit, error);
 }
 
+/* The record and its history event, all or nothing under a full disk. */
+static gboolean
+save_record_with_event (AbSysroot *sysroot, AbSlot slot, const AbSlotRecord *rec,
+                        JsonBuilder *ev, GError **error)
+{
+  g_autofree char *name = ab_slot_record_file (slot);
+  g_autofree char *json = ab_slot_record_to_json (rec);
+  return ab_history_append_with (sysroot->state_dfd, ev, name, json, error);
+}
+
 static gboolean
 write_record (AbSysroot *sysroot, AbSlot target, const char *commit, const char *source,
               const char *refspec, GError **error)
@@ -235,15 +245,15 @@ write_record (AbSysroot *sysroot, AbSlot target, const char *commit, const char 
   /* slot records and history are world-readable: no credentials */
   rec->origin = source ? ab_fetch_redact_url (source) : NULL;
   rec->ref = ab_is_commit_checksum (refspec) ? NULL : g_strdup (refspec);
-  if (!ab_slot_record_save (sysroot->state_dfd, target, rec, error))
-    return FALSE;
-  ab_crash_point ("stage:recorded");
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("deploy");
   ab_json_add_string (ev, "slot", ab_slot_name (target));
   ab_json_add_string (ev, "version", rec->version);
   ab_json_add_string (ev, "commit", commit);
   ab_json_add_string (ev, "origin", rec->origin);
-  return ab_history_append (sysroot->state_dfd, ev, error);
+  if (!save_record_with_event (sysroot, target, rec, ev, error))
+    return FALSE;
+  ab_crash_point ("stage:recorded");
+  return TRUE;
 }
 
 static gboolean
@@ -316,15 +326,13 @@ stamp_activated (AbSysroot *sysroot, AbSlotsView *snap, AbSlot slot, GError **er
   AbSlotRecord *rec = snap->rec[slot];
   g_free (rec->activated_at);
   rec->activated_at = ab_now_iso8601 ();
-  if (!ab_slot_record_save (sysroot->state_dfd, slot, rec, error))
-    return FALSE;
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("activate");
   ab_json_add_string (ev, "slot", ab_slot_name (slot));
   ab_json_add_string (ev, "version", rec->version);
   ab_json_add_string (ev, "commit", rec->commit);
   json_builder_set_member_name (ev, "tries");
   json_builder_add_int_value (ev, snap->ptr.tries[slot]);
-  return ab_history_append (sysroot->state_dfd, ev, error);
+  return save_record_with_event (sysroot, slot, rec, ev, error);
 }
 
 gboolean

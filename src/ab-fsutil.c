@@ -74,11 +74,18 @@ ab_fs_replace_at (int dfd, const char *path, const void *data, gsize len, mode_t
   return replace_in_dir (parent_dfd, name, data, len, mode, error);
 }
 
-static gboolean
-replace_in_dir (int dfd, const char *name, const void *data, gsize len, mode_t mode,
-                GError **error)
+static char *
+tmp_name (const char *name)
 {
-  g_autofree char *tmp = g_strdup_printf (".%s.tmp-%d", name, (int) getpid ());
+  return g_strdup_printf (".%s.tmp-%d", name, (int) getpid ());
+}
+
+/* Writes and fsyncs the temporary of NAME; a failure leaves no temporary. */
+static gboolean
+write_tmp (int dfd, const char *name, const void *data, gsize len, mode_t mode,
+           GError **error)
+{
+  g_autofree char *tmp = tmp_name (name);
   ab_autofd fd = openat (dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0)
     return fail_errno (error, errno, "Creating", tmp);
@@ -96,6 +103,14 @@ replace_in_dir (int dfd, const char *name, const void *data, gsize len, mode_t m
       return fail_errno (error, errsv, "Syncing", tmp);
     }
   ab_crash_point ("replace:synced");
+  return TRUE;
+}
+
+/* Renames the written temporary of NAME over NAME. */
+static gboolean
+rename_tmp (int dfd, const char *name, GError **error)
+{
+  g_autofree char *tmp = tmp_name (name);
   if (renameat (dfd, tmp, dfd, name) < 0)
     {
       int errsv = errno;
@@ -103,6 +118,46 @@ replace_in_dir (int dfd, const char *name, const void *data, gsize len, mode_t m
       return fail_errno (error, errsv, "Renaming into place", name);
     }
   ab_crash_point ("replace:renamed");
+  return TRUE;
+}
+
+static gboolean
+replace_in_dir (int dfd, const char *name, const void *data, gsize len, mode_t mode,
+                GError **error)
+{
+  return write_tmp (dfd, name, data, len, mode, error)
+         && rename_tmp (dfd, name, error)
+         && ab_fs_fsync_dir_at (dfd, ".", error);
+}
+
+static void
+remove_tmps (int dfd, const AbFsWrite *files, guint from, guint to)
+{
+  for (guint j = from; j < to; j++)
+    {
+      g_autofree char *tmp = tmp_name (files[j].name);
+      (void) unlinkat (dfd, tmp, 0);
+    }
+}
+
+/* Every temporary is written and synced before the first rename: a full
+ * disk or an I/O error while writing changes none of the files, and a
+ * crash afterwards leaves each file old or new (renames in array order). */
+gboolean
+ab_fs_replace_all_at (int dfd, const AbFsWrite *files, guint n, GError **error)
+{
+  for (guint i = 0; i < n; i++)
+    if (!write_tmp (dfd, files[i].name, files[i].data, files[i].len, files[i].mode, error))
+      {
+        remove_tmps (dfd, files, 0, i);
+        return FALSE;
+      }
+  for (guint i = 0; i < n; i++)
+    if (!rename_tmp (dfd, files[i].name, error))
+      {
+        remove_tmps (dfd, files, i + 1, n);
+        return FALSE;
+      }
   return ab_fs_fsync_dir_at (dfd, ".", error);
 }
 

@@ -69,13 +69,14 @@ load_events_to_append (int state_dfd, GError **error)
   return json_array_new ();
 }
 
-gboolean
-ab_history_append (int state_dfd, JsonBuilder *event, GError **error)
+/* The text of history.json with EVENT (ended here) appended. */
+static char *
+history_with (int state_dfd, JsonBuilder *event, GError **error)
 {
   json_builder_end_object (event);
   g_autoptr(JsonArray) events = load_events_to_append (state_dfd, error);
   if (events == NULL)
-    return FALSE;
+    return NULL;
   g_autoptr(JsonArray) kept = json_array_new ();
   guint n = json_array_get_length (events);
   guint first = n >= AB_HISTORY_MAX_EVENTS ? n - AB_HISTORY_MAX_EVENTS + 1 : 0;
@@ -87,7 +88,31 @@ ab_history_append (int state_dfd, JsonBuilder *event, GError **error)
   json_object_set_int_member (o, "format", ab_format_state_to_write ());
   json_object_set_array_member (o, "events", g_steal_pointer (&kept));
   json_node_set_object (root, o);
-  return ab_json_write_at (state_dfd, HISTORY_FILE, root, error);
+  return ab_json_to_text (root);
+}
+
+gboolean
+ab_history_append (int state_dfd, JsonBuilder *event, GError **error)
+{
+  return ab_history_append_with (state_dfd, event, NULL, NULL, error);
+}
+
+gboolean
+ab_history_append_with (int state_dfd, JsonBuilder *event, const char *name, const char *text,
+                        GError **error)
+{
+  g_autofree char *history = history_with (state_dfd, event, error);
+  if (history == NULL)
+    return FALSE;
+  AbFsWrite files[] = {
+    { HISTORY_FILE, history, strlen (history), 0644 },
+    { name, text, text ? strlen (text) : 0, 0644 },
+  };
+  /* NAME first: the state it records is what the history event reports. */
+  if (name == NULL)
+    return ab_fs_replace_all_at (state_dfd, files, 1, error);
+  AbFsWrite ordered[] = { files[1], files[0] };
+  return ab_fs_replace_all_at (state_dfd, ordered, 2, error);
 }
 
 JsonArray *
@@ -144,11 +169,10 @@ ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **
   json_builder_add_int_value (last, ab_format_state_to_write ());
   json_builder_end_object (last);
   g_autoptr(JsonNode) node = json_builder_get_root (last);
-  if (!ab_json_write_at (state_dfd, LAST_ROLLBACK_FILE, node, error))
-    return FALSE;
+  g_autofree char *text = ab_json_to_text (node);
   g_autoptr(JsonBuilder) event = ab_history_event_begin ("rollback");
   add_rollback_members (event, info);
-  return ab_history_append (state_dfd, event, error);
+  return ab_history_append_with (state_dfd, event, LAST_ROLLBACK_FILE, text, error);
 }
 
 gboolean

@@ -87,8 +87,8 @@ ab_slot_record_from_json (const char *json, GError **error)
   return record_from_object (o, error);
 }
 
-static char *
-record_name (AbSlot slot)
+char *
+ab_slot_record_file (AbSlot slot)
 {
   return g_strdup_printf ("slot-%s.json", ab_slot_name (slot));
 }
@@ -96,7 +96,7 @@ record_name (AbSlot slot)
 gboolean
 ab_slot_record_load (int state_dfd, AbSlot slot, AbSlotRecord **out, GError **error)
 {
-  g_autofree char *name = record_name (slot);
+  g_autofree char *name = ab_slot_record_file (slot);
   g_autoptr(JsonNode) root = NULL;
   *out = NULL;
   if (!ab_format_read_state_at (state_dfd, name, &root, NULL, error))
@@ -115,7 +115,7 @@ ab_slot_record_load (int state_dfd, AbSlot slot, AbSlotRecord **out, GError **er
 gboolean
 ab_slot_record_save (int state_dfd, AbSlot slot, const AbSlotRecord *rec, GError **error)
 {
-  g_autofree char *name = record_name (slot);
+  g_autofree char *name = ab_slot_record_file (slot);
   g_autofree char *json = ab_slot_record_to_json (rec);
   return ab_fs_replace_at (state_dfd, name, json, strlen (json), 0644, error);
 }
@@ -123,6 +123,6 @@ ab_slot_record_save (int state_dfd, AbSlot slot, const AbSlotRecord *rec, GError
 gboolean
 ab_slot_record_remove (int state_dfd, AbSlot slot, GError **error)
 {
-  g_autofree char *name = record_name (slot);
+  g_autofree char *name = ab_slot_record_file (slot);
   return ab_fs_unlink_durable_at (state_dfd, name, error);
 }

@@ -683,13 +683,20 @@ apply_delta (Run *r, int cache_dfd, GError **error)
   if (path == NULL)
     return FALSE;
   g_autoptr(GFile) dir = g_file_new_for_path (path);
+  /* libostree 2022.7 writes the commit object before the parts' objects
+   * and marks nothing: until the last part is in, the commit is marked
+   * partial, so that a kill, a full disk or an I/O error never leaves a
+   * commit that looks complete without its objects (the re-run applies
+   * the delta again). */
+  if (!ostree_repo_mark_commit_partial (r->sysroot->repo, r->t->commit, TRUE, error))
+    return FALSE;
   if (!ostree_repo_static_delta_execute_offline (r->sysroot->repo, dir, FALSE,
                                                  r->opts->cancellable, error))
     {
       g_prefix_error (error, "Applying the static delta: ");
       return FALSE;
     }
-  return TRUE;
+  return ostree_repo_mark_commit_partial (r->sysroot->repo, r->t->commit, FALSE, error);
 }
 
 static gboolean

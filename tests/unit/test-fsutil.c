@@ -1,5 +1,7 @@
 #include "config.h"
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include "ab-test-fixture.h"
 #include <unistd.h>
@@ -186,6 +188,52 @@ test_create_beneath (TmpDir *t, gconstpointer data)
   ab_fs_openat2_disabled = FALSE;
 }
 
+static int
+count_entries (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  int n = 0;
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
+/* A write that fails part-way through a batch (here EFBIG past
+ * RLIMIT_FSIZE, as ENOSPC or EIO would) changes none of the files. */
+static void
+test_replace_all_or_nothing (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  write_file_at (t->dfd, "first", "old first");
+  write_file_at (t->dfd, "second", "old second");
+  g_autofree char *big = g_strnfill (64 * 1024, 'x');
+  AbFsWrite files[] = {
+    { "first", "new first", 9, 0644 },
+    { "second", big, strlen (big), 0644 },
+  };
+  struct rlimit old, small = { 16 * 1024, 0 };
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &old), ==, 0);
+  small.rlim_max = old.rlim_max;
+  void (*prev) (int) = signal (SIGXFSZ, SIG_IGN);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &small), ==, 0);
+  gboolean ok = ab_fs_replace_all_at (t->dfd, files, 2, &error);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &old), ==, 0);
+  signal (SIGXFSZ, prev);
+  g_assert_false (ok);
+  g_assert_nonnull (error);
+  g_autofree char *first = read_file_at (t->dfd, "first");
+  g_autofree char *second = read_file_at (t->dfd, "second");
+  g_assert_cmpstr (first, ==, "old first");
+  g_assert_cmpstr (second, ==, "old second");
+  g_assert_cmpint (count_entries (t->path), ==, 2);
+  /* and without the limit, both are replaced */
+  g_clear_error (&error);
+  g_assert_true (ab_fs_replace_all_at (t->dfd, files, 2, &error));
+  g_autofree char *first2 = read_file_at (t->dfd, "first");
+  g_assert_cmpstr (first2, ==, "new first");
+  g_assert_cmpint (count_entries (t->path), ==, 2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -199,5 +247,6 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/fsutil/open-beneath", test_open_beneath);
   TMPDIR_TEST ("/fsutil/open-beneath-walk", test_open_beneath_walk);
   TMPDIR_TEST ("/fsutil/create-beneath", test_create_beneath);
+  TMPDIR_TEST ("/fsutil/replace-all-or-nothing", test_replace_all_or_nothing);
   return g_test_run ();
 }
