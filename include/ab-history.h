@@ -47,6 +47,20 @@ gboolean ab_history_check_readable (int state_dfd, GError **error);
 
 /* Writes state/last-rollback.json and a "rollback" history event. */
 gboolean ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **error);
+/* What ab_history_record_rollback() replaces, kept to be put back when the
+ * rollback it recorded could not happen (the boot pointer could not be
+ * written): a failed command then leaves the state as it was. */
+typedef struct
+{
+  char *last, *history; /* NULL: the file did not exist */
+  gsize last_len, history_len;
+} AbHistoryKept;
+gboolean ab_history_keep (int state_dfd, AbHistoryKept *out, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* Best effort: the files as they were (a missing one removed again). */
+void ab_history_put_back (int state_dfd, const AbHistoryKept *kept);
+void ab_history_kept_clear (AbHistoryKept *kept);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbHistoryKept, ab_history_kept_clear)
+
 /* The last rollback object, or NULL (and TRUE) when there was none or
  * last-rollback.json is damaged (then with a warning). */
 gboolean ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error);

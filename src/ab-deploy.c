@@ -358,8 +358,15 @@ ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **er
   if (!ab_bootloader_save (sysroot->bootloader, &ptr, error))
     return FALSE;
   ab_crash_point ("activate:flipped");
+  AbBootPointer old = snap.ptr;
   snap.ptr = ptr;
-  return stamp_activated (sysroot, &snap, slot, error);
+  if (stamp_activated (sysroot, &snap, slot, error))
+    return TRUE;
+  /* The activation could not be recorded (a full disk, an I/O error):
+   * the old pointer goes back, so that a command that failed changed
+   * nothing. Its write frees what the failed record took, so it fits. */
+  (void) ab_bootloader_save (sysroot->bootloader, &old, NULL);
+  return FALSE;
 }
 
 /* A slot may become primary again when it is known good, was booted
@@ -398,7 +405,9 @@ ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
     snap.rec[to]->version, snap.rec[from] ? snap.rec[from]->commit : NULL, snap.rec[to]->commit,
     "manual rollback by the operator", "manual",
   };
+  g_auto(AbHistoryKept) kept = { 0 };
   if (!ab_kernel_check_installed (sysroot->boot_dfd, to, error)
+      || !ab_history_keep (sysroot->state_dfd, &kept, error)
       || !ab_history_record_rollback (sysroot->state_dfd, &info, error))
     return FALSE;
   AbBootPointer ptr = snap.ptr;
@@ -413,7 +422,10 @@ ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
       ptr.tries[from] = 0;
     }
   if (!ab_bootloader_save (sysroot->bootloader, &ptr, error))
-    return FALSE;
+    {
+      ab_history_put_back (sysroot->state_dfd, &kept);
+      return FALSE;
+    }
   ab_crash_point ("rollback:flipped");
   return TRUE;
 }

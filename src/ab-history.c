@@ -182,3 +182,46 @@ ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error)
                                            "the last rollback is not known; the next rollback "
                                            "replaces the file", out, error);
 }
+
+static gboolean
+read_optional (int state_dfd, const char *name, char **out, gsize *out_len, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  *out = NULL;
+  *out_len = 0;
+  if (ab_fs_read_at (state_dfd, name, out, out_len, &local))
+    return TRUE;
+  if (g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
+    return TRUE;
+  g_propagate_error (error, g_steal_pointer (&local));
+  return FALSE;
+}
+
+gboolean
+ab_history_keep (int state_dfd, AbHistoryKept *out, GError **error)
+{
+  return read_optional (state_dfd, LAST_ROLLBACK_FILE, &out->last, &out->last_len, error)
+         && read_optional (state_dfd, HISTORY_FILE, &out->history, &out->history_len, error);
+}
+
+void
+ab_history_put_back (int state_dfd, const AbHistoryKept *kept)
+{
+  if (kept->last == NULL)
+    (void) ab_fs_unlink_durable_at (state_dfd, LAST_ROLLBACK_FILE, NULL);
+  AbFsWrite files[] = {
+    { HISTORY_FILE, kept->history, kept->history_len, 0644 },
+    { LAST_ROLLBACK_FILE, kept->last, kept->last_len, 0644 },
+  };
+  gboolean done = kept->history == NULL
+                  ? ab_fs_unlink_durable_at (state_dfd, HISTORY_FILE, NULL)
+                  : ab_fs_replace_all_at (state_dfd, files, kept->last ? 2 : 1, NULL);
+  (void) done; /* best effort: the caller reports the error that brought it here */
+}
+
+void
+ab_history_kept_clear (AbHistoryKept *kept)
+{
+  g_clear_pointer (&kept->last, g_free);
+  g_clear_pointer (&kept->history, g_free);
+}

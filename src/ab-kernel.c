@@ -150,7 +150,11 @@ ab_kernel_install (int tree_dfd, int boot_dfd, AbSlot slot, GError **error)
   ab_autofd dst = ab_fs_opendir_at (boot_dfd, tmp, error);
   if (dst < 0 || !fill_boot_dir (tree_dfd, kver, dst, error)
       || !check_boot_file (dst, "vmlinuz", "the installed vmlinuz", error))
-    return FALSE;
+    {
+      /* a failed build (a bad kernel, a full disk, an I/O error) leaves nothing */
+      (void) ab_fs_rm_rf_at (boot_dfd, tmp, NULL);
+      return FALSE;
+    }
   ab_crash_point ("kernel:built");
   if (ab_fs_exists_at (boot_dfd, name))
     {

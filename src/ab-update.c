@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
 
 G_DEFINE_QUARK (ab-update-error-quark, ab_update_error)
@@ -825,6 +826,18 @@ do_verify (Run *r, GError **error)
   return enter_phase (r, AB_PHASE_VERIFIED, error);
 }
 
+/* A resumed transaction finds the work of the run that was killed: the
+ * commit already staged (activate it), or already activated, the primary
+ * deployment (*OUT_PRIMARY: nothing left but recording the phase). */
+static gboolean
+already_applied (const GError *stage_error, gboolean *out_primary)
+{
+  if (!g_error_matches (stage_error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO))
+    return FALSE;
+  *out_primary = strstr (stage_error->message, "already the primary") != NULL;
+  return *out_primary || strstr (stage_error->message, "already staged") != NULL;
+}
+
 static gboolean
 do_apply (Run *r, GError **error)
 {
@@ -833,24 +846,36 @@ do_apply (Run *r, GError **error)
   AbStageOptions so = { NULL, r->t->commit, NULL, NULL, TRUE, r->opts->cancellable };
   AbSlot slot = AB_SLOT_NONE;
   g_autoptr(GError) local = NULL;
+  gboolean primary = FALSE;
   if (!ab_deploy_stage (r->sysroot, &so, &slot, &local)
-      && !(g_error_matches (local, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO)
-           && strstr (local->message, "already staged")))
+      && !already_applied (local, &primary))
     {
       g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
     }
   if (g_cancellable_set_error_if_cancelled (r->opts->cancellable, error))
     return FALSE;
-  if (r->t->activate && !ab_deploy_activate (r->sysroot, 0, &slot, error))
+  if (r->t->activate && !primary && !ab_deploy_activate (r->sysroot, 0, &slot, error))
     return FALSE;
   return enter_phase (r, AB_PHASE_APPLIED, error);
+}
+
+/* A full disk or an I/O error of the device says nothing about the
+ * release: once the operator frees space or the disk recovers, the next
+ * update retries. */
+static gboolean
+is_local_disk_error (const GError *cause)
+{
+  return g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_NO_SPACE)
+         || strstr (cause->message, g_strerror (ENOSPC)) != NULL
+         || strstr (cause->message, g_strerror (EIO)) != NULL;
 }
 
 static gboolean
 classify_and_record (Run *r, GError *cause, GError **error)
 {
   gboolean retryable = ab_fetch_error_is_retryable (cause)
+                       || is_local_disk_error (cause)
                        || g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_CANCELLED)
                        || (cause->domain == AB_CONTENT_ERROR && cause->code == AB_CONTENT_ERROR_FAILED
                            && !strstr (cause->message, "Corrupted"))

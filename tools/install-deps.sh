@@ -26,6 +26,8 @@ PACKAGES=(
     # verified); /usr/bin/time (bench/stage)
     gnupg python3 python3-pytest lighttpd lighttpd-mod-openssl curl ca-certificates openssl
     attr bash-completion xz-utils systemd time
+    # EIO injection of the diskfull suite and bench/campaign
+    strace
     # bootloader backends and the boot-path tests: grub-editenv, grub-mkimage
     # (grub-common), grub-emu, fw_printenv/fw_setenv (libubootenv-tool),
     # mkimage (u-boot-tools), sfdisk (fdisk), qemu-system-x86_64, a kernel

@@ -38,3 +38,24 @@ def test_random_sigkill(world, workdir, name):
     assert res["kills"] == KILLS
     assert res["held"] == KILLS, "%d of %d kills of %s did not hold (ABDEPLOY_KILL_SEED=%d):\n%s" % (
         KILLS - res["held"], KILLS, name, SEED, "\n\n".join(res["failures"]))
+
+
+def test_update_killed_after_activation_completes_on_rerun(world, workdir):
+    """Killed after the pointer flip but before the transaction was marked
+    applied (crash point activate:flipped): the re-run finds the commit
+    already primary and completes the transaction instead of recording it
+    as failed ("Nothing to do") and waiting for the operator."""
+    op = campaign.OPERATIONS["update"]
+    parent = os.path.join(workdir, "runs")
+    os.makedirs(parent, exist_ok=True)
+    d = campaign.prepare(world, op, parent)
+    try:
+        r = d.run("update", env={"ABDEPLOY_CRASH_AT": "activate:flipped"})
+        assert r.returncode == -9, r.describe()
+        assert d.status()["primary"] == "b"
+        r = d.run("update")
+        assert r.returncode in (0, campaign.EXIT_NOTHING), r.describe()
+        assert d.transaction()["phase"] == "applied", d.transaction()
+        assert campaign.finish_problems(world, op, d, rerun=False) == []
+    finally:
+        campaign.remove_device(d)
