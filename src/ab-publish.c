@@ -813,7 +813,8 @@ collect_listed_superblocks (Session *s, const AbManifest *pending, GHashTable *k
  * signed channel manifest lists with the same superblock: the summary is
  * only signed when it names nothing unchecked. */
 static gboolean
-check_repo_deltas (Session *s, const AbManifest *pending, GError **error)
+check_repo_deltas_except (Session *s, const AbManifest *pending, GHashTable *skip,
+                          GError **error)
 {
   g_autoptr(GHashTable) known = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr(GPtrArray) names = NULL;
@@ -823,6 +824,8 @@ check_repo_deltas (Session *s, const AbManifest *pending, GError **error)
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = names->pdata[i], *dash = strchr (name, '-');
+      if (skip != NULL && g_hash_table_contains (skip, name))
+        continue;
       g_autofree char *from = dash ? g_strndup (name, dash - name) : NULL;
       g_autofree char *dir = dash ? delta_dir (from, dash + 1) : NULL;
       g_autofree char *sb = dir ? g_build_filename (dir, "superblock", NULL) : NULL;
@@ -841,6 +844,12 @@ check_repo_deltas (Session *s, const AbManifest *pending, GError **error)
         }
     }
   return TRUE;
+}
+
+static gboolean
+check_repo_deltas (Session *s, const AbManifest *pending, GError **error)
+{
+  return check_repo_deltas_except (s, pending, NULL, error);
 }
 
 /* The summary lists refs and deltas for plain ostree clients; it is signed
@@ -1621,6 +1630,23 @@ add_delta (Session *s, AbRelease *to, const char *from, GError **error)
   return TRUE;
 }
 
+/* A delta in the repo that no signed manifest lists (and that this run
+ * will not check and list itself) makes the summary unsignable: refused
+ * before anything is generated, so a refused run leaves no new delta
+ * behind that would block every later publish. */
+static gboolean
+check_before_generating (Session *s, const AbManifest *m, const AbRelease *newest,
+                         GPtrArray *sources, GError **error)
+{
+  if (s->p->gpg_key == NULL)
+    return TRUE;
+  g_autoptr(GHashTable) wanted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < sources->len; i++)
+    g_hash_table_add (wanted, g_strconcat (((AbRelease *) sources->pdata[i])->commit, "-",
+                                           newest->commit, NULL));
+  return check_repo_deltas_except (s, m, wanted, error);
+}
+
 AbManifest *
 ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last, GError **error)
 {
@@ -1645,6 +1671,8 @@ ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last, G
       return NULL;
     }
   g_autoptr(GPtrArray) sources = delta_sources (m, newest, from_last ? from_last : 1);
+  if (!check_before_generating (&s, m, newest, sources, error))
+    return NULL;
   for (guint i = 0; i < sources->len; i++)
     if (!add_delta (&s, newest, ((AbRelease *) sources->pdata[i])->commit, error))
       return NULL;

@@ -783,6 +783,10 @@ def test_summary_is_not_signed_over_an_unlisted_delta(released):
     after = snapshot(pub.repo)
     assert {k: v for k, v in after.items() if not k.startswith("deltas")} == \
         {k: v for k, v in before.items() if not k.startswith("deltas")}
+    # A refused run generates nothing: a delta it left behind would be
+    # unlisted and block every later publish.
+    assert {k for k in after if k.startswith("deltas")} == \
+        {k for k in before if k.startswith("deltas")}
     pub.ostree("static-delta", "delete", "%s-%s" % (pub.v2, pub.v1))
     pub.signed("deltas", "--channel=candidate")
     pub.ostree("summary", "--view")
