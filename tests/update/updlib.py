@@ -260,6 +260,8 @@ class Lighttpd:
             'accesslog.filename = "%s"' % self.access_log,
             'accesslog.format = "%s"' % self.FORMAT,
             'mimetype.assign = ("" => "application/octet-stream")',
+            # As abdeploy-publish(8) asks: no stat cache across a channel switch.
+            'server.stat-cache-engine = "disable"',
             "server.max-keep-alive-idle = 10",
         ]
         if self.tls:
