@@ -5,7 +5,7 @@
 #include <ostree.h>
 #include "ab-util.h"
 #include "ab-config.h"
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-slots.h"
 #include "ab-format.h"
 

@@ -7,7 +7,7 @@
  * the current format. */
 #include "config.h"
 #include "fuzz-common.h"
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-config.h"
 #include "ab-format.h"
 #include "ab-fsutil.h"

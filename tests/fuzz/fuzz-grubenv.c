@@ -3,9 +3,9 @@
  * parses and fits serializes to a block that parses to the same list. */
 #include "config.h"
 #include "fuzz-common.h"
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-fsutil.h"
-#include "ab-grubenv.h"
+#include "bootloaders/ab-grubenv.h"
 
 #include <string.h>
 

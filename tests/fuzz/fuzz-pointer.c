@@ -3,7 +3,7 @@
  * loads back unchanged. */
 #include "config.h"
 #include "fuzz-common.h"
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-fsutil.h"
 
 static int sysroot_dfd = -1;

@@ -6,7 +6,7 @@
  *     NAME=VALUE lines) that setup() starts from when no copy is valid. */
 #include "config.h"
 #include "fuzz-common.h"
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-fsutil.h"
 
 #include <string.h>

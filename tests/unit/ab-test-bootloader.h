@@ -3,7 +3,7 @@
 #pragma once
 
 #include <glib.h>
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-test-fixture.h"
 
 static inline AbBootPointer

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-config.h"
 #include "ab-fsutil.h"
 #include "ab-test-fixture.h"

@@ -2,7 +2,7 @@
  * with libubootenv's own tools (fw_printenv, fw_setenv). */
 #include "config.h"
 #include <string.h>
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-config.h"
 #include "ab-test-fixture.h"
 #include "ab-test-bootloader.h"

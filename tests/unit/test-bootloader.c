@@ -1,6 +1,6 @@
 #include "config.h"
 #include <string.h>
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-test-fixture.h"
 
 static AbBootPointer

@@ -3,7 +3,7 @@
 #include "config.h"
 #include <string.h>
 #include "ab-deploy.h"
-#include "ab-exitcode.h"
+#include "cli/ab-exitcode.h"
 #include "ab-test-fixture.h"
 
 typedef struct

@@ -1,6 +1,6 @@
 #include "config.h"
 #include <string.h>
-#include "ab-grubenv.h"
+#include "bootloaders/ab-grubenv.h"
 
 static void
 test_roundtrip (void)

@@ -2,7 +2,7 @@
  * calls ab-update, prints. */
 #include "config.h"
 #include "cli.h"
-#include "ab-exitcode.h"
+#include "cli/ab-exitcode.h"
 #include "ab-update.h"
 
 #include <json-glib/json-glib.h>

@@ -1,5 +1,5 @@
 #include "config.h"
-#include "ab-grubenv.h"
+#include "bootloaders/ab-grubenv.h"
 
 #include <string.h>
 

@@ -1,8 +1,8 @@
 /* "grub" backend: the pointer variables in SYSROOT/boot/grub/grubenv. */
 #include "config.h"
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-fsutil.h"
-#include "ab-grubenv.h"
+#include "bootloaders/ab-grubenv.h"
 
 #include <fcntl.h>
 

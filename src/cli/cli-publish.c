@@ -2,8 +2,8 @@
  * Parses options, calls ab-publish, prints. */
 #include "config.h"
 #include "cli.h"
-#include "ab-exitcode.h"
-#include "ab-publish.h"
+#include "cli/ab-exitcode.h"
+#include "publisher/ab-publish.h"
 
 #include <stdio.h>
 #include <string.h>

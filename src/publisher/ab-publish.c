@@ -1,5 +1,5 @@
 #include "config.h"
-#include "ab-publish.h"
+#include "publisher/ab-publish.h"
 #include "ab-content.h"
 #include "ab-crashpoint.h"
 #include "ab-fsutil.h"

@@ -1,11 +1,11 @@
 #include "config.h"
-#include "ab-exitcode.h"
+#include "cli/ab-exitcode.h"
 #include "ab-content.h"
 #include "ab-deploy.h"
 #include "ab-health.h"
 #include "ab-update.h"
 #include "ab-lock.h"
-#include "ab-publish.h"
+#include "publisher/ab-publish.h"
 #include "ab-sysroot.h"
 
 AbExitCode

@@ -2,7 +2,7 @@
 #include "config.h"
 #include "ab-deploy.h"
 #include "cli.h"
-#include "ab-exitcode.h"
+#include "cli/ab-exitcode.h"
 #include "ab-health.h"
 #include "ab-format.h"
 #include "ab-history.h"

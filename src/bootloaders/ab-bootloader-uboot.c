@@ -26,7 +26,7 @@
  *   when the default environment is available: U-Boot stops using its
  *   built-in defaults (bootcmd, ...) as soon as a valid copy exists. */
 #include "config.h"
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-fsutil.h"
 
 #include <errno.h>

@@ -1,5 +1,5 @@
 #include "config.h"
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* CLI of the operator lifecycle: version, verify, backup, restore, migrate. */
 #include "config.h"
 #include "cli.h"
-#include "ab-exitcode.h"
+#include "cli/ab-exitcode.h"
 #include "ab-verify.h"
 #include "ab-backup.h"
 #include "ab-fsutil.h"

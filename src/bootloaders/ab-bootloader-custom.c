@@ -29,7 +29,7 @@
  *   bootloader reads is the old one, the new one, or a mix that boots the
  *   same slot as one of them. */
 #include "config.h"
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-fsutil.h"
 
 #include <errno.h>

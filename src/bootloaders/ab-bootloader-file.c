@@ -1,6 +1,6 @@
 /* "file" backend: SYSROOT/boot/abdeploy/pointer, NAME=VALUE lines. */
 #include "config.h"
-#include "ab-bootloader.h"
+#include "bootloaders/ab-bootloader.h"
 #include "ab-fsutil.h"
 
 #include <fcntl.h>
