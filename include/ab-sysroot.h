@@ -8,6 +8,7 @@
 #include "bootloaders/ab-bootloader.h"
 #include "ab-slots.h"
 #include "ab-format.h"
+#include "ab-events.h"
 
 #define AB_SYSROOT_ERROR (ab_sysroot_error_quark ())
 GQuark ab_sysroot_error_quark (void);
@@ -42,6 +43,9 @@ typedef struct
    * (ab_format_error_is_damage()) is reported as a warning and read as an
    * empty slot instead of failing. Every other command refuses it. */
   gboolean tolerate_damage;
+  /* Where the operations on this sysroot report (borrowed; set by the front
+   * end after opening; NULL drops every event). */
+  AbEventSink *events;
 } AbSysroot;
 
 /* Creates the layout; on an initialized sysroot changes nothing. */
