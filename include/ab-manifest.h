@@ -1,4 +1,5 @@
-/* Channel manifests: parse, validate, serialize (abdeploy-manifest(5)). */
+/* Channel manifests: parse and validate (abdeploy-manifest(5)); the
+ * publisher writes them (publisher/ab-manifest-write.h). */
 #pragma once
 
 #include <glib.h>
@@ -60,7 +61,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbManifest, ab_manifest_free)
 
 AbManifest *ab_manifest_new (const char *channel);
 AbManifest *ab_manifest_parse (const char *data, gsize len, GError **error);
-char *ab_manifest_serialize (const AbManifest *m);
 /* The newest release by version precedence (ab_version_order(): ties of
  * equal precedence go to the greater version string), or NULL. */
 const AbRelease *ab_manifest_newest (const AbManifest *m);

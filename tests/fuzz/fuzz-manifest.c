@@ -4,6 +4,7 @@
 #include "config.h"
 #include "fuzz-common.h"
 #include "ab-manifest.h"
+#include "publisher/ab-manifest-write.h"
 
 #include <string.h>
 

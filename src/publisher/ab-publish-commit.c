@@ -1,0 +1,164 @@
+/* Publisher: publish commit. */
+#include "config.h"
+#include "ab-publish-private.h"
+#include "ab-util.h"
+#include "ab-fsutil.h"
+
+#include <fcntl.h>
+#include <string.h>
+
+/* ---- publish commit ---- */
+
+static GFile *
+write_tree (AbPublishSession *s, const AbPublishCommitOptions *o, GPtrArray *allowed,
+            GError **error)
+{
+  ab_autofd dfd = ab_fs_opendir_at (AT_FDCWD, o->tree, error);
+  if (dfd < 0)
+    return NULL;
+  g_autoptr(GPtrArray) refused = g_ptr_array_new_with_free_func (g_free);
+  AbPublishGate gate = { o, dfd, refused, allowed };
+  g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new ();
+  /* GENERATE_SIZES: the commit carries a signed index of every object's
+   * size ("ostree.sizes"), which bounds what a device's pull may fetch. */
+  g_autoptr(OstreeRepoCommitModifier) modifier =
+      ostree_repo_commit_modifier_new (OSTREE_REPO_COMMIT_MODIFIER_FLAGS_GENERATE_SIZES,
+                                       ab_publish_gate_filter, &gate, NULL);
+  GFile *root = NULL;
+  if (!ostree_repo_write_dfd_to_mtree (s->repo, dfd, ".", mtree, modifier, NULL, error))
+    {
+      g_prefix_error (error, "Committing %s: ", o->tree);
+      return NULL;
+    }
+  if (!ab_publish_gate_verdict (&gate, error))
+    return NULL;
+  if (!ostree_repo_write_mtree (s->repo, mtree, &root, NULL, error))
+    {
+      g_prefix_error (error, "Committing %s: ", o->tree);
+      return NULL;
+    }
+  return root;
+}
+
+static gboolean
+same_tree (AbPublishSession *s, GFile *root, const char *commit, gboolean *out_same, GError **error)
+{
+  g_autoptr(GFile) old_root = NULL;
+  if (!ostree_repo_read_commit (s->repo, commit, &old_root, NULL, NULL, error))
+    return FALSE;
+  OstreeRepoFile *a = OSTREE_REPO_FILE (root), *b = OSTREE_REPO_FILE (old_root);
+  if (!ostree_repo_file_ensure_resolved (b, error))
+    return FALSE;
+  *out_same = strcmp (ostree_repo_file_tree_get_contents_checksum (a),
+                      ostree_repo_file_tree_get_contents_checksum (b)) == 0
+              && strcmp (ostree_repo_file_tree_get_metadata_checksum (a),
+                         ostree_repo_file_tree_get_metadata_checksum (b)) == 0;
+  return TRUE;
+}
+
+static GVariant *
+commit_metadata (const AbPublishCommitOptions *o, GDateTime *now)
+{
+  g_autofree char *build_time = ab_publish_format_time (now);
+  g_autoptr(GVariantDict) d = g_variant_dict_new (NULL);
+  g_variant_dict_insert (d, OSTREE_COMMIT_META_KEY_VERSION, "s", o->version);
+  g_variant_dict_insert (d, "build-time", "s", build_time);
+  if (o->source_revision)
+    g_variant_dict_insert (d, "source-revision", "s", o->source_revision);
+  return g_variant_ref_sink (g_variant_dict_end (d));
+}
+
+/* Inside a transaction: writes the tree and, unless VERSION is already
+ * PUBLISHED (as recorded in WHERE), a commit of it. A published version
+ * must have the same tree. */
+static gboolean
+write_commit_txn (AbPublishSession *s, const AbPublishCommitOptions *o, const char *published,
+                  const char *where, GPtrArray *allowed, char **out_commit, GError **error)
+{
+  g_autoptr(GFile) root = write_tree (s, o, allowed, error);
+  if (root == NULL)
+    return FALSE;
+  if (published != NULL)
+    {
+      gboolean same = FALSE;
+      if (!same_tree (s, root, published, &same, error))
+        return FALSE;
+      g_autofree char *why = g_strdup_printf ("%s; the tree differs", where);
+      if (!same)
+        return ab_publish_conflict (error, o->version, published, why);
+      *out_commit = g_strdup (published);
+      return TRUE;
+    }
+  g_autofree char *parent = NULL;
+  if (o->branch && !ostree_repo_resolve_rev (s->repo, o->branch, TRUE, &parent, error))
+    return FALSE;
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+  g_autoptr(GVariant) meta = commit_metadata (o, now);
+  g_autofree char *subject = g_strdup_printf ("Version %s", o->version);
+  return ostree_repo_write_commit_with_time (s->repo, parent, subject, NULL, meta,
+                                             OSTREE_REPO_FILE (root),
+                                             (guint64) g_date_time_to_unix (now), out_commit,
+                                             NULL, error);
+}
+
+/* A new commit is kept (transaction committed); re-publishing the same
+ * tree stores nothing new, so its transaction is dropped. */
+static gboolean
+write_commit (AbPublishSession *s, const AbPublishCommitOptions *o, const char *published,
+              const char *where, GPtrArray *allowed, char **out_commit, GError **error)
+{
+  if (!ostree_repo_prepare_transaction (s->repo, NULL, NULL, error))
+    return FALSE;
+  if (!write_commit_txn (s, o, published, where, allowed, out_commit, error))
+    {
+      (void) ostree_repo_abort_transaction (s->repo, NULL, NULL);
+      return FALSE;
+    }
+  if (published != NULL)
+    return ostree_repo_abort_transaction (s->repo, NULL, error);
+  return ostree_repo_commit_transaction (s->repo, NULL, NULL, error);
+}
+
+static gboolean
+check_commit_options (const AbPublishCommitOptions *o, GError **error)
+{
+  if (o->tree == NULL || !g_file_test (o->tree, G_FILE_TEST_IS_DIR))
+    return ab_publish_usage (error, "Give the image tree to commit with --tree=DIR (a directory)");
+  if (!ab_publish_check_version (o->version, error))
+    return FALSE;
+  g_autoptr(GError) local = NULL;
+  if (o->branch && !ostree_validate_rev (o->branch, &local))
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE, "Invalid --branch: %s",
+                   local->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *o, char **out_commit,
+                   gboolean *out_created, char ***out_privileged, GError **error)
+{
+  g_auto(AbPublishSession) s = AB_PUBLISH_SESSION_INIT;
+  if (!check_commit_options (o, error) || !ab_publish_session_open (&s, p, TRUE, error))
+    return FALSE;
+  g_autofree char *published = NULL, *where = NULL, *commit = NULL;
+  g_autoptr(GPtrArray) allowed = g_ptr_array_new_with_free_func (g_free);
+  if ((p->gpg_key && !ab_publish_check_repo_deltas (&s, NULL, error))
+      || !ab_publish_published_commit (&s, o->version, &published, &where, error)
+      || !write_commit (&s, o, published, where, allowed, &commit, error)
+      || !ab_publish_sign_commit (&s, commit, error))
+    return FALSE;
+  /* Refs last: a version is published once its commit is complete and signed. */
+  g_autofree char *ref = ab_publish_version_ref (o->version);
+  if (!ostree_repo_set_ref_immediate (s.repo, NULL, ref, commit, NULL, error)
+      || (o->branch && !ostree_repo_set_ref_immediate (s.repo, NULL, o->branch, commit, NULL, error))
+      || !ab_publish_update_summary (&s, NULL, error))
+    return FALSE;
+  *out_created = published == NULL;
+  *out_commit = g_steal_pointer (&commit);
+  g_ptr_array_add (allowed, NULL);
+  *out_privileged = (char **) g_ptr_array_steal (allowed, NULL);
+  return TRUE;
+}

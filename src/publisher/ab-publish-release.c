@@ -1,0 +1,153 @@
+/* Publisher: publish release, promote, deprecate and refresh. */
+#include "config.h"
+#include "ab-publish-private.h"
+#include "ab-util.h"
+#include "ab-version.h"
+
+#include <string.h>
+
+/* ---- publish release / promote / deprecate / refresh ---- */
+
+static char *
+now_iso8601 (void)
+{
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+  return ab_publish_format_time (now);
+}
+
+/* A channel holds one release per precedence: versions that differ only in
+ * build metadata (1.2.0+b1, 1.2.0+b2) would leave devices unable to tell
+ * which is newer, so the second one is refused. */
+static gboolean
+check_precedence_free (const AbManifest *m, const char *version, GError **error)
+{
+  for (guint i = 0; i < m->releases->len; i++)
+    {
+      const AbRelease *r = m->releases->pdata[i];
+      if (strcmp (r->version, version) != 0 && ab_version_compare (r->version, version) == 0)
+        {
+          g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_CONFLICT,
+                       "Channel %s already has version %s, equal in precedence to %s (they "
+                       "differ only in build metadata or leading zeros), so devices could not "
+                       "tell which is newer; release a higher version instead", m->channel,
+                       r->version, version);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+/* Adds a release of COMMIT to M, or sets the rollout of the one M has. */
+static gboolean
+put_release (AbManifest *m, const AbRelease *template, guint rollout, GError **error)
+{
+  AbRelease *r = ab_manifest_lookup (m, template->version);
+  if (r == NULL && !check_precedence_free (m, template->version, error))
+    return FALSE;
+  if (r == NULL)
+    {
+      r = ab_release_copy (template);
+      g_free (r->published_at);
+      r->published_at = now_iso8601 ();
+      g_ptr_array_add (m->releases, r);
+    }
+  r->rollout = rollout ? rollout : 100;
+  return TRUE;
+}
+
+AbManifest *
+ab_publish_release (const AbPublisher *p, const char *channel, const char *version, guint rollout,
+                    GError **error)
+{
+  g_auto(AbPublishSession) s = AB_PUBLISH_SESSION_INIT;
+  if (!ab_publish_check_channel (channel, error) || !ab_publish_check_version (version, error)
+      || !ab_publish_check_rollout (rollout, error)
+      || !ab_publish_session_open_signer (&s, p, error))
+    return NULL;
+  g_autofree char *ref = ab_publish_version_ref (version);
+  g_autofree char *commit = NULL;
+  if (!ostree_repo_resolve_rev (s.repo, ref, TRUE, &commit, error))
+    return NULL;
+  if (commit == NULL)
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_NOT_FOUND,
+                   "Version %s is not committed in %s (no ref %s); run abdeploy publish "
+                   "commit --version=%s first", version, p->repo, ref, version);
+      return NULL;
+    }
+  g_autoptr(AbManifest) m = ab_publish_load_checked_manifest (&s, channel, TRUE, error);
+  if (m == NULL || !ab_publish_check_same_commit (&s, version, commit, error))
+    return NULL;
+  g_autoptr(AbRelease) template = ab_release_new (version, commit, NULL, 100);
+  if (!put_release (m, template, rollout, error))
+    return NULL;
+  return ab_publish_write_manifest (&s, g_steal_pointer (&m), error);
+}
+
+AbManifest *
+ab_publish_promote (const AbPublisher *p, const char *from, const char *to, const char *version,
+                    guint rollout, GError **error)
+{
+  g_auto(AbPublishSession) s = AB_PUBLISH_SESSION_INIT;
+  if (!ab_publish_check_channel (from, error) || !ab_publish_check_channel (to, error)
+      || !ab_publish_check_version (version, error) || !ab_publish_check_rollout (rollout, error))
+    return NULL;
+  if (strcmp (from, to) == 0)
+    {
+      ab_publish_usage (error, "--from and --to name the same channel");
+      return NULL;
+    }
+  if (!ab_publish_session_open_signer (&s, p, error))
+    return NULL;
+  g_autoptr(AbManifest) src = ab_publish_load_checked_manifest (&s, from, FALSE, error);
+  const AbRelease *r = src ? ab_publish_need_release (src, version, error) : NULL;
+  if (r == NULL)
+    return NULL;
+  if (r->deprecated != NULL)
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED,
+                   "Version %s is deprecated in channel %s (%s); refusing to promote it",
+                   version, from, r->deprecated);
+      return NULL;
+    }
+  g_autoptr(AbManifest) dst = ab_publish_load_checked_manifest (&s, to, TRUE, error);
+  if (dst == NULL || !ab_publish_need_commit_object (&s, r->commit, version, error)
+      || !ab_publish_check_same_commit (&s, version, r->commit, error))
+    return NULL;
+  if (!put_release (dst, r, rollout, error))
+    return NULL;
+  return ab_publish_write_manifest (&s, g_steal_pointer (&dst), error);
+}
+
+AbManifest *
+ab_publish_deprecate (const AbPublisher *p, const char *channel, const char *version,
+                      const char *reason, GError **error)
+{
+  g_auto(AbPublishSession) s = AB_PUBLISH_SESSION_INIT;
+  if (!ab_publish_check_channel (channel, error) || !ab_publish_check_version (version, error))
+    return NULL;
+  if (reason == NULL || *reason == '\0')
+    {
+      ab_publish_usage (error, "Say why with --reason=TEXT; devices show it");
+      return NULL;
+    }
+  if (!ab_publish_session_open_signer (&s, p, error))
+    return NULL;
+  g_autoptr(AbManifest) m = ab_publish_load_checked_manifest (&s, channel, FALSE, error);
+  AbRelease *r = m ? ab_publish_need_release (m, version, error) : NULL;
+  if (r == NULL)
+    return NULL;
+  g_free (r->deprecated);
+  r->deprecated = g_strdup (reason);
+  return ab_publish_write_manifest (&s, g_steal_pointer (&m), error);
+}
+
+AbManifest *
+ab_publish_refresh (const AbPublisher *p, const char *channel, GError **error)
+{
+  g_auto(AbPublishSession) s = AB_PUBLISH_SESSION_INIT;
+  if (!ab_publish_check_channel (channel, error) || !ab_publish_session_open_signer (&s, p, error))
+    return NULL;
+  AbManifest *m = ab_publish_load_checked_manifest (&s, channel, FALSE, error);
+  return m ? ab_publish_write_manifest (&s, m, error) : NULL;
+}
