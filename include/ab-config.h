@@ -46,6 +46,7 @@ typedef struct
   char *uboot_env_defaults;         /* path, default etc/u-boot-initial-env */
   char *custom_backend;             /* path, NULL when unset */
   guint custom_backend_timeout_sec; /* 1..3600, default 30 */
+  char *kernel_args;                /* NULL when unset; never holds abdeploy.slot= */
 } AbConfigBoot;
 
 /* [update] */
@@ -94,6 +95,8 @@ typedef struct
 #define AB_CONFIG_DEFAULT_MAX_PULL_BYTES (G_GUINT64_CONSTANT (16) << 30)   /* 16 GiB */
 #define AB_CONFIG_DEFAULT_MAX_PULL_TIME_SEC (6 * 3600)
 #define AB_CONFIG_DEFAULT_MIN_FREE_SPACE (G_GUINT64_CONSTANT (64) << 20)   /* 64 MiB */
+
+#define AB_CONFIG_MAX_KERNEL_ARGS 2048
 
 #define AB_CONFIG_DEFAULT_TRIES 3
 #define AB_CONFIG_MAX_TRIES 9

@@ -45,6 +45,7 @@ static gboolean parse_url (const Key *key, const char *value, gpointer out);
 static gboolean parse_channel (const Key *key, const char *value, gpointer out);
 static gboolean parse_on_red (const Key *key, const char *value, gpointer out);
 static gboolean parse_command (const Key *key, const char *value, gpointer out);
+static gboolean parse_kernel_args (const Key *key, const char *value, gpointer out);
 
 #define NUMBER "a whole number"
 #define SIZE_UNITS "optionally followed by K, M or G (either case: 1024, 1024^2, 1024^3)"
@@ -65,6 +66,8 @@ static const Key keys[] = {
               "the path of an executable"),
   CONFIG_KEY ("boot", "custom-backend-timeout-sec", parse_uint, boot.custom_backend_timeout_sec,
               1, 3600, NULL, NUMBER " of seconds"),
+  CONFIG_KEY ("boot", "kernel-args", parse_kernel_args, boot.kernel_args, 0, 0, NULL,
+              "kernel arguments separated by blanks, at most 2048 bytes, without abdeploy.slot="),
   CONFIG_KEY ("update", "url", parse_url, update.url, 0, 0, NULL,
               "an http://, https:// or file:// URL or a path"),
   CONFIG_KEY ("update", "channel", parse_channel, update.channel, 0, 0, "stable",
@@ -244,6 +247,18 @@ parse_command (const Key *key, const char *value, gpointer out)
   if (*value != '\0' && !g_shell_parse_argv (value, NULL, &argv, NULL))
     return FALSE;
   return parse_string (key, value, out);
+}
+
+/* The engine puts abdeploy.slot= first on every command line it writes:
+ * a second one would contradict it. */
+static gboolean
+parse_kernel_args (const Key *key, const char *value, gpointer out)
+{
+  g_auto(GStrv) words = g_strsplit_set (value, " \t", -1);
+  for (char **w = words; *w != NULL; w++)
+    if (g_str_has_prefix (*w, "abdeploy.slot="))
+      return FALSE;
+  return strlen (value) <= AB_CONFIG_MAX_KERNEL_ARGS && parse_string (key, value, out);
 }
 
 /* ---- applying one file ---- */
@@ -677,6 +692,7 @@ ab_config_free (AbConfig *config)
   g_free (config->boot.uboot_env_config);
   g_free (config->boot.uboot_env_defaults);
   g_free (config->boot.custom_backend);
+  g_free (config->boot.kernel_args);
   g_free (config->update.url);
   g_free (config->update.url_file);
   g_free (config->update.channel);

@@ -217,6 +217,50 @@ install_kernel (AbSysroot *sysroot, AbSlot target, GError **error)
   return dfd >= 0 && ab_kernel_install (dfd, sysroot->boot_dfd, target, error);
 }
 
+/* The kernel command line of SLOT's boot entry: abdeploy.slot= first,
+ * then [boot] kernel-args. */
+static char *
+entry_kernel_args (AbSysroot *sysroot, AbSlot slot)
+{
+  const char *extra = sysroot->config->boot.kernel_args;
+  return g_strdup_printf ("abdeploy.slot=%s%s%s", ab_slot_name (slot), extra ? " " : "",
+                          extra ? extra : "");
+}
+
+/* A backend that keeps its own copy of each slot's kernel and boot entry
+ * (systemd-boot: on the ESP) gets them from boot/abdeploy/<slot>/, which
+ * install_kernel() has just put in place. TARGET is still "none" in the
+ * pointer, so the bootloader cannot pick the entry while it is written. */
+static gboolean
+install_boot_entry (AbSysroot *sysroot, AbSlot target, const char *commit, GError **error)
+{
+  if (!ab_bootloader_has_cap (sysroot->bootloader, AB_BOOTLOADER_CAP_INSTALLS_KERNELS))
+    return TRUE;
+  const char *name = ab_slot_name (target);
+  ab_autofd tree = ab_fs_opendir_at (sysroot->slots_dfd, name, error);
+  g_autofree char *kver = tree >= 0 ? ab_kernel_find (tree, error) : NULL;
+  if (kver == NULL)
+    return FALSE;
+  g_autofree char *kernel = g_strdup_printf ("%s/vmlinuz", name);
+  g_autofree char *initramfs = g_strdup_printf ("%s/initramfs.img", name);
+  g_autofree char *args = entry_kernel_args (sysroot, target);
+  g_autofree char *version = ab_content_commit_version (sysroot->repo, commit, NULL);
+  AbBootEntry entry = {
+    .slot = target,
+    .boot_dfd = sysroot->boot_dfd,
+    .kernel = kernel,
+    .initramfs = ab_fs_exists_at (sysroot->boot_dfd, initramfs) ? initramfs : NULL,
+    .kver = kver,
+    .kernel_args = args,
+    .os = sysroot->os,
+    .version = version,
+  };
+  if (!ab_bootloader_install_entry (sysroot->bootloader, &entry, error))
+    return FALSE;
+  ab_crash_point ("stage:entry-installed");
+  return TRUE;
+}
+
 static gboolean
 pin_ref (AbSysroot *sysroot, AbSlot target, const char *commit, GError **error)
 {
@@ -303,6 +347,7 @@ ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slo
          && ab_slot_record_remove (sysroot->state_dfd, target, error)
          && swap_tree (sysroot, target, error)
          && install_kernel (sysroot, target, error)
+         && install_boot_entry (sysroot, target, commit, error)
          && pin_ref (sysroot, target, commit, error)
          && ab_fs_syncfs (sysroot->dfd, error)
          && write_record (sysroot, target, commit, source, opts->refspec, error);

@@ -63,13 +63,57 @@ gboolean ab_boot_pointer_from_env (GHashTable *vars, gboolean primary_may_be_abs
 
 typedef struct _AbBootloader AbBootloader;
 
+/* What a backend can do, and what it needs; the engine and the front ends
+ * ask ab_bootloader_has_cap() instead of comparing backend names. */
+typedef enum
+{
+  /* Every save is ONE atomic write that the bootloader sees whole (the
+   * custom backend makes several calls, U-Boot's single-copy environment is
+   * rewritten in place, systemd-boot may take two renames: see
+   * abdeploy-pointer(5)). */
+  AB_BOOTLOADER_CAP_ATOMIC_POINTER = 1 << 0,
+  /* The backend keeps its own copy of each slot's kernel and boot entry:
+   * its install_entry hook copies them (systemd-boot). Without it, the
+   * bootloader boots SYSROOT/boot/abdeploy/<slot>/ itself. */
+  AB_BOOTLOADER_CAP_INSTALLS_KERNELS = 1 << 1,
+  /* The backend keeps its files on an EFI system partition. */
+  AB_BOOTLOADER_CAP_NEEDS_ESP = 1 << 2,
+  /* Trial boots are counted with systemd's boot counting (entry names
+   * ending in +LEFT-DONE), so systemd-bless-boot can bless them. */
+  AB_BOOTLOADER_CAP_SYSTEMD_BOOT_COUNTING = 1 << 3,
+} AbBootloaderCaps;
+
+/* What the install_entry hook gets: a slot whose tree was just checked out
+ * and whose kernel is installed in SYSROOT/boot/abdeploy/<slot>/. Every
+ * path is relative to BOOT_DFD and stays beneath it. */
+typedef struct
+{
+  AbSlot slot;
+  int boot_dfd;            /* SYSROOT/boot/abdeploy, borrowed */
+  const char *kernel;      /* "<slot>/vmlinuz" */
+  const char *initramfs;   /* "<slot>/initramfs.img", NULL when the slot has none */
+  const char *kver;        /* the kernel version directory of the tree */
+  const char *kernel_args; /* the whole command line, abdeploy.slot=<slot> first */
+  const char *os;          /* the sysroot's os name */
+  const char *version;     /* the commit's version, NULL when it has none */
+} AbBootEntry;
+
 typedef struct
 {
   const char *name;
+  /* One line for --help and the man pages: where the pointer lives. */
+  const char *summary;
+  AbBootloaderCaps caps;
   /* Creates the pointer storage if missing (init). */
   gboolean (*setup) (AbBootloader *self, GError **error);
   gboolean (*load) (AbBootloader *self, AbBootPointer *out, GError **error);
   gboolean (*save) (AbBootloader *self, const AbBootPointer *ptr, GError **error);
+  /* Installs the slot's kernel and boot entry where the bootloader reads
+   * them; called after the slot is staged, while its pointer state is
+   * "none" (never booted). NULL when the bootloader boots
+   * SYSROOT/boot/abdeploy/<slot>/ directly. Leaves the previous entry of the
+   * slot in place on error. */
+  gboolean (*install_entry) (AbBootloader *self, const AbBootEntry *entry, GError **error);
   /* Frees priv; may be NULL. */
   void (*free) (AbBootloader *self);
   /* Human-readable location of the pointer, for messages. */
@@ -89,16 +133,37 @@ extern const AbBootloaderOps ab_bootloader_grub_ops;
 extern const AbBootloaderOps ab_bootloader_uboot_ops;
 extern const AbBootloaderOps ab_bootloader_custom_ops;
 
-/* "file", "grub", "uboot" or "custom". CONFIG may be NULL (defaults). */
+/* The backend table, NULL-terminated, in the order help texts list it
+ * (the default, grub, first). The only place that knows backend names. */
+const AbBootloaderOps *const *ab_bootloader_backends (void);
+/* The table entry named NAME, or NULL. */
+const AbBootloaderOps *ab_bootloader_lookup (const char *name);
+/* "grub, file, uboot or custom": every backend name, for messages. */
+char *ab_bootloader_names_text (void);
+#define AB_BOOTLOADER_DEFAULT "grub"
+
+/* A backend named NAME (one of ab_bootloader_backends()), or
+ * AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND naming the valid ones. CONFIG may be
+ * NULL (defaults). */
+G_GNUC_WARN_UNUSED_RESULT
 AbBootloader *ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config,
                                  GError **error);
 void ab_bootloader_free (AbBootloader *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbBootloader, ab_bootloader_free)
 
 const char *ab_bootloader_name (AbBootloader *self);
+gboolean ab_bootloader_has_cap (AbBootloader *self, AbBootloaderCaps cap);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_bootloader_setup (AbBootloader *self, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_bootloader_load (AbBootloader *self, AbBootPointer *out, GError **error);
 /* Saves PTR, then reads it back: a backend that stored something else (or
  * nothing) is AB_BOOTLOADER_ERROR_READ_BACK, naming the backend, what was
- * written and what was read back. */
+ * written and what was read back. (Not G_GNUC_WARN_UNUSED_RESULT: an undo
+ * after a failure may ignore its result.) */
 gboolean ab_bootloader_save (AbBootloader *self, const AbBootPointer *ptr, GError **error);
+/* Runs the backend's install_entry hook (nothing when it has none): the
+ * errors name the backend and the slot. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_bootloader_install_entry (AbBootloader *self, const AbBootEntry *entry,
+                                      GError **error);

@@ -410,6 +410,8 @@ custom_save (AbBootloader *self, const AbBootPointer *ptr, GError **error)
 
 const AbBootloaderOps ab_bootloader_custom_ops = {
   .name = "custom",
+  .summary = "the operator executable [boot] custom-backend (one call per change)",
+  .caps = 0,
   .setup = custom_setup,
   .load = custom_load,
   .save = custom_save,

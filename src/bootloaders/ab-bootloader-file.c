@@ -153,6 +153,8 @@ file_save (AbBootloader *self, const AbBootPointer *ptr, GError **error)
 
 const AbBootloaderOps ab_bootloader_file_ops = {
   .name = "file",
+  .summary = "the text file SYSROOT/boot/abdeploy/pointer (tests, custom bootloaders)",
+  .caps = AB_BOOTLOADER_CAP_ATOMIC_POINTER,
   .setup = file_setup,
   .load = file_load,
   .save = file_save,

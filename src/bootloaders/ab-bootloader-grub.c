@@ -105,6 +105,8 @@ grub_load (AbBootloader *self, AbBootPointer *out, GError **error)
 
 const AbBootloaderOps ab_bootloader_grub_ops = {
   .name = "grub",
+  .summary = "the GRUB environment block SYSROOT/boot/grub/grubenv (BIOS and EFI)",
+  .caps = AB_BOOTLOADER_CAP_ATOMIC_POINTER,
   .setup = grub_setup,
   .load = grub_load,
   .save = grub_save,

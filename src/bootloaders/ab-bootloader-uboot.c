@@ -310,6 +310,9 @@ uboot_save (AbBootloader *self, const AbBootPointer *ptr, GError **error)
 
 const AbBootloaderOps ab_bootloader_uboot_ops = {
   .name = "uboot",
+  .summary = "the U-Boot environment of [boot] uboot-env-config (atomic with a redundant "
+             "environment only)",
+  .caps = 0,
   .setup = uboot_setup,
   .load = uboot_load,
   .save = uboot_save,

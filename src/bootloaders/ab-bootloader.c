@@ -134,27 +134,57 @@ ab_boot_pointer_from_env (GHashTable *vars, gboolean primary_may_be_absent, cons
   return FALSE;
 }
 
+/* The backend table: every backend name, help text and capability comes
+ * from here (no other code compares backend names). */
+static const AbBootloaderOps *const backends[] = {
+  &ab_bootloader_grub_ops,
+  &ab_bootloader_file_ops,
+  &ab_bootloader_uboot_ops,
+  &ab_bootloader_custom_ops,
+  NULL,
+};
+
+const AbBootloaderOps *const *
+ab_bootloader_backends (void)
+{
+  return backends;
+}
+
+const AbBootloaderOps *
+ab_bootloader_lookup (const char *name)
+{
+  for (guint i = 0; name != NULL && backends[i] != NULL; i++)
+    if (g_str_equal (name, backends[i]->name))
+      return backends[i];
+  return NULL;
+}
+
+char *
+ab_bootloader_names_text (void)
+{
+  g_autoptr(GString) s = g_string_new (NULL);
+  for (guint i = 0; backends[i] != NULL; i++)
+    g_string_append_printf (s, "%s%s", i == 0 ? "" : backends[i + 1] ? ", " : " or ",
+                            backends[i]->name);
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
 AbBootloader *
 ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config, GError **error)
 {
-  static const AbBootloaderOps *const backends[] = {
-    &ab_bootloader_file_ops,
-    &ab_bootloader_grub_ops,
-    &ab_bootloader_uboot_ops,
-    &ab_bootloader_custom_ops,
-  };
-  for (guint i = 0; i < G_N_ELEMENTS (backends); i++)
-    if (g_strcmp0 (name, backends[i]->name) == 0)
-      {
-        AbBootloader *self = g_new0 (AbBootloader, 1);
-        self->ops = backends[i];
-        self->sysroot_dfd = sysroot_dfd;
-        self->config = config;
-        return self;
-      }
-  g_set_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND,
-               "Unknown bootloader backend \"%s\"; use grub, file, uboot or custom", name);
-  return NULL;
+  const AbBootloaderOps *ops = ab_bootloader_lookup (name);
+  if (ops == NULL)
+    {
+      g_autofree char *names = ab_bootloader_names_text ();
+      g_set_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND,
+                   "Unknown bootloader backend \"%s\"; use %s", name ? name : "", names);
+      return NULL;
+    }
+  AbBootloader *self = g_new0 (AbBootloader, 1);
+  self->ops = ops;
+  self->sysroot_dfd = sysroot_dfd;
+  self->config = config;
+  return self;
 }
 
 void
@@ -171,6 +201,12 @@ const char *
 ab_bootloader_name (AbBootloader *self)
 {
   return self->ops->name;
+}
+
+gboolean
+ab_bootloader_has_cap (AbBootloader *self, AbBootloaderCaps cap)
+{
+  return (self->ops->caps & cap) == cap;
 }
 
 gboolean
@@ -252,4 +288,14 @@ ab_bootloader_save (AbBootloader *self, const AbBootPointer *ptr, GError **error
       return FALSE;
     }
   return TRUE;
+}
+
+gboolean
+ab_bootloader_install_entry (AbBootloader *self, const AbBootEntry *entry, GError **error)
+{
+  if (self->ops->install_entry == NULL || self->ops->install_entry (self, entry, error))
+    return TRUE;
+  g_prefix_error (error, "Installing the boot entry of slot %s (%s backend): ",
+                  ab_slot_name (entry->slot), self->ops->name);
+  return FALSE;
 }

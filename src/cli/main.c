@@ -139,17 +139,33 @@ cli_open_sysroot (GError **error)
   return sysroot;
 }
 
+/* "Bootloader backends:" and one line per backend of the table. */
+static char *
+backends_help (void)
+{
+  g_autoptr(GString) s = g_string_new ("Bootloader backends (--bootloader=NAME):\n");
+  for (const AbBootloaderOps *const *b = ab_bootloader_backends (); *b != NULL; b++)
+    g_string_append_printf (s, "  %-14s %s%s\n", (*b)->name, (*b)->summary,
+                            g_str_equal ((*b)->name, AB_BOOTLOADER_DEFAULT) ? " (default)" : "");
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
 static int
 cmd_init (int argc, char **argv)
 {
   g_autofree char *os = NULL;
   g_autofree char *bootloader = NULL;
+  g_autofree char *names = ab_bootloader_names_text ();
+  g_autofree char *bl_help = g_strdup_printf ("Bootloader backend: %s (default %s)", names,
+                                              AB_BOOTLOADER_DEFAULT);
   GOptionEntry entries[] = {
     { "os", 0, 0, G_OPTION_ARG_STRING, &os, "Name of the operating system (required)", "NAME" },
-    { "bootloader", 0, 0, G_OPTION_ARG_STRING, &bootloader, "Bootloader backend: grub, file, uboot or custom (default grub)", "NAME" },
+    { "bootloader", 0, 0, G_OPTION_ARG_STRING, &bootloader, bl_help, "NAME" },
     { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- create the abdeploy layout in the sysroot");
+  g_autofree char *description = backends_help ();
+  g_option_context_set_description (ctx, description);
   int code = 0;
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
@@ -157,13 +173,21 @@ cmd_init (int argc, char **argv)
     return cli_usage_error (ctx, "init needs --os=NAME");
   if (argc > 1)
     return cli_usage_error (ctx, "init takes no arguments");
+  if (bootloader == NULL)
+    bootloader = g_strdup (AB_BOOTLOADER_DEFAULT);
+  if (ab_bootloader_lookup (bootloader) == NULL)
+    {
+      g_autofree char *msg = g_strdup_printf ("unknown bootloader backend \"%s\"; use %s",
+                                              bootloader, names);
+      return cli_usage_error (ctx, msg);
+    }
   GError *error = NULL;
   gboolean created = FALSE;
-  if (!ab_sysroot_init (cli_sysroot_path (), opt_config, os, bootloader ? bootloader : "grub", &created, &error))
+  if (!ab_sysroot_init (cli_sysroot_path (), opt_config, os, bootloader, &created, &error))
     return cli_fail (error);
   if (created)
     g_print ("Initialized abdeploy sysroot %s (os %s, bootloader %s)\n", cli_sysroot_path (), os,
-             bootloader ? bootloader : "grub");
+             bootloader);
   else
     g_print ("Sysroot %s is already initialized; nothing changed\n", cli_sysroot_path ());
   return AB_EXIT_OK;
@@ -434,7 +458,7 @@ cmd_history (int argc, char **argv)
 }
 
 static const Command commands[] = {
-  { "init", "--os=NAME [--bootloader=grub|file|uboot|custom]", "Create the layout under the sysroot", cmd_init },
+  { "init", "--os=NAME [--bootloader=NAME]", "Create the layout under the sysroot", cmd_init },
   { "stage", "[--from=URL|PATH] REF|COMMIT", "Pull, verify and check out into the inactive slot", cmd_stage },
   { "activate", "[--tries=N]", "Make the staged slot boot next, in trial mode", cmd_activate },
   { "deploy", "[--from=URL|PATH] [--tries=N] REF|COMMIT", "Stage, then activate", cmd_deploy },

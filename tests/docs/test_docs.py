@@ -219,3 +219,57 @@ def test_every_page_is_built():
     for path in sorted(glob.glob(os.path.join(MAN_DIR, "*.scd"))):
         page = os.path.basename(path)[:-len(".scd")]
         assert "'%s'" % page in build, "man/meson.build does not build %s" % page
+
+
+def backends():
+    """Backend names that `abdeploy init --help` lists from the backend table."""
+    out = run_help("init")
+    assert "Bootloader backends" in out, "abdeploy init --help lists no backends:\n" + out
+    names = []
+    for line in out.split("Bootloader backends", 1)[1].splitlines()[1:]:
+        m = re.match(r"^\s+([a-z][a-z0-9-]*)\s", line)
+        if not m:
+            break
+        names.append(m.group(1))
+    assert names, "no backend after 'Bootloader backends' in\n" + out
+    return names
+
+
+BACKENDS = backends() if os.environ.get("ABDEPLOY_BIN") else []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backend_documented(backend):
+    """Each backend of the table is in abdeploy-pointer(5)'s BACKENDS table,
+    in abdeploy(8)'s init section and in the shell completion."""
+    pointer = read("man", "abdeploy-pointer.5.scd")
+    table = pointer.split("# BACKENDS", 1)[-1].split("\n# ", 1)[0]
+    assert re.search(r"(?m)^\|\s+\*%s\*\s*$" % re.escape(backend), table), \
+        "man/abdeploy-pointer.5.scd, BACKENDS, has no row for *%s*" % backend
+    init = man_sections(read("man", "abdeploy.8.scd")).get("init", "")
+    assert "*%s*" % backend in init, "abdeploy(8), init, does not name *%s*" % backend
+    completion = read("data", "completion", "abdeploy.bash")
+    m = re.search(r'--bootloader\)\s*COMPREPLY=\(\$\(compgen -W "([^"]*)"', completion)
+    assert m and backend in m.group(1).split(), \
+        "data/completion/abdeploy.bash does not complete --bootloader=%s" % backend
+
+
+BACKEND_LITERAL = re.compile(r'"(grub|file|uboot|custom|systemd-boot)"')
+COMPARISON = re.compile(r"\b(g_strcmp0|strcmp|strncmp|strcasecmp|g_str_equal|g_ascii_strcasecmp)\s*\(")
+
+
+def test_no_backend_name_comparison():
+    """Only the backend table knows backend names: no source compares one
+    (a "file" compared on a line about something else, such as an archive
+    entry's type, is not a backend)."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(SRC_DIR, "**", "*.c"), recursive=True)):
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                lit = BACKEND_LITERAL.search(line)
+                if not lit or not COMPARISON.search(line):
+                    continue
+                if lit.group(1) == "file" and not re.search(r"bootloader|backend", line):
+                    continue
+                found.append("%s:%d: %s" % (os.path.relpath(path, TOP), n, line.strip()))
+    assert not found, "backend names compared outside the table:\n" + "\n".join(found)

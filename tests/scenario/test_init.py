@@ -28,6 +28,22 @@ def test_unknown_option_is_usage_error(sysroot, server):
     assert sysroot.snapshot() == before
 
 
+def test_unknown_bootloader_is_usage_error(sysroots):
+    """The backend table decides: an unknown --bootloader is exit 2, names
+    every backend `init --help` lists, and creates nothing."""
+    sr = sysroots.create(init=False)
+    r = sr.run("init", "--os=" + sl.OS_NAME, "--bootloader=lilo")
+    assert r.returncode == sl.EXIT_USAGE, r.describe()
+    assert 'unknown bootloader backend "lilo"' in r.stderr, r.describe()
+    helped = sr.run("init", "--help")
+    assert helped.returncode == 0, helped.describe()
+    listed = helped.stdout.split("Bootloader backends", 1)[1]
+    for name in ("grub", "file", "uboot", "custom"):
+        assert name in listed, helped.describe()
+        assert name in r.stderr, r.describe()
+    assert os.listdir(sr.path) == [], os.listdir(sr.path)
+
+
 def test_init_creates_layout(sysroot):
     p = sysroot.p
     with open(p("abdeploy", "version")) as f:

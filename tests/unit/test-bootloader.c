@@ -71,6 +71,86 @@ test_unknown_backend (TmpDir *t, gconstpointer data)
   g_assert_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND);
 }
 
+/* An unknown name is refused with every valid name in the message. */
+static void
+test_unknown_backend_lists_names (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("lilo", t->dfd, NULL, &error);
+  g_assert_null (bl);
+  g_assert_nonnull (strstr (error->message, "\"lilo\""));
+  for (const AbBootloaderOps *const *b = ab_bootloader_backends (); *b != NULL; b++)
+    g_assert_nonnull (strstr (error->message, (*b)->name));
+}
+
+/* The table is the one list of backends: every entry complete, every name
+ * found by lookup and listed by names_text, the default in it, and the
+ * capability to install kernels held exactly by backends with the hook. */
+static void
+test_backend_table (void)
+{
+  g_autofree char *names = ab_bootloader_names_text ();
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  guint n = 0;
+  for (const AbBootloaderOps *const *b = ab_bootloader_backends (); *b != NULL; b++, n++)
+    {
+      const AbBootloaderOps *ops = *b;
+      g_assert_true (ops->name && *ops->name && ops->summary && *ops->summary && ops->location);
+      g_assert_true (ops->setup && ops->load && ops->save);
+      g_assert_true (g_hash_table_add (seen, (char *) ops->name));
+      g_assert_true (ab_bootloader_lookup (ops->name) == ops);
+      g_assert_nonnull (strstr (names, ops->name));
+      g_assert_cmpint ((ops->caps & AB_BOOTLOADER_CAP_INSTALLS_KERNELS) != 0, ==,
+                       ops->install_entry != NULL);
+    }
+  g_assert_cmpuint (n, >=, 4);
+  g_assert_true (g_str_has_prefix (names, AB_BOOTLOADER_DEFAULT ", "));
+  g_assert_nonnull (strstr (names, " or "));
+  g_assert_nonnull (ab_bootloader_lookup (AB_BOOTLOADER_DEFAULT));
+  g_assert_null (ab_bootloader_lookup ("lilo"));
+  g_assert_null (ab_bootloader_lookup (NULL));
+  g_assert_true (ab_bootloader_lookup ("file")->caps & AB_BOOTLOADER_CAP_ATOMIC_POINTER);
+  g_assert_false (ab_bootloader_lookup ("custom")->caps & AB_BOOTLOADER_CAP_ATOMIC_POINTER);
+}
+
+static const AbBootEntry *hook_saw;
+
+static gboolean
+hook_fails (AbBootloader *self, const AbBootEntry *entry, GError **error)
+{
+  hook_saw = entry;
+  g_set_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_FAILED, "disk full");
+  return FALSE;
+}
+
+/* ab_bootloader_install_entry() runs the hook with the entry as given and
+ * names the backend and the slot in its errors; without a hook (every
+ * backend that boots boot/abdeploy/<slot>/ itself) it does nothing. */
+static void
+test_install_entry_hook (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  AbBootEntry entry = { .slot = AB_SLOT_B, .boot_dfd = t->dfd, .kernel = "b/vmlinuz",
+                        .kver = "6.1.0", .kernel_args = "abdeploy.slot=b", .os = "test" };
+  g_autoptr(AbBootloader) file = ab_bootloader_new ("file", t->dfd, NULL, &error);
+  g_assert_false (ab_bootloader_has_cap (file, AB_BOOTLOADER_CAP_INSTALLS_KERNELS));
+  g_assert_true (ab_bootloader_install_entry (file, &entry, &error));
+  g_assert_no_error (error);
+  AbBootloaderOps ops = *ab_bootloader_lookup ("file");
+  ops.name = "test-hook";
+  ops.caps |= AB_BOOTLOADER_CAP_INSTALLS_KERNELS;
+  ops.install_entry = hook_fails;
+  AbBootloader bl = { .ops = &ops, .sysroot_dfd = t->dfd };
+  g_assert_true (ab_bootloader_has_cap (&bl, AB_BOOTLOADER_CAP_INSTALLS_KERNELS
+                                             | AB_BOOTLOADER_CAP_ATOMIC_POINTER));
+  g_assert_false (ab_bootloader_has_cap (&bl, AB_BOOTLOADER_CAP_NEEDS_ESP));
+  g_assert_false (ab_bootloader_install_entry (&bl, &entry, &error));
+  g_assert_true (hook_saw == &entry);
+  g_assert_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_FAILED);
+  g_assert_cmpstr (error->message, ==,
+                   "Installing the boot entry of slot b (test-hook backend): disk full");
+}
+
 static void
 test_file_rejects_bad_values (TmpDir *t, gconstpointer data)
 {
@@ -191,6 +271,9 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/bootloader/file-roundtrip", test_file_roundtrip);
   TMPDIR_TEST ("/bootloader/grub-roundtrip", test_grub_roundtrip_readable_by_grub_editenv);
   TMPDIR_TEST ("/bootloader/unknown-backend", test_unknown_backend);
+  TMPDIR_TEST ("/bootloader/unknown-backend-lists-names", test_unknown_backend_lists_names);
+  g_test_add_func ("/bootloader/backend-table", test_backend_table);
+  TMPDIR_TEST ("/bootloader/install-entry-hook", test_install_entry_hook);
   TMPDIR_TEST ("/bootloader/file-rejects-bad-values", test_file_rejects_bad_values);
   TMPDIR_TEST ("/bootloader/file-malformed-lines-are-errors", test_file_malformed_lines_are_errors);
   TMPDIR_TEST ("/bootloader/grub-bad-variables-name-the-fix", test_grub_bad_variables_name_the_fix);

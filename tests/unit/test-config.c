@@ -40,6 +40,31 @@ test_invalid_tries (TmpDir *t, gconstpointer data)
   g_assert_error (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_INVALID);
 }
 
+/* [boot] kernel-args: kept as written; abdeploy.slot= (which the engine
+ * puts first) and an over-long value are refused with the key named. */
+static void
+test_kernel_args (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  write_file_at (t->dfd, "etc/abdeploy/abdeploy.conf", "[boot]\nkernel-args=root=LABEL=r rw quiet\n");
+  g_autoptr(AbConfig) c = ab_config_load (t->dfd, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (c->boot.kernel_args, ==, "root=LABEL=r rw quiet");
+  g_autofree char *longer = g_strnfill (AB_CONFIG_MAX_KERNEL_ARGS + 1, 'x');
+  g_autofree char *too_long = g_strdup_printf ("[boot]\nkernel-args=%s\n", longer);
+  const char *bad[] = { "[boot]\nkernel-args=quiet abdeploy.slot=b\n", too_long };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      write_file_at (t->dfd, "etc/abdeploy/abdeploy.conf", bad[i]);
+      g_autoptr(AbConfig) refused = ab_config_load (t->dfd, NULL, &error);
+      g_assert_null (refused);
+      g_assert_error (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_INVALID);
+      g_assert_nonnull (strstr (error->message, "kernel-args"));
+      g_assert_nonnull (strstr (error->message, "abdeploy.slot="));
+      g_clear_error (&error);
+    }
+}
+
 static void
 test_syntax_error_names_file (TmpDir *t, gconstpointer data)
 {
@@ -528,6 +553,7 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/config/override-path", test_override_path);
   TMPDIR_TEST ("/config/format", test_format);
   TMPDIR_TEST ("/config/format-refused", test_format_refused);
+  TMPDIR_TEST ("/config/kernel-args", test_kernel_args);
   g_test_add_func ("/config/stamp-format", test_stamp_format);
   TMPDIR_TEST ("/config/stamp-file", test_stamp_file);
   TMPDIR_TEST ("/config/every-key", test_every_key);
