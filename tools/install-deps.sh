@@ -34,6 +34,10 @@ PACKAGES=(
     grub-common grub-emu grub-pc-bin
     libubootenv-tool libubootenv-dev u-boot-tools
     busybox-static e2fsprogs fdisk qemu-system-x86 linux-image-amd64
+    # abdeploy install and the UEFI boot paths (issue 13): GRUB x86_64-efi,
+    # FAT partitions without mounting (mkfs.fat, mcopy), OVMF firmware,
+    # systemd-boot's EFI binary
+    grub-efi-amd64-bin dosfstools mtools ovmf systemd-boot-efi
 )
 
 die() {

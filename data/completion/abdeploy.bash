@@ -7,7 +7,7 @@ _abdeploy()
     local global="--sysroot --config -v --verbose --help"
     local commands="init stage activate deploy rollback status health-check mark-good mark-bad
                     history check-update update resume pin version verify backup restore migrate
-                    publish"
+                    install publish"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
@@ -20,7 +20,14 @@ _abdeploy()
     case "$prev" in
         --sysroot|--repo|--tree|--gpg-homedir) _filedir -d; return ;;
         --config|--output|--path) _filedir; return ;;
-        --bootloader) COMPREPLY=($(compgen -W "grub file uboot custom" -- "$cur")); return ;;
+        --bootloader)
+            if [[ "$cmd" == install ]]; then
+                COMPREPLY=($(compgen -W "grub-bios grub-efi" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "grub file uboot custom" -- "$cur"))
+            fi
+            return ;;
+        --disk|--trusted-key) _filedir; return ;;
         --progress) COMPREPLY=($(compgen -W "json bar none" -- "$cur")); return ;;
         --from) _filedir -d; return ;;
     esac
@@ -48,6 +55,7 @@ _abdeploy()
         verify) opts="--full --sample= --json" ;;
         backup) opts="--output=" ;;
         restore) opts="--path=" ;;
+        install) opts="--disk= --size= --bootloader= --from= --os= --trusted-key= --kernel-arg=" ;;
         publish)
             local sub="" j
             for ((j = i + 1; j < cword; j++)); do

@@ -3,6 +3,7 @@
 #include "ab-content.h"
 #include "ab-deploy.h"
 #include "ab-health.h"
+#include "ab-install.h"
 #include "ab-update.h"
 #include "ab-lock.h"
 #include "publisher/ab-publish.h"
@@ -30,6 +31,7 @@ ab_exit_code_for_error (const GError *error)
       || g_error_matches (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_USAGE)
       || g_error_matches (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_USAGE)
       || g_error_matches (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE)
+      || g_error_matches (error, AB_INSTALL_ERROR, AB_INSTALL_ERROR_USAGE)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED))

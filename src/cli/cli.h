@@ -24,3 +24,4 @@ int cli_backup (int argc, char **argv);
 int cli_restore (int argc, char **argv);
 int cli_migrate (int argc, char **argv);
 int cli_publish (int argc, char **argv);
+int cli_install (int argc, char **argv);

@@ -477,6 +477,7 @@ static const Command commands[] = {
   { "backup", "--output=FILE", "Archive config, keys, state, pointer, refs", cli_backup },
   { "restore", "--path=FILE", "Verify an archive, then restore it", cli_restore },
   { "migrate", "", "Migrate the sysroot to the current layout now", cli_migrate },
+  { "install", "--disk=PATH --bootloader=NAME --from=URL|PATH REF", "Factory install: a signed commit to a bootable disk", cli_install },
   { "publish", "SUBCOMMAND [OPTIONS]", "Publisher: commit, release, promote, deprecate, deltas", cli_publish },
 };
 

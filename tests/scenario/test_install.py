@@ -1,0 +1,202 @@
+"""abdeploy install (issue 13): a signed commit to a first disk image.
+
+The image is read back without mounting anything: sfdisk -d for the
+partition table, debugfs on the root partition, mtools on the ESP, and the
+raw bytes of the MBR and the BIOS boot partition.  Booting these images is
+the VM suite's job (tests/vm); here: the layout, the refusals, and that an
+interrupted or refused install leaves no image behind.
+"""
+
+import json
+import os
+import shutil
+import struct
+
+import pytest
+
+import scenariolib as sl
+import abtest as at  # tests/lib, put on sys.path by scenariolib
+
+SRCDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = ["sfdisk", "mkfs.ext4", "debugfs", "mkfs.fat", "mcopy", "mdir", "grub-mkimage",
+         "grub-editenv"]
+MIB = 1 << 20
+
+pytestmark = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in TOOLS)
+    or not os.path.isdir("/usr/lib/grub/i386-pc") or not os.path.isdir("/usr/lib/grub/x86_64-efi"),
+    reason="needs %s and GRUB's i386-pc and x86_64-efi modules (tools/install-deps.sh)"
+    % ", ".join(TOOLS))
+
+
+def install(binary, workdir, disk, *args, env=None):
+    cmdline = os.path.join(workdir, "install-cmdline")
+    with open(cmdline, "w") as f:
+        f.write("quiet abdeploy.slot=b\n")     # the host's own slot must not matter
+    e = sl.clean_env(extra={"ABDEPLOY_DATADIR": os.path.join(SRCDIR, "data"),
+                            "ABDEPLOY_CMDLINE": cmdline})
+    e.update(env or {})
+    cmd = [binary, "install", "--disk=" + disk] + list(args)
+    p = at.run(cmd, env=e, check=False, timeout=300)
+    return sl.Result(cmd, p.returncode, p.stdout.decode(errors="replace"),
+                     p.stderr.decode(errors="replace"), 0)
+
+
+def good_args(published, keyfiles, bootloader="grub-bios"):
+    return ["--size=160M", "--bootloader=" + bootloader, "--from=" + published.path,
+            "--os=testos", "--trusted-key=" + keyfiles["trusted.gpg"],
+            "--kernel-arg=console=ttyS0,115200", "--kernel-arg=quiet", "os/v1"]
+
+
+def partitions(disk):
+    out = sl.run(["sfdisk", "--json", disk]).stdout.decode()
+    return json.loads(out)["partitiontable"]
+
+
+def debugfs(disk, offset, request):
+    return sl.run(["debugfs", "-R", request, "%s?offset=%d" % (disk, offset)]).stdout
+
+
+def leftovers(directory, disk):
+    return sorted(n for n in os.listdir(directory) if n.startswith(os.path.basename(disk)))
+
+
+@pytest.fixture
+def outdir(workdir, request):
+    d = os.path.join(workdir, "install-" + request.node.name.replace("[", "-").rstrip("]"))
+    at.rmtree(d)
+    os.makedirs(d)
+    return d
+
+
+def check_root(disk, root_part, published, kargs):
+    off = root_part["start"] * 512
+    rec = json.loads(debugfs(disk, off, "cat /abdeploy/state/slot-a.json"))
+    assert rec["commit"] == published.v1.commit and rec["version"] == "1.0", rec
+    env_block = debugfs(disk, off, "cat /boot/grub/grubenv")
+    assert len(env_block) == 1024
+    assert b"ABDEPLOY_PRIMARY=a\n" in env_block and b"ABDEPLOY_A_STATE=good\n" in env_block
+    cfg = debugfs(disk, off, "cat /boot/grub/grub.cfg").decode()
+    for want in ['source "$prefix/abdeploy.cfg"', "serial --unit=0 --speed=115200"] + kargs:
+        assert want in cfg, cfg
+    for script in ("abdeploy.cfg", "abdeploy-select.cfg"):
+        with open(os.path.join(SRCDIR, "data/grub", script), "rb") as f:
+            assert debugfs(disk, off, "cat /boot/grub/" + script) == f.read(), script
+    uuid = sl.run(["blkid", "-p", "-o", "value", "-s", "UUID", "--offset", str(off),
+                   disk]).stdout.decode().strip() if shutil.which("blkid") else None
+    if uuid:
+        assert "root=UUID=%s " % uuid in cfg, cfg
+    key = debugfs(disk, off, "ls -p /etc/abdeploy/trusted.gpg.d").decode()
+    assert "publisher.gpg" in key
+
+
+def test_install_grub_bios(abdeploy_bin, workdir, published, keyfiles, outdir):
+    disk = os.path.join(outdir, "bios.img")
+    r = install(abdeploy_bin, workdir, disk, *good_args(published, keyfiles))
+    assert r.returncode == 0, r.describe()
+    assert "slot a good" in r.output, r.describe()
+    assert os.path.getsize(disk) == 160 * MIB
+    assert leftovers(outdir, disk) == ["bios.img"], "staging files left behind"
+    table = partitions(disk)
+    assert table["label"] == "gpt"
+    bios, root = table["partitions"]
+    assert bios["type"] == "21686148-6449-6E6F-744E-656564454649" and bios["start"] == 2048
+    assert root["type"] == "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+    check_root(disk, root, published, ["panic=5", "console=ttyS0,115200 quiet"])
+    with open(disk, "rb") as f:
+        mbr = f.read(512)
+        f.seek(bios["start"] * 512)
+        core = f.read(512)
+    with open("/usr/lib/grub/i386-pc/boot.img", "rb") as f:
+        boot = f.read()
+    # boot.img's code (its LBA of core.img patched to the BIOS boot
+    # partition), the protective MBR's table kept
+    assert mbr[:0x5c] == boot[:0x5c] and mbr[0x64:440] == boot[0x64:440]
+    assert struct.unpack_from("<Q", mbr, 0x5c)[0] == bios["start"]
+    assert mbr[450] == 0xEE and mbr[510:512] == b"\x55\xaa"
+    # core.img's first block list entry points at its second sector
+    assert struct.unpack_from("<Q", core, 500)[0] == bios["start"] + 1
+
+
+def test_install_grub_efi(abdeploy_bin, workdir, published, keyfiles, outdir):
+    disk = os.path.join(outdir, "efi.img")
+    r = install(abdeploy_bin, workdir, disk, *good_args(published, keyfiles, "grub-efi"))
+    assert r.returncode == 0, r.describe()
+    table = partitions(disk)
+    esp, root = table["partitions"]
+    assert esp["type"] == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+    listing = sl.run(["mdir", "-b", "-i", "%s@@%d" % (disk, esp["start"] * 512),
+                      "::/EFI/BOOT"]).stdout.decode()
+    assert "BOOTX64.EFI" in listing.upper(), listing
+    check_root(disk, root, published, ["panic=5"])
+    assert debugfs(disk, root["start"] * 512, "ls -p /boot/grub/x86_64-efi").count(b".mod") > 10
+
+
+@pytest.mark.parametrize("ref,key,what", [
+    ("os/unsigned", "trusted.gpg", "no signature"),
+    ("os/evil", "trusted.gpg", "untrusted key"),
+    ("os/v1", "untrusted.gpg", "key not trusted"),
+])
+def test_install_refuses_unverified_commit(abdeploy_bin, workdir, published, keyfiles, outdir,
+                                           ref, key, what):
+    disk = os.path.join(outdir, "refused.img")
+    args = ["--size=160M", "--bootloader=grub-bios", "--from=" + published.path,
+            "--trusted-key=" + keyfiles[key], ref]
+    r = install(abdeploy_bin, workdir, disk, *args)
+    assert r.returncode == sl.EXIT_VERIFY, r.describe()
+    assert leftovers(outdir, disk) == [], "a refused install left files: %s" % what
+
+
+def test_install_interrupted_leaves_no_image(abdeploy_bin, workdir, published, keyfiles, outdir):
+    disk = os.path.join(outdir, "cut.img")
+    r = install(abdeploy_bin, workdir, disk, *good_args(published, keyfiles),
+                env={"ABDEPLOY_CRASH_AT": "stage:swapped"})
+    if "crash point" not in r.output and r.returncode == 0:
+        pytest.skip("abdeploy was built without crash points")
+    assert r.returncode == 137 or r.returncode < 0, r.describe()
+    assert not os.path.exists(disk), "an interrupted install left an image named like a done one"
+    # a new run replaces the leftover PATH.tmp and succeeds
+    r = install(abdeploy_bin, workdir, disk, *good_args(published, keyfiles))
+    assert r.returncode == 0, r.describe()
+    assert leftovers(outdir, disk) == ["cut.img"], "the leftovers were not replaced"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--bootloader=lilo"], "unknown bootloader lilo"),
+    (["--bootloader="], "bootloader"),
+    (["--size="], "not a size"),
+    (["--size=12Q"], "not a size"),
+    (["--size=10M"], "give a larger --size"),
+    (["--kernel-arg=a\"b"], "not allowed"),
+    (["--kernel-arg=root=/dev/sda1"], "root=UUID"),
+    (["--kernel-arg=abdeploy.slot=b"], "abdeploy.slot"),
+    (["--os=../x"], "not a valid name"),
+    (["--trusted-key=/nonexistent.gpg"], "no such file"),
+    (["--trusted-key=/etc/hostname"], "must end in .gpg"),
+    (["--from="], "--from"),
+    (["NOREF2"], "exactly one"),
+])
+def test_install_bad_input(abdeploy_bin, workdir, published, keyfiles, outdir, args, message):
+    disk = os.path.join(outdir, "bad.img")
+    base = {"--size": "--size=160M", "--bootloader": "--bootloader=grub-bios",
+            "--from": "--from=" + published.path,
+            "--trusted-key": "--trusted-key=" + keyfiles["trusted.gpg"]}
+    given = {a.split("=", 1)[0] for a in args}
+    full = [v for k, v in base.items() if k not in given] + args + ["os/v1"]
+    r = install(abdeploy_bin, workdir, disk, *full)
+    assert r.returncode == sl.EXIT_USAGE, r.describe()
+    assert message in r.stderr, r.describe()
+    assert leftovers(outdir, disk) == []
+
+
+def test_install_never_overwrites(abdeploy_bin, workdir, published, keyfiles, outdir):
+    disk = os.path.join(outdir, "mine.img")
+    with open(disk, "w") as f:
+        f.write("the user's file\n")
+    r = install(abdeploy_bin, workdir, disk, *good_args(published, keyfiles))
+    assert r.returncode == sl.EXIT_USAGE and "never overwrites" in r.stderr, r.describe()
+    with open(disk) as f:
+        assert f.read() == "the user's file\n"
+    r = install(abdeploy_bin, workdir, os.path.join(outdir, "nosize.img"),
+                *[a for a in good_args(published, keyfiles) if not a.startswith("--size")])
+    assert r.returncode == sl.EXIT_USAGE and "--size" in r.stderr, r.describe()
