@@ -8,6 +8,7 @@ _abdeploy()
     local commands="init stage activate deploy rollback status health-check mark-good mark-bad
                     history check-update update resume pin version verify backup restore migrate
                     install publish"
+    local install_layouts="grub-bios grub-efi"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
@@ -20,12 +21,9 @@ _abdeploy()
     case "$prev" in
         --sysroot|--repo|--tree|--gpg-homedir) _filedir -d; return ;;
         --config|--output|--path) _filedir; return ;;
-        --bootloader)
-            if [[ "$cmd" == install ]]; then
-                COMPREPLY=($(compgen -W "grub-bios grub-efi" -- "$cur"))
-            else
-                COMPREPLY=($(compgen -W "grub file uboot custom" -- "$cur"))
-            fi
+        --bootloader) COMPREPLY=($(compgen -W "grub file uboot custom" -- "$cur"))
+            # install takes a disk layout (abdeploy-install(8), LAYOUTS)
+            [[ "$cmd" == install ]] && COMPREPLY=($(compgen -W "$install_layouts" -- "$cur"))
             return ;;
         --disk|--trusted-key) _filedir; return ;;
         --progress) COMPREPLY=($(compgen -W "json bar none" -- "$cur")); return ;;
