@@ -1,10 +1,13 @@
-/* The A/B invariant (issue 11, point 1), ab_deploy_check_invariant(): the
- * decision alone, on a booted slot, a pointer, records and verdict.json. */
+/* ab-deploy: the A/B invariant (issue 11, point 1), ab_deploy_check_invariant(),
+ * as a decision alone on a booted slot, a pointer, records and verdict.json;
+ * and stage, activate and rollback on a real sysroot, with commits
+ * published and signed by abdeploy's publisher. */
 #include "config.h"
 #include <string.h>
 #include "ab-deploy.h"
 #include "cli/ab-exitcode.h"
-#include "ab-test-fixture.h"
+#include "ab-history.h"
+#include "ab-test-sysroot.h"
 
 typedef struct
 {
@@ -83,10 +86,116 @@ test_invariant_cases (TmpDir *t, gconstpointer data)
     }
 }
 
+static void
+load_view (SysrootFixture *fx, AbSlotsView *v)
+{
+  g_autoptr(AbSysroot) s = open_sysroot (fx);
+  g_autoptr(GError) error = NULL;
+  g_assert_true (ab_sysroot_load_view (s, v, &error));
+  g_assert_no_error (error);
+}
+
+static AbSlot
+activate (SysrootFixture *fx)
+{
+  g_autoptr(AbSysroot) s = open_sysroot (fx);
+  g_autoptr(GError) error = NULL;
+  AbSlot slot = AB_SLOT_NONE;
+  g_assert_true (ab_deploy_activate (s, 0, &slot, &error));
+  g_assert_no_error (error);
+  return slot;
+}
+
+/* Offline: stage writes the slot that is not primary, activate makes it
+ * primary on trial, rollback goes back to the other slot and records why. */
+static void
+test_stage_activate_rollback (SysrootFixture *fx, gconstpointer data)
+{
+  g_autofree char *c1 = publish_image (fx, "1.0", NULL);
+  g_autofree char *c2 = publish_image (fx, "2.0", NULL);
+  g_assert_cmpint (stage_commit (fx, c1), ==, AB_SLOT_A);
+  {
+    g_auto(AbSlotsView) v = { 0 };
+    load_view (fx, &v);
+    g_assert_nonnull (v.rec[AB_SLOT_A]);
+    g_assert_cmpstr (v.rec[AB_SLOT_A]->commit, ==, c1);
+    g_assert_cmpstr (v.rec[AB_SLOT_A]->version, ==, "1.0");
+    g_assert_null (v.rec[AB_SLOT_A]->activated_at);
+    g_assert_null (v.rec[AB_SLOT_B]);
+    g_assert_cmpint (v.ptr.primary, ==, AB_SLOT_NONE);
+  }
+  g_assert_cmpint (activate (fx), ==, AB_SLOT_A);
+  g_assert_cmpint (stage_commit (fx, c2), ==, AB_SLOT_B);
+  g_assert_cmpint (activate (fx), ==, AB_SLOT_B);
+  {
+    g_auto(AbSlotsView) v = { 0 };
+    load_view (fx, &v);
+    g_assert_cmpint (v.ptr.primary, ==, AB_SLOT_B);
+    g_assert_cmpint (v.ptr.state[AB_SLOT_B], ==, AB_BOOT_STATE_TRIAL);
+    g_assert_cmpint (v.ptr.tries[AB_SLOT_B], >, 0);
+    g_assert_nonnull (v.rec[AB_SLOT_B]->activated_at);
+  }
+  g_autoptr(AbSysroot) s = open_sysroot (fx);
+  g_autoptr(GError) error = NULL;
+  AbSlot to = AB_SLOT_NONE;
+  g_assert_true (ab_deploy_rollback (s, &to, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (to, ==, AB_SLOT_A);
+  g_auto(AbSlotsView) v = { 0 };
+  load_view (fx, &v);
+  g_assert_cmpint (v.ptr.primary, ==, AB_SLOT_A);
+  g_assert_cmpint (v.ptr.state[AB_SLOT_A], ==, AB_BOOT_STATE_GOOD);
+  g_autoptr(JsonNode) last = NULL;
+  g_assert_true (ab_history_load_last_rollback (s->state_dfd, &last, &error));
+  JsonObject *o = json_node_get_object (last);
+  g_assert_cmpstr (json_object_get_string_member (o, "kind"), ==, "manual");
+  g_assert_cmpstr (json_object_get_string_member (o, "from_version"), ==, "2.0");
+  g_assert_cmpstr (json_object_get_string_member (o, "to_commit"), ==, c1);
+}
+
+static void
+test_nothing_to_roll_back (SysrootFixture *fx, gconstpointer data)
+{
+  g_autoptr(AbSysroot) s = open_sysroot (fx);
+  g_autoptr(GError) error = NULL;
+  AbSlot to = AB_SLOT_NONE;
+  g_assert_false (ab_deploy_rollback (s, &to, &error));
+  g_assert_error (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO);
+}
+
+/* Fail closed: a commit without a trusted signature is never staged, and
+ * the slot stays as it was. */
+static void
+test_unsigned_refused (SysrootFixture *fx, gconstpointer data)
+{
+  g_autofree char *c1 = publish_image (fx, "1.0", NULL);
+  g_assert_cmpint (stage_commit (fx, c1), ==, AB_SLOT_A);
+  fx->pub.gpg_key = NULL; /* the next commit is not signed */
+  g_autofree char *c2 = publish_image (fx, "2.0", NULL);
+  g_autoptr(AbSysroot) s = open_sysroot (fx);
+  AbStageOptions o = { .source = fx->repo, .refspec = c2 };
+  g_autoptr(GError) error = NULL;
+  AbSlot slot = AB_SLOT_NONE;
+  g_assert_false (ab_deploy_stage (s, &o, &slot, &error));
+  g_assert_nonnull (error);
+  g_test_message ("refused: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "sign"));
+  g_auto(AbSlotsView) v = { 0 };
+  load_view (fx, &v);
+  g_assert_cmpstr (v.rec[AB_SLOT_A]->commit, ==, c1);
+  g_assert_null (v.rec[AB_SLOT_B]);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  test_key_setup ();
   TMPDIR_TEST ("/deploy/invariant-cases", test_invariant_cases);
-  return g_test_run ();
+  SYSROOT_TEST ("/deploy/stage-activate-rollback", test_stage_activate_rollback);
+  SYSROOT_TEST ("/deploy/nothing-to-roll-back", test_nothing_to_roll_back);
+  SYSROOT_TEST ("/deploy/unsigned-refused", test_unsigned_refused);
+  int ret = g_test_run ();
+  test_key_teardown ();
+  return ret;
 }

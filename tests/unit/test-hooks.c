@@ -1,11 +1,15 @@
 /* The hook runner (ab-hooks): a hook is held to its deadline whatever its
  * output does, and its output costs bounded memory and is stored as valid
- * UTF-8. Real hooks (shell scripts) in a scratch directory. */
+ * UTF-8; discovery (order, /etc over /usr/lib, greenboot directories, links
+ * resolved inside the tree) and a stage run with pass, fail and refusal.
+ * Real hooks (shell scripts) in a scratch directory. */
 #include "config.h"
 #include "ab-hooks.h"
 #include "ab-test-fixture.h"
 
 #include <signal.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -101,6 +105,119 @@ test_output_sanitized (TmpDir *t, gconstpointer data)
   g_assert_no_error (error);
 }
 
+/* Writes an executable hook at REL of the tree T (exit status STATUS). */
+static void
+put_hook (TmpDir *t, const char *rel, int status, mode_t mode)
+{
+  g_autofree char *text = g_strdup_printf ("#!/bin/sh\nexit %d\n", status);
+  write_file_at (t->dfd, rel, text);
+  g_assert_cmpint (fchmodat (t->dfd, rel, mode, 0), ==, 0);
+}
+
+static GPtrArray *
+discover (TmpDir *t, AbHookStage stage, gboolean greenboot)
+{
+  g_autoptr(GError) error = NULL;
+  GPtrArray *hooks = ab_hooks_discover (t->path, stage, greenboot, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (hooks);
+  return hooks;
+}
+
+static const char *
+hook_path_in_tree (TmpDir *t, const AbHook *h)
+{
+  g_assert_true (g_str_has_prefix (h->path, t->path));
+  return h->path + strlen (t->path);
+}
+
+/* Lexical order by name; /etc replaces /usr/lib; .sh files run with bash
+ * even when not executable; hidden, non-executable and non-regular
+ * entries are no hooks; greenboot directories only in compatibility mode. */
+static void
+test_discover (TmpDir *t, gconstpointer data)
+{
+  put_hook (t, "usr/lib/abdeploy/health/required.d/20-net", 0, 0755);
+  put_hook (t, "usr/lib/abdeploy/health/required.d/10-disk", 0, 0755);
+  put_hook (t, "etc/abdeploy/health/required.d/20-net", 0, 0755);
+  put_hook (t, "etc/abdeploy/health/required.d/30-app.sh", 0, 0644);
+  put_hook (t, "etc/abdeploy/health/required.d/40-notexec", 0, 0644);
+  put_hook (t, "etc/abdeploy/health/required.d/.hidden", 0, 0755);
+  g_assert_true (ab_fs_mkdir_p_at (t->dfd, "etc/abdeploy/health/required.d/50-dir", 0755, NULL));
+  put_hook (t, "usr/lib/greenboot/check/required.d/05-gb", 0, 0755);
+  put_hook (t, "etc/abdeploy/health/wanted.d/10-w", 0, 0755);
+
+  g_autoptr(GPtrArray) hooks = discover (t, AB_HOOK_STAGE_REQUIRED, FALSE);
+  g_assert_cmpuint (hooks->len, ==, 3);
+  const AbHook *h0 = hooks->pdata[0], *h1 = hooks->pdata[1], *h2 = hooks->pdata[2];
+  g_assert_cmpstr (h0->name, ==, "10-disk");
+  g_assert_cmpstr (hook_path_in_tree (t, h0), ==, "/usr/lib/abdeploy/health/required.d/10-disk");
+  g_assert_cmpstr (h1->name, ==, "20-net");
+  g_assert_cmpstr (hook_path_in_tree (t, h1), ==, "/etc/abdeploy/health/required.d/20-net");
+  g_assert_cmpstr (h2->name, ==, "30-app.sh");
+  g_assert_true (h2->use_bash);
+  g_assert_false (h0->use_bash);
+
+  g_autoptr(GPtrArray) compat = discover (t, AB_HOOK_STAGE_REQUIRED, TRUE);
+  g_assert_cmpuint (compat->len, ==, 4);
+  g_assert_cmpstr (((AbHook *) compat->pdata[0])->name, ==, "05-gb");
+  g_autoptr(GPtrArray) wanted = discover (t, AB_HOOK_STAGE_WANTED, FALSE);
+  g_assert_cmpuint (wanted->len, ==, 1);
+}
+
+/* A link in the tree, absolute or with "..", names a file of the tree,
+ * never one of the host. */
+static void
+test_discover_links_stay_in_tree (TmpDir *t, gconstpointer data)
+{
+  put_hook (t, "usr/libexec/real-check", 0, 0755);
+  g_assert_true (ab_fs_mkdir_p_at (t->dfd, "etc/abdeploy/health/required.d", 0755, NULL));
+  g_assert_cmpint (symlinkat ("/usr/libexec/real-check", t->dfd,
+                              "etc/abdeploy/health/required.d/10-abs"), ==, 0);
+  g_assert_cmpint (symlinkat ("../../../../../../../../usr/libexec/real-check", t->dfd,
+                              "etc/abdeploy/health/required.d/20-up"), ==, 0);
+  /* on the host this exists; in the tree it does not */
+  g_assert_cmpint (symlinkat ("/bin/true", t->dfd, "etc/abdeploy/health/required.d/30-host"),
+                   ==, 0);
+  g_autoptr(GPtrArray) hooks = discover (t, AB_HOOK_STAGE_REQUIRED, FALSE);
+  g_assert_cmpuint (hooks->len, ==, 2);
+  for (guint i = 0; i < hooks->len; i++)
+    g_assert_cmpstr (hook_path_in_tree (t, hooks->pdata[i]), ==, "/usr/libexec/real-check");
+}
+
+/* A stage run reports every hook: one that fails makes the stage fail,
+ * and the others still run. */
+static void
+test_run_stage (TmpDir *t, gconstpointer data)
+{
+  put_hook (t, "etc/abdeploy/health/required.d/10-ok", 0, 0755);
+  put_hook (t, "etc/abdeploy/health/required.d/20-fails", 3, 0755);
+  put_hook (t, "etc/abdeploy/health/required.d/30-ok", 0, 0755);
+  g_auto(GStrv) env = g_get_environ ();
+  AbHookRunOptions opts = { .default_timeout_sec = 30, .env = env };
+  g_autoptr(GPtrArray) results = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_hook_result_free);
+  g_autoptr(GError) error = NULL;
+  gboolean passed = ab_hooks_run_stage (t->path, AB_HOOK_STAGE_REQUIRED, &opts, results, &error);
+  g_assert_no_error (error);
+  g_assert_false (passed);
+  g_assert_cmpuint (results->len, ==, 3);
+  AbHookResult *fail = results->pdata[1];
+  g_assert_cmpstr (fail->name, ==, "20-fails");
+  g_assert_cmpint (fail->result, ==, AB_HOOK_FAIL);
+  g_assert_cmpint (fail->exit_status, ==, 3);
+  g_assert_cmpint (((AbHookResult *) results->pdata[2])->result, ==, AB_HOOK_PASS);
+  g_autoptr(JsonNode) json = ab_hook_result_to_json (fail);
+  JsonObject *o = json_node_get_object (json);
+  g_assert_cmpstr (json_object_get_string_member (o, "result"), ==,
+                   ab_hook_result_name (AB_HOOK_FAIL));
+
+  g_ptr_array_set_size (results, 0);
+  g_assert_cmpint (fchmodat (t->dfd, "etc/abdeploy/health/required.d/20-fails", 0, 0), ==, 0);
+  put_hook (t, "etc/abdeploy/health/required.d/20-fails", 0, 0755);
+  g_assert_true (ab_hooks_run_stage (t->path, AB_HOOK_STAGE_REQUIRED, &opts, results, &error));
+  g_assert_cmpuint (results->len, ==, 3);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -109,5 +226,8 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/hooks/exit-decides-not-eof", test_exit_decides_not_eof);
   TMPDIR_TEST ("/hooks/output-bounded", test_output_bounded);
   TMPDIR_TEST ("/hooks/output-sanitized", test_output_sanitized);
+  TMPDIR_TEST ("/hooks/discover", test_discover);
+  TMPDIR_TEST ("/hooks/discover-links-stay-in-tree", test_discover_links_stay_in_tree);
+  TMPDIR_TEST ("/hooks/run-stage", test_run_stage);
   return g_test_run ();
 }
