@@ -23,6 +23,44 @@ read_holder (int fd)
   return g_strstrip (g_strdup (buf));
 }
 
+/* The command line of process PID, as printable text (at most 200
+ * bytes), or NULL when it is gone or not readable. */
+static char *
+holder_command (const char *pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%s/cmdline", pid);
+  g_autofree char *raw = NULL;
+  gsize len = 0;
+  if (!g_ascii_isdigit (pid[0]) || !g_file_get_contents (path, &raw, &len, NULL) || len == 0)
+    return NULL;
+  len = MIN (len, 200);
+  for (gsize i = 0; i < len; i++)
+    if (raw[i] == '\0')
+      raw[i] = ' ';
+    else if (!g_ascii_isprint (raw[i]))
+      raw[i] = '?';
+  return g_strstrip (g_strndup (raw, len));
+}
+
+/* Names the holder: its pid and command; the D-Bus daemon (`abdeploy
+ * daemon`) by name, with how to stop its operation. */
+static void
+set_held_error (GError **error, const char *pid)
+{
+  g_autofree char *cmd = holder_command (pid);
+  g_auto(GStrv) words = g_strsplit (cmd ? cmd : "", " ", -1);
+  if (g_strv_contains ((const char *const *) words, "daemon"))
+    g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD,
+                 "The abdeploy daemon (pid %s: %s, bus name org.abdeploy1) holds the lock on this "
+                 "sysroot for an operation; wait for it to finish (or cancel it: busctl call "
+                 "org.abdeploy1 /org/abdeploy1 org.abdeploy1.Manager Cancel), then run the "
+                 "command again", pid, cmd);
+  else
+    g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD,
+                 "Another abdeploy (pid %s%s%s) holds the lock on this sysroot; wait for it to "
+                 "finish, then run the command again", pid, cmd ? ": " : "", cmd ? cmd : "");
+}
+
 /* Takes flock OPERATION (LOCK_EX or LOCK_SH) on FD without blocking. */
 static gboolean
 take (int fd, int operation, GError **error)
@@ -32,9 +70,7 @@ take (int fd, int operation, GError **error)
   if (errno == EWOULDBLOCK)
     {
       g_autofree char *holder = read_holder (fd);
-      g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD,
-                   "Another abdeploy (pid %s) holds the lock on this sysroot; "
-                   "wait for it to finish, then run the command again", holder);
+      set_held_error (error, holder);
     }
   else
     g_set_error (error, AB_LOCK_ERROR, AB_LOCK_ERROR_FAILED, "Taking the lock: %s",

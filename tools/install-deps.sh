@@ -26,6 +26,9 @@ PACKAGES=(
     # verified); /usr/bin/time (bench/stage)
     gnupg python3 python3-pytest lighttpd lighttpd-mod-openssl curl ca-certificates openssl
     attr bash-completion xz-utils systemd time
+    # the D-Bus API and its tests: a private dbus-daemon, polkitd, the
+    # python3-gi client; setpriv (util-linux) drops the caller's uid
+    dbus-daemon polkitd python3-gi
     # EIO injection of the diskfull suite and bench/campaign
     strace
     # bootloader backends and the boot-path tests: grub-editenv, grub-mkimage

@@ -7,7 +7,7 @@ _abdeploy()
     local global="--sysroot --config -v --verbose --help"
     local commands="init stage activate deploy rollback status health-check mark-good mark-bad
                     history check-update update resume pin version verify backup restore migrate
-                    install publish"
+                    install publish daemon"
     local install_layouts="grub-bios grub-efi"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
@@ -54,6 +54,7 @@ _abdeploy()
         backup) opts="--output=" ;;
         restore) opts="--path=" ;;
         install) opts="--disk= --size= --bootloader= --from= --os= --trusted-key= --kernel-arg=" ;;
+        daemon) opts="--idle-timeout=" ;;
         publish)
             local sub="" j
             for ((j = i + 1; j < cword; j++)); do

@@ -10,6 +10,8 @@ int cli_usage_error (GOptionContext *ctx, const char *message);
 int cli_fail (GError *error);
 AbSysroot *cli_open_sysroot (GError **error);
 const char *cli_sysroot_path (void);
+/* --config, or NULL. */
+const char *cli_config_path (void);
 /* A cancellable that the first SIGINT or SIGTERM cancels (a second one ends
  * the process at once). Call before any other thread starts. */
 GCancellable *cli_cancel_on_signals (void);
@@ -25,3 +27,4 @@ int cli_restore (int argc, char **argv);
 int cli_migrate (int argc, char **argv);
 int cli_publish (int argc, char **argv);
 int cli_install (int argc, char **argv);
+int cli_daemon (int argc, char **argv);

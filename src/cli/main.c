@@ -45,6 +45,12 @@ cli_sysroot_path (void)
   return opt_sysroot ? opt_sysroot : "/";
 }
 
+const char *
+cli_config_path (void)
+{
+  return opt_config;
+}
+
 int
 cli_fail (GError *error)
 {
@@ -479,6 +485,7 @@ static const Command commands[] = {
   { "migrate", "", "Migrate the sysroot to the current layout now", cli_migrate },
   { "install", "--disk=PATH --bootloader=NAME --from=URL|PATH REF", "Factory install: a signed commit to a bootable disk", cli_install },
   { "publish", "SUBCOMMAND [OPTIONS]", "Publisher: commit, release, promote, deprecate, deltas", cli_publish },
+  { "daemon", "[--idle-timeout=SEC]", "Serve the D-Bus API org.abdeploy1 (abdeploy-dbus(5))", cli_daemon },
 };
 
 static void

@@ -12,9 +12,11 @@ import pytest
 
 SRC_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 UNIT_DIR = os.path.join(SRC_ROOT, "data", "systemd")
-UNITS = ["abdeploy-update.service", "abdeploy-healthcheck.service", "abdeploy-update.timer"]
+UNITS = ["abdeploy-update.service", "abdeploy-healthcheck.service", "abdeploy-update.timer",
+         "abdeploy-daemon.service"]
 # abdeploy(8), SYSTEMD UNITS; both were 9.6 ("UNSAFE") in 0.2.0
-THRESHOLDS = {"abdeploy-update.service": 3.6, "abdeploy-healthcheck.service": 8.4}
+THRESHOLDS = {"abdeploy-update.service": 3.6, "abdeploy-healthcheck.service": 8.4,
+              "abdeploy-daemon.service": 3.6}
 
 pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                 reason="systemd-analyze is not installed")

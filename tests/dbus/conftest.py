@@ -1,0 +1,97 @@
+"""Fixtures of the D-Bus suite: the scenario suite's keys, published repo
+and HTTP server (session), a private bus per test module, and per test a
+fresh sysroot with an abdeploy daemon on that bus."""
+
+import os
+
+import pytest
+
+import dbuslib as dl
+import scenariolib as sl
+import abtest as at
+import abfixtures as af
+from hostile import HostileServer
+
+
+workdir = af.workdir_fixture("abdeploy-dbus-")
+abdeploy_bin = af.binary_fixture()
+home = af.home_fixture()
+
+
+@pytest.fixture(scope="session")
+def keys(workdir):
+    k = sl.GpgKeys(os.path.join(workdir, "gnupg"))
+    yield k
+    k.close()
+
+
+@pytest.fixture(scope="session")
+def keyfiles(workdir, keys):
+    d = os.path.join(workdir, "keys")
+    os.makedirs(d, exist_ok=True)
+    return {"trusted.gpg": keys.export(keys.trusted, os.path.join(d, "publisher.gpg"))}
+
+
+@pytest.fixture(scope="session")
+def published(workdir, keys):
+    return sl.PublishedRepo(os.path.join(workdir, "publish"), keys)
+
+
+@pytest.fixture(scope="session")
+def server(workdir, published):
+    s = sl.HttpServer(published.path, os.path.join(workdir, "http.log")).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def slow_server(published):
+    """The published repo behind an instrumented server (tests/update/hostile.py),
+    for a test to throttle."""
+    s = HostileServer(published.path).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def bus():
+    b = dl.Bus().start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def polkit(bus, workdir):
+    why = dl.Polkit.unavailable()
+    if why:
+        pytest.skip("no polkitd on the private bus: " + why)
+    p = dl.Polkit(bus, bus.dir).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def sysroots(workdir, abdeploy_bin, home, keyfiles, request):
+    f = sl.SysrootFactory(os.path.join(workdir, "sysroots", at.safe_name(request.node.name)),
+                          abdeploy_bin, home, keyfiles)
+    yield f
+    f.finish()
+
+
+@pytest.fixture
+def sysroot(sysroots):
+    return sysroots.create()
+
+
+@pytest.fixture
+def daemon(sysroot, bus):
+    d = dl.Daemon(sysroot, bus).start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def client(bus):
+    c = dl.Client(bus.address)
+    yield c
+    c.close()
