@@ -1,5 +1,5 @@
-"""Child of dbuslib.call_as(): one call to org.abdeploy1 as whoever runs
-it; prints {"result": ...} or {"error": NAME, "message": ...} as JSON.
+"""Child of dbuslib.call_as(): one call to org.abdeploy1 (or, METHOD
+"@own", RequestName of org.abdeploy1) as whoever runs it; prints {"result": ...} or {"error": NAME, "message": ...} as JSON.
 argv: ADDRESS METHOD SIGNATURE ARGS-AS-JSON."""
 
 import json
@@ -16,9 +16,13 @@ def main():
              | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION)
     conn = Gio.DBusConnection.new_for_address_sync(address, flags, None, None)
     params = GLib.Variant(sig, tuple(args)) if sig else None
+    target = ("org.abdeploy1", "/org/abdeploy1", "org.abdeploy1.Manager", method)
+    if method == "@own":  # try to own the daemon's name
+        target = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                  "RequestName")
+        params = GLib.Variant("(su)", ("org.abdeploy1", 4))
     try:
-        r = conn.call_sync("org.abdeploy1", "/org/abdeploy1", "org.abdeploy1.Manager", method,
-                           params, None, Gio.DBusCallFlags.NONE, 60000, None)
+        r = conn.call_sync(*target, params, None, Gio.DBusCallFlags.NONE, 60000, None)
         out = {"result": r.unpack()}
     except GLib.Error as e:
         name = Gio.DBusError.get_remote_error(e)

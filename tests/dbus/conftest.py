@@ -95,3 +95,23 @@ def client(bus):
     c = dl.Client(bus.address)
     yield c
     c.close()
+
+
+@pytest.fixture(scope="session")
+def channel(workdir, abdeploy_bin, keys):
+    """A publisher repo made by `abdeploy publish` with releases 1.0 and 2.0
+    on the channel stable (tests/update/updlib.py)."""
+    import updlib
+    pub = updlib.Publisher(os.path.join(workdir, "channel"), abdeploy_bin, keys)
+    at.ostree_init(pub.repo)
+    for version in ("1.0", "2.0"):
+        pub.commit(version, sl.image_spec(version))
+        pub.release("stable", version)
+    return pub
+
+
+@pytest.fixture
+def channel_server(channel):
+    s = HostileServer(channel.repo).start()
+    yield s
+    s.stop()

@@ -13,6 +13,7 @@ directory.  Every process started here is stopped by its owner (stop()).
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ IFACE = "org.abdeploy1.Manager"
 SRC_ROOT = at.SRC_ROOT
 XML_PATH = os.path.join(SRC_ROOT, "data", "dbus", "org.abdeploy1.Manager.xml")
 POLICY_PATH = os.path.join(SRC_ROOT, "data", "polkit", "org.abdeploy1.policy")
+BUS_POLICY_PATH = os.path.join(SRC_ROOT, "data", "dbus", "org.abdeploy1.conf")
 SERVICE_PATH = os.path.join(SRC_ROOT, "data", "dbus", "org.abdeploy1.service.in")
 POLKITD = "/usr/lib/polkit-1/polkitd"
 NOBODY = 65534
@@ -66,7 +68,7 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
     <allow eavesdrop="true"/>
     <allow own="*"/>
   </policy>
-</busconfig>
+%(include)s</busconfig>
 """
 
 
@@ -78,7 +80,7 @@ class Bus:
     """A private dbus-daemon in DIRECTORY (made readable by every user, so
     that an unprivileged caller can connect)."""
 
-    def __init__(self):
+    def __init__(self, include=()):
         # its own directory, outside the suite's private (0700) work
         # directory: an unprivileged caller must reach the socket
         self.dir = tempfile.mkdtemp(prefix="abdeploy-bus-")
@@ -89,7 +91,9 @@ class Bus:
         os.makedirs(self.servicedir, exist_ok=True)
         self.config = os.path.join(directory, "bus.conf")
         with open(self.config, "w") as f:
-            f.write(BUS_CONFIG % {"socket": self.socket, "servicedir": self.servicedir})
+            f.write(BUS_CONFIG % {"socket": self.socket, "servicedir": self.servicedir,
+                                  "include": "".join("  <include>%s</include>\n" % p
+                                                     for p in include)})
         self.proc = None
 
     @property
@@ -102,10 +106,20 @@ class Bus:
         self.proc = subprocess.Popen(["dbus-daemon", "--config-file=" + self.config, "--nofork",
                                       "--nopidfile"], stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log, env=env)
-        wait_for(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, 20,
+        wait_for(lambda: self._accepts() or self.proc.poll() is not None, 20,
                  "dbus-daemon to listen")
         assert self.proc.poll() is None, "dbus-daemon exited: see %s" % self.dir
         return self
+
+    def _accepts(self):
+        """The socket exists and accepts connections (dbus-daemon binds it
+        before it listens)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(self.socket)
+                return True
+            except OSError:
+                return False
 
     def stop(self):
         at.stop_process(self.proc)

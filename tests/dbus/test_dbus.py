@@ -197,6 +197,24 @@ def test_without_polkit_only_root_is_served(daemon, client, bus):
     assert client.call("GetStatus")[0]["booted"] == ""
 
 
+def test_shipped_bus_policy_lets_only_root_own_the_name(sysroot):
+    """data/dbus/org.abdeploy1.conf on a bus whose default lets anybody own
+    any name: nobody may not own org.abdeploy1, root may, and nobody may
+    still call it (the daemon, not the bus, refuses: polkit decides)."""
+    bus = dl.Bus(include=[dl.BUS_POLICY_PATH]).start()
+    daemon = None
+    try:
+        r = dl.call_as(dl.NOBODY, bus.address, "@own")
+        assert r.get("error") == "org.freedesktop.DBus.Error.AccessDenied", r
+        daemon = dl.Daemon(sysroot, bus).start()
+        r = dl.call_as(dl.NOBODY, bus.address, "GetStatus")
+        assert r.get("error") == dl.NOT_AUTHORIZED, r  # reached the daemon; no polkitd here
+    finally:
+        if daemon:
+            daemon.stop()
+        bus.stop()
+
+
 # -- cancel, the lock, crashes ------------------------------------------------------
 
 def start_slow_stage(client, slow_server, published):
@@ -303,3 +321,54 @@ def test_dbus_activation_starts_the_daemon(sysroot, bus, abdeploy_bin):
         dl.wait_for(lambda: not client.has_owner(dl.BUS_NAME), BOUND, "the idle exit")
     finally:
         client.close()
+
+
+# -- the update client ----------------------------------------------------------------
+
+def configure_update(sr, url):
+    d = sr.p("etc", "abdeploy", "conf.d")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "50-update.conf"), "w") as f:
+        f.write("[update]\nurl=%s\nchannel=stable\n" % url)
+
+
+def test_check_update_equals_cli(daemon, client, sysroot, channel, channel_server):
+    configure_update(sysroot, channel_server.url)
+    cli = json.loads(sysroot.ok("check-update", "--json").stdout)
+    got = client.call("CheckUpdate")[0]
+    assert got == dl.strip_nulls(cli), (got, cli)
+    assert got["update_available"] is True and got["offered_version"] == "2.0"
+
+
+def test_cancel_mid_update_leaves_a_retryable_transaction(daemon, client, sysroot, channel,
+                                                         channel_server):
+    configure_update(sysroot, channel_server.url)
+    out = sl.run(["ostree", "--repo=" + channel.repo, "ls", "-C", channel.commits["2.0"],
+                  "/usr/bin/app"]).stdout.decode()
+    checksum = out.split()[4]
+    obj = "objects/%s/%s.filez" % (checksum[:2], checksum[2:])
+    channel_server.set(obj, Rule(bps=2048))
+    before = snapshot(sysroot)
+    assert client.call("Update", "(a{sv})", {}) == ()
+    wait_request(channel_server, obj)
+    assert client.props()["Operation"] == "update"
+    client.call("Cancel")
+    op, code, message = client.wait_completed(BOUND)
+    assert (op, code) == ("update", sl.EXIT_ERROR) and "cancel" in message.lower(), message
+    t = sysroot.status()["transaction"]
+    assert t["phase"] == "failed" and t["retryable"] is True and t["version"] == "2.0", t
+    after = snapshot(sysroot)
+    for snap in (before, after):  # the journal and history record the attempt
+        for k in [k for k in snap if re.match(r"abdeploy/state/(transaction|history|update)", k)]:
+            del snap[k]
+    assert after == before, sl.diff_snapshots(before, after)
+    # retried at full speed, through the bus
+    channel_server.clear()
+    if not daemon.running():
+        daemon.start()
+    op, code, message = client.run_op("Update", "(a{sv})", {})
+    assert (op, code) == ("update", 0), (message, daemon.log())
+    st = sysroot.status()
+    assert st["transaction"]["phase"] == "applied", st["transaction"]
+    assert sl.at.slot_status(st, st["primary"])["commit"] == channel.commits["2.0"], st
+    assert client.props()["Primary"] == st["primary"]
