@@ -134,11 +134,18 @@ class Polkit:
     source tree bind-mounted over /usr/share/polkit-1/actions in a mount
     namespace that only polkitd sees)."""
 
-    def __init__(self, bus, directory):
+    def __init__(self, bus, directory, rules=None):
         self.bus = bus
         self.actions = os.path.join(directory, "polkit-actions")
         os.makedirs(self.actions, exist_ok=True)
         shutil.copy(POLICY_PATH, self.actions)
+        # RULES (JavaScript) replace the system's /etc/polkit-1/rules.d
+        self.rules = None
+        if rules is not None:
+            self.rules = os.path.join(directory, "polkit-rules")
+            os.makedirs(self.rules, exist_ok=True)
+            with open(os.path.join(self.rules, "50-test.rules"), "w") as f:
+                f.write(rules)
         self.proc = None
 
     @staticmethod
@@ -153,8 +160,10 @@ class Polkit:
         return None
 
     def start(self):
-        script = "mount --bind %s /usr/share/polkit-1/actions && exec %s --no-debug" % (
-            self.actions, POLKITD)
+        script = "mount --bind %s /usr/share/polkit-1/actions && " % self.actions
+        if self.rules:
+            script += "mount --bind %s /etc/polkit-1/rules.d && " % self.rules
+        script += "exec %s --no-debug" % POLKITD
         env = at.clean_env(extra={"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address})
         self.log = open(os.path.join(self.bus.dir, "polkitd.log"), "ab")
         self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",

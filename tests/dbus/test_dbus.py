@@ -189,6 +189,32 @@ def test_unprivileged_caller_is_refused_by_polkit(daemon, polkit, client, server
     assert client.props()["Operation"] == "idle"
 
 
+RULE_NOBODY_MANAGES = """
+polkit.addRule(function(action, subject) {
+    if (action.id == "org.abdeploy1.manage" && subject.user == "nobody")
+        return polkit.Result.YES;
+});
+"""
+
+
+def test_polkit_rule_authorizes_an_unprivileged_caller(daemon, bus, client):
+    """A local rule that gives nobody org.abdeploy1.manage: SetPin goes
+    through for nobody, Rollback (org.abdeploy1.rollback) still does not.
+    The daemon follows polkit's answer both ways."""
+    why = dl.Polkit.unavailable()
+    if why:
+        pytest.skip("no polkitd on the private bus: " + why)
+    pk = dl.Polkit(bus, bus.dir, rules=RULE_NOBODY_MANAGES).start()
+    try:
+        r = dl.call_as(dl.NOBODY, bus.address, "SetPin", "(s)", ["1.0"])
+        assert r == {"result": []}, r
+        assert client.props()["Pin"] == "1.0"
+        r = dl.call_as(dl.NOBODY, bus.address, "Rollback")
+        assert r.get("error") == dl.NOT_AUTHORIZED, r
+    finally:
+        pk.stop()
+
+
 def test_without_polkit_only_root_is_served(daemon, client, bus):
     """Fail closed: no polkitd on the bus, so nobody but root is authorized,
     not even to read."""
