@@ -11,6 +11,7 @@
 #include <glib.h>
 #include <ostree.h>
 #include "ab-config.h"
+#include "ab-events.h"
 #include "ab-util.h"
 
 #define AB_CONTENT_ERROR (ab_content_error_quark ())
@@ -83,9 +84,15 @@ OstreeRepo *ab_content_open_repo (int sysroot_dfd, GError **error);
 /* Pulls REF or COMMIT from SOURCE (URL or local path) with verification,
  * returning the commit checksum. LIMITS (NULL: the defaults) bound it; a
  * local source is first checked for free space: the unpacked size of the
- * objects it would add plus the reserve. */
+ * objects it would add plus the reserve.
+ * Events (EVENTS may be NULL): phase "download" for a URL, with bytes out
+ * of the commit's signed size index ("ostree.sizes": the archived sizes of
+ * the objects the repo lacks), or, for a commit without one, objects
+ * fetched out of those requested so far (the total grows while libostree
+ * finds more); phase "import" for a local source, with objects out of all
+ * the commit reaches. Every event reaches EVENTS on the calling thread. */
 gboolean ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source,
-                          const char *refspec, AbProgressFunc progress, gpointer user_data,
+                          const char *refspec, AbEventSink *events,
                           const char *tls_ca_path, const AbPullLimits *limits,
                           GCancellable *cancellable, char **out_commit, GError **error);
 /* Resolves a ref or commit already in the repo. */
@@ -99,8 +106,16 @@ char *ab_content_commit_meta (OstreeRepo *repo, const char *commit, const char *
                               GError **error);
 /* The "version" metadata of COMMIT, or NULL. */
 char *ab_content_commit_version (OstreeRepo *repo, const char *commit, GError **error);
-/* Checks COMMIT out into dfd/path with hardlinks into the repo. */
+/* The number of non-directory entries (files, symlinks) of COMMIT's tree,
+ * counted from its dirtree objects alone (no file object is read). */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_content_count_files (OstreeRepo *repo, const char *commit, guint64 *out_files,
+                                 GError **error);
+/* Checks COMMIT out into dfd/path with hardlinks into the repo. Reports
+ * progress in files (out of ab_content_count_files()) in the current phase
+ * of EVENTS (may be NULL), on the calling thread, at most every 100 ms and
+ * once more when the checkout is complete (then done = total). */
 gboolean ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *path,
-                              GCancellable *cancellable, GError **error);
+                              AbEventSink *events, GCancellable *cancellable, GError **error);
 gboolean ab_content_set_ref (OstreeRepo *repo, const char *ref, const char *commit,
                              GError **error);

@@ -26,8 +26,6 @@ typedef struct
 {
   const char *source;     /* URL or path; NULL: [update] url, else local repo */
   const char *refspec;    /* REF or COMMIT */
-  AbProgressFunc progress;
-  gpointer progress_data;
   gboolean local_only;    /* the commit is already in the repo: never pull */
   GCancellable *cancellable;
 } AbStageOptions;
@@ -49,8 +47,12 @@ gboolean ab_deploy_check_invariant (AbSysroot *sysroot, const AbSlotsView *snap,
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_deploy_check_may_stage (AbSysroot *sysroot, GError **error);
 
+/* Stages OPTS->refspec into the target slot. Reports to sysroot->events:
+ * the phases of ab_content_pull() ("download" or "import"; none when the
+ * commit is taken from the repo), "verify", "checkout" (files done out of
+ * the commit's files) and "install" (kernel, ref, sync, record). */
 gboolean ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slot,
                           GError **error);
-/* tries <= 0: the configured default. */
+/* tries <= 0: the configured default. Reports phase "activate". */
 gboolean ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **error);
 gboolean ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error);

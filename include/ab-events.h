@@ -21,7 +21,7 @@
 typedef enum
 {
   AB_EVENT_PHASE,    /* a new phase starts: phase */
-  AB_EVENT_MESSAGE,  /* something a user should read: message */
+  AB_EVENT_MESSAGE,  /* something a user should read: message (see note) */
   AB_EVENT_WARNING,  /* something went wrong but the operation goes on: message */
   AB_EVENT_PROGRESS, /* done of total units in the current phase */
 } AbEventKind;
@@ -45,6 +45,10 @@ typedef struct
   AbProgressUnit unit; /* PROGRESS; AB_PROGRESS_UNIT_NONE otherwise */
   guint64 done;
   gint64 total;        /* AB_PROGRESS_TOTAL_UNKNOWN when not known */
+  /* MESSAGE: a note about how the operation goes (a migration done, a
+   * check that failed), not part of what it produces (a hook's output):
+   * the CLI prints notes on stderr and other messages on stdout. */
+  gboolean note;
 } AbEvent;
 
 typedef void (*AbEventFunc) (const AbEvent *event, gpointer user_data);
@@ -67,6 +71,8 @@ const char *ab_event_sink_phase (const AbEventSink *sink);
 /* Starts phase PHASE (a short lower-case word: "download", "checkout", ...). */
 void ab_event_phase (AbEventSink *sink, const char *phase);
 void ab_event_message (AbEventSink *sink, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* A MESSAGE with note set. */
+void ab_event_note (AbEventSink *sink, const char *format, ...) G_GNUC_PRINTF (2, 3);
 void ab_event_warning (AbEventSink *sink, const char *format, ...) G_GNUC_PRINTF (2, 3);
 /* DONE of TOTAL (AB_PROGRESS_TOTAL_UNKNOWN when unknown) UNIT in the current phase. */
 void ab_event_progress (AbEventSink *sink, AbProgressUnit unit, guint64 done, gint64 total);

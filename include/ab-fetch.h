@@ -20,6 +20,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include "ab-events.h"
 
 #define AB_FETCH_ERROR (ab_fetch_error_quark ())
 GQuark ab_fetch_error_quark (void);
@@ -54,6 +55,7 @@ typedef struct
   AbFetchProgressFunc progress;
   gpointer progress_data;
   GCancellable *cancellable;
+  AbEventSink *events;    /* where a retry is reported (a warning), or NULL */
 } AbFetchOptions;
 
 void ab_fetch_options_init (AbFetchOptions *opts);

@@ -30,16 +30,6 @@ typedef enum
   AB_UPDATE_ERROR_WAITING,   /* a terminally failed transaction waits for the operator */
 } AbUpdateError;
 
-typedef enum
-{
-  AB_UPDATE_EVENT_PHASE,
-  AB_UPDATE_EVENT_BYTES,
-  AB_UPDATE_EVENT_MESSAGE,
-} AbUpdateEventKind;
-
-typedef void (*AbUpdateEventFunc) (AbUpdateEventKind kind, const char *phase, guint64 done,
-                                   guint64 total, const char *message, gpointer user_data);
-
 typedef struct
 {
   char *installed_version;
@@ -63,8 +53,6 @@ typedef struct
   const char *version;      /* --version, or NULL for the offered one */
   gboolean activate;
   gboolean allow_downgrade;
-  AbUpdateEventFunc events;
-  gpointer events_data;
   GCancellable *cancellable;
 } AbUpdateOptions;
 
@@ -74,8 +62,16 @@ gboolean ab_update_in_rollout (const char *machine_id, const char *version, guin
 
 AbUpdateCheck *ab_update_check (AbSysroot *sysroot, GError **error);
 JsonNode *ab_update_check_to_json (const AbUpdateCheck *c);
+/* Downloads, verifies, stages and (opts->activate) activates the release.
+ * Reports to sysroot->events: "download" (bytes: a delta's files out of
+ * the sizes the signed manifest lists for them; without a delta, the
+ * objects as ab_content_pull() reports them), "unpack" (a delta applied),
+ * then the phases of ab_deploy_stage() and "activate"; warnings (a
+ * deprecated or stale release, a retried download). */
 gboolean ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error);
-/* Continues the recorded transaction; ABANDON marks it abandoned instead. */
+/* Continues the recorded transaction; ABANDON marks it abandoned instead.
+ * Reports a message naming the transaction, then as ab_update_run() from
+ * the recorded phase on. */
 gboolean ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboolean abandon,
                            GError **error);
 /* VERSION NULL clears the pin. A VERSION of lower precedence than the

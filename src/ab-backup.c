@@ -359,7 +359,7 @@ checkout_slot (Rescue *r, AbSlot s, const char *commit, GError **error)
   const char *name = ab_slot_name (s);
   g_autofree char *tmp = g_strdup_printf (".%s.new", name);
   if (!ab_fs_rm_rf_at (r->slots_dfd, tmp, error)
-      || !ab_content_checkout (r->repo, commit, r->slots_dfd, tmp, NULL, error))
+      || !ab_content_checkout (r->repo, commit, r->slots_dfd, tmp, NULL, NULL, error))
     return FALSE;
   ab_crash_point ("restore:checked-out");
   if (!(ab_fs_exists_at (r->slots_dfd, name) ? ab_fs_exchange_at (r->slots_dfd, tmp, name, error)

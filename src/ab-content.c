@@ -391,7 +391,12 @@ watch_pull (Watch *w)
       g_mutex_lock (&job->lock);
     }
   gboolean done = job->done;
+  guint fetched = job->fetched, requested = job->requested;
+  w->bytes = job->bytes;
   g_mutex_unlock (&job->lock);
+  /* the counts the pull ended with: the last wake-up may predate them */
+  if (done && w->progress)
+    w->progress (fetched, requested, w->bytes, w->progress_data);
   return done;
 }
 
@@ -431,9 +436,15 @@ drop_summary_cache (OstreeRepo *repo)
 
 /* A local source: imported by ab-import, signature first, on every CPU,
  * when the objects it adds fit beside the reserve. */
+static void
+on_import_progress (guint64 done, guint64 total, guint64 bytes, gpointer user_data)
+{
+  ab_event_progress (user_data, AB_PROGRESS_UNIT_OBJECTS, done, (gint64) total);
+}
+
 static gboolean
 import_local (OstreeRepo *repo, const char *url, const char *source, const char *refspec,
-              AbProgressFunc progress, gpointer user_data, const AbPullLimits *limits,
+              AbEventSink *events, const AbPullLimits *limits,
               GCancellable *cancellable, char **out_commit, GError **error)
 {
   g_autoptr(GFile) dir = g_file_new_for_uri (url);
@@ -449,8 +460,9 @@ import_local (OstreeRepo *repo, const char *url, const char *source, const char 
   if (!ab_content_check_free_space (ostree_repo_get_dfd (repo), needed, limits->min_free_bytes,
                                     what, error))
     return FALSE;
-  if (!ab_import_commit (repo, AB_CONTENT_REMOTE, src, commit, 0, progress, user_data,
-                         cancellable, &local))
+  ab_event_phase (events, "import");
+  if (!ab_import_commit (repo, AB_CONTENT_REMOTE, src, commit, 0,
+                         events ? on_import_progress : NULL, events, cancellable, &local))
     return set_pull_error (error, refspec, source, commit, local);
   if (!ab_is_commit_checksum (refspec)
       && !ostree_repo_set_ref_immediate (repo, AB_CONTENT_REMOTE, refspec, commit, NULL, error))
@@ -640,11 +652,14 @@ signed_sizes (OstreeRepo *repo, const char *commit, guint64 *out_download, guint
  * larger than its largest object (at least libostree's 10 MiB metadata
  * cap). Without an index the configured caps stay. */
 static gboolean
-apply_signed_sizes (OstreeRepo *repo, const char *commit, AbPullLimits *lim, GError **error)
+apply_signed_sizes (OstreeRepo *repo, const char *commit, AbPullLimits *lim,
+                    gint64 *out_download, GError **error)
 {
   guint64 download = 0, store = 0, largest = 0;
+  *out_download = AB_PROGRESS_TOTAL_UNKNOWN;
   if (!signed_sizes (repo, commit, &download, &store, &largest))
     return TRUE;
+  *out_download = (gint64) MIN (download, (guint64) G_MAXINT64);
   g_autofree char *what = g_strdup_printf ("the objects of commit %s (its signed size index)",
                                            commit);
   if (!ab_content_check_free_space (ostree_repo_get_dfd (repo), saturating_add (download, store),
@@ -659,12 +674,47 @@ apply_signed_sizes (OstreeRepo *repo, const char *commit, AbPullLimits *lim, GEr
   return TRUE;
 }
 
-/* The commit first, then, bounded by its signed sizes, its objects. A
- * failure puts the remote ref that the first step wrote back as it was. */
+/* Where the objects pass of a pull reports: bytes out of the signed
+ * download size, or, without a size index, objects fetched out of those
+ * requested so far. */
+typedef struct
+{
+  AbEventSink *events;
+  gint64 total; /* signed bytes to download, or AB_PROGRESS_TOTAL_UNKNOWN */
+} PullReport;
+
+static void
+on_pull_progress (guint64 fetched, guint64 requested, guint64 bytes, gpointer user_data)
+{
+  const PullReport *r = user_data;
+  if (r->total != AB_PROGRESS_TOTAL_UNKNOWN)
+    ab_event_progress (r->events, AB_PROGRESS_UNIT_BYTES, bytes, r->total);
+  else
+    ab_event_progress (r->events, AB_PROGRESS_UNIT_OBJECTS, fetched, (gint64) requested);
+}
+
+/* The objects of COMMIT, reported to EVENTS; a complete pull ends its
+ * byte count at the signed total (what libostree counts also includes the
+ * metadata the index leaves out). */
 static gboolean
-pull_http_in_two (OstreeRepo *repo, const char *url, const char *refspec, AbProgressFunc progress,
-                  gpointer user_data, AbPullLimits *lim, GCancellable *cancellable,
-                  char **out_commit, GError **error)
+pull_objects (OstreeRepo *repo, const char *url, const char *commit, AbEventSink *events,
+              gint64 total, AbPullLimits *lim, GCancellable *cancellable, GError **error)
+{
+  PullReport report = { events, total };
+  if (!pull_http (repo, url, commit, FALSE, events ? on_pull_progress : NULL, &report, lim,
+                  cancellable, error))
+    return FALSE;
+  if (total != AB_PROGRESS_TOTAL_UNKNOWN)
+    ab_event_progress (events, AB_PROGRESS_UNIT_BYTES, (guint64) total, total);
+  return TRUE;
+}
+
+/* The commit first, then, bounded by its signed sizes, its objects. A
+ * failure puts the remote ref that the first step wrote back as it was.
+ * Only the second step reports progress: its counts start from zero. */
+static gboolean
+pull_http_in_two (OstreeRepo *repo, const char *url, const char *refspec, AbEventSink *events,
+                  AbPullLimits *lim, GCancellable *cancellable, char **out_commit, GError **error)
 {
   gboolean is_ref = !ab_is_commit_checksum (refspec);
   g_autofree char *remote_ref = g_strconcat (AB_CONTENT_REMOTE ":", refspec, NULL);
@@ -672,12 +722,13 @@ pull_http_in_two (OstreeRepo *repo, const char *url, const char *refspec, AbProg
   if (is_ref)
     (void) ostree_repo_resolve_rev (repo, remote_ref, TRUE, &old, NULL);
   g_autofree char *commit = NULL;
+  gint64 total = AB_PROGRESS_TOTAL_UNKNOWN;
   if (ab_content_check_free_space (ostree_repo_get_dfd (repo), 0, lim->min_free_bytes,
                                    "the pull", error)
-      && pull_http (repo, url, refspec, TRUE, progress, user_data, lim, cancellable, error)
+      && pull_http (repo, url, refspec, TRUE, NULL, NULL, lim, cancellable, error)
       && pulled_commit (repo, refspec, &commit, error)
-      && apply_signed_sizes (repo, commit, lim, error)
-      && pull_http (repo, url, commit, FALSE, progress, user_data, lim, cancellable, error))
+      && apply_signed_sizes (repo, commit, lim, &total, error)
+      && pull_objects (repo, url, commit, events, total, lim, cancellable, error))
     {
       *out_commit = g_steal_pointer (&commit);
       return TRUE;
@@ -689,7 +740,7 @@ pull_http_in_two (OstreeRepo *repo, const char *url, const char *refspec, AbProg
 
 gboolean
 ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const char *refspec,
-                 AbProgressFunc progress, gpointer user_data, const char *tls_ca_path,
+                 AbEventSink *events, const char *tls_ca_path,
                  const AbPullLimits *limits, GCancellable *cancellable, char **out_commit,
                  GError **error)
 {
@@ -704,10 +755,10 @@ ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const ch
   if (url == NULL || !configure_remote (repo, sysroot_dfd, url, tls_ca_path, error))
     return FALSE;
   if (g_str_has_prefix (url, "file://"))
-    return import_local (repo, url, source, refspec, progress, user_data, &lim,
-                         cancellable, out_commit, error);
-  return pull_http_in_two (repo, url, refspec, progress, user_data, &lim, cancellable, out_commit,
-                           error);
+    return import_local (repo, url, source, refspec, events, &lim, cancellable, out_commit,
+                         error);
+  ab_event_phase (events, "download");
+  return pull_http_in_two (repo, url, refspec, events, &lim, cancellable, out_commit, error);
 }
 
 gboolean
@@ -781,6 +832,10 @@ checkout_options_init (OstreeRepoCheckoutAtOptions *opts)
  * units, spread over the workers, after the skeleton above them. */
 #define UNIT_DEPTH 3
 
+/* How often a checkout reports its file count (and the JSON lines or bar
+ * redraws that follow) at most. */
+#define CHECKOUT_REPORT_US (G_USEC_PER_SEC / 10)
+
 typedef struct
 {
   int repo_dfd;
@@ -792,14 +847,89 @@ typedef struct
   GCancellable *cancellable;
   GMutex lock;
   GError *error;
+  /* progress: files_done is counted by every thread (atomically), reported
+   * by the calling thread only */
+  AbEventSink *events;
+  gint files_done;
+  gint64 files_total;
+  gint64 last_report_us;
+  gint finished; /* workers that have ended */
 } CheckoutJob;
+
+static gboolean
+count_dirtree_files (OstreeRepo *repo, const char *checksum, guint depth, guint64 *inout,
+                     GError **error)
+{
+  g_autoptr(GVariant) tree = NULL;
+  if (depth > 1024)
+    {
+      g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_FAILED,
+                   "Counting the files of a tree: directories nested too deep");
+      return FALSE;
+    }
+  if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, &tree, error))
+    return FALSE;
+  g_autoptr(GVariant) files = g_variant_get_child_value (tree, 0);
+  g_autoptr(GVariant) dirs = g_variant_get_child_value (tree, 1);
+  *inout += g_variant_n_children (files);
+  for (gsize i = 0; i < g_variant_n_children (dirs); i++)
+    {
+      g_autoptr(GVariant) csum = NULL;
+      g_variant_get_child (dirs, i, "(&s@ay@ay)", NULL, &csum, NULL);
+      g_autofree char *hex = ostree_checksum_from_bytes_v (csum);
+      if (!count_dirtree_files (repo, hex, depth + 1, inout, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ab_content_count_files (OstreeRepo *repo, const char *commit, guint64 *out_files,
+                        GError **error)
+{
+  g_autoptr(GVariant) v = NULL;
+  if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, error))
+    return FALSE;
+  g_autoptr(GVariant) root = g_variant_get_child_value (v, 6);
+  g_autofree char *hex = ostree_checksum_from_bytes_v (root);
+  *out_files = 0;
+  return count_dirtree_files (repo, hex, 0, out_files, error);
+}
+
+/* Reports the files checked out so far: at most every CHECKOUT_REPORT_US
+ * unless FORCE. Calling thread only. */
+static void
+report_files (CheckoutJob *job, gboolean force)
+{
+  gint64 now = g_get_monotonic_time ();
+  if (job->events == NULL || (!force && now - job->last_report_us < CHECKOUT_REPORT_US))
+    return;
+  job->last_report_us = now;
+  ab_event_progress (job->events, AB_PROGRESS_UNIT_FILES,
+                     (guint64) g_atomic_int_get (&job->files_done), job->files_total);
+}
+
+/* The filter of the unit checkouts: counts files, checks out everything. */
+static OstreeRepoCheckoutFilterResult
+count_file (OstreeRepo *repo, const char *path, struct stat *st, gpointer user_data)
+{
+  CheckoutJob *job = user_data;
+  if (!S_ISDIR (st->st_mode))
+    g_atomic_int_inc (&job->files_done);
+  return OSTREE_REPO_CHECKOUT_FILTER_ALLOW;
+}
 
 static OstreeRepoCheckoutFilterResult
 collect_units (OstreeRepo *repo, const char *path, struct stat *st, gpointer user_data)
 {
   CheckoutJob *job = user_data;
   if (!S_ISDIR (st->st_mode))
-    return OSTREE_REPO_CHECKOUT_FILTER_ALLOW;
+    {
+      /* the skeleton pass runs on the calling thread: it may report */
+      g_atomic_int_inc (&job->files_done);
+      report_files (job, FALSE);
+      return OSTREE_REPO_CHECKOUT_FILTER_ALLOW;
+    }
   /* Directory paths come with a trailing slash: "/usr/lib/NAME/". */
   g_autofree char *dir = g_strdup (path);
   gsize len = strlen (dir);
@@ -820,6 +950,8 @@ checkout_unit (CheckoutJob *job, OstreeRepo *repo, const char *unit, GError **er
   OstreeRepoCheckoutAtOptions opts;
   checkout_options_init (&opts);
   opts.subpath = unit;
+  opts.filter = count_file;
+  opts.filter_user_data = job;
   /* The unit's parent directories were made by the skeleton pass from the
    * same commit; they are opened beneath the new tree, following no link. */
   g_autofree char *dest = g_strconcat (job->path, unit, NULL);
@@ -849,6 +981,7 @@ checkout_worker (gpointer data)
       g_atomic_int_set (&job->next, (gint) job->units->len);
       g_mutex_unlock (&job->lock);
     }
+  g_atomic_int_inc (&job->finished);
   return NULL;
 }
 
@@ -859,6 +992,12 @@ checkout_units (CheckoutJob *job, GError **error)
   g_autoptr(GPtrArray) threads = g_ptr_array_new ();
   for (guint i = 0; i < n; i++)
     g_ptr_array_add (threads, g_thread_new ("ab-checkout", checkout_worker, job));
+  /* the workers only count; the calling thread reports */
+  while (job->events != NULL && g_atomic_int_get (&job->finished) < (gint) n)
+    {
+      g_usleep (G_USEC_PER_SEC / 50);
+      report_files (job, FALSE);
+    }
   for (guint i = 0; i < threads->len; i++)
     g_thread_join (threads->pdata[i]);
   if (job->error != NULL)
@@ -871,10 +1010,15 @@ checkout_units (CheckoutJob *job, GError **error)
 
 gboolean
 ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *path,
-                     GCancellable *cancellable, GError **error)
+                     AbEventSink *events, GCancellable *cancellable, GError **error)
 {
   CheckoutJob job = { .repo_dfd = ostree_repo_get_dfd (repo), .commit = commit, .dfd = dfd,
-                      .path = path, .cancellable = cancellable };
+                      .path = path, .cancellable = cancellable, .events = events,
+                      .files_total = AB_PROGRESS_TOTAL_UNKNOWN };
+  guint64 files = 0;
+  if (events != NULL && ab_content_count_files (repo, commit, &files, NULL))
+    job.files_total = (gint64) files;
+  report_files (&job, TRUE);
   g_mutex_init (&job.lock);
   job.units = g_ptr_array_new_with_free_func (g_free);
   OstreeRepoCheckoutAtOptions opts;
@@ -886,8 +1030,12 @@ ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *
   g_ptr_array_unref (job.units);
   g_mutex_clear (&job.lock);
   if (!ok)
-    g_prefix_error (error, "Checking out %s: ", commit);
-  return ok;
+    {
+      g_prefix_error (error, "Checking out %s: ", commit);
+      return FALSE;
+    }
+  report_files (&job, TRUE);
+  return TRUE;
 }
 
 gboolean

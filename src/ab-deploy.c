@@ -162,7 +162,9 @@ static gboolean
 build_tree_in (AbSysroot *sysroot, const AbSlotsView *snap, AbSlot target, const char *commit,
                const char *tmp, GCancellable *cancellable, GError **error)
 {
-  if (!ab_content_checkout (sysroot->repo, commit, sysroot->slots_dfd, tmp, cancellable, error))
+  ab_event_phase (sysroot->events, "checkout");
+  if (!ab_content_checkout (sysroot->repo, commit, sysroot->slots_dfd, tmp, sysroot->events,
+                            cancellable, error))
     return FALSE;
   ab_crash_point ("stage:checked-out");
   ab_autofd new_dfd = ab_fs_opendir_at (sysroot->slots_dfd, tmp, error);
@@ -313,8 +315,8 @@ fetch_commit (AbSysroot *sysroot, const AbStageOptions *opts, const char **out_s
       const char *ca = sysroot->config->update.ca_file;
       AbPullLimits limits;
       ab_content_limits_init (&limits, sysroot->config);
-      return ab_content_pull (sysroot->repo, sysroot->dfd, source, opts->refspec, opts->progress,
-                              opts->progress_data, ca, &limits, opts->cancellable, out_commit,
+      return ab_content_pull (sysroot->repo, sysroot->dfd, source, opts->refspec,
+                              sysroot->events, ca, &limits, opts->cancellable, out_commit,
                               error);
     }
   return ab_content_resolve (sysroot->repo, opts->refspec, out_commit, error);
@@ -333,17 +335,21 @@ ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slo
     return FALSE;
   const char *source = NULL;
   g_autofree char *commit = NULL;
-  if (!fetch_commit (sysroot, opts, &source, &commit, error)
-      || !ab_content_verify (sysroot->repo, sysroot->dfd, commit, error)
+  if (!fetch_commit (sysroot, opts, &source, &commit, error))
+    return FALSE;
+  ab_event_phase (sysroot->events, "verify");
+  if (!ab_content_verify (sysroot->repo, sysroot->dfd, commit, error)
       || g_cancellable_set_error_if_cancelled (opts->cancellable, error))
     return FALSE;
   ab_crash_point ("stage:verified");
   gboolean already_staged = FALSE;
   if (!check_not_deployed (&snap, target, commit, &already_staged, error))
     return FALSE;
-  return remove_leftovers (sysroot, error)
-         && build_tree (sysroot, &snap, target, commit, opts->cancellable, error)
-         && make_unbootable (sysroot, &snap, target, error)
+  if (!remove_leftovers (sysroot, error)
+      || !build_tree (sysroot, &snap, target, commit, opts->cancellable, error))
+    return FALSE;
+  ab_event_phase (sysroot->events, "install");
+  return make_unbootable (sysroot, &snap, target, error)
          && ab_slot_record_remove (sysroot->state_dfd, target, error)
          && swap_tree (sysroot, target, error)
          && install_kernel (sysroot, target, error)
@@ -386,6 +392,7 @@ ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **er
   g_auto(AbSlotsView) snap = { 0 };
   if (!lock_and_load (sysroot, &snap, error))
     return FALSE;
+  ab_event_phase (sysroot->events, "activate");
   AbSlot slot = find_staged (sysroot, &snap);
   *out_slot = slot;
   if (slot == AB_SLOT_NONE)

@@ -47,12 +47,14 @@ ab_event_phase (AbEventSink *sink, const char *phase)
 }
 
 static void
-deliver_text (AbEventSink *sink, AbEventKind kind, const char *format, va_list args)
+deliver_text (AbEventSink *sink, AbEventKind kind, gboolean note, const char *format,
+              va_list args)
 {
   if (sink == NULL || sink->func == NULL)
     return;
   g_autofree char *text = g_strdup_vprintf (format, args);
-  AbEvent ev = { .kind = kind, .message = text, .total = AB_PROGRESS_TOTAL_UNKNOWN };
+  AbEvent ev = { .kind = kind, .message = text, .total = AB_PROGRESS_TOTAL_UNKNOWN,
+                 .note = note };
   deliver (sink, &ev);
 }
 
@@ -61,7 +63,16 @@ ab_event_message (AbEventSink *sink, const char *format, ...)
 {
   va_list args;
   va_start (args, format);
-  deliver_text (sink, AB_EVENT_MESSAGE, format, args);
+  deliver_text (sink, AB_EVENT_MESSAGE, FALSE, format, args);
+  va_end (args);
+}
+
+void
+ab_event_note (AbEventSink *sink, const char *format, ...)
+{
+  va_list args;
+  va_start (args, format);
+  deliver_text (sink, AB_EVENT_MESSAGE, TRUE, format, args);
   va_end (args);
 }
 
@@ -70,7 +81,7 @@ ab_event_warning (AbEventSink *sink, const char *format, ...)
 {
   va_list args;
   va_start (args, format);
-  deliver_text (sink, AB_EVENT_WARNING, format, args);
+  deliver_text (sink, AB_EVENT_WARNING, FALSE, format, args);
   va_end (args);
 }
 

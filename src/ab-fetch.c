@@ -327,7 +327,8 @@ run_transfer (const char *url, const AbFetchOptions *opts, Sink *sink,
             g_propagate_error (error, g_steal_pointer (&local));
           return FALSE;
         }
-      g_printerr ("abdeploy: %s; retrying (%u of %u)\n", local->message, attempt + 1, attempts);
+      ab_event_warning (opts->events, "%s; retrying (%u of %u)", local->message, attempt + 1,
+                        attempts);
     }
 }
 

@@ -236,6 +236,7 @@ fetch_options (AbSysroot *sysroot, AbFetchOptions *opts, guint64 max_bytes)
   opts->max_attempts = u->max_attempts;
   opts->backoff_initial_ms = u->backoff_initial_ms;
   opts->backoff_max_ms = u->backoff_max_ms;
+  opts->events = sysroot->events;
   /* CA bundle for an https:// url whose certificate is not from a system CA;
    * interned, as the options outlive this call */
   if (u->ca_file != NULL)
@@ -549,37 +550,31 @@ typedef struct
   const AbRelease *release;
   const AbManifest *manifest;
   gint64 deadline_us; /* end of the download phase: [update] max-pull-time-sec */
+  /* progress of a delta download: the signed sizes of its files, those of
+   * the files before the one being fetched, and the last report */
+  gint64 delta_total;
+  guint64 delta_base;
+  guint64 delta_last;
+  gint64 delta_last_us;
 } Run;
-
-static void
-emit (const Run *r, AbUpdateEventKind kind, guint64 done, guint64 total, const char *message)
-{
-  static gint64 last_bytes_event;
-  static guint64 last_done = G_MAXUINT64, last_total;
-  if (kind == AB_UPDATE_EVENT_BYTES)
-    {
-      /* Byte counts at most four times a second, the final count always,
-       * and never the same count twice in a row. */
-      gint64 now = g_get_monotonic_time ();
-      gboolean final = total > 0 && done == total;
-      if ((done == last_done && total == last_total)
-          || (!final && now - last_bytes_event < G_USEC_PER_SEC / 4))
-        return;
-      last_bytes_event = now;
-      last_done = done;
-      last_total = total;
-    }
-  if (r->opts->events)
-    r->opts->events (kind, ab_phase_name (r->t->phase), done, total, message, r->opts->events_data);
-}
 
 static gboolean
 enter_phase (Run *r, AbPhase phase, GError **error)
 {
-  if (!ab_transaction_set_phase (r->sysroot->state_dfd, r->t, phase, error))
-    return FALSE;
-  emit (r, AB_UPDATE_EVENT_PHASE, 0, 0, NULL);
-  return TRUE;
+  return ab_transaction_set_phase (r->sysroot->state_dfd, r->t, phase, error);
+}
+
+/* Bytes of the delta downloaded: at most ten reports a second, the count
+ * at the end of each file always, never the same count twice. */
+static void
+report_delta (Run *r, guint64 done, gboolean force)
+{
+  gint64 now = g_get_monotonic_time ();
+  if (done == r->delta_last || (!force && now - r->delta_last_us < G_USEC_PER_SEC / 10))
+    return;
+  r->delta_last = done;
+  r->delta_last_us = now;
+  ab_event_progress (r->sysroot->events, AB_PROGRESS_UNIT_BYTES, done, r->delta_total);
 }
 
 static const AbDelta *
@@ -612,8 +607,8 @@ file_sha256_matches (int dfd, const char *name, const char *expected, GError **e
 static void
 on_fetch_progress (guint64 done, guint64 total, gpointer user_data)
 {
-  const Run *r = user_data;
-  emit (r, AB_UPDATE_EVENT_BYTES, done, total, NULL);
+  Run *r = user_data;
+  report_delta (r, r->delta_base + done, FALSE);
 }
 
 static char *
@@ -643,6 +638,16 @@ fetch_delta_file (Run *r, const AbDeltaFile *f, int cache_dfd, const char *name,
   return TRUE;
 }
 
+/* The sizes the signed manifest lists for the files of delta D. */
+static gint64
+delta_files_size (const AbDelta *d)
+{
+  guint64 total = 0;
+  for (guint i = 0; i < d->files->len; i++)
+    total += ((const AbDeltaFile *) d->files->pdata[i])->size;
+  return (gint64) MIN (total, (guint64) G_MAXINT64);
+}
+
 /* Once the superblock (checked against the signed manifest) is here, its
  * unpacked sizes say what applying the delta writes: that, plus the files
  * after file NEXT, must fit beside the reserve. */
@@ -666,6 +671,10 @@ check_unpack_room (Run *r, const AbDelta *d, guint next, int cache_dfd, GError *
 static gboolean
 download_delta (Run *r, const AbDelta *d, int cache_dfd, GError **error)
 {
+  r->delta_total = delta_files_size (d);
+  r->delta_base = 0;
+  r->delta_last = G_MAXUINT64;
+  report_delta (r, 0, TRUE);
   for (guint i = 0; i < d->files->len; i++)
     {
       const AbDeltaFile *f = d->files->pdata[i];
@@ -673,6 +682,8 @@ download_delta (Run *r, const AbDelta *d, int cache_dfd, GError **error)
       if (!fetch_delta_file (r, f, cache_dfd, name, error)
           || (g_str_equal (name, "superblock") && !check_unpack_room (r, d, i + 1, cache_dfd, error)))
         return FALSE;
+      r->delta_base += f->size;
+      report_delta (r, r->delta_base, TRUE);
     }
   return TRUE;
 }
@@ -709,19 +720,16 @@ download_with_delta (Run *r, const AbDelta *d, GError **error)
   g_autofree char *rel = g_build_filename (CACHE_DIR, name, NULL);
   if (!ab_fs_mkdir_p_at (r->sysroot->dfd, rel, 0755, error))
     return FALSE;
+  ab_event_phase (r->sysroot->events, "download");
   ab_autofd cache_dfd = ab_fs_opendir_at (r->sysroot->dfd, rel, error);
   if (cache_dfd < 0 || !download_delta (r, d, cache_dfd, error))
     return FALSE;
-  if (!enter_phase (r, AB_PHASE_DOWNLOADED, error) || !apply_delta (r, cache_dfd, error))
+  if (!enter_phase (r, AB_PHASE_DOWNLOADED, error))
+    return FALSE;
+  ab_event_phase (r->sysroot->events, "unpack");
+  if (!apply_delta (r, cache_dfd, error))
     return FALSE;
   return ab_fs_rm_rf_at (r->sysroot->dfd, rel, error);
-}
-
-static void
-on_pull_progress (guint64 done, guint64 total, guint64 bytes, gpointer user_data)
-{
-  const Run *r = user_data;
-  emit (r, AB_UPDATE_EVENT_BYTES, bytes, 0, NULL);
 }
 
 /* libostree checks every object against its checksum; a mismatch means the
@@ -736,7 +744,7 @@ download_objects (Run *r, GError **error)
   ab_content_limits_init (&limits, r->sysroot->config);
   limits.deadline_us = r->deadline_us;
   if (ab_content_pull (r->sysroot->repo, r->sysroot->dfd, r->sysroot->config->update.url,
-                       r->t->commit, on_pull_progress, r, ca, &limits, r->opts->cancellable,
+                       r->t->commit, r->sysroot->events, ca, &limits, r->opts->cancellable,
                        &pulled, &local))
     return enter_phase (r, AB_PHASE_DOWNLOADED, error);
   if (strstr (local->message, "Corrupted") || strstr (local->message, "checksum"))
@@ -843,7 +851,8 @@ do_apply (Run *r, GError **error)
 {
   if (!enter_phase (r, AB_PHASE_APPLYING, error))
     return FALSE;
-  AbStageOptions so = { NULL, r->t->commit, NULL, NULL, TRUE, r->opts->cancellable };
+  AbStageOptions so = { .refspec = r->t->commit, .local_only = TRUE,
+                        .cancellable = r->opts->cancellable };
   AbSlot slot = AB_SLOT_NONE;
   g_autoptr(GError) local = NULL;
   gboolean primary = FALSE;
@@ -881,13 +890,9 @@ classify_and_record (Run *r, GError *cause, GError **error)
                            && !strstr (cause->message, "Corrupted"))
                        || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TIMEOUT)
                        || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_NO_SPACE);
-  if (g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_CANCELLED)
-      || g_error_matches (cause, AB_FETCH_ERROR, AB_FETCH_ERROR_CANCELLED))
-    emit (r, AB_UPDATE_EVENT_MESSAGE, 0, 0, "cancelled");
   g_autoptr(GError) local = NULL;
   if (!ab_transaction_fail (r->sysroot->state_dfd, r->t, cause->message, retryable, &local))
-    g_printerr ("abdeploy: recording the failed transaction: %s\n", local->message);
-  emit (r, AB_UPDATE_EVENT_PHASE, 0, 0, cause->message);
+    ab_event_warning (r->sysroot->events, "recording the failed transaction: %s", local->message);
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("update-failed");
   ab_json_add_string (ev, "version", r->t->version);
   ab_json_add_string (ev, "reason", cause->message);
@@ -945,8 +950,7 @@ warn_if_stale (Run *r)
   g_autofree char *msg = newest ? staleness (r->t->version, newest->version) : NULL;
   if (msg == NULL)
     return;
-  g_printerr ("warning: %s\n", msg);
-  emit (r, AB_UPDATE_EVENT_MESSAGE, 0, 0, msg);
+  ab_event_warning (r->sysroot->events, "%s", msg);
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("warning");
   ab_json_add_string (ev, "version", r->t->version);
   ab_json_add_string (ev, "reason", msg);
@@ -1072,7 +1076,7 @@ ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error)
   if (c == NULL)
     return FALSE;
   if (c->warning)
-    g_printerr ("warning: %s\n", c->warning);
+    ab_event_warning (sysroot->events, "%s", c->warning);
   const AbRelease *rel = choose_release (c, opts, error);
   if (rel == NULL)
     return FALSE;
@@ -1130,7 +1134,7 @@ ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboolean aban
   g_autoptr(AbUpdateCheck) c = ab_update_check (sysroot, error);
   if (c == NULL)
     return FALSE;
-  g_print ("Resuming the update to %s from phase %s\n", t->version,
-           ab_phase_name (t->phase == AB_PHASE_FAILED ? t->failed_in : t->phase));
+  ab_event_message (sysroot->events, "Resuming the update to %s from phase %s", t->version,
+                    ab_phase_name (t->phase == AB_PHASE_FAILED ? t->failed_in : t->phase));
   return run_transaction (sysroot, opts, c, t, error);
 }

@@ -26,7 +26,7 @@ _abdeploy()
             [[ "$cmd" == install ]] && COMPREPLY=($(compgen -W "$install_layouts" -- "$cur"))
             return ;;
         --disk|--trusted-key) _filedir; return ;;
-        --progress) COMPREPLY=($(compgen -W "json bar none" -- "$cur")); return ;;
+        --progress) COMPREPLY=($(compgen -W "auto bar json none" -- "$cur")); return ;;
         --from) _filedir -d; return ;;
     esac
     $split && return
@@ -39,16 +39,16 @@ _abdeploy()
     local opts=""
     case "$cmd" in
         init) opts="--os= --bootloader=" ;;
-        stage) opts="--from=" ;;
-        deploy) opts="--from= --tries=" ;;
+        stage) opts="--from= --progress= --progress-fd=" ;;
+        deploy) opts="--from= --tries= --progress= --progress-fd=" ;;
         activate) opts="--tries=" ;;
         status|history|check-update|version) opts="--json" ;;
         health-check) opts="--no-reboot" ;;
         mark-good|mark-bad)
             COMPREPLY=($(compgen -W "booted other a b" -- "$cur"))
             return ;;
-        update) opts="--version= --no-activate --allow-downgrade --progress=" ;;
-        resume) opts="--abandon --progress=" ;;
+        update) opts="--version= --no-activate --allow-downgrade --progress= --progress-fd=" ;;
+        resume) opts="--abandon --progress= --progress-fd=" ;;
         pin) opts="--clear --allow-downgrade" ;;
         verify) opts="--full --sample= --json" ;;
         backup) opts="--output=" ;;

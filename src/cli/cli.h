@@ -3,12 +3,21 @@
 
 #include <gio/gio.h>
 #include "ab-sysroot.h"
+#include "cli-progress.h"
 
 gboolean cli_parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc,
                             char ***argv, int *out_code);
 int cli_usage_error (GOptionContext *ctx, const char *message);
 int cli_fail (GError *error);
+/* Opens the sysroot of --sysroot; its events go to the text renderer
+ * (messages, notes, warnings) until a command hands it its own. */
 AbSysroot *cli_open_sysroot (GError **error);
+/* The renderer of --progress and --progress-fd for COMMAND; NULL with
+ * *OUT_CODE set to the usage error (exit 2) when a value is bad. */
+CliProgress *cli_progress_start (GOptionContext *ctx, const char *command,
+                                 const CliProgressOptions *o, int *out_code);
+/* Ends P's output with ERROR (consumed), prints it, returns its exit code. */
+int cli_progress_fail (CliProgress *p, GError *error);
 const char *cli_sysroot_path (void);
 /* --config, or NULL. */
 const char *cli_config_path (void);

@@ -131,10 +131,40 @@ cli_cancel_on_signals (void)
   return g_object_ref (cancel_on_signal);
 }
 
+/* The renderer of every command's messages, notes and warnings. */
+static CliProgress *
+text_renderer (void)
+{
+  static CliProgress *text;
+  if (text == NULL)
+    text = cli_progress_new_text ();
+  return text;
+}
+
+CliProgress *
+cli_progress_start (GOptionContext *ctx, const char *command, const CliProgressOptions *o,
+                    int *out_code)
+{
+  g_autoptr(GError) error = NULL;
+  CliProgress *p = cli_progress_new (command, o, &error);
+  if (p == NULL)
+    *out_code = cli_usage_error (ctx, error->message);
+  return p;
+}
+
+int
+cli_progress_fail (CliProgress *p, GError *error)
+{
+  cli_progress_finish (p, error);
+  return cli_fail (error);
+}
+
 AbSysroot *
 cli_open_sysroot (GError **error)
 {
   AbSysroot *sysroot = ab_sysroot_open (cli_sysroot_path (), opt_config, error);
+  if (sysroot != NULL)
+    sysroot->events = cli_progress_sink (text_renderer ());
   if (sysroot == NULL || !ab_config_url_exposed (sysroot->config, sysroot->dfd))
     return sysroot;
   const AbConfigUpdate *u = &sysroot->config->update;
@@ -199,30 +229,14 @@ cmd_init (int argc, char **argv)
   return AB_EXIT_OK;
 }
 
-/* Progress line on a terminal; silence otherwise. */
-static void
-print_progress (guint64 done, guint64 total, guint64 bytes, gpointer user_data)
-{
-  gint64 *start = user_data;
-  double secs = (g_get_monotonic_time () - *start) / 1e6;
-  g_autofree char *size = g_format_size (bytes);
-  g_autofree char *rate = g_format_size (secs > 0 ? (guint64) (bytes / secs) : 0);
-  g_printerr ("\r\033[KReceiving objects: %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT ", %s, %s/s",
-              done, total, size, rate);
-}
-
 static gboolean
-do_stage (const char *from, const char *refspec, AbSysroot *sysroot, gboolean tolerate_staged,
-          GCancellable *cancellable, GError **error)
+do_stage (const char *from, const char *refspec, AbSysroot *sysroot, CliProgress *progress,
+          gboolean tolerate_staged, GCancellable *cancellable, GError **error)
 {
-  gint64 start = g_get_monotonic_time ();
-  gboolean tty = isatty (STDERR_FILENO);
-  AbStageOptions opts = { from, refspec, tty ? print_progress : NULL, &start, FALSE, cancellable };
+  AbStageOptions opts = { .source = from, .refspec = refspec, .cancellable = cancellable };
   AbSlot slot = AB_SLOT_NONE;
   g_autoptr(GError) local = NULL;
   gboolean ok = ab_deploy_stage (sysroot, &opts, &slot, &local);
-  if (tty)
-    g_printerr ("\r\033[K");
   if (!ok && tolerate_staged && g_error_matches (local, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO)
       && strstr (local->message, "already staged") != NULL)
     return TRUE;
@@ -231,7 +245,7 @@ do_stage (const char *from, const char *refspec, AbSysroot *sysroot, gboolean to
       g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
     }
-  g_print ("Staged %s into slot %s\n", refspec, ab_slot_name (slot));
+  cli_progress_print (progress, "Staged %s into slot %s", refspec, ab_slot_name (slot));
   return TRUE;
 }
 
@@ -240,13 +254,15 @@ run_stage_like (int argc, char **argv, gboolean activate)
 {
   g_autofree char *from = NULL;
   int tries = 0;
+  g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
     { "from", 0, 0, G_OPTION_ARG_STRING, &from, "Pull from URL (http, https) or local repo PATH", "URL|PATH" },
+    CLI_PROGRESS_OPTION_ENTRIES (po),
     { "tries", 0, 0, G_OPTION_ARG_INT, &tries, "Trial boots before falling back (deploy only)", "N" },
     { NULL }
   };
   if (!activate)
-    entries[1] = (GOptionEntry) { NULL };
+    entries[3] = (GOptionEntry) { NULL };
   g_autoptr(GOptionContext) ctx = g_option_context_new (
       activate ? "REF|COMMIT - stage a signed commit, then activate it"
                : "REF|COMMIT - pull, verify and check out a signed commit into the inactive slot");
@@ -257,17 +273,25 @@ run_stage_like (int argc, char **argv, gboolean activate)
     return cli_usage_error (ctx, "give exactly one REF or COMMIT");
   if (tries < 0 || tries > AB_CONFIG_MAX_TRIES)
     return cli_usage_error (ctx, "--tries must be a number from 1 to 9");
+  g_autoptr(CliProgress) progress = cli_progress_start (ctx, activate ? "deploy" : "stage", &po,
+                                                        &code);
+  if (progress == NULL)
+    return code;
   GError *error = NULL;
   g_autoptr(GCancellable) cancellable = cli_cancel_on_signals ();
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
-  if (sysroot == NULL || !do_stage (from, argv[1], sysroot, activate, cancellable, &error))
-    return cli_fail (error);
-  if (!activate)
-    return AB_EXIT_OK;
+  if (sysroot != NULL)
+    sysroot->events = cli_progress_sink (progress);
+  if (sysroot == NULL
+      || !do_stage (from, argv[1], sysroot, progress, activate, cancellable, &error))
+    return cli_progress_fail (progress, error);
   AbSlot slot = AB_SLOT_NONE;
-  if (!ab_deploy_activate (sysroot, tries, &slot, &error))
-    return cli_fail (error);
-  g_print ("Activated slot %s: it boots next, in trial mode\n", ab_slot_name (slot));
+  if (activate && !ab_deploy_activate (sysroot, tries, &slot, &error))
+    return cli_progress_fail (progress, error);
+  if (activate)
+    cli_progress_print (progress, "Activated slot %s: it boots next, in trial mode",
+                        ab_slot_name (slot));
+  cli_progress_finish (progress, NULL);
   return AB_EXIT_OK;
 }
 
@@ -465,9 +489,9 @@ cmd_history (int argc, char **argv)
 
 static const Command commands[] = {
   { "init", "--os=NAME [--bootloader=NAME]", "Create the layout under the sysroot", cmd_init },
-  { "stage", "[--from=URL|PATH] REF|COMMIT", "Pull, verify and check out into the inactive slot", cmd_stage },
+  { "stage", "[--from=URL|PATH] [--progress=MODE] REF|COMMIT", "Pull, verify and check out into the inactive slot", cmd_stage },
   { "activate", "[--tries=N]", "Make the staged slot boot next, in trial mode", cmd_activate },
-  { "deploy", "[--from=URL|PATH] [--tries=N] REF|COMMIT", "Stage, then activate", cmd_deploy },
+  { "deploy", "[--from=URL|PATH] [--tries=N] [--progress=MODE] REF|COMMIT", "Stage, then activate", cmd_deploy },
   { "rollback", "", "Make the other slot primary again", cmd_rollback },
   { "status", "[--json]", "Show the slots and what boots next", cmd_status },
   { "health-check", "[--no-reboot]", "Run the health hooks and act on the verdict", cmd_health_check },
@@ -475,8 +499,8 @@ static const Command commands[] = {
   { "mark-bad", "[booted|other|a|b]", "Mark a slot bad", cmd_mark_bad },
   { "history", "[--json]", "Deploys, activations, verdicts, rollbacks", cmd_history },
   { "check-update", "[--json]", "Fetch and verify the channel manifest", cli_check_update },
-  { "update", "[--version=V] [--no-activate] [--allow-downgrade]", "Download, verify, stage, activate", cli_update },
-  { "resume", "[--abandon]", "Continue the recorded update transaction", cli_resume },
+  { "update", "[--version=V] [--no-activate] [--progress=MODE]", "Download, verify, stage, activate", cli_update },
+  { "resume", "[--abandon] [--progress=MODE]", "Continue the recorded update transaction", cli_resume },
   { "pin", "VERSION [--allow-downgrade] | --clear", "Hold the device at a version", cli_pin },
   { "version", "[--json]", "What is running: versions, commit, source revision", cli_version },
   { "verify", "[--full] [--sample=N] [--json]", "Post-upgrade checks; exit 0 only when all pass", cli_verify },

@@ -66,7 +66,7 @@ static void
 test_checkout_hardlinks (RepoFixture *f, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_assert_true (ab_content_checkout (f->repo, f->commit, f->tmp.dfd, "co", NULL, &error));
+  g_assert_true (ab_content_checkout (f->repo, f->commit, f->tmp.dfd, "co", NULL, NULL, &error));
   g_assert_no_error (error);
   struct stat st;
   g_assert_cmpint (fstatat (f->tmp.dfd, "co/usr/bin/tool", &st, 0), ==, 0);
@@ -140,7 +140,7 @@ test_checkout_parallel_matches_single_pass (RepoFixture *f, gconstpointer data)
   ab_autofd tree = ab_fs_opendir_at (f->tmp.dfd, "deep", &error);
   g_autofree char *commit = write_commit (f->repo, tree);
 
-  g_assert_true (ab_content_checkout (f->repo, commit, f->tmp.dfd, "co", NULL, &error));
+  g_assert_true (ab_content_checkout (f->repo, commit, f->tmp.dfd, "co", NULL, NULL, &error));
   g_assert_no_error (error);
   OstreeRepoCheckoutAtOptions opts = { 0 };
   opts.no_copy_fallback = TRUE;
@@ -162,7 +162,7 @@ test_checkout_existing_destination_fails (RepoFixture *f, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   g_assert_true (ab_fs_mkdir_p_at (f->tmp.dfd, "co/usr", 0755, &error));
-  g_assert_false (ab_content_checkout (f->repo, f->commit, f->tmp.dfd, "co", NULL, &error));
+  g_assert_false (ab_content_checkout (f->repo, f->commit, f->tmp.dfd, "co", NULL, NULL, &error));
   g_assert_nonnull (error);
   g_assert_nonnull (strstr (error->message, f->commit));
 }
@@ -173,10 +173,10 @@ test_bad_source (RepoFixture *f, gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autofree char *commit = NULL;
   g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, "ftp://example.invalid/", "x", NULL,
-                                   NULL, NULL, NULL, NULL, &commit, &error));
+                                   NULL, NULL, NULL, &commit, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE);
   g_clear_error (&error);
-  g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, f->tmp.path, "x", NULL, NULL, NULL, NULL, NULL,
+  g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, f->tmp.path, "x", NULL, NULL, NULL, NULL,
                                    &commit, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE);
 }

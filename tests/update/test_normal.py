@@ -114,12 +114,13 @@ def test_update_with_delta_fetches_no_objects(device, pub, lighttpd):
         assert fetched[f["path"]]["status"] == 200 and fetched[f["path"]]["bytes"] == f["size"]
     assert gets(log, "/objects/") == [], "delta update fetched loose objects: %s" % log
     assert len([e for e in log if e["path"] == "/abdeploy/channels/stable.json"]) == 1, log
-    # progress: one JSON object per line, phases in order, a final result
+    # progress: one JSON object per line (abdeploy(8), PROGRESS), phases in
+    # order, a final result
     events = [json.loads(line) for line in r.stdout.splitlines()]
-    phases = [e["phase"] for e in events if e["event"] == "phase"]
-    assert phases == ["downloading", "downloaded", "verified", "applying", "applied"], events
-    assert events[-1] == {"event": "result", "phase": "applied"}, events
-    byte_events = [e for e in events if e["event"] == "bytes"]
+    phases = [e["phase"] for e in events if e["type"] == "phase"]
+    assert phases == ["download", "unpack", "verify", "checkout", "install", "activate"], events
+    assert events[-1]["type"] == "result" and events[-1]["result"] == "ok", events
+    byte_events = [e for e in events if e["type"] == "progress" and e["unit"] == "bytes"]
     assert byte_events and all(e["done"] <= e["total"] for e in byte_events if e["total"])
     counts = [(e["done"], e["total"]) for e in byte_events]
     assert all(a != b for a, b in zip(counts, counts[1:])), "repeated byte events: %s" % counts
