@@ -122,37 +122,15 @@ reset_progress (Daemon *d)
   d->progress = g_variant_ref_sink (g_variant_new ("a{sv}", NULL));
 }
 
-/* Object counts of a pull (AbStageOptions.progress) as events. */
-static void
-on_pull_progress (guint64 done, guint64 total, guint64 bytes, gpointer data)
-{
-  DaemonOp *op = data;
-  ab_event_progress (op->sink, AB_PROGRESS_UNIT_OBJECTS, done,
-                     total > 0 ? (gint64) total : AB_PROGRESS_TOTAL_UNKNOWN);
-}
-
-/* The update client's events (AbUpdateOptions.events) as events. */
-static void
-on_update_event (AbUpdateEventKind kind, const char *phase, guint64 done, guint64 total,
-                 const char *message, gpointer data)
-{
-  DaemonOp *op = data;
-  if (kind == AB_UPDATE_EVENT_PHASE)
-    ab_event_phase (op->sink, phase);
-  else if (kind == AB_UPDATE_EVENT_BYTES)
-    ab_event_progress (op->sink, AB_PROGRESS_UNIT_BYTES, done,
-                       total > 0 ? (gint64) total : AB_PROGRESS_TOTAL_UNKNOWN);
-  else
-    ab_event_message (op->sink, "%s", message);
-}
-
 /* ---- the operations (worker thread) ---- */
 
 static gboolean
 run_update (DaemonOp *op, AbSysroot *sr, GError **error)
 {
-  AbUpdateOptions opts = { op->version, op->activate, op->allow_downgrade, on_update_event, op,
-                           op->cancellable };
+  /* the engine reports to sr->events, op->sink */
+  AbUpdateOptions opts = { .version = op->version, .activate = op->activate,
+                           .allow_downgrade = op->allow_downgrade,
+                           .cancellable = op->cancellable };
   if (!ab_update_run (sr, &opts, error))
     return FALSE;
   op->message = g_strdup (op->activate ? "Update installed; it boots next, in trial mode"
@@ -164,10 +142,10 @@ run_update (DaemonOp *op, AbSysroot *sr, GError **error)
 static gboolean
 stage (DaemonOp *op, AbSysroot *sr, gboolean tolerate_staged, GError **error)
 {
-  AbStageOptions opts = { op->source, op->ref, on_pull_progress, op, FALSE, op->cancellable };
+  AbStageOptions opts = { .source = op->source, .refspec = op->ref,
+                          .cancellable = op->cancellable };
   AbSlot slot = AB_SLOT_NONE;
   g_autoptr(GError) local = NULL;
-  ab_event_phase (op->sink, "download");
   if (ab_deploy_stage (sr, &opts, &slot, &local))
     {
       op->message = g_strdup_printf ("Staged %s into slot %s", op->ref, ab_slot_name (slot));
@@ -190,7 +168,6 @@ static gboolean
 activate (DaemonOp *op, AbSysroot *sr, GError **error)
 {
   AbSlot slot = AB_SLOT_NONE;
-  ab_event_phase (op->sink, "activate");
   if (!ab_deploy_activate (sr, op->tries, &slot, error))
     return FALSE;
   g_free (op->message);
