@@ -94,10 +94,19 @@ gboolean ab_format_read_state_at (int state_dfd, const char *name, JsonNode **ou
 gboolean ab_format_error_is_damage (const GError *error);
 
 /* Warnings of the library (what a command ignored and why) go to the front
- * end through this function; without one they go to g_debug(). */
+ * end through this function; without one they go to g_debug(). The
+ * process's function serves every thread that has not set its own with
+ * ab_format_set_thread_warning_func() (the D-Bus daemon reads status on its
+ * main thread while an operation runs in another: each thread's warnings
+ * stay its own). ab_format_get_warning_func() returns the function that
+ * serves the calling thread. */
 typedef void (*AbWarningFunc) (const char *message, gpointer user_data);
 void ab_format_set_warning_func (AbWarningFunc func, gpointer user_data);
 void ab_format_get_warning_func (AbWarningFunc *out_func, gpointer *out_user_data);
+/* The calling thread's own function (FUNC NULL: the process's again), and
+ * the one it has set (NULL when none). */
+void ab_format_set_thread_warning_func (AbWarningFunc func, gpointer user_data);
+void ab_format_get_thread_warning_func (AbWarningFunc *out_func, gpointer *out_user_data);
 void ab_format_warn (const char *format, ...) G_GNUC_PRINTF (1, 2);
 
 /* ab_format_read_state_at(), except that a damaged file is reported as a

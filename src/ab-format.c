@@ -223,6 +223,9 @@ ab_format_error_is_damage (const GError *error)
 
 static AbWarningFunc warning_func;
 static gpointer warning_data;
+/* the calling thread's own, when set */
+static __thread AbWarningFunc thread_warning_func;
+static __thread gpointer thread_warning_data;
 
 void
 ab_format_set_warning_func (AbWarningFunc func, gpointer user_data)
@@ -234,8 +237,22 @@ ab_format_set_warning_func (AbWarningFunc func, gpointer user_data)
 void
 ab_format_get_warning_func (AbWarningFunc *out_func, gpointer *out_user_data)
 {
-  *out_func = warning_func;
-  *out_user_data = warning_data;
+  *out_func = thread_warning_func ? thread_warning_func : warning_func;
+  *out_user_data = thread_warning_func ? thread_warning_data : warning_data;
+}
+
+void
+ab_format_set_thread_warning_func (AbWarningFunc func, gpointer user_data)
+{
+  thread_warning_func = func;
+  thread_warning_data = func ? user_data : NULL;
+}
+
+void
+ab_format_get_thread_warning_func (AbWarningFunc *out_func, gpointer *out_user_data)
+{
+  *out_func = thread_warning_func;
+  *out_user_data = thread_warning_data;
 }
 
 void
@@ -245,8 +262,11 @@ ab_format_warn (const char *format, ...)
   va_start (args, format);
   g_autofree char *message = g_strdup_vprintf (format, args);
   va_end (args);
-  if (warning_func)
-    warning_func (message, warning_data);
+  AbWarningFunc func = NULL;
+  gpointer data = NULL;
+  ab_format_get_warning_func (&func, &data);
+  if (func)
+    func (message, data);
   else
     g_debug ("%s", message);
 }

@@ -106,8 +106,10 @@ add_transaction (JsonBuilder *b, AbSysroot *sysroot, GError **error)
 typedef struct
 {
   GPtrArray *found;
-  AbWarningFunc next;
+  AbWarningFunc next;        /* what served this thread before */
   gpointer next_data;
+  AbWarningFunc own;         /* this thread's own function before, to restore */
+  gpointer own_data;
 } Collector;
 
 static void
@@ -122,7 +124,8 @@ collect_warning (const char *message, gpointer user_data)
 static void
 collector_clear (Collector *c)
 {
-  ab_format_set_warning_func (c->next, c->next_data);
+  /* only this thread's: another thread's warnings never land here */
+  ab_format_set_thread_warning_func (c->own, c->own_data);
   g_clear_pointer (&c->found, g_ptr_array_unref);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Collector, collector_clear)
@@ -132,7 +135,8 @@ collector_start (Collector *c)
 {
   c->found = g_ptr_array_new_with_free_func (g_free);
   ab_format_get_warning_func (&c->next, &c->next_data);
-  ab_format_set_warning_func (collect_warning, c);
+  ab_format_get_thread_warning_func (&c->own, &c->own_data);
+  ab_format_set_thread_warning_func (collect_warning, c);
 }
 
 static gboolean

@@ -259,6 +259,36 @@ test_read_state_tolerant (TmpDir *t, gconstpointer data)
   ab_format_set_warning_func (NULL, NULL);
 }
 
+static gpointer
+warn_in_thread (gpointer data)
+{
+  ab_format_warn ("from the worker");
+  return NULL;
+}
+
+/* A thread's own warning function sees only that thread's warnings (status
+ * on the daemon's main thread while an operation runs in a worker); the
+ * process's serves the other threads, and the thread again once it
+ * clears its own. */
+static void
+test_thread_warning_func (void)
+{
+  g_autoptr(GPtrArray) process = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) own = g_ptr_array_new_with_free_func (g_free);
+  ab_format_set_warning_func (collect_warning, process);
+  ab_format_set_thread_warning_func (collect_warning, own);
+  g_thread_join (g_thread_new ("worker", warn_in_thread, NULL));
+  ab_format_warn ("from the main thread");
+  ab_format_set_thread_warning_func (NULL, NULL);
+  ab_format_warn ("main thread again");
+  ab_format_set_warning_func (NULL, NULL);
+  g_assert_cmpuint (own->len, ==, 1);
+  g_assert_cmpstr (own->pdata[0], ==, "from the main thread");
+  g_assert_cmpuint (process->len, ==, 2);
+  g_assert_cmpstr (process->pdata[0], ==, "from the worker");
+  g_assert_cmpstr (process->pdata[1], ==, "main thread again");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -274,5 +304,6 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/format/read-state-tolerant", test_read_state_tolerant);
   g_test_add_func ("/format/config-stated", test_config_stated);
   g_test_add_func ("/format/state-to-write", test_state_to_write);
+  g_test_add_func ("/format/thread-warning-func", test_thread_warning_func);
   return g_test_run ();
 }
