@@ -53,6 +53,9 @@ ab_hook_result_free (AbHookResult *res)
   g_free (res);
 }
 
+/* Where images ship their vendor hooks, whatever abdeploy's prefix. */
+#define VENDOR_HOOKS_DIR "usr/lib/abdeploy/health"
+
 /* Directories of STAGE, lowest priority first: a later one's file
  * replaces an earlier one's of the same name. */
 static GPtrArray *
@@ -63,7 +66,11 @@ stage_dirs (AbHookStage stage, gboolean greenboot_compat)
   gboolean check = stage == AB_HOOK_STAGE_REQUIRED || stage == AB_HOOK_STAGE_WANTED;
   if (greenboot_compat)
     g_ptr_array_add (dirs, g_strdup_printf ("usr/lib/greenboot/%s%s.d", check ? "check/" : "", name));
-  g_ptr_array_add (dirs, g_strdup_printf ("usr/lib/abdeploy/health/%s.d", name));
+  g_ptr_array_add (dirs, g_strdup_printf (VENDOR_HOOKS_DIR "/%s.d", name));
+  /* A build with another prefix also reads the default hooks where it
+   * installed them (PREFIX/lib/abdeploy/health, config.h). */
+  if (!g_str_equal (ABDEPLOY_HEALTH_HOOKS_DIR, VENDOR_HOOKS_DIR))
+    g_ptr_array_add (dirs, g_strdup_printf (ABDEPLOY_HEALTH_HOOKS_DIR "/%s.d", name));
   if (greenboot_compat)
     g_ptr_array_add (dirs, g_strdup_printf ("etc/greenboot/%s%s.d", check ? "check/" : "", name));
   g_ptr_array_add (dirs, g_strdup_printf ("etc/abdeploy/health/%s.d", name));

@@ -1,9 +1,10 @@
 #!/bin/bash
 # dracut module "abdeploy": abdeploy's prepare-root step in a dracut initramfs.
 #
-# Install this directory as /usr/lib/dracut/modules.d/50abdeploy/ (abdeploy
-# installs it in $datadir/abdeploy/prepare-root; a symlink works) and build
-# the initramfs with it:  dracut --add abdeploy ...
+# abdeploy installs this directory as dracut's modules.d/50abdeploy/
+# (/usr/lib/dracut/modules.d, dracut.pc's dracutmodulesdir) and as
+# $datadir/abdeploy/prepare-root; build the initramfs with it:
+#   dracut --add abdeploy ...
 #
 # Invariants:
 # - The module is never included on its own (check returns 255): only an

@@ -29,6 +29,7 @@
 #include "bootloaders/ab-bootloader.h"
 #include "ab-fsutil.h"
 
+#if HAVE_LIBUBOOTENV
 #include <errno.h>
 #include <fcntl.h>
 #include <libuboot.h>
@@ -318,3 +319,43 @@ const AbBootloaderOps ab_bootloader_uboot_ops = {
   .save = uboot_save,
   .location = "in the U-Boot environment",
 };
+
+#else /* built without U-Boot support (meson -Duboot=disabled) */
+
+static gboolean
+uboot_unsupported (GError **error)
+{
+  g_set_error_literal (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_FAILED,
+                       "abdeploy was built without U-Boot support (meson option -Duboot, "
+                       "libubootenv); use a build with it, or another bootloader backend");
+  return FALSE;
+}
+
+static gboolean
+uboot_setup_unsupported (AbBootloader *self, GError **error)
+{
+  return uboot_unsupported (error);
+}
+
+static gboolean
+uboot_load_unsupported (AbBootloader *self, AbBootPointer *out, GError **error)
+{
+  return uboot_unsupported (error);
+}
+
+static gboolean
+uboot_save_unsupported (AbBootloader *self, const AbBootPointer *ptr, GError **error)
+{
+  return uboot_unsupported (error);
+}
+
+const AbBootloaderOps ab_bootloader_uboot_ops = {
+  .name = "uboot",
+  .summary = "the U-Boot environment (not in this build: built without U-Boot support)",
+  .caps = 0,
+  .setup = uboot_setup_unsupported,
+  .load = uboot_load_unsupported,
+  .save = uboot_save_unsupported,
+  .location = "in the U-Boot environment",
+};
+#endif

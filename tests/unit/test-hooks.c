@@ -218,6 +218,20 @@ test_run_stage (TmpDir *t, gconstpointer data)
   g_assert_cmpuint (results->len, ==, 3);
 }
 
+/* A vendor hook in the build's PREFIX/lib/abdeploy/health and one in
+ * /usr/lib/abdeploy/health are both found. With the prefix /usr/local the
+ * default hooks were installed where discovery never looked (issue 16). */
+static void
+test_discover_prefix_dir (TmpDir *t, gconstpointer data)
+{
+  put_hook (t, ABDEPLOY_HEALTH_HOOKS_DIR "/required.d/10-prefix", 0, 0755);
+  put_hook (t, "usr/lib/abdeploy/health/required.d/20-usr", 0, 0755);
+  g_autoptr(GPtrArray) hooks = discover (t, AB_HOOK_STAGE_REQUIRED, FALSE);
+  g_assert_cmpuint (hooks->len, ==, 2);
+  g_assert_cmpstr (((AbHook *) hooks->pdata[0])->name, ==, "10-prefix");
+  g_assert_cmpstr (((AbHook *) hooks->pdata[1])->name, ==, "20-usr");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -229,5 +243,6 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/hooks/discover", test_discover);
   TMPDIR_TEST ("/hooks/discover-links-stay-in-tree", test_discover_links_stay_in_tree);
   TMPDIR_TEST ("/hooks/run-stage", test_run_stage);
+  TMPDIR_TEST ("/hooks/discover-prefix-dir", test_discover_prefix_dir);
   return g_test_run ();
 }
