@@ -35,9 +35,11 @@ PACKAGES=(
     dpkg-dev debhelper lintian
     # bootloader backends and the boot-path tests: grub-editenv, grub-mkimage
     # (grub-common), grub-emu, fw_printenv/fw_setenv (libubootenv-tool),
-    # mkimage (u-boot-tools), sfdisk (fdisk), qemu-system-x86_64, a kernel
+    # mkimage (u-boot-tools), sfdisk (fdisk), qemu-system-x86_64, a kernel;
+    # the U-Boot VM suite: U-Boot itself (u-boot-qemu), mkfs.vfat
+    # (dosfstools) and mcopy/mdir (mtools) for its FAT boot partition
     grub-common grub-emu grub-pc-bin
-    libubootenv-tool libubootenv-dev u-boot-tools
+    libubootenv-tool libubootenv-dev u-boot-tools u-boot-qemu mtools dosfstools
     busybox-static e2fsprogs fdisk qemu-system-x86 linux-image-amd64
     # abdeploy install and the UEFI boot paths (issue 13): GRUB x86_64-efi,
     # FAT partitions without mounting (mkfs.fat, mcopy), OVMF firmware,

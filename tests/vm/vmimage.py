@@ -55,6 +55,19 @@ GRUB_MODULES = [
 ]
 # Kernel modules of the initramfs: the disk (virtio-blk) and ext4.
 KMODS = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"]
+# ... and vfat: the U-Boot disk's boot partition (kernels, uboot.env) is FAT,
+# mounted on /sysroot/boot by guest-init.
+KMODS_FAT = ["vfat", "nls_cp437", "nls_ascii", "nls_utf8"]
+
+# U-Boot (Debian u-boot-qemu): the 32-bit qemu-x86 ROM, run as qemu -bios.
+# (qemu-x86_64 runs too, but its zboot resets the machine at "Loading
+# bzImage": U-Boot 2023.01 cannot start a Linux kernel from 64-bit mode.)
+UBOOT_ROM = "/usr/lib/u-boot/qemu-x86/u-boot.rom"
+BOOT_PART_MB = 64                 # FAT boot partition of the U-Boot disk
+UBOOT_ENV_SIZE = 0x4000
+# The environment files on the FAT partition (its root), the two copies of
+# the redundant layout; the single layout has the first one only.
+UBOOT_ENV_FILES = ("uboot.env", "uboot-redund.env")
 GPG_PROGRAMS = ["/usr/bin/gpg", "/usr/bin/gpg-agent", "/usr/bin/gpgconf", "/usr/bin/gpgv"]
 
 HOOK_OK = ("#!/bin/sh\n"
@@ -136,14 +149,17 @@ def find_kernel():
     return None
 
 
-def missing_tools():
-    tools = ["qemu-system-x86_64", "grub-mkimage", "grub-editenv", "sfdisk", "mkfs.ext4",
-             "debugfs", "busybox", "gpg", "ostree", "ldd"]
+def missing_tools(bootloader="grub"):
+    tools = ["qemu-system-x86_64", "sfdisk", "mkfs.ext4", "debugfs", "busybox", "gpg", "ostree",
+             "ldd"]
+    if bootloader == "uboot":
+        tools += ["mkimage", "mkfs.vfat", "mcopy", "mdir", "fw_printenv"]
+        files = [UBOOT_ROM]
+    else:
+        tools += ["grub-mkimage", "grub-editenv"]
+        files = [os.path.join(GRUB_DIR, f) for f in ("boot.img", "biosdisk.mod")]
     missing = [t for t in tools if shutil.which(t) is None]
-    for f in ("boot.img", "biosdisk.mod"):
-        if not os.path.exists(os.path.join(GRUB_DIR, f)):
-            missing.append(os.path.join(GRUB_DIR, f))
-    return missing
+    return missing + [f for f in files if not os.path.exists(f)]
 
 
 def busybox_path():
@@ -294,7 +310,7 @@ def build_initramfs(kernel, busybox, init_script, dest):
                    "modprobe", "findfs", "switch_root", "basename", "echo", "grep", "ls"):
         c.symlink("bin/" + applet, "busybox")
     listing = []
-    for rel in module_closure(moddir, KMODS):
+    for rel in module_closure(moddir, KMODS + KMODS_FAT):
         with open(os.path.join(moddir, rel), "rb") as f:
             data = f.read()
         # busybox insmod loads plain .ko files: unpack what Python can
@@ -346,6 +362,9 @@ def build_base_tree(base, binary, kernel, busybox, pubkey):
     write(os.path.join(base, "usr/etc/abdeploy/abdeploy.conf"),
           "# VM test image: no systemd; the reboot command ends in busybox reboot -f\n"
           "[health]\nreboot-command=/usr/libexec/vmtest-reboot\ntimeout-sec=60\n")
+    # the U-Boot disk's environment, on the FAT partition guest-init mounts
+    # on /sysroot/boot (= /boot); unused by the GRUB disk
+    write(os.path.join(base, "usr/etc/fw_env.config"), fw_env_config("/boot"))
     write(os.path.join(base, "usr/libexec/vmtest-reboot"),
           open(os.path.join(HERE, "vmtest-reboot")).read(), 0o755)
     with open(pubkey, "rb") as f:
@@ -435,12 +454,50 @@ set default=abdeploy
 """
 
 
-def build_sysroot(sysroot, binary, repo, pubkey, workdir):
+UBOOT_PREAMBLE = """\
+# boot.scr of abdeploy's VM test disk (U-Boot qemu-x86_64, found by distro
+# boot on the FAT partition virtio 0:1): the board's settings as hush
+# variables (not saved with the environment), then the shipped
+# data/uboot/abdeploy.cmd.  U-Boot prints "abdeploy: booting slot X (REASON)".
+abdeploy_boot=zboot
+abdeploy_bootdir=/abdeploy
+abdeploy_envfile=/%(env1)s
+%(redund)s
+abdeploy_envsize=0x%(size)x
+abdeploy_kargs="root=/dev/vda2 rw console=ttyS0 panic=%(panic)d loglevel=4 vmtest.bootfs=/dev/vda1"
+"""
+
+
+def fw_env_config(bootdir, layout="redundant"):
+    """fw_env.config of the U-Boot disk's environment in BOOTDIR."""
+    files = UBOOT_ENV_FILES if layout == "redundant" else UBOOT_ENV_FILES[:1]
+    return "".join("%s 0x0 0x%x\n" % (os.path.join(bootdir, f), UBOOT_ENV_SIZE) for f in files)
+
+
+def uboot_script(workdir, dest, layout="redundant"):
+    """boot.scr: UBOOT_PREAMBLE + data/uboot/abdeploy.cmd, made by mkimage."""
+    redund = ("abdeploy_envfile_redund=/%s" % UBOOT_ENV_FILES[1]) if layout == "redundant" else ""
+    text = UBOOT_PREAMBLE % {"env1": UBOOT_ENV_FILES[0], "redund": redund,
+                             "size": UBOOT_ENV_SIZE, "panic": PANIC_SECONDS}
+    with open(os.path.join(SRCDIR, "data/uboot/abdeploy.cmd")) as f:
+        text += f.read()
+    cmd = os.path.join(workdir, "boot.cmd")
+    write(cmd, text)
+    run(["mkimage", "-A", "x86", "-T", "script", "-C", "none", "-n", "abdeploy", "-d", cmd, dest])
+
+
+def build_sysroot(sysroot, binary, repo, pubkey, workdir, bootloader="grub"):
     rmtree(sysroot)
     cmdline = os.path.join(workdir, "host-cmdline")
     write(cmdline, "")
     env = clean_env({"ABDEPLOY_CMDLINE": cmdline})
-    run([binary, "--sysroot=" + sysroot, "init", "--os=" + OS_NAME, "--bootloader=grub"], env=env)
+    if bootloader == "uboot":
+        # the environment files are created (blank) by init, at host paths
+        os.makedirs(os.path.join(sysroot, "boot"))
+        write(os.path.join(sysroot, "etc/fw_env.config"),
+              fw_env_config(os.path.join(sysroot, "boot")))
+    run([binary, "--sysroot=" + sysroot, "init", "--os=" + OS_NAME, "--bootloader=" + bootloader],
+        env=env)
     shutil.copyfile(pubkey, os.path.join(sysroot, "etc/abdeploy/trusted.gpg.d/vmtest.gpg"))
     trace = os.path.join(workdir, "crash-trace")
     if os.path.exists(trace):
@@ -448,6 +505,11 @@ def build_sysroot(sysroot, binary, repo, pubkey, workdir):
     run([binary, "--sysroot=" + sysroot, "deploy", "--from=" + repo, ref_of("1.0")],
         env=dict(env, ABDEPLOY_CRASH_TRACE=trace))
     run([binary, "--sysroot=" + sysroot, "mark-good", "a"], env=env)
+    if bootloader == "uboot":
+        # the device's own view: the FAT partition is /sysroot/boot there
+        write(os.path.join(sysroot, "etc/fw_env.config"), fw_env_config("/boot"))
+        uboot_script(workdir, os.path.join(sysroot, "boot/boot.scr"))
+        return os.path.exists(trace)
     grub = os.path.join(sysroot, "boot/grub")
     for name in ("abdeploy.cfg", "abdeploy-select.cfg"):
         shutil.copyfile(os.path.join(SRCDIR, "data/grub", name), os.path.join(grub, name))
@@ -492,6 +554,38 @@ def build_disk(sysroot, disk, workdir):
             f.write(c.read())
 
 
+def build_disk_uboot(sysroot, disk, workdir):
+    """Raw disk for U-Boot: MBR, partition 1 (bootable) a FAT file system with
+    SYSROOT/boot (boot.scr, the env files, abdeploy/{a,b}/ kernels) at 1 MiB,
+    partition 2 ext4 with the rest of SYSROOT (an empty /boot)."""
+    boot_bytes = BOOT_PART_MB << 20
+    fs_bytes = FS_SIZE_MB << 20
+    root_offset = PART_OFFSET + boot_bytes
+    if os.path.exists(disk):
+        os.unlink(disk)
+    with open(disk, "wb") as f:
+        f.truncate(root_offset + fs_bytes)
+    run(["sfdisk", "--no-reread", "--no-tell-kernel", "-q", disk],
+        input=("label: dos\nstart=%d, size=%d, type=c, bootable\nstart=%d, size=%d, type=83\n" % (
+            PART_START, boot_bytes // SECTOR, root_offset // SECTOR, fs_bytes // SECTOR)).encode())
+    fat = os.path.join(workdir, "boot.fat")
+    if os.path.exists(fat):
+        os.unlink(fat)
+    run(["mkfs.vfat", "-n", "ABDBOOT", "-C", fat, str(boot_bytes // 1024)])
+    boot = os.path.join(sysroot, "boot")
+    names = sorted(os.listdir(boot))
+    if names:
+        run(["mcopy", "-s", "-p", "-m", "-i", fat] + [os.path.join(boot, n) for n in names] + ["::/"])
+    with open(fat, "rb") as src, open(disk, "r+b") as dst:
+        dst.seek(PART_OFFSET)
+        shutil.copyfileobj(src, dst, 1 << 20)
+    os.unlink(fat)
+    for n in names:
+        rmtree(os.path.join(boot, n))
+    run(["mkfs.ext4", "-q", "-F", "-L", "abdeploy-vm", "-d", sysroot,
+         "-E", "offset=%d" % root_offset, disk, "%dk" % (fs_bytes // 1024)])
+
+
 def build_media(mediadir, image, size_mb=None):
     """An ext4 file system (no partition table) holding MEDIADIR."""
     if os.path.exists(image):
@@ -505,7 +599,7 @@ def build_media(mediadir, image, size_mb=None):
     run(["mkfs.ext4", "-q", "-F", "-L", "vmtest-media", "-d", mediadir, image])
 
 
-def build_all(workdir, binary, log=print):
+def build_all(workdir, binary, log=print, bootloader="grub"):
     """Builds keys, trees, the publisher repo and the first disk in WORKDIR.
 
     Returns a dict describing what was built (also saved as build.json)."""
@@ -531,11 +625,15 @@ def build_all(workdir, binary, log=print):
     finally:
         gpg.close()
     sysroot = os.path.join(workdir, "sysroot")
-    crash_points = build_sysroot(sysroot, binary, repo, pubkey, workdir)
+    crash_points = build_sysroot(sysroot, binary, repo, pubkey, workdir, bootloader)
     disk = os.path.join(workdir, "disk.img")
-    build_disk(sysroot, disk, workdir)
+    if bootloader == "uboot":
+        build_disk_uboot(sysroot, disk, workdir)
+    else:
+        build_disk(sysroot, disk, workdir)
     rmtree(sysroot)
     info = {"kver": kernel[0], "commits": commits, "repo": repo, "disk": disk,
+            "bootloader": bootloader,
             "crash_points": crash_points,
             "refs": {v: ref_of(v) for v in VERSIONS}}
     with open(os.path.join(workdir, "build.json"), "w") as f:
@@ -547,9 +645,61 @@ def build_all(workdir, binary, log=print):
 # Reading the disk back
 
 
+def root_offset(disk):
+    """Byte offset of the ext4 root on DISK: its first MBR partition of type
+    0x83 (partition 1 on the GRUB disk, 2 on the U-Boot disk)."""
+    with open(disk, "rb") as f:
+        mbr = f.read(SECTOR)
+    for i in range(4):
+        entry = mbr[446 + 16 * i: 446 + 16 * (i + 1)]
+        if entry[4] == 0x83:
+            return int.from_bytes(entry[8:12], "little") * SECTOR
+    raise BuildError("%s has no Linux (0x83) partition" % disk)
+
+
 def debugfs(disk, request):
-    p = run(["debugfs", "-R", request, "%s?offset=%d" % (disk, PART_OFFSET)], check=False)
+    p = run(["debugfs", "-R", request, "%s?offset=%d" % (disk, root_offset(disk))], check=False)
     return p.stdout
+
+
+def fat_read(disk, name, dest):
+    """Copies NAME from the U-Boot disk's FAT partition to DEST (mtools)."""
+    if os.path.exists(dest):
+        os.unlink(dest)
+    run(["mcopy", "-n", "-i", "%s@@%d" % (disk, PART_OFFSET), "::/" + name, dest])
+
+
+def fat_write(disk, name, src):
+    """Replaces NAME on the U-Boot disk's FAT partition by SRC."""
+    run(["mcopy", "-o", "-i", "%s@@%d" % (disk, PART_OFFSET), src, "::/" + name])
+
+
+def fat_ls(disk, path="/"):
+    return run(["mdir", "-b", "-i", "%s@@%d" % (disk, PART_OFFSET), "::" + path],
+               check=False).stdout.decode(errors="replace")
+
+
+def ubootenv_files(disk, dest_dir, layout="redundant"):
+    """The env files of the U-Boot disk, copied to DEST_DIR; returns the
+    path of the fw_env.config that describes them there."""
+    os.makedirs(dest_dir, exist_ok=True)
+    files = UBOOT_ENV_FILES if layout == "redundant" else UBOOT_ENV_FILES[:1]
+    for name in files:
+        fat_read(disk, name, os.path.join(dest_dir, name))
+    config = os.path.join(dest_dir, "fw_env.config")
+    write(config, fw_env_config(dest_dir, layout))
+    return config
+
+
+def ubootenv(disk, workdir, layout="redundant"):
+    """The U-Boot environment on DISK as a dict, read by fw_printenv
+    (libubootenv: CRCs, and the flags of two copies)."""
+    config = ubootenv_files(disk, os.path.join(workdir, "ubootenv.extracted"), layout)
+    p = run(["fw_printenv", "-c", config], check=False)
+    if p.returncode != 0:
+        raise BuildError("fw_printenv -c %s failed: %s" % (config, p.stderr.decode(errors="replace")))
+    out = p.stdout.decode()
+    return dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
 
 
 def read_file(disk, path):
@@ -569,16 +719,21 @@ def grubenv(disk, workdir):
 
 def extract_state(disk, dest):
     """Copies what `abdeploy status` and `history` read from DISK into DEST:
-    abdeploy/{version,state,slots}, boot/grub/grubenv, etc/abdeploy, and an
+    abdeploy/{version,state,slots}, boot/grub/grubenv (GRUB) or the U-Boot
+    env files and an etc/fw_env.config naming them (U-Boot), etc/abdeploy, and an
     empty repo (the slot records carry the versions)."""
     rmtree(dest)
     os.makedirs(dest)
     for d in ("abdeploy", "boot/grub", "etc", "ostree"):
         os.makedirs(os.path.join(dest, d), exist_ok=True)
     debugfs(disk, "rdump /abdeploy/state %s" % os.path.join(dest, "abdeploy"))
-    for rel in ("abdeploy/version", "boot/grub/grubenv"):
-        write(os.path.join(dest, rel), read_file(disk, "/" + rel))
+    write(os.path.join(dest, "abdeploy/version"), read_file(disk, "/abdeploy/version"))
+    if root_offset(disk) == PART_OFFSET:
+        write(os.path.join(dest, "boot/grub/grubenv"), read_file(disk, "/boot/grub/grubenv"))
     debugfs(disk, "rdump /etc/abdeploy %s" % os.path.join(dest, "etc"))
+    if root_offset(disk) != PART_OFFSET:    # the U-Boot disk: env on the FAT partition
+        config = ubootenv_files(disk, os.path.join(dest, "boot"))
+        shutil.copyfile(config, os.path.join(dest, "etc/fw_env.config"))
     for d in ("abdeploy/slots/a", "abdeploy/slots/b", "abdeploy/var", "boot/abdeploy/a",
               "boot/abdeploy/b"):
         os.makedirs(os.path.join(dest, d), exist_ok=True)
