@@ -347,8 +347,9 @@ build_sysroot (const AbInstallOptions *opts, const AbInstallLayout *layout, AbIn
 {
   gboolean created = FALSE;
   ab_event_phase (ctx->events, "sysroot");
-  if (!ab_sysroot_init (ctx->sysroot, NULL, opts->os ? opts->os : DEFAULT_OS, layout->backend,
-                        &created, error)
+  if ((layout->configure && !layout->configure (ctx, error))
+      || !ab_sysroot_init (ctx->sysroot, NULL, opts->os ? opts->os : DEFAULT_OS, layout->backend,
+                           &created, error)
       || !trust_keys (opts, ctx, error)
       || (layout->prepare && !layout->prepare (ctx, error)))
     return FALSE;

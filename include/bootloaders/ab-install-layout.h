@@ -4,6 +4,9 @@
  * table and its partitions, and three hooks that the install calls in this
  * order:
  *
+ *   0. configure (optional): before `init`; writes the configuration that
+ *      the backend's init reads into the staging sysroot (the uboot
+ *      backend's etc/fw_env.config).
  *   1. prepare (optional): after `init`, before the deploy; may write the
  *      backend's configuration into the staging sysroot.
  *   2. populate: after slot a is deployed and marked good; writes the
@@ -78,6 +81,7 @@ typedef struct
   const char *label;          /* sfdisk label: "gpt" or "dos" */
   AbPartSpec parts[AB_INSTALL_MAX_PARTS];
   guint n_parts;
+  gboolean (*configure) (AbInstallCtx *ctx, GError **error);
   gboolean (*prepare) (AbInstallCtx *ctx, GError **error);
   gboolean (*populate) (AbInstallCtx *ctx, GError **error);
   gboolean (*write_boot_code) (AbInstallCtx *ctx, GError **error);
@@ -113,3 +117,4 @@ gboolean ab_install_write_file (const char *root, const char *dest, const char *
 
 extern const AbInstallLayout ab_install_layout_grub_bios;
 extern const AbInstallLayout ab_install_layout_grub_efi;
+extern const AbInstallLayout ab_install_layout_uboot;

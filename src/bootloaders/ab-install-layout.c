@@ -13,6 +13,7 @@
 static const AbInstallLayout *const layouts[] = {
   &ab_install_layout_grub_bios,
   &ab_install_layout_grub_efi,
+  &ab_install_layout_uboot,
 };
 
 const AbInstallLayout *

@@ -200,3 +200,99 @@ def test_install_never_overwrites(abdeploy_bin, workdir, published, keyfiles, ou
     r = install(abdeploy_bin, workdir, os.path.join(outdir, "nosize.img"),
                 *[a for a in good_args(published, keyfiles) if not a.startswith("--size")])
     assert r.returncode == sl.EXIT_USAGE and "--size" in r.stderr, r.describe()
+
+
+# --------------------------------------------------------------------------
+# --bootloader=uboot (issue 14): MBR, a bootable FAT boot partition with
+# boot.scr, the kernels and the environment in two files, then ext4.
+
+UBOOT_TOOLS = ["mkimage", "fw_printenv"]
+ENV_FILES = ("uboot.env", "uboot-redund.env")
+
+
+def fake_bzimage():
+    """A kernel file with the x86 boot protocol's "HdrS" at 0x202: enough for
+    the install to choose zboot (it never runs)."""
+    data = bytearray(b"\x90" * 4096)
+    data[0x202:0x206] = b"HdrS"
+    return bytes(data)
+
+
+@pytest.fixture(scope="module")
+def uboot_commit(published):
+    """os/uboot-x86: v1's image with an x86 kernel header, signed."""
+    return published._commit("uboot-x86", "1.0", "os/uboot-x86", published.keys.trusted,
+                             extra={"usr/lib/modules/%s/vmlinuz" % sl.KVER1: fake_bzimage()})
+
+
+def fat_file(disk, offset, name):
+    return sl.run(["mtype", "-i", "%s@@%d" % (disk, offset), "::/" + name]).stdout
+
+
+@pytest.mark.skipif(any(shutil.which(t) is None for t in UBOOT_TOOLS),
+                    reason="needs mkimage (u-boot-tools) and fw_printenv (libubootenv-tool)")
+def test_install_uboot(abdeploy_bin, workdir, published, keyfiles, outdir, uboot_commit):
+    disk = os.path.join(outdir, "uboot.img")
+    args = good_args(published, keyfiles, "uboot")[:-1] + ["--size=400M", "os/uboot-x86"]
+    r = install(abdeploy_bin, workdir, disk, *args)
+    assert r.returncode == 0, r.describe()
+    assert leftovers(outdir, disk) == ["uboot.img"], "staging files left behind"
+    table = partitions(disk)
+    assert table["label"] == "dos"
+    boot, root = table["partitions"]
+    assert boot["type"] == "c" and boot.get("bootable") and boot["start"] == 2048
+    assert boot["size"] * 512 == 256 * MIB and root["type"] == "83"
+    fat = boot["start"] * 512
+    # the kernels are on the FAT partition (the device's /boot), not in the root
+    kernel = fat_file(disk, fat, "abdeploy/a/vmlinuz")
+    assert kernel == fake_bzimage()
+    off = root["start"] * 512
+    assert "vmlinuz" not in debugfs(disk, off, "ls -p /boot").decode()
+    rec = json.loads(debugfs(disk, off, "cat /abdeploy/state/slot-a.json"))
+    assert rec["commit"] == uboot_commit.commit, rec
+    # the environment: two copies that libubootenv reads, slot a good and primary
+    envdir = os.path.join(outdir, "env")
+    os.makedirs(envdir)
+    config = os.path.join(envdir, "fw_env.config")
+    with open(config, "w") as f:
+        for name in ENV_FILES:
+            data = fat_file(disk, fat, name)
+            assert len(data) == 0x4000, name
+            with open(os.path.join(envdir, name), "wb") as e:
+                e.write(data)
+            f.write("%s 0x0 0x4000\n" % os.path.join(envdir, name))
+    env = dict(l.split("=", 1) for l in sl.run(["fw_printenv", "-c", config]).stdout.decode()
+               .splitlines())
+    assert env["ABDEPLOY_PRIMARY"] == "a" and env["ABDEPLOY_A_STATE"] == "good", env
+    assert env["ABDEPLOY_B_STATE"] == "none", env
+    # fw_env.config as the device sees it, in the sysroot and in slot a's /etc
+    for path in ("/etc/fw_env.config", "/abdeploy/slots/a/etc/fw_env.config"):
+        text = debugfs(disk, off, "cat " + path).decode()
+        assert "/boot/uboot.env 0x0 0x4000" in text and "/boot/uboot-redund.env 0x0 0x4000" in text
+    # boot.scr: a legacy script image (magic, type script) of the board's
+    # settings followed by the shipped abdeploy.cmd
+    scr = fat_file(disk, fat, "boot.scr")
+    assert scr[:4] == b"\x27\x05\x19\x56" and scr[30] == 6, "not a U-Boot script image"
+    first_len = struct.unpack_from(">I", scr, 64)[0]
+    text = scr[72:72 + first_len].decode()
+    with open(os.path.join(SRCDIR, "data/uboot/abdeploy.cmd")) as f:
+        assert text.endswith(f.read())
+    uuid = sl.run(["blkid", "-p", "-o", "value", "-s", "UUID", "--offset", str(off),
+                   disk]).stdout.decode().strip() if shutil.which("blkid") else "."
+    for want in ("abdeploy_boot=zboot\n", "abdeploy_bootdir=/abdeploy\n",
+                 "abdeploy_envfile=/uboot.env\n", "abdeploy_envfile_redund=/uboot-redund.env\n",
+                 "abdeploy_envsize=0x4000\n", "console=ttyS0,115200 quiet panic=5\"\n",
+                 'abdeploy_kargs="root=UUID=%s' % uuid):
+        assert want in text, text[:600]
+
+
+@pytest.mark.skipif(any(shutil.which(t) is None for t in UBOOT_TOOLS),
+                    reason="needs mkimage (u-boot-tools) and fw_printenv (libubootenv-tool)")
+def test_install_uboot_refuses_unknown_kernel(abdeploy_bin, workdir, published, keyfiles, outdir):
+    """v1's kernel is no bzImage, arm64 Image or zImage: U-Boot could not
+    boot it; the install says so and leaves no image."""
+    disk = os.path.join(outdir, "uboot.img")
+    args = good_args(published, keyfiles, "uboot")[:-1] + ["--size=400M", "os/v1"]
+    r = install(abdeploy_bin, workdir, disk, *args)
+    assert r.returncode != 0 and "neither an x86 bzImage" in r.stderr, r.describe()
+    assert leftovers(outdir, disk) == []

@@ -63,7 +63,7 @@ KMODS_FAT = ["vfat", "nls_cp437", "nls_ascii", "nls_utf8"]
 # (qemu-x86_64 runs too, but its zboot resets the machine at "Loading
 # bzImage": U-Boot 2023.01 cannot start a Linux kernel from 64-bit mode.)
 UBOOT_ROM = "/usr/lib/u-boot/qemu-x86/u-boot.rom"
-BOOT_PART_MB = 64                 # FAT boot partition of the U-Boot disk
+BOOT_PART_MB = 256                # FAT boot partition of abdeploy install --bootloader=uboot
 UBOOT_ENV_SIZE = 0x4000
 # The environment files on the FAT partition (its root), the two copies of
 # the redundant layout; the single layout has the first one only.
@@ -454,50 +454,55 @@ set default=abdeploy
 """
 
 
-UBOOT_PREAMBLE = """\
-# boot.scr of abdeploy's VM test disk (U-Boot qemu-x86_64, found by distro
-# boot on the FAT partition virtio 0:1): the board's settings as hush
-# variables (not saved with the environment), then the shipped
-# data/uboot/abdeploy.cmd.  U-Boot prints "abdeploy: booting slot X (REASON)".
-abdeploy_boot=zboot
-abdeploy_bootdir=/abdeploy
-abdeploy_envfile=/%(env1)s
-%(redund)s
-abdeploy_envsize=0x%(size)x
-abdeploy_kargs="root=/dev/vda2 rw console=ttyS0 panic=%(panic)d loglevel=4 vmtest.bootfs=/dev/vda1"
-"""
-
-
 def fw_env_config(bootdir, layout="redundant"):
     """fw_env.config of the U-Boot disk's environment in BOOTDIR."""
     files = UBOOT_ENV_FILES if layout == "redundant" else UBOOT_ENV_FILES[:1]
     return "".join("%s 0x0 0x%x\n" % (os.path.join(bootdir, f), UBOOT_ENV_SIZE) for f in files)
 
 
-def uboot_script(workdir, dest, layout="redundant"):
-    """boot.scr: UBOOT_PREAMBLE + data/uboot/abdeploy.cmd, made by mkimage."""
-    redund = ("abdeploy_envfile_redund=/%s" % UBOOT_ENV_FILES[1]) if layout == "redundant" else ""
-    text = UBOOT_PREAMBLE % {"env1": UBOOT_ENV_FILES[0], "redund": redund,
-                             "size": UBOOT_ENV_SIZE, "panic": PANIC_SECONDS}
-    with open(os.path.join(SRCDIR, "data/uboot/abdeploy.cmd")) as f:
-        text += f.read()
-    cmd = os.path.join(workdir, "boot.cmd")
-    write(cmd, text)
-    run(["mkimage", "-A", "x86", "-T", "script", "-C", "none", "-n", "abdeploy", "-d", cmd, dest])
+def single_copy_script(disk, workdir, dest):
+    """DEST: the boot.scr of DISK (made by abdeploy install) without its
+    abdeploy_envfile_redund line: the same board, one env copy."""
+    scr = os.path.join(workdir, "boot.scr.orig")
+    fat_read(disk, "boot.scr", scr)
+    with open(scr, "rb") as f:
+        data = f.read()
+    length = int.from_bytes(data[64:68], "big")           # legacy script image:
+    text = data[72:72 + length].decode()                  # header, length table, text
+    lines = [l for l in text.split("\n") if not l.startswith("abdeploy_envfile_redund=")]
+    cmd = os.path.join(workdir, "boot-single.cmd")
+    write(cmd, "\n".join(lines))
+    run(["mkimage", "-A", "arm", "-T", "script", "-C", "none", "-n", "boot", "-d", cmd, dest])
 
 
-def build_sysroot(sysroot, binary, repo, pubkey, workdir, bootloader="grub"):
+def install_uboot(binary, repo, pubkey, disk, workdir):
+    """The U-Boot disk, made by `abdeploy install --bootloader=uboot` (v1 in
+    slot a, good): a FAT boot partition (boot.scr, the kernels, uboot.env and
+    uboot-redund.env) and the ext4 root.  The FAT partition is mounted by
+    guest-init (vmtest.bootfs=).  Returns whether abdeploy has crash points."""
+    cmdline = os.path.join(workdir, "host-cmdline")
+    write(cmdline, "")
+    trace = os.path.join(workdir, "crash-trace")
+    if os.path.exists(trace):
+        os.unlink(trace)
+    if os.path.exists(disk):
+        os.unlink(disk)
+    env = clean_env({"ABDEPLOY_CMDLINE": cmdline, "ABDEPLOY_CRASH_TRACE": trace,
+                     "ABDEPLOY_DATADIR": os.path.join(SRCDIR, "data")})
+    run([binary, "install", "--disk=" + disk, "--size=%dM" % (BOOT_PART_MB + FS_SIZE_MB + 2),
+         "--bootloader=uboot", "--from=" + repo, "--os=" + OS_NAME, "--trusted-key=" + pubkey,
+         "--kernel-arg=console=ttyS0", "--kernel-arg=panic=%d" % PANIC_SECONDS,
+         "--kernel-arg=loglevel=4", "--kernel-arg=vmtest.bootfs=/dev/vda1", ref_of("1.0")],
+        env=env)
+    return os.path.exists(trace)
+
+
+def build_sysroot(sysroot, binary, repo, pubkey, workdir):
     rmtree(sysroot)
     cmdline = os.path.join(workdir, "host-cmdline")
     write(cmdline, "")
     env = clean_env({"ABDEPLOY_CMDLINE": cmdline})
-    if bootloader == "uboot":
-        # the environment files are created (blank) by init, at host paths
-        os.makedirs(os.path.join(sysroot, "boot"))
-        write(os.path.join(sysroot, "etc/fw_env.config"),
-              fw_env_config(os.path.join(sysroot, "boot")))
-    run([binary, "--sysroot=" + sysroot, "init", "--os=" + OS_NAME, "--bootloader=" + bootloader],
-        env=env)
+    run([binary, "--sysroot=" + sysroot, "init", "--os=" + OS_NAME, "--bootloader=grub"], env=env)
     shutil.copyfile(pubkey, os.path.join(sysroot, "etc/abdeploy/trusted.gpg.d/vmtest.gpg"))
     trace = os.path.join(workdir, "crash-trace")
     if os.path.exists(trace):
@@ -505,11 +510,6 @@ def build_sysroot(sysroot, binary, repo, pubkey, workdir, bootloader="grub"):
     run([binary, "--sysroot=" + sysroot, "deploy", "--from=" + repo, ref_of("1.0")],
         env=dict(env, ABDEPLOY_CRASH_TRACE=trace))
     run([binary, "--sysroot=" + sysroot, "mark-good", "a"], env=env)
-    if bootloader == "uboot":
-        # the device's own view: the FAT partition is /sysroot/boot there
-        write(os.path.join(sysroot, "etc/fw_env.config"), fw_env_config("/boot"))
-        uboot_script(workdir, os.path.join(sysroot, "boot/boot.scr"))
-        return os.path.exists(trace)
     grub = os.path.join(sysroot, "boot/grub")
     for name in ("abdeploy.cfg", "abdeploy-select.cfg"):
         shutil.copyfile(os.path.join(SRCDIR, "data/grub", name), os.path.join(grub, name))
@@ -554,38 +554,6 @@ def build_disk(sysroot, disk, workdir):
             f.write(c.read())
 
 
-def build_disk_uboot(sysroot, disk, workdir):
-    """Raw disk for U-Boot: MBR, partition 1 (bootable) a FAT file system with
-    SYSROOT/boot (boot.scr, the env files, abdeploy/{a,b}/ kernels) at 1 MiB,
-    partition 2 ext4 with the rest of SYSROOT (an empty /boot)."""
-    boot_bytes = BOOT_PART_MB << 20
-    fs_bytes = FS_SIZE_MB << 20
-    root_offset = PART_OFFSET + boot_bytes
-    if os.path.exists(disk):
-        os.unlink(disk)
-    with open(disk, "wb") as f:
-        f.truncate(root_offset + fs_bytes)
-    run(["sfdisk", "--no-reread", "--no-tell-kernel", "-q", disk],
-        input=("label: dos\nstart=%d, size=%d, type=c, bootable\nstart=%d, size=%d, type=83\n" % (
-            PART_START, boot_bytes // SECTOR, root_offset // SECTOR, fs_bytes // SECTOR)).encode())
-    fat = os.path.join(workdir, "boot.fat")
-    if os.path.exists(fat):
-        os.unlink(fat)
-    run(["mkfs.vfat", "-n", "ABDBOOT", "-C", fat, str(boot_bytes // 1024)])
-    boot = os.path.join(sysroot, "boot")
-    names = sorted(os.listdir(boot))
-    if names:
-        run(["mcopy", "-s", "-p", "-m", "-i", fat] + [os.path.join(boot, n) for n in names] + ["::/"])
-    with open(fat, "rb") as src, open(disk, "r+b") as dst:
-        dst.seek(PART_OFFSET)
-        shutil.copyfileobj(src, dst, 1 << 20)
-    os.unlink(fat)
-    for n in names:
-        rmtree(os.path.join(boot, n))
-    run(["mkfs.ext4", "-q", "-F", "-L", "abdeploy-vm", "-d", sysroot,
-         "-E", "offset=%d" % root_offset, disk, "%dk" % (fs_bytes // 1024)])
-
-
 def build_media(mediadir, image, size_mb=None):
     """An ext4 file system (no partition table) holding MEDIADIR."""
     if os.path.exists(image):
@@ -625,13 +593,13 @@ def build_all(workdir, binary, log=print, bootloader="grub"):
     finally:
         gpg.close()
     sysroot = os.path.join(workdir, "sysroot")
-    crash_points = build_sysroot(sysroot, binary, repo, pubkey, workdir, bootloader)
     disk = os.path.join(workdir, "disk.img")
     if bootloader == "uboot":
-        build_disk_uboot(sysroot, disk, workdir)
+        crash_points = install_uboot(binary, repo, pubkey, disk, workdir)
     else:
+        crash_points = build_sysroot(sysroot, binary, repo, pubkey, workdir)
         build_disk(sysroot, disk, workdir)
-    rmtree(sysroot)
+        rmtree(sysroot)
     info = {"kver": kernel[0], "commits": commits, "repo": repo, "disk": disk,
             "bootloader": bootloader,
             "crash_points": crash_points,
