@@ -62,25 +62,65 @@ op_free (DaemonOp *op)
 
 /* ---- progress: worker thread to main thread ---- */
 
+/* Makes V (a floating or owned a{sv}) the Progress property, while an
+ * operation runs. */
+static void
+publish_progress (Daemon *d, GVariant *v)
+{
+  g_variant_ref_sink (v);
+  if (d->op == NULL)
+    {
+      g_variant_unref (v);
+      return;
+    }
+  g_variant_unref (d->progress);
+  d->progress = v;
+  const char *names[] = { "Progress", NULL };
+  daemon_emit_changed (d, names);
+}
+
+/* The latest count (counts are coalesced: the latest wins). */
 static gboolean
 flush_progress (gpointer data)
 {
   Daemon *d = data;
   g_mutex_lock (&d->progress_lock);
   d->flush_pending = FALSE;
-  GVariant *v = d->op ? g_variant_ref_sink (daemon_progress_to_variant (&d->latest)) : NULL;
+  GVariant *v = daemon_progress_to_variant (&d->latest);
   g_mutex_unlock (&d->progress_lock);
-  if (v == NULL)
-    return G_SOURCE_REMOVE;
-  g_variant_unref (d->progress);
-  d->progress = v;
-  const char *names[] = { "Progress", NULL };
-  daemon_emit_changed (d, names);
+  publish_progress (d, v);
   return G_SOURCE_REMOVE;
 }
 
-/* The engine's sink (worker thread): keeps the latest phase and progress,
- * and has the main thread publish them once. */
+typedef struct
+{
+  Daemon *d;
+  GVariant *value;
+} PhaseChange;
+
+/* A new phase (never coalesced: a client sees every phase). */
+static gboolean
+publish_phase (gpointer data)
+{
+  PhaseChange *c = data;
+  publish_progress (c->d, c->value);
+  g_free (c);
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs FUNC on the main thread, always later (g_main_context_invoke()
+ * could run it right here when the main loop does not own the context). */
+static void
+run_on_main (Daemon *d, GSourceFunc func, gpointer data)
+{
+  g_autoptr(GSource) idle = g_idle_source_new ();
+  g_source_set_priority (idle, G_PRIORITY_DEFAULT);
+  g_source_set_callback (idle, func, data, NULL);
+  g_source_attach (idle, d->ctx);
+}
+
+/* The engine's sink (worker thread): every phase is published; of the
+ * counts within a phase, the latest, once the main thread gets to it. */
 static void
 on_engine_event (const AbEvent *ev, gpointer data)
 {
@@ -104,11 +144,19 @@ on_engine_event (const AbEvent *ev, gpointer data)
       d->latest.done = ev->done;
       d->latest.total = ev->total;
     }
-  gboolean schedule = !d->flush_pending;
-  d->flush_pending = TRUE;
+  PhaseChange *change = NULL;
+  if (ev->kind == AB_EVENT_PHASE)
+    {
+      change = g_new0 (PhaseChange, 1);
+      *change = (PhaseChange) { d, g_variant_ref_sink (daemon_progress_to_variant (&d->latest)) };
+    }
+  gboolean schedule = change == NULL && !d->flush_pending;
+  d->flush_pending = d->flush_pending || schedule;
   g_mutex_unlock (&d->progress_lock);
-  if (schedule)
-    g_main_context_invoke (d->ctx, flush_progress, d);
+  if (change != NULL)
+    run_on_main (d, publish_phase, change);
+  else if (schedule)
+    run_on_main (d, flush_progress, d);
 }
 
 static void

@@ -88,15 +88,29 @@ def test_introspection_matches_documented_api(daemon, client):
                      "Progress": {}, "LastError": "", "Pin": ""}, props
 
 
+def cli_phases(sr, *args):
+    """The phases `abdeploy ARGS --progress=json` goes through, in order."""
+    r = sr.ok(*args, "--progress=json")
+    lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    return [l["phase"] for l in lines if l.get("type") == "phase"]
+
+
+def dedup(seq):
+    return [x for i, x in enumerate(seq) if i == 0 or seq[i - 1] != x]
+
+
 def test_deploy_signed_commit_shows_progress_and_completed(daemon, client, server, sysroot,
-                                                           published):
+                                                           published, sysroots):
     result = client.run_op("Deploy", "(ssa{sv})", server.url, "os/v1", {})
     assert result[0] == "deploy" and result[1] == 0, (result, daemon.log())
     assert "Activated slot" in result[2], result
     ops = client.changed("Operation")
     assert ops[0] == "deploy" and ops[-1] == "idle", ops
-    phases = [p.get("phase") for p in client.changed("Progress") if p]
+    phases = dedup([p.get("phase") for p in client.changed("Progress") if p])
     assert "download" in phases and "activate" in phases, client.changed("Progress")
+    # every phase, in the order the CLI's --progress=json reports for the same deploy
+    assert phases == dedup(cli_phases(sysroots.create(), "deploy", "--from=" + server.url,
+                                      "os/v1")), client.changed("Progress")
     for p in client.changed("Progress"):
         if "total" in p:
             assert 0 <= p["done"] <= p["total"] and 0 <= p["percent"] <= 100, p
