@@ -17,6 +17,7 @@
 #pragma once
 
 #include <glib.h>
+#include "ab-events.h"
 #include <json-glib/json-glib.h>
 
 #define AB_HOOKS_ERROR (ab_hooks_error_quark ())
@@ -81,7 +82,8 @@ typedef struct
   GHashTable *timeouts;   /* hook name -> seconds (GUINT_TO_POINTER), [health-timeouts]; may be NULL */
   char **env;             /* environment for hooks (NULL-terminated) */
   gboolean greenboot_compat;
-  gboolean echo_output;   /* print "[name] line" as it arrives */
+  gboolean echo_output;   /* report "[name] line" as it arrives (a message) */
+  AbEventSink *events;    /* where output lines (messages) and failed hooks (notes) go */
 } AbHookRunOptions;
 
 const char *ab_hook_stage_name (AbHookStage stage);

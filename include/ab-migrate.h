@@ -25,6 +25,7 @@
 #pragma once
 
 #include <glib.h>
+#include "ab-events.h"
 
 #define AB_MIGRATE_ERROR (ab_migrate_error_quark ())
 GQuark ab_migrate_error_quark (void);
@@ -48,10 +49,10 @@ extern const char *const ab_migrate_state_files[];
 
 /* Brings the sysroot open at SYSROOT_DFD (shown as SYSROOT_PATH) from
  * layout *INOUT_LAYOUT to the current one; *INOUT_LAYOUT is updated.
- * OUT_MIGRATED (may be NULL) tells whether it migrated. Prints one line to
- * stderr when it did. */
+ * OUT_MIGRATED (may be NULL) tells whether it migrated. Reports one note
+ * to EVENTS (may be NULL) when it did. */
 gboolean ab_migrate_sysroot (int sysroot_dfd, const char *sysroot_path, gint64 *inout_layout,
-                             gboolean *out_migrated, GError **error);
+                             gboolean *out_migrated, AbEventSink *events, GError **error);
 
 /* Converts the text of state file NAME (shown as WHAT in errors) to the
  * current format: *out_text is NULL when it already has it. DATA NULL

@@ -48,9 +48,11 @@ typedef struct
   AbEventSink *events;
 } AbSysroot;
 
-/* Creates the layout; on an initialized sysroot changes nothing. */
+/* Creates the layout; on an initialized sysroot changes nothing. The
+ * bootloader backend warns to EVENTS (may be NULL). */
 gboolean ab_sysroot_init (const char *path, const char *config_path, const char *os,
-                          const char *bootloader, gboolean *out_created, GError **error);
+                          const char *bootloader, AbEventSink *events, gboolean *out_created,
+                          GError **error);
 /* Opens an initialized sysroot, refusing unknown layout versions. A
  * pending restore journal is only noted (restore_pending): reading never
  * completes or refuses it; ab_sysroot_lock() does. */

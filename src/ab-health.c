@@ -379,7 +379,7 @@ run_checks (AbSysroot *sysroot, const Boot *b, const char *root, GPtrArray *resu
             char **env, GError **error)
 {
   AbHookRunOptions opts = { sysroot->config->health.timeout_sec, sysroot->config->health.hook_timeouts, env,
-                            sysroot->config->health.greenboot_compat, TRUE };
+                            sysroot->config->health.greenboot_compat, TRUE, sysroot->events };
   gboolean required_ok = ab_hooks_run_stage (root, AB_HOOK_STAGE_REQUIRED, &opts, results, error);
   if (error && *error)
     return FALSE;
@@ -428,7 +428,7 @@ ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts, AbHealthOutcom
   if (action == NULL)
     return FALSE;
   AbHookRunOptions hopts = { sysroot->config->health.timeout_sec, sysroot->config->health.hook_timeouts, env,
-                             sysroot->config->health.greenboot_compat, TRUE };
+                             sysroot->config->health.greenboot_compat, TRUE, sysroot->events };
   (void) ab_hooks_run_stage (root, green ? AB_HOOK_STAGE_GREEN : AB_HOOK_STAGE_RED, &hopts,
                              results, NULL);
   if (!write_verdict (sysroot, &b, green, trial, results, action, error)

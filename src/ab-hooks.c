@@ -198,6 +198,7 @@ typedef struct
   guint64 line_dropped; /* bytes of the current line beyond the echo limit */
   const char *name;
   gboolean echo;
+  AbEventSink *events;
 } Capture;
 
 static void
@@ -225,10 +226,10 @@ echo_line (Capture *c)
 {
   g_autofree char *clean = ab_json_sanitize (c->line->str, (gssize) c->line->len, 0, FALSE);
   if (c->line_dropped > 0)
-    g_print ("[%s] %s [%" G_GUINT64_FORMAT " more bytes of this line not shown]\n", c->name,
+    ab_event_message (c->events, "[%s] %s [%" G_GUINT64_FORMAT " more bytes of this line not shown]", c->name,
              clean, c->line_dropped);
   else
-    g_print ("[%s] %s\n", c->name, clean);
+    ab_event_message (c->events, "[%s] %s", c->name, clean);
   g_string_truncate (c->line, 0);
   c->line_dropped = 0;
 }
@@ -441,7 +442,8 @@ ab_hooks_run_one (const AbHook *hook, AbHookStage stage, const AbHookRunOptions 
   g_autoptr(GString) line = g_string_new (NULL);
   g_autofree char *shown_name = ab_json_sanitize (hook->name, -1, 0, FALSE);
   g_autofree Capture *cap = g_new0 (Capture, 1);
-  *cap = (Capture) { .line = line, .name = shown_name, .echo = opts->echo_output };
+  *cap = (Capture) { .line = line, .name = shown_name, .echo = opts->echo_output,
+                     .events = opts->events };
   Run r = { .out_fd = -1, .pid_fd = -1, .cap = cap };
   if (!spawn_hook (hook, opts, &r.pid, &r.out_fd, &error))
     {
@@ -485,7 +487,7 @@ ab_hooks_run_stage (const char *root, AbHookStage stage, const AbHookRunOptions 
                                                    res->message ? ": " : "",
                                                    res->message ? res->message : "");
           g_autofree char *shown = ab_json_sanitize (text, -1, 0, FALSE);
-          g_printerr ("%s\n", shown);
+          ab_event_note (opts->events, "%s", shown);
         }
       g_ptr_array_add (results, res);
     }

@@ -332,7 +332,8 @@ deploy_slot_a (const AbInstallOptions *opts, AbInstallCtx *ctx, AbInstallResult 
     return FALSE;
   sysroot->booted = AB_SLOT_NONE;
   sysroot->events = ctx->events;
-  AbStageOptions stage = { opts->source, opts->refspec, NULL, NULL, FALSE, ctx->cancellable };
+  AbStageOptions stage = { .source = opts->source, .refspec = opts->refspec,
+                           .cancellable = ctx->cancellable };
   AbSlot slot = AB_SLOT_NONE;
   if (!ab_deploy_stage (sysroot, &stage, &slot, error)
       || !ab_deploy_activate (sysroot, 0, &slot, error)
@@ -349,7 +350,7 @@ build_sysroot (const AbInstallOptions *opts, const AbInstallLayout *layout, AbIn
   ab_event_phase (ctx->events, "sysroot");
   if ((layout->configure && !layout->configure (ctx, error))
       || !ab_sysroot_init (ctx->sysroot, NULL, opts->os ? opts->os : DEFAULT_OS, layout->backend,
-                           &created, error)
+                           ctx->events, &created, error)
       || !trust_keys (opts, ctx, error)
       || (layout->prepare && !layout->prepare (ctx, error)))
     return FALSE;

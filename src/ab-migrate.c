@@ -393,7 +393,7 @@ write_version (int sysroot_dfd, GError **error)
 
 gboolean
 ab_migrate_sysroot (int sysroot_dfd, const char *sysroot_path, gint64 *inout_layout,
-                    gboolean *out_migrated, GError **error)
+                    gboolean *out_migrated, AbEventSink *events, GError **error)
 {
   if (out_migrated)
     *out_migrated = FALSE;
@@ -447,7 +447,7 @@ ab_migrate_sysroot (int sysroot_dfd, const char *sysroot_path, gint64 *inout_lay
   if (out_migrated)
     *out_migrated = TRUE;
   g_autofree char *copy = g_build_filename (sysroot_path, AB_MIGRATE_COPY_DIR, NULL);
-  g_printerr ("Migrated sysroot from layout %d to %d; previous files kept in %s\n",
+  ab_event_note (events, "Migrated sysroot from layout %d to %d; previous files kept in %s",
               AB_LAYOUT_PREVIOUS, AB_LAYOUT_VERSION, copy);
   return TRUE;
 }

@@ -74,12 +74,14 @@ read_sysroot_json (int state_dfd, char **out_os, char **out_bootloader, GError *
 
 static gboolean
 create_layout (int dfd, const char *os, const char *bootloader, const AbConfig *config,
-               GError **error)
+               AbEventSink *events, GError **error)
 {
   for (guint i = 0; i < G_N_ELEMENTS (layout_dirs); i++)
     if (!ab_fs_mkdir_p_at (dfd, layout_dirs[i], 0755, error))
       return FALSE;
   g_autoptr(AbBootloader) bl = ab_bootloader_new (bootloader, dfd, config, error);
+  if (bl != NULL)
+    bl->events = events;
   if (bl == NULL || !ab_bootloader_setup (bl, error))
     return FALSE;
   if (!ab_fs_mkdir_p_at (dfd, "ostree", 0755, error))
@@ -103,7 +105,8 @@ create_layout (int dfd, const char *os, const char *bootloader, const AbConfig *
 
 gboolean
 ab_sysroot_init (const char *path, const char *config_path, const char *os,
-                 const char *bootloader, gboolean *out_created, GError **error)
+                 const char *bootloader, AbEventSink *events, gboolean *out_created,
+                 GError **error)
 {
   *out_created = FALSE;
   if (g_mkdir_with_parents (path, 0755) < 0)
@@ -126,7 +129,7 @@ ab_sysroot_init (const char *path, const char *config_path, const char *os,
   g_autoptr(AbBootloader) check = ab_bootloader_new (bootloader, dfd, config, error);
   if (check == NULL)
     return FALSE;
-  if (!create_layout (dfd, os, bootloader, config, error))
+  if (!create_layout (dfd, os, bootloader, config, events, error))
     return FALSE;
   *out_created = TRUE;
   return TRUE;
@@ -278,7 +281,7 @@ static gboolean
 migrate_or_wait (AbSysroot *self, GError **error)
 {
   g_autoptr(GError) local = NULL;
-  if (ab_migrate_sysroot (self->dfd, self->path, &self->layout, NULL, &local))
+  if (ab_migrate_sysroot (self->dfd, self->path, &self->layout, NULL, self->events, &local))
     return TRUE;
   if (!self->tolerate_damage || !ab_format_error_is_damage (local))
     {
@@ -367,6 +370,8 @@ ab_sysroot_lock (AbSysroot *self, GError **error)
       return FALSE;
     }
   ab_format_set_state_to_write (ab_format_state_for_layout (self->layout));
+  /* the front end set its sink after the open: the backend warns there */
+  self->bootloader->events = self->events;
   return TRUE;
 }
 
@@ -386,7 +391,8 @@ ab_sysroot_migrate_now (AbSysroot *self, gboolean *out_migrated, GError **error)
     return TRUE;
   /* Still at the previous layout after the lock: the migration waits for
    * the booted slot; the operator asked for it anyway. */
-  if (!ab_migrate_sysroot (self->dfd, self->path, &self->layout, out_migrated, error))
+  if (!ab_migrate_sysroot (self->dfd, self->path, &self->layout, out_migrated, self->events,
+                           error))
     return FALSE;
   ab_format_set_state_to_write (ab_format_state_for_layout (self->layout));
   if (*out_migrated)

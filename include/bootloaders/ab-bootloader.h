@@ -9,6 +9,7 @@
 #include <glib.h>
 #include "ab-util.h"
 #include "ab-config.h"
+#include "ab-events.h"
 
 #define AB_BOOTLOADER_ERROR (ab_bootloader_error_quark ())
 GQuark ab_bootloader_error_quark (void);
@@ -126,6 +127,7 @@ struct _AbBootloader
   int sysroot_dfd;        /* borrowed */
   const AbConfig *config; /* borrowed; NULL means all defaults */
   gpointer priv;          /* backend state, freed by ops->free */
+  AbEventSink *events;    /* borrowed; where a backend warns; may be NULL */
 };
 
 extern const AbBootloaderOps ab_bootloader_file_ops;

@@ -169,10 +169,11 @@ uboot_env_start_from_defaults (AbBootloader *self, UbootEnv *env, GError **error
     return FALSE;
   if (!g_file_test (defaults, G_FILE_TEST_IS_REGULAR))
     {
-      g_printerr ("warning: the U-Boot environment described by %s has no valid copy and "
-                  "there is no default environment %s ([boot] " KEY_ENV_DEFAULTS "); writing "
-                  "an environment that holds only the boot pointer, which replaces U-Boot's "
-                  "built-in defaults\n", env->config, defaults);
+      ab_event_warning (self->events, "the U-Boot environment described by %s has no valid "
+                        "copy and there is no default environment %s ([boot] "
+                        KEY_ENV_DEFAULTS "); writing an environment that holds only the boot "
+                        "pointer, which replaces U-Boot's built-in defaults", env->config,
+                        defaults);
       return TRUE;
     }
   int ret = libuboot_load_file (env->ctx, defaults);

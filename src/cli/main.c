@@ -219,7 +219,8 @@ cmd_init (int argc, char **argv)
     }
   GError *error = NULL;
   gboolean created = FALSE;
-  if (!ab_sysroot_init (cli_sysroot_path (), opt_config, os, bootloader, &created, &error))
+  if (!ab_sysroot_init (cli_sysroot_path (), opt_config, os, bootloader,
+                        cli_progress_sink (text_renderer ()), &created, &error))
     return cli_fail (error);
   if (created)
     g_print ("Initialized abdeploy sysroot %s (os %s, bootloader %s)\n", cli_sysroot_path (), os,

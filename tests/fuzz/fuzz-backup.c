@@ -28,7 +28,7 @@ setup (void)
   archive_path = g_build_filename (dir, "archive", NULL);
   gboolean created = FALSE;
   g_autoptr(GError) error = NULL;
-  if (!ab_sysroot_init (sysroot_path, NULL, "fuzz", "file", &created, &error))
+  if (!ab_sysroot_init (sysroot_path, NULL, "fuzz", "file", NULL, &created, &error))
     fuzz_fail (G_STRLOC, "init: %s", error->message);
   sysroot_dfd = ab_fs_opendir_at (AT_FDCWD, sysroot_path, NULL);
 }

@@ -50,7 +50,7 @@ make_sysroot (const char *base, const char *name)
   char *path = g_build_filename (base, name, NULL);
   gboolean created = FALSE;
   g_autoptr(GError) error = NULL;
-  if (!ab_sysroot_init (path, NULL, "fuzz", "file", &created, &error))
+  if (!ab_sysroot_init (path, NULL, "fuzz", "file", NULL, &created, &error))
     fuzz_fail (G_STRLOC, "init %s: %s", path, error->message);
   return path;
 }

@@ -100,7 +100,7 @@ sysroot_fixture_setup (SysrootFixture *fx, gconstpointer data)
   g_assert_cmpint (g_mkdir_with_parents (fx->sysroot, 0755), ==, 0);
   g_autoptr(GError) error = NULL;
   gboolean created = FALSE;
-  g_assert_true (ab_sysroot_init (fx->sysroot, NULL, "testos", "file", &created, &error));
+  g_assert_true (ab_sysroot_init (fx->sysroot, NULL, "testos", "file", NULL, &created, &error));
   g_assert_no_error (error);
   g_assert_true (created);
   g_autofree char *keys = g_build_filename (fx->sysroot, AB_TRUSTED_KEYS_DIR, NULL);

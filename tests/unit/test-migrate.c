@@ -89,7 +89,7 @@ format_of (TmpDir *t, const char *rel)
 static gboolean
 migrate (TmpDir *t, gint64 *layout, gboolean *migrated, GError **error)
 {
-  return ab_migrate_sysroot (t->dfd, t->path, layout, migrated, error);
+  return ab_migrate_sysroot (t->dfd, t->path, layout, migrated, NULL, error);
 }
 
 static void
