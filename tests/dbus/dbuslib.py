@@ -187,15 +187,16 @@ class Polkit:
 class Daemon:
     """`abdeploy --sysroot=... daemon` of the Sysroot SR on BUS."""
 
-    def __init__(self, sr, bus, idle=0):
+    def __init__(self, sr, bus, idle=0, env=None):
         self.sr = sr
         self.bus = bus
         self.idle = idle
+        self.extra_env = env or {}
         self.proc = None
         self.logpath = os.path.join(os.path.dirname(sr.path), "daemon.log")
 
     def start(self, wait=True):
-        env = self.sr.env({"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address})
+        env = self.sr.env(dict({"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address}, **self.extra_env))
         log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(self.sr.cmd("daemon", "--idle-timeout=%d" % self.idle),
                                      env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
