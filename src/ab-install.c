@@ -16,6 +16,7 @@
 #include "ab-health.h"
 #include "ab-slots.h"
 #include "ab-sysroot.h"
+#include "bootloaders/ab-bootloader.h"
 #include "bootloaders/ab-install-layout.h"
 
 #include <errno.h>
@@ -35,6 +36,8 @@ G_DEFINE_QUARK (ab-install-error-quark, ab_install_error)
 #define DEFAULT_OS "abdeploy"
 #define DEFAULT_PANIC "panic=5"
 #define WIPE_BYTES MIB
+/* Relative to an etc/ directory. */
+#define AB_INSTALL_CONF "abdeploy/conf.d/50-install.conf"
 
 void
 ab_install_result_clear (AbInstallResult *result)
@@ -342,20 +345,65 @@ deploy_slot_a (const AbInstallOptions *opts, AbInstallCtx *ctx, AbInstallResult 
   return record_result (sysroot, out, error);
 }
 
+/* The configuration the install leaves for a backend that writes its boot
+ * entries itself (AB_BOOTLOADER_CAP_INSTALLS_KERNELS: systemd-boot): [boot]
+ * kernel-args. The grub layouts keep the arguments in grub.cfg and get no
+ * such file (an abdeploy older than the key would refuse it). */
+static gboolean
+needs_install_conf (const AbInstallLayout *layout)
+{
+  const AbBootloaderOps *ops = ab_bootloader_lookup (layout->backend);
+  return ops != NULL && (ops->caps & AB_BOOTLOADER_CAP_INSTALLS_KERNELS) != 0;
+}
+
+static char *
+install_conf_text (const AbInstallCtx *ctx)
+{
+  return g_strdup_printf ("# Written by abdeploy install (abdeploy-install(8)): the kernel command\n"
+                          "# line of the boot entries, after abdeploy.slot=.\n"
+                          "[boot]\nkernel-args=%s\n", ctx->kernel_args);
+}
+
+/* Slot a's /etc gets the keys and the configuration too, as local files:
+ * the booted system reads its slot's /etc, and every later stage carries
+ * local files over (three-way /etc merge). A file the image ships is kept. */
+static gboolean
+write_slot_glue (const AbInstallOptions *opts, const AbInstallLayout *layout, AbInstallCtx *ctx,
+                 GError **error)
+{
+  g_autofree char *etc = g_build_filename (ctx->sysroot, "abdeploy/slots/a/etc", NULL);
+  g_autofree char *conf = install_conf_text (ctx);
+  for (guint i = 0; opts->trusted_keys[i]; i++)
+    {
+      g_autofree char *base = g_path_get_basename (opts->trusted_keys[i]);
+      g_autofree char *dest = g_build_filename ("abdeploy/trusted.gpg.d", base, NULL);
+      g_autofree char *path = g_build_filename (etc, dest, NULL);
+      if (!g_file_test (path, G_FILE_TEST_EXISTS)
+          && !ab_install_copy_file (opts->trusted_keys[i], etc, dest, error))
+        return FALSE;
+    }
+  return !needs_install_conf (layout) || ab_install_write_file (etc, AB_INSTALL_CONF, conf, error);
+}
+
 static gboolean
 build_sysroot (const AbInstallOptions *opts, const AbInstallLayout *layout, AbInstallCtx *ctx,
                AbInstallResult *out, GError **error)
 {
   gboolean created = FALSE;
+  g_autofree char *conf = install_conf_text (ctx);
+  g_autofree char *etc = g_build_filename (ctx->sysroot, "etc", NULL);
   ab_event_phase (ctx->events, "sysroot");
+  if (g_mkdir_with_parents (ctx->sysroot, 0755) < 0)
+    return fail_errno (error, errno, "create", ctx->sysroot);
   if ((layout->configure && !layout->configure (ctx, error))
+      || (needs_install_conf (layout) && !ab_install_write_file (etc, AB_INSTALL_CONF, conf, error))
       || !ab_sysroot_init (ctx->sysroot, NULL, opts->os ? opts->os : DEFAULT_OS, layout->backend,
                            ctx->events, &created, error)
       || !trust_keys (opts, ctx, error)
       || (layout->prepare && !layout->prepare (ctx, error)))
     return FALSE;
   ab_event_phase (ctx->events, "deploy");
-  if (!deploy_slot_a (opts, ctx, out, error))
+  if (!deploy_slot_a (opts, ctx, out, error) || !write_slot_glue (opts, layout, ctx, error))
     return FALSE;
   ab_event_message (ctx->events, "Deployed %s (%s) into slot a, marked good",
                     out->version ? out->version : "no version", out->commit);
@@ -380,6 +428,25 @@ write_root_fs (AbInstallCtx *ctx, const char *disk, GError **error)
   return ab_install_spawn (ctx, argv, NULL, "e2fsprogs", error);
 }
 
+/* Writes DATA at OFFSET; on a new image file (all zeros, sparse) runs of
+ * zeros are skipped, so that they take no space. */
+static gboolean
+ab_install_pwrite_sparse (AbInstallCtx *ctx, const char *data, gsize len, guint64 offset,
+                          GError **error)
+{
+  static const gsize chunk = 64 * 1024;
+  static const char zero[64 * 1024];
+  for (gsize at = 0; at < len; at += chunk)
+    {
+      gsize n = MIN (chunk, len - at);
+      if (ctx->fresh_image && memcmp (data + at, zero, n) == 0)
+        continue;
+      if (!ab_install_pwrite (ctx, data + at, n, offset + at, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* Copies the FAT image file IMAGE to the partition's offset. */
 static gboolean
 copy_into_disk (AbInstallCtx *ctx, const char *image, const AbPart *p, GError **error)
@@ -390,7 +457,7 @@ copy_into_disk (AbInstallCtx *ctx, const char *image, const AbPart *p, GError **
     return FALSE;
   if (len > p->size)
     return fail_errno (error, EFBIG, "fit the FAT file system into its partition:", image);
-  return ab_install_pwrite (ctx, data, len, p->offset, error);
+  return ab_install_pwrite_sparse (ctx, data, len, p->offset, error);
 }
 
 /* The FAT partition: mkfs.fat on a file of its size, mtools copies the
@@ -547,6 +614,7 @@ install_to (const AbInstallOptions *opts, const AbInstallLayout *layout, Target 
 {
   ctx->disk_fd = t->fd;
   ctx->disk_size = t->size;
+  ctx->fresh_image = !t->block;
   if (!place_partitions (layout, ctx, error) || !make_workdir (t, layout, ctx, error))
     return FALSE;
   if (t->block && !wipe_block_device (t, error))

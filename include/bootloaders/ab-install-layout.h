@@ -9,6 +9,10 @@
  *      backend's etc/fw_env.config).
  *   1. prepare (optional): after `init`, before the deploy; may write the
  *      backend's configuration into the staging sysroot.
+ *      The install itself writes etc/abdeploy/conf.d/50-install.conf
+ *      ([boot] kernel-args) before init, for the backends that write their
+ *      own boot entries, into the sysroot and, after the deploy, into slot
+ *      a's /etc (later stages carry it over).
  *   2. populate: after slot a is deployed and marked good; writes the
  *      bootloader's files into the staging sysroot (ctx->sysroot) and into
  *      the staging directory of the FAT partition (ctx->fat_dir), if any.
@@ -59,6 +63,7 @@ typedef struct
 {
   const char *bootloader;     /* --bootloader value */
   int disk_fd;                /* the disk being built (image: PATH.tmp) */
+  gboolean fresh_image;       /* a new image file: every byte not written is zero */
   guint64 disk_size;          /* bytes */
   char *sysroot;              /* staging directory of the ext4 root */
   char *fat_dir;              /* staging directory of the FAT partition, or NULL */
@@ -118,3 +123,4 @@ gboolean ab_install_write_file (const char *root, const char *dest, const char *
 extern const AbInstallLayout ab_install_layout_grub_bios;
 extern const AbInstallLayout ab_install_layout_grub_efi;
 extern const AbInstallLayout ab_install_layout_uboot;
+extern const AbInstallLayout ab_install_layout_systemd_boot;

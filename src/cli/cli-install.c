@@ -8,27 +8,6 @@
 
 #include <stdio.h>
 
-/* Phases and messages on stdout, warnings on stderr. */
-static void
-print_event (const AbEvent *event, gpointer user_data)
-{
-  switch (event->kind)
-    {
-    case AB_EVENT_PHASE:
-      g_print ("[%s]\n", event->phase);
-      break;
-    case AB_EVENT_MESSAGE:
-      g_print ("%s\n", event->message);
-      break;
-    case AB_EVENT_WARNING:
-      g_printerr ("abdeploy: warning: %s\n", event->message);
-      break;
-    case AB_EVENT_PROGRESS:
-    default:
-      break;
-    }
-}
-
 static void
 print_result (const AbInstallOptions *opts, const AbInstallResult *res)
 {
@@ -87,10 +66,11 @@ cli_install (int argc, char **argv)
   if (a.size && !ab_install_parse_size (a.size, &size, &error))
     return cli_fail (error);
   g_autoptr(GCancellable) cancellable = cli_cancel_on_signals ();
-  g_autoptr(AbEventSink) sink = ab_event_sink_new (print_event, NULL);
+  /* messages on stdout, warnings on stderr, as every command prints them */
+  g_autoptr(CliProgress) text = cli_progress_new_text ();
   AbInstallOptions opts = { a.disk, size, a.bootloader, a.from, a.os,
                             (const char *const *) a.keys, (const char *const *) a.kargs, argv[1],
-                            sink, cancellable };
+                            cli_progress_sink (text), cancellable };
   g_auto(AbInstallResult) res = { 0 };
   if (!ab_install_run (&opts, &res, &error))
     return cli_fail (error);

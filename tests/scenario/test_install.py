@@ -88,6 +88,14 @@ def check_root(disk, root_part, published, kargs):
         assert "root=UUID=%s " % uuid in cfg, cfg
     key = debugfs(disk, off, "ls -p /etc/abdeploy/trusted.gpg.d").decode()
     assert "publisher.gpg" in key
+    # the booted system reads its slot's /etc: the key and [boot] kernel-args
+    # are there too, as local files that later stages carry over
+    etc = "/abdeploy/slots/a/etc/abdeploy/"
+    assert "publisher.gpg" in debugfs(disk, off, "ls -p " + etc + "trusted.gpg.d").decode()
+    # grub keeps the kernel arguments in grub.cfg: no [boot] kernel-args,
+    # which an abdeploy older than that key would refuse
+    for where in ("/etc/abdeploy/", etc):
+        assert "50-install.conf" not in debugfs(disk, off, "ls -p %sconf.d" % where).decode()
 
 
 def test_install_grub_bios(abdeploy_bin, workdir, published, keyfiles, outdir):

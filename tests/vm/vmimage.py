@@ -10,12 +10,11 @@ mounted and nothing is fetched from the network:
   (data/prepare-root/abdeploy-prepare-root).
 - Commits: `abdeploy publish commit`, signed with a throw-away GPG key
   (made with tests/lib/abtest.py, the helpers the test suites share).
-- The sysroot: `abdeploy init --bootloader=grub`, `deploy`, `mark-good a`,
-  all on the host, plus GRUB's files and the shipped data/grub scripts.
-- The disk: raw file, MBR partition table by sfdisk, ext4 filled by
-  `mkfs.ext4 -d` at the partition's offset, GRUB i386-pc boot.img in the MBR
-  and a grub-mkimage core.img in the gap before the partition.
-- Read-back: debugfs on the partition (`file?offset=N`).
+- The disk: `abdeploy install --bootloader=NAME` (the product's factory
+  install, abdeploy-install(8)): partition table, file systems, bootloader,
+  sysroot with v1 in slot a, good.
+- Read-back: debugfs on the root partition (`file?offset=N`, the offset
+  from `sfdisk --json`), mtools on the FAT partition.
 
 Standard library only; tests/vm/build-image is the command-line front end.
 """
@@ -30,6 +29,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("ABDEPLOY_SRCDIR") or os.path.dirname(os.path.dirname(HERE))
@@ -45,14 +45,24 @@ PART_START = 2048                  # sectors: 1 MiB, room for core.img
 PART_OFFSET = PART_START * SECTOR
 FS_SIZE_MB = 320
 PANIC_SECONDS = 2
-GRUB_DIR = "/usr/lib/grub/i386-pc"
-# Modules built into core.img: enough to read the ext4 partition, run the
-# shipped scripts (test, loadenv/save_env, functions) and boot Linux.
-GRUB_MODULES = [
-    "biosdisk", "part_msdos", "ext2", "normal", "linux", "echo", "test",
-    "loadenv", "configfile", "search", "search_fs_uuid", "serial", "terminal",
-    "sleep", "halt", "reboot", "cat", "ls",
-]
+# Kernel arguments of the test disks (abdeploy install adds root=UUID=...).
+KERNEL_ARGS = ["console=ttyS0", "panic=%d" % PANIC_SECONDS, "loglevel=4"]
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd"
+SDBOOT_EFI = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+# --bootloader of abdeploy install -> what the host needs to build and boot
+# it (uboot: install_uboot() and missing_tools())
+BOOTLOADERS = {
+    "grub-bios": {"firmware": "bios", "size": "400M", "files": ["/usr/lib/grub/i386-pc/boot.img"],
+                  "tools": ["grub-mkimage", "grub-editenv"]},
+    "grub-efi": {"firmware": "uefi", "size": "400M",
+                 "files": ["/usr/lib/grub/x86_64-efi/linux.mod", OVMF_CODE, OVMF_VARS],
+                 "tools": ["grub-mkimage", "grub-editenv", "mkfs.fat", "mcopy"]},
+    # the ESP (512 MiB) holds both slots' kernels and initramfs images
+    "systemd-boot": {"firmware": "uefi", "size": "900M",
+                     "files": [SDBOOT_EFI, OVMF_CODE, OVMF_VARS],
+                     "tools": ["mkfs.fat", "mcopy", "bootctl", "unshare"]},
+}
 # Kernel modules of the initramfs: the disk (virtio-blk) and ext4.
 KMODS = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"]
 # ... and vfat: the U-Boot disk's boot partition (kernels, uboot.env) is FAT,
@@ -80,7 +90,10 @@ HOOK_FAIL = ("#!/bin/sh\n"
              "exit 1\n")
 PANIC_INIT = ("#!/bin/sh\n"
               "# A broken initramfs: /init exits before any userspace, the kernel panics.\n"
-              "echo 'ABDEPLOY-TEST: initramfs of a broken image: /init exits, kernel panics'\n"
+              "mount -t proc proc /proc\n"
+              "slot=$(sed -n 's/.*abdeploy\\.slot=\\([ab]\\).*/\\1/p' /proc/cmdline)\n"
+              "echo \"ABDEPLOY-TEST: initramfs of a broken image in slot=$slot: /init exits, "
+              "kernel panics\"\n"
               "exit 1\n")
 
 # version -> what differs from a plain good image
@@ -149,15 +162,15 @@ def find_kernel():
     return None
 
 
-def missing_tools(bootloader="grub"):
+def missing_tools(bootloader="grub-bios"):
     tools = ["qemu-system-x86_64", "sfdisk", "mkfs.ext4", "debugfs", "busybox", "gpg", "ostree",
              "ldd"]
     if bootloader == "uboot":
         tools += ["mkimage", "mkfs.vfat", "mcopy", "mdir", "fw_printenv"]
         files = [UBOOT_ROM]
     else:
-        tools += ["grub-mkimage", "grub-editenv"]
-        files = [os.path.join(GRUB_DIR, f) for f in ("boot.img", "biosdisk.mod")]
+        tools += BOOTLOADERS[bootloader]["tools"]
+        files = BOOTLOADERS[bootloader]["files"]
     missing = [t for t in tools if shutil.which(t) is None]
     return missing + [f for f in files if not os.path.exists(f)]
 
@@ -307,7 +320,7 @@ def build_initramfs(kernel, busybox, init_script, dest):
     with open(busybox, "rb") as f:
         c.file("bin/busybox", f.read(), 0o755)
     for applet in ("sh", "mount", "umount", "mkdir", "cat", "readlink", "sleep", "insmod",
-                   "modprobe", "findfs", "switch_root", "basename", "echo", "grep", "ls"):
+                   "modprobe", "findfs", "switch_root", "basename", "echo", "grep", "ls", "sed"):
         c.symlink("bin/" + applet, "busybox")
     listing = []
     for rel in module_closure(moddir, KMODS + KMODS_FAT):
@@ -386,7 +399,7 @@ def build_version_tree(root, base, version, kernel, busybox):
     link_tree(base, tree)
     kver = kernel[0]
     # top level of a merged-/usr image with abdeploy's prepare-root links
-    for d in ("dev", "proc", "sys", "run", "tmp", "var", "sysroot", "media", "root"):
+    for d in ("dev", "proc", "sys", "run", "tmp", "var", "sysroot", "media", "root", "efi"):
         os.makedirs(os.path.join(tree, d), exist_ok=True)
     os.chmod(os.path.join(tree, "tmp"), 0o1777)
     for name, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"),
@@ -440,20 +453,6 @@ def publish(binary, repo, tree, version, gpg):
 # Sysroot, disk, media
 
 
-GRUB_CFG = """\
-# grub.cfg of abdeploy's VM test disk: serial console, then the shipped
-# abdeploy.cfg decides the slot (and spends a trial boot) and boots it.
-serial --unit=0 --speed=115200
-terminal_input serial
-terminal_output serial
-set timeout=0
-set abd_kargs="root=/dev/vda1 rw console=ttyS0 panic=%(panic)d loglevel=4"
-source "$prefix/abdeploy.cfg"
-echo "ABDEPLOY-GRUB: slot=$abd_slot reason=$abd_reason"
-set default=abdeploy
-"""
-
-
 def fw_env_config(bootdir, layout="redundant"):
     """fw_env.config of the U-Boot disk's environment in BOOTDIR."""
     files = UBOOT_ENV_FILES if layout == "redundant" else UBOOT_ENV_FILES[:1]
@@ -497,61 +496,25 @@ def install_uboot(binary, repo, pubkey, disk, workdir):
     return os.path.exists(trace)
 
 
-def build_sysroot(sysroot, binary, repo, pubkey, workdir):
-    rmtree(sysroot)
+def install_disk(binary, disk, repo, pubkey, bootloader, workdir):
+    """`abdeploy install --bootloader=BOOTLOADER` of v1 onto a new image file
+    DISK (grub-bios, grub-efi, systemd-boot); returns whether abdeploy has
+    crash points."""
+    for leftover in (disk, disk + ".tmp"):
+        if os.path.exists(leftover):
+            os.unlink(leftover)
     cmdline = os.path.join(workdir, "host-cmdline")
     write(cmdline, "")
-    env = clean_env({"ABDEPLOY_CMDLINE": cmdline})
-    run([binary, "--sysroot=" + sysroot, "init", "--os=" + OS_NAME, "--bootloader=grub"], env=env)
-    shutil.copyfile(pubkey, os.path.join(sysroot, "etc/abdeploy/trusted.gpg.d/vmtest.gpg"))
     trace = os.path.join(workdir, "crash-trace")
     if os.path.exists(trace):
         os.unlink(trace)
-    run([binary, "--sysroot=" + sysroot, "deploy", "--from=" + repo, ref_of("1.0")],
-        env=dict(env, ABDEPLOY_CRASH_TRACE=trace))
-    run([binary, "--sysroot=" + sysroot, "mark-good", "a"], env=env)
-    grub = os.path.join(sysroot, "boot/grub")
-    for name in ("abdeploy.cfg", "abdeploy-select.cfg"):
-        shutil.copyfile(os.path.join(SRCDIR, "data/grub", name), os.path.join(grub, name))
-    write(os.path.join(grub, "grub.cfg"), GRUB_CFG % {"panic": PANIC_SECONDS})
-    # GRUB's module directory, as grub-install leaves it (command lists etc.)
-    shutil.copytree(GRUB_DIR, os.path.join(grub, "i386-pc"),
-                    ignore=shutil.ignore_patterns("*.image", "*.exec", "*.module", "kernel.img",
-                                                  "lnxboot.img", "g2hdr.img", "cdboot.img",
-                                                  "pxeboot.img", "lzma_decompress.img",
-                                                  "diskboot.img", "boot_hybrid.img"))
-    return os.path.exists(trace)    # abdeploy was built with crash points
-
-
-def build_disk(sysroot, disk, workdir):
-    """Raw disk: MBR with one Linux partition at 1 MiB holding ext4 from SYSROOT,
-    GRUB boot.img in the MBR and core.img in the gap."""
-    fs_bytes = FS_SIZE_MB * 1024 * 1024
-    if os.path.exists(disk):
-        os.unlink(disk)
-    with open(disk, "wb") as f:
-        f.truncate(PART_OFFSET + fs_bytes)
-    run(["sfdisk", "--no-reread", "--no-tell-kernel", "-q", disk],
-        input=("label: dos\nstart=%d, size=%d, type=83, bootable\n" % (
-            PART_START, fs_bytes // SECTOR)).encode())
-    run(["mkfs.ext4", "-q", "-F", "-L", "abdeploy-vm", "-d", sysroot,
-         "-E", "offset=%d" % PART_OFFSET, disk, "%dk" % (fs_bytes // 1024)])
-    core = os.path.join(workdir, "core.img")
-    run(["grub-mkimage", "-O", "i386-pc", "-o", core, "-p", "(hd0,msdos1)/boot/grub",
-         "-d", GRUB_DIR] + GRUB_MODULES)
-    core_size = os.path.getsize(core)
-    if core_size > (PART_START - 1) * SECTOR:
-        raise BuildError("core.img (%d bytes) does not fit before the partition" % core_size)
-    with open(os.path.join(GRUB_DIR, "boot.img"), "rb") as f:
-        boot = f.read()
-    with open(disk, "r+b") as f:
-        # boot.img's code only: keep the partition table (446..511) that
-        # sfdisk wrote; boot.img's kernel sector field already says 1.
-        f.seek(0)
-        f.write(boot[:446])
-        f.seek(SECTOR)
-        with open(core, "rb") as c:
-            f.write(c.read())
+    env = clean_env({"ABDEPLOY_CMDLINE": cmdline, "ABDEPLOY_CRASH_TRACE": trace,
+                     "ABDEPLOY_DATADIR": os.path.join(SRCDIR, "data")})
+    run([binary, "install", "--disk=" + disk, "--size=" + BOOTLOADERS[bootloader]["size"],
+         "--bootloader=" + bootloader, "--from=" + repo, "--os=" + OS_NAME,
+         "--trusted-key=" + pubkey] + ["--kernel-arg=" + a for a in KERNEL_ARGS]
+        + [ref_of("1.0")], env=env)
+    return os.path.exists(trace)
 
 
 def build_media(mediadir, image, size_mb=None):
@@ -567,8 +530,9 @@ def build_media(mediadir, image, size_mb=None):
     run(["mkfs.ext4", "-q", "-F", "-L", "vmtest-media", "-d", mediadir, image])
 
 
-def build_all(workdir, binary, log=print, bootloader="grub"):
-    """Builds keys, trees, the publisher repo and the first disk in WORKDIR.
+def build_all(workdir, binary, log=print, bootloader="grub-bios"):
+    """Builds keys, trees, the publisher repo and the first disk in WORKDIR
+    (abdeploy install --bootloader=BOOTLOADER).
 
     Returns a dict describing what was built (also saved as build.json)."""
     kernel = find_kernel()
@@ -592,16 +556,19 @@ def build_all(workdir, binary, log=print, bootloader="grub"):
         log("published %s" % ", ".join("%s=%s" % (v, c[:12]) for v, c in commits.items()))
     finally:
         gpg.close()
-    sysroot = os.path.join(workdir, "sysroot")
     disk = os.path.join(workdir, "disk.img")
+    t = time.monotonic()
     if bootloader == "uboot":
         crash_points = install_uboot(binary, repo, pubkey, disk, workdir)
     else:
-        crash_points = build_sysroot(sysroot, binary, repo, pubkey, workdir)
-        build_disk(sysroot, disk, workdir)
-        rmtree(sysroot)
+        crash_points = install_disk(binary, disk, repo, pubkey, bootloader, workdir)
+    secs = time.monotonic() - t
+    used = os.stat(disk).st_blocks * 512
+    log("abdeploy install --bootloader=%s: %.1f s, image %d MiB (%d MiB allocated)" % (
+        bootloader, secs, os.path.getsize(disk) >> 20, used >> 20))
     info = {"kver": kernel[0], "commits": commits, "repo": repo, "disk": disk,
-            "bootloader": bootloader,
+            "bootloader": bootloader, "install_seconds": secs,
+            "disk_bytes": os.path.getsize(disk), "disk_used": used,
             "crash_points": crash_points,
             "refs": {v: ref_of(v) for v in VERSIONS}}
     with open(os.path.join(workdir, "build.json"), "w") as f:
@@ -613,16 +580,16 @@ def build_all(workdir, binary, log=print, bootloader="grub"):
 # Reading the disk back
 
 
+_ROOT_OFFSETS = {}
+
+
 def root_offset(disk):
-    """Byte offset of the ext4 root on DISK: its first MBR partition of type
-    0x83 (partition 1 on the GRUB disk, 2 on the U-Boot disk)."""
-    with open(disk, "rb") as f:
-        mbr = f.read(SECTOR)
-    for i in range(4):
-        entry = mbr[446 + 16 * i: 446 + 16 * (i + 1)]
-        if entry[4] == 0x83:
-            return int.from_bytes(entry[8:12], "little") * SECTOR
-    raise BuildError("%s has no Linux (0x83) partition" % disk)
+    """Byte offset of the ext4 root on DISK: the last partition of every
+    layout of abdeploy install (abdeploy-install(8)), GPT or MBR."""
+    if disk not in _ROOT_OFFSETS:
+        table = json.loads(run(["sfdisk", "--json", disk]).stdout.decode())["partitiontable"]
+        _ROOT_OFFSETS[disk] = table["partitions"][-1]["start"] * SECTOR
+    return _ROOT_OFFSETS[disk]
 
 
 def debugfs(disk, request):
@@ -685,7 +652,7 @@ def grubenv(disk, workdir):
     return dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
 
 
-def extract_state(disk, dest):
+def extract_state(disk, dest, bootloader="grub-bios"):
     """Copies what `abdeploy status` and `history` read from DISK into DEST:
     abdeploy/{version,state,slots}, boot/grub/grubenv (GRUB) or the U-Boot
     env files and an etc/fw_env.config naming them (U-Boot), etc/abdeploy, and an
@@ -696,17 +663,36 @@ def extract_state(disk, dest):
         os.makedirs(os.path.join(dest, d), exist_ok=True)
     debugfs(disk, "rdump /abdeploy/state %s" % os.path.join(dest, "abdeploy"))
     write(os.path.join(dest, "abdeploy/version"), read_file(disk, "/abdeploy/version"))
-    if root_offset(disk) == PART_OFFSET:
+    if bootloader.startswith("grub"):
         write(os.path.join(dest, "boot/grub/grubenv"), read_file(disk, "/boot/grub/grubenv"))
     debugfs(disk, "rdump /etc/abdeploy %s" % os.path.join(dest, "etc"))
-    if root_offset(disk) != PART_OFFSET:    # the U-Boot disk: env on the FAT partition
+    if bootloader == "uboot":    # the U-Boot disk: env on the FAT partition
         config = ubootenv_files(disk, os.path.join(dest, "boot"))
         shutil.copyfile(config, os.path.join(dest, "etc/fw_env.config"))
     for d in ("abdeploy/slots/a", "abdeploy/slots/b", "abdeploy/var", "boot/abdeploy/a",
               "boot/abdeploy/b"):
         os.makedirs(os.path.join(dest, d), exist_ok=True)
     run(["ostree", "init", "--mode=bare", "--repo=" + os.path.join(dest, "ostree/repo")])
+    if bootloader == "systemd-boot":    # the pointer: entry names on the ESP, at /efi
+        os.makedirs(os.path.join(dest, "efi"))
+        run(["mcopy", "-s", "-n", "-Q", "-i", "%s@@%d" % (disk, PART_OFFSET), "::/loader",
+             os.path.join(dest, "efi")])
     return dest
+
+
+def extract_esp(disk, dest):
+    """Copies the ESP (the first partition) of DISK into DEST (mtools)."""
+    rmtree(dest)
+    os.makedirs(dest)
+    run(["mcopy", "-s", "-n", "-Q", "-i", "%s@@%d" % (disk, PART_OFFSET), "::/*", dest])
+    return dest
+
+
+def esp_entries(disk):
+    """File names in loader/entries of DISK's ESP."""
+    out = run(["mdir", "-b", "-i", "%s@@%d" % (disk, PART_OFFSET),
+               "::/loader/entries"]).stdout.decode()
+    return sorted(os.path.basename(l.strip()) for l in out.splitlines() if l.strip())
 
 
 def ls(disk, path):
