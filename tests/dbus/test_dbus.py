@@ -283,6 +283,21 @@ def test_cancel_mid_stage(daemon, client, slow_server, published, sysroot, bus):
     assert r[1] == 0, r
 
 
+def test_sigterm_cancels_the_operation_then_exits(daemon, client, slow_server, published,
+                                                  sysroot):
+    """systemd stopping the daemon (SIGTERM) mid-stage: the stage is
+    cancelled, Completed still comes, the daemon exits 0, nothing changed."""
+    before = snapshot(sysroot)
+    start_slow_stage(client, slow_server, published)
+    daemon.proc.send_signal(signal.SIGTERM)
+    op, code, message = client.wait_completed(BOUND)
+    assert (op, code) == ("stage", sl.EXIT_ERROR) and "cancel" in message.lower(), message
+    daemon.proc.wait(timeout=BOUND)
+    assert daemon.proc.returncode == 0, daemon.log()
+    after = snapshot(sysroot)
+    assert after == before, sl.diff_snapshots(before, after)
+
+
 def test_concurrent_cli_writer_exits_4_and_names_the_daemon(daemon, client, slow_server,
                                                              published, sysroot, server):
     start_slow_stage(client, slow_server, published)
