@@ -78,6 +78,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbBackupArchive, ab_backup_archive_free)
 gboolean ab_backup_archive_check_readable (const AbBackupArchive *archive, const char *what,
                                            GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files,
                            GError **error);
 /* Works on a sysroot whose state is wrecked: only the layout version (1 or

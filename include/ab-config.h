@@ -135,5 +135,6 @@ char *ab_config_stamp_format (const char *text, gint64 format);
  * (creating the file when missing), with ab_fs_replace_at(). Changes
  * nothing when it already does; refuses a file that does not parse or
  * states an unknown format. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_config_stamp_file_at (int sysroot_dfd, gboolean *out_changed, GError **error);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbConfig, ab_config_free)

@@ -74,10 +74,13 @@ guint ab_content_pulls_abandoned (void);
 guint64 ab_content_delta_unpacked_bytes (GBytes *superblock);
 /* Fails with AB_CONTENT_ERROR_NO_SPACE unless the file system of DFD has
  * NEEDED bytes plus RESERVE available; WHAT says what needs them. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_check_free_space (int dfd, guint64 needed, guint64 reserve,
                                       const char *what, GError **error);
 
+G_GNUC_WARN_UNUSED_RESULT
 OstreeRepo *ab_content_create_repo (int sysroot_dfd, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 OstreeRepo *ab_content_open_repo (int sysroot_dfd, GError **error);
 
 
@@ -91,20 +94,25 @@ OstreeRepo *ab_content_open_repo (int sysroot_dfd, GError **error);
  * fetched out of those requested so far (the total grows while libostree
  * finds more); phase "import" for a local source, with objects out of all
  * the commit reaches. Every event reaches EVENTS on the calling thread. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source,
                           const char *refspec, AbEventSink *events,
                           const char *tls_ca_path, const AbPullLimits *limits,
                           GCancellable *cancellable, char **out_commit, GError **error);
 /* Resolves a ref or commit already in the repo. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_resolve (OstreeRepo *repo, const char *refspec, char **out_commit,
                              GError **error);
 /* Fails with AB_CONTENT_ERROR_VERIFY unless a trusted key signed COMMIT. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commit,
                             GError **error);
 /* The string metadata KEY of COMMIT, or NULL when absent. */
+G_GNUC_WARN_UNUSED_RESULT
 char *ab_content_commit_meta (OstreeRepo *repo, const char *commit, const char *key,
                               GError **error);
 /* The "version" metadata of COMMIT, or NULL. */
+G_GNUC_WARN_UNUSED_RESULT
 char *ab_content_commit_version (OstreeRepo *repo, const char *commit, GError **error);
 /* The number of non-directory entries (files, symlinks) of COMMIT's tree,
  * counted from its dirtree objects alone (no file object is read). */
@@ -115,7 +123,9 @@ gboolean ab_content_count_files (OstreeRepo *repo, const char *commit, guint64 *
  * progress in files (out of ab_content_count_files()) in the current phase
  * of EVENTS (may be NULL), on the calling thread, at most every 100 ms and
  * once more when the checkout is complete (then done = total). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *path,
                               AbEventSink *events, GCancellable *cancellable, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_set_ref (OstreeRepo *repo, const char *ref, const char *commit,
                              GError **error);

@@ -51,8 +51,11 @@ gboolean ab_deploy_check_may_stage (AbSysroot *sysroot, GError **error);
  * the phases of ab_content_pull() ("download" or "import"; none when the
  * commit is taken from the repo), "verify", "checkout" (files done out of
  * the commit's files) and "install" (kernel, ref, sync, record). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slot,
                           GError **error);
 /* tries <= 0: the configured default. Reports phase "activate". */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error);

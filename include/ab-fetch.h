@@ -66,8 +66,10 @@ char *ab_fetch_redact_url (const char *url);
 /* "http://…", "https://…", "file://…" or a local path: the URL libcurl gets. */
 char *ab_fetch_url_join (const char *base, const char *path);
 
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fetch_to_bytes (const char *url, const AbFetchOptions *opts, GBytes **out,
                             GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fetch_to_file_at (const char *url, int dfd, const char *name,
                               const AbFetchOptions *opts, GError **error);
 /* Whether a later retry of the same download may succeed. */

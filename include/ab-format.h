@@ -52,6 +52,7 @@ gboolean ab_format_is_readable (AbFormatKind kind, gint64 version);
 
 /* The layout version in SYSROOT/abdeploy/version, checked: *out_version is
  * 0 (and TRUE returned) when the file does not exist. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_format_read_layout_at (int sysroot_dfd, gint64 *out_version, GError **error);
 
 /* The state-file format that goes with a layout version. */
@@ -73,16 +74,19 @@ void ab_format_set_state_to_write (gint64 format);
 void ab_format_set_unknown (GError **error, AbFormatKind kind, const char *what, const char *found);
 
 /* TRUE when VERSION of KIND is readable; otherwise the refusal above. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_format_check (AbFormatKind kind, const char *what, gint64 version, GError **error);
 
 /* The "format" member of state object O (of the file WHAT), checked: a
  * missing or non-integer member is refused, never guessed. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_format_check_state (const char *what, JsonObject *o, gint64 *out_format,
                                 GError **error);
 
 /* Reads the state file STATE_DFD/NAME (shown as abdeploy/state/NAME): *out
  * is NULL (and TRUE returned) when the file is missing; otherwise it must
  * be a JSON object of a readable format. OUT_FORMAT may be NULL. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_format_read_state_at (int state_dfd, const char *name, JsonNode **out,
                                   gint64 *out_format, GError **error);
 
@@ -115,6 +119,7 @@ void ab_format_warn (const char *format, ...) G_GNUC_PRINTF (1, 2);
  * read and I/O errors are still errors. For files that only inform
  * (verdict, history, last rollback) and for commands that must work on a
  * damaged sysroot (status, rollback, mark-good, mark-bad, health-check). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_format_read_state_tolerant_at (int state_dfd, const char *name,
                                            const char *consequence, JsonNode **out,
                                            GError **error);
@@ -122,5 +127,6 @@ gboolean ab_format_read_state_tolerant_at (int state_dfd, const char *name,
 /* The version stated by configuration text (GKeyFile [abdeploy] format):
  * 0 when the text states none (a format-1 file). WHAT names the file in
  * errors. An unparsable value is refused. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_format_config_stated (GKeyFile *kf, const char *what, gint64 *out_stated,
                                   GError **error);

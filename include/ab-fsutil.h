@@ -61,6 +61,7 @@ int ab_fs_mkdir_p_beneath (int root_dfd, const char *path, mode_t mode, GError *
 /* Tests only: pretend that openat2 is missing, to exercise the walk. */
 extern gboolean ab_fs_openat2_disabled;
 
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_replace_at (int dfd, const char *name, const void *data, gsize len,
                            mode_t mode, GError **error);
 /* One file of ab_fs_replace_all_at(): NAME (in the directory) gets DATA. */
@@ -76,34 +77,46 @@ typedef struct
  * then they are renamed into place in array order. */
 gboolean ab_fs_replace_all_at (int dfd, const AbFsWrite *files, guint n,
                                GError **error) G_GNUC_WARN_UNUSED_RESULT;
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_fsync_dir_at (int dfd, const char *path, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_unlink_durable_at (int dfd, const char *name, GError **error);
 /* Contents of dfd/name; a missing file is AB_FS_ERROR_NOT_FOUND. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_read_at (int dfd, const char *name, char **out_data, gsize *out_len,
                         GError **error);
 /* Everything left to read from FD (NAME for messages), NUL-terminated. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_read_fd (int fd, const char *name, char **out_data, gsize *out_len,
                         GError **error);
 gboolean ab_fs_exists_at (int dfd, const char *name);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_mkdir_p_at (int dfd, const char *path, mode_t mode, GError **error);
 /* Opens a directory relative to dfd; returns -1 and sets error on failure. */
 int ab_fs_opendir_at (int dfd, const char *path, GError **error);
 /* Removes a tree; a missing path is not an error. Clears the immutable bit
  * where it is set. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_rm_rf_at (int dfd, const char *path, GError **error);
 /* Atomically swaps two directory entries (renameat2 RENAME_EXCHANGE). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_exchange_at (int dfd, const char *a, const char *b, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_rename_at (int dfd, const char *from, const char *to, GError **error);
 /* Copies one file, symlink or directory tree, preserving mode, owner (when
  * root) and times. Regular files are copied, never hardlinked. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_copy_at (int src_dfd, const char *src, int dst_dfd, const char *dst,
                         GError **error);
 /* Whether two entries have identical type, mode, owner and content. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_same_content_at (int a_dfd, const char *a, int b_dfd, const char *b,
                                 gboolean *out_same, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_syncfs (int dfd, GError **error);
 /* The absolute path of directory fd DFD (AT_FDCWD: the current directory),
  * joined with REL when REL is not NULL. */
+G_GNUC_WARN_UNUSED_RESULT
 char *ab_fs_fd_path (int dfd, const char *rel, GError **error);
 
 /* The rule for every executable abdeploy runs as code (health hooks, the

@@ -25,18 +25,21 @@ typedef enum
 /* Signs DATA with secret key KEYID of the GnuPG home HOMEDIR (NULL: the
  * default, $GNUPGHOME or ~/.gnupg); *out_sig is a binary detached signature
  * that `gpg --verify SIG DATA` accepts. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_gpg_sign_detached (const char *homedir, const char *keyid, GBytes *data,
                                GBytes **out_sig, GError **error);
 
 /* Whether SIG, a detached signature of DATA, holds a good signature by the
  * key KEYID of GnuPG home HOMEDIR (NULL: the default), so that a signer
  * can avoid signing the same data twice. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_gpg_is_signed_by (const char *homedir, const char *keyid, GBytes *data, GBytes *sig,
                               gboolean *out_signed, GError **error);
 
 /* Verifies the detached signature SIG of DATA against the public keys in
  * TRUSTED_DIR (every *.gpg, binary, and *.asc, armored, file). On success
  * *out_fingerprint (optional) is the primary-key fingerprint of the signer. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_gpg_verify_detached (const char *trusted_dir, GBytes *data, GBytes *sig,
                                  char **out_fingerprint, GError **error);
 
@@ -44,11 +47,13 @@ gboolean ab_gpg_verify_detached (const char *trusted_dir, GBytes *data, GBytes *
  * makes one: its gpg.conf says no-autostart, so no gpg-agent or other
  * daemon is ever started for it. ab_gpg_discard_home() stops whatever runs
  * on it anyway and removes it. */
+G_GNUC_WARN_UNUSED_RESULT
 char *ab_gpg_new_throwaway_home (GError **error);
 void ab_gpg_discard_home (char *home);
 
 /* Like ab_gpg_verify_detached(), but the one trusted key is KEYID of the
  * GnuPG home HOMEDIR (NULL: the default): the publisher checks that a
  * manifest it is about to rewrite is still the one it signed. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_gpg_verify_detached_by_key (const char *homedir, const char *keyid, GBytes *data,
                                         GBytes *sig, GError **error);

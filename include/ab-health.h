@@ -38,10 +38,12 @@ typedef struct
 void ab_health_outcome_clear (AbHealthOutcome *o);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbHealthOutcome, ab_health_outcome_clear)
 
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts,
                           AbHealthOutcome *out, GError **error);
 
 /* WHICH: "booted", "other", "a" or "b". */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_health_mark (AbSysroot *sysroot, const char *which, gboolean good, AbSlot *out_slot,
                          GError **error);
 
@@ -55,4 +57,5 @@ gboolean ab_health_booted_is_green (AbSysroot *sysroot, const AbSlotsView *v, gb
                                     char **out_why, GError **error);
 
 /* The last verdict as shown by status: {verdict, failed_hooks, at}. */
+G_GNUC_WARN_UNUSED_RESULT
 JsonNode *ab_health_status_json (AbSysroot *sysroot, GError **error);

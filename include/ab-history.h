@@ -24,6 +24,7 @@ JsonBuilder *ab_history_event_begin (const char *type);
 /* Ends the builder's object and appends it. A damaged history.json is
  * kept as history.json.damaged and a new history starts (with a warning,
  * ab_format_warn()). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_history_append (int state_dfd, JsonBuilder *event, GError **error);
 /* Ends EVENT and writes state/NAME = TEXT and the history with EVENT
  * appended, all or nothing under a full disk or a write error (see
@@ -31,6 +32,7 @@ gboolean ab_history_append (int state_dfd, JsonBuilder *event, GError **error);
 gboolean ab_history_append_with (int state_dfd, JsonBuilder *event, const char *name,
                                  const char *text, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* Events, newest first; none (with a warning) when history.json is damaged. */
+G_GNUC_WARN_UNUSED_RESULT
 JsonArray *ab_history_load (int state_dfd, GError **error);
 
 typedef struct
@@ -43,9 +45,11 @@ typedef struct
 /* Strict check of history.json and last-rollback.json: FALSE, with the
  * reason, when either is damaged (the loaders above tolerate damage; a
  * restore must not bring damage in). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_history_check_readable (int state_dfd, GError **error);
 
 /* Writes state/last-rollback.json and a "rollback" history event. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **error);
 /* What ab_history_record_rollback() replaces, kept to be put back when the
  * rollback it recorded could not happen (the boot pointer could not be
@@ -63,5 +67,6 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbHistoryKept, ab_history_kept_clear)
 
 /* The last rollback object, or NULL (and TRUE) when there was none or
  * last-rollback.json is damaged (then with a warning). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error);
 

@@ -99,6 +99,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbHookResult, ab_hook_result_free)
  * Directories and hooks are resolved inside ROOT (RESOLVE_IN_ROOT): a link
  * in the tree, absolute or not, never names a file outside it, and a
  * hook's path is the real path of the file it runs. */
+G_GNUC_WARN_UNUSED_RESULT
 GPtrArray *ab_hooks_discover (const char *root, AbHookStage stage, gboolean greenboot_compat,
                               GError **error);
 /* Runs one hook; failures of the hook are results, not errors. */
@@ -106,6 +107,7 @@ AbHookResult *ab_hooks_run_one (const AbHook *hook, AbHookStage stage,
                                 const AbHookRunOptions *opts);
 /* Runs all hooks of STAGE; appends results to RESULTS. Returns TRUE when
  * all passed. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_hooks_run_stage (const char *root, AbHookStage stage, const AbHookRunOptions *opts,
                              GPtrArray *results, GError **error);
 

@@ -30,10 +30,12 @@ typedef enum
  * threads do the work (0: one per CPU, at most 8); PROGRESS is called on
  * the calling thread. Signature errors keep libostree's OSTREE_GPG_ERROR
  * domain. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_import_commit (OstreeRepo *dest, const char *remote, OstreeRepo *src,
                            const char *commit, guint n_workers, AbProgressFunc progress,
                            gpointer user_data, GCancellable *cancellable, GError **error);
 /* Bytes that importing COMMIT from SRC would add to DEST: the unpacked size
  * of every object it reaches that DEST does not hold. Reads only. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_import_needed_bytes (OstreeRepo *dest, OstreeRepo *src, const char *commit,
                                  guint64 *out_bytes, GCancellable *cancellable, GError **error);

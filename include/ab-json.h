@@ -23,14 +23,17 @@ void ab_json_sanitize_node (JsonNode *node);
 /* Adds KEY with VALUE (sanitized), or null when VALUE is NULL. */
 void ab_json_add_string (JsonBuilder *b, const char *key, const char *value);
 /* Reads DFD/NAME; *out is NULL (and TRUE returned) when the file is missing. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_json_read_at (int dfd, const char *name, JsonNode **out, GError **error);
 /* NODE pretty-printed, with a final newline: the text of every state file.
  * Every string in NODE is sanitized first (ab_json_sanitize_node()), so no
  * state file can hold text that a JSON reader refuses. */
 char *ab_json_to_text (JsonNode *node);
 /* Writes NODE, pretty-printed, with ab_fs_replace_at(). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_json_write_at (int dfd, const char *name, JsonNode *node, GError **error);
 /* Ends B's object and writes it. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_json_write_builder_at (int dfd, const char *name, JsonBuilder *b, GError **error);
 
 /* Typed members of objects read from disk, where any member may hold any

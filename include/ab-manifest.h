@@ -60,6 +60,7 @@ void ab_manifest_free (AbManifest *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbManifest, ab_manifest_free)
 
 AbManifest *ab_manifest_new (const char *channel);
+G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_manifest_parse (const char *data, gsize len, GError **error);
 /* The newest release by version precedence (ab_version_order(): ties of
  * equal precedence go to the greater version string), or NULL. */
@@ -90,5 +91,6 @@ gboolean ab_manifest_channel_name_is_valid (const char *channel);
  * AB_MANIFEST_ERROR_EXPIRED; serial lower than LAST_SERIAL (the last one
  * this device accepted for the channel) → AB_MANIFEST_ERROR_REPLAY. An equal
  * serial is accepted: it is the same manifest fetched again. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_manifest_check_fresh (const AbManifest *m, GDateTime *now, guint64 last_serial,
                                   GError **error);

@@ -38,6 +38,7 @@ typedef enum
 /* Checks, without changing anything, that every state file of the sysroot
  * has a format this abdeploy reads (a writer on a sysroot whose migration
  * waits). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_migrate_check_state (int sysroot_dfd, GError **error);
 
 /* The copy of the layout-1 files, relative to the sysroot. */
@@ -51,6 +52,7 @@ extern const char *const ab_migrate_state_files[];
  * layout *INOUT_LAYOUT to the current one; *INOUT_LAYOUT is updated.
  * OUT_MIGRATED (may be NULL) tells whether it migrated. Reports one note
  * to EVENTS (may be NULL) when it did. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_migrate_sysroot (int sysroot_dfd, const char *sysroot_path, gint64 *inout_layout,
                              gboolean *out_migrated, AbEventSink *events, GError **error);
 
@@ -59,6 +61,7 @@ gboolean ab_migrate_sysroot (int sysroot_dfd, const char *sysroot_path, gint64 *
  * stands for a missing file: only history.json is then made (empty but
  * for the event). With EVENT_REASON set, a history.json converted from the
  * previous format gets a "migrate" event with that reason. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_migrate_state_text (const char *name, const char *what, const char *data,
                                 const char *event_reason, char **out_text, GError **error);
 
@@ -77,6 +80,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbMigrateFile, ab_migrate_file_free)
 /* Installs FILES as the kept copy of layout 1 (AB_MIGRATE_COPY_DIR),
  * replacing an older copy: built in a temporary directory, synced, then
  * renamed (or exchanged) into place. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_migrate_keep_copy (int sysroot_dfd, GPtrArray *files, GError **error);
 
 /* The history event text of a migration, for messages and the event. */

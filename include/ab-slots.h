@@ -33,10 +33,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSlotRecord, ab_slot_record_free)
 char *ab_slot_record_to_json (const AbSlotRecord *rec);
 /* Name of SLOT's record in the state directory: slot-X.json. */
 char *ab_slot_record_file (AbSlot slot);
+G_GNUC_WARN_UNUSED_RESULT
 AbSlotRecord *ab_slot_record_from_json (const char *json, GError **error);
 
 /* *out is NULL (and TRUE returned) when the slot is empty. A record of a
  * format this abdeploy does not read is refused (AB_FORMAT_ERROR). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_slot_record_load (int state_dfd, AbSlot slot, AbSlotRecord **out, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_slot_record_save (int state_dfd, AbSlot slot, const AbSlotRecord *rec, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_slot_record_remove (int state_dfd, AbSlot slot, GError **error);

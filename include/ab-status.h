@@ -19,5 +19,7 @@ const char *ab_slot_state_name (AbSlotState state);
 AbSlotState ab_slot_state_derive (const AbSlotRecord *rec, const AbBootPointer *ptr,
                                   AbSlot slot);
 
+G_GNUC_WARN_UNUSED_RESULT
 JsonNode *ab_status_to_json (AbSysroot *sysroot, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 char *ab_status_to_text (AbSysroot *sysroot, GError **error);

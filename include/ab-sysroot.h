@@ -50,12 +50,14 @@ typedef struct
 
 /* Creates the layout; on an initialized sysroot changes nothing. The
  * bootloader backend warns to EVENTS (may be NULL). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_sysroot_init (const char *path, const char *config_path, const char *os,
                           const char *bootloader, AbEventSink *events, gboolean *out_created,
                           GError **error);
 /* Opens an initialized sysroot, refusing unknown layout versions. A
  * pending restore journal is only noted (restore_pending): reading never
  * completes or refuses it; ab_sysroot_lock() does. */
+G_GNUC_WARN_UNUSED_RESULT
 AbSysroot *ab_sysroot_open (const char *path, const char *config_path, GError **error);
 void ab_sysroot_free (AbSysroot *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSysroot, ab_sysroot_free)
@@ -68,6 +70,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSysroot, ab_sysroot_free)
  * it changes anything. A restore that was interrupted is completed first
  * (and the sysroot read again), or the command is refused when its journal
  * does not verify (AB_BACKUP_ERROR_PENDING). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_sysroot_lock (AbSysroot *self, GError **error);
 /* When the sysroot is on a read-only mount (a booted slot's /sysroot),
  * remounts it read-write in a mount namespace of this process's own
@@ -78,11 +81,13 @@ G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_sysroot_make_writable (AbSysroot *self, gboolean *out_changed, GError **error);
 /* Takes the lock and migrates a sysroot of the previous layout now, even
  * while the booted slot is on trial (abdeploy migrate). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_sysroot_migrate_now (AbSysroot *self, gboolean *out_migrated, GError **error);
 
 /* Records of both slots (entries NULL for empty slots; with
  * tolerate_damage, also for damaged records, flagged in OUT_DAMAGED when
  * not NULL). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_sysroot_load_records (AbSysroot *self, AbSlotRecord *out[AB_N_SLOTS],
                                   gboolean out_damaged[AB_N_SLOTS], GError **error);
 
@@ -97,6 +102,7 @@ typedef struct
 void ab_slots_view_clear (AbSlotsView *v);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbSlotsView, ab_slots_view_clear)
 
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_sysroot_load_view (AbSysroot *self, AbSlotsView *out, GError **error);
 /* The slot whose deployment is in use: the booted one, offline the primary
  * (AB_SLOT_NONE when neither). */

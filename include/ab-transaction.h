@@ -49,9 +49,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbTransaction, ab_transaction_free)
 AbTransaction *ab_transaction_new (const char *channel, const char *version, const char *commit,
                                    const char *from_commit);
 /* *out NULL when there is none. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_transaction_load (int state_dfd, AbTransaction **out, GError **error);
 /* Sets the phase, stamps updated_at and writes the file. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_transaction_set_phase (int state_dfd, AbTransaction *t, AbPhase phase, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_transaction_fail (int state_dfd, AbTransaction *t, const char *reason,
                               gboolean retryable, GError **error);
 /* Whether the transaction still has work to do (not applied/abandoned). */

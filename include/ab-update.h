@@ -60,6 +60,7 @@ typedef struct
 guint ab_update_rollout_bucket (const char *machine_id, const char *version);
 gboolean ab_update_in_rollout (const char *machine_id, const char *version, guint percent);
 
+G_GNUC_WARN_UNUSED_RESULT
 AbUpdateCheck *ab_update_check (AbSysroot *sysroot, GError **error);
 JsonNode *ab_update_check_to_json (const AbUpdateCheck *c);
 /* Downloads, verifies, stages and (opts->activate) activates the release.
@@ -68,15 +69,18 @@ JsonNode *ab_update_check_to_json (const AbUpdateCheck *c);
  * objects as ab_content_pull() reports them), "unpack" (a delta applied),
  * then the phases of ab_deploy_stage() and "activate"; warnings (a
  * deprecated or stale release, a retried download). */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error);
 /* Continues the recorded transaction; ABANDON marks it abandoned instead.
  * Reports a message naming the transaction, then as ab_update_run() from
  * the recorded phase on. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboolean abandon,
                            GError **error);
 /* VERSION NULL clears the pin. A VERSION of lower precedence than the
  * installed one is refused (AB_UPDATE_ERROR_REFUSED) unless
  * ALLOW_DOWNGRADE; then the pin records that consent. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_update_pin (AbSysroot *sysroot, const char *version, gboolean allow_downgrade,
                         GError **error);
 /* TEXT, an update.json about to replace the one in STATE_DFD (restore),
@@ -85,4 +89,5 @@ gboolean ab_update_pin (AbSysroot *sysroot, const char *version, gboolean allow_
  * (restore works on wrecked state). */
 char *ab_update_state_keep_serials (int state_dfd, const char *text, gsize len);
 /* The pin, or NULL. */
+G_GNUC_WARN_UNUSED_RESULT
 char *ab_update_get_pin (AbSysroot *sysroot, GError **error);

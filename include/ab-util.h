@@ -30,6 +30,13 @@ ab_steal_fd (int *fdp)
   return fd;
 }
 
+/* Calls EXPR and deliberately does not act on its result: a best-effort
+ * cleanup on a path that already reports an error, or an outcome that
+ * decides nothing. The one way to drop the result of a function marked
+ * G_GNUC_WARN_UNUSED_RESULT (a (void) cast does not silence GCC). */
+#define AB_IGNORE_RESULT(expr) \
+  G_STMT_START { if (expr) {} } G_STMT_END
+
 /* Slots are the integers 0 ("a") and 1 ("b"); AB_SLOT_NONE is "no slot". */
 typedef enum
 {

@@ -23,14 +23,17 @@ typedef struct
 
 /* Runs every check; returns the list (AbCheck). Fails only when the
  * sysroot cannot be read at all. */
+G_GNUC_WARN_UNUSED_RESULT
 GPtrArray *ab_verify_run (AbSysroot *sysroot, const AbVerifyOptions *opts, GError **error);
 gboolean ab_verify_all_passed (GPtrArray *checks);
 JsonNode *ab_verify_to_json (GPtrArray *checks);
 
 /* Compares a slot's tree with its commit: regular files and symlinks of the
  * commit, every one (full) or a random sample. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_verify_tree (AbSysroot *sysroot, AbSlot slot, const char *commit, gboolean full,
                          guint sample_size, guint *out_checked, char **out_first_mismatch,
                          GError **error);
 
+G_GNUC_WARN_UNUSED_RESULT
 JsonNode *ab_version_report (AbSysroot *sysroot, GError **error);

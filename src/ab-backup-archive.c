@@ -728,7 +728,7 @@ ab_backup_archive_check_readable (const AbBackupArchive *a, const char *what, GE
     ok = write_scratch (dfd, a->restored->pdata[i], error);
   g_autoptr(GError) local = NULL;
   gboolean readable = ok && read_back (dfd, &local);
-  (void) ab_fs_rm_rf_at (AT_FDCWD, dir, NULL);
+  AB_IGNORE_RESULT (ab_fs_rm_rf_at (AT_FDCWD, dir, NULL));
   if (!ok)
     return FALSE;
   if (!readable)

@@ -506,8 +506,8 @@ stage_all (Rescue *r, const AbBackupArchive *a, guint *count, GError **error)
 static void
 unstage_all (Rescue *r)
 {
-  (void) ab_fs_rm_rf_at (r->abdeploy_dfd, STATE_STAGE, NULL);
-  (void) ab_fs_rm_rf_at (r->dfd, ETC_STAGE, NULL);
+  AB_IGNORE_RESULT (ab_fs_rm_rf_at (r->abdeploy_dfd, STATE_STAGE, NULL));
+  AB_IGNORE_RESULT (ab_fs_rm_rf_at (r->dfd, ETC_STAGE, NULL));
 }
 
 /* Swaps the staged tree in with one renameat2(RENAME_EXCHANGE). */

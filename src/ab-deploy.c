@@ -191,7 +191,7 @@ build_tree (AbSysroot *sysroot, const AbSlotsView *snap, AbSlot target, const ch
   g_autofree char *tmp = g_strdup_printf (".%s.new", ab_slot_name (target));
   if (build_tree_in (sysroot, snap, target, commit, tmp, cancellable, error))
     return TRUE;
-  (void) ab_fs_rm_rf_at (sysroot->slots_dfd, tmp, NULL);
+  AB_IGNORE_RESULT (ab_fs_rm_rf_at (sysroot->slots_dfd, tmp, NULL));
   return FALSE;
 }
 
@@ -417,7 +417,7 @@ ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **er
   /* The activation could not be recorded (a full disk, an I/O error):
    * the old pointer goes back, so that a command that failed changed
    * nothing. Its write frees what the failed record took, so it fits. */
-  (void) ab_bootloader_save (sysroot->bootloader, &old, NULL);
+  AB_IGNORE_RESULT (ab_bootloader_save (sysroot->bootloader, &old, NULL));
   return FALSE;
 }
 

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-gpg.h"
+#include "ab-util.h"
 #include "ab-fsutil.h"
 
 #include <fcntl.h>
@@ -243,7 +244,7 @@ ab_gpg_discard_home (char *dir)
   (void) g_spawn_sync (NULL, (char **) argv, NULL,
                        G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
                        NULL, NULL, NULL, NULL, NULL, NULL);
-  (void) ab_fs_rm_rf_at (AT_FDCWD, dir, NULL);
+  AB_IGNORE_RESULT (ab_fs_rm_rf_at (AT_FDCWD, dir, NULL));
   g_free (dir);
 }
 typedef char AbThrowawayHome;

@@ -374,16 +374,29 @@ load_boot (AbSysroot *sysroot, Boot *b, GError **error)
          && ab_sysroot_load_view (sysroot, &b->v, error);
 }
 
+/* How the hooks of SYSROOT's configuration run, echoing their output. */
+static AbHookRunOptions
+hook_options (AbSysroot *sysroot, char **env)
+{
+  return (AbHookRunOptions) {
+    .default_timeout_sec = sysroot->config->health.timeout_sec,
+    .timeouts = sysroot->config->health.hook_timeouts,
+    .env = env,
+    .greenboot_compat = sysroot->config->health.greenboot_compat,
+    .echo_output = TRUE,
+    .events = sysroot->events,
+  };
+}
+
 static gboolean
 run_checks (AbSysroot *sysroot, const Boot *b, const char *root, GPtrArray *results,
             char **env, GError **error)
 {
-  AbHookRunOptions opts = { sysroot->config->health.timeout_sec, sysroot->config->health.hook_timeouts, env,
-                            sysroot->config->health.greenboot_compat, TRUE, sysroot->events };
+  AbHookRunOptions opts = hook_options (sysroot, env);
   gboolean required_ok = ab_hooks_run_stage (root, AB_HOOK_STAGE_REQUIRED, &opts, results, error);
   if (error && *error)
     return FALSE;
-  (void) ab_hooks_run_stage (root, AB_HOOK_STAGE_WANTED, &opts, results, error);
+  AB_IGNORE_RESULT (ab_hooks_run_stage (root, AB_HOOK_STAGE_WANTED, &opts, results, error));
   if (error && *error)
     return FALSE;
   return required_ok;
@@ -427,10 +440,9 @@ ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts, AbHealthOutcom
                              : decide_red (sysroot, &b, trial, failed, error);
   if (action == NULL)
     return FALSE;
-  AbHookRunOptions hopts = { sysroot->config->health.timeout_sec, sysroot->config->health.hook_timeouts, env,
-                             sysroot->config->health.greenboot_compat, TRUE, sysroot->events };
-  (void) ab_hooks_run_stage (root, green ? AB_HOOK_STAGE_GREEN : AB_HOOK_STAGE_RED, &hopts,
-                             results, NULL);
+  AbHookRunOptions hopts = hook_options (sysroot, env);
+  AB_IGNORE_RESULT (ab_hooks_run_stage (root, green ? AB_HOOK_STAGE_GREEN : AB_HOOK_STAGE_RED,
+                                        &hopts, results, NULL));
   if (!write_verdict (sysroot, &b, green, trial, results, action, error)
       || !update_motd (sysroot, &b, green, results, error))
     return FALSE;

@@ -208,7 +208,7 @@ void
 ab_history_put_back (int state_dfd, const AbHistoryKept *kept)
 {
   if (kept->last == NULL)
-    (void) ab_fs_unlink_durable_at (state_dfd, LAST_ROLLBACK_FILE, NULL);
+    AB_IGNORE_RESULT (ab_fs_unlink_durable_at (state_dfd, LAST_ROLLBACK_FILE, NULL));
   AbFsWrite files[] = {
     { HISTORY_FILE, kept->history, kept->history_len, 0644 },
     { LAST_ROLLBACK_FILE, kept->last, kept->last_len, 0644 },

@@ -565,7 +565,7 @@ static void
 ctx_clear (AbInstallCtx *ctx)
 {
   if (ctx->workdir)
-    (void) ab_fs_rm_rf_at (AT_FDCWD, ctx->workdir, NULL);
+    AB_IGNORE_RESULT (ab_fs_rm_rf_at (AT_FDCWD, ctx->workdir, NULL));
   g_free (ctx->workdir);
   g_free (ctx->sysroot);
   g_free (ctx->fat_dir);

@@ -152,7 +152,7 @@ ab_kernel_install (int tree_dfd, int boot_dfd, AbSlot slot, GError **error)
       || !check_boot_file (dst, "vmlinuz", "the installed vmlinuz", error))
     {
       /* a failed build (a bad kernel, a full disk, an I/O error) leaves nothing */
-      (void) ab_fs_rm_rf_at (boot_dfd, tmp, NULL);
+      AB_IGNORE_RESULT (ab_fs_rm_rf_at (boot_dfd, tmp, NULL));
       return FALSE;
     }
   ab_crash_point ("kernel:built");

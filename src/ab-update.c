@@ -896,7 +896,7 @@ classify_and_record (Run *r, GError *cause, GError **error)
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("update-failed");
   ab_json_add_string (ev, "version", r->t->version);
   ab_json_add_string (ev, "reason", cause->message);
-  (void) ab_history_append (r->sysroot->state_dfd, ev, NULL);
+  AB_IGNORE_RESULT (ab_history_append (r->sysroot->state_dfd, ev, NULL));
   g_propagate_error (error, cause);
   return FALSE;
 }
@@ -954,7 +954,7 @@ warn_if_stale (Run *r)
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("warning");
   ab_json_add_string (ev, "version", r->t->version);
   ab_json_add_string (ev, "reason", msg);
-  (void) ab_history_append (r->sysroot->state_dfd, ev, NULL);
+  AB_IGNORE_RESULT (ab_history_append (r->sysroot->state_dfd, ev, NULL));
 }
 
 static const AbRelease *

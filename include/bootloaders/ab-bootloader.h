@@ -53,6 +53,7 @@ char *ab_boot_pointer_describe (const AbBootPointer *ptr);
 
 /* NAME=VALUE pairs of the pointer vocabulary, and back. */
 GHashTable *ab_boot_pointer_to_vars (const AbBootPointer *ptr);
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_boot_pointer_from_vars (GHashTable *vars, AbBootPointer *out, GError **error);
 /* The same for the variables read from a bootloader environment (grub,
  * uboot): every variable must be there (ABDEPLOY_PRIMARY may be absent when
@@ -163,6 +164,7 @@ gboolean ab_bootloader_load (AbBootloader *self, AbBootPointer *out, GError **er
  * nothing) is AB_BOOTLOADER_ERROR_READ_BACK, naming the backend, what was
  * written and what was read back. (Not G_GNUC_WARN_UNUSED_RESULT: an undo
  * after a failure may ignore its result.) */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_bootloader_save (AbBootloader *self, const AbBootPointer *ptr, GError **error);
 /* Runs the backend's install_entry hook (nothing when it has none): the
  * errors name the backend and the slot. */

@@ -17,8 +17,10 @@ typedef enum
 } AbGrubenvError;
 
 /* Ordered list of "NAME=VALUE" strings. */
+G_GNUC_WARN_UNUSED_RESULT
 GPtrArray *ab_grubenv_parse (const char *data, gsize len, GError **error);
 const char *ab_grubenv_get (GPtrArray *env, const char *name);
 void ab_grubenv_set (GPtrArray *env, const char *name, const char *value);
 /* Returns a newly allocated block of AB_GRUBENV_SIZE bytes. */
+G_GNUC_WARN_UNUSED_RESULT
 char *ab_grubenv_serialize (GPtrArray *env, GError **error);

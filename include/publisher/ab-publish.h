@@ -71,6 +71,7 @@ typedef struct
  * not allowed by OPTS, or whose name is not valid UTF-8 or holds a control
  * character, is AB_PUBLISH_ERROR_REFUSED, listing every such file.
  * *out_privileged lists every privileged file committed, one line each. */
+G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *opts,
                             char **out_commit, gboolean *out_created, char ***out_privileged,
                             GError **error);
@@ -79,17 +80,22 @@ gboolean ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *
 
 /* Adds VERSION (already committed) to CHANNEL at ROLLOUT percent (0 = 100);
  * releasing it again only sets the rollout. */
+G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_release (const AbPublisher *p, const char *channel, const char *version,
                                 guint rollout, GError **error);
 /* Copies the release entry of VERSION from channel FROM into channel TO
  * (same commit, same deltas; published_at = now; ROLLOUT 0 = 100). */
+G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_promote (const AbPublisher *p, const char *from, const char *to,
                                 const char *version, guint rollout, GError **error);
+G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_deprecate (const AbPublisher *p, const char *channel,
                                   const char *version, const char *reason, GError **error);
 /* Static deltas to the newest release of CHANNEL from each of the FROM_LAST
  * releases below it (by version), listed in the newest release's entry. */
+G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last,
                                GError **error);
 /* Re-signs CHANNEL unchanged but for serial, issued_at and expires_at. */
+G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_refresh (const AbPublisher *p, const char *channel, GError **error);

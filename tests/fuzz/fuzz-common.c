@@ -1,5 +1,6 @@
 #include "config.h"
 #include "fuzz-common.h"
+#include "ab-util.h"
 #include "ab-fsutil.h"
 
 #include <errno.h>
@@ -38,7 +39,7 @@ static void
 remove_scratch_dirs (void)
 {
   for (guint i = 0; scratch_dirs && i < scratch_dirs->len; i++)
-    (void) ab_fs_rm_rf_at (AT_FDCWD, scratch_dirs->pdata[i], NULL);
+    AB_IGNORE_RESULT (ab_fs_rm_rf_at (AT_FDCWD, scratch_dirs->pdata[i], NULL));
 }
 
 char *

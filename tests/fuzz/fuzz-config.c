@@ -81,6 +81,6 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   use_config (config);
   gboolean changed = FALSE;
   g_autoptr(GError) stamp_error = NULL;
-  (void) ab_config_stamp_file_at (sysroot_dfd, &changed, &stamp_error);
+  AB_IGNORE_RESULT (ab_config_stamp_file_at (sysroot_dfd, &changed, &stamp_error));
   return 0;
 }

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "fuzz-common.h"
 #include "ab-manifest.h"
+#include "ab-util.h"
 #include "publisher/ab-manifest-write.h"
 
 #include <string.h>
@@ -47,6 +48,6 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   check_round_trip (m);
   g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
   g_autoptr(GError) fresh_error = NULL;
-  (void) ab_manifest_check_fresh (m, now, G_MAXUINT64 / 2, &fresh_error);
+  AB_IGNORE_RESULT (ab_manifest_check_fresh (m, now, G_MAXUINT64 / 2, &fresh_error));
   return 0;
 }

@@ -104,13 +104,13 @@ load_all (void)
   g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL, e4 = NULL, e5 = NULL, e6 = NULL;
   g_autoptr(GError) e7 = NULL, e8 = NULL, e9 = NULL, e10 = NULL;
   g_autoptr(AbSlotRecord) a = NULL, b = NULL;
-  (void) ab_slot_record_load (sysroot->state_dfd, AB_SLOT_A, &a, &e1);
-  (void) ab_slot_record_load (sysroot->state_dfd, AB_SLOT_B, &b, &e2);
+  AB_IGNORE_RESULT (ab_slot_record_load (sysroot->state_dfd, AB_SLOT_A, &a, &e1));
+  AB_IGNORE_RESULT (ab_slot_record_load (sysroot->state_dfd, AB_SLOT_B, &b, &e2));
   g_autoptr(AbTransaction) t = NULL;
-  (void) ab_transaction_load (sysroot->state_dfd, &t, &e3);
+  AB_IGNORE_RESULT (ab_transaction_load (sysroot->state_dfd, &t, &e3));
   g_autoptr(JsonArray) history = ab_history_load (sysroot->state_dfd, &e4);
   g_autoptr(JsonNode) last = NULL;
-  (void) ab_history_load_last_rollback (sysroot->state_dfd, &last, &e5);
+  AB_IGNORE_RESULT (ab_history_load_last_rollback (sysroot->state_dfd, &last, &e5));
   g_autofree char *pin = ab_update_get_pin (sysroot, &e6);
   g_autoptr(JsonNode) health = ab_health_status_json (sysroot, &e7);
   g_autoptr(JsonNode) status = ab_status_to_json (sysroot, &e8);
