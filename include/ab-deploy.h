@@ -1,10 +1,12 @@
 /* The deploy operations: stage, activate, rollback. Each one takes the
  * sysroot lock.
  *
- * Order of a stage (DESIGN.md): pull and verify → mark the target slot not
- * bootable (pointer) → remove its record → build the tree beside it, swap
- * it in → install its kernel → pin its ref → syncfs → write its record.
- * activate and rollback are one pointer write each. */
+ * Order of a stage (the crash-safety argument; docs/internals.md has the
+ * on-disk layout, the A/B invariant and the crash points): pull and verify
+ * → mark the target slot not bootable (pointer) → remove its record →
+ * build the tree beside it, swap it in → install its kernel → pin its ref →
+ * syncfs → write its record. activate and rollback are one pointer write
+ * each. */
 #pragma once
 
 #include <glib.h>

@@ -453,9 +453,14 @@ ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
       return FALSE;
     }
   AbRollbackInfo info = {
-    ab_slot_name (from), ab_slot_name (to), snap.rec[from] ? snap.rec[from]->version : NULL,
-    snap.rec[to]->version, snap.rec[from] ? snap.rec[from]->commit : NULL, snap.rec[to]->commit,
-    "manual rollback by the operator", "manual",
+    .from_slot = ab_slot_name (from),
+    .to_slot = ab_slot_name (to),
+    .from_version = snap.rec[from] ? snap.rec[from]->version : NULL,
+    .to_version = snap.rec[to]->version,
+    .from_commit = snap.rec[from] ? snap.rec[from]->commit : NULL,
+    .to_commit = snap.rec[to]->commit,
+    .reason = "manual rollback by the operator",
+    .kind = "manual",
   };
   g_auto(AbHistoryKept) kept = { 0 };
   if (!ab_kernel_check_installed (sysroot->boot_dfd, to, error)

@@ -122,8 +122,14 @@ record_rollback (AbSysroot *sysroot, Boot *b, AbSlot from, AbSlot to, const char
                  const char *reason, GError **error)
 {
   AbRollbackInfo info = {
-    ab_slot_name (from), ab_slot_name (to), version_of (b, from), version_of (b, to),
-    commit_of (b, from), commit_of (b, to), reason, kind,
+    .from_slot = ab_slot_name (from),
+    .to_slot = ab_slot_name (to),
+    .from_version = version_of (b, from),
+    .to_version = version_of (b, to),
+    .from_commit = commit_of (b, from),
+    .to_commit = commit_of (b, to),
+    .reason = reason,
+    .kind = kind,
   };
   if (!ab_history_record_rollback (sysroot->state_dfd, &info, error))
     return FALSE;

@@ -68,9 +68,18 @@ cli_install (int argc, char **argv)
   g_autoptr(GCancellable) cancellable = cli_cancel_on_signals ();
   /* messages on stdout, warnings on stderr, as every command prints them */
   g_autoptr(CliProgress) text = cli_progress_new_text ();
-  AbInstallOptions opts = { a.disk, size, a.bootloader, a.from, a.os,
-                            (const char *const *) a.keys, (const char *const *) a.kargs, argv[1],
-                            cli_progress_sink (text), cancellable };
+  AbInstallOptions opts = {
+    .disk = a.disk,
+    .size = size,
+    .bootloader = a.bootloader,
+    .source = a.from,
+    .os = a.os,
+    .trusted_keys = (const char *const *) a.keys,
+    .kernel_args = (const char *const *) a.kargs,
+    .refspec = argv[1],
+    .events = cli_progress_sink (text),
+    .cancellable = cancellable,
+  };
   g_auto(AbInstallResult) res = { 0 };
   if (!ab_install_run (&opts, &res, &error))
     return cli_fail (error);

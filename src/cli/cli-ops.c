@@ -73,7 +73,7 @@ cli_verify (int argc, char **argv)
     return cli_usage_error (ctx, "verify takes no arguments; --sample must be positive");
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
-  AbVerifyOptions opts = { full, sample == G_MININT ? 0 : (guint) sample };
+  AbVerifyOptions opts = { .full = full, .sample_size = sample == G_MININT ? 0 : (guint) sample };
   g_autoptr(GPtrArray) checks = sysroot ? ab_verify_run (sysroot, &opts, &error) : NULL;
   if (checks == NULL)
     return cli_fail (error);

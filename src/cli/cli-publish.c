@@ -105,8 +105,14 @@ publish_commit (int argc, char **argv)
     return code;
   if (tree == NULL || opt_version == NULL)
     return cli_usage_error (ctx, "publish commit needs --tree=DIR and --version=VERSION");
-  AbPublishCommitOptions o = { tree, opt_version, branch, source_revision,
-                               (const char *const *) allow_setuid, allow_privileged };
+  AbPublishCommitOptions o = {
+    .tree = tree,
+    .version = opt_version,
+    .branch = branch,
+    .source_revision = source_revision,
+    .allow_setuid = (const char *const *) allow_setuid,
+    .allow_privileged = allow_privileged,
+  };
   GError *error = NULL;
   g_autofree char *commit = NULL;
   g_auto(GStrv) privileged = NULL;

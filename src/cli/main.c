@@ -401,7 +401,7 @@ cmd_health_check (int argc, char **argv)
     return cli_usage_error (ctx, "health-check takes no arguments");
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
-  AbHealthOptions opts = { no_reboot };
+  AbHealthOptions opts = { .no_reboot = no_reboot };
   g_auto(AbHealthOutcome) outcome = { 0 };
   if (sysroot == NULL || !ab_health_check (sysroot, &opts, &outcome, &error))
     return cli_fail (error);

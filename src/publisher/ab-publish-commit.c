@@ -17,7 +17,7 @@ write_tree (AbPublishSession *s, const AbPublishCommitOptions *o, GPtrArray *all
   if (dfd < 0)
     return NULL;
   g_autoptr(GPtrArray) refused = g_ptr_array_new_with_free_func (g_free);
-  AbPublishGate gate = { o, dfd, refused, allowed };
+  AbPublishGate gate = { .o = o, .tree_dfd = dfd, .refused = refused, .allowed = allowed };
   g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new ();
   /* GENERATE_SIZES: the commit carries a signed index of every object's
    * size ("ostree.sizes"), which bounds what a device's pull may fetch. */

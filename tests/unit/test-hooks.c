@@ -20,9 +20,9 @@ run_hook (TmpDir *t, const char *name, const char *script, guint timeout_sec)
   write_file_at (t->dfd, name, text);
   g_assert_cmpint (fchmodat (t->dfd, name, 0755, 0), ==, 0);
   g_autofree char *path = g_build_filename (t->path, name, NULL);
-  AbHook hook = { (char *) name, path, FALSE };
+  AbHook hook = { .name = (char *) name, .path = path };
   g_auto(GStrv) env = g_get_environ ();
-  AbHookRunOptions opts = { timeout_sec, NULL, env, FALSE, FALSE };
+  AbHookRunOptions opts = { .default_timeout_sec = timeout_sec, .env = env };
   return ab_hooks_run_one (&hook, AB_HOOK_STAGE_REQUIRED, &opts);
 }
 

@@ -51,7 +51,7 @@ written (Fixture *f)
 static CliProgress *
 make (Fixture *f, const char *mode)
 {
-  CliProgressOptions o = { (char *) mode, f->fd_text };
+  CliProgressOptions o = { .mode = (char *) mode, .fd = f->fd_text };
   g_autoptr(GError) error = NULL;
   CliProgress *p = cli_progress_new ("stage", &o, &error);
   g_assert_no_error (error);
@@ -214,14 +214,14 @@ test_bad_values (Fixture *f, gconstpointer data)
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      CliProgressOptions o = { (char *) cases[i][0], (char *) cases[i][1] };
+      CliProgressOptions o = { .mode = (char *) cases[i][0], .fd = (char *) cases[i][1] };
       g_autoptr(GError) error = NULL;
       g_assert_null (cli_progress_new ("stage", &o, &error));
       g_assert_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE);
       g_assert_true (g_str_has_prefix (error->message, cases[i][2]));
     }
   /* auto on a file (not a terminal) shows nothing */
-  CliProgressOptions o = { "auto", f->fd_text };
+  CliProgressOptions o = { .mode = "auto", .fd = f->fd_text };
   g_autoptr(CliProgress) p = cli_progress_new ("stage", &o, NULL);
   g_assert_cmpint (cli_progress_mode (p), ==, CLI_PROGRESS_NONE);
 }
