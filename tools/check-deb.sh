@@ -25,7 +25,8 @@
 #   6. with --install (root): installs the .deb with apt on THIS system and
 #      runs the same checks there; meant for a throwaway root, e.g. a fresh
 #      Debian 12 root with the repository cloned in it:
-#        bash tools/install-deps.sh && bash tools/check-deb.sh --install
+#        apt-get update && apt-get install -y dpkg-dev debhelper lintian git &&
+#          apt-get build-dep -y ./ && bash tools/check-deb.sh --install
 # --keep keeps the temporary directory (its path is printed).
 # Exit status 0 when every check passed; each failure is printed as
 # "check-deb: FAIL: ...". The package suite (tests/package) runs steps 1-4;
@@ -105,9 +106,12 @@ if [[ -d "$SRCDIR/data/dbus" ]]; then
                /usr/share/dbus-1/interfaces/org.abdeploy1.Manager.xml
                /usr/share/polkit-1/actions/org.abdeploy1.policy)
 fi
-# The hook directories of greenboot-hooks/ the package creates (empty ones
-# are the operator's; these hold the default hooks).
-HOOK_DIRS=(/usr/lib/abdeploy/health/required.d /usr/lib/abdeploy/health/wanted.d)
+# The greenboot-style hook directories, vendor and operator, of every stage
+# (debian/abdeploy.dirs; required.d and wanted.d hold the default hooks).
+HOOK_DIRS=()
+for stage in required wanted green red; do
+    HOOK_DIRS+=("/usr/lib/abdeploy/health/$stage.d" "/etc/abdeploy/health/$stage.d")
+done
 
 # --- 1. build -------------------------------------------------------------
 version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$SRCDIR/meson.build" | head -n 1)
