@@ -17,8 +17,8 @@
 #      and leaves the update timer off;
 #   5. with --fresh-root (root only, needs mmdebstrap and the Debian mirror):
 #      installs the .deb with apt into a brand-new minimal Debian 12 root
-#      (its dependencies come from the archive; man-db, bash-completion and
-#      systemd are added to check with) and repeats the checks of step 4 on
+#      (its dependencies and recommendations come from the archive; man-db,
+#      bash-completion and systemd are added to check with) and repeats the checks of step 4 on
 #      the installed system: abdeploy from PATH, `man SECTION PAGE`, the
 #      completion loaded on demand, systemd-analyze verify, and the health
 #      check enabled (the update timer not) by the installation itself;
@@ -271,7 +271,7 @@ if [[ $install -eq 1 ]]; then
     write_root_checks "$TMP/check-root.sh"
     echo "check-deb: apt-get install of the .deb on this system (log: $TMP/install.log)"
     cp "$deb" "$TMP/abdeploy.deb"
-    if DEBIAN_FRONTEND=noninteractive apt-get install --yes --no-install-recommends \
+    if DEBIAN_FRONTEND=noninteractive apt-get install --yes -o APT::Install-Recommends=true \
             "$TMP/abdeploy.deb" man-db bash-completion systemd >"$TMP/install.log" 2>&1; then
         bash "$TMP/check-root.sh" / | sed 's/^check-deb: ok: /check-deb: ok: installed: /' ||
             fail "a check of the installed package failed (above)"
@@ -290,11 +290,12 @@ if [[ $fresh_root -eq 1 ]]; then
     write_root_checks "$TMP/check-root.sh"
     echo "check-deb: installing the .deb into a fresh Debian 12 root (mmdebstrap, about a minute)"
     # apt inside the new root installs the .deb and fetches its dependencies
-    # (mmdebstrap's --include=FILE.deb does not reach a chrooted dpkg); the
+    # and recommendations (dbus: the daemon's unit needs dbus.socket);
+    # mmdebstrap's --include=FILE.deb does not reach a chrooted dpkg. The
     # checks run on this machine with the new root as argument.
     if ! mmdebstrap --verbose --variant=minbase --include=man-db,bash-completion,systemd \
             --customize-hook="copy-in '$TMP/abdeploy.deb' /tmp" \
-            --customize-hook='chroot "$1" apt-get install --yes --no-install-recommends /tmp/abdeploy.deb' \
+            --customize-hook='chroot "$1" apt-get install --yes -o APT::Install-Recommends=true /tmp/abdeploy.deb' \
             --customize-hook="bash '$TMP/check-root.sh' \"\$1\"" \
             bookworm /dev/null ${mirror:+"$mirror"} >"$TMP/mmdebstrap.log" 2>&1; then
         grep -v '^I: \|^Get:\|^Unpacking \|^Setting up \|^Selecting \|^Preparing \|^Processing ' \

@@ -45,7 +45,8 @@ def prepared(workdir, binary, gpg, published):
                             pytrace=False)
             return cache[backend]
         if backend == "uboot" and not hl.uboot_available():
-            pytest.skip("uboot: needs tests/lib/uboot_sim.py and fw_printenv/fw_setenv")
+            pytest.skip("uboot: needs a build with U-Boot support (-Duboot), "
+                        "tests/lib/uboot_sim.py and fw_printenv/fw_setenv")
         cache[backend] = "see the first test that used it"
         path = os.path.join(workdir, "prepared", backend, "sysroot")
         os.makedirs(path)

@@ -225,6 +225,8 @@ UBOOT_ENV_SIZE = 0x4000
 
 
 def uboot_available():
+    if os.environ.get("ABDEPLOY_HAVE_UBOOT") == "0":   # built with -Duboot=disabled
+        return False
     try:
         import uboot_sim
     except ImportError:
