@@ -22,6 +22,12 @@ gboolean ab_json_text_is_clean (const char *s);
 void ab_json_sanitize_node (JsonNode *node);
 /* Adds KEY with VALUE (sanitized), or null when VALUE is NULL. */
 void ab_json_add_string (JsonBuilder *b, const char *key, const char *value);
+/* Adds KEY with the integer VALUE. */
+void ab_json_add_int (JsonBuilder *b, const char *key, gint64 value);
+/* Adds KEY with VALUE when KNOWN, else null (a total not known yet). */
+void ab_json_add_int_or_null (JsonBuilder *b, const char *key, gboolean known, gint64 value);
+/* Adds KEY with the boolean VALUE. */
+void ab_json_add_boolean (JsonBuilder *b, const char *key, gboolean value);
 /* Reads DFD/NAME; *out is NULL (and TRUE returned) when the file is missing. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_json_read_at (int dfd, const char *name, JsonNode **out, GError **error);

@@ -186,6 +186,30 @@ ab_json_add_string (JsonBuilder *b, const char *key, const char *value)
     }
 }
 
+void
+ab_json_add_int (JsonBuilder *b, const char *key, gint64 value)
+{
+  json_builder_set_member_name (b, key);
+  json_builder_add_int_value (b, value);
+}
+
+void
+ab_json_add_int_or_null (JsonBuilder *b, const char *key, gboolean known, gint64 value)
+{
+  json_builder_set_member_name (b, key);
+  if (known)
+    json_builder_add_int_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+void
+ab_json_add_boolean (JsonBuilder *b, const char *key, gboolean value)
+{
+  json_builder_set_member_name (b, key);
+  json_builder_add_boolean_value (b, value);
+}
+
 gboolean
 ab_json_read_at (int dfd, const char *name, JsonNode **out, GError **error)
 {

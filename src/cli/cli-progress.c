@@ -2,6 +2,7 @@
 #include "config.h"
 #include "cli-progress.h"
 #include "ab-fetch.h"
+#include "ab-json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -205,26 +206,6 @@ json_on (const CliProgress *p, int fd)
 
 /* ---- JSON lines ---- */
 
-static void
-add_nullable_int (JsonBuilder *b, const char *name, gboolean known, gint64 value)
-{
-  json_builder_set_member_name (b, name);
-  if (known)
-    json_builder_add_int_value (b, value);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
-add_nullable_string (JsonBuilder *b, const char *name, const char *value)
-{
-  json_builder_set_member_name (b, name);
-  if (value != NULL)
-    json_builder_add_string_value (b, value);
-  else
-    json_builder_add_null_value (b);
-}
-
 /* Every line carries type, phase, done, total and unit. */
 static JsonBuilder *
 json_line_begin (const char *type, const char *phase, const AbEvent *ev)
@@ -232,11 +213,11 @@ json_line_begin (const char *type, const char *phase, const AbEvent *ev)
   JsonBuilder *b = json_builder_new ();
   gboolean progress = ev != NULL && ev->kind == AB_EVENT_PROGRESS;
   json_builder_begin_object (b);
-  add_nullable_string (b, "type", type);
-  add_nullable_string (b, "phase", phase);
-  add_nullable_int (b, "done", progress, progress ? (gint64) MIN (ev->done, (guint64) G_MAXINT64) : 0);
-  add_nullable_int (b, "total", progress && ev->total >= 0, progress ? ev->total : 0);
-  add_nullable_string (b, "unit", progress ? ab_progress_unit_name (ev->unit) : NULL);
+  ab_json_add_string (b, "type", type);
+  ab_json_add_string (b, "phase", phase);
+  ab_json_add_int_or_null (b, "done", progress, progress ? (gint64) MIN (ev->done, (guint64) G_MAXINT64) : 0);
+  ab_json_add_int_or_null (b, "total", progress && ev->total >= 0, progress ? ev->total : 0);
+  ab_json_add_string (b, "unit", progress ? ab_progress_unit_name (ev->unit) : NULL);
   return b;
 }
 
@@ -256,7 +237,7 @@ static void
 write_json_start (CliProgress *p)
 {
   g_autoptr(JsonBuilder) b = json_line_begin ("start", "", NULL);
-  add_nullable_string (b, "command", p->command);
+  ab_json_add_string (b, "command", p->command);
   json_builder_set_member_name (b, "format");
   json_builder_add_int_value (b, CLI_PROGRESS_JSON_FORMAT);
   json_line_end (p, b);
@@ -271,7 +252,7 @@ write_json_event (CliProgress *p, const AbEvent *ev)
   };
   g_autoptr(JsonBuilder) b = json_line_begin (types[ev->kind], ev->phase, ev);
   if (ev->kind == AB_EVENT_MESSAGE || ev->kind == AB_EVENT_WARNING)
-    add_nullable_string (b, "message", ev->message);
+    ab_json_add_string (b, "message", ev->message);
   json_line_end (p, b);
 }
 
@@ -480,7 +461,7 @@ cli_progress_finish (CliProgress *p, const GError *error)
   json_builder_set_member_name (b, "result");
   json_builder_add_string_value (b, result);
   /* a cancelled run says so in one word; the error itself goes to stderr */
-  add_nullable_string (b, "message", error == NULL ? p->result
+  ab_json_add_string (b, "message", error == NULL ? p->result
                                      : is_cancelled (error) ? "cancelled" : error->message);
   json_line_end (p, b);
 }

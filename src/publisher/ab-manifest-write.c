@@ -2,41 +2,27 @@
  * writes them; devices parse them (ab-manifest.c). */
 #include "config.h"
 #include "publisher/ab-manifest-write.h"
+#include "ab-json.h"
 
-/* ---- serialization: members in the order of abdeploy-manifest(5) ---- */
-
-static void
-add_string (JsonBuilder *b, const char *key, const char *value)
-{
-  json_builder_set_member_name (b, key);
-  if (value)
-    json_builder_add_string_value (b, value);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
-add_int (JsonBuilder *b, const char *key, guint64 value)
-{
-  json_builder_set_member_name (b, key);
-  json_builder_add_int_value (b, (gint64) value);
-}
+/* ---- serialization: members in the order of abdeploy-manifest(5); every
+ * string goes through ab_json_add_string() (sanitized: a manifest is always
+ * valid JSON) ---- */
 
 static void
 build_delta (JsonBuilder *b, const AbDelta *d)
 {
   json_builder_begin_object (b);
-  add_string (b, "from", d->from);
-  add_int (b, "size", d->size);
+  ab_json_add_string (b, "from", d->from);
+  ab_json_add_int (b, "size", d->size);
   json_builder_set_member_name (b, "files");
   json_builder_begin_array (b);
   for (guint i = 0; i < d->files->len; i++)
     {
       const AbDeltaFile *f = d->files->pdata[i];
       json_builder_begin_object (b);
-      add_string (b, "path", f->path);
-      add_int (b, "size", f->size);
-      add_string (b, "sha256", f->sha256);
+      ab_json_add_string (b, "path", f->path);
+      ab_json_add_int (b, "size", f->size);
+      ab_json_add_string (b, "sha256", f->sha256);
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
@@ -47,11 +33,11 @@ static void
 build_release (JsonBuilder *b, const AbRelease *r)
 {
   json_builder_begin_object (b);
-  add_string (b, "version", r->version);
-  add_string (b, "commit", r->commit);
-  add_string (b, "published_at", r->published_at);
-  add_string (b, "deprecated", r->deprecated);
-  add_int (b, "rollout", r->rollout);
+  ab_json_add_string (b, "version", r->version);
+  ab_json_add_string (b, "commit", r->commit);
+  ab_json_add_string (b, "published_at", r->published_at);
+  ab_json_add_string (b, "deprecated", r->deprecated);
+  ab_json_add_int (b, "rollout", r->rollout);
   json_builder_set_member_name (b, "deltas");
   json_builder_begin_array (b);
   for (guint i = 0; i < r->deltas->len; i++)
@@ -65,11 +51,11 @@ ab_manifest_serialize (const AbManifest *m)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
-  add_int (b, "format", AB_MANIFEST_FORMAT);
-  add_string (b, "channel", m->channel);
-  add_int (b, "serial", m->serial);
-  add_string (b, "issued_at", m->issued_at);
-  add_string (b, "expires_at", m->expires_at);
+  ab_json_add_int (b, "format", AB_MANIFEST_FORMAT);
+  ab_json_add_string (b, "channel", m->channel);
+  ab_json_add_int (b, "serial", m->serial);
+  ab_json_add_string (b, "issued_at", m->issued_at);
+  ab_json_add_string (b, "expires_at", m->expires_at);
   json_builder_set_member_name (b, "releases");
   json_builder_begin_array (b);
   for (guint i = 0; i < m->releases->len; i++)

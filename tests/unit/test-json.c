@@ -136,6 +136,26 @@ test_read_empty (TmpDir *t, gconstpointer data)
     }
 }
 
+/* The builder helpers write each member as the manifest, state and
+ * progress writers need it. */
+static void
+test_builder_helpers (void)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  ab_json_add_string (b, "s", "a\001b");
+  ab_json_add_string (b, "none", NULL);
+  ab_json_add_int (b, "n", G_GINT64_CONSTANT (9007199254740991));
+  ab_json_add_int_or_null (b, "known", TRUE, 7);
+  ab_json_add_int_or_null (b, "unknown", FALSE, 7);
+  ab_json_add_boolean (b, "yes", TRUE);
+  json_builder_end_object (b);
+  g_autoptr(JsonNode) root = json_builder_get_root (b);
+  g_autofree char *text = json_to_string (root, FALSE);
+  g_assert_cmpstr (text, ==, "{\"s\":\"a\xef\xbf\xbd" "b\",\"none\":null,\"n\":9007199254740991,"
+                   "\"known\":7,\"unknown\":null,\"yes\":true}");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -145,6 +165,7 @@ main (int argc, char **argv)
   g_test_add_func ("/json/write-sanitizes-tree", test_write_sanitizes_tree);
   g_test_add_func ("/json/wrong-types", test_wrong_types);
   g_test_add_func ("/json/right-types", test_right_types);
+  g_test_add_func ("/json/builder-helpers", test_builder_helpers);
   TMPDIR_TEST ("/json/read-empty", test_read_empty);
   return g_test_run ();
 }
