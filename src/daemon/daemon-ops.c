@@ -148,7 +148,8 @@ on_engine_event (const AbEvent *ev, gpointer data)
   if (ev->kind == AB_EVENT_PHASE)
     {
       change = g_new0 (PhaseChange, 1);
-      *change = (PhaseChange) { d, g_variant_ref_sink (daemon_progress_to_variant (&d->latest)) };
+      *change = (PhaseChange) { .d = d,
+                                .value = g_variant_ref_sink (daemon_progress_to_variant (&d->latest)) };
     }
   gboolean schedule = change == NULL && !d->flush_pending;
   d->flush_pending = d->flush_pending || schedule;
@@ -542,7 +543,7 @@ run_job (Daemon *d, GDBusMethodInvocation *inv, JobFunc func, gboolean writes)
       return;
     }
   Job *job = g_new0 (Job, 1);
-  *job = (Job) { d, inv, func, writes };
+  *job = (Job) { .d = d, .inv = inv, .func = func, .writes = writes };
   d->busy++;
   g_autoptr(GTask) task = g_task_new (NULL, NULL, on_job_done, job);
   g_task_set_task_data (task, job, NULL);
