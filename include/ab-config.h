@@ -47,6 +47,8 @@ typedef struct
   char *custom_backend;             /* path, NULL when unset */
   guint custom_backend_timeout_sec; /* 1..3600, default 30 */
   char *kernel_args;                /* NULL when unset; never holds abdeploy.slot= */
+  char *esp_path;                   /* path, NULL: the first of efi, boot, boot/efi that is one */
+  char *xbootldr_path;              /* path, NULL: the entries live on the ESP */
 } AbConfigBoot;
 
 /* [update] */

@@ -61,6 +61,10 @@ int ab_fs_mkdir_p_beneath (int root_dfd, const char *path, mode_t mode, GError *
 /* Tests only: pretend that openat2 is missing, to exercise the walk. */
 extern gboolean ab_fs_openat2_disabled;
 
+/* MODE for a file system that keeps no modes (FAT, the EFI system
+ * partition): the file is created 0644 and never chmod-ed, which FAT
+ * refuses (EPERM) unless the mode matches its mount's fmask. */
+#define AB_FS_MODE_NONE ((mode_t) -1)
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_replace_at (int dfd, const char *name, const void *data, gsize len,
                            mode_t mode, GError **error);
@@ -108,6 +112,12 @@ gboolean ab_fs_rename_at (int dfd, const char *from, const char *to, GError **er
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_copy_at (int src_dfd, const char *src, int dst_dfd, const char *dst,
                         GError **error);
+/* Copies the bytes of the regular file SRC (no link followed) into DST,
+ * which must not exist, created 0644, and fsyncs it; no owner, mode or
+ * times are copied (for FAT, which keeps none). A failure removes DST. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_fs_copy_data_at (int src_dfd, const char *src, int dst_dfd, const char *dst,
+                             GError **error);
 /* Whether two entries have identical type, mode, owner and content. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_same_content_at (int a_dfd, const char *a, int b_dfd, const char *b,

@@ -66,6 +66,8 @@ static const Key keys[] = {
               "the path of an executable"),
   CONFIG_KEY ("boot", "custom-backend-timeout-sec", parse_uint, boot.custom_backend_timeout_sec,
               1, 3600, NULL, NUMBER " of seconds"),
+  CONFIG_KEY ("boot", "esp-path", parse_string, boot.esp_path, 0, 0, NULL, "a path"),
+  CONFIG_KEY ("boot", "xbootldr-path", parse_string, boot.xbootldr_path, 0, 0, NULL, "a path"),
   CONFIG_KEY ("boot", "kernel-args", parse_kernel_args, boot.kernel_args, 0, 0, NULL,
               "kernel arguments separated by blanks, at most 2048 bytes, without abdeploy.slot="),
   CONFIG_KEY ("update", "url", parse_url, update.url, 0, 0, NULL,
@@ -693,6 +695,8 @@ ab_config_free (AbConfig *config)
   g_free (config->boot.uboot_env_defaults);
   g_free (config->boot.custom_backend);
   g_free (config->boot.kernel_args);
+  g_free (config->boot.esp_path);
+  g_free (config->boot.xbootldr_path);
   g_free (config->update.url);
   g_free (config->update.url_file);
   g_free (config->update.channel);

@@ -86,10 +86,12 @@ write_tmp (int dfd, const char *name, const void *data, gsize len, mode_t mode,
            GError **error)
 {
   g_autofree char *tmp = tmp_name (name);
-  ab_autofd fd = openat (dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  gboolean keep_mode = mode == AB_FS_MODE_NONE;
+  ab_autofd fd = openat (dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                         keep_mode ? 0644 : mode);
   if (fd < 0)
     return fail_errno (error, errno, "Creating", tmp);
-  if (!write_all (fd, data, len) || fchmod (fd, mode) < 0)
+  if (!write_all (fd, data, len) || (!keep_mode && fchmod (fd, mode) < 0))
     {
       int errsv = errno;
       (void) unlinkat (dfd, tmp, 0);
@@ -331,18 +333,11 @@ copy_metadata (int fd, const struct stat *st, const char *name, GError **error)
   return TRUE;
 }
 
+/* SIZE bytes from IN to OUT (SRC names IN in errors). */
 static gboolean
-copy_regular (int src_dfd, const char *src, int dst_dfd, const char *dst,
-              const struct stat *st, GError **error)
+copy_bytes (int in, int out, off_t size, const char *src, GError **error)
 {
-  ab_autofd in = openat (src_dfd, src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0)
-    return fail_errno (error, errno, "Opening", src);
-  ab_autofd out = openat (dst_dfd, dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                          0600);
-  if (out < 0)
-    return fail_errno (error, errno, "Creating", dst);
-  off_t remaining = st->st_size;
+  off_t remaining = size;
   while (remaining > 0)
     {
       ssize_t n = copy_file_range (in, NULL, out, NULL, (size_t) remaining, 0);
@@ -356,7 +351,45 @@ copy_regular (int src_dfd, const char *src, int dst_dfd, const char *dst,
         break;
       remaining -= n;
     }
-  return copy_metadata (out, st, dst, error);
+  return TRUE;
+}
+
+static gboolean
+copy_regular (int src_dfd, const char *src, int dst_dfd, const char *dst,
+              const struct stat *st, GError **error)
+{
+  ab_autofd in = openat (src_dfd, src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0)
+    return fail_errno (error, errno, "Opening", src);
+  ab_autofd out = openat (dst_dfd, dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                          0600);
+  if (out < 0)
+    return fail_errno (error, errno, "Creating", dst);
+  return copy_bytes (in, out, st->st_size, src, error) && copy_metadata (out, st, dst, error);
+}
+
+gboolean
+ab_fs_copy_data_at (int src_dfd, const char *src, int dst_dfd, const char *dst, GError **error)
+{
+  struct stat st;
+  ab_autofd in = openat (src_dfd, src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0 || fstat (in, &st) < 0)
+    return fail_errno (error, errno, "Opening", src);
+  if (!S_ISREG (st.st_mode))
+    {
+      g_set_error (error, AB_FS_ERROR, AB_FS_ERROR_NOT_REGULAR, "%s is not a regular file", src);
+      return FALSE;
+    }
+  ab_autofd out = openat (dst_dfd, dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                          0644);
+  if (out < 0)
+    return fail_errno (error, errno, "Creating", dst);
+  if (copy_bytes (in, out, st.st_size, src, error) && fsync (out) == 0)
+    return TRUE;
+  if (error != NULL && *error == NULL)
+    fail_errno (error, errno, "Syncing", dst);
+  (void) unlinkat (dst_dfd, dst, 0);
+  return FALSE;
 }
 
 static gboolean

@@ -39,6 +39,9 @@ PACKAGES=(
     # the U-Boot VM suite: U-Boot itself (u-boot-qemu), mkfs.vfat
     # (dosfstools) and mcopy/mdir (mtools) for its FAT boot partition
     grub-common grub-emu grub-pc-bin
+    # the systemd-boot backend's tests: bootctl (and systemd-bless-boot) of
+    # the systemd-boot package; its EFI binary is listed below
+    systemd-boot
     libubootenv-tool libubootenv-dev u-boot-tools u-boot-qemu mtools dosfstools
     busybox-static e2fsprogs fdisk qemu-system-x86 linux-image-amd64
     # abdeploy install and the UEFI boot paths (issue 13): GRUB x86_64-efi,

@@ -21,7 +21,7 @@ _abdeploy()
     case "$prev" in
         --sysroot|--repo|--tree|--gpg-homedir) _filedir -d; return ;;
         --config|--output|--path) _filedir; return ;;
-        --bootloader) COMPREPLY=($(compgen -W "grub file uboot custom" -- "$cur"))
+        --bootloader) COMPREPLY=($(compgen -W "grub file uboot custom systemd-boot" -- "$cur"))
             # install takes a disk layout (abdeploy-install(8), LAYOUTS)
             [[ "$cmd" == install ]] && COMPREPLY=($(compgen -W "$install_layouts" -- "$cur"))
             return ;;

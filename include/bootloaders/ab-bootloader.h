@@ -135,6 +135,7 @@ extern const AbBootloaderOps ab_bootloader_file_ops;
 extern const AbBootloaderOps ab_bootloader_grub_ops;
 extern const AbBootloaderOps ab_bootloader_uboot_ops;
 extern const AbBootloaderOps ab_bootloader_custom_ops;
+extern const AbBootloaderOps ab_bootloader_sdboot_ops;
 
 /* The backend table, NULL-terminated, in the order help texts list it
  * (the default, grub, first). The only place that knows backend names. */

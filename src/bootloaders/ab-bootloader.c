@@ -141,6 +141,7 @@ static const AbBootloaderOps *const backends[] = {
   &ab_bootloader_file_ops,
   &ab_bootloader_uboot_ops,
   &ab_bootloader_custom_ops,
+  &ab_bootloader_sdboot_ops,
   NULL,
 };
 

@@ -36,7 +36,7 @@ check() {
     fi
 }
 
-echo "1..10"
+echo "1..11"
 check "abdeploy " "deploy"
 check "abdeploy st" "status"
 check "abdeploy --sysroot /x ro" "rollback"
@@ -45,6 +45,7 @@ check "abdeploy mark-good " "b"
 check "abdeploy update --" "--allow-downgrade"
 check "abdeploy pin --" "--allow-downgrade"
 check "abdeploy init --bootloader " "grub"
+check "abdeploy init --bootloader sys" "systemd-boot"
 check "abdeploy publish " "promote"
 check "abdeploy mig" "migrate"
 exit $fail
