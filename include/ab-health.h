@@ -28,16 +28,53 @@ typedef struct
   gboolean no_reboot;
 } AbHealthOptions;
 
+/* What the verdict did to the boot pointer (verdict.json "action"). */
+typedef enum
+{
+  AB_HEALTH_VERDICT_NONE,        /* nothing: not a trial boot, or on-red=none */
+  AB_HEALTH_VERDICT_MARKED_GOOD, /* the trial slot is good now */
+  AB_HEALTH_VERDICT_REBOOT,      /* red, tries left: boot the trial slot again */
+  AB_HEALTH_VERDICT_ROLLBACK,    /* red: the pointer went back to the other slot */
+} AbHealthVerdict;
+
+/* "none", "marked-good", "reboot", "rollback". */
+const char *ab_health_verdict_name (AbHealthVerdict verdict);
+
+/* What the front end must do once ab_health_check() returns: the engine
+ * never controls processes. */
+typedef enum
+{
+  AB_HEALTH_ACTION_NONE,
+  AB_HEALTH_ACTION_REBOOT, /* run reboot_command now */
+} AbHealthAction;
+
+/* Why a verdict that wants a reboot (reboot, rollback) does not get one. */
+typedef enum
+{
+  AB_HEALTH_HOLD_NONE,
+  AB_HEALTH_HOLD_NO_REBOOT,   /* the caller asked for no reboot (--no-reboot) */
+  AB_HEALTH_HOLD_NOT_LIVE,    /* the sysroot is not the running system's root (--sysroot is not /) */
+} AbHealthHold;
+
 typedef struct
 {
   gboolean green;
-  char *action;      /* "marked-good", "none", "reboot", "rollback" */
-  gboolean rebooting; /* the reboot command was started */
+  AbHealthVerdict verdict;
+  AbHealthAction action;
+  AbHealthHold held;    /* AB_HEALTH_HOLD_NONE unless the verdict wanted a reboot that is held */
+  char *reboot_command; /* AB_HEALTH_ACTION_REBOOT: [health] reboot-command, else
+                         * "systemctl reboot" under systemd, else "reboot" */
 } AbHealthOutcome;
 
 void ab_health_outcome_clear (AbHealthOutcome *o);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbHealthOutcome, ab_health_outcome_clear)
 
+/* Runs the boot-time state machine of the booted slot: fallback detection,
+ * the hooks, the verdict (pointer, verdict.json, history, MOTD). Messages
+ * (a rollback line) and warnings go to SYSROOT's event sink. A reboot the
+ * verdict wants is returned in OUT (action, reboot_command), never done
+ * here. On error the pointer and the records are those of the last
+ * completed step (see the invariants above). */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts,
                           AbHealthOutcome *out, GError **error);

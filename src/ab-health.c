@@ -5,7 +5,6 @@
 #include "ab-fsutil.h"
 #include "ab-history.h"
 #include "ab-hooks.h"
-#include "ab-status.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -36,7 +35,20 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Boot, boot_clear)
 void
 ab_health_outcome_clear (AbHealthOutcome *o)
 {
-  g_clear_pointer (&o->action, g_free);
+  g_clear_pointer (&o->reboot_command, g_free);
+}
+
+const char *
+ab_health_verdict_name (AbHealthVerdict verdict)
+{
+  static const char *const names[] = {
+    [AB_HEALTH_VERDICT_NONE] = "none",
+    [AB_HEALTH_VERDICT_MARKED_GOOD] = "marked-good",
+    [AB_HEALTH_VERDICT_REBOOT] = "reboot",
+    [AB_HEALTH_VERDICT_ROLLBACK] = "rollback",
+  };
+  g_return_val_if_fail ((guint) verdict < G_N_ELEMENTS (names), "none");
+  return names[verdict];
 }
 
 static const char *
@@ -135,7 +147,7 @@ record_rollback (AbSysroot *sysroot, Boot *b, AbSlot from, AbSlot to, const char
     return FALSE;
   g_free (b->rollback_line);
   b->rollback_line = rollback_line (info.from_version, info.to_version, reason);
-  g_print ("%s\n", b->rollback_line);
+  ab_event_message (sysroot->events, "%s", b->rollback_line);
   ab_crash_point ("health:rollback-recorded");
   return TRUE;
 }
@@ -184,8 +196,9 @@ handle_fallback (AbSysroot *sysroot, Boot *b, GError **error)
       || b->v.ptr.state[primary] != AB_BOOT_STATE_TRIAL || b->v.ptr.tries[primary] > 0)
     return TRUE;
   if (rollback_already_recorded (sysroot, b, primary))
-    g_print ("The rollback from slot %s was recorded before an interruption; completing it\n",
-             ab_slot_name (primary));
+    ab_event_message (sysroot->events,
+                      "The rollback from slot %s was recorded before an interruption; completing it",
+                      ab_slot_name (primary));
   else if (!record_fallback (sysroot, b, primary, error))
     return FALSE;
   b->v.ptr.state[primary] = AB_BOOT_STATE_BAD;
@@ -259,48 +272,57 @@ join_names (GPtrArray *names)
   return g_string_free (g_steal_pointer (&s), FALSE);
 }
 
-/* Decides what a red verdict does to the pointer; returns the action. */
-static const char *
-decide_red (AbSysroot *sysroot, Boot *b, gboolean trial, GPtrArray *failed, GError **error)
+/* Decides what a red verdict does to the pointer (*OUT). */
+static gboolean
+decide_red (AbSysroot *sysroot, Boot *b, gboolean trial, GPtrArray *failed,
+            AbHealthVerdict *out, GError **error)
 {
+  *out = AB_HEALTH_VERDICT_NONE;
   if (!trial || sysroot->config->health.on_red == AB_CONFIG_ON_RED_NONE)
-    return "none";
+    return TRUE;
   AbSlot other = ab_slot_other (b->booted);
   gboolean immediate = sysroot->config->health.on_red == AB_CONFIG_ON_RED_ROLLBACK;
   if (!immediate && b->v.ptr.tries[b->booted] > 0)
-    return "reboot";
+    {
+      *out = AB_HEALTH_VERDICT_REBOOT;
+      return TRUE;
+    }
   if (b->v.rec[other] == NULL || !ab_boot_pointer_bootable (&b->v.ptr, other))
     {
-      g_printerr ("warning: slot %s failed its health check, but slot %s holds nothing "
-                  "bootable to roll back to\n", ab_slot_name (b->booted), ab_slot_name (other));
-      return "none";
+      ab_event_warning (sysroot->events, "slot %s failed its health check, but slot %s holds "
+                        "nothing bootable to roll back to", ab_slot_name (b->booted),
+                        ab_slot_name (other));
+      return TRUE;
     }
   g_autofree char *hooks = join_names (failed);
   g_autofree char *reason = g_strdup_printf ("slot %s failed its health check%s (failed: %s)",
                                              ab_slot_name (b->booted),
                                              immediate ? "" : " on every trial boot", hooks);
   if (!record_rollback (sysroot, b, b->booted, other, "health", reason, error))
-    return NULL;
+    return FALSE;
   b->v.ptr.state[b->booted] = AB_BOOT_STATE_BAD;
   b->v.ptr.tries[b->booted] = 0;
   b->v.ptr.primary = other;
   if (!ab_bootloader_save (sysroot->bootloader, &b->v.ptr, error))
-    return NULL;
+    return FALSE;
   ab_crash_point ("health:rollback-flipped");
-  return "rollback";
+  *out = AB_HEALTH_VERDICT_ROLLBACK;
+  return TRUE;
 }
 
-static const char *
-decide_green (AbSysroot *sysroot, Boot *b, gboolean trial, GError **error)
+static gboolean
+decide_green (AbSysroot *sysroot, Boot *b, gboolean trial, AbHealthVerdict *out, GError **error)
 {
+  *out = AB_HEALTH_VERDICT_NONE;
   if (!trial)
-    return "none";
+    return TRUE;
   b->v.ptr.state[b->booted] = AB_BOOT_STATE_GOOD;
   b->v.ptr.tries[b->booted] = 0;
   if (!ab_bootloader_save (sysroot->bootloader, &b->v.ptr, error))
-    return NULL;
+    return FALSE;
   ab_crash_point ("health:blessed");
-  return "marked-good";
+  *out = AB_HEALTH_VERDICT_MARKED_GOOD;
+  return TRUE;
 }
 
 static gboolean
@@ -408,18 +430,26 @@ run_checks (AbSysroot *sysroot, const Boot *b, const char *root, GPtrArray *resu
   return required_ok;
 }
 
+/* The reboot a verdict wants becomes the front end's action, unless the
+ * caller or the sysroot holds it. */
 static void
-reboot_now (AbSysroot *sysroot, AbHealthOutcome *out)
+decide_action (AbSysroot *sysroot, const AbHealthOptions *opts, AbHealthOutcome *out)
 {
+  out->action = AB_HEALTH_ACTION_NONE;
+  out->held = AB_HEALTH_HOLD_NONE;
+  if (out->verdict != AB_HEALTH_VERDICT_REBOOT && out->verdict != AB_HEALTH_VERDICT_ROLLBACK)
+    return;
+  if (opts->no_reboot)
+    out->held = AB_HEALTH_HOLD_NO_REBOOT;
+  else if (!is_live_root (sysroot))
+    out->held = AB_HEALTH_HOLD_NOT_LIVE;
+  if (out->held != AB_HEALTH_HOLD_NONE)
+    return;
   const char *cmd = sysroot->config->health.reboot_command;
   if (cmd == NULL)
     cmd = g_file_test ("/run/systemd/system", G_FILE_TEST_IS_DIR) ? "systemctl reboot" : "reboot";
-  g_print ("Rebooting (%s)\n", cmd);
-  g_autoptr(GError) error = NULL;
-  if (!g_spawn_command_line_async (cmd, &error))
-    g_printerr ("abdeploy: could not reboot: %s\n", error->message);
-  else
-    out->rebooting = TRUE;
+  out->action = AB_HEALTH_ACTION_REBOOT;
+  out->reboot_command = g_strdup (cmd);
 }
 
 gboolean
@@ -442,10 +472,11 @@ ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts, AbHealthOutcom
     }
   ab_crash_point ("health:checked");
   g_autoptr(GPtrArray) failed = failed_names (results, AB_HOOK_STAGE_REQUIRED);
-  const char *action = green ? decide_green (sysroot, &b, trial, error)
-                             : decide_red (sysroot, &b, trial, failed, error);
-  if (action == NULL)
+  AbHealthVerdict verdict = AB_HEALTH_VERDICT_NONE;
+  if (!(green ? decide_green (sysroot, &b, trial, &verdict, error)
+              : decide_red (sysroot, &b, trial, failed, &verdict, error)))
     return FALSE;
+  const char *action = ab_health_verdict_name (verdict);
   AbHookRunOptions hopts = hook_options (sysroot, env);
   AB_IGNORE_RESULT (ab_hooks_run_stage (root, green ? AB_HOOK_STAGE_GREEN : AB_HOOK_STAGE_RED,
                                         &hopts, results, NULL));
@@ -453,13 +484,8 @@ ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts, AbHealthOutcom
       || !update_motd (sysroot, &b, green, results, error))
     return FALSE;
   out->green = green;
-  out->action = g_strdup (action);
-  gboolean wants_reboot = g_str_equal (action, "reboot") || g_str_equal (action, "rollback");
-  if (wants_reboot && (opts->no_reboot || !is_live_root (sysroot)))
-    g_print ("Would reboot now (action %s); not rebooting: %s\n", action,
-             opts->no_reboot ? "--no-reboot" : "--sysroot is not /");
-  else if (wants_reboot)
-    reboot_now (sysroot, out);
+  out->verdict = verdict;
+  decide_action (sysroot, opts, out);
   return TRUE;
 }
 

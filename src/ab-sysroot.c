@@ -396,10 +396,10 @@ ab_sysroot_migrate_now (AbSysroot *self, gboolean *out_migrated, GError **error)
     return FALSE;
   ab_format_set_state_to_write (ab_format_state_for_layout (self->layout));
   if (*out_migrated)
-    g_printerr ("warning: slot %s is booted but not confirmed good; if it rolls back to an "
-                "image whose abdeploy reads only layout %d, put the kept files back first "
-                "(DOWNGRADE in abdeploy-layout(7))\n",
-                ab_slot_name (self->booted), AB_LAYOUT_PREVIOUS);
+    ab_event_warning (self->events, "slot %s is booted but not confirmed good; if it rolls back "
+                      "to an image whose abdeploy reads only layout %d, put the kept files back "
+                      "first (DOWNGRADE in abdeploy-layout(7))",
+                      ab_slot_name (self->booted), AB_LAYOUT_PREVIOUS);
   return TRUE;
 }
 

@@ -385,6 +385,21 @@ cmd_status (int argc, char **argv)
   return AB_EXIT_OK;
 }
 
+/* The action a verdict asked for: the reboot, or why it is held. */
+static void
+carry_out (const AbHealthOutcome *o)
+{
+  if (o->held != AB_HEALTH_HOLD_NONE)
+    g_print ("Would reboot now (action %s); not rebooting: %s\n", ab_health_verdict_name (o->verdict),
+             o->held == AB_HEALTH_HOLD_NO_REBOOT ? "--no-reboot" : "--sysroot is not /");
+  if (o->action != AB_HEALTH_ACTION_REBOOT)
+    return;
+  g_print ("Rebooting (%s)\n", o->reboot_command);
+  g_autoptr(GError) error = NULL;
+  if (!g_spawn_command_line_async (o->reboot_command, &error))
+    g_printerr ("abdeploy: could not reboot: %s\n", error->message);
+}
+
 static int
 cmd_health_check (int argc, char **argv)
 {
@@ -405,7 +420,9 @@ cmd_health_check (int argc, char **argv)
   g_auto(AbHealthOutcome) outcome = { 0 };
   if (sysroot == NULL || !ab_health_check (sysroot, &opts, &outcome, &error))
     return cli_fail (error);
-  g_print ("Verdict: %s (action: %s)\n", outcome.green ? "GREEN" : "RED", outcome.action);
+  carry_out (&outcome);
+  g_print ("Verdict: %s (action: %s)\n", outcome.green ? "GREEN" : "RED",
+           ab_health_verdict_name (outcome.verdict));
   return outcome.green ? AB_EXIT_OK : AB_EXIT_ERROR;
 }
 

@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""Module include graph of abdeploy and its cycles.
+
+A module is a source file and its header of the same name (src/ab-x.c and
+include/ab-x.h are module "ab-x"; src/cli/main.c is "main").  Module A
+depends on module B when a file of A has `#include "....../B.h"`.  Prints
+the edges (with --edges), every strongly connected component of more than
+one module, every elementary cycle, and a last line "cycles: N".  Exits 1
+when there is a cycle, so CI may run it as a check.
+
+    tools/include-graph.py [--edges] [ROOT]
+"""
+
+import os
+import re
+import sys
+
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+MAX_CYCLES = 1000
+
+
+def module_of(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def read_graph(root):
+    files = []
+    for top in ("src", "include"):
+        for d, _, names in os.walk(os.path.join(root, top)):
+            files += [os.path.join(d, n) for n in names if n.endswith((".c", ".h"))]
+    modules = {module_of(f) for f in files}
+    graph = {m: set() for m in modules}
+    for f in files:
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            for inc in INCLUDE.findall(fh.read()):
+                dep = module_of(inc)
+                if dep in modules and dep != module_of(f):
+                    graph[module_of(f)].add(dep)
+    return graph
+
+
+def sccs(graph):
+    """Tarjan's algorithm, iterative."""
+    index, low, on, stack, out, counter = {}, {}, set(), [], [], [0]
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = counter[0]
+        counter[0] += 1
+        stack.append(start)
+        on.add(start)
+        while work:
+            v, it = work[-1]
+            for w in it:
+                if w not in index:
+                    index[w] = low[w] = counter[0]
+                    counter[0] += 1
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(graph[w]))))
+                    break
+                if w in on:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    comp = []
+                    while True:
+                        w = stack.pop()
+                        on.discard(w)
+                        comp.append(w)
+                        if w == v:
+                            break
+                    out.append(sorted(comp))
+    return out
+
+
+def cycles_in(graph, comp):
+    """Elementary cycles inside one component, each starting at its
+    smallest module (bounded by MAX_CYCLES)."""
+    members = set(comp)
+    found = []
+    for start in sorted(comp):
+        path = [start]
+
+        def walk(v):
+            for w in sorted(graph[v] & members):
+                if len(found) >= MAX_CYCLES:
+                    return
+                if w == start:
+                    found.append(path + [start])
+                elif w > start and w not in path:
+                    path.append(w)
+                    walk(w)
+                    path.pop()
+
+        walk(start)
+    return found
+
+
+def main(argv):
+    edges = "--edges" in argv
+    args = [a for a in argv if not a.startswith("--")]
+    root = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    graph = read_graph(root)
+    if edges:
+        for m in sorted(graph):
+            print("%s -> %s" % (m, " ".join(sorted(graph[m])) or "-"))
+    total = 0
+    for comp in sccs(graph):
+        if len(comp) < 2:
+            continue
+        print("component: %s" % " ".join(comp))
+        for c in cycles_in(graph, comp):
+            print("  cycle: %s" % " -> ".join(c))
+            total += 1
+    print("modules: %d, edges: %d, cycles: %d" % (
+        len(graph), sum(len(v) for v in graph.values()), total))
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
