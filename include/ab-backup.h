@@ -90,14 +90,14 @@ gboolean ab_backup_restore (const char *sysroot_path, const char *path, guint *o
                             char ***out_notes, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* The journal of an unfinished restore, in SYSROOT/abdeploy. */
-#define AB_BACKUP_PENDING_NAME "restore.pending"
+#define AB_BACKUP_PENDING_NAME AB_SYSROOT_RESTORE_JOURNAL
 
 /* TRUE when SYSROOT/abdeploy holds a restore journal. Reads nothing else. */
 gboolean ab_backup_is_pending (int sysroot_dfd);
 
 /* Completes a restore that was interrupted (*out_finished TRUE), or does
- * nothing when none was. The caller holds the sysroot lock, LOCK_FD (a
- * writer, from ab_sysroot_lock()). A journal that does not verify is
+ * nothing when none was. The caller holds the sysroot lock, LOCK_FD (the
+ * recovery step, ab_recover(), from ab_sysroot_lock_for_recovery()). A journal that does not verify is
  * refused with AB_BACKUP_ERROR_PENDING and left as it is. */
 gboolean ab_backup_finish_pending (int sysroot_dfd, const char *sysroot_path, int lock_fd,
                                    gboolean *out_finished, GError **error)

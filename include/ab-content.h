@@ -26,6 +26,7 @@ typedef enum
   AB_CONTENT_ERROR_TOO_BIG,    /* an object or the pull exceeded its size bound */
   AB_CONTENT_ERROR_TIMEOUT,    /* the pull exceeded its time bound */
   AB_CONTENT_ERROR_NO_SPACE,   /* not enough free space (needed + reserve) */
+  AB_CONTENT_ERROR_CORRUPTED,  /* the source offered an object that does not match its checksum */
 } AbContentError;
 
 /* Bounds of one pull (abdeploy.conf(5), [update]).

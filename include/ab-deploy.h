@@ -22,6 +22,11 @@ typedef enum
   AB_DEPLOY_ERROR_NOTHING_TO_DO,
   AB_DEPLOY_ERROR_USAGE,
   AB_DEPLOY_ERROR_REFUSED, /* refused by policy: the A/B invariant (exit status 6) */
+  /* Nothing to do (exit status 5, like NOTHING_TO_DO): stage found the
+   * commit already staged in the slot it would write, or already the
+   * primary deployment. */
+  AB_DEPLOY_ERROR_ALREADY_STAGED,
+  AB_DEPLOY_ERROR_ALREADY_PRIMARY,
 } AbDeployError;
 
 typedef struct

@@ -55,17 +55,9 @@ gboolean ab_format_is_readable (AbFormatKind kind, gint64 version);
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_format_read_layout_at (int sysroot_dfd, gint64 *out_version, GError **error);
 
-/* The state-file format that goes with a layout version. */
+/* The state-file format that goes with a layout version: the format every
+ * state file of a sysroot of that layout is written in (AbSysroot.state_format). */
 gint64 ab_format_state_for_layout (gint64 layout);
-
-/* The state format this process writes new state files in. It is
- * AB_STATE_FORMAT, except on a sysroot of the previous layout whose
- * migration waits (see ab_sysroot_lock()): there every file is written in
- * that layout's format, so the previous abdeploy, which a rollback may
- * bring back, still reads all of them. ab-sysroot sets it when it opens a
- * sysroot and when it migrates one; one process works on one sysroot. */
-gint64 ab_format_state_to_write (void);
-void ab_format_set_state_to_write (gint64 format);
 
 /* Refuses WHAT (a path relative to the sysroot, or a file name as the user
  * gave it) whose version FOUND (as found: "3", "abc") this abdeploy does not

@@ -19,7 +19,17 @@ typedef enum
   AB_FS_ERROR_ESCAPES,   /* the path resolves through a link that leaves its root, or any link where none is allowed */
   AB_FS_ERROR_NOT_REGULAR, /* a regular file was required */
   AB_FS_ERROR_UNSAFE,      /* code that someone other than root may change */
+  AB_FS_ERROR_NO_SPACE,    /* ENOSPC or EDQUOT: the file system is full */
+  AB_FS_ERROR_IO,          /* EIO: the device failed */
 } AbFsError;
+
+/* The AB_FS_ERROR code for ERRSV (an errno value): NOT_FOUND, NO_SPACE, IO
+ * or FAILED. */
+AbFsError ab_fs_error_from_errno (int errsv);
+
+/* A full disk or a failing device (AB_FS_ERROR_NO_SPACE, AB_FS_ERROR_IO,
+ * G_IO_ERROR_NO_SPACE): says nothing about what was being written. */
+gboolean ab_fs_error_is_local_disk (const GError *error);
 
 /* How ab_fs_open_beneath() resolves a path below its root directory. */
 typedef enum

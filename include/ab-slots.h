@@ -30,7 +30,8 @@ typedef struct
 void ab_slot_record_free (AbSlotRecord *rec);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSlotRecord, ab_slot_record_free)
 
-char *ab_slot_record_to_json (const AbSlotRecord *rec);
+/* REC as a state file of FORMAT (the state format the sysroot writes). */
+char *ab_slot_record_to_json (const AbSlotRecord *rec, gint64 format);
 /* Name of SLOT's record in the state directory: slot-X.json. */
 char *ab_slot_record_file (AbSlot slot);
 G_GNUC_WARN_UNUSED_RESULT
@@ -41,6 +42,7 @@ AbSlotRecord *ab_slot_record_from_json (const char *json, GError **error);
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_slot_record_load (int state_dfd, AbSlot slot, AbSlotRecord **out, GError **error);
 G_GNUC_WARN_UNUSED_RESULT
-gboolean ab_slot_record_save (int state_dfd, AbSlot slot, const AbSlotRecord *rec, GError **error);
+gboolean ab_slot_record_save (int state_dfd, gint64 format, AbSlot slot, const AbSlotRecord *rec,
+                              GError **error);
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_slot_record_remove (int state_dfd, AbSlot slot, GError **error);

@@ -19,18 +19,54 @@ typedef enum
   AB_SYSROOT_ERROR_NOT_INITIALIZED,
   AB_SYSROOT_ERROR_LAYOUT_VERSION,
   AB_SYSROOT_ERROR_USAGE,
+  /* A restore was interrupted: the writer must run the recovery step
+   * (ab_recover()) before it changes anything. */
+  AB_SYSROOT_ERROR_RECOVERY_NEEDED,
 } AbSysrootError;
 
+/* The journal of an unfinished restore, in SYSROOT/abdeploy (see ab-backup.h). */
+#define AB_SYSROOT_RESTORE_JOURNAL "restore.pending"
+
+/* The state of a slot, derived from its record and the boot pointer. */
+typedef enum
+{
+  AB_SLOT_STATE_EMPTY,
+  AB_SLOT_STATE_STAGED,
+  AB_SLOT_STATE_TRIAL,
+  AB_SLOT_STATE_GOOD,
+  AB_SLOT_STATE_BAD,
+} AbSlotState;
+
+/* "empty", "staged", "trial", "good", "bad". */
+const char *ab_slot_state_name (AbSlotState state);
+/* No record: empty (whatever the pointer says); else the pointer's state,
+ * and a slot the pointer has no state for is staged. */
+AbSlotState ab_slot_state_derive (const AbSlotRecord *rec, const AbBootPointer *ptr,
+                                  AbSlot slot);
+
+/* An open sysroot. Its identity is the directory DFD, opened once from
+ * PATH as the caller gave it, and ROOT, the absolute path of that same
+ * directory, resolved once when it was opened (links resolved): every
+ * path handed to other programs (hooks, bootloader tools) is built from
+ * ROOT, every message names PATH. */
 typedef struct
 {
-  char *path;
+  char *path;        /* as given (messages) */
+  char *root;        /* absolute, resolved once from dfd */
   int dfd;           /* SYSROOT */
   int abdeploy_dfd;  /* SYSROOT/abdeploy */
   int state_dfd;     /* SYSROOT/abdeploy/state */
   int slots_dfd;     /* SYSROOT/abdeploy/slots */
   int boot_dfd;      /* SYSROOT/boot/abdeploy */
   int lock_fd;       /* -1 unless locked */
+  gboolean ready;    /* locked and migrated (or the migration waits): ab_sysroot_lock() is done */
   gint64 layout;     /* layout version: AB_LAYOUT_VERSION, or the previous one until a writer migrates */
+  /* The format of every state file written in this sysroot: the one of
+   * its layout (ab_format_state_for_layout()). While the migration of a
+   * previous-layout sysroot waits (see ab_sysroot_lock()), that is the
+   * previous format, so the previous abdeploy, which a rollback may bring
+   * back, still reads every file. Set when opened, and when migrated. */
+  gint64 state_format;
   char *os;
   AbConfig *config;
   AbBootloader *bootloader;
@@ -56,7 +92,8 @@ gboolean ab_sysroot_init (const char *path, const char *config_path, const char 
                           GError **error);
 /* Opens an initialized sysroot, refusing unknown layout versions. A
  * pending restore journal is only noted (restore_pending): reading never
- * completes or refuses it; ab_sysroot_lock() does. */
+ * completes or refuses it; writers run the recovery step (ab_recover())
+ * first, and ab_sysroot_lock() refuses them while the journal is there. */
 G_GNUC_WARN_UNUSED_RESULT
 AbSysroot *ab_sysroot_open (const char *path, const char *config_path, GError **error);
 void ab_sysroot_free (AbSysroot *self);
@@ -65,13 +102,24 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSysroot, ab_sysroot_free)
 /* Takes the writer lock (AB_LOCK_ERROR_HELD when another process has it),
  * then migrates a sysroot of the previous layout (ab_migrate_sysroot()),
  * unless the booted slot is not confirmed good yet: then the sysroot keeps
- * the previous layout and this process writes its formats
- * (ab_format_state_to_write()). Every command that writes calls it before
- * it changes anything. A restore that was interrupted is completed first
- * (and the sysroot read again), or the command is refused when its journal
- * does not verify (AB_BACKUP_ERROR_PENDING). */
+ * the previous layout and this process writes its formats (state_format).
+ * Every command that writes calls it before it changes anything. While a
+ * restore journal is there (an interrupted restore) it refuses with
+ * AB_SYSROOT_ERROR_RECOVERY_NEEDED and changes nothing: the front end
+ * runs the recovery step (ab_recover()) first. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_sysroot_lock (AbSysroot *self, GError **error);
+/* For the recovery step only: makes the sysroot writable and takes the
+ * lock, without migrating and without looking at the restore journal. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_sysroot_lock_for_recovery (AbSysroot *self, GError **error);
+/* Releases the lock (a no-op when not held). */
+void ab_sysroot_unlock (AbSysroot *self);
+/* Reads the state and the configuration again (the OS name, the config,
+ * the bootloader, the directory handles): after the recovery step replaced
+ * them. The identity (dfd, path, root) stays. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_sysroot_reload (AbSysroot *self, GError **error);
 /* When the sysroot is on a read-only mount (a booted slot's /sysroot),
  * remounts it read-write in a mount namespace of this process's own
  * (ab_mount_make_sysroot_writable()) and opens the sysroot's directory

@@ -53,9 +53,9 @@ G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_transaction_load (int state_dfd, AbTransaction **out, GError **error);
 /* Sets the phase, stamps updated_at and writes the file. */
 G_GNUC_WARN_UNUSED_RESULT
-gboolean ab_transaction_set_phase (int state_dfd, AbTransaction *t, AbPhase phase, GError **error);
+gboolean ab_transaction_set_phase (int state_dfd, gint64 format, AbTransaction *t, AbPhase phase, GError **error);
 G_GNUC_WARN_UNUSED_RESULT
-gboolean ab_transaction_fail (int state_dfd, AbTransaction *t, const char *reason,
+gboolean ab_transaction_fail (int state_dfd, gint64 format, AbTransaction *t, const char *reason,
                               gboolean retryable, GError **error);
 /* Whether the transaction still has work to do (not applied/abandoned). */
 gboolean ab_transaction_is_open (const AbTransaction *t);

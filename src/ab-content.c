@@ -152,22 +152,39 @@ set_verify_error (GError **error, const char *commit, const GError *cause)
                commit ? commit : "", why);
 }
 
+/* Whether libostree refused an object of the source because it does not
+ * hash to its name. libostree 2022.7 says so only in words (a
+ * G_IO_ERROR_FAILED "Corrupted ... object ..." or "... checksum ...");
+ * this boundary is the one place that reads them, so that every caller
+ * decides on AB_CONTENT_ERROR_CORRUPTED. SAYS_CORRUPTED: the words
+ * "Corrupted" (the message then explains it). */
+static gboolean
+is_corruption (const GError *e, gboolean *says_corrupted)
+{
+  *says_corrupted = strstr (e->message, "Corrupted") != NULL;
+  return g_error_matches (e, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM) || *says_corrupted
+         || strstr (e->message, "checksum") != NULL;
+}
+
 /* Sets ERROR from the failure CAUSE of fetching REFSPEC (COMMIT once
  * resolved) from SOURCE; always returns FALSE. */
 static gboolean
 set_pull_error (GError **error, const char *refspec, const char *source, const char *commit,
                 const GError *cause)
 {
+  gboolean says_corrupted = FALSE;
+  gboolean corrupted = !is_signature_error (cause) && is_corruption (cause, &says_corrupted);
   if (is_signature_error (cause))
     set_verify_error (error, commit, cause);
-  else if (strstr (cause->message, "Corrupted") != NULL)
-    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_FAILED,
+  else if (says_corrupted)
+    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_CORRUPTED,
                  "Pulling %s from %s failed: the source holds a corrupted object (%s). "
                  "The medium or server copy is damaged or was tampered with; nothing was "
                  "installed. Fetch a fresh copy of the update and try again",
                  refspec, source, cause->message);
   else
-    g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_FAILED,
+    g_set_error (error, AB_CONTENT_ERROR,
+                 corrupted ? AB_CONTENT_ERROR_CORRUPTED : AB_CONTENT_ERROR_FAILED,
                  "Pulling %s from %s failed: %s", refspec, source, cause->message);
   return FALSE;
 }
@@ -944,6 +961,21 @@ collect_units (OstreeRepo *repo, const char *path, struct stat *st, gpointer use
   return OSTREE_REPO_CHECKOUT_FILTER_SKIP;
 }
 
+/* libostree reports a failed write as G_IO_ERROR_FAILED ("write: Input/output
+ * error"): GIO has no code for EIO. libglnx's throw helpers leave errno as
+ * the failed call set it, so right after libostree returned, ERRSV (errno,
+ * read in the same thread) tells a failing device apart; the error then
+ * becomes AB_FS_ERROR_IO with the same message. */
+static void
+type_disk_error (GError **error, int errsv)
+{
+  if (error == NULL || *error == NULL || !g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_FAILED)
+      || ab_fs_error_from_errno (errsv) != AB_FS_ERROR_IO)
+    return;
+  (*error)->domain = AB_FS_ERROR;
+  (*error)->code = AB_FS_ERROR_IO;
+}
+
 static gboolean
 checkout_unit (CheckoutJob *job, OstreeRepo *repo, const char *unit, GError **error)
 {
@@ -958,8 +990,12 @@ checkout_unit (CheckoutJob *job, OstreeRepo *repo, const char *unit, GError **er
   const char *name = NULL;
   ab_autofd parent = ab_fs_open_parent_beneath (job->dfd, dest, &name,
                                                 AB_FS_RESOLVE_NO_SYMLINKS, error);
-  return parent >= 0 && ostree_repo_checkout_at (repo, &opts, parent, name, job->commit,
-                                                 job->cancellable, error);
+  if (parent < 0)
+    return FALSE;
+  if (ostree_repo_checkout_at (repo, &opts, parent, name, job->commit, job->cancellable, error))
+    return TRUE;
+  type_disk_error (error, errno);
+  return FALSE;
 }
 
 static gpointer
@@ -1025,8 +1061,10 @@ ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *
   checkout_options_init (&opts);
   opts.filter = collect_units;
   opts.filter_user_data = &job;
-  gboolean ok = ostree_repo_checkout_at (repo, &opts, dfd, path, commit, cancellable, error)
-                && checkout_units (&job, error);
+  gboolean ok = ostree_repo_checkout_at (repo, &opts, dfd, path, commit, cancellable, error);
+  if (!ok)
+    type_disk_error (error, errno);
+  ok = ok && checkout_units (&job, error);
   g_ptr_array_unref (job.units);
   g_mutex_clear (&job.lock);
   if (!ok)

@@ -7,7 +7,6 @@
 #include "ab-health.h"
 #include "ab-history.h"
 #include "ab-kernel.h"
-#include "ab-status.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -99,10 +98,10 @@ remove_leftovers (AbSysroot *sysroot, GError **error)
 }
 
 static gboolean
-nothing_to_do (GError **error, const char *fmt, const char *commit, AbSlot slot)
+nothing_to_do (GError **error, AbDeployError code, const char *fmt, const char *commit,
+               AbSlot slot)
 {
-  g_set_error (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO, fmt, commit,
-               ab_slot_name (slot));
+  g_set_error (error, AB_DEPLOY_ERROR, code, fmt, commit, ab_slot_name (slot));
   return FALSE;
 }
 
@@ -116,14 +115,15 @@ check_not_deployed (const AbSlotsView *snap, AbSlot target, const char *commit,
   if (primary != AB_SLOT_NONE && snap->rec[primary] != NULL
       && g_str_equal (snap->rec[primary]->commit, commit)
       && state_of (snap, primary) != AB_SLOT_STATE_BAD)
-    return nothing_to_do (error, "Nothing to do: commit %s is already the primary deployment (slot %s)",
+    return nothing_to_do (error, AB_DEPLOY_ERROR_ALREADY_PRIMARY,
+                          "Nothing to do: commit %s is already the primary deployment (slot %s)",
                           commit, primary);
   if (snap->rec[target] != NULL && g_str_equal (snap->rec[target]->commit, commit)
       && state_of (snap, target) == AB_SLOT_STATE_STAGED)
     {
       *out_already_staged = TRUE;
-      return nothing_to_do (error, "Nothing to do: commit %s is already staged in slot %s",
-                            commit, target);
+      return nothing_to_do (error, AB_DEPLOY_ERROR_ALREADY_STAGED,
+                            "Nothing to do: commit %s is already staged in slot %s", commit, target);
     }
   return TRUE;
 }
@@ -276,8 +276,8 @@ save_record_with_event (AbSysroot *sysroot, AbSlot slot, const AbSlotRecord *rec
                         JsonBuilder *ev, GError **error)
 {
   g_autofree char *name = ab_slot_record_file (slot);
-  g_autofree char *json = ab_slot_record_to_json (rec);
-  return ab_history_append_with (sysroot->state_dfd, ev, name, json, error);
+  g_autofree char *json = ab_slot_record_to_json (rec, sysroot->state_format);
+  return ab_history_append_with (sysroot->state_dfd, sysroot->state_format, ev, name, json, error);
 }
 
 static gboolean
@@ -465,7 +465,7 @@ ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
   g_auto(AbHistoryKept) kept = { 0 };
   if (!ab_kernel_check_installed (sysroot->boot_dfd, to, error)
       || !ab_history_keep (sysroot->state_dfd, &kept, error)
-      || !ab_history_record_rollback (sysroot->state_dfd, &info, error))
+      || !ab_history_record_rollback (sysroot->state_dfd, sysroot->state_format, &info, error))
     return FALSE;
   AbBootPointer ptr = snap.ptr;
   ptr.primary = to;

@@ -218,7 +218,7 @@ create_defaults (int new_tree_dfd, GError **error)
   gboolean ok = defaults >= 0 ? ab_fs_copy_at (defaults, ".", new_tree_dfd, "etc", error)
                               : mkdirat (new_tree_dfd, "etc", 0755) == 0;
   if (!ok && defaults < 0)
-    g_set_error (error, AB_ETCMERGE_ERROR, AB_ETCMERGE_ERROR_FAILED, "Creating etc: %s",
+    g_set_error (error, AB_FS_ERROR, ab_fs_error_from_errno (errno), "Creating etc: %s",
                  g_strerror (errno));
   return ok ? open_tree_dir (new_tree_dfd, "etc", error) : -1;
 }

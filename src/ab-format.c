@@ -74,21 +74,6 @@ ab_format_state_for_layout (gint64 layout)
   return layout <= 1 ? 1 : layout;
 }
 
-static gint state_to_write = AB_STATE_FORMAT;
-
-gint64
-ab_format_state_to_write (void)
-{
-  return g_atomic_int_get (&state_to_write);
-}
-
-void
-ab_format_set_state_to_write (gint64 format)
-{
-  g_return_if_fail (ab_format_is_readable (AB_FORMAT_STATE, format));
-  g_atomic_int_set (&state_to_write, (gint) format);
-}
-
 /* "formats 1 and 2", "format 2", "formats 1 to 3". */
 static char *
 readable_versions (const KindInfo *k)

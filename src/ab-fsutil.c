@@ -1,5 +1,7 @@
 #include "config.h"
 #include "ab-fsutil.h"
+
+#include <gio/gio.h>
 #include "ab-util.h"
 #include "ab-crashpoint.h"
 
@@ -20,12 +22,36 @@ G_DEFINE_QUARK (ab-fs-error-quark, ab_fs_error)
 
 gboolean ab_fs_openat2_disabled = FALSE;
 
+AbFsError
+ab_fs_error_from_errno (int errsv)
+{
+  switch (errsv)
+    {
+    case ENOENT:
+      return AB_FS_ERROR_NOT_FOUND;
+    case ENOSPC:
+    case EDQUOT:
+      return AB_FS_ERROR_NO_SPACE;
+    case EIO:
+      return AB_FS_ERROR_IO;
+    default:
+      return AB_FS_ERROR_FAILED;
+    }
+}
+
+gboolean
+ab_fs_error_is_local_disk (const GError *error)
+{
+  return g_error_matches (error, AB_FS_ERROR, AB_FS_ERROR_NO_SPACE)
+         || g_error_matches (error, AB_FS_ERROR, AB_FS_ERROR_IO)
+         || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE);
+}
+
 static gboolean
 fail_errno (GError **error, int errsv, const char *what, const char *name)
 {
-  g_set_error (error, AB_FS_ERROR,
-               errsv == ENOENT ? AB_FS_ERROR_NOT_FOUND : AB_FS_ERROR_FAILED,
-               "%s %s: %s", what, name, g_strerror (errsv));
+  g_set_error (error, AB_FS_ERROR, ab_fs_error_from_errno (errsv), "%s %s: %s", what, name,
+               g_strerror (errsv));
   return FALSE;
 }
 

@@ -143,7 +143,7 @@ record_rollback (AbSysroot *sysroot, Boot *b, AbSlot from, AbSlot to, const char
     .reason = reason,
     .kind = kind,
   };
-  if (!ab_history_record_rollback (sysroot->state_dfd, &info, error))
+  if (!ab_history_record_rollback (sysroot->state_dfd, sysroot->state_format, &info, error))
     return FALSE;
   g_free (b->rollback_line);
   b->rollback_line = rollback_line (info.from_version, info.to_version, reason);
@@ -229,25 +229,22 @@ hook_env (AbSysroot *sysroot, const Boot *b)
   env = g_environ_setenv (env, "ABDEPLOY_COMMIT", commit_of (b, b->booted) ? commit_of (b, b->booted) : "", TRUE);
   env = g_environ_setenv (env, "ABDEPLOY_TRIAL", is_trial_boot (b) ? "1" : "0", TRUE);
   env = g_environ_setenv (env, "ABDEPLOY_TRIES_LEFT", tries, TRUE);
-  g_autofree char *abs = realpath (sysroot->path, NULL);
-  env = g_environ_setenv (env, "ABDEPLOY_SYSROOT", abs ? abs : sysroot->path, TRUE);
+  env = g_environ_setenv (env, "ABDEPLOY_SYSROOT", sysroot->root, TRUE);
   return env;
 }
 
 static char *
 hook_root (AbSysroot *sysroot, AbSlot booted)
 {
-  g_autofree char *real = realpath (sysroot->path, NULL);
-  if (real == NULL || g_str_equal (real, "/"))
+  if (g_str_equal (sysroot->root, "/"))
     return g_strdup ("/");
-  return g_build_filename (real, "abdeploy/slots", ab_slot_name (booted), NULL);
+  return g_build_filename (sysroot->root, "abdeploy/slots", ab_slot_name (booted), NULL);
 }
 
 static gboolean
 is_live_root (AbSysroot *sysroot)
 {
-  g_autofree char *real = realpath (sysroot->path, NULL);
-  return g_strcmp0 (real, "/") == 0;
+  return g_str_equal (sysroot->root, "/");
 }
 
 static GPtrArray *
@@ -333,7 +330,7 @@ write_verdict (AbSysroot *sysroot, const Boot *b, gboolean green, gboolean trial
   g_autoptr(GPtrArray) warnings = failed_names (results, AB_HOOK_STAGE_WANTED);
   g_autoptr(JsonBuilder) jb = ab_history_event_begin ("verdict");
   json_builder_set_member_name (jb, "format");
-  json_builder_add_int_value (jb, ab_format_state_to_write ());
+  json_builder_add_int_value (jb, sysroot->state_format);
   ab_json_add_string (jb, "slot", ab_slot_name (b->booted));
   ab_json_add_string (jb, "version", version_of (b, b->booted));
   ab_json_add_string (jb, "commit", commit_of (b, b->booted));
@@ -368,7 +365,7 @@ write_verdict (AbSysroot *sysroot, const Boot *b, gboolean green, gboolean trial
   ab_json_add_string (ev, "action", action);
   g_autofree char *failed_str = join_names (failed);
   ab_json_add_string (ev, "failed_hooks", failed->len ? failed_str : NULL);
-  return ab_history_append (sysroot->state_dfd, ev, error);
+  return ab_history_append (sysroot->state_dfd, sysroot->state_format, ev, error);
 }
 
 static gboolean
@@ -542,7 +539,7 @@ ab_health_mark (AbSysroot *sysroot, const char *which, gboolean good, AbSlot *ou
   g_autoptr(JsonBuilder) ev = ab_history_event_begin (good ? "mark-good" : "mark-bad");
   ab_json_add_string (ev, "slot", ab_slot_name (slot));
   ab_json_add_string (ev, "version", version_of (&b, slot));
-  return ab_history_append (sysroot->state_dfd, ev, error);
+  return ab_history_append (sysroot->state_dfd, sysroot->state_format, ev, error);
 }
 
 /* The last verdict is green for SLOT holding COMMIT (NULL: empty record). */

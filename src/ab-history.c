@@ -71,7 +71,7 @@ load_events_to_append (int state_dfd, GError **error)
 
 /* The text of history.json with EVENT (ended here) appended. */
 static char *
-history_with (int state_dfd, JsonBuilder *event, GError **error)
+history_with (int state_dfd, gint64 format, JsonBuilder *event, GError **error)
 {
   json_builder_end_object (event);
   g_autoptr(JsonArray) events = load_events_to_append (state_dfd, error);
@@ -85,23 +85,23 @@ history_with (int state_dfd, JsonBuilder *event, GError **error)
   json_array_add_element (kept, json_builder_get_root (event));
   g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
   g_autoptr(JsonObject) o = json_object_new ();
-  json_object_set_int_member (o, "format", ab_format_state_to_write ());
+  json_object_set_int_member (o, "format", format);
   json_object_set_array_member (o, "events", g_steal_pointer (&kept));
   json_node_set_object (root, o);
   return ab_json_to_text (root);
 }
 
 gboolean
-ab_history_append (int state_dfd, JsonBuilder *event, GError **error)
+ab_history_append (int state_dfd, gint64 format, JsonBuilder *event, GError **error)
 {
-  return ab_history_append_with (state_dfd, event, NULL, NULL, error);
+  return ab_history_append_with (state_dfd, format, event, NULL, NULL, error);
 }
 
 gboolean
-ab_history_append_with (int state_dfd, JsonBuilder *event, const char *name, const char *text,
-                        GError **error)
+ab_history_append_with (int state_dfd, gint64 format, JsonBuilder *event, const char *name,
+                        const char *text, GError **error)
 {
-  g_autofree char *history = history_with (state_dfd, event, error);
+  g_autofree char *history = history_with (state_dfd, format, event, error);
   if (history == NULL)
     return FALSE;
   AbFsWrite files[] = {
@@ -161,18 +161,19 @@ add_rollback_members (JsonBuilder *b, const AbRollbackInfo *info)
 }
 
 gboolean
-ab_history_record_rollback (int state_dfd, const AbRollbackInfo *info, GError **error)
+ab_history_record_rollback (int state_dfd, gint64 format, const AbRollbackInfo *info,
+                            GError **error)
 {
   g_autoptr(JsonBuilder) last = ab_history_event_begin ("rollback");
   add_rollback_members (last, info);
   json_builder_set_member_name (last, "format");
-  json_builder_add_int_value (last, ab_format_state_to_write ());
+  json_builder_add_int_value (last, format);
   json_builder_end_object (last);
   g_autoptr(JsonNode) node = json_builder_get_root (last);
   g_autofree char *text = ab_json_to_text (node);
   g_autoptr(JsonBuilder) event = ab_history_event_begin ("rollback");
   add_rollback_members (event, info);
-  return ab_history_append_with (state_dfd, event, LAST_ROLLBACK_FILE, text, error);
+  return ab_history_append_with (state_dfd, format, event, LAST_ROLLBACK_FILE, text, error);
 }
 
 gboolean

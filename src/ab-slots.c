@@ -24,12 +24,12 @@ ab_slot_record_free (AbSlotRecord *rec)
 }
 
 char *
-ab_slot_record_to_json (const AbSlotRecord *rec)
+ab_slot_record_to_json (const AbSlotRecord *rec, gint64 format)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "format");
-  json_builder_add_int_value (b, ab_format_state_to_write ());
+  json_builder_add_int_value (b, format);
   ab_json_add_string (b, "commit", rec->commit);
   ab_json_add_string (b, "version", rec->version);
   ab_json_add_string (b, "deployed_at", rec->deployed_at);
@@ -113,10 +113,11 @@ ab_slot_record_load (int state_dfd, AbSlot slot, AbSlotRecord **out, GError **er
 }
 
 gboolean
-ab_slot_record_save (int state_dfd, AbSlot slot, const AbSlotRecord *rec, GError **error)
+ab_slot_record_save (int state_dfd, gint64 format, AbSlot slot, const AbSlotRecord *rec,
+                     GError **error)
 {
   g_autofree char *name = ab_slot_record_file (slot);
-  g_autofree char *json = ab_slot_record_to_json (rec);
+  g_autofree char *json = ab_slot_record_to_json (rec, format);
   return ab_fs_replace_at (state_dfd, name, json, strlen (json), 0644, error);
 }
 

@@ -5,29 +5,6 @@
 #include "ab-history.h"
 #include "ab-transaction.h"
 
-static const char *const slot_state_names[] = { "empty", "staged", "trial", "good", "bad" };
-
-const char *
-ab_slot_state_name (AbSlotState state)
-{
-  return slot_state_names[state];
-}
-
-AbSlotState
-ab_slot_state_derive (const AbSlotRecord *rec, const AbBootPointer *ptr, AbSlot slot)
-{
-  if (rec == NULL)
-    return AB_SLOT_STATE_EMPTY;
-  switch (ptr->state[slot])
-    {
-    case AB_BOOT_STATE_TRIAL: return AB_SLOT_STATE_TRIAL;
-    case AB_BOOT_STATE_GOOD: return AB_SLOT_STATE_GOOD;
-    case AB_BOOT_STATE_BAD: return AB_SLOT_STATE_BAD;
-    case AB_BOOT_STATE_NONE:
-    default: return AB_SLOT_STATE_STAGED;
-    }
-}
-
 
 static void
 add_slot (JsonBuilder *b, AbSysroot *sysroot, const AbSlotsView *v, AbSlot slot)

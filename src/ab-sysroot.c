@@ -1,6 +1,5 @@
 #include "config.h"
 #include "ab-sysroot.h"
-#include "ab-backup.h"
 #include "ab-cmdline.h"
 #include "ab-content.h"
 #include "ab-format.h"
@@ -19,8 +18,36 @@
 
 G_DEFINE_QUARK (ab-sysroot-error-quark, ab_sysroot_error)
 
+static const char *const slot_state_names[] = {
+  [AB_SLOT_STATE_EMPTY] = "empty", [AB_SLOT_STATE_STAGED] = "staged",
+  [AB_SLOT_STATE_TRIAL] = "trial", [AB_SLOT_STATE_GOOD] = "good", [AB_SLOT_STATE_BAD] = "bad",
+};
+
+const char *
+ab_slot_state_name (AbSlotState state)
+{
+  g_return_val_if_fail ((guint) state < G_N_ELEMENTS (slot_state_names), "empty");
+  return slot_state_names[state];
+}
+
+AbSlotState
+ab_slot_state_derive (const AbSlotRecord *rec, const AbBootPointer *ptr, AbSlot slot)
+{
+  if (rec == NULL)
+    return AB_SLOT_STATE_EMPTY;
+  switch (ptr->state[slot])
+    {
+    case AB_BOOT_STATE_TRIAL: return AB_SLOT_STATE_TRIAL;
+    case AB_BOOT_STATE_GOOD: return AB_SLOT_STATE_GOOD;
+    case AB_BOOT_STATE_BAD: return AB_SLOT_STATE_BAD;
+    case AB_BOOT_STATE_NONE:
+    default: return AB_SLOT_STATE_STAGED;
+    }
+}
+
 #define VERSION_FILE "abdeploy/version"
 #define SYSROOT_JSON "sysroot.json"
+#define RESTORE_JOURNAL "abdeploy/" AB_SYSROOT_RESTORE_JOURNAL
 
 static const char *const layout_dirs[] = {
   "abdeploy/slots/a", "abdeploy/slots/b", "abdeploy/var", "abdeploy/state",
@@ -151,8 +178,8 @@ open_dirs (AbSysroot *self, GError **error)
 
 /* The handles read from the state and the configuration: what a completed
  * restore replaces. */
-static gboolean
-load_handles (AbSysroot *self, GError **error)
+gboolean
+ab_sysroot_reload (AbSysroot *self, GError **error)
 {
   ab_close_fdp (&self->abdeploy_dfd);
   ab_close_fdp (&self->state_dfd);
@@ -183,8 +210,8 @@ open_layout (AbSysroot *self, GError **error)
       return FALSE;
     }
   self->layout = version;
-  ab_format_set_state_to_write (ab_format_state_for_layout (version));
-  if (!load_handles (self, error))
+  self->state_format = ab_format_state_for_layout (version);
+  if (!ab_sysroot_reload (self, error))
     return FALSE;
   return (self->repo = ab_content_open_repo (self->dfd, error)) != NULL;
 }
@@ -197,16 +224,18 @@ ab_sysroot_open (const char *path, const char *config_path, GError **error)
   self->lock_fd = -1;
   self->path = g_strdup (path);
   self->config_path = g_strdup (config_path);
-  if ((self->dfd = ab_fs_opendir_at (AT_FDCWD, path, error)) < 0)
+  if ((self->dfd = ab_fs_opendir_at (AT_FDCWD, path, error)) < 0
+      || (self->root = ab_fs_fd_path (self->dfd, NULL, error)) == NULL)
     return NULL;
-  /* An interrupted restore is noted, not completed: only writers do that. */
-  self->restore_pending = ab_backup_is_pending (self->dfd);
+  /* An interrupted restore is noted, not completed: the recovery step of a
+   * writer does that (ab_recover()). */
+  self->restore_pending = ab_fs_exists_at (self->dfd, RESTORE_JOURNAL);
   if (!open_layout (self, error))
     {
       if (self->restore_pending)
         g_prefix_error (error, "A restore is pending (abdeploy/%s): complete it with abdeploy "
-                        "restore --path=%s/abdeploy/%s. ", AB_BACKUP_PENDING_NAME, path,
-                        AB_BACKUP_PENDING_NAME);
+                        "restore --path=%s/abdeploy/%s. ", AB_SYSROOT_RESTORE_JOURNAL, path,
+                        AB_SYSROOT_RESTORE_JOURNAL);
       return NULL;
     }
   g_autoptr(GError) local = NULL;
@@ -230,6 +259,7 @@ ab_sysroot_free (AbSysroot *self)
   for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
     ab_close_fdp (fds[i]);
   g_free (self->path);
+  g_free (self->root);
   g_free (self->config_path);
   g_free (self->os);
   ab_config_free (self->config);
@@ -257,20 +287,19 @@ migration_waits (AbSysroot *self, gboolean *out_wait, GError **error)
   return TRUE;
 }
 
-/* Under the lock: completes an interrupted restore from its journal, then
- * reads the restored sysroot again. */
+/* Under the lock: a restore journal means an interrupted restore, which
+ * only the recovery step may complete. */
 static gboolean
-finish_restore (AbSysroot *self, GError **error)
+check_no_journal (AbSysroot *self, GError **error)
 {
-  gboolean finished = FALSE;
-  if (!ab_backup_finish_pending (self->dfd, self->path, self->lock_fd, &finished, error))
-    return FALSE;
-  self->restore_pending = FALSE;
-  if (!finished)
+  self->restore_pending = ab_fs_exists_at (self->dfd, RESTORE_JOURNAL);
+  if (!self->restore_pending)
     return TRUE;
-  g_printerr ("Completed the restore that was interrupted (from %s/abdeploy/%s)\n", self->path,
-              AB_BACKUP_PENDING_NAME);
-  return load_handles (self, error);
+  g_set_error (error, AB_SYSROOT_ERROR, AB_SYSROOT_ERROR_RECOVERY_NEEDED,
+               "A restore was interrupted (%s/%s): it must be completed before anything else "
+               "changes the sysroot; run the command again, or complete it with abdeploy "
+               "restore --path=%s/%s", self->path, RESTORE_JOURNAL, self->path, RESTORE_JOURNAL);
+  return FALSE;
 }
 
 /* Migrates a sysroot of the previous layout. A damaged state file stops
@@ -314,11 +343,11 @@ reopen_in_place (int dfd, const char *rel, int *fd, GError **error)
 gboolean
 ab_sysroot_make_writable (AbSysroot *self, gboolean *out_changed, GError **error)
 {
-  if (!ab_mount_make_sysroot_writable (self->path, out_changed, error))
+  if (!ab_mount_make_sysroot_writable (self->root, out_changed, error))
     return FALSE;
   if (!*out_changed)
     return TRUE;
-  return reopen_in_place (AT_FDCWD, self->path, &self->dfd, error)
+  return reopen_in_place (AT_FDCWD, self->root, &self->dfd, error)
          && reopen_in_place (self->dfd, "abdeploy", &self->abdeploy_dfd, error)
          && reopen_in_place (self->dfd, "abdeploy/state", &self->state_dfd, error)
          && reopen_in_place (self->dfd, "abdeploy/slots", &self->slots_dfd, error)
@@ -337,24 +366,39 @@ make_writable (AbSysroot *self, GError **error)
   if (!changed)
     return TRUE;
   g_clear_object (&self->repo);
-  return load_handles (self, error)
+  return ab_sysroot_reload (self, error)
          && (self->repo = ab_content_open_repo (self->dfd, error)) != NULL;
 }
 
 gboolean
-ab_sysroot_lock (AbSysroot *self, GError **error)
+ab_sysroot_lock_for_recovery (AbSysroot *self, GError **error)
 {
   if (self->lock_fd >= 0)
     return TRUE;
   if (!make_writable (self, error))
     return FALSE;
   self->lock_fd = ab_lock_acquire (self->abdeploy_dfd, error);
-  if (self->lock_fd < 0)
+  return self->lock_fd >= 0;
+}
+
+void
+ab_sysroot_unlock (AbSysroot *self)
+{
+  ab_close_fdp (&self->lock_fd);
+  self->lock_fd = -1;
+  self->ready = FALSE;
+}
+
+gboolean
+ab_sysroot_lock (AbSysroot *self, GError **error)
+{
+  if (self->ready)
+    return TRUE;
+  if (!ab_sysroot_lock_for_recovery (self, error))
     return FALSE;
-  if (!finish_restore (self, error))
+  if (!check_no_journal (self, error))
     {
-      ab_close_fdp (&self->lock_fd);
-      self->lock_fd = -1;
+      ab_sysroot_unlock (self);
       return FALSE;
     }
   /* Every writer comes here first: bring the sysroot to the current
@@ -365,13 +409,13 @@ ab_sysroot_lock (AbSysroot *self, GError **error)
       || !migration_waits (self, &wait, error)
       || !(wait ? ab_migrate_check_state (self->dfd, error) : migrate_or_wait (self, error)))
     {
-      ab_close_fdp (&self->lock_fd);
-      self->lock_fd = -1;
+      ab_sysroot_unlock (self);
       return FALSE;
     }
-  ab_format_set_state_to_write (ab_format_state_for_layout (self->layout));
+  self->state_format = ab_format_state_for_layout (self->layout);
   /* the front end set its sink after the open: the backend warns there */
   self->bootloader->events = self->events;
+  self->ready = TRUE;
   return TRUE;
 }
 
@@ -394,7 +438,7 @@ ab_sysroot_migrate_now (AbSysroot *self, gboolean *out_migrated, GError **error)
   if (!ab_migrate_sysroot (self->dfd, self->path, &self->layout, out_migrated, self->events,
                            error))
     return FALSE;
-  ab_format_set_state_to_write (ab_format_state_for_layout (self->layout));
+  self->state_format = ab_format_state_for_layout (self->layout);
   if (*out_migrated)
     ab_event_warning (self->events, "slot %s is booted but not confirmed good; if it rolls back "
                       "to an image whose abdeploy reads only layout %d, put the kept files back "

@@ -69,12 +69,12 @@ ab_transaction_new (const char *channel, const char *version, const char *commit
 }
 
 static JsonNode *
-to_json (const AbTransaction *t)
+to_json (const AbTransaction *t, gint64 format)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "format");
-  json_builder_add_int_value (b, ab_format_state_to_write ());
+  json_builder_add_int_value (b, format);
   ab_json_add_string (b, "id", t->id);
   ab_json_add_string (b, "channel", t->channel);
   ab_json_add_string (b, "version", t->version);
@@ -140,11 +140,11 @@ ab_transaction_load (int state_dfd, AbTransaction **out, GError **error)
 }
 
 static gboolean
-save (int state_dfd, AbTransaction *t, GError **error)
+save (int state_dfd, gint64 format, AbTransaction *t, GError **error)
 {
   g_free (t->updated_at);
   t->updated_at = ab_now_iso8601 ();
-  g_autoptr(JsonNode) node = to_json (t);
+  g_autoptr(JsonNode) node = to_json (t, format);
   if (!ab_json_write_at (state_dfd, TRANSACTION_FILE, node, error))
     return FALSE;
   ab_crash_point ("transaction:saved");
@@ -152,17 +152,18 @@ save (int state_dfd, AbTransaction *t, GError **error)
 }
 
 gboolean
-ab_transaction_set_phase (int state_dfd, AbTransaction *t, AbPhase phase, GError **error)
+ab_transaction_set_phase (int state_dfd, gint64 format, AbTransaction *t, AbPhase phase,
+                          GError **error)
 {
   t->phase = phase;
   if (phase != AB_PHASE_FAILED)
     g_clear_pointer (&t->reason, g_free);
-  return save (state_dfd, t, error);
+  return save (state_dfd, format, t, error);
 }
 
 gboolean
-ab_transaction_fail (int state_dfd, AbTransaction *t, const char *reason, gboolean retryable,
-                     GError **error)
+ab_transaction_fail (int state_dfd, gint64 format, AbTransaction *t, const char *reason,
+                     gboolean retryable, GError **error)
 {
   if (t->phase != AB_PHASE_FAILED)
     t->failed_in = t->phase;
@@ -170,7 +171,7 @@ ab_transaction_fail (int state_dfd, AbTransaction *t, const char *reason, gboole
   g_free (t->reason);
   t->reason = g_strdup (reason);
   t->retryable = retryable;
-  return save (state_dfd, t, error);
+  return save (state_dfd, format, t, error);
 }
 
 gboolean

@@ -78,7 +78,7 @@ load_state (AbSysroot *sysroot, JsonObject **out, GError **error)
   if (root == NULL)
     {
       *out = json_object_new ();
-      json_object_set_int_member (*out, "format", ab_format_state_to_write ());
+      json_object_set_int_member (*out, "format", sysroot->state_format);
       json_object_set_object_member (*out, "last_serial", json_object_new ());
       json_object_set_null_member (*out, "pin");
       return TRUE;
@@ -162,7 +162,7 @@ save_state (AbSysroot *sysroot, JsonObject *state, GError **error)
 {
   if (!keep_higher_serials (sysroot, state, error))
     return FALSE;
-  json_object_set_int_member (state, "format", ab_format_state_to_write ());
+  json_object_set_int_member (state, "format", sysroot->state_format);
   g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
   json_node_set_object (node, state);
   return ab_json_write_at (sysroot->state_dfd, UPDATE_STATE_FILE, node, error);
@@ -218,7 +218,7 @@ ab_update_pin (AbSysroot *sysroot, const char *version, gboolean allow_downgrade
       json_builder_set_member_name (ev, "allow_downgrade");
       json_builder_add_boolean_value (ev, TRUE);
     }
-  return ab_history_append (sysroot->state_dfd, ev, error);
+  return ab_history_append (sysroot->state_dfd, sysroot->state_format, ev, error);
 }
 
 /* ---- manifest retrieval and checks ---- */
@@ -561,7 +561,8 @@ typedef struct
 static gboolean
 enter_phase (Run *r, AbPhase phase, GError **error)
 {
-  return ab_transaction_set_phase (r->sysroot->state_dfd, r->t, phase, error);
+  return ab_transaction_set_phase (r->sysroot->state_dfd, r->sysroot->state_format, r->t, phase,
+                                   error);
 }
 
 /* Bytes of the delta downloaded: at most ten reports a second, the count
@@ -747,7 +748,7 @@ download_objects (Run *r, GError **error)
                        r->t->commit, r->sysroot->events, ca, &limits, r->opts->cancellable,
                        &pulled, &local))
     return enter_phase (r, AB_PHASE_DOWNLOADED, error);
-  if (strstr (local->message, "Corrupted") || strstr (local->message, "checksum"))
+  if (g_error_matches (local, AB_CONTENT_ERROR, AB_CONTENT_ERROR_CORRUPTED))
     return refuse (error, "The server sent content that is not commit %s named by the manifest: %s",
                    r->t->commit, local->message);
   g_propagate_error (error, g_steal_pointer (&local));
@@ -840,10 +841,9 @@ do_verify (Run *r, GError **error)
 static gboolean
 already_applied (const GError *stage_error, gboolean *out_primary)
 {
-  if (!g_error_matches (stage_error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO))
-    return FALSE;
-  *out_primary = strstr (stage_error->message, "already the primary") != NULL;
-  return *out_primary || strstr (stage_error->message, "already staged") != NULL;
+  *out_primary = g_error_matches (stage_error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_ALREADY_PRIMARY);
+  return *out_primary
+         || g_error_matches (stage_error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_ALREADY_STAGED);
 }
 
 static gboolean
@@ -875,9 +875,8 @@ do_apply (Run *r, GError **error)
 static gboolean
 is_local_disk_error (const GError *cause)
 {
-  return g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_NO_SPACE)
-         || strstr (cause->message, g_strerror (ENOSPC)) != NULL
-         || strstr (cause->message, g_strerror (EIO)) != NULL;
+  return ab_fs_error_is_local_disk (cause)
+         || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_NO_SPACE);
 }
 
 static gboolean
@@ -886,17 +885,16 @@ classify_and_record (Run *r, GError *cause, GError **error)
   gboolean retryable = ab_fetch_error_is_retryable (cause)
                        || is_local_disk_error (cause)
                        || g_error_matches (cause, G_IO_ERROR, G_IO_ERROR_CANCELLED)
-                       || (cause->domain == AB_CONTENT_ERROR && cause->code == AB_CONTENT_ERROR_FAILED
-                           && !strstr (cause->message, "Corrupted"))
-                       || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TIMEOUT)
-                       || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_NO_SPACE);
+                       || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_FAILED)
+                       || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TIMEOUT);
   g_autoptr(GError) local = NULL;
-  if (!ab_transaction_fail (r->sysroot->state_dfd, r->t, cause->message, retryable, &local))
+  if (!ab_transaction_fail (r->sysroot->state_dfd, r->sysroot->state_format, r->t, cause->message,
+                            retryable, &local))
     ab_event_warning (r->sysroot->events, "recording the failed transaction: %s", local->message);
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("update-failed");
   ab_json_add_string (ev, "version", r->t->version);
   ab_json_add_string (ev, "reason", cause->message);
-  AB_IGNORE_RESULT (ab_history_append (r->sysroot->state_dfd, ev, NULL));
+  AB_IGNORE_RESULT (ab_history_append (r->sysroot->state_dfd, r->sysroot->state_format, ev, NULL));
   g_propagate_error (error, cause);
   return FALSE;
 }
@@ -921,7 +919,7 @@ drive (Run *r, GError **error)
   ab_json_add_string (ev, "version", r->t->version);
   ab_json_add_string (ev, "commit", r->t->commit);
   ab_json_add_string (ev, "channel", r->t->channel);
-  return ab_history_append (r->sysroot->state_dfd, ev, error);
+  return ab_history_append (r->sysroot->state_dfd, r->sysroot->state_format, ev, error);
 }
 
 /* How far VERSION is behind NEWEST, by SemVer (or the leading N.M of
@@ -954,7 +952,7 @@ warn_if_stale (Run *r)
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("warning");
   ab_json_add_string (ev, "version", r->t->version);
   ab_json_add_string (ev, "reason", msg);
-  AB_IGNORE_RESULT (ab_history_append (r->sysroot->state_dfd, ev, NULL));
+  AB_IGNORE_RESULT (ab_history_append (r->sysroot->state_dfd, r->sysroot->state_format, ev, NULL));
 }
 
 static const AbRelease *
@@ -1096,7 +1094,7 @@ ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error)
   g_autoptr(AbTransaction) t = ab_transaction_new (c->channel, rel->version, rel->commit,
                                                    c->installed_commit);
   t->activate = opts->activate;
-  if (!ab_transaction_set_phase (sysroot->state_dfd, t, AB_PHASE_CREATED, error))
+  if (!ab_transaction_set_phase (sysroot->state_dfd, sysroot->state_format, t, AB_PHASE_CREATED, error))
     return FALSE;
   return run_transaction (sysroot, opts, c, t, error);
 }
@@ -1126,7 +1124,7 @@ ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboolean aban
       return FALSE;
     }
   if (abandon)
-    return ab_transaction_set_phase (sysroot->state_dfd, t, AB_PHASE_ABANDONED, error)
+    return ab_transaction_set_phase (sysroot->state_dfd, sysroot->state_format, t, AB_PHASE_ABANDONED, error)
            && drop_delta_cache (sysroot, t->commit, error);
   /* the A/B invariant: the transaction stays as it is, to resume later */
   if (!ab_deploy_check_may_stage (sysroot, error))

@@ -5,7 +5,6 @@
 #include "ab-fsutil.h"
 #include "ab-history.h"
 #include "ab-json.h"
-#include "ab-status.h"
 #include "ab-transaction.h"
 
 #include <dirent.h>

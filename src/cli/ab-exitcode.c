@@ -24,6 +24,8 @@ ab_exit_code_for_error (const GError *error)
   if (g_error_matches (error, AB_LOCK_ERROR, AB_LOCK_ERROR_HELD))
     return AB_EXIT_LOCKED;
   if (g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO)
+      || g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_ALREADY_STAGED)
+      || g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_ALREADY_PRIMARY)
       || g_error_matches (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_NOTHING_TO_DO))
     return AB_EXIT_NOTHING_TO_DO;
   if (g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_USAGE)

@@ -154,7 +154,7 @@ cli_migrate (int argc, char **argv)
   if (argc > 1)
     return cli_usage_error (ctx, "migrate takes no arguments");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   if (sysroot == NULL)
     return cli_fail (error);
   gboolean migrated = FALSE;

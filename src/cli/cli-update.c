@@ -86,7 +86,7 @@ cli_update (int argc, char **argv)
   if (p == NULL)
     return code;
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   if (sysroot != NULL)
     sysroot->events = cli_progress_sink (p);
   AbUpdateOptions opts = { .version = version, .activate = !no_activate,
@@ -118,7 +118,7 @@ cli_resume (int argc, char **argv)
   if (p == NULL)
     return code;
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   if (sysroot != NULL)
     sysroot->events = cli_progress_sink (p);
   AbUpdateOptions opts = { .activate = TRUE, .cancellable = cancellable };
@@ -145,7 +145,7 @@ cli_pin (int argc, char **argv)
   if ((clear && argc != 1) || (!clear && argc != 2))
     return cli_usage_error (ctx, "give a VERSION, or --clear");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   if (sysroot == NULL
       || !ab_update_pin (sysroot, clear ? NULL : argv[1], allow_downgrade, &error))
     return cli_fail (error);

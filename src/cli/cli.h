@@ -18,6 +18,9 @@ CliProgress *cli_progress_start (GOptionContext *ctx, const char *command,
                                  const CliProgressOptions *o, int *out_code);
 /* Ends P's output with ERROR (consumed), prints it, returns its exit code. */
 int cli_progress_fail (CliProgress *p, GError *error);
+/* cli_open_sysroot() for a command that writes: runs the engine's recovery
+ * step (ab_recover(), which completes an interrupted restore) first. */
+AbSysroot *cli_open_sysroot_to_write (GError **error);
 const char *cli_sysroot_path (void);
 /* --config, or NULL. */
 const char *cli_config_path (void);

@@ -7,6 +7,7 @@
 #include "ab-format.h"
 #include "ab-history.h"
 #include "ab-json.h"
+#include "ab-recover.h"
 #include "ab-status.h"
 #include "ab-sysroot.h"
 
@@ -186,6 +187,19 @@ backends_help (void)
   return g_string_free (g_steal_pointer (&s), FALSE);
 }
 
+AbSysroot *
+cli_open_sysroot_to_write (GError **error)
+{
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (error);
+  AbRecovery done = AB_RECOVERY_NONE;
+  if (sysroot == NULL || !ab_recover (sysroot, &done, error))
+    return NULL;
+  if (done == AB_RECOVERY_RESTORE_COMPLETED)
+    g_printerr ("Completed the restore that was interrupted (from %s/abdeploy/%s)\n",
+                sysroot->path, AB_SYSROOT_RESTORE_JOURNAL);
+  return g_steal_pointer (&sysroot);
+}
+
 static int
 cmd_init (int argc, char **argv)
 {
@@ -238,8 +252,7 @@ do_stage (const char *from, const char *refspec, AbSysroot *sysroot, CliProgress
   AbSlot slot = AB_SLOT_NONE;
   g_autoptr(GError) local = NULL;
   gboolean ok = ab_deploy_stage (sysroot, &opts, &slot, &local);
-  if (!ok && tolerate_staged && g_error_matches (local, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO)
-      && strstr (local->message, "already staged") != NULL)
+  if (!ok && tolerate_staged && g_error_matches (local, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_ALREADY_STAGED))
     return TRUE;
   if (!ok)
     {
@@ -280,7 +293,7 @@ run_stage_like (int argc, char **argv, gboolean activate)
     return code;
   GError *error = NULL;
   g_autoptr(GCancellable) cancellable = cli_cancel_on_signals ();
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   if (sysroot != NULL)
     sysroot->events = cli_progress_sink (progress);
   if (sysroot == NULL
@@ -325,7 +338,7 @@ cmd_activate (int argc, char **argv)
   if (tries < 0 || tries > AB_CONFIG_MAX_TRIES)
     return cli_usage_error (ctx, "--tries must be a number from 1 to 9");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   AbSlot slot = AB_SLOT_NONE;
   if (sysroot == NULL || !ab_deploy_activate (sysroot, tries, &slot, &error))
     return cli_fail (error);
@@ -343,7 +356,7 @@ cmd_rollback (int argc, char **argv)
   if (argc > 1)
     return cli_usage_error (ctx, "rollback takes no arguments");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   AbSlot slot = AB_SLOT_NONE;
   if (sysroot == NULL || !ab_deploy_rollback (sysroot, &slot, &error))
     return cli_fail (error);
@@ -415,7 +428,7 @@ cmd_health_check (int argc, char **argv)
   if (argc > 1)
     return cli_usage_error (ctx, "health-check takes no arguments");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   AbHealthOptions opts = { .no_reboot = no_reboot };
   g_auto(AbHealthOutcome) outcome = { 0 };
   if (sysroot == NULL || !ab_health_check (sysroot, &opts, &outcome, &error))
@@ -437,7 +450,7 @@ run_mark (int argc, char **argv, gboolean good)
   if (argc > 2)
     return cli_usage_error (ctx, "give at most one slot: booted, other, a or b");
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   AbSlot slot = AB_SLOT_NONE;
   if (sysroot == NULL || !ab_health_mark (sysroot, argc == 2 ? argv[1] : "booted", good, &slot, &error))
     return cli_fail (error);

@@ -1,6 +1,8 @@
 #include "config.h"
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "ab-content.h"
 #include "ab-test-fixture.h"
 #include "ab-test-repo.h"
@@ -237,6 +239,64 @@ test_free_space_check (RepoFixture *f, gconstpointer data)
   g_assert_nonnull (strstr (error->message, "are available"));
 }
 
+
+/* Replaces the content of every file object of the bare repo at ROOT
+ * (an absolute path) that holds FROM with TO (same length). */
+static guint
+tamper_objects (const char *root, const char *from, const char *to)
+{
+  guint n = 0;
+  for (guint i = 0; i < 256; i++)
+    {
+      g_autofree char *dir = g_strdup_printf ("%s/objects/%02x", root, i);
+      g_autoptr(GDir) list = g_dir_open (dir, 0, NULL);
+      const char *name;
+      while (list != NULL && (name = g_dir_read_name (list)) != NULL)
+        {
+          g_autofree char *path = g_build_filename (dir, name, NULL);
+          g_autofree char *data = NULL;
+          if (!g_str_has_suffix (name, ".file") || !g_file_get_contents (path, &data, NULL, NULL)
+              || !g_str_equal (data, from))
+            continue;
+          ab_autofd fd = open (path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+          g_assert_cmpint (fd, >=, 0);
+          g_assert_cmpint (write (fd, to, strlen (to)), ==, (gssize) strlen (to));
+          n++;
+        }
+    }
+  return n;
+}
+
+/* A local source whose file object does not hash to its name: typed
+ * AB_CONTENT_ERROR_CORRUPTED (callers decide on the code, not on the
+ * words of libostree's message), and the message still says so. */
+static void
+test_corrupted_source_is_typed (RepoFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *home = g_build_filename (f->tmp.path, "gnupg", NULL);
+  g_assert_cmpint (g_mkdir (home, 0700), ==, 0);
+  g_autofree char *pub = g_build_filename (f->tmp.path, AB_TRUSTED_KEYS_DIR, "test.gpg", NULL);
+  g_autofree char *keyid = make_key (home, pub);
+  g_autofree char *src_path = g_build_filename (f->tmp.path, "src", NULL);
+  g_autoptr(GFile) src_dir = g_file_new_for_path (src_path);
+  g_autoptr(OstreeRepo) src = ostree_repo_new (src_dir);
+  g_assert_true (ostree_repo_create (src, OSTREE_REPO_MODE_BARE, NULL, &error));
+  g_assert_no_error (error);
+  write_file_at (f->tmp.dfd, "tree2/usr/bin/other", "original content\n");
+  ab_autofd tree = ab_fs_opendir_at (f->tmp.dfd, "tree2", &error);
+  g_autofree char *commit = write_commit (src, tree);
+  g_assert_true (ostree_repo_sign_commit (src, commit, keyid, home, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (tamper_objects (src_path, "original content\n", "tampered content\n"),
+                    ==, 1);
+  g_autofree char *pulled = NULL;
+  g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, src_path, commit, NULL, NULL, NULL, NULL,
+                                   NULL, &pulled, &error));
+  g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_CORRUPTED);
+  g_assert_nonnull (strstr (error->message, "corrupted object"));
+}
+
 #define REPO_TEST(name, func) \
   g_test_add (name, RepoFixture, NULL, repo_setup, func, repo_teardown)
 
@@ -254,5 +314,6 @@ main (int argc, char **argv)
   REPO_TEST ("/content/bad-source", test_bad_source);
   REPO_TEST ("/content/delta-unpacked-bytes", test_delta_unpacked_bytes);
   REPO_TEST ("/content/free-space-check", test_free_space_check);
+  REPO_TEST ("/content/corrupted-source-is-typed", test_corrupted_source_is_typed);
   return g_test_run ();
 }

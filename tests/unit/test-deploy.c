@@ -186,6 +186,31 @@ test_unsigned_refused (SysrootFixture *fx, gconstpointer data)
   g_assert_null (v.rec[AB_SLOT_B]);
 }
 
+/* Staging what is already staged, or already the primary deployment, is
+ * nothing to do (exit 5), told apart by its code: update and deploy
+ * decide on it, never on the message's words. */
+static void
+test_already_staged_and_primary_are_typed (SysrootFixture *fx, gconstpointer data)
+{
+  g_autofree char *c1 = publish_image (fx, "1.0", NULL);
+  g_assert_cmpint (stage_commit (fx, c1), ==, AB_SLOT_A);
+  AbStageOptions o = { .source = fx->repo, .refspec = c1 };
+  g_autoptr(GError) error = NULL;
+  AbSlot slot = AB_SLOT_NONE;
+  {
+    g_autoptr(AbSysroot) s = open_sysroot (fx);
+    g_assert_false (ab_deploy_stage (s, &o, &slot, &error));
+    g_assert_error (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_ALREADY_STAGED);
+    g_assert_cmpint (ab_exit_code_for_error (error), ==, 5);
+    g_clear_error (&error);
+  }
+  g_assert_cmpint (activate (fx), ==, AB_SLOT_A);
+  g_autoptr(AbSysroot) again = open_sysroot (fx);
+  g_assert_false (ab_deploy_stage (again, &o, &slot, &error));
+  g_assert_error (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_ALREADY_PRIMARY);
+  g_assert_cmpint (ab_exit_code_for_error (error), ==, 5);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -195,6 +220,8 @@ main (int argc, char **argv)
   SYSROOT_TEST ("/deploy/stage-activate-rollback", test_stage_activate_rollback);
   SYSROOT_TEST ("/deploy/nothing-to-roll-back", test_nothing_to_roll_back);
   SYSROOT_TEST ("/deploy/unsigned-refused", test_unsigned_refused);
+  SYSROOT_TEST ("/deploy/already-staged-and-primary-are-typed",
+                test_already_staged_and_primary_are_typed);
   int ret = g_test_run ();
   test_key_teardown ();
   return ret;

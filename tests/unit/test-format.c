@@ -203,23 +203,13 @@ test_config_stated (void)
     }
 }
 
-/* The format new state files get follows the sysroot's layout while its
- * migration waits; an unreadable one is never set. */
+/* The format new state files get follows the sysroot's layout (the
+ * sysroot keeps it: AbSysroot.state_format, see test-sysroot.c). */
 static void
-test_state_to_write (void)
+test_state_for_layout (void)
 {
-  g_assert_cmpint (ab_format_state_to_write (), ==, AB_STATE_FORMAT);
-  ab_format_set_state_to_write (ab_format_state_for_layout (AB_LAYOUT_PREVIOUS));
-  g_assert_cmpint (ab_format_state_to_write (), ==, 1);
-  if (g_test_undefined ())
-    {
-      g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_CRITICAL, "*readable*");
-      ab_format_set_state_to_write (AB_STATE_FORMAT + 1);
-      g_test_assert_expected_messages ();
-      g_assert_cmpint (ab_format_state_to_write (), ==, 1);
-    }
-  ab_format_set_state_to_write (ab_format_state_for_layout (AB_LAYOUT_VERSION));
-  g_assert_cmpint (ab_format_state_to_write (), ==, AB_STATE_FORMAT);
+  g_assert_cmpint (ab_format_state_for_layout (AB_LAYOUT_PREVIOUS), ==, 1);
+  g_assert_cmpint (ab_format_state_for_layout (AB_LAYOUT_VERSION), ==, AB_STATE_FORMAT);
 }
 
 static void
@@ -303,7 +293,7 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/format/read-layout-at", test_read_layout_at);
   TMPDIR_TEST ("/format/read-state-tolerant", test_read_state_tolerant);
   g_test_add_func ("/format/config-stated", test_config_stated);
-  g_test_add_func ("/format/state-to-write", test_state_to_write);
+  g_test_add_func ("/format/state-for-layout", test_state_for_layout);
   g_test_add_func ("/format/thread-warning-func", test_thread_warning_func);
   return g_test_run ();
 }

@@ -58,8 +58,8 @@ make_trial (TmpDir *t, int tries, gboolean a_empty, int hook_exit, const char *o
   AbSlotRecord ra = { .commit = (char *) "ca", .version = (char *) "1.0" };
   AbSlotRecord rb = { .commit = (char *) "cb", .version = (char *) "2.0" };
   if (!a_empty)
-    g_assert_true (ab_slot_record_save (sysroot->state_dfd, AB_SLOT_A, &ra, &error));
-  g_assert_true (ab_slot_record_save (sysroot->state_dfd, AB_SLOT_B, &rb, &error));
+    g_assert_true (ab_slot_record_save (sysroot->state_dfd, sysroot->state_format, AB_SLOT_A, &ra, &error));
+  g_assert_true (ab_slot_record_save (sysroot->state_dfd, sysroot->state_format, AB_SLOT_B, &rb, &error));
   AbBootPointer ptr;
   ab_boot_pointer_init (&ptr);
   ptr.primary = AB_SLOT_B;

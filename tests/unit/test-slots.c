@@ -9,7 +9,7 @@ test_record_roundtrip (TmpDir *t, gconstpointer data)
   g_autoptr(GError) error = NULL;
   AbSlotRecord rec = { .commit = (char *) "abc", .version = (char *) "1.0",
                        .deployed_at = (char *) "2026-11-20T00:00:00Z" };
-  g_assert_true (ab_slot_record_save (t->dfd, AB_SLOT_B, &rec, &error));
+  g_assert_true (ab_slot_record_save (t->dfd, AB_STATE_FORMAT, AB_SLOT_B, &rec, &error));
   g_autoptr(AbSlotRecord) back = NULL;
   g_assert_true (ab_slot_record_load (t->dfd, AB_SLOT_B, &back, &error));
   g_assert_no_error (error);
@@ -45,7 +45,7 @@ test_remove (TmpDir *t, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   AbSlotRecord rec = { .commit = (char *) "abc" };
-  g_assert_true (ab_slot_record_save (t->dfd, AB_SLOT_A, &rec, &error));
+  g_assert_true (ab_slot_record_save (t->dfd, AB_STATE_FORMAT, AB_SLOT_A, &rec, &error));
   g_assert_true (ab_slot_record_remove (t->dfd, AB_SLOT_A, &error));
   g_assert_false (ab_fs_exists_at (t->dfd, "slot-a.json"));
   g_assert_true (ab_slot_record_remove (t->dfd, AB_SLOT_A, &error));
