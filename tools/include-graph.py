@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Module include graph of abdeploy and its cycles.
 
-A module is a source file and its header of the same name (src/ab-x.c and
-include/ab-x.h are module "ab-x"; src/cli/main.c is "main").  Module A
+A module is a source file and its headers of the same name (src/ab-x.c,
+include/ab-x.h and a private src/ab-x-private.h are module "ab-x";
+src/cli/main.c is "main").  Module A
 depends on module B when a file of A has `#include "....../B.h"`.  Prints
 the edges (with --edges), every strongly connected component of more than
 one module, every elementary cycle, and a last line "cycles: N".  Exits 1
@@ -20,7 +21,9 @@ MAX_CYCLES = 1000
 
 
 def module_of(path):
-    return os.path.splitext(os.path.basename(path))[0]
+    """ab-x.c, ab-x.h and the module's private header ab-x-private.h."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    return name[:-len("-private")] if name.endswith("-private") else name
 
 
 def read_graph(root):
