@@ -23,6 +23,7 @@ GQuark ab_config_error_quark (void);
 typedef enum
 {
   AB_CONFIG_ERROR_INVALID,
+  AB_CONFIG_ERROR_SYNTAX,   /* not a key file at all (ab_config_stated_format()) */
 } AbConfigError;
 
 typedef enum
@@ -121,6 +122,17 @@ AbConfig *ab_config_load_from_data (const char *data, gsize len, const char *nam
  * against abdeploy.conf's), are left to ab_config_load(). */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_config_check_data (const char *data, gsize len, const char *name, GError **error);
+/* The configuration format that the text DATA (LEN bytes), named WHAT in
+ * messages, states in its [abdeploy] group: 0 when it states none (a
+ * format-1 file). A text that is no key file at all is
+ * AB_CONFIG_ERROR_SYNTAX with the parser's message; a stated format this
+ * abdeploy does not read is AB_FORMAT_ERROR_UNKNOWN (ab_format_set_unknown()).
+ * OUT_STATED NULL: only the syntax is checked. For readers of archived
+ * configuration files (restore): nothing outside this module parses a key
+ * file. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_config_stated_format (const char *data, gsize len, const char *what,
+                                  gint64 *out_stated, GError **error);
 void ab_config_free (AbConfig *config);
 
 /* TRUE when [update] url holds credentials (a user name or a password) and

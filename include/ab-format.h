@@ -116,9 +116,3 @@ gboolean ab_format_read_state_tolerant_at (int state_dfd, const char *name,
                                            const char *consequence, JsonNode **out,
                                            GError **error);
 
-/* The version stated by configuration text (GKeyFile [abdeploy] format):
- * 0 when the text states none (a format-1 file). WHAT names the file in
- * errors. An unparsable value is refused. */
-G_GNUC_WARN_UNUSED_RESULT
-gboolean ab_format_config_stated (GKeyFile *kf, const char *what, gint64 *out_stated,
-                                  GError **error);

@@ -21,16 +21,9 @@
 
 #include <gio/gio.h>
 #include "ab-events.h"
-
-#define AB_INSTALL_ERROR (ab_install_error_quark ())
-GQuark ab_install_error_quark (void);
-
-typedef enum
-{
-  AB_INSTALL_ERROR_FAILED,
-  AB_INSTALL_ERROR_USAGE,   /* bad options: exit status 2 */
-  AB_INSTALL_ERROR_TOOL,    /* an external tool is missing or failed */
-} AbInstallError;
+/* The layouts' interface, and AB_INSTALL_ERROR, which the layouts report in
+ * (defined there so that the layouts need not include this header). */
+#include "bootloaders/ab-install-layout.h"
 
 typedef struct
 {

@@ -502,24 +502,26 @@ convert_config (const AbMigrateFile *f, const char *reason, const char *archive,
                 const char *what, char **out, GError **error)
 {
   g_autofree char *text = text_of (f, error);
-  g_autoptr(GKeyFile) kf = g_key_file_new ();
   g_autoptr(GError) local = NULL;
   if (text == NULL)
     return FALSE;
   /* conf.d files not named *.conf are restored, but no command reads them */
-  gboolean loaded = g_str_equal (f->rel, CONFIG_REL) || g_str_has_suffix (f->rel, ".conf");
+  gboolean is_main = g_str_equal (f->rel, CONFIG_REL);
+  gboolean loaded = is_main || g_str_has_suffix (f->rel, ".conf");
   if (loaded && !ab_config_check_data (text, strlen (text), f->rel, &local))
     return refused_config (error, archive, local);
-  if (!g_key_file_load_from_data (kf, text, strlen (text), G_KEY_FILE_NONE, &local))
-    return corrupt (error, "%s does not parse: %s", f->rel, local->message);
   gint64 stated = 0;
-  if (g_str_equal (f->rel, CONFIG_REL))
+  if (!ab_config_stated_format (text, strlen (text), what, is_main ? &stated : NULL, &local))
     {
-      if (!ab_format_config_stated (kf, what, &stated, error))
-        return FALSE;
-      if (reason != NULL && stated != AB_CONFIG_FORMAT)
-        *out = ab_config_stamp_format (text, AB_CONFIG_FORMAT);
+      if (!g_error_matches (local, AB_CONFIG_ERROR, AB_CONFIG_ERROR_SYNTAX))
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+      return corrupt (error, "%s does not parse: %s", f->rel, local->message);
     }
+  if (is_main && reason != NULL && stated != AB_CONFIG_FORMAT)
+    *out = ab_config_stamp_format (text, AB_CONFIG_FORMAT);
   return TRUE;
 }
 

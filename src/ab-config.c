@@ -135,9 +135,31 @@ group_is_known (const char *group)
   return FALSE;
 }
 
+/* The version stated by the key file KF ([abdeploy] format): 0 when it
+ * states none (a format-1 file). WHAT names the file in errors. An
+ * unparsable value is refused. */
+static gboolean
+config_stated (GKeyFile *kf, const char *what, gint64 *out_stated, GError **error)
+{
+  *out_stated = 0;
+  if (!g_key_file_has_key (kf, "abdeploy", "format", NULL))
+    return TRUE;
+  g_autofree char *v = g_key_file_get_value (kf, "abdeploy", "format", NULL);
+  g_strstrip (v);
+  guint64 n = 0;
+  if (!g_ascii_string_to_unsigned (v, 10, 0, G_MAXINT64, &n, NULL)
+      || !ab_format_is_readable (AB_FORMAT_CONFIG, (gint64) n))
+    {
+      ab_format_set_unknown (error, AB_FORMAT_CONFIG, what, v);
+      return FALSE;
+    }
+  *out_stated = (gint64) n;
+  return TRUE;
+}
+
 /* ---- value parsers ---- */
 
-/* Validated by ab_format_config_stated() before the keys are applied. */
+/* Validated by config_stated() before the keys are applied. */
 static gboolean
 parse_format (const Key *key, const char *value, gpointer out)
 {
@@ -418,7 +440,7 @@ apply_data (Loader *l, const char *data, gsize len, const char *file, gboolean i
                    file, local->message);
       return FALSE;
     }
-  if (!ab_format_config_stated (kf, file, &stated, error)
+  if (!config_stated (kf, file, &stated, error)
       || !check_stated (l, stated, is_main, file, error))
     return FALSE;
   g_auto(GStrv) groups = g_key_file_get_groups (kf, NULL);
@@ -676,6 +698,26 @@ ab_config_load_from_data (const char *data, gsize len, const char *name, GError 
 }
 
 gboolean
+ab_config_stated_format (const char *data, gsize len, const char *what, gint64 *out_stated,
+                         GError **error)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autoptr(GError) local = NULL;
+  if (!g_key_file_load_from_data (kf, data, len, G_KEY_FILE_NONE, &local))
+    {
+      g_set_error_literal (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_SYNTAX, local->message);
+      return FALSE;
+    }
+  gint64 stated = 0;
+  if (out_stated == NULL)
+    return TRUE;
+  if (!config_stated (kf, what, &stated, error))
+    return FALSE;
+  *out_stated = stated;
+  return TRUE;
+}
+
+gboolean
 ab_config_check_data (const char *data, gsize len, const char *name, GError **error)
 {
   Loader l;
@@ -822,7 +864,7 @@ ab_config_stamp_file_at (int sysroot_dfd, gboolean *out_changed, GError **error)
       return FALSE;
     }
   gint64 stated = 0;
-  if (!ab_format_config_stated (kf, rel, &stated, error))
+  if (!config_stated (kf, rel, &stated, error))
     return FALSE;
   if (stated == AB_CONFIG_FORMAT)
     return TRUE;

@@ -271,22 +271,3 @@ ab_format_read_state_tolerant_at (int state_dfd, const char *name, const char *c
   ab_format_warn ("abdeploy/state/%s is damaged (%s); %s", name, local->message, consequence);
   return TRUE;
 }
-
-gboolean
-ab_format_config_stated (GKeyFile *kf, const char *what, gint64 *out_stated, GError **error)
-{
-  *out_stated = 0;
-  if (!g_key_file_has_key (kf, "abdeploy", "format", NULL))
-    return TRUE;
-  g_autofree char *v = g_key_file_get_value (kf, "abdeploy", "format", NULL);
-  g_strstrip (v);
-  guint64 n = 0;
-  if (!g_ascii_string_to_unsigned (v, 10, 0, G_MAXINT64, &n, NULL)
-      || !ab_format_is_readable (AB_FORMAT_CONFIG, (gint64) n))
-    {
-      ab_format_set_unknown (error, AB_FORMAT_CONFIG, what, v);
-      return FALSE;
-    }
-  *out_stated = (gint64) n;
-  return TRUE;
-}

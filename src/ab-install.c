@@ -27,7 +27,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-G_DEFINE_QUARK (ab-install-error-quark, ab_install_error)
 
 #define MIB (G_GUINT64_CONSTANT (1) << 20)
 /* The smallest root file system the install makes: room for a tiny image

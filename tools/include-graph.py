@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Module include graph of abdeploy and its cycles.
 
-A module is a source file and its headers of the same name (src/ab-x.c,
-include/ab-x.h and a private src/ab-x-private.h are module "ab-x";
-src/cli/main.c is "main").  Module A
-depends on module B when a file of A has `#include "....../B.h"`.  Prints
+A module is a source file and its public header of the same name
+(src/ab-x.c and include/ab-x.h are module "ab-x"; src/cli/main.c is
+"main").  Module A depends on module B when a file of A has
+`#include "....../B.h"`.  A header under src/ is private to the files that
+include it: not a module, its includes count for its includers.  Prints
 the edges (with --edges), every strongly connected component of more than
 one module, every elementary cycle, and a last line "cycles: N".  Exits 1
 when there is a cycle, so CI may run it as a check.
@@ -27,18 +28,36 @@ def module_of(path):
 
 
 def read_graph(root):
+    """Modules and their dependencies. A header under src/ is private to the
+    files that include it (src/cli/cli.h, src/daemon/daemon.h,
+    src/publisher/ab-publish-private.h): it is no module of its own, and
+    what it includes counts for each module that includes it."""
     files = []
     for top in ("src", "include"):
         for d, _, names in os.walk(os.path.join(root, top)):
             files += [os.path.join(d, n) for n in names if n.endswith((".c", ".h"))]
-    modules = {module_of(f) for f in files}
-    graph = {m: set() for m in modules}
+    private = {os.path.basename(f): f for f in files
+               if f.endswith(".h") and os.path.relpath(f, root).startswith("src" + os.sep)}
+    includes = {}
     for f in files:
         with open(f, encoding="utf-8", errors="replace") as fh:
-            for inc in INCLUDE.findall(fh.read()):
-                dep = module_of(inc)
-                if dep in modules and dep != module_of(f):
-                    graph[module_of(f)].add(dep)
+            includes[f] = [os.path.basename(i) for i in INCLUDE.findall(fh.read())]
+    modules = {module_of(f) for f in files if os.path.basename(f) not in private}
+    graph = {m: set() for m in modules}
+
+    def deps(f, seen):
+        for inc in includes[f]:
+            if inc in private and private[inc] not in seen:
+                seen.add(private[inc])
+                yield from deps(private[inc], seen)
+            elif module_of(inc) in modules:
+                yield module_of(inc)
+
+    for f in files:
+        if os.path.basename(f) in private:
+            continue
+        m = module_of(f)
+        graph[m] |= {d for d in deps(f, set()) if d != m}
     return graph
 
 

@@ -34,6 +34,17 @@
 #include <gio/gio.h>
 #include "ab-events.h"
 
+/* The errors of abdeploy install and of its layouts. */
+#define AB_INSTALL_ERROR (ab_install_error_quark ())
+GQuark ab_install_error_quark (void);
+
+typedef enum
+{
+  AB_INSTALL_ERROR_FAILED,
+  AB_INSTALL_ERROR_USAGE,   /* bad options: exit status 2 */
+  AB_INSTALL_ERROR_TOOL,    /* an external tool is missing or failed */
+} AbInstallError;
+
 typedef enum
 {
   AB_PART_ROOT,       /* ext4: the sysroot (always the last partition) */

@@ -13,7 +13,6 @@
  * install, and prints one "ABDEPLOY-GRUB: slot=S reason=R" line per boot. */
 #include "config.h"
 #include "bootloaders/ab-install-layout.h"
-#include "ab-install.h"
 
 #include <string.h>
 

@@ -2,12 +2,13 @@
  * helpers their hooks share. */
 #include "config.h"
 #include "bootloaders/ab-install-layout.h"
-#include "ab-install.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
+
+G_DEFINE_QUARK (ab-install-error-quark, ab_install_error)
 
 /* A new bootloader: one line here, its hooks in a file of its own. */
 static const AbInstallLayout *const layouts[] = {

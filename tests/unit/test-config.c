@@ -3,6 +3,7 @@
 #include "ab-format.h"
 #include "ab-test-fixture.h"
 
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -542,6 +543,43 @@ test_main_not_regular (TmpDir *t, gconstpointer data)
   g_assert_nonnull (strstr (error->message, "etc/abdeploy/conf.d"));
 }
 
+
+/* The format a configuration text states (issue 12, point 4: nothing
+ * outside ab-config parses a key file; restore asks it). */
+static void
+test_stated_format (TmpDir *t, gconstpointer data)
+{
+  static const struct { const char *text; gint64 want; gboolean ok; } cases[] = {
+    { "[boot]\ntries=2\n", 0, TRUE },
+    { "[abdeploy]\nformat=2\n", 2, TRUE },
+    { "[abdeploy]\nformat = 1 \n", 1, TRUE },
+    { "[abdeploy]\nformat=3\n", 0, FALSE },
+    { "[abdeploy]\nformat=two\n", 0, FALSE },
+    { "[abdeploy]\nformat=\n", 0, FALSE },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      gint64 stated = -1;
+      const char *text = cases[i].text;
+      g_assert_cmpint (ab_config_stated_format (text, strlen (text), "c.conf", &stated, &error),
+                       ==, cases[i].ok);
+      if (cases[i].ok)
+        g_assert_cmpint (stated, ==, cases[i].want);
+      else
+        {
+          g_assert_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_UNKNOWN);
+          g_assert_nonnull (strstr (error->message, "c.conf has format"));
+        }
+      /* without OUT_STATED only the syntax counts */
+      g_assert_true (ab_config_stated_format (text, strlen (text), "c.conf", NULL, NULL));
+    }
+  g_autoptr(GError) error = NULL;
+  const char *junk = "not a key file\n";
+  g_assert_false (ab_config_stated_format (junk, strlen (junk), "c.conf", NULL, &error));
+  g_assert_error (error, AB_CONFIG_ERROR, AB_CONFIG_ERROR_SYNTAX);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -563,5 +601,6 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/config/error-names-drop-in", test_error_names_drop_in);
   TMPDIR_TEST ("/config/conf-d-not-regular", test_conf_d_not_regular);
   TMPDIR_TEST ("/config/main-not-regular", test_main_not_regular);
+  TMPDIR_TEST ("/config/stated-format", test_stated_format);
   return g_test_run ();
 }

@@ -175,34 +175,6 @@ test_read_layout_at (TmpDir *t, gconstpointer data)
     }
 }
 
-static void
-test_config_stated (void)
-{
-  static const struct { const char *text; gint64 want; gboolean ok; } cases[] = {
-    { "[boot]\ntries=2\n", 0, TRUE },
-    { "[abdeploy]\nformat=2\n", 2, TRUE },
-    { "[abdeploy]\nformat = 1 \n", 1, TRUE },
-    { "[abdeploy]\nformat=3\n", 0, FALSE },
-    { "[abdeploy]\nformat=two\n", 0, FALSE },
-    { "[abdeploy]\nformat=\n", 0, FALSE },
-  };
-  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
-    {
-      g_autoptr(GKeyFile) kf = g_key_file_new ();
-      g_assert_true (g_key_file_load_from_data (kf, cases[i].text, -1, G_KEY_FILE_NONE, NULL));
-      g_autoptr(GError) error = NULL;
-      gint64 stated = -1;
-      g_assert_cmpint (ab_format_config_stated (kf, "c.conf", &stated, &error), ==, cases[i].ok);
-      if (cases[i].ok)
-        g_assert_cmpint (stated, ==, cases[i].want);
-      else
-        {
-          g_assert_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_UNKNOWN);
-          assert_contains (error->message, "c.conf has format");
-        }
-    }
-}
-
 /* The format new state files get follows the sysroot's layout (the
  * sysroot keeps it: AbSysroot.state_format, see test-sysroot.c). */
 static void
@@ -292,7 +264,6 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/format/read-state-at", test_read_state_at);
   TMPDIR_TEST ("/format/read-layout-at", test_read_layout_at);
   TMPDIR_TEST ("/format/read-state-tolerant", test_read_state_tolerant);
-  g_test_add_func ("/format/config-stated", test_config_stated);
   g_test_add_func ("/format/state-for-layout", test_state_for_layout);
   g_test_add_func ("/format/thread-warning-func", test_thread_warning_func);
   return g_test_run ();
