@@ -20,6 +20,7 @@
 #include "ab-deploy.h"
 #include "ab-health.h"
 #include "ab-lock.h"
+#include "ab-recover.h"
 #include "ab-status.h"
 #include "ab-update.h"
 
@@ -200,8 +201,7 @@ stage (DaemonOp *op, AbSysroot *sr, gboolean tolerate_staged, GError **error)
       op->message = g_strdup_printf ("Staged %s into slot %s", op->ref, ab_slot_name (slot));
       return TRUE;
     }
-  if (tolerate_staged && g_error_matches (local, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_NOTHING_TO_DO)
-      && strstr (local->message, "already staged") != NULL)
+  if (tolerate_staged && g_error_matches (local, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_ALREADY_STAGED))
     return TRUE;
   g_propagate_error (error, g_steal_pointer (&local));
   return FALSE;
@@ -257,6 +257,12 @@ run_in_sysroot (DaemonOp *op, GError **error)
   if (sr == NULL)
     return FALSE;
   sr->events = op->sink;
+  /* a writer: the engine's recovery step first (an interrupted restore) */
+  AbRecovery done = AB_RECOVERY_NONE;
+  if (!ab_recover (sr, &done, error))
+    return FALSE;
+  if (done == AB_RECOVERY_RESTORE_COMPLETED)
+    ab_event_message (op->sink, "Completed the restore that was interrupted");
   return op->run (op, sr, error);
 }
 
@@ -508,7 +514,8 @@ job_thread (GTask *task, gpointer source, gpointer data, GCancellable *unused)
   GVariant *reply = NULL;
   {
     g_autoptr(AbSysroot) sr = daemon_open_sysroot (job->d, &error);
-    if (sr != NULL)
+    AbRecovery done = AB_RECOVERY_NONE;
+    if (sr != NULL && (!job->writes || ab_recover (sr, &done, &error)))
       reply = job->func (sr, g_dbus_method_invocation_get_parameters (job->inv), &error);
   } /* the sysroot (and its lock) is closed before the reply */
   if (reply != NULL)

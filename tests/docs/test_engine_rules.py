@@ -15,7 +15,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 def engine_sources():
     src = os.path.join(ROOT, "src")
     for d, _, names in os.walk(src):
-        if os.path.relpath(d, src).split(os.sep)[0] == "cli":
+        if os.path.relpath(d, src).split(os.sep)[0] in ("cli", "daemon"):   # front ends
             continue
         for n in names:
             if n.endswith(".c"):

@@ -14,7 +14,7 @@ append (TmpDir *t, const char *type, const char *slot)
   g_autoptr(JsonBuilder) b = ab_history_event_begin (type);
   ab_json_add_string (b, "slot", slot);
   g_autoptr(GError) error = NULL;
-  g_assert_true (ab_history_append (t->dfd, b, &error));
+  g_assert_true (ab_history_append (t->dfd, AB_STATE_FORMAT, b, &error));
   g_assert_no_error (error);
 }
 
@@ -126,7 +126,7 @@ record_rollback (TmpDir *t, const char *reason)
                           .to_version = "1.0", .from_commit = "cb", .to_commit = "ca",
                           .reason = reason, .kind = "health" };
   g_autoptr(GError) error = NULL;
-  g_assert_true (ab_history_record_rollback (t->dfd, &info, &error));
+  g_assert_true (ab_history_record_rollback (t->dfd, AB_STATE_FORMAT, &info, &error));
   g_assert_no_error (error);
 }
 
@@ -161,7 +161,7 @@ test_append_with (TmpDir *t, gconstpointer data)
 {
   g_autoptr(JsonBuilder) b = ab_history_event_begin ("verdict");
   g_autoptr(GError) error = NULL;
-  g_assert_true (ab_history_append_with (t->dfd, b, "verdict.json", "{\"v\":1}\n", &error));
+  g_assert_true (ab_history_append_with (t->dfd, AB_STATE_FORMAT, b, "verdict.json", "{\"v\":1}\n", &error));
   g_assert_no_error (error);
   g_autofree char *text = read_file_at (t->dfd, "verdict.json");
   g_assert_cmpstr (text, ==, "{\"v\":1}\n");

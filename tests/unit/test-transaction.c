@@ -2,6 +2,7 @@
  * read back, a failure recorded with its phase, and which phases are open. */
 #include "config.h"
 #include "ab-test-fixture.h"
+#include "ab-format.h"
 #include "ab-transaction.h"
 
 #include <string.h>
@@ -55,7 +56,7 @@ test_round_trip (TmpDir *t, gconstpointer data)
   g_autoptr(GError) error = NULL;
   for (AbPhase p = AB_PHASE_CREATED; p <= AB_PHASE_APPLIED; p++)
     {
-      g_assert_true (ab_transaction_set_phase (t->dfd, tr, p, &error));
+      g_assert_true (ab_transaction_set_phase (t->dfd, AB_STATE_FORMAT, tr, p, &error));
       g_assert_no_error (error);
       g_autoptr(AbTransaction) back = load (t);
       g_assert_cmpint (back->phase, ==, p);
@@ -80,11 +81,11 @@ test_fail (TmpDir *t, gconstpointer data)
 {
   g_autoptr(AbTransaction) tr = ab_transaction_new ("stable", "2.0", "c2", NULL);
   g_autoptr(GError) error = NULL;
-  g_assert_true (ab_transaction_set_phase (t->dfd, tr, AB_PHASE_DOWNLOADING, &error));
-  g_assert_true (ab_transaction_fail (t->dfd, tr, "No space left on device", TRUE, &error));
+  g_assert_true (ab_transaction_set_phase (t->dfd, AB_STATE_FORMAT, tr, AB_PHASE_DOWNLOADING, &error));
+  g_assert_true (ab_transaction_fail (t->dfd, AB_STATE_FORMAT, tr, "No space left on device", TRUE, &error));
   g_assert_no_error (error);
   /* a second failure keeps the phase the first one happened in */
-  g_assert_true (ab_transaction_fail (t->dfd, tr, "still no space", TRUE, &error));
+  g_assert_true (ab_transaction_fail (t->dfd, AB_STATE_FORMAT, tr, "still no space", TRUE, &error));
   g_autoptr(AbTransaction) failed = load (t);
   g_assert_cmpint (failed->phase, ==, AB_PHASE_FAILED);
   g_assert_cmpint (failed->failed_in, ==, AB_PHASE_DOWNLOADING);
@@ -92,7 +93,7 @@ test_fail (TmpDir *t, gconstpointer data)
   g_assert_true (failed->retryable);
   g_assert_null (failed->from_commit);
   g_assert_true (ab_transaction_is_open (failed));
-  g_assert_true (ab_transaction_set_phase (t->dfd, tr, AB_PHASE_ABANDONED, &error));
+  g_assert_true (ab_transaction_set_phase (t->dfd, AB_STATE_FORMAT, tr, AB_PHASE_ABANDONED, &error));
   g_autoptr(AbTransaction) abandoned = load (t);
   g_assert_null (abandoned->reason);
   g_assert_false (ab_transaction_is_open (abandoned));
