@@ -292,7 +292,7 @@ test_corrupted_source_is_typed (RepoFixture *f, gconstpointer data)
                     ==, 1);
   g_autofree char *pulled = NULL;
   g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, src_path, commit, NULL, NULL, NULL, NULL,
-                                   NULL, &pulled, &error));
+                                   &pulled, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_CORRUPTED);
   g_assert_nonnull (strstr (error->message, "corrupted object"));
 }
