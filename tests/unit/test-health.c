@@ -44,7 +44,7 @@ make_trial (TmpDir *t, int tries, gboolean a_empty, int hook_exit, const char *o
                                            on_red);
   write_file_at (t->dfd, "etc/abdeploy/abdeploy.conf", conf);
   gboolean created = FALSE;
-  g_assert_true (ab_sysroot_init (t->path, NULL, "testos", "file", &created, &error));
+  g_assert_true (ab_sysroot_init (t->path, NULL, "testos", "file", NULL, &created, &error));
   g_assert_no_error (error);
   g_autofree char *hook = g_strdup_printf ("#!/bin/sh\nexit %d\n", hook_exit);
   write_file_at (t->dfd, "abdeploy/slots/b/etc/abdeploy/health/required.d/10-check", hook);

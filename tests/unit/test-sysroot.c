@@ -19,7 +19,7 @@ make_sysroot (TmpDir *t, const char *name)
   g_autoptr(GError) error = NULL;
   char *path = g_build_filename (t->path, name, NULL);
   gboolean created = FALSE;
-  g_assert_true (ab_sysroot_init (path, NULL, "testos", "file", &created, &error));
+  g_assert_true (ab_sysroot_init (path, NULL, "testos", "file", NULL, &created, &error));
   g_assert_no_error (error);
   g_assert_true (created);
   write_file_at (t->dfd, "cmdline", "abdeploy.slot=b\n");
