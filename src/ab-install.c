@@ -27,7 +27,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 #define MIB (G_GUINT64_CONSTANT (1) << 20)
 /* The smallest root file system the install makes: room for a tiny image
  * in two slots; a real image needs more (mkfs.ext4 -d fails when full). */
