@@ -24,6 +24,7 @@
 #include "ab-slots.h"
 
 #define AB_BACKUP_ERROR (ab_backup_error_quark ())
+/* The error domain of ab-backup (the codes of the enum below). */
 GQuark ab_backup_error_quark (void);
 
 typedef enum
@@ -68,6 +69,7 @@ typedef struct
  * or AB_FORMAT_ERROR. Safe on any input (the fuzz target calls it). */
 AbBackupArchive *ab_backup_parse_archive (const guint8 *data, gsize len, const char *what,
                                           GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* Frees ARCHIVE and everything it owns; NULL is allowed. */
 void ab_backup_archive_free (AbBackupArchive *archive);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbBackupArchive, ab_backup_archive_free)
 
@@ -78,6 +80,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbBackupArchive, ab_backup_archive_free)
 gboolean ab_backup_archive_check_readable (const AbBackupArchive *archive, const char *what,
                                            GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
+/* Writes an archive of the sysroot's state, configuration, refs and slot
+ * records to OUTPUT (abdeploy-backup(5)); *out_files counts its members.
+ * OUTPUT is written whole or not at all (tmp, fsync, rename). */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files,
                            GError **error);

@@ -18,6 +18,7 @@
 #include <glib.h>
 
 #define AB_CONFIG_ERROR (ab_config_error_quark ())
+/* The error domain of ab-config (the codes of the enum below). */
 GQuark ab_config_error_quark (void);
 
 typedef enum
@@ -106,6 +107,9 @@ typedef struct
 
 /* Every key at its default. */
 AbConfig *ab_config_new_defaults (void);
+/* Parses abdeploy.conf and its drop-ins under SYSROOT_DFD (OVERRIDE_PATH
+ * instead when not NULL) into a typed, range-checked AbConfig; an unknown key
+ * or a bad value fails naming the file, the key and the fix. */
 G_GNUC_WARN_UNUSED_RESULT
 AbConfig *ab_config_load (int sysroot_dfd, const char *override_path, GError **error);
 /* The configuration that one file with contents DATA (LEN bytes, need not
@@ -133,6 +137,7 @@ gboolean ab_config_check_data (const char *data, gsize len, const char *name, GE
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_config_stated_format (const char *data, gsize len, const char *what,
                                   gint64 *out_stated, GError **error);
+/* Frees CONFIG and everything it owns; NULL is allowed. */
 void ab_config_free (AbConfig *config);
 
 /* TRUE when [update] url holds credentials (a user name or a password) and

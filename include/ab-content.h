@@ -15,6 +15,7 @@
 #include "ab-util.h"
 
 #define AB_CONTENT_ERROR (ab_content_error_quark ())
+/* The error domain of ab-content (the codes of the enum below). */
 GQuark ab_content_error_quark (void);
 
 typedef enum
@@ -79,8 +80,10 @@ G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_check_free_space (int dfd, guint64 needed, guint64 reserve,
                                       const char *what, GError **error);
 
+/* Creates the sysroot's bare OSTree repo (SYSROOT/ostree/repo) and opens it. */
 G_GNUC_WARN_UNUSED_RESULT
 OstreeRepo *ab_content_create_repo (int sysroot_dfd, GError **error);
+/* Opens the sysroot's OSTree repo; fails when it is missing. */
 G_GNUC_WARN_UNUSED_RESULT
 OstreeRepo *ab_content_open_repo (int sysroot_dfd, GError **error);
 
@@ -127,6 +130,8 @@ gboolean ab_content_count_files (OstreeRepo *repo, const char *commit, guint64 *
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *path,
                               AbEventSink *events, GCancellable *cancellable, GError **error);
+/* Points REF at COMMIT (NULL: deletes REF) at once
+ * (ostree_repo_set_ref_immediate()); on error REF is unchanged. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_set_ref (OstreeRepo *repo, const char *ref, const char *commit,
                              GError **error);

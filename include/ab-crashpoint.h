@@ -8,4 +8,7 @@
  * Without the environment variables it does nothing. */
 #pragma once
 
+/* A named crash point (docs/internals.md): with ABDEPLOY_CRASH_AT naming it
+ * (or its index) the process kills itself here. Does nothing in builds
+ * without crash points. */
 void ab_crash_point (const char *name);

@@ -14,6 +14,7 @@
 #include "ab-content.h"
 
 #define AB_DEPLOY_ERROR (ab_deploy_error_quark ())
+/* The error domain of ab-deploy (the codes of the enum below). */
 GQuark ab_deploy_error_quark (void);
 
 typedef enum
@@ -64,5 +65,9 @@ gboolean ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot
 /* tries <= 0: the configured default. Reports phase "activate". */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **error);
+/* Makes the other slot primary and good (a manual rollback) when it holds a
+ * good or previously booted deployment, recording last-rollback.json and a
+ * history event; AB_DEPLOY_ERROR_NOTHING_TO_DO otherwise. On error the
+ * pointer and the history are as they were. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error);

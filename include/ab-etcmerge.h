@@ -18,6 +18,7 @@
 #include <glib.h>
 
 #define AB_ETCMERGE_ERROR (ab_etcmerge_error_quark ())
+/* The error domain of ab-etcmerge (the codes of the enum below). */
 GQuark ab_etcmerge_error_quark (void);
 
 typedef enum

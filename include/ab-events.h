@@ -62,6 +62,7 @@ typedef struct
 
 /* A sink that calls FUNC with USER_DATA. Free it with ab_event_sink_free(). */
 AbEventSink *ab_event_sink_new (AbEventFunc func, gpointer user_data);
+/* Frees SINK and everything it owns; NULL is allowed. */
 void ab_event_sink_free (AbEventSink *sink);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbEventSink, ab_event_sink_free)
 
@@ -70,9 +71,11 @@ const char *ab_event_sink_phase (const AbEventSink *sink);
 
 /* Starts phase PHASE (a short lower-case word: "download", "checkout", ...). */
 void ab_event_phase (AbEventSink *sink, const char *phase);
+/* Reports an informational message to SINK (NULL: dropped). */
 void ab_event_message (AbEventSink *sink, const char *format, ...) G_GNUC_PRINTF (2, 3);
 /* A MESSAGE with note set. */
 void ab_event_note (AbEventSink *sink, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* Reports a warning to SINK (NULL: dropped). */
 void ab_event_warning (AbEventSink *sink, const char *format, ...) G_GNUC_PRINTF (2, 3);
 /* DONE of TOTAL (AB_PROGRESS_TOTAL_UNKNOWN when unknown) UNIT in the current phase. */
 void ab_event_progress (AbEventSink *sink, AbProgressUnit unit, guint64 done, gint64 total);

@@ -23,6 +23,7 @@
 #include "ab-events.h"
 
 #define AB_FETCH_ERROR (ab_fetch_error_quark ())
+/* The error domain of ab-fetch (the codes of the enum below). */
 GQuark ab_fetch_error_quark (void);
 
 typedef enum
@@ -58,6 +59,8 @@ typedef struct
   AbEventSink *events;    /* where a retry is reported (a warning), or NULL */
 } AbFetchOptions;
 
+/* Fills OPTS with the defaults: low-speed limit, connect timeout, 4 attempts
+ * with backoff, no byte cap, no progress, no cancellable. */
 void ab_fetch_options_init (AbFetchOptions *opts);
 
 /* URL without its password, authentication parameters and query, for messages. */
@@ -66,9 +69,13 @@ char *ab_fetch_redact_url (const char *url);
 /* "http://…", "https://…", "file://…" or a local path: the URL libcurl gets. */
 char *ab_fetch_url_join (const char *base, const char *path);
 
+/* Downloads URL into memory, at most opts->max_bytes (0: no cap); *out is
+ * only set on success. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fetch_to_bytes (const char *url, const AbFetchOptions *opts, GBytes **out,
                             GError **error);
+/* Downloads URL to DFD/NAME (through NAME.part, resumed by a later call), at
+ * most opts->max_bytes; on error NAME is not created. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fetch_to_file_at (const char *url, int dfd, const char *name,
                               const AbFetchOptions *opts, GError **error);

@@ -18,6 +18,7 @@
 #include <json-glib/json-glib.h>
 
 #define AB_FORMAT_ERROR (ab_format_error_quark ())
+/* The error domain of ab-format (the codes of the enum below). */
 GQuark ab_format_error_quark (void);
 
 typedef enum
@@ -46,8 +47,12 @@ typedef enum
 /* Where the migration keeps the files of layout V (relative to SYSROOT). */
 #define AB_FORMAT_COPY_DIR_FMT "abdeploy/migration/layout-%d"
 
+/* The format version abdeploy writes for KIND. */
 gint64 ab_format_current (AbFormatKind kind);
+/* The oldest format version of KIND that abdeploy still reads. */
 gint64 ab_format_oldest (AbFormatKind kind);
+/* Whether VERSION of KIND is between ab_format_oldest() and
+ * ab_format_current(). */
 gboolean ab_format_is_readable (AbFormatKind kind, gint64 version);
 
 /* The layout version in SYSROOT/abdeploy/version, checked: *out_version is
@@ -97,12 +102,17 @@ gboolean ab_format_error_is_damage (const GError *error);
  * stay its own). ab_format_get_warning_func() returns the function that
  * serves the calling thread. */
 typedef void (*AbWarningFunc) (const char *message, gpointer user_data);
+/* Where ab_format_warn() reports, process-wide (NULL: g_debug). */
 void ab_format_set_warning_func (AbWarningFunc func, gpointer user_data);
+/* The process-wide warning function and its data, to restore them later. */
 void ab_format_get_warning_func (AbWarningFunc *out_func, gpointer *out_user_data);
 /* The calling thread's own function (FUNC NULL: the process's again), and
  * the one it has set (NULL when none). */
 void ab_format_set_thread_warning_func (AbWarningFunc func, gpointer user_data);
+/* The warning function this thread uses (its own, else the process-wide one). */
 void ab_format_get_thread_warning_func (AbWarningFunc *out_func, gpointer *out_user_data);
+/* Reports a tolerated problem (a damaged state file read as missing) to the
+ * warning function. */
 void ab_format_warn (const char *format, ...) G_GNUC_PRINTF (1, 2);
 
 /* ab_format_read_state_at(), except that a damaged file is reported as a

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #define AB_FS_ERROR (ab_fs_error_quark ())
+/* The error domain of ab-fsutil (the codes of the enum below). */
 GQuark ab_fs_error_quark (void);
 
 typedef enum
@@ -75,6 +76,9 @@ extern gboolean ab_fs_openat2_disabled;
  * partition): the file is created 0644 and never chmod-ed, which FAT
  * refuses (EPERM) unless the mode matches its mount's fmask. */
 #define AB_FS_MODE_NONE ((mode_t) -1)
+/* Replaces DFD/NAME with DATA atomically: tmp file, fsync, rename, fsync of
+ * the directory (MODE AB_FS_MODE_NONE: no chmod). On error NAME is unchanged
+ * and no tmp file is left. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_replace_at (int dfd, const char *name, const void *data, gsize len,
                            mode_t mode, GError **error);
@@ -91,8 +95,11 @@ typedef struct
  * then they are renamed into place in array order. */
 gboolean ab_fs_replace_all_at (int dfd, const AbFsWrite *files, guint n,
                                GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* fsync()s the directory DFD/PATH, so that renames and unlinks in it are
+ * durable. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_fsync_dir_at (int dfd, const char *path, GError **error);
+/* Removes DFD/NAME (missing is fine) and fsyncs the directory. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_unlink_durable_at (int dfd, const char *name, GError **error);
 /* Contents of dfd/name; a missing file is AB_FS_ERROR_NOT_FOUND. */
@@ -103,7 +110,10 @@ gboolean ab_fs_read_at (int dfd, const char *name, char **out_data, gsize *out_l
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_read_fd (int fd, const char *name, char **out_data, gsize *out_len,
                         GError **error);
+/* Whether DFD/NAME exists (without following a final symlink). */
 gboolean ab_fs_exists_at (int dfd, const char *name);
+/* Creates DFD/PATH and its missing parents with MODE; existing directories
+ * are fine. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_mkdir_p_at (int dfd, const char *path, mode_t mode, GError **error);
 /* Opens a directory relative to dfd; returns -1 and sets error on failure. */
@@ -115,6 +125,7 @@ gboolean ab_fs_rm_rf_at (int dfd, const char *path, GError **error);
 /* Atomically swaps two directory entries (renameat2 RENAME_EXCHANGE). */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_exchange_at (int dfd, const char *a, const char *b, GError **error);
+/* Renames FROM to TO within DFD (not durable until ab_fs_fsync_dir_at()). */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_rename_at (int dfd, const char *from, const char *to, GError **error);
 /* Copies one file, symlink or directory tree, preserving mode, owner (when
@@ -132,6 +143,7 @@ gboolean ab_fs_copy_data_at (int src_dfd, const char *src, int dst_dfd, const ch
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_same_content_at (int a_dfd, const char *a, int b_dfd, const char *b,
                                 gboolean *out_same, GError **error);
+/* syncfs() of the file system holding DFD. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_syncfs (int dfd, GError **error);
 /* The absolute path of directory fd DFD (AT_FDCWD: the current directory),

@@ -11,6 +11,7 @@
 #include <glib.h>
 
 #define AB_GPG_ERROR (ab_gpg_error_quark ())
+/* The error domain of ab-gpg (the codes of the enum below). */
 GQuark ab_gpg_error_quark (void);
 
 typedef enum
@@ -49,6 +50,8 @@ gboolean ab_gpg_verify_detached (const char *trusted_dir, GBytes *data, GBytes *
  * on it anyway and removes it. */
 G_GNUC_WARN_UNUSED_RESULT
 char *ab_gpg_new_throwaway_home (GError **error);
+/* Stops the agent of the throwaway GnuPG home HOME, removes it and frees
+ * HOME. */
 void ab_gpg_discard_home (char *home);
 
 /* Like ab_gpg_verify_detached(), but the one trusted key is KEYID of the

@@ -13,6 +13,7 @@
 #include "ab-sysroot.h"
 
 #define AB_HEALTH_ERROR (ab_health_error_quark ())
+/* The error domain of ab-health (the codes of the enum below). */
 GQuark ab_health_error_quark (void);
 
 typedef enum
@@ -66,6 +67,7 @@ typedef struct
                          * "systemctl reboot" under systemd, else "reboot" */
 } AbHealthOutcome;
 
+/* Frees what O holds and resets it; safe to call again. */
 void ab_health_outcome_clear (AbHealthOutcome *o);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbHealthOutcome, ab_health_outcome_clear)
 

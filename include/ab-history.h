@@ -12,6 +12,7 @@
 #define AB_HISTORY_MAX_EVENTS 1000
 
 #define AB_HISTORY_ERROR (ab_history_error_quark ())
+/* The error domain of ab-history (the codes of the enum below). */
 GQuark ab_history_error_quark (void);
 
 typedef enum
@@ -61,9 +62,12 @@ typedef struct
   char *last, *history; /* NULL: the file did not exist */
   gsize last_len, history_len;
 } AbHistoryKept;
+/* Reads history.json and last-rollback.json as they are, for
+ * ab_history_put_back(). */
 gboolean ab_history_keep (int state_dfd, AbHistoryKept *out, GError **error) G_GNUC_WARN_UNUSED_RESULT;
 /* Best effort: the files as they were (a missing one removed again). */
 void ab_history_put_back (int state_dfd, const AbHistoryKept *kept);
+/* Frees what kept holds and resets it; safe to call again. */
 void ab_history_kept_clear (AbHistoryKept *kept);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbHistoryKept, ab_history_kept_clear)
 

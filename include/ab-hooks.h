@@ -21,6 +21,7 @@
 #include <json-glib/json-glib.h>
 
 #define AB_HOOKS_ERROR (ab_hooks_error_quark ())
+/* The error domain of ab-hooks (the codes of the enum below). */
 GQuark ab_hooks_error_quark (void);
 
 typedef enum
@@ -86,10 +87,14 @@ typedef struct
   AbEventSink *events;    /* where output lines (messages) and failed hooks (notes) go */
 } AbHookRunOptions;
 
+/* The name of STAGE ("required", "wanted", "green", "red"). */
 const char *ab_hook_stage_name (AbHookStage stage);
+/* The name of KIND ("pass", "fail", "timeout", "refused"). */
 const char *ab_hook_result_name (AbHookResultKind kind);
 
+/* Frees HOOK and everything it owns; NULL is allowed. */
 void ab_hook_free (AbHook *hook);
+/* Frees RES and everything it owns; NULL is allowed. */
 void ab_hook_result_free (AbHookResult *res);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbHook, ab_hook_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbHookResult, ab_hook_result_free)
@@ -111,4 +116,5 @@ G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_hooks_run_stage (const char *root, AbHookStage stage, const AbHookRunOptions *opts,
                              GPtrArray *results, GError **error);
 
+/* RES as the object verdict.json lists. */
 JsonNode *ab_hook_result_to_json (const AbHookResult *res);

@@ -18,6 +18,7 @@
 #include "ab-util.h"
 
 #define AB_IMPORT_ERROR (ab_import_error_quark ())
+/* The error domain of ab-import (the codes of the enum below). */
 GQuark ab_import_error_quark (void);
 
 typedef enum

@@ -49,6 +49,7 @@ typedef struct
   guint64 used_bytes;   /* bytes allocated by the image file (sparse) */
 } AbInstallResult;
 
+/* Frees what RESULT holds and resets it; safe to call again. */
 void ab_install_result_clear (AbInstallResult *result);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbInstallResult, ab_install_result_clear)
 

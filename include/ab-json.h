@@ -47,9 +47,16 @@ gboolean ab_json_write_builder_at (int dfd, const char *name, JsonBuilder *b, GE
  * missing or holds another type (null included), and never warns. O may be
  * NULL. Numbers must be integers for ab_json_get_int(). */
 const char *ab_json_get_string (JsonObject *o, const char *key, const char *default_value);
+/* The integer member KEY of O, or DEFAULT_VALUE when O is NULL or KEY is
+ * missing or not an integer. */
 gint64 ab_json_get_int (JsonObject *o, const char *key, gint64 default_value);
+/* The boolean member KEY of O, or DEFAULT_VALUE when missing or not a
+ * boolean. */
 gboolean ab_json_get_boolean (JsonObject *o, const char *key, gboolean default_value);
+/* The array member KEY of O (borrowed), or NULL when missing or not an array. */
 JsonArray *ab_json_get_array (JsonObject *o, const char *key);
+/* The object member KEY of O (borrowed), or NULL when missing or not an
+ * object. */
 JsonObject *ab_json_get_object (JsonObject *o, const char *key);
 /* Element I of A when it is an object, else NULL. */
 JsonObject *ab_json_array_get_object (JsonArray *a, guint i);

@@ -19,6 +19,7 @@
 #include "ab-util.h"
 
 #define AB_KERNEL_ERROR (ab_kernel_error_quark ())
+/* The error domain of ab-kernel (the codes of the enum below). */
 GQuark ab_kernel_error_quark (void);
 
 typedef enum
@@ -33,6 +34,9 @@ typedef enum
  * kernel or its initramfs is not a non-empty regular file of the tree). */
 G_GNUC_WARN_UNUSED_RESULT
 char *ab_kernel_find (int tree_dfd, GError **error);
+/* Builds SLOT's boot directory under BOOT_DFD from the kernel (and initramfs)
+ * of the tree TREE_DFD beside the old one, then swaps it in; a failed build
+ * leaves nothing and the old kernel stays. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_kernel_install (int tree_dfd, int boot_dfd, AbSlot slot, GError **error);
 /* Whether BOOT_DFD/<slot>/vmlinuz is a non-empty regular file (no link):

@@ -8,6 +8,7 @@
 #include <glib.h>
 
 #define AB_LOCK_ERROR (ab_lock_error_quark ())
+/* The error domain of ab-lock (the codes of the enum below). */
 GQuark ab_lock_error_quark (void);
 
 typedef enum

@@ -6,6 +6,7 @@
 #include <json-glib/json-glib.h>
 
 #define AB_MANIFEST_ERROR (ab_manifest_error_quark ())
+/* The error domain of ab-manifest (the codes of the enum below). */
 GQuark ab_manifest_error_quark (void);
 
 typedef enum
@@ -56,18 +57,26 @@ typedef struct
   GPtrArray *releases; /* AbRelease, publication order */
 } AbManifest;
 
+/* Frees M and everything it owns; NULL is allowed. */
 void ab_manifest_free (AbManifest *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbManifest, ab_manifest_free)
 
+/* An empty manifest of CHANNEL (serial 0, no release). */
 AbManifest *ab_manifest_new (const char *channel);
+/* Parses and validates a manifest (see the invariant above); NULL with
+ * AB_MANIFEST_ERROR_FORMAT naming the member otherwise. */
 G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_manifest_parse (const char *data, gsize len, GError **error);
 /* The newest release by version precedence (ab_version_order(): ties of
  * equal precedence go to the greater version string), or NULL. */
 const AbRelease *ab_manifest_newest (const AbManifest *m);
+/* The release of VERSION in M, or NULL. */
 const AbRelease *ab_manifest_find (const AbManifest *m, const char *version);
+/* Frees R and everything it owns; NULL is allowed. */
 void ab_release_free (AbRelease *r);
+/* Frees D and everything it owns; NULL is allowed. */
 void ab_delta_free (AbDelta *d);
+/* Frees F and everything it owns; NULL is allowed. */
 void ab_delta_file_free (AbDeltaFile *f);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbRelease, ab_release_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbDelta, ab_delta_free)
@@ -75,7 +84,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbDelta, ab_delta_free)
 /* Constructors: every string is copied; lists start empty. */
 AbRelease *ab_release_new (const char *version, const char *commit, const char *published_at,
                            guint rollout);
+/* A delta from commit FROM, with no file. */
 AbDelta *ab_delta_new (const char *from);
+/* A delta file entry; the strings are copied. */
 AbDeltaFile *ab_delta_file_new (const char *path, guint64 size, const char *sha256);
 /* A deep copy. */
 AbRelease *ab_release_copy (const AbRelease *r);

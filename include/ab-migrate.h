@@ -28,6 +28,7 @@
 #include "ab-events.h"
 
 #define AB_MIGRATE_ERROR (ab_migrate_error_quark ())
+/* The error domain of ab-migrate (the codes of the enum below). */
 GQuark ab_migrate_error_quark (void);
 
 typedef enum
@@ -73,7 +74,9 @@ typedef struct
   guint mode;
 } AbMigrateFile;
 
+/* A file of a migration: REL, a copy of DATA and MODE. */
 AbMigrateFile *ab_migrate_file_new (const char *rel, const void *data, gsize len, guint mode);
+/* Frees F and everything it owns; NULL is allowed. */
 void ab_migrate_file_free (AbMigrateFile *f);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbMigrateFile, ab_migrate_file_free)
 

@@ -4,6 +4,7 @@
 #include <glib.h>
 
 #define AB_MOUNT_ERROR (ab_mount_error_quark ())
+/* The error domain of ab-mount (the codes of the enum below). */
 GQuark ab_mount_error_quark (void);
 
 typedef enum

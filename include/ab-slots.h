@@ -9,6 +9,7 @@
 #include "ab-util.h"
 
 #define AB_SLOTS_ERROR (ab_slots_error_quark ())
+/* The error domain of ab-slots (the codes of the enum below). */
 GQuark ab_slots_error_quark (void);
 
 typedef enum
@@ -27,6 +28,7 @@ typedef struct
   char *ref;          /* the ref asked for, or NULL for a bare commit */
 } AbSlotRecord;
 
+/* Frees REC and everything it owns; NULL is allowed. */
 void ab_slot_record_free (AbSlotRecord *rec);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSlotRecord, ab_slot_record_free)
 
@@ -34,6 +36,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSlotRecord, ab_slot_record_free)
 char *ab_slot_record_to_json (const AbSlotRecord *rec, gint64 format);
 /* Name of SLOT's record in the state directory: slot-X.json. */
 char *ab_slot_record_file (AbSlot slot);
+/* Parses the text of slot-X.json; NULL with AB_SLOTS_ERROR naming the
+ * problem. */
 G_GNUC_WARN_UNUSED_RESULT
 AbSlotRecord *ab_slot_record_from_json (const char *json, GError **error);
 
@@ -41,8 +45,10 @@ AbSlotRecord *ab_slot_record_from_json (const char *json, GError **error);
  * format this abdeploy does not read is refused (AB_FORMAT_ERROR). */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_slot_record_load (int state_dfd, AbSlot slot, AbSlotRecord **out, GError **error);
+/* Writes SLOT's record atomically (ab_fs_replace_at()). */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_slot_record_save (int state_dfd, gint64 format, AbSlot slot, const AbSlotRecord *rec,
                               GError **error);
+/* Removes SLOT's record durably (missing is fine). */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_slot_record_remove (int state_dfd, AbSlot slot, GError **error);

@@ -8,7 +8,9 @@
 
 /* Slot states (AbSlotState) are derived by the engine: ab-sysroot.h. */
 
+/* The status of the sysroot as status --json prints it. */
 G_GNUC_WARN_UNUSED_RESULT
 JsonNode *ab_status_to_json (AbSysroot *sysroot, GError **error);
+/* The status of the sysroot as status prints it. */
 G_GNUC_WARN_UNUSED_RESULT
 char *ab_status_to_text (AbSysroot *sysroot, GError **error);

@@ -11,6 +11,7 @@
 #include "ab-events.h"
 
 #define AB_SYSROOT_ERROR (ab_sysroot_error_quark ())
+/* The error domain of ab-sysroot (the codes of the enum below). */
 GQuark ab_sysroot_error_quark (void);
 
 typedef enum
@@ -96,6 +97,7 @@ gboolean ab_sysroot_init (const char *path, const char *config_path, const char 
  * first, and ab_sysroot_lock() refuses them while the journal is there. */
 G_GNUC_WARN_UNUSED_RESULT
 AbSysroot *ab_sysroot_open (const char *path, const char *config_path, GError **error);
+/* Frees SELF and everything it owns; NULL is allowed. */
 void ab_sysroot_free (AbSysroot *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSysroot, ab_sysroot_free)
 
@@ -147,9 +149,12 @@ typedef struct
   gboolean damaged[AB_N_SLOTS]; /* record damaged, read as empty (tolerate_damage) */
 } AbSlotsView;
 
+/* Frees what v holds and resets it; safe to call again. */
 void ab_slots_view_clear (AbSlotsView *v);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbSlotsView, ab_slots_view_clear)
 
+/* Reads the boot pointer and both slot records together (see AbSlotsView); on
+ * error OUT holds nothing to free. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_sysroot_load_view (AbSysroot *self, AbSlotsView *out, GError **error);
 /* The slot whose deployment is in use: the booted one, offline the primary

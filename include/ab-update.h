@@ -19,6 +19,7 @@
 #include "ab-transaction.h"
 
 #define AB_UPDATE_ERROR (ab_update_error_quark ())
+/* The error domain of ab-update (the codes of the enum below). */
 GQuark ab_update_error_quark (void);
 
 typedef enum
@@ -45,6 +46,7 @@ typedef struct
   AbManifest *manifest;
 } AbUpdateCheck;
 
+/* Frees C and everything it owns; NULL is allowed. */
 void ab_update_check_free (AbUpdateCheck *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbUpdateCheck, ab_update_check_free)
 
@@ -58,10 +60,16 @@ typedef struct
 
 /* Bucket 0..9999 of (machine id, version) for phased rollouts. */
 guint ab_update_rollout_bucket (const char *machine_id, const char *version);
+/* Whether a release at PERCENT is offered to MACHINE_ID (NULL: only at 100
+ * %). */
 gboolean ab_update_in_rollout (const char *machine_id, const char *version, guint percent);
 
+/* Fetches and verifies the channel manifest (signature, channel, expiry,
+ * serial; a new serial is recorded) and decides what is offered and why.
+ * Nothing is downloaded into the repo. */
 G_GNUC_WARN_UNUSED_RESULT
 AbUpdateCheck *ab_update_check (AbSysroot *sysroot, GError **error);
+/* C as check-update --json prints it. */
 JsonNode *ab_update_check_to_json (const AbUpdateCheck *c);
 /* Downloads, verifies, stages and (opts->activate) activates the release.
  * Reports to sysroot->events: "download" (bytes: a delta's files out of

@@ -47,11 +47,15 @@ typedef enum
 
 #define AB_N_SLOTS 2
 
+/* The name of SLOT ("a", "b"), or NULL for AB_SLOT_NONE. */
 const char *ab_slot_name (AbSlot slot);
+/* The slot named NAME, or AB_SLOT_NONE. */
 AbSlot ab_slot_from_name (const char *name);
+/* The slot that is not SLOT. */
 AbSlot ab_slot_other (AbSlot slot);
 
 /* Current UTC time as ISO 8601 ("2026-11-20T23:00:00Z"). */
 char *ab_now_iso8601 (void);
 
+/* Whether S is a commit checksum: 64 lower-case hex digits. */
 gboolean ab_is_commit_checksum (const char *s);

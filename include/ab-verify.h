@@ -13,6 +13,7 @@ typedef struct
   char *reason;
 } AbCheck;
 
+/* Frees C and everything it owns; NULL is allowed. */
 void ab_check_free (AbCheck *c);
 
 typedef struct
@@ -25,7 +26,9 @@ typedef struct
  * sysroot cannot be read at all. */
 G_GNUC_WARN_UNUSED_RESULT
 GPtrArray *ab_verify_run (AbSysroot *sysroot, const AbVerifyOptions *opts, GError **error);
+/* Whether every check of CHECKS passed. */
 gboolean ab_verify_all_passed (GPtrArray *checks);
+/* CHECKS as verify --json prints them. */
 JsonNode *ab_verify_to_json (GPtrArray *checks);
 
 /* Compares a slot's tree with its commit: regular files and symlinks of the
@@ -35,5 +38,7 @@ gboolean ab_verify_tree (AbSysroot *sysroot, AbSlot slot, const char *commit, gb
                          guint sample_size, guint *out_checked, char **out_first_mismatch,
                          GError **error);
 
+/* The versions of abdeploy and of the running (offline: primary) slot, as
+ * version --json prints them. */
 G_GNUC_WARN_UNUSED_RESULT
 JsonNode *ab_version_report (AbSysroot *sysroot, GError **error);

@@ -12,6 +12,7 @@
 #include "ab-events.h"
 
 #define AB_BOOTLOADER_ERROR (ab_bootloader_error_quark ())
+/* The error domain of ab-bootloader (the codes of the enum below). */
 GQuark ab_bootloader_error_quark (void);
 
 typedef enum
@@ -37,7 +38,9 @@ typedef struct
   int tries[AB_N_SLOTS];
 } AbBootPointer;
 
+/* The name of STATE in the pointer variables (abdeploy-pointer(5)). */
 const char *ab_boot_state_name (AbBootState state);
+/* The state named NAME; FALSE when NAME is none of them. */
 gboolean ab_boot_state_from_name (const char *name, AbBootState *out);
 
 /* An empty pointer: no primary, both slots "none". */
@@ -53,6 +56,8 @@ char *ab_boot_pointer_describe (const AbBootPointer *ptr);
 
 /* NAME=VALUE pairs of the pointer vocabulary, and back. */
 GHashTable *ab_boot_pointer_to_vars (const AbBootPointer *ptr);
+/* The boot pointer from the variables VARS (ABDEPLOY_PRIMARY, ...); fails
+ * naming a missing or invalid variable. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_boot_pointer_from_vars (GHashTable *vars, AbBootPointer *out, GError **error);
 /* The same for the variables read from a bootloader environment (grub,
@@ -152,13 +157,19 @@ char *ab_bootloader_names_text (void);
 G_GNUC_WARN_UNUSED_RESULT
 AbBootloader *ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config,
                                  GError **error);
+/* Frees SELF and everything it owns; NULL is allowed. */
 void ab_bootloader_free (AbBootloader *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbBootloader, ab_bootloader_free)
 
+/* The name of the backend (as init --bootloader takes it). */
 const char *ab_bootloader_name (AbBootloader *self);
+/* Whether the backend has capability CAP. */
 gboolean ab_bootloader_has_cap (AbBootloader *self, AbBootloaderCaps cap);
+/* Lets the backend prepare its files before the first pointer write (init);
+ * on error nothing is half-written. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_bootloader_setup (AbBootloader *self, GError **error);
+/* Reads the boot pointer; on error OUT is unchanged. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_bootloader_load (AbBootloader *self, AbBootPointer *out, GError **error);
 /* Saves PTR, then reads it back: a backend that stored something else (or

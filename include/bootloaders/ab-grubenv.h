@@ -8,6 +8,7 @@
 #define AB_GRUBENV_SIZE 1024
 
 #define AB_GRUBENV_ERROR (ab_grubenv_error_quark ())
+/* The error domain of ab-grubenv (the codes of the enum below). */
 GQuark ab_grubenv_error_quark (void);
 
 typedef enum
@@ -19,7 +20,9 @@ typedef enum
 /* Ordered list of "NAME=VALUE" strings. */
 G_GNUC_WARN_UNUSED_RESULT
 GPtrArray *ab_grubenv_parse (const char *data, gsize len, GError **error);
+/* The value of NAME in ENV (borrowed), or NULL. */
 const char *ab_grubenv_get (GPtrArray *env, const char *name);
+/* Sets NAME to VALUE in ENV, replacing an earlier value. */
 void ab_grubenv_set (GPtrArray *env, const char *name, const char *value);
 /* Returns a newly allocated block of AB_GRUBENV_SIZE bytes. */
 G_GNUC_WARN_UNUSED_RESULT

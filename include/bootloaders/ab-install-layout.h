@@ -36,6 +36,7 @@
 
 /* The errors of abdeploy install and of its layouts. */
 #define AB_INSTALL_ERROR (ab_install_error_quark ())
+/* The error domain of ab-install-layout (the codes of the enum below). */
 GQuark ab_install_error_quark (void);
 
 typedef enum

@@ -44,6 +44,7 @@ typedef struct
 /* Parses a file name of loader/entries; FALSE when it is not one of the
  * three forms above (numbers up to AB_SDBOOT_MAX_NUMBER). */
 gboolean ab_sdboot_name_parse (const char *name, AbSdbootName *out);
+/* N as a file name of loader/entries (the inverse of ab_sdboot_name_parse()). */
 char *ab_sdboot_name_format (const AbSdbootName *n);
 /* The pointer state and tries that N stands for, on the entry of the
  * primary slot (PRIMARY) or of the other one. */

@@ -14,4 +14,5 @@ typedef enum
   AB_EXIT_REFUSED = 6, /* refused by policy: the A/B invariant */
 } AbExitCode;
 
+/* The exit code of abdeploy(8) for ERROR (its domain and code). */
 AbExitCode ab_exit_code_for_error (const GError *error);

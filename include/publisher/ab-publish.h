@@ -23,6 +23,7 @@
 #include "ab-manifest.h"
 
 #define AB_PUBLISH_ERROR (ab_publish_error_quark ())
+/* The error domain of ab-publish (the codes of the enum below). */
 GQuark ab_publish_error_quark (void);
 
 typedef enum
@@ -88,6 +89,8 @@ AbManifest *ab_publish_release (const AbPublisher *p, const char *channel, const
 G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_promote (const AbPublisher *p, const char *from, const char *to,
                                 const char *version, guint rollout, GError **error);
+/* Marks VERSION deprecated in CHANNEL with REASON (devices show it and no
+ * longer install it). */
 G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_deprecate (const AbPublisher *p, const char *channel,
                                   const char *version, const char *reason, GError **error);
