@@ -76,6 +76,11 @@ extern gboolean ab_fs_openat2_disabled;
  * partition): the file is created 0644 and never chmod-ed, which FAT
  * refuses (EPERM) unless the mode matches its mount's fmask. */
 #define AB_FS_MODE_NONE ((mode_t) -1)
+/* Writes all LEN bytes of DATA to FD, retrying short writes and EINTR.
+ * FALSE with errno set when a write fails (0 bytes written counts as
+ * failure, errno then unchanged); what was written before stays. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_fs_write_all (int fd, const void *data, gsize len);
 /* Replaces DFD/NAME with DATA atomically: tmp file, fsync, rename, fsync of
  * the directory (MODE AB_FS_MODE_NONE: no chmod). On error NAME is unchanged
  * and no tmp file is left. */

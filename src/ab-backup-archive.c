@@ -685,14 +685,7 @@ write_scratch (int dfd, const AbMigrateFile *f, GError **error)
   ab_autofd fd = openat (dfd, f->rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return scratch_failed (error, f->rel);
-  for (gsize done = 0; done < len;)
-    {
-      ssize_t n = write (fd, bytes + done, len - done);
-      if (n < 0 && errno != EINTR)
-        return scratch_failed (error, f->rel);
-      done += n > 0 ? (gsize) n : 0;
-    }
-  return TRUE;
+  return ab_fs_write_all (fd, bytes, len) || scratch_failed (error, f->rel);
 }
 
 /* The readers of status, rollback, update and health-check, on DFD. */

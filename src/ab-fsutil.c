@@ -55,8 +55,8 @@ fail_errno (GError **error, int errsv, const char *what, const char *name)
   return FALSE;
 }
 
-static gboolean
-write_all (int fd, const void *data, gsize len)
+gboolean
+ab_fs_write_all (int fd, const void *data, gsize len)
 {
   const char *p = data;
   while (len > 0)
@@ -117,7 +117,7 @@ write_tmp (int dfd, const char *name, const void *data, gsize len, mode_t mode,
                          keep_mode ? 0644 : mode);
   if (fd < 0)
     return fail_errno (error, errno, "Creating", tmp);
-  if (!write_all (fd, data, len) || (!keep_mode && fchmod (fd, mode) < 0))
+  if (!ab_fs_write_all (fd, data, len) || (!keep_mode && fchmod (fd, mode) < 0))
     {
       int errsv = errno;
       (void) unlinkat (dfd, tmp, 0);

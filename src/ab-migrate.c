@@ -293,16 +293,8 @@ write_new_at (int dfd, const char *rel, GBytes *data, guint mode, GError **error
     return fail (error, rel, errno);
   gsize len = 0;
   const char *p = g_bytes_get_data (data, &len);
-  while (len > 0)
-    {
-      ssize_t n = write (fd, p, len);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return fail (error, rel, errno);
-      p += n;
-      len -= (gsize) n;
-    }
+  if (!ab_fs_write_all (fd, p, len))
+    return fail (error, rel, errno);
   if (fchmod (fd, mode) < 0)
     return fail (error, rel, errno);
   return TRUE;
