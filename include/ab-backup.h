@@ -82,7 +82,9 @@ gboolean ab_backup_archive_check_readable (const AbBackupArchive *archive, const
 
 /* Writes an archive of the sysroot's state, configuration, refs and slot
  * records to OUTPUT (abdeploy-backup(5)); *out_files counts its members.
- * OUTPUT is written whole or not at all (tmp, fsync, rename). */
+ * OUTPUT is written whole or not at all (tmp, fsync, rename). Reports to
+ * sysroot->events: "collect" (files archived), "write" (bytes of the
+ * archive). */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files,
                            GError **error);
@@ -91,8 +93,12 @@ gboolean ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_fi
 /* *OUT_NOTES: what the operator must know, one line each (a format-1
  * archive was migrated; a slot restored empty because its tree does not
  * hold the commit its record names); NULL-terminated. */
-gboolean ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
-                            char ***out_notes, GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* Reports to EVENTS (may be NULL): "check", "restore" (files out of those
+ * the archive restores), "checkout" for each slot checked out again (files
+ * out of the commit's). */
+gboolean ab_backup_restore (const char *sysroot_path, const char *path, AbEventSink *events,
+                            guint *out_files, char ***out_notes,
+                            GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* The journal of an unfinished restore, in SYSROOT/abdeploy. */
 #define AB_BACKUP_PENDING_NAME AB_SYSROOT_RESTORE_JOURNAL

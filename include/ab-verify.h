@@ -23,7 +23,9 @@ typedef struct
 } AbVerifyOptions;
 
 /* Runs every check; returns the list (AbCheck). Fails only when the
- * sysroot cannot be read at all. */
+ * sysroot cannot be read at all. Reports phase "verify" to sysroot->events
+ * for the tree check, with files checked out of those it checks (all the
+ * commit's regular files and symlinks with full, else the sample). */
 G_GNUC_WARN_UNUSED_RESULT
 GPtrArray *ab_verify_run (AbSysroot *sysroot, const AbVerifyOptions *opts, GError **error);
 /* Whether every check of CHECKS passed. */

@@ -153,9 +153,14 @@ ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files, GErr
   json_builder_set_member_name (b, "files");
   json_builder_begin_array (b);
   *out_files = 0;
+  ab_event_phase (sysroot->events, "collect");
   for (guint i = 0; i < G_N_ELEMENTS (saved_dirs); i++)
-    if (!add_tree (b, sysroot->dfd, saved_dirs[i], out_files, error))
-      return FALSE;
+    {
+      if (!add_tree (b, sysroot->dfd, saved_dirs[i], out_files, error))
+        return FALSE;
+      ab_event_progress (sysroot->events, AB_PROGRESS_UNIT_FILES, *out_files,
+                         i + 1 == G_N_ELEMENTS (saved_dirs) ? *out_files : AB_PROGRESS_TOTAL_UNKNOWN);
+    }
   json_builder_end_array (b);
   json_builder_end_object (b);
   g_autoptr(JsonNode) root = json_builder_get_root (b);
@@ -166,12 +171,16 @@ ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files, GErr
   g_autofree char *archive = g_strdup_printf ("%s\nsha256 %s\n", text, sum);
   g_autofree char *dir = g_path_get_dirname (output);
   g_autofree char *base = g_path_get_basename (output);
+  gint64 len = (gint64) strlen (archive);
+  ab_event_phase (sysroot->events, "write");
+  ab_event_progress (sysroot->events, AB_PROGRESS_UNIT_BYTES, 0, len);
   ab_autofd dfd = ab_fs_opendir_at (AT_FDCWD, dir, error);
-  if (dfd < 0 || !ab_fs_replace_at (dfd, base, archive, strlen (archive), 0600, error))
+  if (dfd < 0 || !ab_fs_replace_at (dfd, base, archive, (gsize) len, 0600, error))
     {
       g_prefix_error (error, "Writing the backup to %s: ", output);
       return FALSE;
     }
+  ab_event_progress (sysroot->events, AB_PROGRESS_UNIT_BYTES, (guint64) len, len);
   return TRUE;
 }
 
@@ -197,9 +206,10 @@ typedef struct
   gint64 layout;
   OstreeRepo *repo;
   AbBootloader *bootloader;
+  AbEventSink *events; /* borrowed; may be NULL */
 } Rescue;
 
-#define RESCUE_INIT { -1, -1, -1, -1, -1, FALSE, 0, NULL, NULL }
+#define RESCUE_INIT { -1, -1, -1, -1, -1, FALSE, 0, NULL, NULL, NULL }
 
 static void
 rescue_clear (Rescue *r)
@@ -359,7 +369,7 @@ checkout_slot (Rescue *r, AbSlot s, const char *commit, GError **error)
   const char *name = ab_slot_name (s);
   g_autofree char *tmp = g_strdup_printf (".%s.new", name);
   if (!ab_fs_rm_rf_at (r->slots_dfd, tmp, error)
-      || !ab_content_checkout (r->repo, commit, r->slots_dfd, tmp, NULL, NULL, error))
+      || !ab_content_checkout (r->repo, commit, r->slots_dfd, tmp, r->events, NULL, error))
     return FALSE;
   ab_crash_point ("restore:checked-out");
   if (!(ab_fs_exists_at (r->slots_dfd, name) ? ab_fs_exchange_at (r->slots_dfd, tmp, name, error)
@@ -420,6 +430,8 @@ rebuild_slots (Rescue *r, const AbBackupArchive *a, GPtrArray *mismatches, GPtrA
       const char *name = ab_slot_name (m->slot);
       g_autoptr(GError) local = NULL;
       g_autofree char *refusal = rebuild_refusal (r, m);
+      if (refusal == NULL)
+        ab_event_phase (r->events, "checkout");
       if (refusal == NULL && checkout_slot (r, m->slot, m->commit, &local)
           && put_back (r, m, &ptr, &local))
         {
@@ -685,6 +697,7 @@ static gboolean
 restore_archive (Rescue *r, AbBackupArchive *a, const char *path, GBytes *bytes,
                  guint *out_files, GPtrArray *notes, GError **error)
 {
+  ab_event_phase (r->events, "check");
   if (!check_commits (r, a, error))
     return FALSE;
   g_autoptr(GPtrArray) mismatches = match_slots (r, a);
@@ -695,6 +708,8 @@ restore_archive (Rescue *r, AbBackupArchive *a, const char *path, GBytes *bytes,
   if (!ab_backup_archive_check_readable (a, path, error)
       || !keep_pending (r, path, bytes, error))
     return FALSE;
+  ab_event_phase (r->events, "restore");
+  ab_event_progress (r->events, AB_PROGRESS_UNIT_FILES, 0, a->restored->len);
   if (!stage_all (r, a, out_files, error))
     {
       unstage_all (r);
@@ -705,6 +720,7 @@ restore_archive (Rescue *r, AbBackupArchive *a, const char *path, GBytes *bytes,
   ab_crash_point ("restore:staged");
   if (!apply (r, a, error))
     return FALSE;
+  ab_event_progress (r->events, AB_PROGRESS_UNIT_FILES, a->restored->len, a->restored->len);
   rebuild_slots (r, a, mismatches, notes);
   /* The restored files are of the current layout: say so, last. */
   if (!write_layout_version (r, error) || !drop_pending (r, error))
@@ -718,23 +734,24 @@ restore_archive (Rescue *r, AbBackupArchive *a, const char *path, GBytes *bytes,
 }
 
 static gboolean
-restore_path (const char *sysroot_path, const char *path, int lock_fd, guint *out_files,
-              GPtrArray *notes, GError **error)
+restore_path (const char *sysroot_path, const char *path, int lock_fd, AbEventSink *events,
+              guint *out_files, GPtrArray *notes, GError **error)
 {
   g_autoptr(GBytes) bytes = NULL;
   g_autoptr(AbBackupArchive) a = read_archive (path, &bytes, error);
   g_auto(Rescue) r = RESCUE_INIT;
+  r.events = events;
   if (a == NULL || !open_rescue (&r, sysroot_path, a->bootloader, lock_fd >= 0, error))
     return FALSE;
   return restore_archive (&r, a, path, bytes, out_files, notes, error);
 }
 
 gboolean
-ab_backup_restore (const char *sysroot_path, const char *path, guint *out_files,
-                   char ***out_notes, GError **error)
+ab_backup_restore (const char *sysroot_path, const char *path, AbEventSink *events,
+                   guint *out_files, char ***out_notes, GError **error)
 {
   g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func (g_free);
-  if (!restore_path (sysroot_path, path, -1, out_files, notes, error))
+  if (!restore_path (sysroot_path, path, -1, events, out_files, notes, error))
     return FALSE;
   g_ptr_array_add (notes, NULL);
   *out_notes = (char **) g_ptr_array_free (g_steal_pointer (&notes), FALSE);
@@ -759,7 +776,7 @@ ab_backup_finish_pending (int sysroot_dfd, const char *sysroot_path, int lock_fd
   g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GError) local = NULL;
   guint n = 0;
-  if (restore_path (sysroot_path, pending, lock_fd, &n, notes, &local))
+  if (restore_path (sysroot_path, pending, lock_fd, NULL, &n, notes, &local))
     {
       *out_finished = TRUE;
       return TRUE;

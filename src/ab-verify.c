@@ -87,6 +87,18 @@ collect (GFile *dir, const char *prefix, GPtrArray *out, GError **error)
     }
 }
 
+/* Files checked of N, to the sysroot's events: at most ten times a
+ * second, the last count always. */
+static void
+report_checked (AbSysroot *sysroot, guint done, guint n, gint64 *last_us)
+{
+  gint64 now = g_get_monotonic_time ();
+  if (done < n && now - *last_us < G_USEC_PER_SEC / 10)
+    return;
+  *last_us = now;
+  ab_event_progress (sysroot->events, AB_PROGRESS_UNIT_FILES, done, n);
+}
+
 static void
 shuffle_prefix (GPtrArray *a, guint n)
 {
@@ -118,9 +130,11 @@ ab_verify_tree (AbSysroot *sysroot, AbSlot slot, const char *commit, gboolean fu
   ab_autofd tree = ab_fs_opendir_at (sysroot->slots_dfd, ab_slot_name (slot), error);
   if (tree < 0)
     return FALSE;
+  gint64 last_us = 0;
   for (guint i = 0; i < n; i++)
     {
       Entry *e = entries->pdata[i];
+      report_checked (sysroot, i, n, &last_us);
       g_autofree char *got = NULL;
       g_autoptr(GError) local = NULL;
       (*out_checked)++;
@@ -139,6 +153,7 @@ ab_verify_tree (AbSysroot *sysroot, AbSlot slot, const char *commit, gboolean fu
           return TRUE;
         }
     }
+  report_checked (sysroot, n, n, &last_us);
   return TRUE;
 }
 
@@ -171,6 +186,7 @@ check_tree (AbSysroot *sysroot, const AbSlotsView *v, const AbVerifyOptions *opt
   guint checked = 0;
   g_autofree char *mismatch = NULL;
   g_autoptr(GError) error = NULL;
+  ab_event_phase (sysroot->events, "verify");
   if (!ab_verify_tree (sysroot, s, v->rec[s]->commit, opts->full, opts->sample_size, &checked,
                        &mismatch, &error))
     add_check (checks, "tree-matches-commit", FALSE, "reading commit %s: %s", v->rec[s]->commit,

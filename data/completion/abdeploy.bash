@@ -50,9 +50,9 @@ _abdeploy()
         update) opts="--version= --no-activate --allow-downgrade --progress= --progress-fd=" ;;
         resume) opts="--abandon --progress= --progress-fd=" ;;
         pin) opts="--clear --allow-downgrade" ;;
-        verify) opts="--full --sample= --json" ;;
-        backup) opts="--output=" ;;
-        restore) opts="--path=" ;;
+        verify) opts="--full --sample= --json --progress= --progress-fd=" ;;
+        backup) opts="--output= --progress= --progress-fd=" ;;
+        restore) opts="--path= --progress= --progress-fd=" ;;
         install) opts="--disk= --size= --bootloader= --from= --os= --trusted-key= --kernel-arg=" ;;
         daemon) opts="--idle-timeout=" ;;
         publish)
@@ -66,11 +66,11 @@ _abdeploy()
             fi
             opts="--repo= --gpg-sign= --gpg-homedir="
             case "$sub" in
-                commit) opts+=" --tree= --version= --branch= --source-revision=" ;;
+                commit) opts+=" --tree= --version= --branch= --source-revision= --progress= --progress-fd=" ;;
                 release) opts+=" --channel= --version= --rollout= --expires-days=" ;;
                 promote) opts+=" --from= --to= --version= --rollout= --expires-days=" ;;
                 deprecate) opts+=" --channel= --version= --reason= --expires-days=" ;;
-                deltas) opts+=" --channel= --from-last= --expires-days=" ;;
+                deltas) opts+=" --channel= --from-last= --expires-days= --progress= --progress-fd=" ;;
                 refresh) opts+=" --channel= --expires-days=" ;;
             esac ;;
     esac

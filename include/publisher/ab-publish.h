@@ -21,6 +21,7 @@
 
 #include <glib.h>
 #include "ab-manifest.h"
+#include "ab-events.h"
 
 #define AB_PUBLISH_ERROR (ab_publish_error_quark ())
 /* The error domain of ab-publish (the codes of the enum below). */
@@ -49,6 +50,10 @@ typedef struct
   const char *trusted_keys; /* directory of public keys (*.gpg, *.asc) any of which may have
                              * signed the manifests and commits checked before a manifest is
                              * signed again; NULL = only gpg_key */
+  /* Where commit and deltas report (may be NULL): commit "commit" (files of
+   * the tree committed out of the tree's files), "sign", "summary"; deltas
+   * "generate", "summary", "manifest". */
+  AbEventSink *events;
 } AbPublisher;
 
 typedef struct

@@ -13,6 +13,14 @@ print_json (JsonNode *node)
   g_print ("%s\n", text);
 }
 
+/* The command's result text through P (see cli_progress_print()). */
+static void
+print_json_to (CliProgress *p, JsonNode *node)
+{
+  g_autofree char *text = json_to_string (node, TRUE);
+  cli_progress_print (p, "%s", text);
+}
+
 int
 cli_version (int argc, char **argv)
 {
@@ -59,10 +67,12 @@ cli_verify (int argc, char **argv)
 {
   gboolean json = FALSE, full = FALSE;
   int sample = G_MININT;   /* not given */
+  g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
     { "full", 0, 0, G_OPTION_ARG_NONE, &full, "Check every file of the booted tree, not a sample", NULL },
     { "sample", 0, 0, G_OPTION_ARG_INT, &sample, "Files checked without --full (default 256)", "N" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL },
+    CLI_PROGRESS_OPTION_ENTRIES (po),
     { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- the checks to run after an upgrade; exit 0 only when all pass");
@@ -71,12 +81,17 @@ cli_verify (int argc, char **argv)
     return code;
   if (argc > 1 || (sample != G_MININT && sample <= 0))
     return cli_usage_error (ctx, "verify takes no arguments; --sample must be positive");
+  g_autoptr(CliProgress) p = cli_progress_start (ctx, "verify", &po, &code);
+  if (p == NULL)
+    return code;
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  if (sysroot != NULL)
+    sysroot->events = cli_progress_sink (p);
   AbVerifyOptions opts = { .full = full, .sample_size = sample == G_MININT ? 0 : (guint) sample };
   g_autoptr(GPtrArray) checks = sysroot ? ab_verify_run (sysroot, &opts, &error) : NULL;
   if (checks == NULL)
-    return cli_fail (error);
+    return cli_progress_fail (p, error);
   if (sysroot->restore_pending)
     g_printerr ("abdeploy: note: a restore was interrupted (%s/abdeploy/%s): the checks see the "
                 "sysroot part old, part restored until the next command that writes completes "
@@ -84,14 +99,15 @@ cli_verify (int argc, char **argv)
   if (json)
     {
       g_autoptr(JsonNode) node = ab_verify_to_json (checks);
-      print_json (node);
+      print_json_to (p, node);
     }
   else
     for (guint i = 0; i < checks->len; i++)
       {
         AbCheck *c = checks->pdata[i];
-        g_print ("%-4s %-22s %s\n", c->passed ? "PASS" : "FAIL", c->name, c->reason);
+        cli_progress_print (p, "%-4s %-22s %s", c->passed ? "PASS" : "FAIL", c->name, c->reason);
       }
+  cli_progress_finish (p, NULL);
   return ab_verify_all_passed (checks) ? AB_EXIT_OK : AB_EXIT_ERROR;
 }
 
@@ -99,8 +115,10 @@ int
 cli_backup (int argc, char **argv)
 {
   g_autofree char *output = NULL;
+  g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
     { "output", 0, 0, G_OPTION_ARG_FILENAME, &output, "Write the archive to FILE", "FILE" },
+    CLI_PROGRESS_OPTION_ENTRIES (po),
     { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("--output=FILE - archive config, keys, state, boot pointer and slot refs");
@@ -109,12 +127,19 @@ cli_backup (int argc, char **argv)
     return code;
   if (output == NULL || argc > 1)
     return cli_usage_error (ctx, "backup needs --output=FILE and no arguments");
+  g_autoptr(CliProgress) p = cli_progress_start (ctx, "backup", &po, &code);
+  if (p == NULL)
+    return code;
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  if (sysroot != NULL)
+    sysroot->events = cli_progress_sink (p);
   guint files = 0;
   if (sysroot == NULL || !ab_backup_create (sysroot, output, &files, &error))
-    return cli_fail (error);
-  g_print ("Backed up %u files, the boot pointer and the slot refs to %s\n", files, output);
+    return cli_progress_fail (p, error);
+  cli_progress_print (p, "Backed up %u files, the boot pointer and the slot refs to %s", files,
+                      output);
+  cli_progress_finish (p, NULL);
   return AB_EXIT_OK;
 }
 
@@ -122,8 +147,10 @@ int
 cli_restore (int argc, char **argv)
 {
   g_autofree char *path = NULL;
+  g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
     { "path", 0, 0, G_OPTION_ARG_FILENAME, &path, "The archive made by abdeploy backup", "FILE" },
+    CLI_PROGRESS_OPTION_ENTRIES (po),
     { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("--path=FILE - verify an archive, then restore it");
@@ -132,12 +159,18 @@ cli_restore (int argc, char **argv)
     return code;
   if (path == NULL || argc > 1)
     return cli_usage_error (ctx, "restore needs --path=FILE and no arguments");
+  g_autoptr(CliProgress) p = cli_progress_start (ctx, "restore", &po, &code);
+  if (p == NULL)
+    return code;
   GError *error = NULL;
   guint files = 0;
   g_auto(GStrv) notes = NULL;
-  if (!ab_backup_restore (cli_sysroot_path (), path, &files, &notes, &error))
-    return cli_fail (error);
-  g_print ("Restored %u files, the boot pointer and the slot refs from %s\n", files, path);
+  if (!ab_backup_restore (cli_sysroot_path (), path, cli_progress_sink (p), &files, &notes,
+                          &error))
+    return cli_progress_fail (p, error);
+  cli_progress_print (p, "Restored %u files, the boot pointer and the slot refs from %s", files,
+                      path);
+  cli_progress_finish (p, NULL);
   for (guint i = 0; notes[i]; i++)
     g_printerr ("abdeploy: %s\n", notes[i]);
   return AB_EXIT_OK;

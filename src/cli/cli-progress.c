@@ -442,6 +442,13 @@ cli_progress_print (CliProgress *p, const char *format, ...)
   g_print ("%s\n", text);
 }
 
+void
+cli_progress_clear (CliProgress *p)
+{
+  if (p->mode == CLI_PROGRESS_BAR)
+    clear_line (p);
+}
+
 static gboolean
 is_cancelled (const GError *error)
 {

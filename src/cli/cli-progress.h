@@ -76,6 +76,8 @@ void cli_progress_render (const AbEvent *event, gpointer p);
  * the JSON lines go there; with JSON, also the message of the result line
  * (several lines joined by newlines). */
 void cli_progress_print (CliProgress *p, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* Clears the bar (when shown) before the caller prints text itself. */
+void cli_progress_clear (CliProgress *p);
 /* Ends the run: clears the bar; with JSON, writes the result line: "ok"
  * (message: the text given to cli_progress_print()), or "failed" or
  * "cancelled" with ERROR's message. Call once. */

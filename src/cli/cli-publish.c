@@ -67,6 +67,19 @@ rollout_or_default (void)
   return opt_rollout == UNSET ? 0 : (guint) opt_rollout;
 }
 
+/* The same lines through the progress renderer P (cli_progress_print()). */
+static void
+print_manifest_to (CliProgress *p, const AbManifest *m, const char *version, const char *what)
+{
+  const AbRelease *r = version ? ab_manifest_find (m, version) : ab_manifest_newest (m);
+  if (r != NULL)
+    cli_progress_print (p, "Channel %s: %s %s (commit %s, rollout %u%%%s%s)", m->channel, what,
+                        r->version, r->commit, r->rollout, r->deprecated ? ", deprecated: " : "",
+                        r->deprecated ? r->deprecated : "");
+  cli_progress_print (p, "Channel %s: serial %" G_GUINT64_FORMAT ", issued %s, expires %s, signed",
+                      m->channel, m->serial, m->issued_at, m->expires_at);
+}
+
 /* One line about the manifest just written and the release it touched. */
 static int
 print_manifest (const AbManifest *m, const char *version, const char *what)
@@ -87,7 +100,9 @@ publish_commit (int argc, char **argv)
   g_autofree char *tree = NULL, *branch = NULL, *source_revision = NULL;
   g_auto(GStrv) allow_setuid = NULL;
   gboolean allow_privileged = FALSE;
+  g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
+    CLI_PROGRESS_OPTION_ENTRIES (po),
     ENTRY_REPO,
     { "tree", 0, 0, G_OPTION_ARG_FILENAME, &tree, "Image tree to commit", "DIR" },
     ENTRY_VERSION,
@@ -105,6 +120,10 @@ publish_commit (int argc, char **argv)
     return code;
   if (tree == NULL || opt_version == NULL)
     return cli_usage_error (ctx, "publish commit needs --tree=DIR and --version=VERSION");
+  g_autoptr(CliProgress) progress = cli_progress_start (ctx, "publish commit", &po, &code);
+  if (progress == NULL)
+    return code;
+  p.events = cli_progress_sink (progress);
   AbPublishCommitOptions o = {
     .tree = tree,
     .version = opt_version,
@@ -118,7 +137,8 @@ publish_commit (int argc, char **argv)
   g_auto(GStrv) privileged = NULL;
   gboolean created = FALSE;
   if (!ab_publish_commit (&p, &o, &commit, &created, &privileged, &error))
-    return cli_fail (error);
+    return cli_progress_fail (progress, error);
+  cli_progress_clear (progress); /* text follows on stderr */
   for (char **line = privileged; *line; line++)
     g_printerr ("abdeploy: privileged file %s\n", *line);
   if (!created)
@@ -127,7 +147,8 @@ publish_commit (int argc, char **argv)
   if (p.gpg_key == NULL)
     g_printerr ("abdeploy: warning: commit %s is not signed; devices refuse unsigned commits "
                 "(run again with --gpg-sign=KEYID)\n", commit);
-  g_print ("%s\n", commit);
+  cli_progress_print (progress, "%s", commit);
+  cli_progress_finish (progress, NULL);
   return AB_EXIT_OK;
 }
 
@@ -199,7 +220,9 @@ static int
 publish_deltas (int argc, char **argv)
 {
   int from_last = UNSET;
+  g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
+    CLI_PROGRESS_OPTION_ENTRIES (po),
     ENTRY_REPO, ENTRY_CHANNEL,
     { "from-last", 0, 0, G_OPTION_ARG_INT, &from_last, "Deltas from the N releases below the newest (default 1)", "N" },
     ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
@@ -213,19 +236,26 @@ publish_deltas (int argc, char **argv)
     return cli_usage_error (ctx, "publish deltas needs --channel=NAME");
   if (from_last != UNSET && (from_last < 1 || from_last > 100))
     return cli_usage_error (ctx, "--from-last must be from 1 to 100");
+  g_autoptr(CliProgress) progress = cli_progress_start (ctx, "publish deltas", &po, &code);
+  if (progress == NULL)
+    return code;
+  p.events = cli_progress_sink (progress);
   GError *error = NULL;
   g_autoptr(AbManifest) m = ab_publish_deltas (&p, opt_channel, from_last == UNSET ? 1 : (guint) from_last,
                                                &error);
   if (m == NULL)
-    return cli_fail (error);
+    return cli_progress_fail (progress, error);
   const AbRelease *r = ab_manifest_newest (m);
   for (guint i = 0; i < r->deltas->len; i++)
     {
       const AbDelta *d = r->deltas->pdata[i];
       g_autofree char *size = g_format_size (d->size);
-      g_print ("Delta %s -> %s: %u file(s), %s\n", d->from, r->commit, d->files->len, size);
+      cli_progress_print (progress, "Delta %s -> %s: %u file(s), %s", d->from, r->commit,
+                          d->files->len, size);
     }
-  return print_manifest (m, NULL, "newest");
+  print_manifest_to (progress, m, NULL, "newest");
+  cli_progress_finish (progress, NULL);
+  return AB_EXIT_OK;
 }
 
 static int

@@ -4,10 +4,48 @@
 #include "ab-util.h"
 #include "ab-fsutil.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 
 /* ---- publish commit ---- */
+
+/* Entries of the tree at DFD that are not directories (what the commit's
+ * progress counts), or AB_PROGRESS_TOTAL_UNKNOWN when it cannot be read. */
+static gint64
+count_tree_files (int dfd, guint depth)
+{
+  int fd = openat (dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  if (d == NULL || depth > 256)
+    {
+      if (d != NULL)
+        closedir (d);
+      else if (fd >= 0)
+        close (fd);
+      return AB_PROGRESS_TOTAL_UNKNOWN;
+    }
+  gint64 n = 0;
+  struct dirent *e;
+  while (n >= 0 && (e = readdir (d)) != NULL)
+    {
+      struct stat st;
+      if (g_str_equal (e->d_name, ".") || g_str_equal (e->d_name, "..")
+          || fstatat (dirfd (d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        continue;
+      if (!S_ISDIR (st.st_mode))
+        n++;
+      else
+        {
+          ab_autofd sub = openat (dirfd (d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          gint64 m = sub >= 0 ? count_tree_files (sub, depth + 1) : AB_PROGRESS_TOTAL_UNKNOWN;
+          n = m < 0 ? m : n + m;
+        }
+    }
+  closedir (d);
+  return n;
+}
 
 static GFile *
 write_tree (AbPublishSession *s, const AbPublishCommitOptions *o, GPtrArray *allowed,
@@ -17,7 +55,12 @@ write_tree (AbPublishSession *s, const AbPublishCommitOptions *o, GPtrArray *all
   if (dfd < 0)
     return NULL;
   g_autoptr(GPtrArray) refused = g_ptr_array_new_with_free_func (g_free);
-  AbPublishGate gate = { .o = o, .tree_dfd = dfd, .refused = refused, .allowed = allowed };
+  AbPublishGate gate = { .o = o, .tree_dfd = dfd, .refused = refused, .allowed = allowed,
+                         .events = s->p->events, .total = AB_PROGRESS_TOTAL_UNKNOWN };
+  ab_event_phase (s->p->events, "commit");
+  if (s->p->events != NULL)
+    gate.total = count_tree_files (dfd, 0);
+  ab_event_progress (s->p->events, AB_PROGRESS_UNIT_FILES, 0, gate.total);
   g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new ();
   /* GENERATE_SIZES: the commit carries a signed index of every object's
    * size ("ostree.sizes"), which bounds what a device's pull may fetch. */
@@ -30,6 +73,7 @@ write_tree (AbPublishSession *s, const AbPublishCommitOptions *o, GPtrArray *all
       g_prefix_error (error, "Committing %s: ", o->tree);
       return NULL;
     }
+  ab_event_progress (s->p->events, AB_PROGRESS_UNIT_FILES, gate.files, gate.total);
   if (!ab_publish_gate_verdict (&gate, error))
     return NULL;
   if (!ostree_repo_write_mtree (s->repo, mtree, &root, NULL, error))
@@ -147,14 +191,18 @@ ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *o, char *
   g_autoptr(GPtrArray) allowed = g_ptr_array_new_with_free_func (g_free);
   if ((p->gpg_key && !ab_publish_check_repo_deltas (&s, NULL, error))
       || !ab_publish_published_commit (&s, o->version, &published, &where, error)
-      || !write_commit (&s, o, published, where, allowed, &commit, error)
-      || !ab_publish_sign_commit (&s, commit, error))
+      || !write_commit (&s, o, published, where, allowed, &commit, error))
+    return FALSE;
+  ab_event_phase (p->events, "sign");
+  if (!ab_publish_sign_commit (&s, commit, error))
     return FALSE;
   /* Refs last: a version is published once its commit is complete and signed. */
   g_autofree char *ref = ab_publish_version_ref (o->version);
   if (!ostree_repo_set_ref_immediate (s.repo, NULL, ref, commit, NULL, error)
-      || (o->branch && !ostree_repo_set_ref_immediate (s.repo, NULL, o->branch, commit, NULL, error))
-      || !ab_publish_update_summary (&s, NULL, error))
+      || (o->branch && !ostree_repo_set_ref_immediate (s.repo, NULL, o->branch, commit, NULL, error)))
+    return FALSE;
+  ab_event_phase (p->events, "summary");
+  if (!ab_publish_update_summary (&s, NULL, error))
     return FALSE;
   *out_created = published == NULL;
   *out_commit = g_steal_pointer (&commit);

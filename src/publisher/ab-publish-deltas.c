@@ -255,10 +255,13 @@ ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last, G
   g_autoptr(GPtrArray) sources = delta_sources (m, newest, from_last ? from_last : 1);
   if (!check_before_generating (&s, m, newest, sources, error))
     return NULL;
+  ab_event_phase (p->events, "generate");
   for (guint i = 0; i < sources->len; i++)
     if (!add_delta (&s, newest, ((AbRelease *) sources->pdata[i])->commit, error))
       return NULL;
+  ab_event_phase (p->events, "summary");
   if (!ab_publish_update_summary (&s, m, error))
     return NULL;
+  ab_event_phase (p->events, "manifest");
   return ab_publish_write_manifest (&s, g_steal_pointer (&m), error);
 }

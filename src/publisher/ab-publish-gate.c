@@ -108,6 +108,16 @@ OstreeRepoCommitFilterResult
 ab_publish_gate_filter (OstreeRepo *repo, const char *path, GFileInfo *info, gpointer user_data)
 {
   AbPublishGate *g = user_data;
+  if (g_file_info_get_file_type (info) != G_FILE_TYPE_DIRECTORY)
+    {
+      gint64 now = g_get_monotonic_time ();
+      g->files++;
+      if (now - g->last_us >= G_USEC_PER_SEC / 10)
+        {
+          g->last_us = now;
+          ab_event_progress (g->events, AB_PROGRESS_UNIT_FILES, g->files, g->total);
+        }
+    }
   const char *name = strrchr (path, '/');
   if (name && name[1] != '\0' && !name_is_safe (name + 1))
     {

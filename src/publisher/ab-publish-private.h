@@ -161,6 +161,10 @@ typedef struct
   int tree_dfd;
   GPtrArray *refused; /* messages, one per refused file */
   GPtrArray *allowed; /* messages, one per privileged file committed */
+  AbEventSink *events; /* progress: files seen out of total, at most every 100 ms */
+  guint64 files;
+  gint64 total;
+  gint64 last_us;
 } AbPublishGate;
 
 /* The commit filter: records refused and privileged files in the gate

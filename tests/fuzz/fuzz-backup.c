@@ -44,7 +44,7 @@ restore (const void *data, size_t size)
   g_autoptr(GError) parse_error = NULL;
   g_autoptr(AbBackupArchive) parsed = ab_backup_parse_archive (data, size, NULL, &parse_error);
   fuzz_check ((parsed == NULL) == (parse_error != NULL), "parse result and error disagree");
-  if (ab_backup_restore (sysroot_path, archive_path, &files, &notes, &error))
+  if (ab_backup_restore (sysroot_path, archive_path, NULL, &files, &notes, &error))
     return;
   fuzz_check (error != NULL, "refused without an error");
   if (g_error_matches (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_CORRUPT))

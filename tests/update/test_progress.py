@@ -228,7 +228,10 @@ def test_bad_progress_values_are_usage_errors(device, pub):
                        (["--progress-fd=-1"], "--progress-fd=-1"),
                        (["--progress-fd=x"], "--progress-fd=x")):
         for cmd in (["stage", pub.commits["1.2"]], ["deploy", pub.commits["1.2"]],
-                    ["update"], ["resume"]):
+                    ["update"], ["resume"], ["verify", "--full"], ["backup", "--output=/nowhere"],
+                    ["restore", "--path=/nowhere"],
+                    ["publish", "commit", "--repo=/nowhere", "--tree=/", "--version=1"],
+                    ["publish", "deltas", "--repo=/nowhere", "--channel=x"]):
             r = device.expect(ul.EXIT_USAGE, *(cmd + args))
             assert what in r.stderr, r.describe()
     r = subprocess.run(device.cmd("update", "--progress=json", "--progress-fd=0"),
@@ -276,3 +279,50 @@ def test_bar_rewrites_one_line(device, pub):
     assert "\n" not in bar, "the bar scrolled: %r" % text
     assert re.search(r"\d+%", bar) and "checkout" in bar and "download" in bar, repr(text)
     assert "ETA" in bar or "/s" in bar, repr(text)
+
+
+def test_verify_full_json_counts_the_commit_files(device, pub):
+    _, files = commit_files(pub.repo, pub.commits["1.0"])
+    # no health verdict on this device: verify exits 1, the tree check passes
+    r, lines = run_json(device, "verify", "--full", expect=ul.EXIT_ERROR)
+    assert phases(lines) == ["verify"], lines
+    v = progress_of(lines, "verify", "files")
+    assert v and all(e["total"] == files for e in v) and v[-1]["done"] == files, v
+    assert "PASS tree-matches-commit" in r.stdout, r.describe()
+
+
+def test_backup_and_restore_json(device, tmp_path):
+    archive = str(tmp_path / "backup.json")
+    r, lines = run_json(device, "backup", "--output=" + archive)
+    assert phases(lines) == ["collect", "write"], lines
+    w = progress_of(lines, "write", "bytes")
+    assert w[-1]["done"] == w[-1]["total"] == os.path.getsize(archive), w
+    files = progress_of(lines, "collect", "files")[-1]["done"]
+    assert "Backed up %d files" % files in r.stdout, r.describe()
+    r, lines = run_json(device, "restore", "--path=" + archive)
+    assert phases(lines)[:2] == ["check", "restore"], lines
+    rs = progress_of(lines, "restore", "files")
+    assert rs[-1]["done"] == rs[-1]["total"] == files, rs
+    assert "Restored %d files" % files in r.stdout, r.describe()
+
+
+def test_publish_commit_and_deltas_json(workdir, abdeploy_bin, gpg):
+    p = ul.Publisher(os.path.join(workdir, "publish-progress"), abdeploy_bin, gpg)
+    p.commit("1.0", ul.image_spec("1.0"))
+    p.release("stable", "1.0")
+    tree = ul.write_tree(os.path.join(p.root, "tree-1.1"),
+                         ul.image_spec("1.1", changed=ul.CHANGED_11))
+    files = sum(len(f) for _, _, f in os.walk(tree))
+    r = p.publish("commit", "--tree=" + tree, "--version=1.1", "--progress=json")
+    lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    check_rules(lines)
+    assert phases(lines) == ["commit", "sign", "summary"], lines
+    c = progress_of(lines, "commit", "files")
+    assert c and all(e["total"] == files for e in c) and c[-1]["done"] == files, c
+    assert re.fullmatch(r"[0-9a-f]{64}", lines[-1]["message"]), lines[-1]
+    p.release("stable", "1.1")
+    r = p.publish("deltas", "--channel=stable", "--progress=json")
+    lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    check_rules(lines)
+    assert phases(lines) == ["generate", "summary", "manifest"], lines
+    assert "Delta " in lines[-1]["message"] and lines[-1]["result"] == "ok", lines[-1]
