@@ -8,7 +8,7 @@ _abdeploy()
     local commands="init stage activate deploy rollback status health-check mark-good mark-bad
                     history check-update update resume pin version verify backup restore migrate
                     install publish daemon"
-    local install_layouts="grub-bios grub-efi uboot"
+    local install_layouts="grub-bios grub-efi uboot systemd-boot"
     local cmd="" i
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in

@@ -14,6 +14,7 @@ G_DEFINE_QUARK (ab-install-error-quark, ab_install_error)
 static const AbInstallLayout *const layouts[] = {
   &ab_install_layout_grub_bios,
   &ab_install_layout_grub_efi,
+  &ab_install_layout_systemd_boot,
   &ab_install_layout_uboot,
 };
 

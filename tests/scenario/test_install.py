@@ -304,3 +304,38 @@ def test_install_uboot_refuses_unknown_kernel(abdeploy_bin, workdir, published, 
     r = install(abdeploy_bin, workdir, disk, *args)
     assert r.returncode != 0 and "neither an x86 bzImage" in r.stderr, r.describe()
     assert leftovers(outdir, disk) == []
+
+
+def test_install_systemd_boot(abdeploy_bin, workdir, published, keyfiles, outdir):
+    """systemd-boot: the ESP holds systemd-boot, loader.conf without
+    "default", slot a's entry (good: no counter) with root=UUID= and the
+    kernel arguments, and slot a's kernel; [boot] kernel-args is left in the
+    sysroot's and in slot a's /etc for the entries of later stages."""
+    if not os.path.exists("/usr/lib/systemd/boot/efi/systemd-bootx64.efi"):
+        pytest.skip("systemd-boot-efi is not installed")
+    disk = os.path.join(outdir, "sdboot.img")
+    args = good_args(published, keyfiles, "systemd-boot")
+    args[0] = "--size=700M"
+    r = install(abdeploy_bin, workdir, disk, *args)
+    assert r.returncode == 0, r.describe()
+    esp, root = partitions(disk)["partitions"]
+    assert esp["type"] == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+    img = "%s@@%d" % (disk, esp["start"] * 512)
+    listing = sl.run(["mdir", "-/", "-b", "-i", img, "::/"]).stdout.decode()
+    for want in ("::/EFI/BOOT/BOOTX64.EFI", "::/EFI/systemd/systemd-bootx64.efi",
+                 "::/loader/loader.conf", "::/abdeploy/a/vmlinuz"):
+        assert want in listing, listing
+    entries = [l for l in listing.splitlines()
+               if l.startswith("::/loader/entries/") and not l.endswith("/")]
+    assert len(entries) == 1 and entries[0].endswith("-a.conf") and "+" not in entries[0], entries
+    conf = sl.run(["mtype", "-i", img, "::/loader/loader.conf"]).stdout.decode()
+    assert "timeout 0" in conf and not any(l.startswith("default") for l in conf.splitlines())
+    entry = sl.run(["mtype", "-i", img, entries[0]]).stdout.decode()
+    options = [l for l in entry.splitlines() if l.startswith("options ")][0]
+    assert "abdeploy.slot=a" in options and "root=UUID=" in options, entry
+    assert "console=ttyS0,115200 quiet panic=5" in options, entry
+    off = root["start"] * 512
+    for where in ("/etc/abdeploy/", "/abdeploy/slots/a/etc/abdeploy/"):
+        text = debugfs(disk, off, "cat %sconf.d/50-install.conf" % where).decode()
+        assert "[boot]\nkernel-args=root=UUID=" in text and "panic=5" in text, (where, text)
+    assert debugfs(disk, off, "ls -p /efi").count(b"/") > 0      # the mount point, empty
