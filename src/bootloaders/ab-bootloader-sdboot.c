@@ -9,7 +9,8 @@
  * Invariants:
  * - A save renames at most one entry per slot, the new primary's first
  *   (its state and its generation change in that one rename), then the
- *   other's; each rename is followed by an fsync of the directory. An
+ *   other's; each rename is followed by an fsync of the directory and a
+ *   syncfs of the file system (settle()). An
  *   activation, a blessing and a verdict on the slot that stays primary
  *   are one rename; a rollback is two, and after the first the bootloader
  *   already boots the slot rolled back to.
@@ -35,6 +36,18 @@
 
 #define ENTRIES_DIR "loader/entries"
 #define KERNELS_DIR "abdeploy"
+
+/* Makes a change in directory DFD durable. On FAT an fsync of the
+ * directory is not enough: Linux's vfat writes a directory entry changed by
+ * a rename to the block device's buffers, not to the directory's, so only
+ * a sync of the whole file system reaches the disk (a power cut right after
+ * an activation lost its rename under OVMF). The ESP is small; the syncfs
+ * is cheap. */
+static gboolean
+settle (int dfd, GError **error)
+{
+  return ab_fs_fsync_dir_at (dfd, ".", error) && ab_fs_syncfs (dfd, error);
+}
 
 static gboolean
 fail (GError **error, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
@@ -296,7 +309,7 @@ rename_entry (Entries *e, AbSlot slot, const AbSdbootName *want, GError **error)
   g_autofree char *to = ab_sdboot_name_format (want);
   if (g_str_equal (to, win->file))
     return TRUE;
-  if (!ab_fs_rename_at (e->dfd, win->file, to, error) || !ab_fs_fsync_dir_at (e->dfd, ".", error))
+  if (!ab_fs_rename_at (e->dfd, win->file, to, error) || !settle (e->dfd, error))
     return FALSE;
   ab_crash_point ("sdboot:renamed");
   g_free (win->file);
@@ -321,7 +334,7 @@ remove_extras (Entries *e, GError **error)
         return fail (error, "Removing %s/%s: %s", ENTRIES_DIR, entry->file, g_strerror (errno));
       removed = TRUE;
     }
-  return !removed || ab_fs_fsync_dir_at (e->dfd, ".", error);
+  return !removed || settle (e->dfd, error);
 }
 
 static gboolean
@@ -357,7 +370,7 @@ fill_kernel_dir (const AbBootEntry *entry, int dst, GError **error)
          && (entry->initramfs == NULL
              || ab_fs_copy_data_at (entry->boot_dfd, entry->initramfs, dst, "initramfs.img",
                                     error))
-         && ab_fs_fsync_dir_at (dst, ".", error);
+         && settle (dst, error);
 }
 
 /* KERNELS_DIR/<slot>/ gets the kernel (and initramfs): built beside it,
@@ -380,7 +393,7 @@ copy_kernel (int boot, const AbBootEntry *entry, GError **error)
     }
   ab_crash_point ("sdboot:kernel-copied");
   return ab_fs_rm_rf_at (kernels, slot, error) && ab_fs_rename_at (kernels, tmp, slot, error)
-         && ab_fs_fsync_dir_at (kernels, ".", error);
+         && settle (kernels, error);
 }
 
 /* S with every control character made a blank: one line of an entry. */
