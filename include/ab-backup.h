@@ -56,6 +56,7 @@ typedef struct
 {
   gint64 format;              /* format of the files as archived: 1 or 2 */
   char *bootloader;           /* backend name, one this abdeploy has */
+  char *os;                   /* the os name of the archived sysroot.json */
   AbBootPointer pointer;
   char *refs[AB_N_SLOTS];     /* commit of ref abdeploy/slot/X, or NULL */
   GPtrArray *files;           /* AbMigrateFile: the members as archived */

@@ -62,6 +62,18 @@ gboolean ab_deploy_check_may_stage (AbSysroot *sysroot, GError **error);
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slot,
                           GError **error);
+/* Installs SLOT's kernel and boot entry where a backend with
+ * AB_BOOTLOADER_CAP_INSTALLS_KERNELS keeps them (systemd-boot: the ESP), from
+ * SYSROOT/boot/abdeploy/<slot>/, which ab_kernel_install() has just put in
+ * place; nothing for other backends. The command line is abdeploy.slot=<slot>
+ * then sysroot->config's [boot] kernel-args; the entry names sysroot->os and
+ * COMMIT's version. Reads only the fields dfd, slots_dfd, boot_dfd, repo,
+ * config, os and bootloader of SYSROOT (restore passes a partial view). The
+ * caller holds the lock, and SLOT's pointer state is "none". Used by
+ * ab_deploy_stage() and by restore for each slot it checks out again. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_deploy_install_boot_entry (AbSysroot *sysroot, AbSlot slot, const char *commit,
+                                       GError **error);
 /* tries <= 0: the configured default. Reports phase "activate". */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **error);

@@ -55,6 +55,7 @@ ab_backup_archive_free (AbBackupArchive *a)
   if (a == NULL)
     return;
   g_free (a->bootloader);
+  g_free (a->os);
   for (int s = 0; s < AB_N_SLOTS; s++)
     {
       g_free (a->refs[s]);
@@ -590,9 +591,9 @@ parse_state_text (const AbMigrateFile *f, GError **error)
 }
 
 /* sysroot.json names the os and the backend every command opens with: it
- * must be there, and agree with the archive's backend. */
+ * must be there, and agree with the archive's backend. Sets A->os. */
 static gboolean
-check_sysroot_json (const AbBackupArchive *a, GError **error)
+check_sysroot_json (AbBackupArchive *a, GError **error)
 {
   const AbMigrateFile *f = find_file (a->restored, STATE_PREFIX "sysroot.json");
   if (f == NULL)
@@ -605,6 +606,7 @@ check_sysroot_json (const AbBackupArchive *a, GError **error)
   if (os == NULL || *os == '\0' || g_strcmp0 (string_member (o, "bootloader"), a->bootloader) != 0)
     return corrupt (error, STATE_PREFIX "sysroot.json has no os, or a bootloader other than the "
                     "archive's \"%s\"", a->bootloader);
+  a->os = g_strdup (os);
   return TRUE;
 }
 

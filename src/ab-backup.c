@@ -3,6 +3,7 @@
 #include "ab-content.h"
 #include "ab-config.h"
 #include "ab-crashpoint.h"
+#include "ab-deploy.h"
 #include "ab-format.h"
 #include "ab-fsutil.h"
 #include "ab-history.h"
@@ -207,9 +208,11 @@ typedef struct
   OstreeRepo *repo;
   AbBootloader *bootloader;
   AbEventSink *events; /* borrowed; may be NULL */
+  AbConfig *config;    /* the restored configuration, loaded once apply() put it in place */
+  const char *os;      /* the archive's os name, borrowed */
 } Rescue;
 
-#define RESCUE_INIT { -1, -1, -1, -1, -1, FALSE, 0, NULL, NULL, NULL }
+#define RESCUE_INIT { -1, -1, -1, -1, -1, FALSE, 0, NULL, NULL, NULL, NULL, NULL }
 
 static void
 rescue_clear (Rescue *r)
@@ -219,6 +222,7 @@ rescue_clear (Rescue *r)
     ab_close_fdp (fds[i]);
   g_clear_object (&r->repo);
   g_clear_pointer (&r->bootloader, ab_bootloader_free);
+  g_clear_pointer (&r->config, ab_config_free);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Rescue, rescue_clear)
 
@@ -361,8 +365,21 @@ match_slots (Rescue *r, AbBackupArchive *a)
   return out;
 }
 
+/* Slot S's kernel and boot entry where the backend keeps its own copy
+ * (systemd-boot: the ESP), as a stage installs them, with the restored
+ * configuration's [boot] kernel-args; nothing for other backends. */
+static gboolean
+install_entry (Rescue *r, AbSlot s, const char *commit, GError **error)
+{
+  AbSysroot view = { .dfd = r->dfd, .slots_dfd = r->slots_dfd, .boot_dfd = r->boot_dfd,
+                     .repo = r->repo, .config = r->config, .os = (char *) r->os,
+                     .bootloader = r->bootloader };
+  return ab_deploy_install_boot_entry (&view, s, commit, error);
+}
+
 /* Checks COMMIT out again into slot S: built beside the slot, swapped in,
- * then its kernel installed, all synced. */
+ * then its kernel and boot entry installed, all synced. The slot is "none"
+ * in the pointer (mark_empty()) until put_back(). */
 static gboolean
 checkout_slot (Rescue *r, AbSlot s, const char *commit, GError **error)
 {
@@ -379,6 +396,7 @@ checkout_slot (Rescue *r, AbSlot s, const char *commit, GError **error)
   return tree >= 0 && ab_fs_rm_rf_at (r->slots_dfd, tmp, error)
          && ab_fs_fsync_dir_at (r->slots_dfd, ".", error)
          && ab_kernel_install (tree, r->boot_dfd, s, error)
+         && install_entry (r, s, commit, error)
          && ab_fs_syncfs (r->dfd, error);
 }
 
@@ -412,6 +430,8 @@ rebuild_refusal (Rescue *r, const Mismatch *m)
     return g_strdup ("it is the booted slot");
   if (r->record_missing_dirs)
     return g_strdup ("the sysroot has no abdeploy/slots or boot/abdeploy");
+  if (r->config == NULL && (r->config = ab_config_load (r->dfd, NULL, &local)) == NULL)
+    return g_strdup_printf ("the restored configuration does not load: %s", local->message);
   if (!ab_content_verify (r->repo, r->dfd, m->commit, &local))
     return g_strdup (local->message);
   return NULL;
@@ -743,6 +763,7 @@ restore_path (const char *sysroot_path, const char *path, int lock_fd, AbEventSi
   r.events = events;
   if (a == NULL || !open_rescue (&r, sysroot_path, a->bootloader, lock_fd >= 0, error))
     return FALSE;
+  r.os = a->os;
   return restore_archive (&r, a, path, bytes, out_files, notes, error);
 }
 

@@ -229,26 +229,23 @@ entry_kernel_args (AbSysroot *sysroot, AbSlot slot)
                           extra ? extra : "");
 }
 
-/* A backend that keeps its own copy of each slot's kernel and boot entry
- * (systemd-boot: on the ESP) gets them from boot/abdeploy/<slot>/, which
- * install_kernel() has just put in place. TARGET is still "none" in the
- * pointer, so the bootloader cannot pick the entry while it is written. */
-static gboolean
-install_boot_entry (AbSysroot *sysroot, AbSlot target, const char *commit, GError **error)
+gboolean
+ab_deploy_install_boot_entry (AbSysroot *sysroot, AbSlot slot, const char *commit,
+                              GError **error)
 {
   if (!ab_bootloader_has_cap (sysroot->bootloader, AB_BOOTLOADER_CAP_INSTALLS_KERNELS))
     return TRUE;
-  const char *name = ab_slot_name (target);
+  const char *name = ab_slot_name (slot);
   ab_autofd tree = ab_fs_opendir_at (sysroot->slots_dfd, name, error);
   g_autofree char *kver = tree >= 0 ? ab_kernel_find (tree, error) : NULL;
   if (kver == NULL)
     return FALSE;
   g_autofree char *kernel = g_strdup_printf ("%s/vmlinuz", name);
   g_autofree char *initramfs = g_strdup_printf ("%s/initramfs.img", name);
-  g_autofree char *args = entry_kernel_args (sysroot, target);
+  g_autofree char *args = entry_kernel_args (sysroot, slot);
   g_autofree char *version = ab_content_commit_version (sysroot->repo, commit, NULL);
   AbBootEntry entry = {
-    .slot = target,
+    .slot = slot,
     .boot_dfd = sysroot->boot_dfd,
     .kernel = kernel,
     .initramfs = ab_fs_exists_at (sysroot->boot_dfd, initramfs) ? initramfs : NULL,
@@ -257,7 +254,15 @@ install_boot_entry (AbSysroot *sysroot, AbSlot target, const char *commit, GErro
     .os = sysroot->os,
     .version = version,
   };
-  if (!ab_bootloader_install_entry (sysroot->bootloader, &entry, error))
+  return ab_bootloader_install_entry (sysroot->bootloader, &entry, error);
+}
+
+/* TARGET is still "none" in the pointer, so the bootloader cannot pick the
+ * entry while it is written. */
+static gboolean
+install_boot_entry (AbSysroot *sysroot, AbSlot target, const char *commit, GError **error)
+{
+  if (!ab_deploy_install_boot_entry (sysroot, target, commit, error))
     return FALSE;
   ab_crash_point ("stage:entry-installed");
   return TRUE;

@@ -185,3 +185,48 @@ def test_xbootldr_and_refusals(sysroots, server):
     r = sr.run("mark-good", "a")
     assert r.returncode == 1 and 'sets "default abdeploy-1-a+3.conf"' in r.stderr, r.describe()
     assert os.listdir(sr.p("xbl", "loader", "entries")) == ["abdeploy-1-a+3.conf"]
+
+
+def entry_kernel(sr, slot):
+    """The bytes of the kernel file that SLOT's entry on the ESP names."""
+    name = [n for n in entries(sr) if n.split("-")[2].startswith(slot)][0]
+    with open(os.path.join(entries_dir(sr), name)) as f:
+        text = f.read()
+    linux = [line.split(None, 1)[1] for line in text.splitlines() if line.startswith("linux ")]
+    assert len(linux) == 1, text
+    with open(sr.p("efi", linux[0].lstrip("/")), "rb") as f:
+        return f.read(), text
+
+
+def test_restore_reinstalls_the_entry_of_a_slot_checked_out_again(sysroots, server, published,
+                                                                  tmp_path):
+    """A restore that checks a slot out again also puts that slot's kernel
+    and entry back on the ESP, with the restored [boot] kernel-args
+    (issue 13)."""
+    assert published.v1.kernel != published.v3.kernel
+    sr = make(sysroots)
+    sr.ok("deploy", "--from=" + server.url, "os/v1")
+    sr.ok("mark-good", "a")
+    sr.ok("deploy", "--from=" + server.url, "os/v2")
+    sr.ok("mark-good", "b")
+    archive = str(tmp_path / "backup.abbackup")
+    sr.ok("backup", "--output=" + archive)
+    # after the backup: other kernel args, and slot a rebuilt from v3
+    with open(sr.p("etc", "abdeploy", "abdeploy.conf"), "w") as f:
+        f.write("[boot]\nkernel-args=quiet\n")
+    sr.ok("stage", "--from=" + server.url, "os/v3")
+    assert entry_kernel(sr, "a")[0] == published.v3.kernel
+
+    p = sr.ok("restore", "--path=" + archive)
+    assert "slot a did not hold commit %s" % published.v1.commit in p.stdout + p.stderr, p
+    with open(os.path.join(sr.boot_dir("a"), "vmlinuz"), "rb") as f:
+        restored = f.read()
+    assert restored == published.v1.kernel
+    kernel, text = entry_kernel(sr, "a")
+    assert kernel == restored, text
+    assert "\noptions abdeploy.slot=a %s\n" % KARGS in text, text
+    assert "1.0 (slot a)" in text, text
+    st = sr.status()
+    assert st["primary"] == "b" and sr.slot_status("a", st)["state"] == "good", st
+    sr.ok("rollback")
+    assert entry_kernel(sr, "a")[0] == published.v1.kernel
