@@ -27,6 +27,14 @@ typedef enum
 /* The AB_FS_ERROR code for ERRSV (an errno value): NOT_FOUND, NO_SPACE, IO
  * or FAILED. */
 AbFsError ab_fs_error_from_errno (int errsv);
+/* The one errno helper (every module reports a failed system call through
+ * it): sets ERROR to AB_FS_ERROR with the code ab_fs_error_from_errno(ERRSV)
+ * and the message "PREFIX: strerror(ERRSV)", PREFIX formatted from FORMAT.
+ * Always returns FALSE, so a caller can `return ab_throw_errno_prefix (...)`.
+ * Leaves nothing behind but ERROR. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_throw_errno_prefix (GError **error, int errsv, const char *format, ...)
+    G_GNUC_PRINTF (3, 4);
 
 /* A full disk or a failing device (AB_FS_ERROR_NO_SPACE, AB_FS_ERROR_IO,
  * G_IO_ERROR_NO_SPACE): says nothing about what was being written. */

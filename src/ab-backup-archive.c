@@ -665,9 +665,7 @@ ab_backup_parse_archive (const guint8 *data, gsize len, const char *what, GError
 static gboolean
 scratch_failed (GError **error, const char *rel)
 {
-  g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Writing %s to a scratch "
-               "directory: %s", rel, g_strerror (errno));
-  return FALSE;
+  return ab_throw_errno_prefix (error, errno, "Writing %s to a scratch directory", rel);
 }
 
 /* A scratch file is read back once and removed: no fsync, no crash point. */

@@ -47,12 +47,22 @@ ab_fs_error_is_local_disk (const GError *error)
          || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE);
 }
 
+gboolean
+ab_throw_errno_prefix (GError **error, int errsv, const char *format, ...)
+{
+  va_list args;
+  va_start (args, format);
+  g_autofree char *prefix = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_set_error (error, AB_FS_ERROR, ab_fs_error_from_errno (errsv), "%s: %s", prefix,
+               g_strerror (errsv));
+  return FALSE;
+}
+
 static gboolean
 fail_errno (GError **error, int errsv, const char *what, const char *name)
 {
-  g_set_error (error, AB_FS_ERROR, ab_fs_error_from_errno (errsv), "%s %s: %s", what, name,
-               g_strerror (errsv));
-  return FALSE;
+  return ab_throw_errno_prefix (error, errsv, "%s %s", what, name);
 }
 
 gboolean

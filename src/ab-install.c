@@ -171,9 +171,7 @@ target_clear (Target *t)
 static gboolean
 fail_errno (GError **error, int e, const char *what, const char *path)
 {
-  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e), "cannot %s %s: %s", what, path,
-               g_strerror (e));
-  return FALSE;
+  return ab_throw_errno_prefix (error, e, "cannot %s %s", what, path);
 }
 
 static gboolean

@@ -31,8 +31,7 @@ const char *const ab_migrate_state_files[] = {
 static gboolean
 fail (GError **error, const char *what, int errsv)
 {
-  g_set_error (error, AB_MIGRATE_ERROR, AB_MIGRATE_ERROR_FAILED, "%s: %s", what, g_strerror (errsv));
-  return FALSE;
+  return ab_throw_errno_prefix (error, errsv, "%s", what);
 }
 
 char *

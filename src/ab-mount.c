@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-mount.h"
+#include "ab-fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +18,7 @@ G_DEFINE_QUARK (ab-mount-error-quark, ab_mount_error)
 static gboolean
 fail (GError **error, const char *what, const char *path)
 {
-  int err = errno;
-  g_set_error (error, AB_MOUNT_ERROR, AB_MOUNT_ERROR_FAILED, "%s %s: %s", what, path,
-               g_strerror (err));
-  return FALSE;
+  return ab_throw_errno_prefix (error, errno, "%s %s", what, path);
 }
 
 /* The mount point (the root of the mount) that holds the existing PATH. */

@@ -234,6 +234,22 @@ test_replace_all_or_nothing (TmpDir *t, gconstpointer data)
   g_assert_cmpint (count_entries (t->path), ==, 2);
 }
 
+/* The one errno helper: the errno becomes a typed code, the message keeps
+ * the prefix, and a failure deep in a module (here the mount module's
+ * path lookup) arrives typed too. */
+static void
+test_throw_errno_prefix (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_assert_false (ab_throw_errno_prefix (&error, ENOSPC, "Writing %s", "x"));
+  g_assert_error (error, AB_FS_ERROR, AB_FS_ERROR_NO_SPACE);
+  g_assert_cmpstr (error->message, ==, "Writing x: No space left on device");
+  g_clear_error (&error);
+  g_assert_false (ab_throw_errno_prefix (&error, EIO, "%s", "Reading"));
+  g_assert_error (error, AB_FS_ERROR, AB_FS_ERROR_IO);
+  g_assert_true (ab_fs_error_is_local_disk (error));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -248,5 +264,6 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/fsutil/open-beneath-walk", test_open_beneath_walk);
   TMPDIR_TEST ("/fsutil/create-beneath", test_create_beneath);
   TMPDIR_TEST ("/fsutil/replace-all-or-nothing", test_replace_all_or_nothing);
+  g_test_add_func ("/fsutil/throw-errno-prefix", test_throw_errno_prefix);
   return g_test_run ();
 }
