@@ -340,7 +340,12 @@ ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slo
     return FALSE;
   const char *source = NULL;
   g_autofree char *commit = NULL;
-  if (!fetch_commit (sysroot, opts, &source, &commit, error))
+  /* The pull writes without fsync: its objects reach the disk (syncfs)
+   * before anything is built from them, or a power cut later in the stage
+   * leaves empty objects that every later stage reads as present (and
+   * refuses). No pointer backend may be relied on for it: systemd-boot's
+   * lives on another file system. */
+  if (!fetch_commit (sysroot, opts, &source, &commit, error) || !ab_fs_syncfs (sysroot->dfd, error))
     return FALSE;
   ab_event_phase (sysroot->events, "verify");
   if (!ab_content_verify (sysroot->repo, sysroot->dfd, commit, error)
