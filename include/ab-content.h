@@ -135,3 +135,9 @@ gboolean ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, con
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_set_ref (OstreeRepo *repo, const char *ref, const char *commit,
                              GError **error);
+
+/* Types a failed libostree call's G_IO_ERROR_FAILED as AB_FS_ERROR_IO when
+ * the device failed: ERRSV (errno right after the call) is EIO, or the
+ * message carries strerror(EIO) (libostree cleaned up and errno is gone).
+ * Every other error is left as it is. Call it before prefixing ERROR. */
+void ab_content_type_disk_error (GError **error, int errsv);

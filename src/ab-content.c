@@ -964,13 +964,18 @@ collect_units (OstreeRepo *repo, const char *path, struct stat *st, gpointer use
 /* libostree reports a failed write as G_IO_ERROR_FAILED ("write: Input/output
  * error"): GIO has no code for EIO. libglnx's throw helpers leave errno as
  * the failed call set it, so right after libostree returned, ERRSV (errno,
- * read in the same thread) tells a failing device apart; the error then
- * becomes AB_FS_ERROR_IO with the same message. */
-static void
-type_disk_error (GError **error, int errsv)
+ * read in the same thread) tells a failing device apart. When libostree
+ * cleaned up after the failure (a static delta aborts its transaction),
+ * errno is gone and its message is the only witness: this module is the
+ * one place where libostree's text is read. Either way the error becomes
+ * AB_FS_ERROR_IO with the same message. */
+void
+ab_content_type_disk_error (GError **error, int errsv)
 {
-  if (error == NULL || *error == NULL || !g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_FAILED)
-      || ab_fs_error_from_errno (errsv) != AB_FS_ERROR_IO)
+  if (error == NULL || *error == NULL || !g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_FAILED))
+    return;
+  if (ab_fs_error_from_errno (errsv) != AB_FS_ERROR_IO
+      && strstr ((*error)->message, g_strerror (EIO)) == NULL)
     return;
   (*error)->domain = AB_FS_ERROR;
   (*error)->code = AB_FS_ERROR_IO;
@@ -994,7 +999,7 @@ checkout_unit (CheckoutJob *job, OstreeRepo *repo, const char *unit, GError **er
     return FALSE;
   if (ostree_repo_checkout_at (repo, &opts, parent, name, job->commit, job->cancellable, error))
     return TRUE;
-  type_disk_error (error, errno);
+  ab_content_type_disk_error (error, errno);
   return FALSE;
 }
 
@@ -1063,7 +1068,7 @@ ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *
   opts.filter_user_data = &job;
   gboolean ok = ostree_repo_checkout_at (repo, &opts, dfd, path, commit, cancellable, error);
   if (!ok)
-    type_disk_error (error, errno);
+    ab_content_type_disk_error (error, errno);
   ok = ok && checkout_units (&job, error);
   g_ptr_array_unref (job.units);
   g_mutex_clear (&job.lock);

@@ -706,6 +706,7 @@ apply_delta (Run *r, int cache_dfd, GError **error)
   if (!ostree_repo_static_delta_execute_offline (r->sysroot->repo, dir, FALSE,
                                                  r->opts->cancellable, error))
     {
+      ab_content_type_disk_error (error, errno);
       g_prefix_error (error, "Applying the static delta: ");
       return FALSE;
     }
