@@ -31,8 +31,9 @@ PACKAGES=(
     dbus-daemon polkitd python3-gi
     # EIO injection of the diskfull suite and bench/campaign
     strace
-    # the package suite: dpkg-buildpackage (dpkg-dev), dh (debhelper), lintian
-    dpkg-dev debhelper lintian
+    # the package suite: dpkg-buildpackage (dpkg-dev; it checks build-essential), dh
+    # (debhelper), lintian
+    dpkg-dev build-essential debhelper lintian
     # bootloader backends and the boot-path tests: grub-editenv, grub-mkimage
     # (grub-common), grub-emu, fw_printenv/fw_setenv (libubootenv-tool),
     # mkimage (u-boot-tools), sfdisk (fdisk), qemu-system-x86_64, a kernel;
