@@ -38,6 +38,21 @@ typedef struct
   GPtrArray *files; /* AbDeltaFile */
 } AbDelta;
 
+/* The protocol this abdeploy reads and its publisher writes (top-level
+ * "protocol", issue 17): new optional members keep it, a change an older
+ * reader must not ignore bumps it (abdeploy-manifest(5)). */
+#define AB_MANIFEST_PROTOCOL 1
+/* Bounds of a release's customer note: each part at most this many bytes. */
+#define AB_MANIFEST_NOTE_PART_MAX 2048
+
+/* A release's customer note (issue 17): three non-empty parts. */
+typedef struct
+{
+  char *changed;  /* what changed */
+  char *action;   /* what the customer needs to do */
+  char *rollback; /* if something goes wrong: includes the one-line rollback command */
+} AbReleaseNotes;
+
 typedef struct
 {
   char *version;
@@ -46,11 +61,16 @@ typedef struct
   char *deprecated; /* NULL unless deprecated */
   guint rollout;    /* 1..100 */
   GPtrArray *deltas; /* AbDelta */
+  /* Issue 17, all optional (absent in manifests of 0.2.0): */
+  char *promoted_from;   /* the commit's own version when promoted under another; or NULL */
+  gboolean security;     /* a security release */
+  AbReleaseNotes *notes; /* NULL: none */
 } AbRelease;
 
 typedef struct
 {
   char *channel;
+  guint protocol;   /* top-level "protocol"; 0 when absent (manifests of 0.2.0) */
   guint64 serial;
   char *issued_at;
   char *expires_at;
@@ -74,6 +94,11 @@ const AbRelease *ab_manifest_newest (const AbManifest *m);
 const AbRelease *ab_manifest_find (const AbManifest *m, const char *version);
 /* Frees R and everything it owns; NULL is allowed. */
 void ab_release_free (AbRelease *r);
+/* Frees N and everything it owns; NULL is allowed. */
+void ab_release_notes_free (AbReleaseNotes *n);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbReleaseNotes, ab_release_notes_free)
+/* A copy of N (NULL gives NULL). */
+AbReleaseNotes *ab_release_notes_copy (const AbReleaseNotes *n);
 /* Frees D and everything it owns; NULL is allowed. */
 void ab_delta_free (AbDelta *d);
 /* Frees F and everything it owns; NULL is allowed. */
@@ -90,6 +115,10 @@ AbDelta *ab_delta_new (const char *from);
 AbDeltaFile *ab_delta_file_new (const char *path, guint64 size, const char *sha256);
 /* A deep copy. */
 AbRelease *ab_release_copy (const AbRelease *r);
+/* "Latest": the release of highest precedence (as ab_manifest_newest())
+ * that is not deprecated, or NULL. What a device without a pin is offered
+ * (before its rollout bucket is applied). */
+const AbRelease *ab_manifest_latest (const AbManifest *m);
 /* Like ab_manifest_find(), for callers that edit the release. */
 AbRelease *ab_manifest_lookup (AbManifest *m, const char *version);
 /* The delta of R that starts at commit FROM, or NULL. */

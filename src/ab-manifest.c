@@ -40,10 +40,35 @@ ab_delta_free (AbDelta *d)
 }
 
 void
+ab_release_notes_free (AbReleaseNotes *n)
+{
+  if (n == NULL)
+    return;
+  g_free (n->changed);
+  g_free (n->action);
+  g_free (n->rollback);
+  g_free (n);
+}
+
+AbReleaseNotes *
+ab_release_notes_copy (const AbReleaseNotes *n)
+{
+  if (n == NULL)
+    return NULL;
+  AbReleaseNotes *c = g_new0 (AbReleaseNotes, 1);
+  c->changed = g_strdup (n->changed);
+  c->action = g_strdup (n->action);
+  c->rollback = g_strdup (n->rollback);
+  return c;
+}
+
+void
 ab_release_free (AbRelease *r)
 {
   if (r == NULL)
     return;
+  g_free (r->promoted_from);
+  ab_release_notes_free (r->notes);
   g_free (r->version);
   g_free (r->commit);
   g_free (r->published_at);
@@ -110,6 +135,9 @@ ab_release_copy (const AbRelease *r)
 {
   AbRelease *c = ab_release_new (r->version, r->commit, r->published_at, r->rollout);
   c->deprecated = g_strdup (r->deprecated);
+  c->promoted_from = g_strdup (r->promoted_from);
+  c->security = r->security;
+  c->notes = ab_release_notes_copy (r->notes);
   for (guint i = 0; i < r->deltas->len; i++)
     {
       const AbDelta *d = r->deltas->pdata[i];
@@ -153,6 +181,19 @@ ab_manifest_newest (const AbManifest *m)
     {
       const AbRelease *r = m->releases->pdata[i];
       if (best == NULL || ab_version_order (r->version, best->version) > 0)
+        best = r;
+    }
+  return best;
+}
+
+const AbRelease *
+ab_manifest_latest (const AbManifest *m)
+{
+  const AbRelease *best = NULL;
+  for (guint i = 0; i < m->releases->len; i++)
+    {
+      const AbRelease *r = m->releases->pdata[i];
+      if (r->deprecated == NULL && (best == NULL || ab_version_order (r->version, best->version) > 0))
         best = r;
     }
   return best;
@@ -475,6 +516,72 @@ parse_rollout (JsonObject *o, const char *path, guint *out, GError **error)
   return TRUE;
 }
 
+/* An optional boolean: absent gives FALSE. */
+static gboolean
+read_optional_bool (JsonObject *o, const char *parent, const char *key, gboolean *out,
+                    GError **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  *out = FALSE;
+  if (n == NULL)
+    return TRUE;
+  g_autofree char *path = member_path (parent, key);
+  if (!node_is (n, G_TYPE_BOOLEAN))
+    return bad (error, path, "is not true or false");
+  *out = json_node_get_boolean (n);
+  return TRUE;
+}
+
+/* A non-empty string of at most AB_MANIFEST_NOTE_PART_MAX bytes. */
+static gboolean
+read_note_part (JsonObject *o, const char *parent, const char *key, char **out, GError **error)
+{
+  if (!read_string (o, parent, key, out, error))
+    return FALSE;
+  g_autofree char *path = member_path (parent, key);
+  if (strlen (*out) > AB_MANIFEST_NOTE_PART_MAX)
+    return bad (error, path, "is longer than 2048 bytes");
+  return TRUE;
+}
+
+/* notes: optional; null or absent gives none; else an object with the
+ * three parts (members of a later protocol are ignored). */
+static gboolean
+parse_notes (JsonObject *o, const char *parent, AbReleaseNotes **out, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, "notes");
+  *out = NULL;
+  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
+    return TRUE;
+  g_autofree char *path = member_path (parent, "notes");
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    return bad (error, path, "is not an object");
+  JsonObject *no = json_node_get_object (n);
+  g_autoptr(AbReleaseNotes) notes = g_new0 (AbReleaseNotes, 1);
+  if (!read_note_part (no, path, "changed", &notes->changed, error)
+      || !read_note_part (no, path, "action", &notes->action, error)
+      || !read_note_part (no, path, "rollback", &notes->rollback, error))
+    return FALSE;
+  *out = g_steal_pointer (&notes);
+  return TRUE;
+}
+
+/* The members of issue 17 (all optional). */
+static gboolean
+parse_release_extras (JsonObject *o, const char *path, AbRelease *r, GError **error)
+{
+  if (!read_nullable_string (o, path, "promoted_from", &r->promoted_from, error)
+      || !read_optional_bool (o, path, "security", &r->security, error)
+      || !parse_notes (o, path, &r->notes, error))
+    return FALSE;
+  if (g_strcmp0 (r->promoted_from, r->version) == 0)
+    {
+      g_autofree char *p = member_path (path, "promoted_from");
+      return bad (error, p, "is the release's own version");
+    }
+  return TRUE;
+}
+
 static AbRelease *
 parse_release (JsonObject *o, const char *path, GError **error)
 {
@@ -488,7 +595,7 @@ parse_release (JsonObject *o, const char *path, GError **error)
     return NULL;
   g_autoptr(AbRelease) r = ab_release_new (version, commit, published_at, rollout);
   r->deprecated = g_steal_pointer (&deprecated);
-  if (!parse_deltas (o, path, r, error))
+  if (!parse_release_extras (o, path, r, error) || !parse_deltas (o, path, r, error))
     return NULL;
   return g_steal_pointer (&r);
 }
@@ -536,6 +643,23 @@ check_format (JsonObject *root, GError **error)
   return TRUE;
 }
 
+/* protocol: optional (absent = 0, a manifest of 0.2.0), a positive
+ * integer; whether this reader knows it is the caller's check. */
+static gboolean
+parse_protocol (JsonObject *root, AbManifest *m, GError **error)
+{
+  guint64 v = 0;
+  m->protocol = 0;
+  if (!json_object_has_member (root, "protocol"))
+    return TRUE;
+  if (!read_uint (root, "", "protocol", &v, error))
+    return FALSE;
+  if (v < 1 || v > G_MAXINT32)
+    return bad (error, "protocol", "is not a positive integer");
+  m->protocol = (guint) v;
+  return TRUE;
+}
+
 static gboolean
 parse_header (JsonObject *root, AbManifest *m, GError **error)
 {
@@ -550,7 +674,7 @@ parse_header (JsonObject *root, AbManifest *m, GError **error)
     return bad (error, "channel", "is not a valid channel name ([A-Za-z0-9][A-Za-z0-9._-]*)");
   if (m->serial > AB_MANIFEST_MAX_SERIAL)
     return bad (error, "serial", "is larger than 9007199254740991 (2^53 - 1)");
-  return TRUE;
+  return parse_protocol (root, m, error);
 }
 
 AbManifest *

@@ -29,6 +29,28 @@ build_delta (JsonBuilder *b, const AbDelta *d)
   json_builder_end_object (b);
 }
 
+/* The optional members of issue 17, written only when set, so that a
+ * release without them reads as it did in 0.2.0. */
+static void
+build_release_extras (JsonBuilder *b, const AbRelease *r)
+{
+  if (r->promoted_from != NULL)
+    ab_json_add_string (b, "promoted_from", r->promoted_from);
+  if (r->security)
+    {
+      json_builder_set_member_name (b, "security");
+      json_builder_add_boolean_value (b, TRUE);
+    }
+  if (r->notes == NULL)
+    return;
+  json_builder_set_member_name (b, "notes");
+  json_builder_begin_object (b);
+  ab_json_add_string (b, "changed", r->notes->changed);
+  ab_json_add_string (b, "action", r->notes->action);
+  ab_json_add_string (b, "rollback", r->notes->rollback);
+  json_builder_end_object (b);
+}
+
 static void
 build_release (JsonBuilder *b, const AbRelease *r)
 {
@@ -38,6 +60,7 @@ build_release (JsonBuilder *b, const AbRelease *r)
   ab_json_add_string (b, "published_at", r->published_at);
   ab_json_add_string (b, "deprecated", r->deprecated);
   ab_json_add_int (b, "rollout", r->rollout);
+  build_release_extras (b, r);
   json_builder_set_member_name (b, "deltas");
   json_builder_begin_array (b);
   for (guint i = 0; i < r->deltas->len; i++)
@@ -52,6 +75,7 @@ ab_manifest_serialize (const AbManifest *m)
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   ab_json_add_int (b, "format", AB_MANIFEST_FORMAT);
+  ab_json_add_int (b, "protocol", AB_MANIFEST_PROTOCOL);
   ab_json_add_string (b, "channel", m->channel);
   ab_json_add_int (b, "serial", m->serial);
   ab_json_add_string (b, "issued_at", m->issued_at);

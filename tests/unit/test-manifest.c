@@ -224,12 +224,125 @@ test_optional_members (void)
     "{\"format\":1,\"channel\":\"dev\",\"serial\":0,\"issued_at\":\"2026-01-01T00:00:00+01:00\","
     "\"expires_at\":\"2026-02-01T00:00:00Z\",\"future\":{\"x\":1},\"releases\":["
     "{\"version\":\"1.0\",\"commit\":\"" C1 "\",\"published_at\":\"2026-01-01T00:00:00Z\","
-    "\"notes\":\"hi\"}]}";
+    "\"remark\":\"hi\"}]}";
   g_autoptr(AbManifest) m = parse_ok (text);
   const AbRelease *r = ab_manifest_find (m, "1.0");
   g_assert_cmpuint (r->rollout, ==, 100);
   g_assert_null (r->deprecated);
   g_assert_cmpuint (r->deltas->len, ==, 0);
+}
+
+/* Issue 17: the members added after 0.2.0 (top-level protocol; per release
+ * promoted_from, security, notes) are optional, so the parser of 0.2.0,
+ * which ignores members it does not know, reads such a manifest (N-1). */
+static const char *issue17_example =
+  "{\"format\":1,\"protocol\":1,\"channel\":\"stable\",\"serial\":9,"
+  "\"issued_at\":\"2026-11-20T23:00:00Z\",\"expires_at\":\"2026-12-20T23:00:00Z\","
+  "\"releases\":[{\"version\":\"2.1.0\",\"commit\":\"" C2 "\","
+  "\"published_at\":\"2026-11-20T22:00:00Z\",\"deprecated\":null,\"rollout\":100,"
+  "\"promoted_from\":\"2.1.0-rc.2\",\"security\":true,"
+  "\"notes\":{\"changed\":\"Fixes the TLS stack.\",\"action\":\"Nothing.\","
+  "\"rollback\":\"abdeploy rollback\"},\"deltas\":[]},"
+  "{\"version\":\"2.0.0\",\"commit\":\"" C1 "\","
+  "\"published_at\":\"2026-11-19T22:00:00Z\",\"deprecated\":null,\"rollout\":100,"
+  "\"deltas\":[]}]}";
+
+static void
+test_issue17_members (void)
+{
+  g_autoptr(AbManifest) m = parse_ok (issue17_example);
+  g_assert_cmpuint (m->releases->len, ==, 2);
+  const AbRelease *r = ab_manifest_find (m, "2.1.0");
+  g_assert_nonnull (r);
+  g_assert_cmpstr (r->commit, ==, C2);
+  g_assert_cmpstr (ab_manifest_newest (m)->version, ==, "2.1.0");
+  /* This reader keeps them. */
+  g_assert_cmpuint (m->protocol, ==, 1);
+  g_assert_cmpstr (r->promoted_from, ==, "2.1.0-rc.2");
+  g_assert_true (r->security);
+  g_assert_cmpstr (r->notes->changed, ==, "Fixes the TLS stack.");
+  g_assert_cmpstr (r->notes->action, ==, "Nothing.");
+  g_assert_cmpstr (r->notes->rollback, ==, "abdeploy rollback");
+  const AbRelease *old = ab_manifest_find (m, "2.0.0");
+  g_assert_null (old->promoted_from);
+  g_assert_false (old->security);
+  g_assert_null (old->notes);
+  /* Written back the same, with "protocol" on top and the optional
+   * members only where they are set. */
+  g_autofree char *text = ab_manifest_serialize (m);
+  g_autoptr(AbManifest) back = parse_ok (text);
+  g_autofree char *again = ab_manifest_serialize (back);
+  g_assert_cmpstr (text, ==, again);
+  g_assert_nonnull (strstr (text, "\"protocol\" : 1"));
+  g_autoptr(GString) occ = g_string_new (text);
+  g_assert_cmpuint (g_string_replace (occ, "\"security\"", "", 0), ==, 1);
+  g_assert_cmpuint (g_string_replace (occ, "\"promoted_from\"", "", 0), ==, 1);
+  g_assert_cmpuint (g_string_replace (occ, "\"notes\"", "", 0), ==, 1);
+  g_autoptr(AbManifest) empty = ab_manifest_new ("dev");
+  empty->issued_at = g_strdup ("2026-01-01T00:00:00Z");
+  empty->expires_at = g_strdup ("2026-02-01T00:00:00Z");
+  g_autofree char *bare = ab_manifest_serialize (empty);
+  g_autoptr(AbManifest) bare_back = parse_ok (bare);
+  g_assert_cmpuint (bare_back->protocol, ==, AB_MANIFEST_PROTOCOL);
+  g_autoptr(AbRelease) copy = ab_release_copy (r);
+  g_assert_cmpstr (copy->notes->rollback, ==, "abdeploy rollback");
+  g_assert_true (copy->notes != r->notes);
+  g_assert_cmpstr (copy->promoted_from, ==, "2.1.0-rc.2");
+  g_assert_true (copy->security);
+}
+
+/* Parses ISSUE17_EXAMPLE with FROM replaced by TO; expects NEEDLE in the
+ * error (or success when NEEDLE is NULL). */
+static void
+issue17_variant (const char *from, const char *to, const char *needle)
+{
+  g_autoptr(GString) s = g_string_new (issue17_example);
+  g_assert_cmpuint (g_string_replace (s, from, to, 1), ==, 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AbManifest) m = ab_manifest_parse (s->str, s->len, &error);
+  if (needle == NULL)
+    {
+      g_assert_no_error (error);
+      return;
+    }
+  g_assert_null (m);
+  g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT);
+  if (strstr (error->message, needle) == NULL)
+    g_error ("message \"%s\" lacks \"%s\"", error->message, needle);
+}
+
+static void
+test_issue17_malformed (void)
+{
+  issue17_variant ("\"protocol\":1", "\"protocol\":\"1\"", "protocol is not a non-negative");
+  issue17_variant ("\"protocol\":1", "\"protocol\":0", "protocol is not a positive");
+  issue17_variant ("\"security\":true", "\"security\":1", "releases[0].security is not true");
+  issue17_variant ("\"security\":true", "\"security\":false", NULL);
+  issue17_variant ("\"promoted_from\":\"2.1.0-rc.2\"", "\"promoted_from\":\"2.1.0\"",
+                   "releases[0].promoted_from is the release's own version");
+  issue17_variant ("\"promoted_from\":\"2.1.0-rc.2\"", "\"promoted_from\":null", NULL);
+  issue17_variant ("\"promoted_from\":\"2.1.0-rc.2\"", "\"promoted_from\":7",
+                   "releases[0].promoted_from is not a non-empty string");
+  issue17_variant ("\"action\":\"Nothing.\",", "", "releases[0].notes.action is missing");
+  issue17_variant ("\"notes\":{", "\"notes\":\"see the web\",\"x\":{",
+                   "releases[0].notes is not an object");
+  g_autofree char *big = g_strdup_printf ("\"changed\":\"%0*d\"", AB_MANIFEST_NOTE_PART_MAX + 1, 0);
+  issue17_variant ("\"changed\":\"Fixes the TLS stack.\"", big,
+                   "releases[0].notes.changed is longer than 2048 bytes");
+}
+
+static void
+test_latest (void)
+{
+  g_autoptr(AbManifest) m = ab_manifest_new ("stable");
+  g_assert_null (ab_manifest_latest (m));
+  const char *versions[] = { "1.9.0", "2.0.0", "1.10.0" };
+  for (guint i = 0; i < G_N_ELEMENTS (versions); i++)
+    g_ptr_array_add (m->releases, ab_release_new (versions[i], C1, "2026-01-01T00:00:00Z", 100));
+  g_assert_cmpstr (ab_manifest_latest (m)->version, ==, "2.0.0");
+  ab_manifest_lookup (m, "2.0.0")->deprecated = g_strdup ("bricks the wifi");
+  g_assert_cmpstr (ab_manifest_latest (m)->version, ==, "1.10.0");
+  g_assert_cmpstr (ab_manifest_newest (m)->version, ==, "2.0.0");
 }
 
 static void
@@ -291,6 +404,9 @@ main (int argc, char **argv)
   g_test_add_func ("/manifest/duplicate-version", test_duplicate_version);
   g_test_add_func ("/manifest/optional-members", test_optional_members);
   g_test_add_func ("/manifest/newest", test_newest);
+  g_test_add_func ("/manifest/issue17-members", test_issue17_members);
+  g_test_add_func ("/manifest/issue17-malformed", test_issue17_malformed);
+  g_test_add_func ("/manifest/latest", test_latest);
   g_test_add_func ("/manifest/check-fresh", test_check_fresh);
   g_test_add_func ("/manifest/channel-names", test_channel_names);
   return g_test_run ();
