@@ -77,9 +77,11 @@ gboolean ab_deploy_install_boot_entry (AbSysroot *sysroot, AbSlot slot, const ch
 /* tries <= 0: the configured default. Reports phase "activate". */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_deploy_activate (AbSysroot *sysroot, int tries, AbSlot *out_slot, GError **error);
-/* Makes the other slot primary and good (a manual rollback) when it holds a
- * good or previously booted deployment, recording last-rollback.json and a
- * history event; AB_DEPLOY_ERROR_NOTHING_TO_DO otherwise. On error the
- * pointer and the history are as they were. */
+/* Makes the other slot primary (a manual rollback) when it holds a good or
+ * previously booted deployment, recording last-rollback.json and a history
+ * event; AB_DEPLOY_ERROR_NOTHING_TO_DO otherwise. The rollback toggles: the
+ * slot left keeps its state (never marked bad) and a trial slot stays on
+ * trial, so a second rollback returns to the start. On error the pointer and
+ * the history are as they were. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error);

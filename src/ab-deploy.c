@@ -442,6 +442,41 @@ can_roll_back_to (AbSysroot *sysroot, const AbSlotsView *snap, AbSlot slot)
   return st == AB_SLOT_STATE_TRIAL || (st == AB_SLOT_STATE_STAGED && snap->rec[slot]->activated_at);
 }
 
+/* A trial slot the rollback leaves or goes to keeps its trial and at least
+ * one try: with none left it would not be booted at all, and systemd-boot
+ * reads a counter of +0 on a slot that is not primary as bad. */
+static void
+keep_trial_bootable (AbBootPointer *ptr, AbSlot slot)
+{
+  if (ptr->state[slot] == AB_BOOT_STATE_TRIAL && ptr->tries[slot] < 1)
+    ptr->tries[slot] = 1;
+}
+
+/* The pointer after a manual rollback to TO: only the primary changes, so
+ * that a second rollback returns to the start (as rpm-ostree rollback).
+ * Invariants: the slot left keeps its state (it is the previous deployment,
+ * bootable by another rollback; only a red verdict or mark-bad makes a slot
+ * bad); a trial slot stays on trial (a rollback is no verdict, so it never
+ * marks a slot good); the booted slot, when it is not on trial, becomes good
+ * (it runs now: the operator chose it), and a slot without a pointer state
+ * that was activated before gets a new trial. */
+static AbBootPointer
+toggled_pointer (AbSysroot *sysroot, const AbBootPointer *old, AbSlot to)
+{
+  AbBootPointer ptr = *old;
+  ptr.primary = to;
+  if (to == sysroot->booted && ptr.state[to] != AB_BOOT_STATE_TRIAL)
+    ptr.state[to] = AB_BOOT_STATE_GOOD;
+  else if (ptr.state[to] == AB_BOOT_STATE_NONE)
+    {
+      ptr.state[to] = AB_BOOT_STATE_TRIAL;
+      ptr.tries[to] = (int) sysroot->config->boot.tries;
+    }
+  keep_trial_bootable (&ptr, to);
+  keep_trial_bootable (&ptr, ab_slot_other (to));
+  return ptr;
+}
+
 gboolean
 ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
 {
@@ -477,17 +512,7 @@ ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
       || !ab_history_keep (sysroot->state_dfd, &kept, error)
       || !ab_history_record_rollback (sysroot->state_dfd, sysroot->state_format, &info, error))
     return FALSE;
-  AbBootPointer ptr = snap.ptr;
-  ptr.primary = to;
-  ptr.state[to] = AB_BOOT_STATE_GOOD;
-  ptr.tries[to] = 0;
-  /* An unconfirmed trial that the operator turned away from must not be
-   * picked again by a fallback. */
-  if (ptr.state[from] == AB_BOOT_STATE_TRIAL)
-    {
-      ptr.state[from] = AB_BOOT_STATE_BAD;
-      ptr.tries[from] = 0;
-    }
+  AbBootPointer ptr = toggled_pointer (sysroot, &snap.ptr, to);
   if (!ab_bootloader_save (sysroot->bootloader, &ptr, error))
     {
       ab_history_put_back (sysroot->state_dfd, &kept);

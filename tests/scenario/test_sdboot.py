@@ -159,10 +159,17 @@ def test_rollback_of_an_unbooted_trial(sysroots, server):
     sr.ok("mark-good", "a")
     sr.ok("deploy", "--from=" + server.url, "os/v2")
     sr.ok("rollback")
-    # bless-boot's bad name for a never booted entry: +0
-    assert entries(sr) == ["abdeploy-2-b+0.conf", "abdeploy-3-a.conf"]
+    # a rollback toggles (issue 16): b keeps its counter and stays on trial,
+    # below a's higher generation, so systemd-boot boots a
+    assert entries(sr) == ["abdeploy-2-b+3.conf", "abdeploy-3-a.conf"]
     st = sr.status()
-    assert st["primary"] == "a" and sr.slot_status("b", st)["state"] == "bad", st
+    assert st["primary"] == "a" and sr.slot_status("b", st)["state"] == "trial", st
+    listed, default = bootctl(sr)
+    assert [(slot_of(e), e.get("triesLeft")) for e in listed] == [("a", None), ("b", 3)], listed
+    sr.ok("rollback")
+    assert entries(sr) == ["abdeploy-3-a.conf", "abdeploy-4-b+3.conf"]
+    st = sr.status()
+    assert st["primary"] == "b" and sr.slot_status("b", st)["state"] == "trial", st
 
 
 def test_xbootldr_and_refusals(sysroots, server):
