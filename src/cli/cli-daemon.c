@@ -20,9 +20,9 @@ cli_daemon (int argc, char **argv)
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return cli_usage_error (ctx, "daemon takes no arguments");
+    return cli_extra_argument (ctx, argv[1], NULL);
   if (idle < 0)
-    return cli_usage_error (ctx, "--idle-timeout must be 0 or a number of seconds");
+    return cli_bad_number (ctx, "--idle-timeout", idle, "0 (never) or a number of seconds");
   AbDaemonOptions opts = {
     .sysroot = cli_sysroot_path (),
     .config = cli_config_path (),

@@ -60,7 +60,7 @@ cli_install (int argc, char **argv)
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc != 2)
-    return cli_usage_error (ctx, "give exactly one REF or COMMIT");
+    return cli_one_argument (ctx, argc, argv, "REF or COMMIT");
   GError *error = NULL;
   guint64 size = 0;
   if (a.size && !ab_install_parse_size (a.size, &size, &error))

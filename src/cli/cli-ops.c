@@ -34,7 +34,7 @@ cli_version (int argc, char **argv)
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return cli_usage_error (ctx, "version takes no arguments");
+    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   g_autoptr(JsonNode) report = sysroot ? ab_version_report (sysroot, &error) : NULL;
@@ -79,8 +79,12 @@ cli_verify (int argc, char **argv)
   int code = 0;
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1 || (sample != G_MININT && sample <= 0))
-    return cli_usage_error (ctx, "verify takes no arguments; --sample must be positive");
+  if (argc > 1)
+    return cli_extra_argument (ctx, argv[1], NULL);
+  if (sample != G_MININT && sample <= 0)
+    return cli_bad_number (ctx, "--sample", sample, "a positive number of files");
+  if (full && sample != G_MININT)
+    return cli_usage_error (ctx, "--full and --sample=N conflict: --full checks every file");
   g_autoptr(CliProgress) p = cli_progress_start (ctx, "verify", &po, &code);
   if (p == NULL)
     return code;
@@ -125,8 +129,10 @@ cli_backup (int argc, char **argv)
   int code = 0;
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
-  if (output == NULL || argc > 1)
-    return cli_usage_error (ctx, "backup needs --output=FILE and no arguments");
+  if (argc > 1)
+    return cli_extra_argument (ctx, argv[1], NULL);
+  if (output == NULL)
+    return cli_usage_error (ctx, "backup needs --output=FILE");
   g_autoptr(CliProgress) p = cli_progress_start (ctx, "backup", &po, &code);
   if (p == NULL)
     return code;
@@ -157,8 +163,10 @@ cli_restore (int argc, char **argv)
   int code = 0;
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
-  if (path == NULL || argc > 1)
-    return cli_usage_error (ctx, "restore needs --path=FILE and no arguments");
+  if (argc > 1)
+    return cli_extra_argument (ctx, argv[1], NULL);
+  if (path == NULL)
+    return cli_usage_error (ctx, "restore needs --path=FILE");
   g_autoptr(CliProgress) p = cli_progress_start (ctx, "restore", &po, &code);
   if (p == NULL)
     return code;
@@ -185,7 +193,7 @@ cli_migrate (int argc, char **argv)
   if (!cli_parse_command (ctx, NULL, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return cli_usage_error (ctx, "migrate takes no arguments");
+    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   if (sysroot == NULL)

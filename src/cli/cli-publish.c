@@ -3,6 +3,7 @@
 #include "config.h"
 #include "cli.h"
 #include "cli/ab-exitcode.h"
+#include "cli-suggest.h"
 #include "publisher/ab-publish.h"
 
 #include <stdio.h>
@@ -44,17 +45,26 @@ static gboolean
 parse (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char ***argv,
        AbPublisher *p, int *out_code)
 {
-  if (!cli_parse_command (ctx, entries, argc, argv, out_code))
+  if (!cli_parse_publish_command (ctx, entries, argc, argv, out_code))
     return FALSE;
   if (*argc > 1)
-    return refuse (ctx, "publish commands take no arguments, only options", out_code);
+    {
+      *out_code = cli_extra_argument (ctx, (*argv)[1], NULL);
+      return FALSE;
+    }
   if (opt_repo == NULL)
     return refuse (ctx, "give the publisher's repo with --repo=DIR", out_code);
   if (opt_expires_days != UNSET
       && (opt_expires_days < 1 || opt_expires_days > AB_PUBLISH_MAX_EXPIRES_DAYS))
-    return refuse (ctx, "--expires-days must be from 1 to 3660", out_code);
+    {
+      *out_code = cli_bad_number (ctx, "--expires-days", opt_expires_days, "a number of days from 1 to 3660");
+      return FALSE;
+    }
   if (opt_rollout != UNSET && (opt_rollout < 1 || opt_rollout > 100))
-    return refuse (ctx, "--rollout must be a percentage from 1 to 100", out_code);
+    {
+      *out_code = cli_bad_number (ctx, "--rollout", opt_rollout, "a percentage from 1 to 100");
+      return FALSE;
+    }
   *p = (AbPublisher) { opt_repo, opt_gpg_sign, opt_gpg_homedir,
                        opt_expires_days == UNSET ? 0 : (guint) opt_expires_days,
                        opt_trusted_keys };
@@ -235,7 +245,7 @@ publish_deltas (int argc, char **argv)
   if (opt_channel == NULL)
     return cli_usage_error (ctx, "publish deltas needs --channel=NAME");
   if (from_last != UNSET && (from_last < 1 || from_last > 100))
-    return cli_usage_error (ctx, "--from-last must be from 1 to 100");
+    return cli_bad_number (ctx, "--from-last", from_last, "a number from 1 to 100");
   g_autoptr(CliProgress) progress = cli_progress_start (ctx, "publish deltas", &po, &code);
   if (progress == NULL)
     return code;
@@ -326,6 +336,57 @@ wants_help (int argc, char **argv)
   return FALSE;
 }
 
+const char *const *
+cli_publish_subcommands (void)
+{
+  static const char *names[G_N_ELEMENTS (subcommands) + 1];
+  for (guint i = 0; i < G_N_ELEMENTS (subcommands); i++)
+    names[i] = subcommands[i].name;
+  return names;
+}
+
+static const Subcommand *
+lookup_subcommand (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (subcommands); i++)
+    if (strcmp (name, subcommands[i].name) == 0)
+      return &subcommands[i];
+  return NULL;
+}
+
+static int
+unknown_subcommand (const char *word)
+{
+  g_autofree char *hint = cli_did_you_mean (word, cli_publish_subcommands ());
+  g_printerr ("abdeploy: unknown publish subcommand \"%s\"%s\n\n", word, hint);
+  print_publish_usage (stderr);
+  return AB_EXIT_USAGE;
+}
+
+static int
+run_subcommand (const Subcommand *sub, int argc, char **argv)
+{
+  g_autofree char *prgname = g_strconcat ("abdeploy publish ", sub->name, NULL);
+  g_set_prgname (prgname);
+  return sub->run (argc, argv);
+}
+
+int
+cli_publish_help (const char *name)
+{
+  if (name == NULL)
+    {
+      print_publish_usage (stdout);
+      return AB_EXIT_OK;
+    }
+  const Subcommand *sub = lookup_subcommand (name);
+  if (sub == NULL)
+    return unknown_subcommand (name);
+  char *help_argv[] = { (char *) sub->name, (char *) "--help", NULL };
+  /* GOptionContext prints the help and exits 0 */
+  return run_subcommand (sub, 2, help_argv);
+}
+
 int
 cli_publish (int argc, char **argv)
 {
@@ -333,21 +394,17 @@ cli_publish (int argc, char **argv)
   if (idx < 0)
     {
       gboolean help = wants_help (argc, argv);
+      if (!help)
+        g_printerr ("abdeploy: publish needs a SUBCOMMAND\n\n");
       print_publish_usage (help ? stdout : stderr);
       return help ? AB_EXIT_OK : AB_EXIT_USAGE;
     }
-  for (guint i = 0; i < G_N_ELEMENTS (subcommands); i++)
-    if (strcmp (argv[idx], subcommands[i].name) == 0)
-      {
-        /* The subcommand word becomes argv[0], as main() does for commands. */
-        char *word = argv[idx];
-        memmove (&argv[2], &argv[1], sizeof (char *) * (gsize) (idx - 1));
-        argv[1] = word;
-        g_autofree char *prgname = g_strconcat ("abdeploy publish ", word, NULL);
-        g_set_prgname (prgname);
-        return subcommands[i].run (argc - 1, argv + 1);
-      }
-  g_printerr ("abdeploy: unknown publish subcommand \"%s\"\n\n", argv[idx]);
-  print_publish_usage (stderr);
-  return AB_EXIT_USAGE;
+  const Subcommand *sub = lookup_subcommand (argv[idx]);
+  if (sub == NULL)
+    return unknown_subcommand (argv[idx]);
+  /* The subcommand word becomes argv[0], as main() does for commands. */
+  char *word = argv[idx];
+  memmove (&argv[2], &argv[1], sizeof (char *) * (gsize) (idx - 1));
+  argv[1] = word;
+  return run_subcommand (sub, argc - 1, argv + 1);
 }

@@ -35,7 +35,7 @@ cli_check_update (int argc, char **argv)
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return cli_usage_error (ctx, "check-update takes no arguments");
+    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   g_autoptr(AbUpdateCheck) c = sysroot ? ab_update_check (sysroot, &error) : NULL;
@@ -80,7 +80,10 @@ cli_update (int argc, char **argv)
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return cli_usage_error (ctx, "update takes no arguments");
+    return cli_extra_argument (ctx, argv[1], NULL);
+  if (version != NULL && *version == '\0')
+    return cli_usage_error (ctx, "--version= is empty: give a version of the channel "
+                            "(abdeploy check-update --json lists the offered one)");
   g_autoptr(GCancellable) cancellable = NULL;
   g_autoptr(CliProgress) p = prepare_run (ctx, "update", &po, &cancellable, &code);
   if (p == NULL)
@@ -113,6 +116,8 @@ cli_resume (int argc, char **argv)
   int code = 0;
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
+  if (argc > 1)
+    return cli_extra_argument (ctx, argv[1], NULL);
   g_autoptr(GCancellable) cancellable = NULL;
   g_autoptr(CliProgress) p = prepare_run (ctx, "resume", &po, &cancellable, &code);
   if (p == NULL)
@@ -142,8 +147,15 @@ cli_pin (int argc, char **argv)
   int code = 0;
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
-  if ((clear && argc != 1) || (!clear && argc != 2))
-    return cli_usage_error (ctx, "give a VERSION, or --clear");
+  if (clear && argc > 1)
+    return cli_extra_argument (ctx, argv[1], "no VERSION with --clear");
+  if (!clear && argc != 2)
+    return cli_one_argument (ctx, argc, argv, "VERSION (or --clear)");
+  if (clear && allow_downgrade)
+    return cli_usage_error (ctx, "--clear and --allow-downgrade conflict: --allow-downgrade "
+                            "goes with pin VERSION");
+  if (!clear && *argv[1] == '\0')
+    return cli_usage_error (ctx, "the VERSION is empty: give a version of the channel");
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   if (sysroot == NULL

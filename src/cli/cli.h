@@ -7,7 +7,20 @@
 
 gboolean cli_parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc,
                             char ***argv, int *out_code);
+/* cli_parse_command() for a publish subcommand: the global options are
+ * accepted but not offered (hidden from --help). */
+gboolean cli_parse_publish_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc,
+                                    char ***argv, int *out_code);
+/* Prints MESSAGE and CTX's help on stderr; returns AB_EXIT_USAGE (2). */
 int cli_usage_error (GOptionContext *ctx, const char *message);
+/* The usage error of an argument ARG too many; TAKES says what the command
+ * takes (NULL: options only). */
+int cli_extra_argument (GOptionContext *ctx, const char *arg, const char *takes);
+/* The usage error of ARGV (ARGC words, the command first) when it does not
+ * hold exactly one argument WHAT: the extra one, or the missing one. */
+int cli_one_argument (GOptionContext *ctx, int argc, char **argv, const char *what);
+/* The usage error of a number out of range: "OPTION=VALUE: give ACCEPTED". */
+int cli_bad_number (GOptionContext *ctx, const char *option, int value, const char *accepted);
 int cli_fail (GError *error);
 /* Opens the sysroot of --sysroot; its events go to the text renderer
  * (messages, notes, warnings) until a command hands it its own. */
@@ -38,5 +51,10 @@ int cli_backup (int argc, char **argv);
 int cli_restore (int argc, char **argv);
 int cli_migrate (int argc, char **argv);
 int cli_publish (int argc, char **argv);
+/* The publish subcommands' names, NULL-terminated (static). */
+const char *const *cli_publish_subcommands (void);
+/* abdeploy help publish [SUBCOMMAND]: the usage of publish or that
+ * subcommand's --help on stdout; an unknown one is a usage error. */
+int cli_publish_help (const char *subcommand);
 int cli_install (int argc, char **argv);
 int cli_daemon (int argc, char **argv);

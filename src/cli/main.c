@@ -2,6 +2,7 @@
 #include "config.h"
 #include "ab-deploy.h"
 #include "cli.h"
+#include "cli-suggest.h"
 #include "cli/ab-exitcode.h"
 #include "ab-health.h"
 #include "ab-format.h"
@@ -70,23 +71,153 @@ cli_usage_error (GOptionContext *ctx, const char *message)
   return AB_EXIT_USAGE;
 }
 
-/* Parses ARGV with the command's entries plus the global ones. */
-gboolean
-cli_parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char ***argv,
-               int *out_code)
+int
+cli_extra_argument (GOptionContext *ctx, const char *arg, const char *takes)
+{
+  g_autofree char *msg = g_strdup_printf ("unexpected argument \"%s\": %s takes %s", arg,
+                                          g_get_prgname (), takes ? takes : "options only");
+  return cli_usage_error (ctx, msg);
+}
+
+int
+cli_one_argument (GOptionContext *ctx, int argc, char **argv, const char *what)
+{
+  g_autofree char *takes = g_strdup_printf ("one %s", what);
+  if (argc > 2)
+    return cli_extra_argument (ctx, argv[2], takes);
+  g_autofree char *msg = g_strdup_printf ("%s needs one %s", g_get_prgname (), what);
+  return cli_usage_error (ctx, msg);
+}
+
+int
+cli_bad_number (GOptionContext *ctx, const char *option, int value, const char *accepted)
+{
+  g_autofree char *msg = g_strdup_printf ("%s=%d: give %s", option, value, accepted);
+  return cli_usage_error (ctx, msg);
+}
+
+/* Adds the long names of ENTRIES, as "--NAME", to NAMES. */
+static void
+add_option_names (GPtrArray *names, const GOptionEntry *entries)
+{
+  for (const GOptionEntry *e = entries; e && e->long_name; e++)
+    g_ptr_array_add (names, g_strconcat ("--", e->long_name, NULL));
+}
+
+/* The first "--NAME" of ARGV (before "--") that none of ENTRIES, the global
+ * options and --help is: the one GLib calls unknown. */
+static char *
+unknown_option (int argc, char **argv, const GOptionEntry *entries, GPtrArray *names)
+{
+  add_option_names (names, entries);
+  add_option_names (names, global_entries);
+  g_ptr_array_add (names, g_strdup ("--help"));
+  g_ptr_array_add (names, NULL);
+  for (int i = 1; i < argc && strcmp (argv[i], "--") != 0; i++)
+    {
+      if (!g_str_has_prefix (argv[i], "--"))
+        continue;
+      g_autofree char *name = g_strndup (argv[i], strcspn (argv[i], "="));
+      if (!g_strv_contains ((const char *const *) names->pdata, name))
+        return g_steal_pointer (&name);
+    }
+  return NULL;
+}
+
+/* GLib's message for ERROR, with the nearest known option when an unknown
+ * one is close to it. */
+static char *
+parse_error_text (const GError *error, int argc, char **argv, const GOptionEntry *entries)
+{
+  if (!g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION))
+    return g_strdup (error->message);
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *bad = unknown_option (argc, argv, entries, names);
+  g_autofree char *hint = bad ? cli_did_you_mean (bad, (const char *const *) names->pdata)
+                              : g_strdup ("");
+  return g_strconcat (error->message, hint, NULL);
+}
+
+/* The global options as they appear under COMMAND: offered (in --help and
+ * completion) or, under publish, only accepted, so that scripts that give
+ * them keep working. */
+static GOptionEntry *
+globals_for (gboolean hidden)
+{
+  static GOptionEntry copy[G_N_ELEMENTS (global_entries)];
+  memcpy (copy, global_entries, sizeof copy);
+  for (guint i = 0; hidden && copy[i].long_name; i++)
+    copy[i].flags |= G_OPTION_FLAG_HIDDEN;
+  return copy;
+}
+
+/* GLib takes "--FLAG=VALUE" for a flag without a value and drops the
+ * value: the first such word of ARGV (before "--"), or NULL. */
+static const char *
+flag_with_value (int argc, char **argv, const GOptionEntry *entries)
+{
+  for (int i = 1; i < argc && strcmp (argv[i], "--") != 0; i++)
+    for (const GOptionEntry *e = entries; e && e->long_name; e++)
+      if (e->arg == G_OPTION_ARG_NONE && g_str_has_prefix (argv[i], "--")
+          && g_str_has_prefix (argv[i] + 2, e->long_name)
+          && argv[i][2 + strlen (e->long_name)] == '=')
+        return argv[i];
+  return NULL;
+}
+
+/* A usage error for a flag given a value, in ENTRIES or the globals. */
+static gboolean
+refuse_flag_value (GOptionContext *ctx, int argc, char **argv, const GOptionEntry *entries,
+                   int *out_code)
+{
+  const char *word = flag_with_value (argc, argv, entries);
+  if (word == NULL)
+    word = flag_with_value (argc, argv, global_entries);
+  if (word == NULL)
+    return FALSE;
+  g_autofree char *flag = g_strndup (word, strcspn (word, "="));
+  g_autofree char *msg = g_strdup_printf ("%s takes no value (give %s, not %s)", flag, flag, word);
+  *out_code = cli_usage_error (ctx, msg);
+  return TRUE;
+}
+
+static gboolean
+parse_command (GOptionContext *ctx, const GOptionEntry *entries, gboolean hide_globals,
+               int *argc, char ***argv, int *out_code)
 {
   if (entries)
     g_option_context_add_main_entries (ctx, entries, NULL);
-  g_option_context_add_main_entries (ctx, global_entries, NULL);
+  g_option_context_add_main_entries (ctx, globals_for (hide_globals), NULL);
   g_autoptr(GError) error = NULL;
+  /* GLib removes what it parsed: keep the words for the message */
+  g_auto(GStrv) words = g_strdupv (*argv);
+  int nwords = *argc;
+  if (refuse_flag_value (ctx, nwords, words, entries, out_code))
+    return FALSE;
   if (!g_option_context_parse (ctx, argc, argv, &error))
     {
-      *out_code = cli_usage_error (ctx, error->message);
+      g_autofree char *text = parse_error_text (error, nwords, words, entries);
+      *out_code = cli_usage_error (ctx, text);
       return FALSE;
     }
   if (opt_verbose)
     g_log_set_debug_enabled (TRUE);
   return TRUE;
+}
+
+/* Parses ARGV with the command's entries plus the global ones. */
+gboolean
+cli_parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc, char ***argv,
+               int *out_code)
+{
+  return parse_command (ctx, entries, FALSE, argc, argv, out_code);
+}
+
+gboolean
+cli_parse_publish_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc,
+                           char ***argv, int *out_code)
+{
+  return parse_command (ctx, entries, TRUE, argc, argv, out_code);
 }
 
 static GCancellable *cancel_on_signal;
@@ -200,6 +331,20 @@ cli_open_sysroot_to_write (GError **error)
   return g_steal_pointer (&sysroot);
 }
 
+/* --bootloader=NAME that is no backend: the nearest one and the list. */
+static int
+bad_bootloader (GOptionContext *ctx, const char *name, const char *names)
+{
+  g_autoptr(GPtrArray) known = g_ptr_array_new ();
+  for (const AbBootloaderOps *const *b = ab_bootloader_backends (); *b != NULL; b++)
+    g_ptr_array_add (known, (gpointer) (*b)->name);
+  g_ptr_array_add (known, NULL);
+  g_autofree char *hint = cli_did_you_mean (name, (const char *const *) known->pdata);
+  g_autofree char *msg = g_strdup_printf ("unknown bootloader backend \"%s\"%s (backends: %s)",
+                                          name, hint, names);
+  return cli_usage_error (ctx, msg);
+}
+
 static int
 cmd_init (int argc, char **argv)
 {
@@ -219,18 +364,14 @@ cmd_init (int argc, char **argv)
   int code = 0;
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
+  if (argc > 1)
+    return cli_extra_argument (ctx, argv[1], NULL);
   if (os == NULL || *os == '\0')
     return cli_usage_error (ctx, "init needs --os=NAME");
-  if (argc > 1)
-    return cli_usage_error (ctx, "init takes no arguments");
   if (bootloader == NULL)
     bootloader = g_strdup (AB_BOOTLOADER_DEFAULT);
   if (ab_bootloader_lookup (bootloader) == NULL)
-    {
-      g_autofree char *msg = g_strdup_printf ("unknown bootloader backend \"%s\"; use %s",
-                                              bootloader, names);
-      return cli_usage_error (ctx, msg);
-    }
+    return bad_bootloader (ctx, bootloader, names);
   GError *error = NULL;
   gboolean created = FALSE;
   if (!ab_sysroot_init (cli_sysroot_path (), opt_config, os, bootloader,
@@ -263,11 +404,24 @@ do_stage (const char *from, const char *refspec, AbSysroot *sysroot, CliProgress
   return TRUE;
 }
 
+/* --tries=N given (TRIES is not TRIES_UNSET) must be 1..AB_CONFIG_MAX_TRIES;
+ * 0 in *OUT means the configured default. */
+#define TRIES_UNSET G_MININT
+static gboolean
+check_tries (GOptionContext *ctx, int tries, int *out, int *out_code)
+{
+  *out = tries == TRIES_UNSET ? 0 : tries;
+  if (tries == TRIES_UNSET || (tries >= 1 && tries <= AB_CONFIG_MAX_TRIES))
+    return TRUE;
+  *out_code = cli_bad_number (ctx, "--tries", tries, "a number from 1 to 9");
+  return FALSE;
+}
+
 static int
 run_stage_like (int argc, char **argv, gboolean activate)
 {
   g_autofree char *from = NULL;
-  int tries = 0;
+  int tries = TRIES_UNSET;
   g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
     { "from", 0, 0, G_OPTION_ARG_STRING, &from, "Pull from URL (http, https) or local repo PATH", "URL|PATH" },
@@ -284,9 +438,9 @@ run_stage_like (int argc, char **argv, gboolean activate)
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc != 2)
-    return cli_usage_error (ctx, "give exactly one REF or COMMIT");
-  if (tries < 0 || tries > AB_CONFIG_MAX_TRIES)
-    return cli_usage_error (ctx, "--tries must be a number from 1 to 9");
+    return cli_one_argument (ctx, argc, argv, "REF or COMMIT");
+  if (!check_tries (ctx, tries, &tries, &code))
+    return code;
   g_autoptr(CliProgress) progress = cli_progress_start (ctx, activate ? "deploy" : "stage", &po,
                                                         &code);
   if (progress == NULL)
@@ -324,7 +478,7 @@ cmd_deploy (int argc, char **argv)
 static int
 cmd_activate (int argc, char **argv)
 {
-  int tries = 0;
+  int tries = TRIES_UNSET;
   GOptionEntry entries[] = {
     { "tries", 0, 0, G_OPTION_ARG_INT, &tries, "Trial boots before falling back (default: [boot] tries, 3)", "N" },
     { NULL }
@@ -334,9 +488,9 @@ cmd_activate (int argc, char **argv)
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return cli_usage_error (ctx, "activate takes no arguments");
-  if (tries < 0 || tries > AB_CONFIG_MAX_TRIES)
-    return cli_usage_error (ctx, "--tries must be a number from 1 to 9");
+    return cli_extra_argument (ctx, argv[1], NULL);
+  if (!check_tries (ctx, tries, &tries, &code))
+    return code;
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   AbSlot slot = AB_SLOT_NONE;
@@ -354,7 +508,7 @@ cmd_rollback (int argc, char **argv)
   if (!cli_parse_command (ctx, NULL, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return cli_usage_error (ctx, "rollback takes no arguments");
+    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   AbSlot slot = AB_SLOT_NONE;
@@ -377,7 +531,7 @@ cmd_status (int argc, char **argv)
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return cli_usage_error (ctx, "status takes no arguments");
+    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   if (sysroot == NULL)
@@ -426,7 +580,7 @@ cmd_health_check (int argc, char **argv)
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return cli_usage_error (ctx, "health-check takes no arguments");
+    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   AbHealthOptions opts = { .no_reboot = no_reboot };
@@ -447,8 +601,16 @@ run_mark (int argc, char **argv, gboolean good)
   int code = 0;
   if (!cli_parse_command (ctx, NULL, &argc, &argv, &code))
     return code;
+  static const char *const slots[] = { "booted", "other", "a", "b", NULL };
   if (argc > 2)
-    return cli_usage_error (ctx, "give at most one slot: booted, other, a or b");
+    return cli_extra_argument (ctx, argv[2], "at most one slot");
+  if (argc == 2 && !g_strv_contains (slots, argv[1]))
+    {
+      g_autofree char *hint = cli_did_you_mean (argv[1], slots);
+      g_autofree char *msg = g_strdup_printf ("unknown slot \"%s\"%s (slots: booted, other, a, b)",
+                                              argv[1], hint);
+      return cli_usage_error (ctx, msg);
+    }
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   AbSlot slot = AB_SLOT_NONE;
@@ -499,7 +661,7 @@ cmd_history (int argc, char **argv)
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
-    return cli_usage_error (ctx, "history takes no arguments");
+    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   g_autoptr(JsonArray) events = sysroot ? ab_history_load (sysroot->state_dfd, &error) : NULL;
@@ -517,6 +679,8 @@ cmd_history (int argc, char **argv)
     print_event_text (json_array_get_object_element (events, i));
   return AB_EXIT_OK;
 }
+
+static int cmd_help (int argc, char **argv);
 
 static const Command commands[] = {
   { "init", "--os=NAME [--bootloader=NAME]", "Create the layout under the sysroot", cmd_init },
@@ -539,9 +703,29 @@ static const Command commands[] = {
   { "restore", "--path=FILE [--progress=MODE]", "Verify an archive, then restore it", cli_restore },
   { "migrate", "", "Migrate the sysroot to the current layout now", cli_migrate },
   { "install", "--disk=PATH --bootloader=NAME --from=URL|PATH REF", "Factory install: a signed commit to a bootable disk", cli_install },
-  { "publish", "SUBCOMMAND [OPTIONS]", "Publisher: commit, release, promote, deprecate, deltas", cli_publish },
+  { "publish", "SUBCOMMAND [OPTIONS]", "Publisher: commit, release, promote, deprecate, deltas, refresh", cli_publish },
   { "daemon", "[--idle-timeout=SEC]", "Serve the D-Bus API org.abdeploy1 (abdeploy-dbus(5))", cli_daemon },
+  { "help", "[COMMAND [SUBCOMMAND]]", "Show this list, or a command's options", cmd_help },
 };
+
+/* The command names, NULL-terminated. */
+static const char *const *
+command_names (void)
+{
+  static const char *names[G_N_ELEMENTS (commands) + 1];
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    names[i] = commands[i].name;
+  return names;
+}
+
+static const Command *
+lookup_command (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (strcmp (name, commands[i].name) == 0)
+      return &commands[i];
+  return NULL;
+}
 
 static void
 print_usage (FILE *f)
@@ -549,7 +733,66 @@ print_usage (FILE *f)
   fprintf (f, "Usage: abdeploy [--sysroot=DIR] [--config=FILE] [-v] COMMAND [OPTIONS]\n\nCommands:\n");
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
     fprintf (f, "  %-12s %-42s %s\n", commands[i].name, commands[i].args, commands[i].summary);
-  fprintf (f, "\nRun abdeploy COMMAND --help for a command's options. See abdeploy(8).\n");
+  g_autofree char *subs = g_strjoinv (", ", (char **) cli_publish_subcommands ());
+  fprintf (f, "\nPublisher subcommands (abdeploy publish SUBCOMMAND): %s.\n", subs);
+  fprintf (f, "\nGlobal options (before or after COMMAND, not under publish):\n"
+              "  --sysroot=DIR   Operate on the sysroot DIR (default /)\n"
+              "  --config=FILE   Read the configuration from FILE only\n"
+              "  -v, --verbose   Print debug messages\n"
+              "\nProgress (stage, deploy, update, resume, verify, backup, restore, publish commit,\n"
+              "publish deltas):\n"
+              "  --progress=auto|bar|json|none   A terminal bar, JSON lines or nothing\n"
+              "  --progress-fd=N                 Write the progress to file descriptor N\n");
+  fprintf (f, "\nRun abdeploy help COMMAND (or abdeploy COMMAND --help) for a command's "
+              "options. See abdeploy(8).\n");
+}
+
+/* "abdeploy COMMAND", as the usage line of COMMAND's --help shows it. */
+static void
+set_prgname (const Command *c)
+{
+  g_autofree char *name = g_strconcat ("abdeploy ", c->name, NULL);
+  g_set_prgname (name);
+}
+
+/* "unknown command" with the nearest one, and the list; exit 2. */
+static int
+unknown_command (const char *what, const char *word, const char *const *known)
+{
+  g_autofree char *hint = cli_did_you_mean (word, known);
+  g_printerr ("abdeploy: unknown %s \"%s\"%s\n\n", what, word, hint);
+  print_usage (stderr);
+  return AB_EXIT_USAGE;
+}
+
+/* abdeploy help [COMMAND [SUBCOMMAND]]: the same text as --help. */
+static int
+cmd_help (int argc, char **argv)
+{
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("[COMMAND [SUBCOMMAND]] - the commands, or a command's options");
+  int code = 0;
+  if (!cli_parse_command (ctx, NULL, &argc, &argv, &code))
+    return code;
+  if (argc < 2 || strcmp (argv[1], "help") == 0)
+    {
+      print_usage (stdout);
+      return argc > 2 ? AB_EXIT_USAGE : AB_EXIT_OK;
+    }
+  const Command *c = lookup_command (argv[1]);
+  if (c == NULL)
+    return unknown_command ("command", argv[1], command_names ());
+  if (c->run == cli_publish && argc <= 3)
+    return cli_publish_help (argc > 2 ? argv[2] : NULL);
+  if (argc > 2)
+    {
+      g_printerr ("abdeploy: help takes one COMMAND (publish: and a SUBCOMMAND), not \"%s\"\n",
+                  argv[argc - 1]);
+      return AB_EXIT_USAGE;
+    }
+  char *help_argv[] = { argv[1], (char *) "--help", NULL };
+  set_prgname (c);
+  /* GOptionContext prints the help and exits 0 */
+  return c->run (2, help_argv);
 }
 
 /* Index of the command word in ARGV (global options may come first). */
@@ -567,6 +810,42 @@ find_command (int argc, char **argv)
   return -1;
 }
 
+/* No command word: --help, --version, or a usage error that names what
+ * is wrong (an unknown option, or no command at all). */
+static int
+no_command (int argc, char **argv)
+{
+  static const char *const known[] = { "--sysroot", "--config", "--verbose", "--help",
+                                       "--version", NULL };
+  const char *bad = NULL;
+  for (int i = 1; i < argc; i++)
+    {
+      g_autofree char *name = g_strndup (argv[i], strcspn (argv[i], "="));
+      if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
+        {
+          print_usage (stdout);
+          return AB_EXIT_OK;
+        }
+      if (strcmp (argv[i], "--version") == 0)
+        {
+          g_print ("abdeploy %s\n", PACKAGE_VERSION);
+          return AB_EXIT_OK;
+        }
+      if (bad == NULL && strcmp (argv[i], "-v") != 0 && !g_strv_contains (known, name))
+        bad = argv[i];
+      if (strcmp (argv[i], "--sysroot") == 0 || strcmp (argv[i], "--config") == 0)
+        i++; /* its value */
+    }
+  g_autofree char *name = bad ? g_strndup (bad, strcspn (bad, "=")) : NULL;
+  g_autofree char *hint = bad ? cli_did_you_mean (name, known) : NULL;
+  if (bad)
+    g_printerr ("abdeploy: unknown option %s%s\n\n", name, hint);
+  else
+    g_printerr ("abdeploy: give a COMMAND\n\n");
+  print_usage (stderr);
+  return AB_EXIT_USAGE;
+}
+
 /* What the library ignored and why (ab_format_warn()), on stderr. */
 static void
 print_warning (const char *message, gpointer user_data)
@@ -582,41 +861,24 @@ main (int argc, char **argv)
   ab_format_set_warning_func (print_warning, NULL);
   int idx = find_command (argc, argv);
   if (idx < 0)
+    return no_command (argc, argv);
+  const Command *c = lookup_command (argv[idx]);
+  if (c == NULL)
+    return unknown_command ("command", argv[idx], command_names ());
+  /* Move the command word to argv[0] so that options may stand on
+   * either side of it. */
+  char *tmp = argv[idx];
+  memmove (&argv[2], &argv[1], sizeof (char *) * (gsize) (idx - 1));
+  argv[1] = tmp;
+  set_prgname (c);
+  int code = c->run (argc - 1, argv + 1);
+  /* A pull that ignored its cancellation may still run in a thread:
+   * leave without exit handlers that could pull libraries from under it. */
+  if (ab_content_pulls_abandoned () > 0)
     {
-      for (int i = 1; i < argc; i++)
-        if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
-          {
-            print_usage (stdout);
-            return AB_EXIT_OK;
-          }
-        else if (strcmp (argv[i], "--version") == 0)
-          {
-            g_print ("abdeploy %s\n", PACKAGE_VERSION);
-            return AB_EXIT_OK;
-          }
-      print_usage (stderr);
-      return AB_EXIT_USAGE;
+      fflush (stdout);
+      fflush (stderr);
+      _exit (code);
     }
-  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    if (strcmp (argv[idx], commands[i].name) == 0)
-      {
-        /* Move the command word to argv[0] so that options may stand on
-         * either side of it. */
-        char *tmp = argv[idx];
-        memmove (&argv[2], &argv[1], sizeof (char *) * (gsize) (idx - 1));
-        argv[1] = tmp;
-        int code = commands[i].run (argc - 1, argv + 1);
-        /* A pull that ignored its cancellation may still run in a thread:
-         * leave without exit handlers that could pull libraries from under it. */
-        if (ab_content_pulls_abandoned () > 0)
-          {
-            fflush (stdout);
-            fflush (stderr);
-            _exit (code);
-          }
-        return code;
-      }
-  g_printerr ("abdeploy: unknown command \"%s\"\n\n", argv[idx]);
-  print_usage (stderr);
-  return AB_EXIT_USAGE;
+  return code;
 }

@@ -441,7 +441,9 @@ def test_signature_by_another_key_is_not_the_publishers(two_versions, keys):
 
 
 def test_usage_errors(pub):
-    assert pub.ab(rc=EXIT_USAGE).stderr.startswith(b"Usage: abdeploy publish")
+    err = pub.ab(rc=EXIT_USAGE).stderr
+    assert err.startswith(b"abdeploy: publish needs a SUBCOMMAND"), err
+    assert b"Usage: abdeploy publish" in err
     assert b"deltas" in pub.ab("--help").stdout
     pub.ab("frobnicate", rc=EXIT_USAGE)
     pub.ab("commit", "--tree=x", "--version=1", rc=EXIT_USAGE)  # no --repo
