@@ -182,9 +182,16 @@ open_block_device (const AbInstallOptions *opts, Target *t, GError **error)
                         "size", opts->disk);
   t->block = TRUE;
   t->tmp_path = g_strdup (opts->disk);
+  /* O_EXCL on a block device fails while it is mounted or held: that is the
+   * check. The device is then used through a plain descriptor, because
+   * mkfs.ext4 makes the same check and would refuse a device we hold. */
   t->fd = open (opts->disk, O_RDWR | O_EXCL | O_CLOEXEC);
   if (t->fd < 0)
     return fail_errno (error, errno, "open (exclusively: is it mounted or in use?)", opts->disk);
+  (void) close (t->fd);
+  t->fd = open (opts->disk, O_RDWR | O_CLOEXEC);
+  if (t->fd < 0)
+    return fail_errno (error, errno, "open", opts->disk);
   if (ioctl (t->fd, BLKGETSIZE64, &t->size) < 0)
     return fail_errno (error, errno, "read the size of", opts->disk);
   return TRUE;

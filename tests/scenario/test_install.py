@@ -210,6 +210,59 @@ def test_install_never_overwrites(abdeploy_bin, workdir, published, keyfiles, ou
     assert r.returncode == sl.EXIT_USAGE and "--size" in r.stderr, r.describe()
 
 
+class LoopDevice:
+    """A loop device over BACKING (losetup), detached on exit: the block
+    device case of --disk.  Skips where the machine lends no loop device."""
+
+    def __init__(self, backing):
+        self.backing = backing
+        self.dev = None
+
+    def __enter__(self):
+        if shutil.which("losetup") is None:
+            pytest.skip("no losetup (util-linux mount package)")
+        p = sl.run(["losetup", "--find", "--show", self.backing], check=False)
+        if p.returncode != 0:
+            pytest.skip("no loop device here: losetup said %s" % p.stderr.decode().strip())
+        self.dev = p.stdout.decode().strip()
+        return self.dev
+
+    def __exit__(self, *exc):
+        sl.run(["losetup", "--detach", self.dev], check=False)
+
+
+def test_install_block_device(abdeploy_bin, workdir, published, keyfiles, outdir):
+    """--disk=BLOCK-DEVICE: the device keeps its size (no --size), whatever
+    it held before is wiped, and the result is the same layout as an image
+    file's, read back from the loop device's backing file."""
+    backing = os.path.join(outdir, "backing.img")
+    with open(backing, "wb") as f:
+        f.truncate(160 * MIB)
+        f.write(b"an old file system" * 100)     # not empty: install wipes it
+    args = [a for a in good_args(published, keyfiles) if not a.startswith("--size")]
+    with LoopDevice(backing) as dev:
+        r = install(abdeploy_bin, workdir, dev, "--size=160M", *args)
+        assert r.returncode == sl.EXIT_USAGE and "block device" in r.stderr, r.describe()
+        held = os.open(dev, os.O_RDONLY | os.O_EXCL)     # as a mount holds it
+        try:
+            r = install(abdeploy_bin, workdir, dev, *args)
+        finally:
+            os.close(held)
+        assert r.returncode != 0 and "in use" in r.stderr, r.describe()
+        with open(backing, "rb") as f:
+            assert f.read(18) == b"an old file system", "a device in use was written to"
+        r = install(abdeploy_bin, workdir, dev, *args)
+        assert r.returncode == 0, r.describe()
+        assert "slot a good" in r.output, r.describe()
+    assert os.path.getsize(backing) == 160 * MIB
+    assert leftovers(outdir, backing) == ["backing.img"], "files left beside the device"
+    table = partitions(backing)
+    bios, root = table["partitions"]
+    assert bios["type"] == "21686148-6449-6E6F-744E-656564454649"
+    assert root["start"] * 512 + root["size"] * 512 <= 160 * MIB - MIB
+    check_root(backing, root, published, ["panic=5", "console=ttyS0,115200 quiet"])
+
+
 # --------------------------------------------------------------------------
 # --bootloader=uboot (issue 14): MBR, a bootable FAT boot partition with
 # boot.scr, the kernels and the environment in two files, then ext4.
