@@ -132,6 +132,34 @@ run_fuzz_build() {
     return $rc
 }
 
+# failure_digest LOG...: for every failed test, its name and the end of its
+# output, printed again right above the summary line, where a CI page that
+# shows only the head and the tail of a long log still shows why.
+failure_digest() {
+    python3 - "$@" <<'EOF'
+import json
+import sys
+
+for path in sys.argv[1:]:
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        try:
+            t = json.loads(line)
+        except ValueError:
+            continue
+        if str(t.get("result", "")).upper() in ("OK", "EXPECTEDFAIL", "SKIP"):
+            continue
+        out = (t.get("stdout") or "") + (t.get("stderr") or "")
+        tail = [l for l in out.splitlines() if l.strip()][-25:]
+        print("--- failed: %s (%s, %.0f s); the end of its output:" % (
+            t.get("name"), t.get("result"), t.get("duration") or 0))
+        print("\n".join("    " + l for l in tail))
+EOF
+}
+
 configure "$BUILDDIR" || setup_failed "meson setup failed"
 
 echo "=== Building"
@@ -146,6 +174,7 @@ fuzz_setup_failed=$(run_fuzz_build)
 fuzz_rc=$?
 
 echo
+failure_digest "$TESTLOG" "$FUZZ_TESTLOG"
 summary=$(count_results "$TESTLOG" "$FUZZ_TESTLOG" "+$fuzz_setup_failed")
 count_rc=$?
 if [[ $meson_rc -ne 0 && $count_rc -eq 0 ]]; then
