@@ -36,6 +36,10 @@ typedef struct
   const char *refspec;    /* REF or COMMIT */
   gboolean local_only;    /* the commit is already in the repo: never pull */
   GCancellable *cancellable;
+  /* The version the slot record gets: the release's version in the signed
+   * manifest, which differs from the commit's own version only for a
+   * promoted release (issue 17; update checked it). NULL: the commit's. */
+  const char *version;
 } AbStageOptions;
 
 /* The slot that stage writes: neither booted nor (offline) primary. */

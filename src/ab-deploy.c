@@ -287,11 +287,13 @@ save_record_with_event (AbSysroot *sysroot, AbSlot slot, const AbSlotRecord *rec
 
 static gboolean
 write_record (AbSysroot *sysroot, AbSlot target, const char *commit, const char *source,
-              const char *refspec, GError **error)
+              const AbStageOptions *opts, GError **error)
 {
+  const char *refspec = opts->refspec;
   g_autoptr(AbSlotRecord) rec = g_new0 (AbSlotRecord, 1);
   rec->commit = g_strdup (commit);
-  rec->version = ab_content_commit_version (sysroot->repo, commit, NULL);
+  rec->version = opts->version ? g_strdup (opts->version)
+                               : ab_content_commit_version (sysroot->repo, commit, NULL);
   rec->deployed_at = ab_now_iso8601 ();
   /* slot records and history are world-readable: no credentials */
   rec->origin = source ? ab_fetch_redact_url (source) : NULL;
@@ -366,7 +368,7 @@ ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slo
          && install_boot_entry (sysroot, target, commit, error)
          && pin_ref (sysroot, target, commit, error)
          && ab_fs_syncfs (sysroot->dfd, error)
-         && write_record (sysroot, target, commit, source, opts->refspec, error);
+         && write_record (sysroot, target, commit, source, opts, error);
 }
 
 static AbSlot

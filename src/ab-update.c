@@ -771,14 +771,15 @@ do_download (Run *r, GError **error)
 }
 
 /* Whether release REL may name a commit whose own (signed) "version"
- * metadata is COMMIT_VERSION. Today the two must be the same string. The
- * one place to change when a manifest may promote a commit under another
- * version (issue 17): the manifest will then say which version the commit
- * carries, and that is what must match. */
+ * metadata is COMMIT_VERSION: the same string, or, for a release promoted
+ * without a rebuild (issue 17), exactly the version it was promoted from. */
 static gboolean
 release_may_name (const AbRelease *rel, const char *commit_version)
 {
-  return g_strcmp0 (rel->version, commit_version) == 0;
+  if (commit_version == NULL)
+    return FALSE;
+  return strcmp (rel->version, commit_version) == 0
+         || g_strcmp0 (rel->promoted_from, commit_version) == 0;
 }
 
 /* After the signature: the manifest's release version and the commit's own
@@ -801,6 +802,12 @@ check_commit_version (Run *r, GError **error)
                    "nothing confirms that it is %s; the publisher must commit it with "
                    "abdeploy publish commit --version", r->release->version, r->t->commit,
                    r->release->version);
+  if (r->release->promoted_from != NULL)
+    return refuse (error, "Refusing release %s, promoted from %s: its commit %s is version %s "
+                   "by its own metadata, neither of the two; the manifest and the commit "
+                   "disagree (a mislabelled release); the publisher must promote the commit "
+                   "of %s", r->release->version, r->release->promoted_from, r->t->commit, has,
+                   r->release->promoted_from);
   return refuse (error, "Refusing release %s: its commit %s is version %s by its own metadata; "
                  "the manifest and the commit disagree (a mislabelled release); the publisher "
                  "must release the commit under its own version", r->release->version,
@@ -853,7 +860,7 @@ do_apply (Run *r, GError **error)
   if (!enter_phase (r, AB_PHASE_APPLYING, error))
     return FALSE;
   AbStageOptions so = { .refspec = r->t->commit, .local_only = TRUE,
-                        .cancellable = r->opts->cancellable };
+                        .cancellable = r->opts->cancellable, .version = r->t->version };
   AbSlot slot = AB_SLOT_NONE;
   g_autoptr(GError) local = NULL;
   gboolean primary = FALSE;

@@ -452,6 +452,10 @@ ab_version_report (AbSysroot *sysroot, GError **error)
   const char *commit = rec ? rec->commit : NULL;
   g_autofree char *srcrev = ab_content_commit_meta (sysroot->repo, commit, "source-revision", NULL);
   g_autofree char *built = ab_content_commit_meta (sysroot->repo, commit, "build-time", NULL);
+  /* The commit's own version; "version" is the release's (they differ
+   * for a release promoted without a rebuild, issue 17). */
+  g_autofree char *build_version = commit ? ab_content_commit_version (sysroot->repo, commit, NULL)
+                                          : NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   ab_json_add_string (b, "abdeploy_version", PACKAGE_VERSION);
@@ -459,6 +463,7 @@ ab_version_report (AbSysroot *sysroot, GError **error)
   ab_json_add_string (b, "booted_slot", ab_slot_name (sysroot->booted));
   ab_json_add_string (b, "slot", ab_slot_name (s));
   ab_json_add_string (b, "version", rec ? rec->version : NULL);
+  ab_json_add_string (b, "build_version", build_version);
   ab_json_add_string (b, "commit", rec ? rec->commit : NULL);
   ab_json_add_string (b, "source_revision", srcrev);
   ab_json_add_string (b, "build_time", built);

@@ -89,6 +89,34 @@ gboolean ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *
 G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_release (const AbPublisher *p, const char *channel, const char *version,
                                 guint rollout, GError **error);
+typedef struct
+{
+  guint rollout;                /* 0 = 100 */
+  gboolean security;            /* mark the release "security": true */
+  const AbReleaseNotes *notes;  /* signed into "notes" (ab_publish_read_notes()); NULL = keep */
+} AbPublishReleaseOptions;
+
+/* ab_publish_release() with the marks of issue 17: a release listed
+ * already gets O's rollout, and the security mark and notes when O sets
+ * them (never removed). A SemVer pre-release in a stable channel is
+ * AB_PUBLISH_ERROR_REFUSED. */
+G_GNUC_WARN_UNUSED_RESULT
+AbManifest *ab_publish_release_with (const AbPublisher *p, const char *channel,
+                                     const char *version, const AbPublishReleaseOptions *o,
+                                     GError **error);
+/* Reads and checks a customer note file (abdeploy-publish(8), CUSTOMER
+ * NOTES); AB_PUBLISH_ERROR_USAGE naming the problem otherwise. */
+G_GNUC_WARN_UNUSED_RESULT
+AbReleaseNotes *ab_publish_read_notes (const char *path, GError **error);
+/* ab_publish_promote() that lists the release as version AS in TO (NULL:
+ * its own version): same commit, "promoted_from" = VERSION, and the ref
+ * AB_PUBLISH_VERSION_REF_PREFIX AS set to that commit. AS must be new or
+ * already that commit. A SemVer pre-release listed in a stable TO is
+ * AB_PUBLISH_ERROR_REFUSED. */
+G_GNUC_WARN_UNUSED_RESULT
+AbManifest *ab_publish_promote_as (const AbPublisher *p, const char *from, const char *to,
+                                   const char *version, const char *as, guint rollout,
+                                   GError **error);
 /* Copies the release entry of VERSION from channel FROM into channel TO
  * (same commit, same deltas; published_at = now; ROLLOUT 0 = 100). */
 G_GNUC_WARN_UNUSED_RESULT

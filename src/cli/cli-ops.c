@@ -48,7 +48,8 @@ cli_version (int argc, char **argv)
   JsonObject *o = json_node_get_object (report);
   static const char *const rows[][2] = {
     { "abdeploy", "abdeploy_version" }, { "OS", "os" }, { "Booted slot", "booted_slot" },
-    { "Slot", "slot" }, { "Image version", "version" }, { "Commit", "commit" },
+    { "Slot", "slot" }, { "Image version", "version" }, { "Build version", "build_version" },
+    { "Commit", "commit" },
     { "Source revision", "source_revision" }, { "Build time", "build_time" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (rows); i++)

@@ -162,12 +162,33 @@ publish_commit (int argc, char **argv)
   return AB_EXIT_OK;
 }
 
+/* The marks of the release just written, after its line (issue 17). */
+static void
+print_release_marks (const AbManifest *m, const char *version)
+{
+  const AbRelease *r = ab_manifest_find (m, version);
+  if (r == NULL)
+    return;
+  if (r->promoted_from)
+    g_print ("Channel %s: %s promoted from %s (same commit)\n", m->channel, r->version,
+             r->promoted_from);
+  if (r->security)
+    g_print ("Channel %s: %s is a security release\n", m->channel, r->version);
+  if (r->notes)
+    g_print ("Channel %s: %s carries a customer note (%zu bytes)\n", m->channel, r->version,
+             strlen (r->notes->changed) + strlen (r->notes->action) + strlen (r->notes->rollback));
+}
+
 static int
 publish_release (int argc, char **argv)
 {
+  gboolean security = FALSE;
+  g_autofree char *notes_file = NULL;
   GOptionEntry entries[] = {
-    ENTRY_REPO, ENTRY_CHANNEL, ENTRY_VERSION, ENTRY_ROLLOUT, ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR,
-    ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
+    ENTRY_REPO, ENTRY_CHANNEL, ENTRY_VERSION, ENTRY_ROLLOUT,
+    { "security", 0, 0, G_OPTION_ARG_NONE, &security, "Mark the release as a security release", NULL },
+    { "notes", 0, 0, G_OPTION_ARG_FILENAME, &notes_file, "Sign this customer note into the release (see docs/customer-release-note-template.md)", "FILE" },
+    ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- add a version to a channel's manifest and sign it");
   AbPublisher p;
@@ -177,20 +198,30 @@ publish_release (int argc, char **argv)
   if (opt_channel == NULL || opt_version == NULL)
     return cli_usage_error (ctx, "publish release needs --channel=NAME and --version=VERSION");
   GError *error = NULL;
-  g_autoptr(AbManifest) m = ab_publish_release (&p, opt_channel, opt_version,
-                                                rollout_or_default (), &error);
-  return m ? print_manifest (m, opt_version, "released") : cli_fail (error);
+  g_autoptr(AbReleaseNotes) notes = notes_file ? ab_publish_read_notes (notes_file, &error) : NULL;
+  if (notes_file && notes == NULL)
+    return cli_fail (error);
+  AbPublishReleaseOptions o = { .rollout = rollout_or_default (), .security = security,
+                                .notes = notes };
+  g_autoptr(AbManifest) m = ab_publish_release_with (&p, opt_channel, opt_version, &o, &error);
+  if (m == NULL)
+    return cli_fail (error);
+  print_manifest (m, opt_version, "released");
+  print_release_marks (m, opt_version);
+  return AB_EXIT_OK;
 }
 
 static int
 publish_promote (int argc, char **argv)
 {
-  g_autofree char *from = NULL, *to = NULL;
+  g_autofree char *from = NULL, *to = NULL, *as = NULL;
   GOptionEntry entries[] = {
     ENTRY_REPO,
     { "from", 0, 0, G_OPTION_ARG_STRING, &from, "Channel the release is in", "CHANNEL" },
     { "to", 0, 0, G_OPTION_ARG_STRING, &to, "Channel to add it to", "CHANNEL" },
-    ENTRY_VERSION, ENTRY_ROLLOUT, ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
+    ENTRY_VERSION,
+    { "as", 0, 0, G_OPTION_ARG_STRING, &as, "List it as this version in the target channel (same commit; default: its own version)", "VERSION" },
+    ENTRY_ROLLOUT, ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- copy a release, same commit, into another channel");
   AbPublisher p;
@@ -200,9 +231,14 @@ publish_promote (int argc, char **argv)
   if (from == NULL || to == NULL || opt_version == NULL)
     return cli_usage_error (ctx, "publish promote needs --from=CHANNEL, --to=CHANNEL and --version=VERSION");
   GError *error = NULL;
-  g_autoptr(AbManifest) m = ab_publish_promote (&p, from, to, opt_version, rollout_or_default (),
-                                                &error);
-  return m ? print_manifest (m, opt_version, "promoted") : cli_fail (error);
+  g_autoptr(AbManifest) m = ab_publish_promote_as (&p, from, to, opt_version, as,
+                                                   rollout_or_default (), &error);
+  if (m == NULL)
+    return cli_fail (error);
+  const char *listed = as ? as : opt_version;
+  print_manifest (m, listed, "promoted");
+  print_release_marks (m, listed);
+  return AB_EXIT_OK;
 }
 
 static int
@@ -289,9 +325,9 @@ publish_refresh (int argc, char **argv)
 static const Subcommand subcommands[] = {
   { "commit", "--repo=DIR --tree=DIR --version=V [--branch=REF] [--gpg-sign=KEYID] [--source-revision=REV] [--allow-setuid=PATH]... [--allow-privileged]",
     "Commit an image tree as version V", publish_commit },
-  { "release", "--repo=DIR --channel=C --version=V [--rollout=PERCENT] --gpg-sign=KEYID",
+  { "release", "--repo=DIR --channel=C --version=V [--rollout=PERCENT] [--security] [--notes=FILE] --gpg-sign=KEYID",
     "Add version V to channel C", publish_release },
-  { "promote", "--repo=DIR --from=C1 --to=C2 --version=V [--rollout=PERCENT] --gpg-sign=KEYID",
+  { "promote", "--repo=DIR --from=C1 --to=C2 --version=V [--as=V2] [--rollout=PERCENT] --gpg-sign=KEYID",
     "Copy the release of V from C1 to C2", publish_promote },
   { "deprecate", "--repo=DIR --channel=C --version=V --reason=TEXT --gpg-sign=KEYID",
     "Mark a release deprecated", publish_deprecate },

@@ -132,9 +132,15 @@ check_releases (AbPublishSession *s, const AbManifest *m, GError **error)
                                       error)
           || (have && !ab_publish_commit_is_trusted (s, r->commit, &trusted, error)))
         return FALSE;
+      g_autofree char *has = have ? ab_content_commit_version (s->repo, r->commit, NULL) : NULL;
+      const char *own = r->promoted_from ? r->promoted_from : r->version;
       if (at == NULL || strcmp (at, r->commit) != 0)
         problem = g_strdup_printf ("it lists version %s as commit %s, but ref %s is %s",
                                    r->version, r->commit, ref, at ? at : "missing");
+      else if (has != NULL && strcmp (has, own) != 0)
+        problem = g_strdup_printf ("it lists version %s%s%s as commit %s, whose own version "
+                                   "is %s", r->version, r->promoted_from ? ", promoted from " : "",
+                                   r->promoted_from ? r->promoted_from : "", r->commit, has);
       else if (!have || !trusted)
         problem = g_strdup_printf ("commit %s of version %s is %s", r->commit, r->version,
                                    have ? "not signed by the publisher's key" : "not in the repo");
@@ -240,21 +246,46 @@ ab_publish_load_all_manifests (AbPublishSession *s, GError **error)
   return g_steal_pointer (&all);
 }
 
+/* Whether the ref of VERSION may name a commit of version HAS (HAS !=
+ * VERSION): only as an alias made by promote --as, that is when HAS has a
+ * ref of its own, another one, naming the same commit. */
+static gboolean
+is_promotion_alias (AbPublishSession *s, const char *version, const char *has,
+                    const char *commit, GError **error, gboolean *out)
+{
+  g_autofree char *ref = ab_publish_version_ref (version);
+  g_autofree char *own_ref = ab_publish_version_ref (has);
+  g_autofree char *own = NULL;
+  *out = FALSE;
+  if (strcmp (ref, own_ref) == 0 || !ab_publish_check_version (has, NULL))
+    return TRUE;
+  if (!ostree_repo_resolve_rev (s->repo, own_ref, TRUE, &own, error))
+    return FALSE;
+  *out = own != NULL && strcmp (own, commit) == 0;
+  return TRUE;
+}
+
 /* The commit a version ref names carries that version in its metadata: a
  * version that is not SemVer can share the ref of one with build metadata
- * (1.0_1 and 1.0+1 would not, 1.0.0_1 and 1.0.0+1 would). */
+ * (1.0_1 and 1.0+1 would not, 1.0.0_1 and 1.0.0+1 would). The one
+ * exception is a promotion alias (is_promotion_alias()). */
 static gboolean
 check_ref_version (AbPublishSession *s, const char *ref, const char *commit, const char *version,
                    GError **error)
 {
   g_autoptr(GError) local = NULL;
   g_autofree char *has = ab_content_commit_version (s->repo, commit, &local);
+  gboolean alias = FALSE;
   if (local != NULL)
     {
       g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
     }
   if (has == NULL || strcmp (has, version) == 0)
+    return TRUE;
+  if (!is_promotion_alias (s, version, has, commit, error, &alias))
+    return FALSE;
+  if (alias)
     return TRUE;
   g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_CONFLICT,
                "Ref %s names commit %s of version %s, not %s: the two versions share a ref "

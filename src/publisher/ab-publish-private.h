@@ -179,3 +179,24 @@ gboolean ab_publish_gate_verdict (AbPublishGate *g, GError **error);
 
 /* Where libostree stores the static delta FROM → TO, relative to the repo. */
 char *ab_publish_delta_dir (const char *from, const char *to);
+
+/* ---- channel policy (ab-publish-policy.c) ---- */
+
+#define AB_PUBLISH_KEEP_FOREVER (-1)
+
+typedef struct
+{
+  gboolean stable; /* holds releases only: no SemVer pre-release */
+  int keep_days;   /* prune's default: AB_PUBLISH_KEEP_FOREVER, 0 = none, or days */
+} AbPublishChannelPolicy;
+
+/* CHANNEL's policy: the built-in defaults, then REPO/abdeploy/publish.conf
+ * (AB_PUBLISH_ERROR_USAGE when that file is malformed). */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_publish_channel_policy (AbPublishSession *s, const char *channel,
+                                    AbPublishChannelPolicy *out, GError **error);
+/* Refuses (AB_PUBLISH_ERROR_REFUSED) a SemVer pre-release VERSION in a
+ * stable CHANNEL. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_publish_check_stable (AbPublishSession *s, const char *channel, const char *version,
+                                  GError **error);

@@ -211,7 +211,8 @@ def test_release_and_promote_keep_the_digest(two_versions, keys):
     assert pub.release(cand, "1.0")["commit"] == pub.v1
     assert pub.release(stable, "1.0")["commit"] == pub.v1
     assert stable["channel"] == "stable" and stable["format"] == 1 and stable["serial"] == 1
-    assert set(stable) == {"format", "channel", "serial", "issued_at", "expires_at", "releases"}
+    assert set(stable) == {"format", "protocol", "channel", "serial", "issued_at", "expires_at",
+                           "releases"}
     assert set(pub.release(stable, "1.0")) == {"version", "commit", "published_at", "deprecated",
                                                "rollout", "deltas"}
     # Plain gpg accepts the signature with the publisher's key ...
