@@ -3,10 +3,16 @@
  * (SYSROOT/abdeploy/state: slot records, history, transaction, verdicts),
  * the boot pointer and the refs of both slots.
  *
- * The archive is one JSON document with a manifest of SHA-256 checksums.
- * Its "format" is the layout version of the files it holds: 1 from a
- * layout-1 sysroot (what abdeploy 0.1.0 writes), 2 from a layout-2 one.
- * Restore reads both: a format-1 archive is migrated as it is restored
+ * The archive is a tar archive (plain, gzip or zstd, chosen by the file
+ * name): first the manifest abdeploy-backup.json (header, pointer, refs and
+ * every member's path, type, mode, size and SHA-256), then the members at
+ * their paths below the sysroot, last SHA256SUMS (sha256sum -c format: the
+ * manifest and every regular member), so truncation or corruption anywhere
+ * is detected. Restore also reads the archive of abdeploy 0.1.0 and 0.2.0:
+ * one JSON document (the same manifest with each member's data in base64)
+ * and a trailing checksum line. The "format" is the layout version of the
+ * files held: 1 from a layout-1 sysroot, 2 from a layout-2 one. Restore
+ * reads both: a format-1 archive is migrated as it is restored
  * (see ab-migrate.h), and its files become the kept copy of layout 1.
  * Invariant: restore changes nothing unless the whole archive parses,
  * every member passes the checks of ab_backup_parse_archive(), every file
@@ -33,7 +39,38 @@ typedef enum
   AB_BACKUP_ERROR_CORRUPT,
   AB_BACKUP_ERROR_MISSING_COMMITS,
   AB_BACKUP_ERROR_PENDING,   /* an invalid restore journal refuses a writer */
+  AB_BACKUP_ERROR_EXISTS,    /* the output exists and overwriting was not asked for */
+  AB_BACKUP_ERROR_USAGE,     /* an output name with no archive suffix abdeploy writes */
 } AbBackupError;
+
+/* The archive kinds backup writes, chosen by the output's suffix. */
+typedef enum
+{
+  AB_BACKUP_TAR,
+  AB_BACKUP_TAR_GZ,
+  AB_BACKUP_TAR_ZST,
+} AbBackupCompression;
+
+#define AB_BACKUP_SUFFIXES ".tar, .tar.gz or .tar.zst"
+/* The first and the last member of a tar archive. */
+#define AB_BACKUP_MANIFEST_NAME "abdeploy-backup.json"
+#define AB_BACKUP_SUMS_NAME "SHA256SUMS"
+
+/* The kind NAME's suffix asks for; FALSE (AB_BACKUP_ERROR_USAGE, naming
+ * the accepted suffixes) for any other name. */
+gboolean ab_backup_compression_for_name (const char *name, AbBackupCompression *out,
+                                         GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
+/* The SHA256SUMS member (sha256sum -c format) of an archive whose
+ * manifest has checksum MANIFEST_SHA256 and whose members are FILES
+ * (AbMigrateFile; links are not listed). */
+char *ab_backup_sums_text (const char *manifest_sha256, GPtrArray *files);
+
+/* A tar archive of kind C: MANIFEST as the first member, FILES
+ * (AbMigrateFile, regular files and links, paths relative) in order, then
+ * SHA256SUMS. Built in memory. */
+GBytes *ab_backup_tar_write (const char *manifest, GPtrArray *files, AbBackupCompression c,
+                             GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* Caps of the archive reader: anything larger is refused as corrupt. */
 #define AB_BACKUP_MAX_ARCHIVE_SIZE (64 * 1024 * 1024)
@@ -81,14 +118,20 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbBackupArchive, ab_backup_archive_free)
 gboolean ab_backup_archive_check_readable (const AbBackupArchive *archive, const char *what,
                                            GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
-/* Writes an archive of the sysroot's state, configuration, refs and slot
- * records to OUTPUT (abdeploy-backup(5)); *out_files counts its members.
- * OUTPUT is written whole or not at all (tmp, fsync, rename). Reports to
- * sysroot->events: "collect" (files archived), "write" (bytes of the
- * archive). */
+/* An archive of kind C of the sysroot's state, configuration, refs and
+ * slot records, in memory; *out_files counts its members. Reports to
+ * sysroot->events: "collect" (files archived). */
+GBytes *ab_backup_build (AbSysroot *sysroot, AbBackupCompression c, guint *out_files,
+                         GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* ab_backup_build() of the kind OUTPUT's suffix names, written to OUTPUT
+ * whole or not at all (tmp, fsync, rename, fsync of the directory): a
+ * killed backup never leaves part of an archive under OUTPUT. An existing
+ * OUTPUT is replaced only with FORCE (else AB_BACKUP_ERROR_EXISTS, also
+ * when it appears while the archive is written). Reports to
+ * sysroot->events: "collect", then "write" (bytes of the archive). */
 G_GNUC_WARN_UNUSED_RESULT
-gboolean ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files,
-                           GError **error);
+gboolean ab_backup_create (AbSysroot *sysroot, const char *output, gboolean force,
+                           guint *out_files, GError **error);
 /* Works on a sysroot whose state is wrecked: only the layout version (1 or
  * 2) and the repo must be intact. Leaves a sysroot of the current layout. */
 /* *OUT_NOTES: what the operator must know, one line each (a format-1

@@ -1,8 +1,12 @@
 /* The backup archive reader: ab_backup_parse_archive() checks a whole
  * archive in memory before restore changes anything, and
  * ab_backup_archive_check_readable() reads the files back as every command
- * will. The format: one JSON document, then the line "sha256 HEX\n" where
- * HEX is the SHA-256 of every byte before that line's newline. */
+ * will. Two formats (abdeploy-backup(5)): the tar archive (plain, gzip or
+ * zstd; libarchive) with the manifest abdeploy-backup.json first and
+ * SHA256SUMS last; and the archive of 0.1.0 and 0.2.0, one JSON document,
+ * then the line "sha256 HEX\n" where HEX is the SHA-256 of every byte
+ * before that line's newline. Both share the manifest and every check of
+ * a member. */
 #include "config.h"
 #include "ab-backup.h"
 #include "ab-config.h"
@@ -14,6 +18,8 @@
 #include "ab-transaction.h"
 #include "ab-util.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-glib/json-glib.h>
@@ -135,12 +141,18 @@ check_trailer (const guint8 *data, gsize len, gsize *out_body_len, GError **erro
   g_autofree char *got = g_compute_checksum_for_data (G_CHECKSUM_SHA256, data, body_len);
   if (!is_sha256_hex (hex, SHA256_HEX_LEN) || memcmp (got, hex, SHA256_HEX_LEN) != 0)
     return corrupt (error, "archive checksum mismatch");
-  /* json-glib hands out strings as C strings: a NUL, raw or escaped,
-   * would silently cut a member's path. Member data is base64. */
-  if (memchr (data, '\0', body_len) != NULL
-      || g_strstr_len ((const char *) data, (gssize) body_len, "\\u0000") != NULL)
-    return corrupt (error, "a NUL byte in the JSON document");
   *out_body_len = body_len;
+  return TRUE;
+}
+
+/* json-glib hands out strings as C strings: a NUL, raw or escaped, would
+ * silently cut a member's path. Member data is base64 or in the tar. */
+static gboolean
+check_no_nul (const guint8 *data, gsize len, GError **error)
+{
+  if (memchr (data, '\0', len) != NULL
+      || g_strstr_len ((const char *) data, (gssize) len, "\\u0000") != NULL)
+    return corrupt (error, "a NUL byte in the JSON document");
   return TRUE;
 }
 
@@ -304,10 +316,12 @@ link_allowed_at (const char *path)
 /* TARGET of the link at PATH stays beneath the sysroot: relative, and no
  * ".." climbs above the sysroot from the link's directory. */
 static gboolean
-check_link_target (const char *path, const char *target, gsize len, GError **error)
+check_link_target (const char *path, const char *data, gsize len, GError **error)
 {
-  if (len == 0 || len >= 4096 || memchr (target, '\0', len) || memchr (target, '\n', len))
+  if (len == 0 || len >= 4096 || memchr (data, '\0', len) || memchr (data, '\n', len))
     return corrupt (error, "link %s has an empty or malformed target", path);
+  /* DATA is not NUL-terminated (a member's bytes) */
+  g_autofree char *target = g_strndup (data, len);
   if (target[0] == '/')
     return corrupt (error, "link %s points to the absolute path %s, outside the sysroot", path, target);
   int depth = 0;
@@ -351,50 +365,74 @@ typedef struct
   gint64 mode;
   gint64 size;
   const char *sha256;
-  const char *data;
+  const char *data;   /* base64; NULL in the manifest of a tar archive */
 } Entry;
 
 static gboolean
-read_entry (JsonNode *node, guint i, Entry *e, GError **error)
+read_entry (JsonNode *node, guint i, gboolean with_data, Entry *e, GError **error)
 {
   JsonObject *f = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
   e->path = string_member (f, "path");
   e->type = f && json_object_has_member (f, "type") ? string_member (f, "type") : "file";
   e->sha256 = string_member (f, "sha256");
-  e->data = string_member (f, "data");
-  if (e->path == NULL || e->type == NULL || e->sha256 == NULL || e->data == NULL
+  e->data = with_data ? string_member (f, "data") : NULL;
+  if (e->path == NULL || e->type == NULL || e->sha256 == NULL || (with_data && e->data == NULL)
       || !int_member (f, "mode", &e->mode) || !int_member (f, "size", &e->size))
-    return corrupt (error, "member %u lacks a path, type, mode, size, sha256 or data", i);
+    return corrupt (error, "member %u lacks a path, type, mode, size, sha256%s", i,
+                    with_data ? " or data" : "");
   return TRUE;
 }
 
-/* One member, checked against the manifest entry that describes it. */
+/* The manifest entry E itself: a path beneath the saved trees, a type
+ * allowed there, mode and size in range. *out_link: a symbolic link. */
+static gboolean
+check_entry (const Entry *e, gboolean *out_link, GError **error)
+{
+  if (!check_member_path (e->path, error))
+    return FALSE;
+  gboolean link = g_str_equal (e->type, "symlink");
+  if (!link && !g_str_equal (e->type, "file"))
+    return corrupt (error, "member %s is of type \"%s\"; only files and links are restored",
+                    e->path, e->type);
+  if (link && !link_allowed_at (e->path))
+    return corrupt (error, "member %s is a symbolic link where a regular file is expected",
+                    e->path);
+  if (e->mode < 0 || e->mode > 0777 || e->size < 0 || e->size > AB_BACKUP_MAX_MEMBER_SIZE)
+    return corrupt (error, "member %s has mode %" G_GINT64_FORMAT " or size %" G_GINT64_FORMAT
+                    " out of range", e->path, e->mode, e->size);
+  *out_link = link;
+  return TRUE;
+}
+
+/* The member E with its content BYTES, once they match E's size and
+ * checksum (and a link's target stays beneath the sysroot). */
+static AbMigrateFile *
+make_member (const Entry *e, gboolean link, const guchar *bytes, gsize len, GError **error)
+{
+  if ((gint64) len != e->size)
+    return corrupt (error, "%s: %" G_GSIZE_FORMAT " bytes, the manifest says %" G_GINT64_FORMAT,
+                    e->path, len, e->size), NULL;
+  g_autofree char *got = g_compute_checksum_for_data (G_CHECKSUM_SHA256, bytes, len);
+  if (!g_str_equal (got, e->sha256))
+    return corrupt (error, "%s: checksum mismatch", e->path), NULL;
+  if (link && !check_link_target (e->path, (const char *) bytes, len, error))
+    return NULL;
+  return ab_migrate_file_new (e->path, bytes, len, (guint) e->mode | (link ? S_IFLNK : S_IFREG));
+}
+
+/* One member of a JSON archive, checked against its manifest entry. */
 static AbMigrateFile *
 decode_member (JsonNode *node, guint i, GError **error)
 {
   Entry e;
-  if (!read_entry (node, i, &e, error) || !check_member_path (e.path, error))
+  gboolean link = FALSE;
+  if (!read_entry (node, i, TRUE, &e, error) || !check_entry (&e, &link, error))
     return NULL;
-  gboolean link = g_str_equal (e.type, "symlink");
-  if (!link && !g_str_equal (e.type, "file"))
-    return corrupt (error, "member %s is of type \"%s\"; only files and links are restored",
-                    e.path, e.type), NULL;
-  if (link && !link_allowed_at (e.path))
-    return corrupt (error, "member %s is a symbolic link where a regular file is expected",
-                    e.path), NULL;
-  if (e.mode < 0 || e.mode > 0777 || e.size < 0 || e.size > AB_BACKUP_MAX_MEMBER_SIZE)
-    return corrupt (error, "member %s has mode %" G_GINT64_FORMAT " or size %" G_GINT64_FORMAT
-                    " out of range", e.path, e.mode, e.size), NULL;
   gsize len = 0;
   g_autofree guchar *bytes = decode_base64 (e.data, &len);
   if (bytes == NULL || (gint64) len != e.size)
     return corrupt (error, "%s: its data is not base64 of its size", e.path), NULL;
-  g_autofree char *got = g_compute_checksum_for_data (G_CHECKSUM_SHA256, bytes, len);
-  if (!g_str_equal (got, e.sha256))
-    return corrupt (error, "%s: checksum mismatch", e.path), NULL;
-  if (link && !check_link_target (e.path, (const char *) bytes, len, error))
-    return NULL;
-  return ab_migrate_file_new (e.path, bytes, len, (guint) e.mode | (link ? S_IFLNK : S_IFREG));
+  return make_member (&e, link, bytes, len, error);
 }
 
 /* No two members share a path, and no member is below another one: a
@@ -636,28 +674,247 @@ parse_records (AbBackupArchive *a, GError **error)
   return TRUE;
 }
 
-AbBackupArchive *
-ab_backup_parse_archive (const guint8 *data, gsize len, const char *what, GError **error)
+/* ---- the tar archive ---- */
+
+static gboolean
+tar_failed (struct archive *ar, GError **error)
 {
-  const char *name = what ? what : "the backup";
+  const char *why = archive_error_string (ar);
+  return corrupt (error, "not a readable tar archive: %s", why ? why : "unexpected end");
+}
+
+static const char *
+type_name (mode_t type)
+{
+  switch (type)
+    {
+    case AE_IFDIR: return "directory";
+    case AE_IFCHR: return "character device";
+    case AE_IFBLK: return "block device";
+    case AE_IFIFO: return "FIFO";
+    case AE_IFSOCK: return "socket";
+    default: return "file of unknown type";
+    }
+}
+
+/* The data of the entry being read: exactly SIZE bytes, or a refusal. */
+static guint8 *
+read_tar_data (struct archive *ar, const char *path, gint64 size, GError **error)
+{
+  g_autofree guint8 *buf = g_malloc (size > 0 ? (gsize) size : 1);
+  gint64 got = 0;
+  while (got < size)
+    {
+      la_ssize_t n = archive_read_data (ar, buf + got, (size_t) (size - got));
+      if (n < 0)
+        return tar_failed (ar, error), NULL;
+      if (n == 0)
+        return corrupt (error, "member %s is truncated", path), NULL;
+      got += n;
+    }
+  return g_steal_pointer (&buf);
+}
+
+/* The entry E as a member: only a regular file or a symbolic link, of a
+ * size within *BUDGET (what the archive may still hold) and the member
+ * cap, checked before any byte is read. */
+static AbMigrateFile *
+read_tar_member (struct archive *ar, struct archive_entry *e, gint64 *budget, GError **error)
+{
+  const char *path = archive_entry_pathname (e);
+  if (path == NULL || *path == '\0')
+    return corrupt (error, "a tar member has no path"), NULL;
+  if (archive_entry_hardlink (e) != NULL)
+    return corrupt (error, "member %s is a hard link to %s; only files and symbolic links are "
+                    "restored", path, archive_entry_hardlink (e)), NULL;
+  mode_t type = archive_entry_filetype (e);
+  if (type != AE_IFREG && type != AE_IFLNK)
+    return corrupt (error, "member %s is a %s; only files and symbolic links are restored",
+                    path, type_name (type)), NULL;
+  gint64 size = archive_entry_size (e);
+  if (size < 0 || size > AB_BACKUP_MAX_MEMBER_SIZE || size > *budget
+      || (type == AE_IFLNK && size != 0))
+    return corrupt (error, "member %s claims %" G_GINT64_FORMAT " bytes, more than a member "
+                    "(%d MiB) or the whole archive (%d MiB) may hold", path, size,
+                    AB_BACKUP_MAX_MEMBER_SIZE >> 20, AB_BACKUP_MAX_ARCHIVE_SIZE >> 20), NULL;
+  guint mode = (archive_entry_perm (e) & 07777) | (type == AE_IFLNK ? S_IFLNK : S_IFREG);
+  if (type == AE_IFLNK)
+    {
+      const char *target = archive_entry_symlink (e);
+      if (target == NULL)
+        return corrupt (error, "link %s has no target", path), NULL;
+      return ab_migrate_file_new (path, target, strlen (target), mode);
+    }
+  g_autofree guint8 *data = read_tar_data (ar, path, size, error);
+  if (data == NULL)
+    return NULL;
+  *budget -= size;
+  return ab_migrate_file_new (path, data, (gsize) size, mode);
+}
+
+static gboolean
+read_tar_entries (struct archive *ar, GPtrArray *out, GError **error)
+{
+  gint64 budget = AB_BACKUP_MAX_ARCHIVE_SIZE;
+  struct archive_entry *e;
+  for (;;)
+    {
+      int r = archive_read_next_header (ar, &e);
+      if (r == ARCHIVE_EOF)
+        return TRUE;
+      if (r != ARCHIVE_OK)
+        return tar_failed (ar, error);
+      if (out->len >= AB_BACKUP_MAX_MEMBERS + 2)
+        return corrupt (error, "more than %d members", AB_BACKUP_MAX_MEMBERS);
+      AbMigrateFile *m = read_tar_member (ar, e, &budget, error);
+      if (m == NULL)
+        return FALSE;
+      g_ptr_array_add (out, m);
+    }
+}
+
+/* Every entry of the tar archive DATA (plain, gzip or zstd), in order,
+ * read in memory. */
+static GPtrArray *
+read_tar (const guint8 *data, gsize len, GError **error)
+{
+  if (len > AB_BACKUP_MAX_ARCHIVE_SIZE)
+    return corrupt (error, "larger than %d MiB", AB_BACKUP_MAX_ARCHIVE_SIZE >> 20), NULL;
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_migrate_file_free);
+  struct archive *ar = archive_read_new ();
+  gboolean ok = archive_read_support_filter_gzip (ar) == ARCHIVE_OK
+                && archive_read_support_filter_zstd (ar) == ARCHIVE_OK
+                && archive_read_support_format_tar (ar) == ARCHIVE_OK;
+  ok = ok ? archive_read_open_memory (ar, data, len) == ARCHIVE_OK || tar_failed (ar, error)
+          : tar_failed (ar, error);
+  ok = ok && read_tar_entries (ar, out, error);
+  archive_read_free (ar);
+  return ok ? g_steal_pointer (&out) : NULL;
+}
+
+/* The first member is the manifest, the last SHA256SUMS. */
+static gboolean
+check_tar_frame (GPtrArray *members, GError **error)
+{
+  const AbMigrateFile *first = members->len ? members->pdata[0] : NULL;
+  const AbMigrateFile *last = members->len > 1 ? members->pdata[members->len - 1] : NULL;
+  if (first == NULL || !g_str_equal (first->rel, AB_BACKUP_MANIFEST_NAME) || !S_ISREG (first->mode))
+    return corrupt (error, "not an abdeploy backup: the tar archive does not begin with "
+                    AB_BACKUP_MANIFEST_NAME);
+  if (last == NULL || !g_str_equal (last->rel, AB_BACKUP_SUMS_NAME) || !S_ISREG (last->mode))
+    return corrupt (error, "the archive does not end with " AB_BACKUP_SUMS_NAME
+                    ": it was truncated or changed");
+  return TRUE;
+}
+
+/* The members of a tar archive (MEMBERS without its first and last),
+ * each exactly as the manifest entry in FILES at the same place lists it. */
+static GPtrArray *
+decode_tar_members (JsonArray *files, GPtrArray *members, GError **error)
+{
+  if (files == NULL)
+    return corrupt (error, "no \"files\" array"), NULL;
+  guint n = json_array_get_length (files);
+  if (n != members->len - 2)
+    return corrupt (error, "the manifest lists %u members, the archive holds %u", n,
+                    members->len - 2), NULL;
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_migrate_file_free);
+  for (guint i = 0; i < n; i++)
+    {
+      const AbMigrateFile *m = members->pdata[i + 1];
+      Entry e;
+      gboolean link = FALSE;
+      if (!check_member_path (m->rel, error) || !read_entry (json_array_get_element (files, i), i,
+                                                              FALSE, &e, error)
+          || !check_entry (&e, &link, error))
+        return NULL;
+      if (!g_str_equal (m->rel, e.path) || link != S_ISLNK (m->mode) || (m->mode & 07777) != e.mode)
+        return corrupt (error, "member %u of the archive is %s (mode %o), but the manifest lists "
+                        "%s (mode %o)", i + 1, m->rel, m->mode & 07777, e.path, (guint) e.mode), NULL;
+      gsize len = 0;
+      const guchar *bytes = g_bytes_get_data (m->data, &len);
+      AbMigrateFile *f = make_member (&e, link, bytes, len, error);
+      if (f == NULL)
+        return NULL;
+      g_ptr_array_add (out, f);
+    }
+  return check_tree_shape (out, error) ? g_steal_pointer (&out) : NULL;
+}
+
+/* SHA256SUMS names the manifest's checksum: with it the manifest (the
+ * pointer, the refs) is as checked as every member. */
+static gboolean
+check_sums (GPtrArray *members, GPtrArray *files, GError **error)
+{
+  const AbMigrateFile *manifest = members->pdata[0];
+  const AbMigrateFile *sums = members->pdata[members->len - 1];
+  g_autofree char *msum = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, manifest->data);
+  g_autofree char *want = ab_backup_sums_text (msum, files);
+  gsize len = 0;
+  const char *got = g_bytes_get_data (sums->data, &len);
+  if (len != strlen (want) || memcmp (got, want, len) != 0)
+    return corrupt (error, AB_BACKUP_SUMS_NAME " does not match the checksums of "
+                    AB_BACKUP_MANIFEST_NAME " and the members: checksum mismatch");
+  return TRUE;
+}
+
+static JsonParser *
+parse_manifest (GPtrArray *members, GError **error)
+{
+  gsize len = 0;
+  const guint8 *data = g_bytes_get_data (((AbMigrateFile *) members->pdata[0])->data, &len);
+  if (!check_no_nul (data, len, error))
+    return NULL;
+  return parse_json (data, len, error);
+}
+
+/* ---- both formats ---- */
+
+/* The archive the manifest O describes; MEMBERS: the members of a tar
+ * archive, NULL for a JSON archive (O holds the data). */
+static AbBackupArchive *
+parse_document (JsonObject *o, GPtrArray *members, const char *name, GError **error)
+{
   g_autofree char *subject = g_strdup_printf ("The backup %s", name);
-  gsize body_len = 0;
-  if (!check_trailer (data, len, &body_len, error))
-    return NULL;
-  g_autoptr(JsonParser) parser = parse_json (data, body_len, error);
-  if (parser == NULL)
-    return NULL;
-  JsonObject *o = json_node_get_object (json_parser_get_root (parser));
   g_autoptr(AbBackupArchive) a = g_new0 (AbBackupArchive, 1);
+  JsonArray *files = array_member (o, "files");
   if (!parse_header (a, o, subject, error)
       || !parse_pointer (a, object_member (o, "pointer"), error)
       || !parse_refs (a, object_member (o, "refs"), error)
-      || (a->files = decode_members (array_member (o, "files"), error)) == NULL
+      || (a->files = members ? decode_tar_members (files, members, error)
+                             : decode_members (files, error)) == NULL
+      || (members && !check_sums (members, a->files, error))
       || (a->restored = convert_files (a->files, a->format, name, error)) == NULL
       || !check_sysroot_json (a, error)
       || !parse_records (a, error))
     return NULL;
   return g_steal_pointer (&a);
+}
+
+/* The archive of abdeploy 0.1.0 and 0.2.0 is one JSON document; a tar
+ * archive begins with a member name, gzip's or zstd's magic number. */
+static gboolean
+is_json_archive (const guint8 *data, gsize len)
+{
+  return len > 0 && strchr ("{[ \t\r\n", data[0]) != NULL && data[0] != '\0';
+}
+
+AbBackupArchive *
+ab_backup_parse_archive (const guint8 *data, gsize len, const char *what, GError **error)
+{
+  const char *name = what ? what : "the backup";
+  g_autoptr(GPtrArray) members = NULL;
+  g_autoptr(JsonParser) parser = NULL;
+  gsize body_len = 0;
+  if (is_json_archive (data, len))
+    parser = check_trailer (data, len, &body_len, error) && check_no_nul (data, body_len, error)
+             ? parse_json (data, body_len, error) : NULL;
+  else if ((members = read_tar (data, len, error)) != NULL && check_tar_frame (members, error))
+    parser = parse_manifest (members, error);
+  if (parser == NULL)
+    return NULL;
+  JsonObject *o = json_node_get_object (json_parser_get_root (parser));
+  return parse_document (o, members, name, error);
 }
 
 /* ---- the second check: read back as every command reads ---- */

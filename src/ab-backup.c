@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,78 +31,106 @@ G_DEFINE_QUARK (ab-backup-error-quark, ab_backup_error)
 /* Trees saved whole, relative to the sysroot. */
 static const char *const saved_dirs[] = { "etc/abdeploy", "abdeploy/state" };
 
-/* A regular file, or (SYMLINK) a symbolic link whose data is its target. */
+/* The manifest entry of F: what the reader checks the member against. */
 static void
-add_file (JsonBuilder *b, const char *rel, const char *data, gsize len, mode_t mode,
-          gboolean symlink)
+add_entry (JsonBuilder *b, const AbMigrateFile *f)
 {
-  g_autofree char *sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
-  g_autofree char *b64 = g_base64_encode ((const guchar *) data, len);
+  g_autofree char *sum = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, f->data);
   json_builder_begin_object (b);
-  ab_json_add_string (b, "path", rel);
-  if (symlink)
+  ab_json_add_string (b, "path", f->rel);
+  if (S_ISLNK (f->mode))
     ab_json_add_string (b, "type", "symlink");
   json_builder_set_member_name (b, "mode");
-  json_builder_add_int_value (b, mode & 07777);
+  json_builder_add_int_value (b, f->mode & 07777);
   json_builder_set_member_name (b, "size");
-  json_builder_add_int_value (b, (gint64) len);
+  json_builder_add_int_value (b, (gint64) g_bytes_get_size (f->data));
   ab_json_add_string (b, "sha256", sum);
-  ab_json_add_string (b, "data", b64);
   json_builder_end_object (b);
 }
 
-/* Adds every regular file and symbolic link below REL (lock files and
- * temporaries excluded). A link is kept as a link: trusted keys are often
- * links into a keyring directory. */
-static gboolean
-add_tree (JsonBuilder *b, int sysroot_dfd, const char *rel, guint *count, GError **error)
+/* The member of the entry CHILD of SYSROOT_DFD (ST its lstat), or NULL
+ * with *error unset for what is not archived (not a file or a link). */
+static AbMigrateFile *
+read_member (int sysroot_dfd, const char *child, const struct stat *st, GError **error)
+{
+  if (S_ISREG (st->st_mode))
+    {
+      g_autofree char *data = NULL;
+      gsize len = 0;
+      if (!ab_fs_read_at (sysroot_dfd, child, &data, &len, error))
+        return NULL;
+      return ab_migrate_file_new (child, data, len, st->st_mode);
+    }
+  if (!S_ISLNK (st->st_mode))
+    return NULL;
+  char target[PATH_MAX];
+  ssize_t n = readlinkat (sysroot_dfd, child, target, sizeof target);
+  if (n < 0 || n >= (ssize_t) sizeof target)
+    {
+      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Reading link %s: %s",
+                   child, n < 0 ? g_strerror (errno) : "target too long");
+      return NULL;
+    }
+  return ab_migrate_file_new (child, target, (gsize) n, st->st_mode);
+}
+
+static int
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* Every name in REL but the hidden ones (lock files and temporaries),
+ * sorted so that archives of the same tree list members alike. */
+static GPtrArray *
+list_dir (int sysroot_dfd, const char *rel, GError **error)
 {
   int fd = openat (sysroot_dfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return errno == ENOENT ? TRUE : (g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED,
-                                                  "Opening %s: %s", rel, g_strerror (errno)), FALSE);
-  DIR *d = fdopendir (fd);
+  if (fd < 0 && errno != ENOENT)
+    {
+      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Opening %s: %s", rel,
+                   g_strerror (errno));
+      return NULL;
+    }
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
   struct dirent *de;
-  gboolean ok = TRUE;
-  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   while (d && (de = readdir (d)) != NULL)
     if (de->d_name[0] != '.')
       g_ptr_array_add (names, g_strdup (de->d_name));
-  closedir (d);
-  for (guint i = 0; ok && i < names->len; i++)
+  if (d)
+    closedir (d);
+  g_ptr_array_sort (names, compare_names);
+  return names;
+}
+
+/* Adds every regular file and symbolic link below REL to FILES. A link is
+ * kept as a link: trusted keys are often links into a keyring directory. */
+static gboolean
+add_tree (GPtrArray *files, int sysroot_dfd, const char *rel, GError **error)
+{
+  g_autoptr(GPtrArray) names = list_dir (sysroot_dfd, rel, error);
+  if (names == NULL)
+    return FALSE;
+  for (guint i = 0; i < names->len; i++)
     {
       g_autofree char *child = g_build_filename (rel, names->pdata[i], NULL);
       struct stat st;
       if (fstatat (sysroot_dfd, child, &st, AT_SYMLINK_NOFOLLOW) < 0)
         continue;
       if (S_ISDIR (st.st_mode))
-        ok = add_tree (b, sysroot_dfd, child, count, error);
-      else if (S_ISREG (st.st_mode))
         {
-          g_autofree char *data = NULL;
-          gsize len = 0;
-          ok = ab_fs_read_at (sysroot_dfd, child, &data, &len, error);
-          if (ok)
-            {
-              add_file (b, child, data, len, st.st_mode, FALSE);
-              (*count)++;
-            }
+          if (!add_tree (files, sysroot_dfd, child, error))
+            return FALSE;
+          continue;
         }
-      else if (S_ISLNK (st.st_mode))
-        {
-          char target[PATH_MAX];
-          ssize_t n = readlinkat (sysroot_dfd, child, target, sizeof target);
-          if (n < 0 || n >= (ssize_t) sizeof target)
-            {
-              g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_FAILED, "Reading link %s: %s",
-                           child, n < 0 ? g_strerror (errno) : "target too long");
-              return FALSE;
-            }
-          add_file (b, child, target, (gsize) n, st.st_mode, TRUE);
-          (*count)++;
-        }
+      AbMigrateFile *f = read_member (sysroot_dfd, child, &st, error);
+      if (f == NULL && error != NULL && *error != NULL)
+        return FALSE;
+      if (f != NULL)
+        g_ptr_array_add (files, f);
     }
-  return ok;
+  return TRUE;
 }
 
 static void
@@ -128,15 +157,10 @@ add_pointer_and_refs (JsonBuilder *b, AbSysroot *sysroot, const AbBootPointer *p
   json_builder_end_object (b);
 }
 
-gboolean
-ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files, GError **error)
+/* The manifest: header, pointer, refs and an entry per member. */
+static char *
+manifest_text (AbSysroot *sysroot, const AbBootPointer *ptr, GPtrArray *files)
 {
-  AbBootPointer ptr;
-  /* The shared lock makes the archive one consistent snapshot: no writer
-   * changes the state, the pointer or the refs while they are read. */
-  ab_autofd lock = ab_lock_acquire_shared (sysroot->abdeploy_dfd, error);
-  if (lock < 0 || !ab_bootloader_load (sysroot->bootloader, &ptr, error))
-    return FALSE;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autofree char *now = ab_now_iso8601 ();
   json_builder_begin_object (b);
@@ -150,35 +174,90 @@ ab_backup_create (AbSysroot *sysroot, const char *output, guint *out_files, GErr
   ab_json_add_string (b, "abdeploy_version", PACKAGE_VERSION);
   ab_json_add_string (b, "os", sysroot->os);
   ab_json_add_string (b, "bootloader", ab_bootloader_name (sysroot->bootloader));
-  add_pointer_and_refs (b, sysroot, &ptr);
+  add_pointer_and_refs (b, sysroot, ptr);
   json_builder_set_member_name (b, "files");
   json_builder_begin_array (b);
-  *out_files = 0;
-  ab_event_phase (sysroot->events, "collect");
-  for (guint i = 0; i < G_N_ELEMENTS (saved_dirs); i++)
-    {
-      if (!add_tree (b, sysroot->dfd, saved_dirs[i], out_files, error))
-        return FALSE;
-      ab_event_progress (sysroot->events, AB_PROGRESS_UNIT_FILES, *out_files,
-                         i + 1 == G_N_ELEMENTS (saved_dirs) ? *out_files : AB_PROGRESS_TOTAL_UNKNOWN);
-    }
+  for (guint i = 0; i < files->len; i++)
+    add_entry (b, files->pdata[i]);
   json_builder_end_array (b);
   json_builder_end_object (b);
   g_autoptr(JsonNode) root = json_builder_get_root (b);
-  g_autofree char *text = json_to_string (root, FALSE);
-  g_autofree char *sum = g_compute_checksum_for_string (G_CHECKSUM_SHA256, text, -1);
-  /* Last line: the checksum of everything before it, so truncation and
-   * corruption anywhere are detected. */
-  g_autofree char *archive = g_strdup_printf ("%s\nsha256 %s\n", text, sum);
+  return json_to_string (root, TRUE);
+}
+
+GBytes *
+ab_backup_build (AbSysroot *sysroot, AbBackupCompression c, guint *out_files, GError **error)
+{
+  AbBootPointer ptr;
+  /* The shared lock makes the archive one consistent snapshot: no writer
+   * changes the state, the pointer or the refs while they are read. */
+  ab_autofd lock = ab_lock_acquire_shared (sysroot->abdeploy_dfd, error);
+  if (lock < 0 || !ab_bootloader_load (sysroot->bootloader, &ptr, error))
+    return NULL;
+  g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_migrate_file_free);
+  ab_event_phase (sysroot->events, "collect");
+  for (guint i = 0; i < G_N_ELEMENTS (saved_dirs); i++)
+    {
+      if (!add_tree (files, sysroot->dfd, saved_dirs[i], error))
+        return NULL;
+      ab_event_progress (sysroot->events, AB_PROGRESS_UNIT_FILES, files->len,
+                         i + 1 == G_N_ELEMENTS (saved_dirs) ? files->len : AB_PROGRESS_TOTAL_UNKNOWN);
+    }
+  g_autofree char *manifest = manifest_text (sysroot, &ptr, files);
+  *out_files = files->len;
+  return ab_backup_tar_write (manifest, files, c, error);
+}
+
+/* DATA as DFD/BASE, created whole: written and synced under a temporary
+ * name, then renamed (without FORCE: only if BASE still does not exist). */
+static gboolean
+write_new (int dfd, const char *base, GBytes *data, gboolean force, GError **error)
+{
+  gsize len = 0;
+  const void *bytes = g_bytes_get_data (data, &len);
+  if (force)
+    return ab_fs_replace_at (dfd, base, bytes, len, 0600, error);
+  g_autofree char *tmp = g_strdup_printf (".%s.abdeploy-new", base);
+  if (!ab_fs_replace_at (dfd, tmp, bytes, len, 0600, error))
+    return FALSE;
+  if (renameat2 (dfd, tmp, dfd, base, RENAME_NOREPLACE) == 0)
+    return ab_fs_fsync_dir_at (dfd, ".", error);
+  int errsv = errno;
+  (void) unlinkat (dfd, tmp, 0);
+  if (errsv != EEXIST)
+    return ab_throw_errno_prefix (error, errsv, "Renaming %s to %s", tmp, base);
+  g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_EXISTS,
+               "%s appeared while the backup was written; it was left as it is", base);
+  return FALSE;
+}
+
+gboolean
+ab_backup_create (AbSysroot *sysroot, const char *output, gboolean force, guint *out_files,
+                  GError **error)
+{
+  AbBackupCompression c;
+  if (!ab_backup_compression_for_name (output, &c, error))
+    return FALSE;
+  if (!force && g_file_test (output, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK))
+    {
+      g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_EXISTS,
+                   "%s exists; nothing was written. Pass --force to replace it, or choose "
+                   "another file name", output);
+      return FALSE;
+    }
+  g_autoptr(GBytes) archive = ab_backup_build (sysroot, c, out_files, error);
+  if (archive == NULL)
+    return FALSE;
   g_autofree char *dir = g_path_get_dirname (output);
   g_autofree char *base = g_path_get_basename (output);
-  gint64 len = (gint64) strlen (archive);
+  gint64 len = (gint64) g_bytes_get_size (archive);
   ab_event_phase (sysroot->events, "write");
   ab_event_progress (sysroot->events, AB_PROGRESS_UNIT_BYTES, 0, len);
   ab_autofd dfd = ab_fs_opendir_at (AT_FDCWD, dir, error);
-  if (dfd < 0 || !ab_fs_replace_at (dfd, base, archive, (gsize) len, 0600, error))
+  if (dfd < 0 || !write_new (dfd, base, archive, force, error))
     {
-      g_prefix_error (error, "Writing the backup to %s: ", output);
+      if (!g_error_matches (*error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_EXISTS))
+        g_prefix_error (error, "Writing the backup to %s: ", output);
       return FALSE;
     }
   ab_event_progress (sysroot->events, AB_PROGRESS_UNIT_BYTES, (guint64) len, len);

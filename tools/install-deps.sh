@@ -15,7 +15,7 @@ PACKAGES=(
     # build (gcc); zlib for the uboot fuzz target's CRC32
     meson ninja-build pkg-config gcc zlib1g-dev
     libostree-dev ostree libglib2.0-dev libgpgme-dev
-    libcurl4-openssl-dev libjson-glib-dev scdoc
+    libcurl4-openssl-dev libjson-glib-dev libarchive-dev scdoc
     # the fuzz build: clang, and the libFuzzer and sanitizer runtimes, which
     # clang only recommends
     clang libclang-rt-14-dev
@@ -23,9 +23,9 @@ PACKAGES=(
     # lighttpd with HTTPS (mod_openssl is a package of its own); curl; openssl
     # (test certificates); setfattr (attr); xz (tar -J: the layout-1 fixture,
     # bench/update); systemd-analyze (systemd: the health-check unit is
-    # verified); /usr/bin/time (bench/stage)
+    # verified); /usr/bin/time (bench/stage); zstd (tar -tf of a backup .tar.zst)
     gnupg python3 python3-pytest lighttpd lighttpd-mod-openssl curl ca-certificates openssl
-    attr bash-completion xz-utils systemd time
+    attr bash-completion xz-utils zstd systemd time
     # the D-Bus API and its tests: a private dbus-daemon, polkitd, the
     # python3-gi client; setpriv (util-linux) drops the caller's uid
     dbus-daemon polkitd python3-gi

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "cli/ab-exitcode.h"
+#include "ab-backup.h"
 #include "ab-content.h"
 #include "ab-deploy.h"
 #include "ab-health.h"
@@ -34,6 +35,7 @@ ab_exit_code_for_error (const GError *error)
       || g_error_matches (error, AB_HEALTH_ERROR, AB_HEALTH_ERROR_USAGE)
       || g_error_matches (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE)
       || g_error_matches (error, AB_INSTALL_ERROR, AB_INSTALL_ERROR_USAGE)
+      || g_error_matches (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_USAGE)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE)
       || g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED))

@@ -6,6 +6,9 @@
 #include "ab-backup.h"
 #include "ab-fsutil.h"
 
+#include <errno.h>
+#include <unistd.h>
+
 static void
 print_json (JsonNode *node)
 {
@@ -116,33 +119,79 @@ cli_verify (int argc, char **argv)
   return ab_verify_all_passed (checks) ? AB_EXIT_OK : AB_EXIT_ERROR;
 }
 
+/* With --output=- the archive is standard output: nothing else may go
+ * there, so JSON progress needs a descriptor of its own. */
+static gboolean
+stdout_is_free (const CliProgressOptions *po)
+{
+  gboolean json = g_strcmp0 (po->mode, "json") == 0;
+  return !json || (po->fd != NULL && !g_str_equal (po->fd, "1"));
+}
+
+/* The archive to standard output; the result line goes to stderr. */
+static int
+backup_to_stdout (CliProgress *p, AbSysroot *sysroot)
+{
+  GError *error = NULL;
+  guint files = 0;
+  g_autoptr(GBytes) archive = ab_backup_build (sysroot, AB_BACKUP_TAR, &files, &error);
+  if (archive == NULL)
+    return cli_progress_fail (p, error);
+  gsize len = 0;
+  const void *data = g_bytes_get_data (archive, &len);
+  if (!ab_fs_write_all (STDOUT_FILENO, data, len))
+    {
+      AB_IGNORE_RESULT (ab_throw_errno_prefix (&error, errno, "Writing the backup to standard output"));
+      return cli_progress_fail (p, error);
+    }
+  cli_progress_clear (p);
+  g_printerr ("Backed up %u files, the boot pointer and the slot refs to standard output\n", files);
+  cli_progress_finish (p, NULL);
+  return AB_EXIT_OK;
+}
+
 int
 cli_backup (int argc, char **argv)
 {
   g_autofree char *output = NULL;
+  gboolean force = FALSE;
   g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
-    { "output", 0, 0, G_OPTION_ARG_FILENAME, &output, "Write the archive to FILE", "FILE" },
+    { "output", 0, 0, G_OPTION_ARG_FILENAME, &output,
+      "Write the archive to FILE (" AB_BACKUP_SUFFIXES "; - for a tar archive on standard output)",
+      "FILE" },
+    { "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace FILE when it exists", NULL },
     CLI_PROGRESS_OPTION_ENTRIES (po),
     { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("--output=FILE - archive config, keys, state, boot pointer and slot refs");
   int code = 0;
+  AbBackupCompression c;
+  g_autoptr(GError) bad_name = NULL;
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
   if (argc > 1)
     return cli_extra_argument (ctx, argv[1], NULL);
   if (output == NULL)
     return cli_usage_error (ctx, "backup needs --output=FILE");
+  gboolean to_stdout = g_str_equal (output, "-");
+  if (!to_stdout && !ab_backup_compression_for_name (output, &c, &bad_name))
+    return cli_usage_error (ctx, bad_name->message);
+  if (to_stdout && !stdout_is_free (&po))
+    return cli_usage_error (ctx, "with --output=- the archive is standard output: give "
+                            "--progress=json a descriptor of its own (--progress-fd=N)");
   g_autoptr(CliProgress) p = cli_progress_start (ctx, "backup", &po, &code);
   if (p == NULL)
     return code;
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
-  if (sysroot != NULL)
-    sysroot->events = cli_progress_sink (p);
+  if (sysroot == NULL)
+    return cli_progress_fail (p, error);
+  sysroot->events = cli_progress_sink (p);
+  if (to_stdout)
+    return backup_to_stdout (p, sysroot);
   guint files = 0;
-  if (sysroot == NULL || !ab_backup_create (sysroot, output, &files, &error))
+  if (!ab_backup_create (sysroot, output, force, &files, &error))
     return cli_progress_fail (p, error);
   cli_progress_print (p, "Backed up %u files, the boot pointer and the slot refs to %s", files,
                       output);

@@ -699,7 +699,7 @@ static const Command commands[] = {
   { "pin", "VERSION [--allow-downgrade] | --clear", "Hold the device at a version", cli_pin },
   { "version", "[--json]", "What is running: versions, commit, source revision", cli_version },
   { "verify", "[--full] [--sample=N] [--json] [--progress=MODE]", "Post-upgrade checks; exit 0 only when all pass", cli_verify },
-  { "backup", "--output=FILE [--progress=MODE]", "Archive config, keys, state, pointer, refs", cli_backup },
+  { "backup", "--output=FILE|- [--force] [--progress=MODE]", "Archive config, keys, state, pointer, refs (tar)", cli_backup },
   { "restore", "--path=FILE [--progress=MODE]", "Verify an archive, then restore it", cli_restore },
   { "migrate", "", "Migrate the sysroot to the current layout now", cli_migrate },
   { "install", "--disk=PATH --bootloader=NAME --from=URL|PATH REF", "Factory install: a signed commit to a bootable disk", cli_install },

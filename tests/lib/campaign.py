@@ -212,12 +212,12 @@ def _two_good(world):
 
 
 def _restorable(world):
-    """two_good with an archive (ROOT/backup.json) that `backup` made of it,
+    """two_good with an archive (ROOT/backup.tar) that `backup` made of it,
     after which a manual rollback made slot a primary: restoring the archive
     makes b primary again.  The booted slot (b) is described by the archive
     too, so the running slot's record stays true across the restore."""
     d = copy_device(world.template("two_good"), os.path.join(world.workdir, "templates"))
-    d.archive = os.path.join(d.root, "backup.json")
+    d.archive = os.path.join(d.root, "backup.tar")
     d.ok("backup", "--output=" + d.archive)
     d.ok("rollback")
     return d
@@ -278,7 +278,7 @@ OPERATIONS = {op.name: op for op in (
     Operation("health-check", "trial", lambda w, d: ["health-check", "--no-reboot"], (0,)),
     Operation("restore", "restorable",
               lambda w, d: ["restore", "--path=" + os.path.join(os.path.dirname(d.path),
-                                                                "backup.json")], (0,)),
+                                                                "backup.tar")], (0,)),
     Operation("migrate", "layout1", lambda w, d: ["migrate"], (0, EXIT_NOTHING),
               journal=MIGRATED),
 )}
@@ -293,7 +293,7 @@ def prepare(world, op, parent):
     tpl = world.template(op.state)
     d = copy_device(tpl, parent)
     if hasattr(tpl, "archive"):
-        shutil.copy(tpl.archive, os.path.join(d.root, "backup.json"))
+        shutil.copy(tpl.archive, os.path.join(d.root, "backup.tar"))
     return d
 
 

@@ -14,8 +14,13 @@ import json
 import os
 import re
 
+import shutil
+import subprocess
+import tarfile
+
 import pytest
 
+import backuparchive as ba  # tests/lib
 import lifecyclelib as ll
 from lifecyclelib import bootsim, sl
 
@@ -67,19 +72,26 @@ def observe(dev):
 
 
 def backup(dev, path):
-    p = dev.ok("backup", "--output=" + str(path))
-    assert str(path) in p.stdout, p.describe
-    return str(path)
+    """A backup to PATH (a plain tar unless PATH names a compression)."""
+    path = str(path)
+    if not path.endswith((".tar", ".tar.gz", ".tar.zst")):
+        path += ".tar"
+    p = dev.ok("backup", "--output=" + path)
+    assert path in p.stdout, p.describe
+    return path
 
 
 def parse_archive(path):
-    """The documented format: one JSON document, then a line
-    `sha256 <hex of everything before the newline>`."""
-    data = read(path)
-    body, sep, tail = data.rpartition(b"\nsha256 ")
-    assert sep, "no checksum line"
-    assert tail.strip().decode() == hashlib.sha256(body).hexdigest()
-    return json.loads(body)
+    """The documented format: a tar archive that `tar` lists, the manifest
+    first, SHA256SUMS last, and SHA256SUMS verifies with sha256sum -c."""
+    names = sl.run(["tar", "-tf", path]).stdout.decode().split()
+    assert names[0] == ba.MANIFEST and names[-1] == ba.SUMS, names
+    out = os.path.join(os.path.dirname(path), "extracted")
+    os.makedirs(out)
+    sl.run(["tar", "-xf", path, "-C", out])
+    sl.run(["sha256sum", "--quiet", "-c", ba.SUMS], cwd=out)
+    shutil.rmtree(out)
+    return ba.read_doc(path)
 
 
 def wreck(dev):
@@ -113,7 +125,7 @@ def test_backup_wreck_restore(device, tmp_path, publisher, name):
     rc, _, _, p = dev.verify("--full")
     assert rc == ll.EXIT_OK, p.describe
     before = observe(dev)
-    archive = backup(dev, tmp_path / "device.abdeploy-backup")
+    archive = backup(dev, tmp_path / "device.tar.zst")
     assert os.stat(archive).st_mode & 0o777 == 0o600
 
     # the archive holds every file with its checksum, the pointer and the refs
@@ -266,46 +278,64 @@ def flip(data, offset):
     return bytes(b)
 
 
-@pytest.mark.parametrize("where", ["header", "file-data", "middle", "checksum-line", "last-byte"])
+def member_offsets(data):
+    """Where each member's header and data begin in a plain tar archive."""
+    import io
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        return {m.name: (m.offset, m.offset_data) for m in t.getmembers()}
+
+
+@pytest.mark.parametrize("where", ["manifest", "file-data", "member-header", "sums", "gzip",
+                                   "zstd"])
 def test_corrupt_archive_is_refused(device, tmp_path, where):
+    """A byte changed in the manifest, a member's data, a member's tar
+    header, SHA256SUMS, or anywhere in the compressed stream."""
     dev = device("meta")
-    archive = backup(dev, tmp_path / "b")
+    suffix = {"gzip": ".tar.gz", "zstd": ".tar.zst"}.get(where, ".tar")
+    archive = backup(dev, tmp_path / ("b" + suffix))
     data = read(archive)
-    body_end = data.rindex(b"\nsha256 ")
-    offset = {
-        "header": data.index(b"abdeploy-backup"),
-        "file-data": data.index(b'"data"') + 20,
-        "middle": len(data) // 2,
-        "checksum-line": body_end + 12,
-        "last-byte": len(data) - 2,
-    }[where]
-    bad = str(tmp_path / "corrupt")
+    if suffix == ".tar":
+        at = member_offsets(data)
+        offset = {
+            "manifest": data.index(b"abdeploy-backup", at[ba.MANIFEST][1]),
+            "file-data": at["abdeploy/state/sysroot.json"][1] + 5,
+            "member-header": at["abdeploy/state/sysroot.json"][0] + 20,
+            "sums": at[ba.SUMS][1] + 3,
+        }[where]
+    else:
+        offset = len(data) // 2
+    bad = str(tmp_path / "corrupt.tar")
     write(bad, flip(data, offset))
     wreck(dev)    # a restore would change a lot: prove that nothing changes
     refused(dev, bad, "corrupt or truncated", "nothing was changed")
 
 
-@pytest.mark.parametrize("cut", ["half", "before-checksum", "in-checksum", "empty"])
+@pytest.mark.parametrize("cut", ["half", "before-sums", "in-sums", "empty", "gzip-half",
+                                 "zstd-half"])
 def test_truncated_archive_is_refused(device, tmp_path, cut):
     dev = device("meta")
-    archive = backup(dev, tmp_path / "b")
+    suffix = {"gzip-half": ".tar.gz", "zstd-half": ".tar.zst"}.get(cut, ".tar")
+    archive = backup(dev, tmp_path / ("b" + suffix))
     data = read(archive)
-    end = {"half": len(data) // 2, "before-checksum": data.rindex(b"\nsha256 "),
-           "in-checksum": len(data) - 10, "empty": 0}[cut]
-    bad = str(tmp_path / "truncated")
+    if suffix == ".tar":
+        at = member_offsets(data)
+        end = {"half": len(data) // 2, "before-sums": at[ba.SUMS][0],
+               "in-sums": at[ba.SUMS][1] + 10, "empty": 0}[cut]
+    else:
+        end = len(data) // 2
+    bad = str(tmp_path / "truncated.tar")
     write(bad, data[:end])
     wreck(dev)
     refused(dev, bad, "corrupt or truncated", "nothing was changed")
 
 
-def rewrite(data, mutate):
-    """The archive with its JSON changed by MUTATE and the outer checksum
-    recomputed, as a careless hand edit would."""
-    body = data[:data.rindex(b"\nsha256 ")]
-    doc = json.loads(body)
+def rewrite(path, mutate):
+    """The archive with its manifest or members changed by MUTATE (on the
+    0.2.0-form document) and SHA256SUMS made right again, as a careless hand
+    edit would."""
+    doc = ba.read_doc(path)
     mutate(doc)
-    body = json.dumps(doc).encode()
-    return body + b"\nsha256 " + hashlib.sha256(body).hexdigest().encode() + b"\n"
+    return ba.seal_tar(doc)
 
 
 def test_file_that_does_not_match_its_checksum_is_refused(device, tmp_path):
@@ -315,22 +345,22 @@ def test_file_that_does_not_match_its_checksum_is_refused(device, tmp_path):
     def mutate(doc):
         f = next(f for f in doc["files"] if f["path"] == "abdeploy/state/slot-b.json")
         f["data"] = base64.b64encode(b'{"format":1}').decode()
-    bad = str(tmp_path / "edited")
-    write(bad, rewrite(read(archive), mutate))
+    bad = str(tmp_path / "edited.tar")
+    write(bad, rewrite(archive, mutate))
     wreck(dev)
     refused(dev, bad, "corrupt or truncated", "abdeploy/state/slot-b.json")
 
 
 @pytest.mark.parametrize("path", ["etc/abdeploy/../../escape", "usr/bin/hello",
-                                  "/etc/abdeploy/abs.conf"])
+                                  "/etc/abdeploy/abs.conf", "../escape"])
 def test_file_outside_the_saved_trees_is_refused(device, tmp_path, path):
     dev = device("meta")
     archive = backup(dev, tmp_path / "b")
 
     def mutate(doc):
         doc["files"][0]["path"] = path
-    bad = str(tmp_path / "edited")
-    write(bad, rewrite(read(archive), mutate))
+    bad = str(tmp_path / "edited.tar")
+    write(bad, rewrite(archive, mutate))
     refused(dev, bad, "corrupt or truncated")
     assert not os.path.exists(os.path.join(os.path.dirname(dev.path), "escape"))
 
@@ -410,40 +440,108 @@ def test_backup_changes_nothing_in_the_sysroot(device, tmp_path):
     assert read(lock) == holder
 
 
-def test_output_replaces_an_existing_file(device, tmp_path):
+def test_output_replaces_an_existing_file_only_with_force(device, tmp_path):
+    """issue 16, point 7: an existing file is not overwritten without
+    --force (0.2.0 replaced it silently)."""
     dev = device("meta")
-    out = tmp_path / "existing"
-    write(str(out), "an older backup\n")
-    backup(dev, out)
-    parse_archive(str(out))
-    assert sorted(os.listdir(str(tmp_path))) == ["existing"], "temporary files left behind"
+    out = str(tmp_path / "existing.tar")
+    write(out, "an older backup\n")
+    p = dev.run("backup", "--output=" + out)
+    assert p.returncode == ll.EXIT_ERROR, p.describe
+    assert out in p.stderr and "--force" in p.stderr, p.describe
+    assert read(out) == b"an older backup\n"
+    os.symlink("existing.tar", str(tmp_path / "link.tar"))
+    p = dev.run("backup", "--output=" + str(tmp_path / "link.tar"))
+    assert p.returncode == ll.EXIT_ERROR and "--force" in p.stderr, p.describe
+    assert read(out) == b"an older backup\n"
+    dev.ok("backup", "--force", "--output=" + out)
+    parse_archive(out)
+    assert sorted(os.listdir(str(tmp_path))) == ["existing.tar", "link.tar"], \
+        "temporary files left behind"
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".tar.gz", ".tar.zst"])
+def test_each_suffix_writes_a_tar_that_tar_lists_and_restore_reads(device, tmp_path, suffix):
+    dev = device("meta")
+    archive = backup(dev, tmp_path / ("b" + suffix))
+    magic = {".tar": None, ".tar.gz": b"\x1f\x8b", ".tar.zst": b"\x28\xb5\x2f\xfd"}[suffix]
+    if magic:
+        assert read(archive).startswith(magic)
+    doc = parse_archive(archive)
+    names = sl.run(["tar", "-tf", archive]).stdout.decode().split()
+    assert names[1:-1] == [f["path"] for f in doc["files"]]
+    before = dev.ok("status", "--json").stdout
+    wreck(dev)
+    dev.ok("restore", "--path=" + archive)
+    assert dev.ok("status", "--json").stdout == before
+
+
+def test_output_to_stdout(device, tmp_path):
+    """--output=- writes the archive, and nothing else, to standard output."""
+    dev = device("meta")
+    snap = ll.disk_snapshot(dev)
+    p = subprocess.run([dev.binary, "--sysroot=" + dev.path, "backup", "--output=-"],
+                       env=dev.env(None), capture_output=True, stdin=subprocess.DEVNULL,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert b"standard output" in p.stderr
+    archive = str(tmp_path / "stdout.tar")
+    write(archive, p.stdout)
+    parse_archive(archive)
+    ll.assert_unchanged(snap, dev, "backup to stdout")
+    wreck(dev)
+    dev.ok("restore", "--path=" + archive)
+    # JSON progress would share standard output with the archive
+    r = dev.run("backup", "--output=-", "--progress=json")
+    assert r.returncode == ll.EXIT_USAGE and "--progress-fd" in r.stderr, r.describe
+    assert r.stdout == ""
+
+
+def test_restore_reads_the_020_archive(device, tmp_path):
+    """N-1: the archive of abdeploy 0.2.0 (one JSON document with a trailing
+    checksum line) is still restored."""
+    dev = device("meta")
+    archive = backup(dev, tmp_path / "b")
+    old = str(tmp_path / "backup-0.2.0.json")
+    write(old, ba.seal_json(ba.read_doc(archive)))
+    before = dev.ok("status", "--json").stdout
+    wreck(dev)
+    dev.ok("restore", "--path=" + old)
+    assert dev.ok("status", "--json").stdout == before
 
 
 def test_output_where_it_cannot_be_written(device, tmp_path):
     dev = device("meta")
-    missing = tmp_path / "no-such-dir" / "b"
+    missing = tmp_path / "no-such-dir" / "b.tar"
     p = dev.run("backup", "--output=" + str(missing))
     assert p.returncode == ll.EXIT_ERROR and "no-such-dir" in p.stderr, p.describe
     assert not (tmp_path / "no-such-dir").exists()
 
-    p = dev.run("backup", "--output=" + str(tmp_path))     # a directory
+    os.mkdir(str(tmp_path / "dir.tar"))
+    p = dev.run("backup", "--force", "--output=" + str(tmp_path / "dir.tar"))     # a directory
     assert p.returncode == ll.EXIT_ERROR and str(tmp_path) in p.stderr, p.describe
-    assert os.path.isdir(str(tmp_path))
+    assert os.path.isdir(str(tmp_path / "dir.tar"))
 
     locked = tmp_path / "immutable"      # not writable, even for root
     locked.mkdir()
     with ll.immutable(locked):
-        p = dev.run("backup", "--output=" + str(locked / "b"))
+        p = dev.run("backup", "--output=" + str(locked / "b.tar"))
         assert p.returncode == ll.EXIT_ERROR and str(locked) in p.stderr, p.describe
         assert os.listdir(str(locked)) == []
 
 
 def test_usage(device, tmp_path):
     dev = device("meta")
-    for args in (["backup"], ["backup", "--output=x", "extra"], ["restore"],
+    for args in (["backup"], ["backup", "--output=x.tar", "extra"], ["restore"],
                  ["restore", "--path=x", "extra"], ["backup", "--bogus"]):
         p = dev.run(*args)
         assert p.returncode == ll.EXIT_USAGE, p.describe
+    # the suffix chooses the compression: any other is a usage error
+    for name in ("b", "b.json", "b.tgz", "b.tar.xz"):
+        p = dev.run("backup", "--output=" + str(tmp_path / name))
+        assert p.returncode == ll.EXIT_USAGE, p.describe
+        assert ".tar, .tar.gz or .tar.zst" in p.stderr, p.describe
+        assert not (tmp_path / name).exists()
 
 
 def test_restore_and_backup_while_another_abdeploy_holds_the_lock(device, tmp_path):
@@ -457,9 +555,9 @@ def test_restore_and_backup_while_another_abdeploy_holds_the_lock(device, tmp_pa
         assert re.search(r"pid %d\b" % proc.pid, p.stderr), p.describe
         ll.assert_unchanged(snap, dev, "restore while locked")
         # a backup is a consistent snapshot: it waits for no writer either
-        p = dev.run("backup", "--output=" + str(tmp_path / "b2"))
+        p = dev.run("backup", "--output=" + str(tmp_path / "b2.tar"))
         assert p.returncode == ll.EXIT_LOCKED, p.describe
-        assert not os.path.exists(str(tmp_path / "b2"))
+        assert not os.path.exists(str(tmp_path / "b2.tar"))
     finally:
         open(release, "w").close()
         out = proc.communicate(timeout=120)[0]

@@ -1,9 +1,13 @@
 """`abdeploy restore` of crafted archives (issue 10, point 4).
 
 Every archive here is what a careless or hostile hand makes of a real
-backup: a member's JSON is changed and the archive's trailing checksum is
-recomputed, so only the checks of the archive reader stand between the
-archive and the sysroot.  A refused restore must exit 1 with a message that
+backup: its manifest or members are changed and its checksums (SHA256SUMS
+of the tar archive, or the trailing line of the 0.2.0 JSON archive) are
+made right again, so only the checks of the archive reader stand between
+the archive and the sysroot.  Since issue 16 (point 7) the archive is a tar
+archive; the hostile tar entries (hard links, devices, directories, "../"
+and absolute names, huge sizes, entries the manifest does not list) are at
+the end.  A refused restore must exit 1 with a message that
 names the problem, leave the sysroot byte for byte as it was (every entry:
 type, mode, inode, mtime, size, SHA-256, link target; see
 lifecyclelib.disk_snapshot), leave no journal, and write nothing outside the
@@ -19,8 +23,11 @@ import hashlib
 import json
 import os
 
+import tarfile
+
 import pytest
 
+import backuparchive as ba  # tests/lib
 import lifecyclelib as ll
 from lifecyclelib import sl
 
@@ -40,20 +47,19 @@ def write(path, data):
 
 
 def backup(dev, tmp_path):
-    path = str(tmp_path / "device.abdeploy-backup")
+    path = str(tmp_path / "device.tar")
     dev.ok("backup", "--output=" + path)
     return path
 
 
-def seal(doc):
-    """DOC as an archive with a correct trailing checksum."""
-    body = json.dumps(doc).encode()
-    return body + b"\nsha256 " + hashlib.sha256(body).hexdigest().encode() + b"\n"
+def seal(doc, fmt="tar"):
+    """DOC as an archive with correct checksums: a tar archive, or (json)
+    the archive of 0.2.0."""
+    return ba.seal_tar(doc) if fmt == "tar" else ba.seal_json(doc)
 
 
 def unseal(path):
-    data = read(path)
-    return json.loads(data[:data.rindex(b"\nsha256 ")])
+    return ba.read_doc(path)
 
 
 def member(rel, data, mode=0o644, kind=None):
@@ -67,11 +73,11 @@ def member(rel, data, mode=0o644, kind=None):
     return m
 
 
-def crafted(tmp_path, archive, mutate, name="crafted"):
+def crafted(tmp_path, archive, mutate, name="crafted", fmt="tar"):
     doc = unseal(archive)
     mutate(doc)
     path = str(tmp_path / name)
-    write(path, seal(doc))
+    write(path, seal(doc, fmt))
     return path
 
 
@@ -199,10 +205,13 @@ def test_duplicate_member_is_refused(device, tmp_path):
 # Sizes and checksums against the manifest
 
 
+@pytest.mark.parametrize("fmt", ["tar", "json"])
 @pytest.mark.parametrize("how", ["size", "base64-junk", "huge-size"])
-def test_member_that_does_not_match_the_manifest_is_refused(device, tmp_path, how):
+def test_member_that_does_not_match_the_manifest_is_refused(device, tmp_path, how, fmt):
     """0.2.0 ignored "size" and decoded base64 leniently (junk skipped), so
-    these passed its checksum check."""
+    these passed its checksum check.  A tar archive holds no base64."""
+    if fmt == "tar" and how == "base64-junk":
+        pytest.skip("a tar archive holds no base64")
     dev = device("meta")
     archive = backup(dev, tmp_path)
 
@@ -214,7 +223,7 @@ def test_member_that_does_not_match_the_manifest_is_refused(device, tmp_path, ho
             f["size"] = 1 << 40
         else:
             f["data"] = "!" + f["data"]
-    refused(dev, crafted(tmp_path, archive, mutate), "abdeploy/state/slot-b.json")
+    refused(dev, crafted(tmp_path, archive, mutate, fmt=fmt), "abdeploy/state/slot-b.json")
 
 
 def test_archive_cut_halfway_through_its_members_is_refused(device, tmp_path):
@@ -459,3 +468,90 @@ def test_restore_that_checks_a_slot_out_again_survives_a_kill_anywhere(device, t
         rc, _, _, v = c.verify("--full")
         assert rc == ll.EXIT_OK, "crash point %d (%s)\n%s" % (n, points[n - 1], v.describe)
         ll.sl.rmtree(c.path)
+
+
+# --------------------------------------------------------------------------
+# Hostile tar entries (issue 16, point 7): each is refused before anything
+# is written, with a message that names the entry
+
+
+def tar_with(doc, *extra, edit=None):
+    return ba.seal_tar(doc, extra=extra, edit=edit)
+
+
+@pytest.mark.parametrize("case", ["hardlink-out", "hardlink-in", "chardev", "blockdev", "fifo",
+                                  "directory", "not-in-manifest"])
+def test_hostile_tar_entry_is_refused(device, tmp_path, case):
+    dev = device("meta")
+    doc = unseal(backup(dev, tmp_path))
+    info, needle = {
+        "hardlink-out": (ba.tar_info(KEYS_DIR + "/shadow.gpg", kind=tarfile.LNKTYPE,
+                                     linkname="../../../../etc/shadow"), "hard link"),
+        "hardlink-in": (ba.tar_info(KEYS_DIR + "/again.gpg", kind=tarfile.LNKTYPE,
+                                    linkname=KEYS_DIR + "/publisher.gpg"), "hard link"),
+        "chardev": (ba.tar_info("etc/abdeploy/null", kind=tarfile.CHRTYPE), "character device"),
+        "blockdev": (ba.tar_info("etc/abdeploy/sda", kind=tarfile.BLKTYPE), "block device"),
+        "fifo": (ba.tar_info("abdeploy/state/fifo", kind=tarfile.FIFOTYPE), "FIFO"),
+        "directory": (ba.tar_info("etc/abdeploy/conf.d", kind=tarfile.DIRTYPE), "directory"),
+        "not-in-manifest": (ba.tar_info("etc/abdeploy/conf.d/50-extra.conf", 4),
+                            "the manifest lists"),
+    }[case]
+    path = str(tmp_path / "hostile.tar")
+    write(path, tar_with(doc, (info, b"x=1\n" if info.isreg() else b"")))
+    refused(dev, path, needle)
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc/abdeploy/abs.conf",
+                                  "etc/abdeploy/../../../escape"])
+def test_tar_entry_named_outside_the_sysroot_is_refused(device, tmp_path, name):
+    """The manifest lists the entry too, so only the path checks stand in
+    the way."""
+    dev = device("meta")
+    doc = unseal(backup(dev, tmp_path))
+    doc["files"].append(member(name, "escaped\n"))
+    path = str(tmp_path / "hostile.tar")
+    write(path, seal(doc))
+    refused(dev, path, "member path " + name)
+    assert not os.path.exists(os.path.join(os.path.dirname(dev.path), "escape"))
+
+
+def test_tar_symlink_then_file_through_it_is_refused(device, tmp_path):
+    dev = device("meta")
+    escape = os.path.join(os.path.dirname(dev.path), "escape-dir")
+    os.makedirs(escape)
+    doc = unseal(backup(dev, tmp_path))
+    doc["files"].append(member(KEYS_DIR + "/k", "../../../../escape-dir", 0o777, "symlink"))
+    doc["files"].append(member(KEYS_DIR + "/k/evil.gpg", "through a link\n"))
+    path = str(tmp_path / "hostile.tar")
+    write(path, seal(doc))
+    refused(dev, path, KEYS_DIR + "/k")
+    assert os.listdir(escape) == []
+
+
+def test_tar_duplicate_entry_is_refused(device, tmp_path):
+    dev = device("meta")
+    doc = unseal(backup(dev, tmp_path))
+    conf = next(f for f in doc["files"] if f["path"] == "abdeploy/state/sysroot.json")
+    doc["files"].append(dict(conf))
+    path = str(tmp_path / "hostile.tar")
+    write(path, seal(doc))
+    refused(dev, path, "appears twice")
+
+
+@pytest.mark.parametrize("size", [1 << 40, 17 << 20])
+def test_tar_entry_with_a_huge_size_is_refused(device, tmp_path, size):
+    """The header claims more than a member may hold: refused before a byte
+    of it is read (no terabyte allocation)."""
+    dev = device("meta")
+    doc = unseal(backup(dev, tmp_path))
+    tar = tar_with(doc)
+    out = bytearray()
+    import io
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        victim = next(m for m in t.getmembers() if m.name == KEYS_DIR + "/publisher.gpg")
+    info = ba.tar_info(victim.name, size)
+    header = info.tobuf(tarfile.PAX_FORMAT)
+    out += tar[:victim.offset] + header + tar[victim.offset_data:]
+    path = str(tmp_path / "huge.tar")
+    write(path, bytes(out))
+    refused(dev, path, KEYS_DIR + "/publisher.gpg", "claims %d bytes" % size)

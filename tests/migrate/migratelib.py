@@ -10,8 +10,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("ABDEPLOY_SRCDIR") or os.path.dirname(os.path.dirname(HERE))
-if os.path.join(SRCDIR, "tests", "scenario") not in sys.path:
-    sys.path.insert(0, os.path.join(SRCDIR, "tests", "scenario"))
+for _p in (os.path.join(SRCDIR, "tests", "scenario"), os.path.join(SRCDIR, "tests", "lib")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 import scenariolib as sl  # noqa: E402,F401
 

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+import backuparchive  # tests/lib
+
 import migratelib as ml
 from migratelib import sl
 
@@ -110,12 +112,11 @@ def test_backup_of_layout1_is_a_format1_archive(layout1, pristine):
     """backup only reads: the archive has the layout-1 files, as 0.1.0 wrote
     them, in archive format 1."""
     fx = layout1()
-    out = os.path.join(fx.root, "b.json")
+    out = os.path.join(fx.root, "b.tar")
     r = fx.grub.ok("backup", "--output=" + out)
     assert "Migrated" not in r.stderr
     assert ml.layout(fx.grub) == "1\n"
-    with open(out) as f:
-        archive = json.loads(f.read().rsplit("\nsha256 ", 1)[0])
+    archive = backuparchive.read_doc(out)
     assert archive["format"] == 1
     files = {e["path"]: e for e in archive["files"]}
     import base64

@@ -216,7 +216,7 @@ def test_restore_reinstalls_the_entry_of_a_slot_checked_out_again(sysroots, serv
     sr.ok("mark-good", "a")
     sr.ok("deploy", "--from=" + server.url, "os/v2")
     sr.ok("mark-good", "b")
-    archive = str(tmp_path / "backup.abbackup")
+    archive = str(tmp_path / "backup.tar.zst")
     sr.ok("backup", "--output=" + archive)
     # after the backup: other kernel args, and slot a rebuilt from v3
     with open(sr.p("etc", "abdeploy", "abdeploy.conf"), "w") as f:

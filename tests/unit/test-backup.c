@@ -8,6 +8,8 @@
 #include "ab-format.h"
 #include "ab-migrate.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -215,7 +217,7 @@ test_trailer (ArchiveFixture *fx, gconstpointer data)
   g_autofree char *flipped = g_strndup (text, len);
   flipped[2] ^= 0x20;
   const struct { const char *data; gsize len; const char *needle; } cases[] = {
-    { "", 0, "no trailing checksum line" },
+    { "", 0, "not a readable tar archive" },
     { text, len - 1, "no trailing checksum line" },
     { text, len / 2, "no trailing checksum line" },
     { with_upper, strlen (with_upper), "checksum mismatch" },
@@ -596,6 +598,431 @@ test_read_back (ArchiveFixture *fx, gconstpointer data)
   assert_unreadable (fx, "backoff-max-ms=8000");
 }
 
+/* ---- the tar archive ---- */
+
+/* The fixture's manifest: the document without the members' data. */
+static char *
+manifest_of (ArchiveFixture *fx)
+{
+  g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (root, json_object_new ());
+  JsonObject *m = json_node_get_object (root);
+  g_autoptr(GList) keys = json_object_get_members (fx->doc);
+  for (GList *l = keys; l; l = l->next)
+    if (!g_str_equal (l->data, "files"))
+      json_object_set_member (m, l->data, json_node_copy (json_object_get_member (fx->doc, l->data)));
+  JsonArray *files = json_array_new ();
+  for (guint i = 0; i < json_array_get_length (files_of (fx)); i++)
+    {
+      JsonObject *f = json_array_get_object_element (files_of (fx), i);
+      JsonObject *e = json_object_new ();
+      g_autoptr(GList) members = json_object_get_members (f);
+      for (GList *l = members; l; l = l->next)
+        if (!g_str_equal (l->data, "data"))
+          json_object_set_member (e, l->data, json_node_copy (json_object_get_member (f, l->data)));
+      json_array_add_object_element (files, e);
+    }
+  json_object_set_array_member (m, "files", files);
+  return json_to_string (root, TRUE);
+}
+
+/* The fixture's members as files (links: data is the target). */
+static GPtrArray *
+members_of (ArchiveFixture *fx)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_migrate_file_free);
+  for (guint i = 0; i < json_array_get_length (files_of (fx)); i++)
+    {
+      JsonObject *f = json_array_get_object_element (files_of (fx), i);
+      gsize len = 0;
+      g_autofree guchar *data = g_base64_decode (json_object_get_string_member (f, "data"), &len);
+      gboolean link = json_object_has_member (f, "type");
+      guint mode = (guint) json_object_get_int_member (f, "mode") | (link ? S_IFLNK : S_IFREG);
+      g_ptr_array_add (out, ab_migrate_file_new (json_object_get_string_member (f, "path"), data,
+                                                 len, mode));
+    }
+  return out;
+}
+
+static GBytes *
+seal_tar (ArchiveFixture *fx, AbBackupCompression c)
+{
+  g_autofree char *manifest = manifest_of (fx);
+  g_autoptr(GPtrArray) files = members_of (fx);
+  g_autoptr(GError) error = NULL;
+  GBytes *bytes = ab_backup_tar_write (manifest, files, c, &error);
+  g_assert_no_error (error);
+  return bytes;
+}
+
+static void
+test_tar_valid (ArchiveFixture *fx, gconstpointer data)
+{
+  for (AbBackupCompression c = AB_BACKUP_TAR; c <= AB_BACKUP_TAR_ZST; c++)
+    {
+      g_autoptr(GBytes) bytes = seal_tar (fx, c);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(AbBackupArchive) a = parse_bytes (bytes, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (a->refs[AB_SLOT_A], ==, COMMIT_A);
+      g_assert_cmpint (a->pointer.state[AB_SLOT_A], ==, AB_BOOT_STATE_GOOD);
+      g_assert_cmpuint (a->files->len, ==, 5);
+      g_assert_true (ab_backup_archive_check_readable (a, "test.backup", &error));
+    }
+}
+
+/* A tar archive written entry by entry: the fixture's manifest, its
+ * members, HOSTILE (an entry the manifest does not list, or NULL), then
+ * SHA256SUMS that is right for the fixture's members. */
+typedef void (*EntryFunc) (struct archive_entry *e, const char **out_data, gsize *out_len);
+
+static void
+raw_member (struct archive *ar, const char *path, const void *data, gsize len, guint mode)
+{
+  struct archive_entry *e = archive_entry_new ();
+  archive_entry_set_pathname (e, path);
+  archive_entry_set_filetype (e, S_ISLNK (mode) ? AE_IFLNK : AE_IFREG);
+  archive_entry_set_perm (e, mode & 0777);
+  if (S_ISLNK (mode))
+    {
+      g_autofree char *t = g_strndup (data, len);
+      archive_entry_set_symlink (e, t);
+      len = 0;
+    }
+  archive_entry_set_size (e, (la_int64_t) len);
+  g_assert_cmpint (archive_write_header (ar, e), ==, ARCHIVE_OK);
+  if (len > 0)
+    g_assert_cmpint (archive_write_data (ar, data, len), ==, (la_ssize_t) len);
+  archive_entry_free (e);
+}
+
+static la_ssize_t
+append_cb (struct archive *ar, void *buf, const void *data, size_t len)
+{
+  g_byte_array_append (buf, data, (guint) len);
+  return (la_ssize_t) len;
+}
+
+static GBytes *
+seal_tar_with (ArchiveFixture *fx, EntryFunc hostile)
+{
+  g_autofree char *manifest = manifest_of (fx);
+  g_autoptr(GPtrArray) files = members_of (fx);
+  g_autoptr(GByteArray) buf = g_byte_array_new ();
+  struct archive *ar = archive_write_new ();
+  g_assert_cmpint (archive_write_set_format_pax_restricted (ar), ==, ARCHIVE_OK);
+  g_assert_cmpint (archive_write_open (ar, buf, NULL, append_cb, NULL), ==, ARCHIVE_OK);
+  raw_member (ar, AB_BACKUP_MANIFEST_NAME, manifest, strlen (manifest), S_IFREG | 0644);
+  for (guint i = 0; i < files->len; i++)
+    {
+      AbMigrateFile *f = files->pdata[i];
+      raw_member (ar, f->rel, g_bytes_get_data (f->data, NULL), g_bytes_get_size (f->data), f->mode);
+    }
+  if (hostile != NULL)
+    {
+      struct archive_entry *e = archive_entry_new ();
+      const char *data = NULL;
+      gsize len = 0;
+      hostile (e, &data, &len);
+      g_assert_cmpint (archive_write_header (ar, e), ==, ARCHIVE_OK);
+      if (len > 0)
+        g_assert_cmpint (archive_write_data (ar, data, len), ==, (la_ssize_t) len);
+      archive_entry_free (e);
+    }
+  g_autofree char *msum = g_compute_checksum_for_string (G_CHECKSUM_SHA256, manifest, -1);
+  g_autofree char *sums = ab_backup_sums_text (msum, files);
+  raw_member (ar, AB_BACKUP_SUMS_NAME, sums, strlen (sums), S_IFREG | 0644);
+  g_assert_cmpint (archive_write_close (ar), ==, ARCHIVE_OK);
+  archive_write_free (ar);
+  return g_byte_array_free_to_bytes (g_steal_pointer (&buf));
+}
+
+static void
+assert_tar_refused (GBytes *bytes, const char *needle)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AbBackupArchive) a = parse_bytes (bytes, &error);
+  g_assert_null (a);
+  g_assert_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_CORRUPT);
+  if (strstr (error->message, needle) == NULL)
+    g_error ("\"%s\" not in: %s", needle, error->message);
+}
+
+static void
+hardlink_out (struct archive_entry *e, const char **d, gsize *l)
+{
+  archive_entry_set_pathname (e, "etc/abdeploy/trusted.gpg.d/shadow.gpg");
+  archive_entry_set_filetype (e, AE_IFREG);
+  archive_entry_set_perm (e, 0644);
+  archive_entry_set_hardlink (e, "../../../etc/shadow");
+}
+
+static void
+chardev (struct archive_entry *e, const char **d, gsize *l)
+{
+  archive_entry_set_pathname (e, "etc/abdeploy/null");
+  archive_entry_set_filetype (e, AE_IFCHR);
+  archive_entry_set_perm (e, 0666);
+  archive_entry_set_rdevmajor (e, 1);
+  archive_entry_set_rdevminor (e, 3);
+}
+
+static void
+blockdev (struct archive_entry *e, const char **d, gsize *l)
+{
+  chardev (e, d, l);
+  archive_entry_set_filetype (e, AE_IFBLK);
+}
+
+static void
+fifo (struct archive_entry *e, const char **d, gsize *l)
+{
+  chardev (e, d, l);
+  archive_entry_set_filetype (e, AE_IFIFO);
+}
+
+static void
+directory (struct archive_entry *e, const char **d, gsize *l)
+{
+  archive_entry_set_pathname (e, "etc/abdeploy/conf.d");
+  archive_entry_set_filetype (e, AE_IFDIR);
+  archive_entry_set_perm (e, 0755);
+}
+
+static void
+extra_file (struct archive_entry *e, const char **d, gsize *l)
+{
+  archive_entry_set_pathname (e, "etc/abdeploy/conf.d/50-extra.conf");
+  archive_entry_set_filetype (e, AE_IFREG);
+  archive_entry_set_perm (e, 0644);
+  archive_entry_set_size (e, 3);
+  *d = "x=1";
+  *l = 3;
+}
+
+static void
+test_tar_entry_types (ArchiveFixture *fx, gconstpointer data)
+{
+  static const struct { EntryFunc f; const char *needle; } cases[] = {
+    { hardlink_out, "is a hard link to ../../../etc/shadow" },
+    { chardev, "etc/abdeploy/null is a character device" },
+    { blockdev, "is a block device" },
+    { fifo, "is a FIFO" },
+    { directory, "etc/abdeploy/conf.d/ is a directory" },
+    { extra_file, "the manifest lists 5 members, the archive holds 6" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GBytes) bytes = seal_tar_with (fx, cases[i].f);
+      assert_tar_refused (bytes, cases[i].needle);
+    }
+}
+
+/* Paths the manifest lists too, so that only the path checks refuse them. */
+static void
+test_tar_hostile_paths (ArchiveFixture *fx, gconstpointer data)
+{
+  static const struct { const char *path; const char *needle; } cases[] = {
+    { "../escape", "\"..\" component" },
+    { "etc/abdeploy/../../escape", "\"..\" component" },
+    { "/etc/abdeploy/abs.conf", "is absolute" },
+    { "usr/bin/x", "outside etc/abdeploy/" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      add_text (fx, cases[i].path, "x\n");
+      g_autoptr(GBytes) bytes = seal_tar_with (fx, NULL);
+      assert_tar_refused (bytes, cases[i].needle);
+      g_assert_true (remove_member (fx, cases[i].path));
+    }
+  /* a link, then a file through it */
+  add_link (fx, "etc/abdeploy/trusted.gpg.d/k", "../../..");
+  add_text (fx, "etc/abdeploy/trusted.gpg.d/k/usr/evil.gpg", "x\n");
+  g_autoptr(GBytes) through = seal_tar_with (fx, NULL);
+  assert_tar_refused (through, "is below member etc/abdeploy/trusted.gpg.d/k");
+  remove_member (fx, "etc/abdeploy/trusted.gpg.d/k/usr/evil.gpg");
+  /* a link out of the sysroot */
+  remove_member (fx, "etc/abdeploy/trusted.gpg.d/k");
+  add_link (fx, "etc/abdeploy/trusted.gpg.d/k", "../../../../etc/shadow");
+  g_autoptr(GBytes) out = seal_tar_with (fx, NULL);
+  assert_tar_refused (out, "outside the sysroot");
+  remove_member (fx, "etc/abdeploy/trusted.gpg.d/k");
+  /* the same member twice */
+  add_text (fx, "etc/abdeploy/abdeploy.conf", CONFIG);
+  g_autoptr(GBytes) twice = seal_tar_with (fx, NULL);
+  assert_tar_refused (twice, "appears twice");
+}
+
+/* The header of member PATH in the uncompressed tar DATA claims SIZE
+ * (octal, 11 digits) bytes; its header checksum is made right again. */
+static GBytes *
+claim_size (GBytes *bytes, const char *path, const char *octal_size)
+{
+  gsize len = 0;
+  const void *orig = g_bytes_get_data (bytes, &len);
+  guint8 *data = g_memdup2 (orig, len);
+  gsize at = 0;
+  while (at + 512 <= len && strcmp ((char *) data + at, path) != 0)
+    at += 512;
+  g_assert_cmpuint (at + 512, <=, len);
+  memcpy (data + at + 124, octal_size, 11);
+  memset (data + at + 148, ' ', 8);
+  guint sum = 0;
+  for (guint i = 0; i < 512; i++)
+    sum += data[at + i];
+  g_snprintf ((char *) data + at + 148, 8, "%06o", sum);
+  return g_bytes_new_take (data, len);
+}
+
+static void
+test_tar_huge_sizes (ArchiveFixture *fx, gconstpointer data)
+{
+  g_autoptr(GBytes) bytes = seal_tar_with (fx, NULL);
+  /* 8 GiB - 1 and 17 MiB: above the member cap, refused before a byte is read */
+  g_autoptr(GBytes) huge = claim_size (bytes, KEY_REL, "77777777777");
+  assert_tar_refused (huge, "claims 8589934591 bytes");
+  g_autoptr(GBytes) big = claim_size (bytes, KEY_REL, "00104000000");
+  assert_tar_refused (big, "more than a member (16 MiB)");
+  /* larger than the data that follows: the archive is truncated */
+  g_autoptr(GBytes) more = claim_size (bytes, KEY_REL, "00000100000");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AbBackupArchive) a = parse_bytes (more, &error);
+  g_assert_null (a);
+  g_assert_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_CORRUPT);
+}
+
+/* The same content as the fixture: what a flipped byte that libarchive
+ * does not see (padding) may give, and nothing else. */
+static gboolean
+same_as_fixture (AbBackupArchive *a, AbBackupArchive *good)
+{
+  if (a->files->len != good->files->len)
+    return FALSE;
+  for (guint i = 0; i < a->files->len; i++)
+    {
+      AbMigrateFile *x = a->files->pdata[i], *y = good->files->pdata[i];
+      if (!g_str_equal (x->rel, y->rel) || x->mode != y->mode || !g_bytes_equal (x->data, y->data))
+        return FALSE;
+    }
+  return a->pointer.primary == good->pointer.primary
+         && g_strcmp0 (a->refs[AB_SLOT_A], good->refs[AB_SLOT_A]) == 0;
+}
+
+static void
+test_tar_every_cut_and_flip (ArchiveFixture *fx, gconstpointer data)
+{
+  for (AbBackupCompression c = AB_BACKUP_TAR; c <= AB_BACKUP_TAR_ZST; c++)
+    {
+      g_autoptr(GBytes) bytes = seal_tar (fx, c);
+      gsize len = 0;
+      const guint8 *d = g_bytes_get_data (bytes, &len);
+      g_autoptr(AbBackupArchive) good = ab_backup_parse_archive (d, len, NULL, NULL);
+      g_assert_nonnull (good);
+      /* every cut before the two end-of-archive blocks loses content */
+      gsize end = c == AB_BACKUP_TAR ? len - 1024 : len;
+      for (gsize cut = 0; cut < end; cut += c == AB_BACKUP_TAR ? 61 : 7)
+        {
+          g_autoptr(GError) error = NULL;
+          g_autoptr(AbBackupArchive) a = ab_backup_parse_archive (d, cut, NULL, &error);
+          if (a != NULL)
+            g_error ("a cut at %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " was accepted", cut, len);
+          g_assert_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_CORRUPT);
+        }
+      g_autofree guint8 *copy = g_memdup2 (d, len);
+      for (gsize i = 0; i < len; i += 3)
+        {
+          copy[i] ^= 0x20;
+          g_autoptr(AbBackupArchive) a = ab_backup_parse_archive (copy, len, NULL, NULL);
+          if (a != NULL && !same_as_fixture (a, good))
+            g_error ("a flip at %" G_GSIZE_FORMAT " changed what is restored", i);
+          copy[i] ^= 0x20;
+        }
+    }
+}
+
+static void
+test_tar_checksums (ArchiveFixture *fx, gconstpointer data)
+{
+  /* a member's data that is not what the manifest says */
+  JsonObject *conf = find_member (fx, "etc/abdeploy/abdeploy.conf");
+  g_autofree char *b64 = g_base64_encode ((const guchar *) "[boot]\ntries=3\n", 15);
+  json_object_set_string_member (conf, "data", b64);
+  json_object_set_int_member (conf, "size", 15);
+  g_autoptr(GBytes) bytes = seal_tar_with (fx, NULL);
+  assert_tar_refused (bytes, "etc/abdeploy/abdeploy.conf: checksum mismatch");
+}
+
+/* A manifest changed after SHA256SUMS was made (the boot pointer): every
+ * member still matches it, only SHA256SUMS tells. */
+static void
+test_tar_manifest_changed (ArchiveFixture *fx, gconstpointer data)
+{
+  g_autoptr(GBytes) bytes = seal_tar (fx, AB_BACKUP_TAR);
+  gsize len = 0;
+  const void *orig = g_bytes_get_data (bytes, &len);
+  guint8 *d = g_memdup2 (orig, len);
+  guint8 *at = memmem (d, len, "\"good\"", 6);
+  g_assert_nonnull (at);
+  memcpy (at, "\"bad\" ", 6);
+  g_autoptr(GBytes) changed = g_bytes_new_take (d, len);
+  assert_tar_refused (changed, "SHA256SUMS does not match");
+}
+
+static void
+test_tar_frame (ArchiveFixture *fx, gconstpointer data)
+{
+  g_autoptr(GByteArray) buf = g_byte_array_new ();
+  struct archive *ar = archive_write_new ();
+  g_assert_cmpint (archive_write_set_format_pax_restricted (ar), ==, ARCHIVE_OK);
+  g_assert_cmpint (archive_write_open (ar, buf, NULL, append_cb, NULL), ==, ARCHIVE_OK);
+  raw_member (ar, "etc/abdeploy/abdeploy.conf", CONFIG, strlen (CONFIG), S_IFREG | 0644);
+  g_assert_cmpint (archive_write_close (ar), ==, ARCHIVE_OK);
+  archive_write_free (ar);
+  g_autoptr(GBytes) other = g_byte_array_free_to_bytes (g_steal_pointer (&buf));
+  assert_tar_refused (other, "does not begin with abdeploy-backup.json");
+  g_autoptr(GBytes) junk = g_bytes_new_static ("PK\003\004 not a tar", 15);
+  assert_tar_refused (junk, "not a readable tar archive");
+}
+
+/* The archive of abdeploy 0.2.0 (one JSON document, made by its writer) is
+ * still read. */
+static void
+test_020_fixture (void)
+{
+  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "fixtures", "backup-0.2.0",
+                                                 "layout-2-slots.abbak", NULL);
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  g_autoptr(GError) error = NULL;
+  g_assert_true (g_file_get_contents (path, &text, &len, &error));
+  g_autoptr(AbBackupArchive) a = ab_backup_parse_archive ((guint8 *) text, len, path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (a->format, ==, 2);
+  g_assert_cmpstr (a->bootloader, ==, "grub");
+  g_assert_nonnull (a->records[AB_SLOT_A]);
+  g_assert_nonnull (a->records[AB_SLOT_B]);
+  g_assert_cmpint (a->pointer.primary, ==, AB_SLOT_A);
+  g_assert_true (ab_backup_archive_check_readable (a, path, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_compression_for_name (void)
+{
+  AbBackupCompression c;
+  g_assert_true (ab_backup_compression_for_name ("x.tar", &c, NULL) && c == AB_BACKUP_TAR);
+  g_assert_true (ab_backup_compression_for_name ("/a/b.tar.gz", &c, NULL) && c == AB_BACKUP_TAR_GZ);
+  g_assert_true (ab_backup_compression_for_name ("b.tar.zst", &c, NULL) && c == AB_BACKUP_TAR_ZST);
+  const char *bad[] = { "b", "b.json", "b.tgz", "b.tar.xz", ".tar", "b.tar.gz.part" };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_assert_false (ab_backup_compression_for_name (bad[i], &c, &error));
+      g_assert_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_USAGE);
+      g_assert_nonnull (strstr (error->message, ".tar, .tar.gz or .tar.zst"));
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -621,5 +1048,15 @@ main (int argc, char **argv)
   ARCHIVE_TEST ("/backup/content/pointer", test_pointer);
   ARCHIVE_TEST ("/backup/content/format-1", test_format_1_is_migrated);
   ARCHIVE_TEST ("/backup/read-back", test_read_back);
+  ARCHIVE_TEST ("/backup/tar/valid", test_tar_valid);
+  ARCHIVE_TEST ("/backup/tar/entry-types", test_tar_entry_types);
+  ARCHIVE_TEST ("/backup/tar/hostile-paths", test_tar_hostile_paths);
+  ARCHIVE_TEST ("/backup/tar/huge-sizes", test_tar_huge_sizes);
+  ARCHIVE_TEST ("/backup/tar/every-cut-and-flip", test_tar_every_cut_and_flip);
+  ARCHIVE_TEST ("/backup/tar/checksums", test_tar_checksums);
+  ARCHIVE_TEST ("/backup/tar/manifest-changed", test_tar_manifest_changed);
+  ARCHIVE_TEST ("/backup/tar/frame", test_tar_frame);
+  g_test_add_func ("/backup/format-0.2.0-fixture", test_020_fixture);
+  g_test_add_func ("/backup/compression-for-name", test_compression_for_name);
   return g_test_run ();
 }

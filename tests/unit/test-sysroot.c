@@ -145,9 +145,9 @@ test_recover_completes_restore (TmpDir *t, gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autofree char *path = make_sysroot (t, "sr");
   g_autoptr(AbSysroot) sysroot = open_sysroot (path);
-  g_autofree char *archive = g_build_filename (t->path, "backup.json", NULL);
+  g_autofree char *archive = g_build_filename (t->path, "backup.tar", NULL);
   guint files = 0;
-  g_assert_true (ab_backup_create (sysroot, archive, &files, &error));
+  g_assert_true (ab_backup_create (sysroot, archive, FALSE, &files, &error));
   g_assert_no_error (error);
   g_autofree char *bytes = NULL;
   gsize len = 0;

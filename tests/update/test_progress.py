@@ -228,7 +228,7 @@ def test_bad_progress_values_are_usage_errors(device, pub):
                        (["--progress-fd=-1"], "--progress-fd=-1"),
                        (["--progress-fd=x"], "--progress-fd=x")):
         for cmd in (["stage", pub.commits["1.2"]], ["deploy", pub.commits["1.2"]],
-                    ["update"], ["resume"], ["verify", "--full"], ["backup", "--output=/nowhere"],
+                    ["update"], ["resume"], ["verify", "--full"], ["backup", "--output=/nowhere.tar"],
                     ["restore", "--path=/nowhere"],
                     ["publish", "commit", "--repo=/nowhere", "--tree=/", "--version=1"],
                     ["publish", "deltas", "--repo=/nowhere", "--channel=x"]):
@@ -292,7 +292,7 @@ def test_verify_full_json_counts_the_commit_files(device, pub):
 
 
 def test_backup_and_restore_json(device, tmp_path):
-    archive = str(tmp_path / "backup.json")
+    archive = str(tmp_path / "backup.tar")
     r, lines = run_json(device, "backup", "--output=" + archive)
     assert phases(lines) == ["collect", "write"], lines
     w = progress_of(lines, "write", "bytes")

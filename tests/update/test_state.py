@@ -96,7 +96,7 @@ def test_restore_keeps_the_higher_serial(device, hostile, pub, tmp_path):
     serve(hostile, *pub.craft("stable", with_serial(serial + 1)))
     device.check()
     device.ok("pin", "1.0")
-    archive = str(tmp_path / "before.abdeploy-backup")
+    archive = str(tmp_path / "before.tar.gz")
     device.ok("backup", "--output=" + archive)
     serve(hostile, *pub.craft("stable", with_serial(serial + 3)))
     r, c = device.check()
