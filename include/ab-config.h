@@ -83,6 +83,7 @@ typedef struct
   AbConfigOnRed on_red;             /* default reboot */
   char *reboot_command;             /* NULL: systemctl reboot or reboot */
   GHashTable *hook_timeouts;        /* hook file name -> seconds (GUINT_TO_POINTER), 1..86400 */
+  char **disabled_hooks;            /* greenboot.conf DISABLED_HEALTHCHECKS; NULL-terminated */
 } AbConfigHealth;
 
 typedef struct

@@ -83,9 +83,15 @@ typedef struct
   GHashTable *timeouts;   /* hook name -> seconds (GUINT_TO_POINTER), [health-timeouts]; may be NULL */
   char **env;             /* environment for hooks (NULL-terminated) */
   gboolean greenboot_compat;
+  char **disabled;        /* names of required and wanted hooks not to run (greenboot's
+                           * DISABLED_HEALTHCHECKS); NULL: none */
   gboolean echo_output;   /* report "[name] line" as it arrives (a message) */
   AbEventSink *events;    /* where output lines (messages) and failed hooks (notes) go */
 } AbHookRunOptions;
+
+/* The shell of *.sh hooks: /bin/bash, or /bin/sh where bash is absent.
+ * Tests only: point it at a missing file to run a system without bash. */
+extern const char *ab_hooks_bash_path;
 
 /* The name of STAGE ("required", "wanted", "green", "red"). */
 const char *ab_hook_stage_name (AbHookStage stage);

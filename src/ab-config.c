@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-config.h"
+#include "ab-greenboot.h"
 #include "ab-format.h"
 #include "ab-fsutil.h"
 #include "ab-manifest.h"
@@ -657,6 +658,28 @@ loader_finish (Loader *l, gboolean ok, GError **error)
   return g_steal_pointer (&config);
 }
 
+/* greenboot.conf, with [health] greenboot-compat (the default): its
+ * GREENBOOT_MAX_BOOT_ATTEMPTS gives the tries unless abdeploy.conf or a
+ * conf.d file sets [boot] tries (abdeploy's own setting wins), and its
+ * DISABLED_HEALTHCHECKS names hooks not to run. */
+static gboolean
+load_greenboot (Loader *l, int sysroot_dfd, GError **error)
+{
+  if (!l->config->health.greenboot_compat)
+    return TRUE;
+  AbGreenbootConf gb = { 0 };
+  gboolean ok = ab_greenboot_conf_load (sysroot_dfd, &gb, error);
+  if (ok && gb.max_boot_attempts > 0 && !g_hash_table_contains (l->origins, find_key ("boot", "tries")))
+    l->config->boot.tries = gb.max_boot_attempts;
+  if (ok)
+    {
+      g_strfreev (l->config->health.disabled_hooks);
+      l->config->health.disabled_hooks = g_steal_pointer (&gb.disabled_healthchecks);
+    }
+  ab_greenboot_conf_clear (&gb);
+  return ok;
+}
+
 AbConfig *
 ab_config_load (int sysroot_dfd, const char *override_path, GError **error)
 {
@@ -667,7 +690,8 @@ ab_config_load (int sysroot_dfd, const char *override_path, GError **error)
     ok = load_file (&l, AT_FDCWD, override_path, TRUE, FALSE, error);
   else
     ok = load_file (&l, sysroot_dfd, CONFIG_DIR "/abdeploy.conf", TRUE, TRUE, error)
-         && load_conf_d (&l, sysroot_dfd, error);
+         && load_conf_d (&l, sysroot_dfd, error)
+         && load_greenboot (&l, sysroot_dfd, error);
   AbConfig *config = loader_finish (&l, ok, error);
   if (config != NULL)
     config->update.url_file_from_cwd = override_path != NULL;
@@ -745,6 +769,7 @@ ab_config_free (AbConfig *config)
   g_free (config->update.ca_file);
   g_free (config->health.reboot_command);
   g_clear_pointer (&config->health.hook_timeouts, g_hash_table_unref);
+  g_clear_pointer (&config->health.disabled_hooks, g_strfreev);
   g_free (config);
 }
 

@@ -16,6 +16,7 @@ G_DEFINE_QUARK (ab-health-error-quark, ab_health_error)
 #define VERDICT_FILE "verdict.json"
 #define MOTD_DIR "run/motd.d"
 #define MOTD_NAME "abdeploy"
+#define MOTD_GREENBOOT_NAME "boot-status"
 
 typedef struct
 {
@@ -66,7 +67,9 @@ commit_of (const Boot *b, AbSlot slot)
 }
 
 /* The MOTD holds hook names and versions: text from outside, sanitized
- * like the state files. */
+ * like the state files. It is written twice, each file atomically: as
+ * run/motd.d/abdeploy, and where greenboot writes it
+ * (run/motd.d/boot-status), so that a system set up for greenboot shows it. */
 static gboolean
 write_motd (AbSysroot *sysroot, const char *text, GError **error)
 {
@@ -74,7 +77,11 @@ write_motd (AbSysroot *sysroot, const char *text, GError **error)
     return FALSE;
   g_autofree char *clean = ab_json_sanitize (text, -1, 0, FALSE);
   ab_autofd dfd = ab_fs_opendir_at (sysroot->dfd, MOTD_DIR, error);
-  return dfd >= 0 && ab_fs_replace_at (dfd, MOTD_NAME, clean, strlen (clean), 0644, error);
+  const AbFsWrite files[] = {
+    { MOTD_NAME, clean, strlen (clean), 0644 },
+    { MOTD_GREENBOOT_NAME, clean, strlen (clean), 0644 },
+  };
+  return dfd >= 0 && ab_fs_replace_all_at (dfd, files, G_N_ELEMENTS (files), error);
 }
 
 /* The failed hooks of the last verdict recorded for SLOT, comma-separated, or NULL. */
@@ -408,6 +415,7 @@ hook_options (AbSysroot *sysroot, char **env)
     .timeouts = sysroot->config->health.hook_timeouts,
     .env = env,
     .greenboot_compat = sysroot->config->health.greenboot_compat,
+    .disabled = sysroot->config->health.disabled_hooks,
     .echo_output = TRUE,
     .events = sysroot->events,
   };

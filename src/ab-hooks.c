@@ -364,11 +364,21 @@ record_status (AbHookResult *res, int wstatus)
     }
 }
 
+const char *ab_hooks_bash_path = "/bin/bash";
+
+/* greenboot runs *.sh hooks with bash; a system without bash (busybox,
+ * minimal images) still runs them, with /bin/sh. */
+static const char *
+script_shell (void)
+{
+  return g_file_test (ab_hooks_bash_path, G_FILE_TEST_IS_EXECUTABLE) ? ab_hooks_bash_path : "/bin/sh";
+}
+
 static gboolean
 spawn_hook (const AbHook *hook, const AbHookRunOptions *opts, GPid *out_pid, int *out_fd,
             GError **error)
 {
-  const char *bash_argv[] = { "/bin/bash", hook->path, NULL };
+  const char *bash_argv[] = { script_shell (), hook->path, NULL };
   const char *exec_argv[] = { hook->path, NULL };
   int fds[2];
   if (pipe2 (fds, O_CLOEXEC) < 0)
@@ -476,8 +486,16 @@ ab_hooks_run_stage (const char *root, AbHookStage stage, const AbHookRunOptions 
   if (hooks == NULL)
     return FALSE;
   gboolean all_passed = TRUE;
+  gboolean check = stage == AB_HOOK_STAGE_REQUIRED || stage == AB_HOOK_STAGE_WANTED;
   for (guint i = 0; i < hooks->len; i++)
     {
+      const AbHook *hook = hooks->pdata[i];
+      if (check && opts->disabled && g_strv_contains ((const char *const *) opts->disabled, hook->name))
+        {
+          ab_event_note (opts->events, "%s hook %s: disabled (DISABLED_HEALTHCHECKS in "
+                         "/etc/greenboot/greenboot.conf)", stage_names[stage], hook->name);
+          continue;
+        }
       AbHookResult *res = ab_hooks_run_one (hooks->pdata[i], stage, opts);
       if (res->result != AB_HOOK_PASS)
         {

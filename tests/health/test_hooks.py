@@ -315,3 +315,46 @@ def test_links_in_the_slot_resolve_inside_it(fresh, how):
     v = sr.verdict()
     assert v["verdict"] == "red" and v["failed_hooks"] == ["20-site"], v
     assert "slot check" in sr.hook_result("20-site", v)["output_tail"], v
+
+
+def write_greenboot_conf(sr, text):
+    path = sr.p("etc", "greenboot", "greenboot.conf")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_greenboot_conf_disables_checks_sets_tries_and_motd(fresh):
+    """issue 16, point 8: /etc/greenboot/greenboot.conf is read (never
+    run): DISABLED_HEALTHCHECKS keeps a failing check from running,
+    GREENBOOT_MAX_BOOT_ATTEMPTS gives the tries of a deployment unless
+    abdeploy.conf sets them, and the MOTD is also written where greenboot
+    writes it, /run/motd.d/boot-status."""
+    sr = fresh()
+    sr.add_hook("a", "etc/greenboot/check/required.d", "01_check_frontend.sh", GREENBOOT_SCRIPT,
+                mode=0o644)
+    write_greenboot_conf(sr, '# greenboot\nGREENBOOT_MAX_BOOT_ATTEMPTS=5\n'
+                             'DISABLED_HEALTHCHECKS=("01_check_frontend.sh")\n')
+    r = sr.boot()
+    assert (r.slot, r.returncode) == ("a", hl.EXIT_OK), r
+    names = [h["name"] for h in sr.verdict()["hooks"]]
+    assert "01_check_frontend.sh" not in names, names
+    assert "01_check_frontend.sh: disabled" in r.stderr, r
+    with open(sr.p("run", "motd.d", "boot-status")) as f:
+        assert f.read() == sr.motd()
+    assert "Boot status is GREEN" in sr.motd()
+
+    sr.deploy("os/v2")
+    assert sr.slot("b")["tries_left"] == 5
+    sr.configure("[boot]\ntries=2\n")       # abdeploy's own setting wins
+    sr.ok("rollback")
+    sr.deploy("os/v2")
+    assert sr.slot("b")["tries_left"] == 2
+
+
+def test_bad_greenboot_conf_is_refused_by_name(fresh):
+    sr = fresh()
+    write_greenboot_conf(sr, "GREENBOOT_MAX_BOOT_ATTEMPTS=$(reboot)\n")
+    r = sr.run("status")
+    assert r.returncode == hl.at.EXIT_ERROR, r.describe
+    assert "greenboot.conf, line 1" in r.stderr and "without a shell" in r.stderr, r

@@ -31,6 +31,42 @@ test_conf_d_overrides (TmpDir *t, gconstpointer data)
   g_assert_cmpstr (c->update.url, ==, "http://127.0.0.1:1/");
 }
 
+/* greenboot.conf (issue 16, point 8): GREENBOOT_MAX_BOOT_ATTEMPTS gives
+ * the tries unless abdeploy's own configuration sets them;
+ * DISABLED_HEALTHCHECKS names hooks not to run; nothing of it is read
+ * with [health] greenboot-compat=false; a bad file is refused by name. */
+static void
+test_greenboot_conf (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  write_file_at (t->dfd, "etc/greenboot/greenboot.conf",
+                 "GREENBOOT_MAX_BOOT_ATTEMPTS=6\nDISABLED_HEALTHCHECKS=(\"a.sh\" \"b.sh\")\n");
+  g_autoptr(AbConfig) c = ab_config_load (t->dfd, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (c->boot.tries, ==, 6);
+  g_assert_cmpuint (g_strv_length (c->health.disabled_hooks), ==, 2);
+  g_assert_cmpstr (c->health.disabled_hooks[1], ==, "b.sh");
+
+  write_file_at (t->dfd, "etc/abdeploy/conf.d/10-tries.conf", "[boot]\ntries=2\n");
+  g_autoptr(AbConfig) own = ab_config_load (t->dfd, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (own->boot.tries, ==, 2);
+  g_assert_cmpuint (g_strv_length (own->health.disabled_hooks), ==, 2);
+
+  write_file_at (t->dfd, "etc/abdeploy/conf.d/10-tries.conf", "[health]\ngreenboot-compat=false\n");
+  g_autoptr(AbConfig) off = ab_config_load (t->dfd, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (off->boot.tries, ==, 3);
+  g_assert_null (off->health.disabled_hooks);
+
+  g_assert_cmpint (unlinkat (t->dfd, "etc/abdeploy/conf.d/10-tries.conf", 0), ==, 0);
+  write_file_at (t->dfd, "etc/greenboot/greenboot.conf", "GREENBOOT_MAX_BOOT_ATTEMPTS=$(x)\n");
+  g_autoptr(AbConfig) bad = ab_config_load (t->dfd, NULL, &error);
+  g_assert_null (bad);
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "/etc/greenboot/greenboot.conf, line 1"));
+}
+
 static void
 test_invalid_tries (TmpDir *t, gconstpointer data)
 {
@@ -591,6 +627,7 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/config/override-path", test_override_path);
   TMPDIR_TEST ("/config/format", test_format);
   TMPDIR_TEST ("/config/format-refused", test_format_refused);
+  TMPDIR_TEST ("/config/greenboot-conf", test_greenboot_conf);
   TMPDIR_TEST ("/config/kernel-args", test_kernel_args);
   g_test_add_func ("/config/stamp-format", test_stamp_format);
   TMPDIR_TEST ("/config/stamp-file", test_stamp_file);

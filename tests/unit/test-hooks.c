@@ -218,6 +218,51 @@ test_run_stage (TmpDir *t, gconstpointer data)
   g_assert_cmpuint (results->len, ==, 3);
 }
 
+/* greenboot's DISABLED_HEALTHCHECKS: a required or wanted hook of that
+ * name does not run (and so cannot fail the boot); green and red hooks of
+ * the same name still do. */
+static void
+test_disabled_hooks (TmpDir *t, gconstpointer data)
+{
+  put_hook (t, "etc/greenboot/check/required.d/10-fails.sh", 1, 0644);
+  put_hook (t, "etc/abdeploy/health/required.d/20-ok", 0, 0755);
+  put_hook (t, "etc/abdeploy/health/green.d/10-fails.sh", 0, 0644);
+  g_auto(GStrv) env = g_get_environ ();
+  char *disabled[] = { "10-fails.sh", NULL };
+  AbHookRunOptions opts = { .default_timeout_sec = 30, .env = env, .greenboot_compat = TRUE,
+                            .disabled = disabled };
+  g_autoptr(GPtrArray) results = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_hook_result_free);
+  g_autoptr(GError) error = NULL;
+  g_assert_true (ab_hooks_run_stage (t->path, AB_HOOK_STAGE_REQUIRED, &opts, results, &error));
+  g_assert_cmpuint (results->len, ==, 1);
+  g_assert_cmpstr (((AbHookResult *) results->pdata[0])->name, ==, "20-ok");
+  g_ptr_array_set_size (results, 0);
+  g_assert_true (ab_hooks_run_stage (t->path, AB_HOOK_STAGE_GREEN, &opts, results, &error));
+  g_assert_cmpuint (results->len, ==, 1);
+}
+
+/* A *.sh hook runs with /bin/sh where there is no bash (0.2.0 failed to
+ * start it). */
+static void
+test_sh_hook_without_bash (TmpDir *t, gconstpointer data)
+{
+  write_file_at (t->dfd, "etc/abdeploy/health/required.d/10-check.sh",
+                 "[ -z \"$BASH_VERSION\" ] || exit 7\nexit 0\n");
+  g_auto(GStrv) env = g_get_environ ();
+  AbHookRunOptions opts = { .default_timeout_sec = 30, .env = env };
+  g_autoptr(GPtrArray) results = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_hook_result_free);
+  g_autoptr(GError) error = NULL;
+  const char *saved = ab_hooks_bash_path;
+  ab_hooks_bash_path = "/nonexistent/bash";
+  gboolean passed = ab_hooks_run_stage (t->path, AB_HOOK_STAGE_REQUIRED, &opts, results, &error);
+  ab_hooks_bash_path = saved;
+  g_assert_no_error (error);
+  g_assert_cmpuint (results->len, ==, 1);
+  AbHookResult *r = results->pdata[0];
+  g_assert_cmpint (r->result, ==, AB_HOOK_PASS);
+  g_assert_true (passed);
+}
+
 /* A vendor hook in the build's PREFIX/lib/abdeploy/health and one in
  * /usr/lib/abdeploy/health are both found. With the prefix /usr/local the
  * default hooks were installed where discovery never looked (issue 16). */
@@ -244,5 +289,7 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/hooks/discover-links-stay-in-tree", test_discover_links_stay_in_tree);
   TMPDIR_TEST ("/hooks/run-stage", test_run_stage);
   TMPDIR_TEST ("/hooks/discover-prefix-dir", test_discover_prefix_dir);
+  TMPDIR_TEST ("/hooks/disabled", test_disabled_hooks);
+  TMPDIR_TEST ("/hooks/sh-without-bash", test_sh_hook_without_bash);
   return g_test_run ();
 }
