@@ -44,6 +44,16 @@ G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_gpg_verify_detached (const char *trusted_dir, GBytes *data, GBytes *sig,
                                  char **out_fingerprint, GError **error);
 
+/* The primary-key fingerprints of the public keys in TRUSTED_DIR (every
+ * *.gpg and *.asc file), sorted, NULL-terminated: what an error names as the
+ * trusted keys. Fails like ab_gpg_verify_detached() when there are none. */
+G_GNUC_WARN_UNUSED_RESULT
+char **ab_gpg_trusted_fingerprints (const char *trusted_dir, GError **error);
+
+/* "fingerprint F" when FPR is a full (40 or 64 hex) fingerprint, "key id K"
+ * when it is a shorter key id, "an unknown key" when NULL. */
+char *ab_gpg_describe_signer (const char *fpr);
+
 /* A fresh GnuPG home in TMPDIR (abdeploy-gpg-XXXXXX), as every verification
  * makes one: its gpg.conf says no-autostart, so no gpg-agent or other
  * daemon is ever started for it. ab_gpg_discard_home() stops whatever runs

@@ -347,11 +347,12 @@ check_commits (Rescue *r, const AbBackupArchive *a, GError **error)
     }
   if (missing->len == 0)
     return TRUE;
+  g_autofree char *repo = ab_fs_fd_path (r->dfd, "ostree/repo", NULL);
   g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_MISSING_COMMITS,
                "The backup refers to commits that are not in the repo; nothing was changed:%s\n"
                "Fetch each one first, e.g. abdeploy stage --from=URL|PATH COMMIT, or "
-               "ostree --repo=SYSROOT/ostree/repo pull REMOTE COMMIT, then restore again",
-               missing->str);
+               "ostree --repo=%s pull REMOTE COMMIT, then restore again",
+               missing->str, repo ? repo : "SYSROOT/ostree/repo");
   return FALSE;
 }
 

@@ -2,6 +2,7 @@
 #include "ab-content.h"
 #include "ab-fetch.h"
 #include "ab-fsutil.h"
+#include "ab-gpg.h"
 #include "ab-import.h"
 #include "ab-util.h"
 
@@ -58,9 +59,10 @@ trusted_keypath (int sysroot_dfd, GError **error)
   if (files->len == 0)
     {
       g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY,
-                   "No trusted keys: SYSROOT/" AB_TRUSTED_KEYS_DIR " holds no *.gpg or *.asc "
-                   "file, so no signature can be verified. Install the publisher's public key "
-                   "there (gpg --export KEYID > " AB_TRUSTED_KEYS_DIR "/publisher.gpg)");
+                   "No trusted keys: %s holds no *.gpg or *.asc file, so no signature can be "
+                   "verified. Install the publisher's public key there (gpg --export KEYID > "
+                   "%s/publisher.gpg)", dir_path ? dir_path : AB_TRUSTED_KEYS_DIR,
+                   dir_path ? dir_path : AB_TRUSTED_KEYS_DIR);
       return NULL;
     }
   g_ptr_array_sort (files, compare_names);
@@ -136,20 +138,66 @@ is_signature_error (const GError *e)
          || strstr (e->message, "public key not found") != NULL;
 }
 
+/* The signer's key id or fingerprint in libostree's text of a signature
+ * ("... using RSA key ID 192FA9659F7C8216"), or NULL: libostree 2022.7
+ * reports it only in words. */
+static char *
+signer_in_message (const char *message)
+{
+  static const char *const marks[] = { "key ID ", "fingerprint ", "Key: " };
+  for (guint i = 0; i < G_N_ELEMENTS (marks); i++)
+    {
+      const char *at = strstr (message, marks[i]);
+      if (at == NULL)
+        continue;
+      at += strlen (marks[i]);
+      gsize n = strspn (at, "0123456789ABCDEFabcdef");
+      if (n >= 8)
+        return g_ascii_strup (at, (gssize) n);
+    }
+  return NULL;
+}
+
+/* "the commit is not signed" or "it is signed by ..., which is not
+ * trusted"; the trusted keys are added by explain_refusal(). */
 static void
 set_verify_error (GError **error, const char *commit, const GError *cause)
 {
-  const char *why = cause->message;
-  if (strstr (why, "no signatures found") != NULL || g_error_matches (cause, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_NO_SIGNATURE))
-    why = "the commit is not signed";
-  else if (strstr (why, "public key not found") != NULL
+  g_autofree char *signer = signer_in_message (cause->message);
+  g_autofree char *who = ab_gpg_describe_signer (signer);
+  g_autofree char *why = NULL;
+  if (strstr (cause->message, "no signatures found") != NULL
+      || g_error_matches (cause, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_NO_SIGNATURE))
+    why = g_strdup ("the commit is not signed");
+  else if (signer != NULL || strstr (cause->message, "public key not found") != NULL
            || g_error_matches (cause, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_MISSING_KEY))
-    why = "it is signed by a key that is not trusted (not in SYSROOT/" AB_TRUSTED_KEYS_DIR ")";
+    why = g_strdup_printf ("it is signed by %s, which is not a trusted key", who);
+  else
+    why = g_strdup (cause->message);
   g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY,
-               "Refusing commit %s: signature verification failed: %s. Sign the commit with a "
-               "key whose public part is in SYSROOT/" AB_TRUSTED_KEYS_DIR
-               " (ostree commit --gpg-sign=KEYID), or install the publisher's public key there",
-               commit ? commit : "", why);
+               "Refusing commit %s: signature verification failed: %s", commit ? commit : "",
+               why);
+}
+
+/* Completes a refusal of set_verify_error() with the trusted keys'
+ * fingerprints and where they are, and the fix. */
+static gboolean
+explain_refusal (int sysroot_dfd, GError **error)
+{
+  if (error == NULL || !g_error_matches (*error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY)
+      || !g_str_has_prefix ((*error)->message, "Refusing commit"))
+    return FALSE;
+  g_autofree char *dir = ab_fs_fd_path (sysroot_dfd, AB_TRUSTED_KEYS_DIR, NULL);
+  g_autoptr(GError) local = NULL;
+  g_auto(GStrv) fprs = dir ? ab_gpg_trusted_fingerprints (dir, &local) : NULL;
+  g_autofree char *list = fprs ? g_strjoinv (", ", fprs) : g_strdup ("none readable");
+  g_autofree char *msg = g_strdup_printf (
+      "%s. Trusted keys (%s): fingerprint %s. Sign the commit with one of them (ostree commit "
+      "--gpg-sign=KEYID), or install the publisher's public key there", (*error)->message,
+      dir ? dir : AB_TRUSTED_KEYS_DIR, list);
+  g_free ((*error)->message);
+  (*error)->message = g_steal_pointer (&msg);
+  return FALSE;
 }
 
 /* Whether libostree refused an object of the source because it does not
@@ -771,11 +819,16 @@ ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const ch
   g_autofree char *url = source_to_url (source, error);
   if (url == NULL || !configure_remote (repo, sysroot_dfd, url, tls_ca_path, error))
     return FALSE;
+  gboolean ok;
   if (g_str_has_prefix (url, "file://"))
-    return import_local (repo, url, source, refspec, events, &lim, cancellable, out_commit,
-                         error);
-  ab_event_phase (events, "download");
-  return pull_http_in_two (repo, url, refspec, events, &lim, cancellable, out_commit, error);
+    ok = import_local (repo, url, source, refspec, events, &lim, cancellable, out_commit,
+                       error);
+  else
+    {
+      ab_event_phase (events, "download");
+      ok = pull_http_in_two (repo, url, refspec, events, &lim, cancellable, out_commit, error);
+    }
+  return ok || explain_refusal (sysroot_dfd, error);
 }
 
 gboolean
@@ -810,7 +863,7 @@ ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commit, GError
   if (result == NULL || !ostree_gpg_verify_result_require_valid_signature (result, &local))
     {
       set_verify_error (error, commit, local);
-      return FALSE;
+      return explain_refusal (sysroot_dfd, error);
     }
   return TRUE;
 }

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <gpgme.h>
+#include <stdlib.h>
 #include <string.h>
 
 G_DEFINE_QUARK (ab-gpg-error-quark, ab_gpg_error)
@@ -323,26 +324,48 @@ untrusted_reason (gpgme_signature_t sig)
     }
 }
 
-static gboolean
-report_verdict (SigVerdict v, gpgme_signature_t sig, const char *dir, GError **error)
+char *
+ab_gpg_describe_signer (const char *fpr)
 {
-  const char *who = sig->fpr ? sig->fpr : "(unknown)";
+  if (fpr == NULL || *fpr == '\0')
+    return g_strdup ("an unknown key");
+  gsize len = strlen (fpr);
+  return g_strdup_printf (len == 40 || len == 64 ? "fingerprint %s" : "key id %s", fpr);
+}
+
+/* The keys of FPRS (a set), sorted, joined with ", ". */
+static char *
+join_fingerprints (GHashTable *fprs)
+{
+  g_autofree const char **keys = (const char **) g_hash_table_get_keys_as_array (fprs, NULL);
+  qsort (keys, g_hash_table_size (fprs), sizeof (char *), compare_names);
+  return g_strjoinv (", ", (char **) keys);
+}
+
+/* FROM names where the trusted keys FPRS come from (a directory, or the
+ * signer's own key). */
+static gboolean
+report_verdict (SigVerdict v, gpgme_signature_t sig, GHashTable *fprs, const char *from,
+                GError **error)
+{
+  g_autofree char *who = ab_gpg_describe_signer (sig->fpr);
+  g_autofree char *trusted = join_fingerprints (fprs);
   switch (v)
     {
     case SIG_BAD:
       g_set_error (error, AB_GPG_ERROR, AB_GPG_ERROR_BAD_SIGNATURE,
-                   "BAD signature by key %s: the signed data or its signature was altered "
+                   "BAD signature by %s: the signed data or its signature was altered "
                    "after signing; fetch both again from a source you trust", who);
       break;
     case SIG_UNTRUSTED:
       g_set_error (error, AB_GPG_ERROR, AB_GPG_ERROR_UNTRUSTED_KEY,
-                   "Signature by untrusted key %s: %s (trusted keys: %s). Install the "
-                   "publisher's public key there, or have the data signed with a trusted key",
-                   who, untrusted_reason (sig), dir);
+                   "Signature by an untrusted key, %s: %s (trusted: fingerprint %s, from %s). "
+                   "Install the publisher's public key there, or have the data signed with a "
+                   "trusted key", who, untrusted_reason (sig), trusted, from);
       break;
     default:
       g_set_error (error, AB_GPG_ERROR, AB_GPG_ERROR_FAILED,
-                   "Signature by key %s could not be verified: %s", who,
+                   "Signature by %s could not be verified: %s", who,
                    gpgme_strerror (sig->status));
       break;
     }
@@ -380,7 +403,7 @@ judge_result (gpgme_ctx_t ctx, gpgme_verify_result_t res, GHashTable *fprs, cons
         }
     }
   if (worst == SIG_BAD || good == NULL)
-    return report_verdict (worst, worst_sig, dir, error);
+    return report_verdict (worst, worst_sig, fprs, dir, error);
   if (out_fpr)
     *out_fpr = g_steal_pointer (&good);
   return TRUE;
@@ -410,6 +433,20 @@ ab_gpg_verify_detached (const char *trusted_dir, GBytes *data, GBytes *sig,
     return fail_gpgme (error, err, "Verifying the signature");
   return judge_result (ctx, gpgme_op_verify_result (ctx), fprs, trusted_dir, out_fingerprint,
                        error);
+}
+
+char **
+ab_gpg_trusted_fingerprints (const char *trusted_dir, GError **error)
+{
+  g_autoptr(AbThrowawayHome) home = ab_gpg_new_throwaway_home (error);
+  g_auto(gpgme_ctx_t) ctx = home ? new_context (home, error) : NULL;
+  if (ctx == NULL)
+    return NULL;
+  g_autoptr(GHashTable) fprs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  if (!import_trusted (ctx, trusted_dir, fprs, error))
+    return NULL;
+  g_autofree char *joined = join_fingerprints (fprs);
+  return g_strsplit (joined, ", ", -1);
 }
 
 gboolean

@@ -252,11 +252,13 @@ manifest_max_bytes (AbSysroot *sysroot)
 static const char *
 update_url (AbSysroot *sysroot, GError **error)
 {
-  if (sysroot->config->update.url == NULL)
-    g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_CONFIG,
-                 "No update server configured: set [update] url= in "
-                 "SYSROOT/etc/abdeploy/abdeploy.conf (an https:// URL or the path of offline media)");
-  return sysroot->config->update.url;
+  if (sysroot->config->update.url != NULL)
+    return sysroot->config->update.url;
+  g_autofree char *conf = g_build_filename (sysroot->path, "etc/abdeploy/abdeploy.conf", NULL);
+  g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_CONFIG,
+               "No update server configured: set [update] url= in %s (an https:// URL or "
+               "the path of offline media)", conf);
+  return NULL;
 }
 
 static char *

@@ -97,10 +97,11 @@ grub_load (AbBootloader *self, AbBootPointer *out, GError **error)
       if (v != NULL)
         g_hash_table_insert (vars, (char *) pointer_vars[i], (char *) v);
     }
-  return ab_boot_pointer_from_env (vars, FALSE,
-                                   "set it with grub-editenv SYSROOT/" GRUB_DIR "/" GRUBENV_NAME
-                                   " set NAME=VALUE (the values are in abdeploy-pointer(5))",
-                                   out, error);
+  g_autofree char *file = ab_fs_fd_path (dfd, GRUBENV_NAME, NULL);
+  g_autofree char *fix = g_strdup_printf ("set it with grub-editenv %s set NAME=VALUE (the values "
+                                          "are in abdeploy-pointer(5))",
+                                          file ? file : GRUB_DIR "/" GRUBENV_NAME);
+  return ab_boot_pointer_from_env (vars, FALSE, fix, out, error);
 }
 
 const AbBootloaderOps ab_bootloader_grub_ops = {

@@ -70,6 +70,29 @@ def test_bad_signature_refused_by_deploy(sysroot, server, case):
     assert after == before, sl.diff_snapshots(before, after)
 
 
+@pytest.mark.parametrize("source", ["http", "local"])
+def test_refusal_names_signer_and_trusted_keys(sysroot, server, published, keys, source):
+    # issue 16: the signer's key id (libostree reports no more of a key it
+    # does not have), the trusted fingerprints and the real directory
+    src = server.url if source == "http" else published.path
+    r = sysroot.run("stage", "--from=" + src, "os/evil")
+    assert r.returncode == sl.EXIT_VERIFY, r.describe()
+    assert "key id " + keys.untrusted[-16:].upper() in r.output, r.describe()
+    assert "fingerprint " + keys.trusted.upper() in r.output, r.describe()
+    assert sysroot.trusted_dir in r.output, r.describe()
+    assert "SYSROOT/" not in r.output, r.describe()
+    r = sysroot.run("stage", "--from=" + src, "os/unsigned")
+    assert r.returncode == sl.EXIT_VERIFY, r.describe()
+    assert "not signed" in r.output and keys.trusted.upper() in r.output, r.describe()
+
+
+def test_update_without_url_names_the_real_config_file(sysroot):
+    r = sysroot.run("update")
+    assert r.returncode == sl.EXIT_ERROR, r.describe()
+    assert os.path.join(sysroot.path, "etc/abdeploy/abdeploy.conf") in r.output, r.describe()
+    assert "SYSROOT/" not in r.output, r.describe()
+
+
 def test_only_gpg_and_asc_files_are_trusted(sysroot, server, keyfiles):
     # the intruder's key lying next to the trusted keys, or in the
     # directory under another extension, does not count

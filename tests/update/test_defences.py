@@ -82,7 +82,10 @@ def test_tampered_signature(device, hostile, pub):
 def test_signature_by_untrusted_key(device, hostile, pub):
     data, sig = pub.craft("stable", key="untrusted")
     serve_manifest(hostile, "stable", data, sig)
-    refused_before_download(device, hostile, ["manifest", "untrusted key", pub.gpg.untrusted])
+    # the signer's fingerprint, and the trusted ones with where they are
+    r = refused_before_download(device, hostile, ["manifest", "untrusted key", pub.gpg.untrusted,
+                                                  pub.gpg.trusted, device.path])
+    assert "SYSROOT/" not in r.stderr, r.describe()
 
 
 def test_expired_manifest(device, hostile, pub):
