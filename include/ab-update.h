@@ -85,6 +85,15 @@ gboolean ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError 
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboolean abandon,
                            GError **error);
+/* What the boot unit abdeploy-resume.service runs: resumes the recorded
+ * transaction only when an update was interrupted (killed, or failed and
+ * retryable) and it has run fewer than [update] max-resume-attempts
+ * times; AB_UPDATE_ERROR_NO_UPDATE when there is none (or it failed for a
+ * reason that waits for the operator), AB_UPDATE_ERROR_WAITING when its
+ * attempts are used up. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_update_resume_interrupted (AbSysroot *sysroot, const AbUpdateOptions *opts,
+                                       GError **error);
 /* VERSION NULL clears the pin. A VERSION of lower precedence than the
  * installed one is refused (AB_UPDATE_ERROR_REFUSED) unless
  * ALLOW_DOWNGRADE; then the pin records that consent. */

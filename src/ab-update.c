@@ -1109,6 +1109,37 @@ ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error)
   return run_transaction (sysroot, opts, c, t, error);
 }
 
+gboolean
+ab_update_resume_interrupted (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error)
+{
+  g_autoptr(AbTransaction) t = NULL;
+  if (!ab_sysroot_lock (sysroot, error) || !ab_transaction_load (sysroot->state_dfd, &t, error))
+    return FALSE;
+  if (!ab_transaction_is_open (t))
+    {
+      g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_NO_UPDATE,
+                   "Nothing to resume: no interrupted update");
+      return FALSE;
+    }
+  if (t->phase == AB_PHASE_FAILED && !t->retryable)
+    {
+      g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_NO_UPDATE,
+                   "Nothing to resume now: the update to %s failed and waits for the operator "
+                   "(%s); abdeploy resume retries it, abdeploy resume --abandon drops it",
+                   t->version, t->reason);
+      return FALSE;
+    }
+  if (t->attempts >= max_resume_attempts (sysroot))
+    {
+      g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_WAITING,
+                   "The update to %s was tried %u times ([update] max-resume-attempts=%u); it "
+                   "waits for the operator: abdeploy resume retries it, abdeploy resume "
+                   "--abandon drops it", t->version, t->attempts, max_resume_attempts (sysroot));
+      return FALSE;
+    }
+  return ab_update_resume (sysroot, opts, FALSE, error);
+}
+
 /* The downloaded delta parts of an abandoned transaction: nothing resumes
  * them any more. Removed after the phase is recorded, so a crash in
  * between leaves only files that the next update reuses or replaces. */

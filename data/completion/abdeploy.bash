@@ -48,10 +48,10 @@ _abdeploy()
             COMPREPLY=($(compgen -W "booted other a b" -- "$cur"))
             return ;;
         update) opts="--version= --no-activate --allow-downgrade --progress= --progress-fd=" ;;
-        resume) opts="--abandon --progress= --progress-fd=" ;;
+        resume) opts="--abandon --if-interrupted --progress= --progress-fd=" ;;
         pin) opts="--clear --allow-downgrade" ;;
         verify) opts="--full --sample= --json --progress= --progress-fd=" ;;
-        backup) opts="--output= --progress= --progress-fd=" ;;
+        backup) opts="--output= --force --progress= --progress-fd=" ;;
         restore) opts="--path= --progress= --progress-fd=" ;;
         install) opts="--disk= --size= --bootloader= --from= --os= --trusted-key= --kernel-arg=" ;;
         daemon) opts="--idle-timeout=" ;;

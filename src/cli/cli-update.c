@@ -105,10 +105,13 @@ cli_update (int argc, char **argv)
 int
 cli_resume (int argc, char **argv)
 {
-  gboolean abandon = FALSE;
+  gboolean abandon = FALSE, if_interrupted = FALSE;
   g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
     { "abandon", 0, 0, G_OPTION_ARG_NONE, &abandon, "Drop the unfinished transaction instead", NULL },
+    { "if-interrupted", 0, 0, G_OPTION_ARG_NONE, &if_interrupted,
+      "Only an interrupted or retryable update, at most [update] max-resume-attempts times "
+      "(abdeploy-resume.service; exit 5 when there is none)", NULL },
     CLI_PROGRESS_OPTION_ENTRIES (po),
     { NULL }
   };
@@ -118,6 +121,8 @@ cli_resume (int argc, char **argv)
     return code;
   if (argc > 1)
     return cli_extra_argument (ctx, argv[1], NULL);
+  if (abandon && if_interrupted)
+    return cli_usage_error (ctx, "--abandon and --if-interrupted exclude each other");
   g_autoptr(GCancellable) cancellable = NULL;
   g_autoptr(CliProgress) p = prepare_run (ctx, "resume", &po, &cancellable, &code);
   if (p == NULL)
@@ -127,7 +132,10 @@ cli_resume (int argc, char **argv)
   if (sysroot != NULL)
     sysroot->events = cli_progress_sink (p);
   AbUpdateOptions opts = { .activate = TRUE, .cancellable = cancellable };
-  if (sysroot == NULL || !ab_update_resume (sysroot, &opts, abandon, &error))
+  gboolean ok = sysroot != NULL
+                && (if_interrupted ? ab_update_resume_interrupted (sysroot, &opts, &error)
+                                   : ab_update_resume (sysroot, &opts, abandon, &error));
+  if (!ok)
     return cli_progress_fail (p, error);
   cli_progress_print (p, abandon ? "Transaction abandoned" : "Update installed");
   cli_progress_finish (p, NULL);

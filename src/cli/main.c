@@ -695,7 +695,7 @@ static const Command commands[] = {
   { "history", "[--json]", "Deploys, activations, verdicts, rollbacks", cmd_history },
   { "check-update", "[--json]", "Fetch and verify the channel manifest", cli_check_update },
   { "update", "[--version=V] [--no-activate] [--progress=MODE]", "Download, verify, stage, activate", cli_update },
-  { "resume", "[--abandon] [--progress=MODE]", "Continue the recorded update transaction", cli_resume },
+  { "resume", "[--abandon|--if-interrupted] [--progress=MODE]", "Continue the recorded update transaction", cli_resume },
   { "pin", "VERSION [--allow-downgrade] | --clear", "Hold the device at a version", cli_pin },
   { "version", "[--json]", "What is running: versions, commit, source revision", cli_version },
   { "verify", "[--full] [--sample=N] [--json] [--progress=MODE]", "Post-upgrade checks; exit 0 only when all pass", cli_verify },

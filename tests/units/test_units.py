@@ -13,10 +13,10 @@ import pytest
 SRC_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 UNIT_DIR = os.path.join(SRC_ROOT, "data", "systemd")
 UNITS = ["abdeploy-update.service", "abdeploy-healthcheck.service", "abdeploy-update.timer",
-         "abdeploy-daemon.service"]
+         "abdeploy-daemon.service", "abdeploy-resume.service", "abdeploy-resume.timer"]
 # abdeploy(8), SYSTEMD UNITS; both were 9.6 ("UNSAFE") in 0.2.0
 THRESHOLDS = {"abdeploy-update.service": 3.6, "abdeploy-healthcheck.service": 8.4,
-              "abdeploy-daemon.service": 3.6}
+              "abdeploy-daemon.service": 3.6, "abdeploy-resume.service": 3.6}
 
 pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                 reason="systemd-analyze is not installed")
@@ -91,3 +91,46 @@ def test_update_service_can_still_write_what_it_must(units):
     for forbidden in ("RestrictSUIDSGID=yes", "PrivateDevices=yes", "ProcSubset=pid",
                       "ProtectClock=yes", "PrivateNetwork=yes"):
         assert forbidden not in lines, forbidden
+
+
+def test_resume_service_has_the_update_services_sandbox(units):
+    """abdeploy-resume.service writes what abdeploy-update.service writes:
+    the same [Service] sandbox, and it resumes only an interrupted update."""
+    def sandbox(name):
+        lines = unit_lines(units, name)
+        start = lines.index("[Service]")
+        return {l for l in lines[start:] if not l.startswith(("ExecStart=", "SuccessExitStatus="))}
+    assert sandbox("abdeploy-resume.service") == sandbox("abdeploy-update.service")
+    lines = unit_lines(units, "abdeploy-resume.service")
+    exec_start = next(l for l in lines if l.startswith("ExecStart="))
+    assert exec_start.endswith("abdeploy resume --if-interrupted --progress=none"), exec_start
+    assert "SuccessExitStatus=5" in lines
+    for needed in ("Requires=boot-complete.target", "After=boot-complete.target",
+                   "ConditionKernelCommandLine=abdeploy.slot"):
+        assert needed in lines, needed
+
+
+def test_preset_enables_the_health_check_and_the_resume(units, tmp_path):
+    """systemctl preset, on an image root, enables exactly the health check
+    and the resume timer (issue 16, point 9); the update timer stays off."""
+    if shutil.which("systemctl") is None:
+        pytest.skip("systemctl is not installed")
+    root = tmp_path / "root"
+    unit_dir = root / "usr" / "lib" / "systemd" / "system"
+    preset_dir = root / "usr" / "lib" / "systemd" / "system-preset"
+    unit_dir.mkdir(parents=True)
+    preset_dir.mkdir(parents=True)
+    for name in UNITS:
+        shutil.copy(str(units / name), str(unit_dir / name))
+    shutil.copy(os.path.join(UNIT_DIR, "90-abdeploy.preset"), str(preset_dir))
+    # everything else off, as an image's 99-default.preset says
+    (preset_dir / "99-default.preset").write_text("disable *\n")
+    p = subprocess.run(["systemctl", "--root=" + str(root), "preset"] + UNITS,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    enabled = sorted(os.path.basename(l) for l in
+                     subprocess.run(["find", str(root / "etc"), "-type", "l"], capture_output=True,
+                                    text=True).stdout.split())
+    assert "abdeploy-resume.timer" in enabled, enabled
+    assert "abdeploy-healthcheck.service" in enabled, enabled
+    assert "abdeploy-update.timer" not in enabled, enabled

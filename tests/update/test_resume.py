@@ -203,3 +203,47 @@ def test_resume_from_a_server_without_range_support(device, hostile, pub):
     reqs = hostile.requests(part["path"])
     assert reqs[1]["range"] == "bytes=%d-" % have and reqs[-1]["status"] == 200, reqs
     assert device.slot("b")["version"] == "1.6"
+
+
+def test_resume_at_boot_resumes_only_an_interrupted_update_and_is_bounded(device, hostile, pub):
+    """issue 16, point 9: `resume --if-interrupted`, what
+    abdeploy-resume.service runs shortly after boot.  Nothing to do (exit
+    5) without an interrupted update; a retryable failure is resumed while
+    its attempts stay below [update] max-resume-attempts, and waits for the
+    operator after that; a failure that waits for the operator is left
+    alone (exit 5)."""
+    r = device.expect(ul.EXIT_NOTHING, "resume", "--if-interrupted")
+    assert "no interrupted update" in r.stderr, r.describe()
+    device.expect(ul.EXIT_USAGE, "resume", "--if-interrupted", "--abandon")
+
+    files, part = big_part(pub)
+    hostile.set(part["path"], Rule(fail=[503]))      # retryable, one attempt only
+    device.configure(hostile.url, channel="big", max_attempts=1, max_resume_attempts=1)
+    device.expect(ul.EXIT_ERROR, "update")
+    t = device.transaction()
+    assert t["phase"] == "failed" and t["retryable"] is True and t["attempts"] == 1, t
+    # the attempts are used up: the boot resume leaves it to the operator
+    r = device.expect(ul.EXIT_ERROR, "resume", "--if-interrupted")
+    assert "tried 1 times" in r.stderr and "resume --abandon" in r.stderr, r.describe()
+    assert device.transaction() == t
+    # with attempts left it resumes, from the phase that failed
+    device.configure(hostile.url, channel="big", max_attempts=1, max_resume_attempts=3)
+    r = device.ok("resume", "--if-interrupted")
+    assert "Resuming the update to 1.6 from phase downloading" in r.stdout, r.describe()
+    t = device.transaction()
+    assert t["phase"] == "applied" and t["attempts"] == 2, t
+    assert device.slot("b")["version"] == "1.6"
+    device.expect(ul.EXIT_NOTHING, "resume", "--if-interrupted")
+
+
+def test_resume_at_boot_leaves_a_terminal_failure_to_the_operator(device, hostile, pub):
+    files, part = big_part(pub)
+    hostile.set(part["path"], Rule(status=404))
+    device.configure(hostile.url, channel="big")
+    device.expect(ul.EXIT_ERROR, "update")
+    t = device.transaction()
+    assert t["phase"] == "failed" and t["retryable"] is False, t
+    r = device.expect(ul.EXIT_NOTHING, "resume", "--if-interrupted")
+    assert "waits for the operator" in r.stderr, r.describe()
+    assert device.transaction() == t
+    assert hostile.requests(part["path"])[-1]["status"] == 404
