@@ -563,3 +563,37 @@ def test_restore_and_backup_while_another_abdeploy_holds_the_lock(device, tmp_pa
         out = proc.communicate(timeout=120)[0]
     assert proc.returncode == 0, out
     dev.ok("restore", "--path=" + archive)     # the lock is free again
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["new", "force"])
+def test_backup_killed_at_each_crash_point_leaves_no_part_archive(device, tmp_path, force):
+    """A backup killed anywhere while it writes (tmp, fsync, rename) leaves
+    either no file (or, with --force, the previous archive, whole) or the
+    complete archive under the final name, never a part of one."""
+    dev = device("meta")
+    out = tmp_path / "out"
+    out.mkdir()
+    target = str(out / "b.tar.gz")
+    args = ["backup", "--output=" + target] + (["--force"] if force else [])
+    trace = str(tmp_path / "trace")
+    dev.ok(*args, env={"ABDEPLOY_CRASH_TRACE": trace})
+    points = read(trace, "r").split()
+    assert points, "backup reached no crash point"
+    previous = read(target)
+    for n in range(1, len(points) + 1):
+        if not force:
+            os.unlink(target)
+        p = dev.run(*args, env={"ABDEPLOY_CRASH_AT": str(n)})
+        assert p.returncode == -9, "crash point %d (%s)\n%s" % (n, points[n - 1], p.describe)
+        if os.path.exists(target):
+            data = read(target)
+            assert data == previous or ba.doc_of(data)["kind"] == "abdeploy-backup", \
+                "crash point %d (%s)" % (n, points[n - 1])
+            if data != previous:
+                parse_archive(target)
+        for name in os.listdir(str(out)):
+            if name.startswith("."):
+                os.unlink(str(out / name))     # a temporary, never the archive's name
+        if not os.path.exists(target):
+            dev.ok(*args)
+        previous = read(target)
