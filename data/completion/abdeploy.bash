@@ -61,16 +61,17 @@ _abdeploy()
                 [[ "${words[j]}" != -* ]] && { sub="${words[j]}"; break; }
             done
             if [[ -z "$sub" ]]; then
-                COMPREPLY=($(compgen -W "commit release promote deprecate deltas refresh" -- "$cur"))
+                COMPREPLY=($(compgen -W "commit release promote deprecate deltas prune refresh" -- "$cur"))
                 return
             fi
             opts="--repo= --gpg-sign= --gpg-homedir="
             case "$sub" in
                 commit) opts+=" --tree= --version= --branch= --source-revision= --progress= --progress-fd=" ;;
-                release) opts+=" --channel= --version= --rollout= --expires-days=" ;;
-                promote) opts+=" --from= --to= --version= --rollout= --expires-days=" ;;
+                release) opts+=" --channel= --version= --rollout= --security --notes= --expires-days=" ;;
+                promote) opts+=" --from= --to= --version= --as= --rollout= --expires-days=" ;;
                 deprecate) opts+=" --channel= --version= --reason= --expires-days=" ;;
                 deltas) opts+=" --channel= --from-last= --expires-days= --progress= --progress-fd=" ;;
+                prune) opts+=" --channel= --keep-days= --keep-last= --dry-run --expires-days=" ;;
                 refresh) opts+=" --channel= --expires-days=" ;;
             esac ;;
     esac

@@ -132,6 +132,37 @@ AbManifest *ab_publish_deprecate (const AbPublisher *p, const char *channel,
 G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last,
                                GError **error);
+typedef struct
+{
+  const char *channel;
+  int keep_days;     /* 0: the channel's policy (publish.conf or the built-in default) */
+  guint keep_last;   /* keep at least the K newest releases; 0: no such rule */
+  gboolean dry_run;  /* report what would go, change nothing */
+} AbPublishPruneOptions;
+
+typedef struct
+{
+  AbManifest *manifest; /* the channel as rewritten, or NULL (not rewritten) */
+  GPtrArray *dropped;   /* AbRelease: releases dropped from the channel */
+  GPtrArray *refs;      /* version refs deleted */
+  GPtrArray *deltas;    /* static deltas deleted ("FROM-TO") */
+  guint objects;        /* objects deleted */
+  guint64 bytes;        /* bytes freed: objects and deltas */
+} AbPublishPruneResult;
+
+/* Frees R; NULL is allowed. */
+void ab_publish_prune_result_free (AbPublishPruneResult *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbPublishPruneResult, ab_publish_prune_result_free)
+
+/* Drops old releases from O->channel's manifest (re-signed, serial + 1)
+ * and deletes the commits, deltas and objects no channel references any
+ * more (abdeploy-publish(8), prune). Never drops the newest or latest
+ * release, one whose commit another channel lists, or anything of a
+ * keep-forever channel (AB_PUBLISH_ERROR_REFUSED). Dropped versions stay
+ * published (recorded in REPO/abdeploy/pruned-versions). */
+G_GNUC_WARN_UNUSED_RESULT
+AbPublishPruneResult *ab_publish_prune (const AbPublisher *p, const AbPublishPruneOptions *o,
+                                        GError **error);
 /* Re-signs CHANNEL unchanged but for serial, issued_at and expires_at. */
 G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_refresh (const AbPublisher *p, const char *channel, GError **error);

@@ -304,6 +304,63 @@ publish_deltas (int argc, char **argv)
   return AB_EXIT_OK;
 }
 
+static void
+print_prune (const AbPublishPruneResult *r, const char *channel, gboolean dry_run)
+{
+  const char *verb = dry_run ? "would drop" : "dropped";
+  for (guint i = 0; i < r->dropped->len; i++)
+    {
+      const AbRelease *rel = r->dropped->pdata[i];
+      g_print ("Channel %s: %s %s (commit %s, published %s)\n", channel, verb, rel->version,
+               rel->commit, rel->published_at);
+    }
+  for (guint i = 0; i < r->refs->len; i++)
+    g_print ("%s ref %s\n", dry_run ? "Would delete" : "Deleted", (char *) r->refs->pdata[i]);
+  for (guint i = 0; i < r->deltas->len; i++)
+    g_print ("%s static delta %s\n", dry_run ? "Would delete" : "Deleted",
+             (char *) r->deltas->pdata[i]);
+  g_autofree char *size = g_format_size (r->bytes);
+  g_print ("%s %u object(s) and %u delta(s): %" G_GUINT64_FORMAT " bytes (%s)%s\n",
+           dry_run ? "Would free" : "Freed", r->objects, r->deltas->len, r->bytes, size,
+           dry_run ? "; nothing was changed (--dry-run)" : "");
+  if (r->manifest)
+    g_print ("Channel %s: serial %" G_GUINT64_FORMAT ", issued %s, expires %s, signed\n",
+             channel, r->manifest->serial, r->manifest->issued_at, r->manifest->expires_at);
+}
+
+static int
+publish_prune (int argc, char **argv)
+{
+  int keep_days = UNSET, keep_last = UNSET;
+  gboolean dry_run = FALSE;
+  GOptionEntry entries[] = {
+    ENTRY_REPO, ENTRY_CHANNEL,
+    { "keep-days", 0, 0, G_OPTION_ARG_INT, &keep_days, "Keep releases published in the last N days (default: the channel's policy)", "N" },
+    { "keep-last", 0, 0, G_OPTION_ARG_INT, &keep_last, "Keep the K newest releases", "K" },
+    { "dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run, "Print what would be removed; change nothing", NULL },
+    ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- drop old releases from a channel and delete what no channel references");
+  AbPublisher p;
+  int code = 0;
+  if (!parse (ctx, entries, &argc, &argv, &p, &code))
+    return code;
+  if (opt_channel == NULL)
+    return cli_usage_error (ctx, "publish prune needs --channel=NAME");
+  if (keep_days != UNSET && (keep_days < 1 || keep_days > 36600))
+    return cli_usage_error (ctx, "--keep-days must be from 1 to 36600");
+  if (keep_last != UNSET && (keep_last < 1 || keep_last > 100000))
+    return cli_usage_error (ctx, "--keep-last must be from 1 to 100000");
+  AbPublishPruneOptions o = { opt_channel, keep_days == UNSET ? 0 : keep_days,
+                              keep_last == UNSET ? 0 : (guint) keep_last, dry_run };
+  GError *error = NULL;
+  g_autoptr(AbPublishPruneResult) r = ab_publish_prune (&p, &o, &error);
+  if (r == NULL)
+    return cli_fail (error);
+  print_prune (r, opt_channel, dry_run);
+  return AB_EXIT_OK;
+}
+
 static int
 publish_refresh (int argc, char **argv)
 {
@@ -333,6 +390,8 @@ static const Subcommand subcommands[] = {
     "Mark a release deprecated", publish_deprecate },
   { "deltas", "--repo=DIR --channel=C [--from-last=N] --gpg-sign=KEYID",
     "Static deltas to the newest release", publish_deltas },
+  { "prune", "--repo=DIR --channel=C [--keep-days=N] [--keep-last=K] [--dry-run] --gpg-sign=KEYID",
+    "Drop old releases and delete what no channel references", publish_prune },
   { "refresh", "--repo=DIR --channel=C --gpg-sign=KEYID",
     "Re-sign a channel with a new expiry", publish_refresh },
 };

@@ -703,7 +703,7 @@ static const Command commands[] = {
   { "restore", "--path=FILE [--progress=MODE]", "Verify an archive, then restore it", cli_restore },
   { "migrate", "", "Migrate the sysroot to the current layout now", cli_migrate },
   { "install", "--disk=PATH --bootloader=NAME --from=URL|PATH REF", "Factory install: a signed commit to a bootable disk", cli_install },
-  { "publish", "SUBCOMMAND [OPTIONS]", "Publisher: commit, release, promote, deprecate, deltas, refresh", cli_publish },
+  { "publish", "SUBCOMMAND [OPTIONS]", "Publisher: commit, release, promote, deprecate, deltas, prune, refresh", cli_publish },
   { "daemon", "[--idle-timeout=SEC]", "Serve the D-Bus API org.abdeploy1 (abdeploy-dbus(5))", cli_daemon },
   { "help", "[COMMAND [SUBCOMMAND]]", "Show this list, or a command's options", cmd_help },
 };

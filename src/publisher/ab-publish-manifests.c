@@ -293,6 +293,24 @@ check_ref_version (AbPublishSession *s, const char *ref, const char *commit, con
   return FALSE;
 }
 
+/* A version that prune dropped from its last channel stays published: it
+ * never names another commit (its own is gone from the repo). */
+static gboolean
+check_not_pruned (AbPublishSession *s, const char *version, GError **error)
+{
+  g_autoptr(GHashTable) pruned = ab_publish_load_pruned (s, error);
+  const char *commit = pruned ? g_hash_table_lookup (pruned, version) : NULL;
+  if (pruned == NULL)
+    return FALSE;
+  if (commit == NULL)
+    return TRUE;
+  g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_CONFLICT,
+               "version %s was published as commit %s and has been pruned (publish prune, "
+               "recorded in %s/abdeploy/pruned-versions); published versions never change: "
+               "bump the version", version, commit, s->p->repo);
+  return FALSE;
+}
+
 /* The one commit VERSION is published as (version ref and every manifest),
  * or NULL when it is not published. Disagreeing records are a ab_publish_conflict. */
 gboolean
@@ -323,6 +341,8 @@ ab_publish_published_commit (AbPublishSession *s, const char *version, char **ou
           where = g_strdup_printf ("channel %s", m->channel);
         }
     }
+  if (found == NULL && !check_not_pruned (s, version, error))
+    return FALSE;
   *out_commit = g_steal_pointer (&found);
   if (out_where)
     *out_where = g_steal_pointer (&where);

@@ -200,3 +200,10 @@ gboolean ab_publish_channel_policy (AbPublishSession *s, const char *channel,
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_publish_check_stable (AbPublishSession *s, const char *channel, const char *version,
                                   GError **error);
+
+/* ---- prune (ab-publish-prune.c) ---- */
+
+/* REPO/abdeploy/pruned-versions: version -> commit of every version that
+ * prune dropped from its last channel (they stay published). */
+G_GNUC_WARN_UNUSED_RESULT
+GHashTable *ab_publish_load_pruned (AbPublishSession *s, GError **error);

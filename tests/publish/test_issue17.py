@@ -291,3 +291,189 @@ def test_resigning_refuses_a_release_whose_commit_is_another_version(semver):
     err = semver.signed("refresh", "--channel=stable", rc=EXIT_ERROR).stderr.decode()
     assert "whose own version is 2.1.0-rc.2" in err, err
     assert snapshot(semver.repo) == before
+
+
+# --- point 4: retention ------------------------------------------------------
+
+import datetime  # noqa: E402
+import subprocess  # noqa: E402
+
+import abtest as at  # noqa: E402
+from test_publish import resign, run  # noqa: E402
+
+
+def big_files(version):
+    return dict(files(version), **{"usr/lib/big-" + version: at.blob("big-" + version, 200000)})
+
+
+def days_ago(n):
+    t = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=n)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def age(pub, channel, ages):
+    """Sets published_at of the releases of CHANNEL ({version: days}), re-signed."""
+    def mutate(m):
+        for r in m["releases"]:
+            if r["version"] in ages:
+                r["published_at"] = days_ago(ages[r["version"]])
+    resign(pub, channel, mutate)
+
+
+def has_commit(pub, commit):
+    return run(["ostree", "--repo=" + pub.repo, "show", commit], pub.env,
+               check=False).returncode == 0
+
+
+def repo_bytes(repo):
+    total = 0
+    for d, _, names in os.walk(repo):
+        for n in names:
+            p = os.path.join(d, n)
+            if not os.path.islink(p):
+                total += os.path.getsize(p)
+    return total
+
+
+def delta_names(pub):
+    out = pub.ostree("static-delta", "list")
+    return set(line.strip() for line in out.splitlines() if "-" in line)
+
+
+def every_listed_commit_present(pub):
+    chdir = os.path.join(pub.repo, "abdeploy", "channels")
+    for name in os.listdir(chdir):
+        if name.endswith(".json"):
+            with open(os.path.join(chdir, name)) as f:
+                for r in json.load(f)["releases"]:
+                    assert has_commit(pub, r["commit"]), (name, r["version"])
+                    for d in r["deltas"]:
+                        for fl in d["files"]:
+                            assert os.path.exists(os.path.join(pub.repo, fl["path"])), fl
+
+
+@pytest.fixture
+def dev(pub):
+    """dev: 1.0.0 (40 days old), 1.1.0 (35 days), 1.2.0 (new), with the
+    deltas 1.0.0 -> 1.1.0 (listed by 1.1.0) and 1.0.0, 1.1.0 -> 1.2.0."""
+    pub.c = {}
+    for v in ("1.0.0", "1.1.0"):
+        pub.c[v] = pub.commit(v, pub.tree("t-" + v, big_files(v)))
+        pub.signed("release", "--channel=dev", "--version=" + v)
+    pub.signed("deltas", "--channel=dev")
+    pub.c["1.2.0"] = pub.commit("1.2.0", pub.tree("t-1.2.0", big_files("1.2.0")))
+    pub.signed("release", "--channel=dev", "--version=1.2.0")
+    pub.signed("deltas", "--channel=dev", "--from-last=2")
+    age(pub, "dev", {"1.0.0": 40, "1.1.0": 35})
+    return pub
+
+
+def test_prune_drops_old_releases_and_deletes_what_nothing_references(dev, keys):
+    assert len(delta_names(dev)) == 3
+    before, size_before = snapshot(dev.repo), repo_bytes(dev.repo)
+    out = dev.signed("prune", "--channel=dev", "--dry-run").stdout.decode()
+    assert "would drop 1.0.0" in out and "would drop 1.1.0" in out and "1.2.0" not in out, out
+    assert "nothing was changed" in out, out
+    dry = int(re.search(r"Would free \d+ object\(s\) and 1 delta\(s\): (\d+) bytes", out).group(1))
+    assert snapshot(dev.repo) == before
+    serial = dev.manifest("dev")["serial"]
+
+    out = dev.signed("prune", "--channel=dev").stdout.decode()
+    assert "dropped 1.0.0" in out and "dropped 1.1.0" in out, out
+    assert "Deleted ref abdeploy/release/1.0.0" in out, out
+    freed = int(re.search(r"Freed (\d+) object\(s\) and 1 delta\(s\): (\d+) bytes", out).group(2))
+    assert freed == dry and freed > 2 * 200000, out
+    assert size_before - repo_bytes(dev.repo) >= 2 * 200000
+    m = dev.manifest("dev")
+    assert [r["version"] for r in m["releases"]] == ["1.2.0"] and m["serial"] == serial + 1
+    assert keys.gpg_verify(dev.manifest_path("dev") + ".sig", dev.manifest_path("dev")).returncode == 0
+    assert not has_commit(dev, dev.c["1.0.0"]) and not has_commit(dev, dev.c["1.1.0"])
+    assert has_commit(dev, dev.c["1.2.0"])
+    refs = dev.ostree("refs").split()
+    assert "abdeploy/release/1.0.0" not in refs and "abdeploy/release/1.2.0" in refs, refs
+    # the deltas to 1.2.0 stay (devices on 1.0.0 or 1.1.0 still use them)
+    assert delta_names(dev) == {dev.c["1.0.0"] + "-" + dev.c["1.2.0"],
+                                dev.c["1.1.0"] + "-" + dev.c["1.2.0"]}, delta_names(dev)
+    every_listed_commit_present(dev)
+    run(["ostree", "--repo=" + dev.repo, "fsck"], dev.env)
+    # a pruned version stays published
+    err = dev.signed("commit", "--tree=" + dev.tree("again", files("other")), "--version=1.0.0",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "has been pruned" in err and "bump the version" in err, err
+    # nothing left to do
+    out = dev.signed("prune", "--channel=dev").stdout.decode()
+    assert "dropped" not in out and "Freed 0 object(s) and 0 delta(s): 0 bytes" in out, out
+
+
+def test_prune_keeps_newest_latest_and_releases_listed_elsewhere(pub):
+    pub.c = {v: pub.commit(v, pub.tree("t-" + v, files(v))) for v in ("3.0.0", "3.1.0", "3.2.0",
+                                                                     "3.3.0")}
+    for v in pub.c:
+        pub.signed("release", "--channel=candidate", "--version=" + v)
+    pub.signed("promote", "--from=candidate", "--to=stable", "--version=3.0.0")
+    pub.signed("deprecate", "--channel=candidate", "--version=3.3.0", "--reason=broken")
+    age(pub, "candidate", {v: 100 for v in pub.c})
+    out = pub.signed("prune", "--channel=candidate").stdout.decode()
+    # 3.3.0 newest, 3.2.0 latest (3.3.0 is deprecated), 3.0.0 listed in stable
+    assert [r["version"] for r in pub.manifest("candidate")["releases"]] == ["3.0.0", "3.2.0",
+                                                                            "3.3.0"], out
+    assert "dropped 3.1.0" in out and has_commit(pub, pub.c["3.0.0"])
+    assert not has_commit(pub, pub.c["3.1.0"])
+    every_listed_commit_present(pub)
+
+
+def test_prune_refuses_keep_forever_channels(pub):
+    pub.commit("4.0.0", pub.tree("t4", files("4.0.0")))
+    pub.commit("4.1.0", pub.tree("t41", files("4.1.0")))
+    for ch in ("stable", "lts", "candidate"):
+        for v in ("4.0.0", "4.1.0"):
+            pub.signed("release", "--channel=" + ch, "--version=" + v)
+    policy(pub, "[channel lts]\nstable=true\n\n[channel candidate]\nkeep-days=forever\n")
+    before = snapshot(pub.repo)
+    for ch in ("stable", "lts", "candidate"):
+        err = pub.signed("prune", "--channel=" + ch, "--keep-last=1",
+                         rc=EXIT_ERROR).stderr.decode()
+        assert "keeps its releases forever" in err and "nothing was pruned" in err, err
+    assert snapshot(pub.repo) == before
+
+
+def test_prune_keep_last_and_keep_days(pub):
+    pub.c = {v: pub.commit(v, pub.tree("t-" + v, files(v))) for v in ("5.0.0", "5.1.0", "5.2.0",
+                                                                     "5.3.0")}
+    for v in pub.c:
+        pub.signed("release", "--channel=misc", "--version=" + v)
+    age(pub, "misc", {"5.0.0": 10, "5.1.0": 10, "5.2.0": 10})
+    before = snapshot(pub.repo)
+    err = pub.signed("prune", "--channel=misc", rc=EXIT_USAGE).stderr.decode()
+    assert "--keep-days" in err and "--keep-last" in err, err
+    pub.signed("prune", "--channel=misc", "--keep-days=0", rc=EXIT_USAGE)
+    assert snapshot(pub.repo) == before
+    # older than 5 days and below the 3 newest: 5.0.0 only
+    out = pub.signed("prune", "--channel=misc", "--keep-days=5", "--keep-last=3").stdout.decode()
+    assert [r["version"] for r in pub.manifest("misc")["releases"]] == ["5.1.0", "5.2.0",
+                                                                       "5.3.0"], out
+    # --keep-days alone: the old ones go, the newest stays
+    pub.signed("prune", "--channel=misc", "--keep-days=5")
+    assert [r["version"] for r in pub.manifest("misc")["releases"]] == ["5.3.0"]
+
+
+@pytest.mark.parametrize("point", ["prune:manifest", "prune:refs", "prune:deltas"])
+def test_killed_prune_leaves_a_consistent_repo(dev, keys, point):
+    env = dict(dev.env, ABDEPLOY_CRASH_AT=point)
+    p = subprocess.run([os.environ.get("ABDEPLOY_BIN", "abdeploy"), "publish", "prune",
+                        "--repo=" + dev.repo, "--channel=dev", "--gpg-sign=" + keys.publisher,
+                        "--gpg-homedir=" + keys.home], env=env, capture_output=True, timeout=300)
+    assert p.returncode == -9, (p.returncode, p.stderr)
+    # the manifest no longer lists what is about to go, and lists nothing missing
+    assert [r["version"] for r in dev.manifest("dev")["releases"]] == ["1.2.0"]
+    assert keys.gpg_verify(dev.manifest_path("dev") + ".sig", dev.manifest_path("dev")).returncode == 0
+    every_listed_commit_present(dev)
+    # the next run finishes the collection
+    out = dev.signed("prune", "--channel=dev").stdout.decode()
+    assert "dropped" not in out, out
+    assert not has_commit(dev, dev.c["1.0.0"]) and not has_commit(dev, dev.c["1.1.0"])
+    assert "abdeploy/release/1.1.0" not in dev.ostree("refs").split()
+    every_listed_commit_present(dev)
+    run(["ostree", "--repo=" + dev.repo, "fsck"], dev.env)
+    # and the publisher goes on: the summary check finds no unlisted delta
+    dev.commit("1.3.0", dev.tree("t13", files("1.3.0")))
