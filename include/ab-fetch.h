@@ -35,6 +35,7 @@ typedef enum
   AB_FETCH_ERROR_TOO_SLOW,
   AB_FETCH_ERROR_CANCELLED,
   AB_FETCH_ERROR_TIMEOUT,       /* deadline_us passed */
+  AB_FETCH_ERROR_NOT_FOUND,     /* HTTP 404 or 410, or no such file: not retried */
 } AbFetchError;
 
 typedef void (*AbFetchProgressFunc) (guint64 done, guint64 total, gpointer user_data);

@@ -127,6 +127,18 @@ const AbDelta *ab_release_find_delta (const AbRelease *r, const char *from);
 /* Channel names are file names: [A-Za-z0-9][A-Za-z0-9._-]*, at most 64 bytes. */
 gboolean ab_manifest_channel_name_is_valid (const char *channel);
 
+/* The signed channel index beside the manifests (abdeploy-manifest(5),
+ * CHANNEL INDEX): {"format":1,"channels":["beta","stable"]}. Its name
+ * starts with '_', which no channel name does. */
+#define AB_CHANNEL_INDEX_NAME "_index.json"
+#define AB_CHANNEL_INDEX_MAX_CHANNELS 1000
+
+/* The channel names of index DATA (LEN bytes), NULL-terminated; every name
+ * valid (ab_manifest_channel_name_is_valid()), at most
+ * AB_CHANNEL_INDEX_MAX_CHANNELS; AB_MANIFEST_ERROR_FORMAT otherwise. */
+G_GNUC_WARN_UNUSED_RESULT
+char **ab_channel_index_parse (const char *data, gsize len, GError **error);
+
 /* Freshness checks of a verified manifest at time NOW: expired →
  * AB_MANIFEST_ERROR_EXPIRED; serial lower than LAST_SERIAL (the last one
  * this device accepted for the channel) → AB_MANIFEST_ERROR_REPLAY. An equal

@@ -234,6 +234,12 @@ classify (CURL *h, CURLcode rc, Sink *sink, const char *url, const char *errbuf,
     return ATTEMPT_RESTART;
   if (rc == CURLE_OK && (status == 0 || (status >= 200 && status < 300)))
     return ATTEMPT_OK;
+  if (answered && (status == 404 || status == 410))
+    {
+      g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_NOT_FOUND,
+                   "%s answered HTTP %ld; not retrying (check the URL)", url, status);
+      return ATTEMPT_FAIL;
+    }
   if (answered && status >= 400 && status < 500)
     {
       g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_HTTP_TERMINAL,
@@ -243,8 +249,13 @@ classify (CURL *h, CURLcode rc, Sink *sink, const char *url, const char *errbuf,
     }
   if (answered)
     g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TRANSIENT, "%s answered HTTP %ld", url, status);
-  else if (rc == CURLE_FILE_COULDNT_READ_FILE || rc == CURLE_REMOTE_FILE_NOT_FOUND
-           || rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT
+  else if (rc == CURLE_FILE_COULDNT_READ_FILE || rc == CURLE_REMOTE_FILE_NOT_FOUND)
+    {
+      g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_NOT_FOUND, "Fetching %s: %s", url,
+                   errbuf[0] ? errbuf : curl_easy_strerror (rc));
+      return ATTEMPT_FAIL;
+    }
+  else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT
            || rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
     {
       g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_HTTP_TERMINAL, "Fetching %s: %s", url,

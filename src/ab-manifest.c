@@ -677,6 +677,55 @@ parse_header (JsonObject *root, AbManifest *m, GError **error)
   return parse_protocol (root, m, error);
 }
 
+static gboolean
+bad_index (GError **error, const char *what)
+{
+  g_set_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT,
+               "Malformed channel index: %s", what);
+  return FALSE;
+}
+
+/* Adds the names of the JSON array A to NAMES; FALSE at a bad one. */
+static gboolean
+index_names (JsonArray *a, GPtrArray *names, GError **error)
+{
+  guint n = json_array_get_length (a);
+  if (n > AB_CHANNEL_INDEX_MAX_CHANNELS)
+    return bad_index (error, "more than 1000 channels");
+  for (guint i = 0; i < n; i++)
+    {
+      JsonNode *e = json_array_get_element (a, i);
+      const char *name = JSON_NODE_HOLDS_VALUE (e) && json_node_get_value_type (e) == G_TYPE_STRING
+                         ? json_node_get_string (e) : NULL;
+      if (!ab_manifest_channel_name_is_valid (name))
+        return bad_index (error, "a member of \"channels\" is not a channel name");
+      g_ptr_array_add (names, g_strdup (name));
+    }
+  return TRUE;
+}
+
+char **
+ab_channel_index_parse (const char *data, gsize len, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  if (!json_parser_load_from_data (parser, data, (gssize) len, NULL))
+    return bad_index (error, "not JSON"), NULL;
+  JsonNode *root = json_parser_get_root (parser);
+  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  JsonNode *format = o ? json_object_get_member (o, "format") : NULL;
+  JsonNode *list = o ? json_object_get_member (o, "channels") : NULL;
+  if (format == NULL || !JSON_NODE_HOLDS_VALUE (format)
+      || json_node_get_value_type (format) != G_TYPE_INT64 || json_node_get_int (format) != 1)
+    return bad_index (error, "\"format\" is not 1"), NULL;
+  if (list == NULL || !JSON_NODE_HOLDS_ARRAY (list))
+    return bad_index (error, "\"channels\" is not an array"), NULL;
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  if (!index_names (json_node_get_array (list), names, error))
+    return NULL;
+  g_ptr_array_add (names, NULL);
+  return (char **) g_ptr_array_free (g_steal_pointer (&names), FALSE);
+}
+
 AbManifest *
 ab_manifest_parse (const char *data, gsize len, GError **error)
 {

@@ -281,6 +281,52 @@ refuse (GError **error, const char *fmt, ...)
   return FALSE;
 }
 
+/* The channels of BASE's signed index, or NULL when it is missing, not
+ * signed by a trusted key or malformed (then nothing is listed). */
+static char **
+published_channels (AbSysroot *sysroot, const char *base)
+{
+  g_autofree char *url = ab_fetch_url_join (base, "abdeploy/channels/" AB_CHANNEL_INDEX_NAME);
+  g_autofree char *sig_url = g_strconcat (url, ".sig", NULL);
+  AbFetchOptions opts;
+  fetch_options (sysroot, &opts, SIG_MAX_BYTES);
+  opts.max_attempts = 1;
+  g_autoptr(GBytes) data = NULL, sig = NULL;
+  g_autofree char *dir = trusted_dir (sysroot);
+  g_autoptr(GError) local = NULL;
+  if (!ab_fetch_to_bytes (url, &opts, &data, &local) || !ab_fetch_to_bytes (sig_url, &opts, &sig, &local)
+      || !ab_gpg_verify_detached (dir, data, sig, NULL, &local))
+    {
+      g_debug ("channel index of %s ignored: %s", base, local->message);
+      return NULL;
+    }
+  gsize len = 0;
+  const char *text = g_bytes_get_data (data, &len);
+  char **names = ab_channel_index_parse (text, len, &local);
+  if (names == NULL)
+    g_debug ("channel index of %s ignored: %s", base, local->message);
+  return names;
+}
+
+/* "No channel C at URL", with the channels the repo's signed index lists. */
+static gboolean
+no_such_channel (AbSysroot *sysroot, const char *base, const char *channel, GError **error)
+{
+  g_auto(GStrv) names = published_channels (sysroot, base);
+  g_autofree char *shown = ab_fetch_redact_url (base);
+  g_autofree char *conf = g_build_filename (sysroot->path, "etc/abdeploy/abdeploy.conf", NULL);
+  g_autofree char *list = names && names[0] ? g_strjoinv (", ", names) : NULL;
+  if (list != NULL)
+    g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_CONFIG,
+                 "No channel %s at %s; it publishes %s. Set [update] channel= in %s to one of "
+                 "them", channel, shown, list, conf);
+  else
+    g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_CONFIG,
+                 "No channel %s at %s. Check [update] channel= and url= in %s", channel, shown,
+                 conf);
+  return FALSE;
+}
+
 static gboolean
 fetch_signed_manifest (AbSysroot *sysroot, const char *channel, GBytes **out_data,
                        GError **error)
@@ -294,14 +340,20 @@ fetch_signed_manifest (AbSysroot *sysroot, const char *channel, GBytes **out_dat
   AbFetchOptions opts;
   fetch_options (sysroot, &opts, manifest_max_bytes (sysroot));
   g_autoptr(GBytes) data = NULL, sig = NULL;
-  if (!ab_fetch_to_bytes (url, &opts, &data, error))
-    return FALSE;
+  g_autoptr(GError) local = NULL;
+  if (!ab_fetch_to_bytes (url, &opts, &data, &local)
+      && g_error_matches (local, AB_FETCH_ERROR, AB_FETCH_ERROR_NOT_FOUND))
+    return no_such_channel (sysroot, base, channel, error);
+  if (local != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
   opts.max_bytes = SIG_MAX_BYTES;
   if (!ab_fetch_to_bytes (sig_url, &opts, &sig, error))
     return FALSE;
   g_autofree char *dir = trusted_dir (sysroot);
   g_autofree char *fpr = NULL;
-  g_autoptr(GError) local = NULL;
   if (!ab_gpg_verify_detached (dir, data, sig, &fpr, &local))
     return refuse (error, "Refusing the %s channel manifest: %s", channel, local->message);
   *out_data = g_steal_pointer (&data);

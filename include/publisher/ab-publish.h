@@ -37,6 +37,9 @@ typedef enum
 } AbPublishError;
 
 #define AB_PUBLISH_CHANNELS_DIR "abdeploy/channels"
+/* The signed list of the channels, in AB_PUBLISH_CHANNELS_DIR (with ".sig"):
+ * abdeploy-manifest(5), CHANNEL INDEX. */
+#define AB_PUBLISH_CHANNEL_INDEX AB_CHANNEL_INDEX_NAME
 #define AB_PUBLISH_VERSION_REF_PREFIX "abdeploy/release/"
 #define AB_PUBLISH_DEFAULT_EXPIRES_DAYS 30
 #define AB_PUBLISH_MAX_EXPIRES_DAYS 3660

@@ -4,6 +4,8 @@
 #include "ab-util.h"
 #include "ab-crashpoint.h"
 #include "ab-fsutil.h"
+#include "ab-gpg.h"
+#include "ab-json.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -128,8 +130,76 @@ open_parent (AbPublishSession *s, int *out_dfd, GError **error)
   return *out_dfd >= 0;
 }
 
-/* Links every file of the current channels directory but SKIP and
- * SKIP.sig into the new generation NEW_DFD. */
+/* ---- the channel index ----
+ * Every generation also holds AB_PUBLISH_CHANNEL_INDEX (the names of its
+ * channels, sorted) and its detached signature, made with the key that
+ * signs the manifests, so that a device that asks for a channel the repo
+ * does not have can list those it has. Its name starts with '_', which no
+ * channel name does, so it never collides with a channel's C.json. */
+
+static int
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* Whether NAME is a channel's manifest file (C.json) of a generation. */
+static gboolean
+is_manifest_name (const char *name)
+{
+  return g_str_has_suffix (name, ".json") && g_ascii_isalnum (name[0]);
+}
+
+/* The channel names of the current generation and NAME's, sorted. */
+static GPtrArray *
+channel_names (int parent_dfd, const Channels *c, const char *name)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (names, g_strndup (name, strlen (name) - strlen (".json")));
+  g_autofree char *dir = g_strdup (CHANNELS_NAME);
+  ab_autofd dfd = c->gen || c->is_dir ? ab_fs_opendir_at (parent_dfd, dir, NULL) : -1;
+  DIR *d = dfd >= 0 ? fdopendir (ab_steal_fd (&dfd)) : NULL;
+  for (struct dirent *e; d && (e = readdir (d)) != NULL;)
+    if (is_manifest_name (e->d_name) && strcmp (e->d_name, name) != 0)
+      g_ptr_array_add (names, g_strndup (e->d_name, strlen (e->d_name) - strlen (".json")));
+  if (d)
+    closedir (d);
+  g_ptr_array_sort (names, compare_names);
+  return names;
+}
+
+/* The index of the channels NAMES: {"format":1,"channels":[...]} and its
+ * signature by the publisher's key. */
+static gboolean
+make_index (AbPublishSession *s, GPtrArray *names, GBytes **out_text, GBytes **out_sig,
+            GError **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "format");
+  json_builder_add_int_value (b, 1);
+  json_builder_set_member_name (b, "channels");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < names->len; i++)
+    json_builder_add_string_value (b, names->pdata[i]);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  g_autoptr(JsonNode) root = json_builder_get_root (b);
+  char *text = ab_json_to_text (root);
+  *out_text = g_bytes_new_take (text, strlen (text));
+  return ab_gpg_sign_detached (s->p->gpg_homedir, s->p->gpg_key, *out_text, out_sig, error);
+}
+
+static gboolean
+write_bytes_at (int dfd, const char *name, GBytes *bytes, GError **error)
+{
+  gsize len = 0;
+  const void *data = g_bytes_get_data (bytes, &len);
+  return ab_fs_replace_at (dfd, name, data, len, 0644, error);
+}
+
+/* Links every file of the current channels directory but SKIP, SKIP.sig
+ * and the index into the new generation NEW_DFD. */
 static gboolean
 link_others (AbPublishSession *s, int parent_dfd, const Channels *c, int new_dfd, const char *skip,
              GError **error)
@@ -145,7 +215,8 @@ link_others (AbPublishSession *s, int parent_dfd, const Channels *c, int new_dfd
   for (struct dirent *e; ok && (e = readdir (d)) != NULL;)
     {
       if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0
-          || strcmp (e->d_name, skip) == 0 || strcmp (e->d_name, skip_sig) == 0)
+          || strcmp (e->d_name, skip) == 0 || strcmp (e->d_name, skip_sig) == 0
+          || g_str_has_prefix (e->d_name, AB_PUBLISH_CHANNEL_INDEX))
         continue;
       ok = linkat (dirfd (d), e->d_name, new_dfd, e->d_name, 0) == 0;
     }
@@ -159,11 +230,13 @@ link_others (AbPublishSession *s, int parent_dfd, const Channels *c, int new_dfd
   return ok;
 }
 
-/* Writes generation GEN: the other channels' files as they are, and NAME
- * (C.json) with its signature, everything fsynced. */
+/* Writes generation GEN: the other channels' files as they are, NAME
+ * (C.json) with its signature, and the index INDEX with its signature
+ * INDEX_SIG, everything fsynced. */
 static gboolean
 stage_generation (AbPublishSession *s, int parent_dfd, const Channels *c, guint64 gen,
-                  const char *name, GBytes *text, GBytes *sig, GError **error)
+                  const char *name, GBytes *text, GBytes *sig, GBytes *index, GBytes *index_sig,
+                  GError **error)
 {
   g_autofree char *dir = g_strdup_printf (CHANNELS_GEN_PREFIX "%" G_GUINT64_FORMAT, gen);
   g_autofree char *sig_name = g_strconcat (name, ".sig", NULL);
@@ -178,6 +251,8 @@ stage_generation (AbPublishSession *s, int parent_dfd, const Channels *c, guint6
     return FALSE;
   ab_crash_point ("publish:manifest");
   return ab_fs_replace_at (new_dfd, sig_name, sig_data, sig_len, 0644, error)
+         && write_bytes_at (new_dfd, AB_PUBLISH_CHANNEL_INDEX, index, error)
+         && write_bytes_at (new_dfd, AB_PUBLISH_CHANNEL_INDEX ".sig", index_sig, error)
          && ab_fs_fsync_dir_at (new_dfd, ".", error);
 }
 
@@ -221,11 +296,15 @@ ab_publish_channel_files (AbPublishSession *s, const char *name, GBytes *text, G
   if (!open_parent (s, &parent_dfd, error) || !channels_state (s, parent_dfd, &c, error)
       || !clean_generations (s, parent_dfd, &c, error))
     return FALSE;
+  g_autoptr(GPtrArray) names = channel_names (parent_dfd, &c, name);
+  g_autoptr(GBytes) index = NULL, index_sig = NULL;
+  if (!make_index (s, names, &index, &index_sig, error))
+    return FALSE;
   g_autoptr(GArray) gens = list_generations (parent_dfd);
   guint64 gen = MAX (c.gen, gens->len ? g_array_index (gens, guint64, gens->len - 1) : 0) + 1;
   if (gen > G_MAXUINT32)
     gen = 1; /* never reached: one generation per publish */
-  return stage_generation (s, parent_dfd, &c, gen, name, text, sig, error)
+  return stage_generation (s, parent_dfd, &c, gen, name, text, sig, index, index_sig, error)
          && switch_generation (s, parent_dfd, &c, gen, error)
          && clean_generations (s, parent_dfd, &(Channels) { gen, FALSE }, error);
 }

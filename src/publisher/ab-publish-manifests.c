@@ -235,7 +235,8 @@ ab_publish_load_all_manifests (AbPublishSession *s, GError **error)
   const char *name;
   while (dir && (name = g_dir_read_name (dir)) != NULL)
     {
-      if (!g_str_has_suffix (name, ".json") || name[0] == '.')
+      /* C.json; the index (_index.json) and dot files are no channels */
+      if (!g_str_has_suffix (name, ".json") || !g_ascii_isalnum (name[0]))
         continue;
       g_autofree char *channel = g_strndup (name, strlen (name) - strlen (".json"));
       AbManifest *m = load_manifest (s, channel, FALSE, error);
