@@ -65,6 +65,8 @@ typedef struct
   AbHealthHold held;    /* AB_HEALTH_HOLD_NONE unless the verdict wanted a reboot that is held */
   char *reboot_command; /* AB_HEALTH_ACTION_REBOOT: [health] reboot-command, else
                          * "systemctl reboot" under systemd, else "reboot" */
+  JsonNode *report;     /* the verdict as written to verdict.json */
+  JsonNode *rollback;   /* the rollback this run recorded (last-rollback.json), or NULL */
 } AbHealthOutcome;
 
 /* Frees what O holds and resets it; safe to call again. */
@@ -80,6 +82,11 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbHealthOutcome, ab_health_outcome_clear)
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts,
                           AbHealthOutcome *out, GError **error);
+
+/* The outcome as health-check --json prints it (abdeploy-hooks(7)): the
+ * verdict record without "type" and "format", then "reboot" ({wanted,
+ * held, command}) and "rollback" (the one this run recorded, or null). */
+JsonNode *ab_health_outcome_to_json (const AbHealthOutcome *o);
 
 /* WHICH: "booted", "other", "a" or "b". */
 G_GNUC_WARN_UNUSED_RESULT

@@ -37,6 +37,60 @@ void
 ab_health_outcome_clear (AbHealthOutcome *o)
 {
   g_clear_pointer (&o->reboot_command, g_free);
+  g_clear_pointer (&o->report, json_node_unref);
+  g_clear_pointer (&o->rollback, json_node_unref);
+}
+
+static const char *
+hold_name (AbHealthHold held)
+{
+  static const char *const names[] = {
+    [AB_HEALTH_HOLD_NONE] = NULL,
+    [AB_HEALTH_HOLD_NO_REBOOT] = "no-reboot",
+    [AB_HEALTH_HOLD_NOT_LIVE] = "not-live",
+  };
+  return (guint) held < G_N_ELEMENTS (names) ? names[held] : NULL;
+}
+
+/* A copy of OBJECT's members except "type" and "format" (record keeping,
+ * not part of what a front end shows). */
+static void
+add_members_of (JsonBuilder *b, JsonNode *node)
+{
+  JsonObject *o = node && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+  g_autoptr(GList) names = o ? json_object_get_members (o) : NULL;
+  for (GList *l = names; l; l = l->next)
+    if (!g_str_equal (l->data, "type") && !g_str_equal (l->data, "format"))
+      {
+        json_builder_set_member_name (b, l->data);
+        json_builder_add_value (b, json_node_copy (json_object_get_member (o, l->data)));
+      }
+}
+
+JsonNode *
+ab_health_outcome_to_json (const AbHealthOutcome *o)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  add_members_of (b, o->report);
+  json_builder_set_member_name (b, "reboot");
+  json_builder_begin_object (b);
+  ab_json_add_boolean (b, "wanted", o->verdict == AB_HEALTH_VERDICT_REBOOT
+                                    || o->verdict == AB_HEALTH_VERDICT_ROLLBACK);
+  ab_json_add_string (b, "held", hold_name (o->held));
+  ab_json_add_string (b, "command", o->reboot_command);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "rollback");
+  if (o->rollback)
+    {
+      json_builder_begin_object (b);
+      add_members_of (b, o->rollback);
+      json_builder_end_object (b);
+    }
+  else
+    json_builder_add_null_value (b);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
 }
 
 const char *
@@ -331,7 +385,7 @@ decide_green (AbSysroot *sysroot, Boot *b, gboolean trial, AbHealthVerdict *out,
 
 static gboolean
 write_verdict (AbSysroot *sysroot, const Boot *b, gboolean green, gboolean trial,
-               GPtrArray *results, const char *action, GError **error)
+               GPtrArray *results, const char *action, JsonNode **out_report, GError **error)
 {
   g_autoptr(GPtrArray) failed = failed_names (results, AB_HOOK_STAGE_REQUIRED);
   g_autoptr(GPtrArray) warnings = failed_names (results, AB_HOOK_STAGE_WANTED);
@@ -364,6 +418,7 @@ write_verdict (AbSysroot *sysroot, const Boot *b, gboolean green, gboolean trial
   g_autoptr(JsonNode) node = json_builder_get_root (jb);
   if (!ab_json_write_at (sysroot->state_dfd, VERDICT_FILE, node, error))
     return FALSE;
+  *out_report = json_node_ref (node);
   ab_crash_point ("health:verdict-written");
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("verdict");
   ab_json_add_string (ev, "slot", ab_slot_name (b->booted));
@@ -485,9 +540,12 @@ ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts, AbHealthOutcom
   AbHookRunOptions hopts = hook_options (sysroot, env);
   AB_IGNORE_RESULT (ab_hooks_run_stage (root, green ? AB_HOOK_STAGE_GREEN : AB_HOOK_STAGE_RED,
                                         &hopts, results, NULL));
-  if (!write_verdict (sysroot, &b, green, trial, results, action, error)
+  if (!write_verdict (sysroot, &b, green, trial, results, action, &out->report, error)
       || !update_motd (sysroot, &b, green, results, error))
     return FALSE;
+  /* the rollback this run recorded (health or fallback), for the report */
+  if (b.rollback_line != NULL)
+    AB_IGNORE_RESULT (ab_history_load_last_rollback (sysroot->state_dfd, &out->rollback, NULL));
   out->green = green;
   out->verdict = verdict;
   decide_action (sysroot, opts, out);

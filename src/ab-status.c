@@ -4,6 +4,7 @@
 #include "ab-health.h"
 #include "ab-history.h"
 #include "ab-transaction.h"
+#include "ab-fetch.h"
 
 
 static void
@@ -26,6 +27,73 @@ add_slot (JsonBuilder *b, AbSysroot *sysroot, const AbSlotsView *v, AbSlot slot)
   else
     json_builder_add_null_value (b);
   ab_json_add_string (b, "deployed_at", rec ? rec->deployed_at : NULL);
+  json_builder_end_object (b);
+}
+
+/* What the bootloader boots next, by the documented decision
+ * (ab_boot_pointer_next_boot()): the slot, how ("trial", "primary", or
+ * "fallback" when the primary cannot boot and the other slot is picked),
+ * and the trial tries left (-1 when the slot is not on trial). */
+typedef struct
+{
+  AbSlot slot;
+  const char *kind;
+  int tries;
+} NextBoot;
+
+static NextBoot
+next_boot (const AbSlotsView *v)
+{
+  NextBoot n = { .slot = ab_boot_pointer_next_boot (&v->ptr), .kind = NULL, .tries = -1 };
+  if (n.slot == AB_SLOT_NONE)
+    return n;
+  gboolean trial = v->ptr.state[n.slot] == AB_BOOT_STATE_TRIAL;
+  if (n.slot != v->ptr.primary)
+    n.kind = "fallback";
+  else
+    n.kind = trial ? "trial" : "primary";
+  if (trial)
+    n.tries = v->ptr.tries[n.slot];
+  return n;
+}
+
+static const char *
+version_of (const AbSlotsView *v, AbSlot slot)
+{
+  const AbSlotRecord *rec = slot == AB_SLOT_NONE ? NULL : v->rec[slot];
+  return rec ? rec->version : NULL;
+}
+
+/* "next_boot": {slot, version, kind, tries}, or null without a primary. */
+static void
+add_next_boot (JsonBuilder *b, const AbSlotsView *v)
+{
+  NextBoot n = next_boot (v);
+  json_builder_set_member_name (b, "next_boot");
+  if (n.slot == AB_SLOT_NONE)
+    {
+      json_builder_add_null_value (b);
+      return;
+    }
+  json_builder_begin_object (b);
+  ab_json_add_string (b, "slot", ab_slot_name (n.slot));
+  ab_json_add_string (b, "version", version_of (v, n.slot));
+  ab_json_add_string (b, "kind", n.kind);
+  ab_json_add_int_or_null (b, "tries", n.tries >= 0, n.tries);
+  json_builder_end_object (b);
+}
+
+/* "origin": where updates come from, [update] url (redacted: no
+ * credentials are ever shown) and channel; url null when not configured. */
+static void
+add_origin (JsonBuilder *b, AbSysroot *sysroot)
+{
+  g_autofree char *url = sysroot->config->update.url
+                             ? ab_fetch_redact_url (sysroot->config->update.url) : NULL;
+  json_builder_set_member_name (b, "origin");
+  json_builder_begin_object (b);
+  ab_json_add_string (b, "url", url);
+  ab_json_add_string (b, "channel", sysroot->config->update.channel);
   json_builder_end_object (b);
 }
 
@@ -151,6 +219,9 @@ ab_status_to_json (AbSysroot *sysroot, GError **error)
   json_builder_begin_object (b);
   ab_json_add_string (b, "booted", ab_slot_name (sysroot->booted));
   ab_json_add_string (b, "primary", ab_slot_name (v.ptr.primary));
+  add_origin (b, sysroot);
+  add_next_boot (b, &v);
+  /* "pin" (issue 17: the pin and what it resolves to) has a function of its own. */
   json_builder_set_member_name (b, "slots");
   json_builder_begin_array (b);
   for (int s = 0; s < AB_N_SLOTS; s++)
@@ -220,6 +291,41 @@ append_health_text (AbSysroot *sysroot, GString *out, GError **error)
   return TRUE;
 }
 
+static void
+append_origin_text (AbSysroot *sysroot, GString *out)
+{
+  g_autofree char *url = sysroot->config->update.url
+                             ? ab_fetch_redact_url (sysroot->config->update.url) : NULL;
+  if (url)
+    g_string_append_printf (out, "Origin: %s (channel %s)\n", url, sysroot->config->update.channel);
+  else
+    g_string_append_printf (out, "Origin: none ([update] url is not set; channel %s)\n",
+                            sysroot->config->update.channel);
+}
+
+/* "Next boot: reboot to start 2.0 (slot b, trial, 3 tries)", or without
+ * "reboot to start" when the slot booted next is the one running now (or
+ * the sysroot is offline). */
+static void
+append_next_boot_text (AbSysroot *sysroot, const AbSlotsView *v, GString *out)
+{
+  NextBoot n = next_boot (v);
+  if (n.slot == AB_SLOT_NONE)
+    {
+      g_string_append (out, "Next boot: nothing is activated (no primary slot)\n");
+      return;
+    }
+  const char *version = version_of (v, n.slot);
+  g_autofree char *tries = n.tries < 0 ? g_strdup ("")
+                           : g_strdup_printf (", %d %s", n.tries, n.tries == 1 ? "try" : "tries");
+  g_autofree char *why = g_str_equal (n.kind, "fallback")
+      ? g_strdup_printf (": slot %s cannot boot", ab_slot_name (v->ptr.primary)) : g_strdup ("");
+  gboolean restart = sysroot->booted != AB_SLOT_NONE && sysroot->booted != n.slot;
+  g_string_append_printf (out, "Next boot: %s%s (slot %s, %s%s%s)\n",
+                          restart ? "reboot to start " : "", version ? version : "(no version)",
+                          ab_slot_name (n.slot), n.kind, tries, why);
+}
+
 char *
 ab_status_to_text (AbSysroot *sysroot, GError **error)
 {
@@ -232,6 +338,8 @@ ab_status_to_text (AbSysroot *sysroot, GError **error)
                           sysroot->os, ab_bootloader_name (sysroot->bootloader),
                           sysroot->booted == AB_SLOT_NONE ? "none (offline)" : ab_slot_name (sysroot->booted),
                           or_dash (ab_slot_name (v.ptr.primary)));
+  append_origin_text (sysroot, out);
+  append_next_boot_text (sysroot, &v, out);
   g_string_append_printf (out, "%-6s %-7s %-12s %-14s %-6s %s\n", "SLOT", "STATE", "VERSION",
                           "COMMIT", "TRIES", "DEPLOYED");
   for (int s = 0; s < AB_N_SLOTS; s++)

@@ -43,7 +43,7 @@ _abdeploy()
         deploy) opts="--from= --tries= --progress= --progress-fd=" ;;
         activate) opts="--tries=" ;;
         status|history|check-update|version) opts="--json" ;;
-        health-check) opts="--no-reboot" ;;
+        health-check) opts="--no-reboot --json" ;;
         mark-good|mark-bad)
             COMPREPLY=($(compgen -W "booted other a b" -- "$cur"))
             return ;;

@@ -12,6 +12,7 @@ typedef enum
   AB_EXIT_LOCKED = 4,
   AB_EXIT_NOTHING_TO_DO = 5,
   AB_EXIT_REFUSED = 6, /* refused by policy: the A/B invariant */
+  AB_EXIT_RED = 7,     /* health-check ran and its verdict is red (issue 16) */
 } AbExitCode;
 
 /* The exit code of abdeploy(8) for ERROR (its domain and code). */

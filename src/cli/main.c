@@ -552,27 +552,56 @@ cmd_status (int argc, char **argv)
   return AB_EXIT_OK;
 }
 
-/* The action a verdict asked for: the reboot, or why it is held. */
+/* The action a verdict asked for: the reboot, or why it is held; said on
+ * stdout, or on stderr when stdout carries the JSON report. */
 static void
-carry_out (const AbHealthOutcome *o)
+carry_out (const AbHealthOutcome *o, gboolean json)
 {
+  void (*say) (const char *, ...) = json ? g_printerr : g_print;
   if (o->held != AB_HEALTH_HOLD_NONE)
-    g_print ("Would reboot now (action %s); not rebooting: %s\n", ab_health_verdict_name (o->verdict),
-             o->held == AB_HEALTH_HOLD_NO_REBOOT ? "--no-reboot" : "--sysroot is not /");
+    say ("Would reboot now (action %s); not rebooting: %s\n", ab_health_verdict_name (o->verdict),
+         o->held == AB_HEALTH_HOLD_NO_REBOOT ? "--no-reboot" : "--sysroot is not /");
   if (o->action != AB_HEALTH_ACTION_REBOOT)
     return;
-  g_print ("Rebooting (%s)\n", o->reboot_command);
+  say ("Rebooting (%s)\n", o->reboot_command);
   g_autoptr(GError) error = NULL;
   if (!g_spawn_command_line_async (o->reboot_command, &error))
     g_printerr ("abdeploy: could not reboot: %s\n", error->message);
 }
 
+/* health-check --json: every event (hook output included) goes to stderr,
+ * stdout carries the report alone. */
+static void
+event_to_stderr (const AbEvent *ev, gpointer user_data)
+{
+  if (ev->kind == AB_EVENT_MESSAGE || ev->kind == AB_EVENT_WARNING)
+    g_printerr ("%s%s\n", ev->kind == AB_EVENT_WARNING ? "warning: " : "", ev->message);
+}
+
+static int
+health_check_result (const AbHealthOutcome *o, gboolean json)
+{
+  if (json)
+    {
+      g_autoptr(JsonNode) node = ab_health_outcome_to_json (o);
+      g_autofree char *text = json_to_string (node, TRUE);
+      g_print ("%s\n", text);
+      fflush (stdout);
+    }
+  carry_out (o, json);
+  if (!json)
+    g_print ("Verdict: %s (action: %s)\n", o->green ? "GREEN" : "RED",
+             ab_health_verdict_name (o->verdict));
+  return o->green ? AB_EXIT_OK : AB_EXIT_RED;
+}
+
 static int
 cmd_health_check (int argc, char **argv)
 {
-  gboolean no_reboot = FALSE;
+  gboolean no_reboot = FALSE, json = FALSE;
   GOptionEntry entries[] = {
     { "no-reboot", 0, 0, G_OPTION_ARG_NONE, &no_reboot, "Never reboot; print the action instead", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the verdict as one JSON object", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- run the health hooks of this boot and act on the verdict");
@@ -582,15 +611,15 @@ cmd_health_check (int argc, char **argv)
   if (argc > 1)
     return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
+  g_autoptr(AbEventSink) to_stderr = ab_event_sink_new (event_to_stderr, NULL);
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   AbHealthOptions opts = { .no_reboot = no_reboot };
   g_auto(AbHealthOutcome) outcome = { 0 };
+  if (sysroot != NULL && json)
+    sysroot->events = to_stderr;
   if (sysroot == NULL || !ab_health_check (sysroot, &opts, &outcome, &error))
     return cli_fail (error);
-  carry_out (&outcome);
-  g_print ("Verdict: %s (action: %s)\n", outcome.green ? "GREEN" : "RED",
-           ab_health_verdict_name (outcome.verdict));
-  return outcome.green ? AB_EXIT_OK : AB_EXIT_ERROR;
+  return health_check_result (&outcome, json);
 }
 
 static int
@@ -689,7 +718,7 @@ static const Command commands[] = {
   { "deploy", "[--from=URL|PATH] [--tries=N] [--progress=MODE] REF|COMMIT", "Stage, then activate", cmd_deploy },
   { "rollback", "", "Make the other slot primary again", cmd_rollback },
   { "status", "[--json]", "Show the slots and what boots next", cmd_status },
-  { "health-check", "[--no-reboot]", "Run the health hooks and act on the verdict", cmd_health_check },
+  { "health-check", "[--no-reboot] [--json]", "Run the health hooks and act on the verdict", cmd_health_check },
   { "mark-good", "[booted|other|a|b]", "Mark a slot good", cmd_mark_good },
   { "mark-bad", "[booted|other|a|b]", "Mark a slot bad", cmd_mark_bad },
   { "history", "[--json]", "Deploys, activations, verdicts, rollbacks", cmd_history },

@@ -134,7 +134,12 @@ def test_get_slots_and_get_status_equal_status_json(daemon, client, server, sysr
         want = dl.strip_nulls({k: v for k, v in st.items() if k != "slots"})
         want.setdefault("booted", "")
         want.setdefault("primary", "")
-        assert client.call("GetStatus")[0] == want
+        got = client.call("GetStatus")[0]
+        assert got == want
+        # issue 16: the origin and what boots next come along
+        assert got["origin"]["channel"] == "stable", got
+        assert ("next_boot" in got) == (st["primary"] is not None), got
+    assert got["next_boot"]["kind"] == "trial" and got["next_boot"]["slot"] == st["primary"], got
 
 
 def test_refused_signature_is_named_and_changes_nothing(daemon, client, server, sysroot):

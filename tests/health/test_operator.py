@@ -1,6 +1,7 @@
 """Operator commands (mark-good, mark-bad, history) and [health] on-red."""
 
 import datetime
+import json
 
 import pytest
 
@@ -136,3 +137,45 @@ def test_mark_needs_booted_slot(fresh, which):
         f.write("quiet\n")
     p = sr.run("mark-good", which)
     assert p.returncode != 0 and "abdeploy.slot" in p.stderr, p.describe
+
+
+def test_health_check_json_and_exit_codes(fresh):
+    """health-check --json (issue 16, point 5): one object on stdout with the
+    verdict, every hook and its result, the reboot and the rollback; the
+    hooks' output goes to stderr. A red verdict exits 7, an error 1 with
+    nothing on stdout, green 0."""
+    sr = fresh()
+    sr.configure("[health]\non-red=rollback\n")
+    sr.deploy("os/v2-fail")
+    assert sr.boot(reach_userspace=False).slot == "b"
+    p = sr.run("health-check", "--no-reboot", "--json")
+    assert p.returncode == hl.EXIT_RED == 7, p.describe
+    j = json.loads(p.stdout)
+    assert (j["verdict"], j["action"], j["slot"], j["version"], j["trial"]) == \
+        ("red", "rollback", "b", "2.0", True), j
+    assert j["commit"] == sr.verdict()["commit"] and j["failed_hooks"] == [hl.FAIL_HOOK], j
+    hook = [h for h in j["hooks"] if h["name"] == hl.FAIL_HOOK]
+    assert len(hook) == 1 and (hook[0]["stage"], hook[0]["result"], hook[0]["exit_status"]) == \
+        ("required", "fail", 1), j["hooks"]
+    assert j["reboot"] == {"wanted": True, "held": "no-reboot", "command": None}, j
+    rb = j["rollback"]
+    assert (rb["kind"], rb["from_slot"], rb["to_slot"], rb["from_version"], rb["to_version"]) == \
+        ("health", "b", "a", "2.0", "1.0"), rb
+    assert "type" not in j and "format" not in j and "format" not in rb, j
+    assert "app service did not start" in p.stderr and "Would reboot now" in p.stderr, p.describe
+
+    # an error: no verdict, exit 1, nothing on stdout
+    with open(sr.cmdline, "w"):
+        pass
+    p = sr.run("health-check", "--no-reboot", "--json")
+    assert p.returncode == hl.at.EXIT_ERROR, p.describe
+    assert p.stdout == "" and "No booted slot" in p.stderr, p.describe
+
+    assert sr.boot(reach_userspace=False).slot == "a"
+    p = sr.run("health-check", "--no-reboot", "--json")
+    assert p.returncode == 0, p.describe
+    j = json.loads(p.stdout)
+    assert (j["verdict"], j["action"], j["slot"], j["rollback"]) == ("green", "none", "a", None), j
+    assert j["reboot"] == {"wanted": False, "held": None, "command": None}, j
+    p = sr.run("health-check", "--no-reboot")
+    assert p.returncode == 0 and p.stdout.endswith("Verdict: GREEN (action: none)\n"), p.describe

@@ -32,7 +32,7 @@ from abtest import (  # noqa: E402,F401
     rmtree, run, tree_entries, write_tree)
 
 STATES = {"empty", "staged", "trial", "good", "bad"}
-TOP_KEYS = {"booted", "primary", "slots"}
+TOP_KEYS = {"booted", "primary", "slots", "origin", "next_boot"}
 SLOT_KEYS = {"name", "commit", "version", "state", "booted", "primary",
              "tries_left", "deployed_at"}
 
@@ -394,6 +394,18 @@ def check_status_schema(st):
             assert isinstance(s["deployed_at"], str) and _is_iso8601(s["deployed_at"]), s
         if s["state"] == "trial":
             assert isinstance(s["tries_left"], int), s
+    # issue 16: where updates come from, and what the bootloader boots next
+    assert set(st["origin"]) == {"url", "channel"}, st["origin"]
+    assert isinstance(st["origin"]["channel"], str), st["origin"]
+    nb = st["next_boot"]
+    if st["primary"] is None:
+        assert nb is None, st
+    else:
+        assert set(nb) == {"slot", "version", "kind", "tries"}, nb
+        assert nb["slot"] in ("a", "b") and nb["kind"] in ("trial", "primary", "fallback"), nb
+        slot = [s for s in st["slots"] if s["name"] == nb["slot"]][0]
+        assert nb["version"] == slot["version"] and nb["tries"] == slot["tries_left"], (nb, slot)
+        assert (nb["kind"] == "fallback") == (nb["slot"] != st["primary"]), st
 
 
 def compare_tree(actual_root, expected_root):

@@ -161,6 +161,10 @@ def test_rollback_twice_returns_to_start(sysroots, server, published, backend):
     assert _slots(start)[0] == "b" and sr.slot_status("b", start)["state"] == "trial", start
     tries = sr.slot_status("b", start)["tries_left"]
     assert tries >= 1, start
+    assert start["next_boot"] == {"slot": "b", "version": "2.0", "kind": "trial",
+                                  "tries": tries}, start
+    assert "Next boot: reboot to start 2.0 (slot b, trial, %d tries)\n" % tries \
+        in sr.ok("status").stdout
 
     sr.ok("rollback")
     st = sr.status()
@@ -169,10 +173,14 @@ def test_rollback_twice_returns_to_start(sysroots, server, published, backend):
     assert (b["state"], b["tries_left"]) == ("trial", tries), \
         "the slot a rollback leaves must stay bootable by another rollback: %s" % st
     assert st["last_rollback"]["kind"] == "manual", st
+    assert st["next_boot"] == {"slot": "a", "version": "1.0", "kind": "primary",
+                               "tries": None}, st
+    assert "Next boot: 1.0 (slot a, primary)\n" in sr.ok("status").stdout
 
     sr.ok("rollback")
     back = sr.status()
     assert _slots(back) == _slots(start), (start, back)
+    assert back["next_boot"] == start["next_boot"], back
     assert back["last_rollback"]["from_slot"] == "a", back
 
 
@@ -228,3 +236,36 @@ def test_only_mark_bad_makes_the_left_slot_bad(sysroot, server, published):
     assert sysroot.slot_status("b")["state"] == "bad"
     sysroot.expect(sl.EXIT_NOTHING, "rollback")
     assert sysroot.status()["primary"] == "a"
+
+
+def test_status_origin_and_fallback(sysroot, server, published):
+    """status shows the origin ([update] url without its credentials, and
+    the channel) and, when the primary cannot boot, the fallback the
+    bootloader takes (issue 16, point 5)."""
+    st = sysroot.status()
+    assert st["origin"] == {"url": None, "channel": "stable"} and st["next_boot"] is None, st
+    text = sysroot.ok("status").stdout
+    assert "Origin: none ([update] url is not set; channel stable)\n" in text, text
+    assert "Next boot: nothing is activated (no primary slot)\n" in text, text
+    conf = sysroot.p("etc", "abdeploy", "abdeploy.conf")
+    with open(conf, "a") as f:
+        f.write("\n[update]\nurl=https://user:s3cret@updates.example.com/repo\nchannel=beta\n")
+    os.chmod(conf, 0o600)
+    st = sysroot.status()
+    assert st["origin"] == {"url": "https://updates.example.com/repo", "channel": "beta"}, st
+    text = sysroot.ok("status").stdout
+    assert "Origin: https://updates.example.com/repo (channel beta)\n" in text, text
+    assert "s3cret" not in text and "user" not in text
+
+    sysroot.ok("deploy", "--from=" + server.url, "os/v1")
+    sysroot.ok("mark-good", "a")
+    sysroot.set_booted("a")
+    sysroot.ok("deploy", "--from=" + server.url, "os/v2")
+    sysroot.set_pointer(ABDEPLOY_B_TRIES="0")      # the bootloader spent b's tries
+    st = sysroot.status()
+    assert st["next_boot"] == {"slot": "a", "version": "1.0", "kind": "fallback",
+                               "tries": None}, st
+    assert "Next boot: 1.0 (slot a, fallback: slot b cannot boot)\n" in sysroot.ok("status").stdout
+    sysroot.set_booted("b")
+    assert "Next boot: reboot to start 1.0 (slot a, fallback: slot b cannot boot)\n" \
+        in sysroot.ok("status").stdout
