@@ -21,6 +21,8 @@ G_DEFINE_QUARK (ab-update-error-quark, ab_update_error)
 
 #define UPDATE_STATE_FILE "update.json"
 #define CACHE_DIR "abdeploy/cache"
+/* the last verified and accepted manifest of the channel, in CACHE_DIR */
+#define CACHE_MANIFEST "manifest.json"
 #define SIG_MAX_BYTES (64 * 1024)
 /* How long check-update waits for another writer before it records a serial */
 #define STATE_LOCK_WAIT_MS 5000
@@ -395,14 +397,56 @@ check_serial (const AbManifest *m, JsonObject *state, gboolean *out_new, GError 
  * to STATE_LOCK_WAIT_MS, without migrating) unless this process holds it,
  * with the state read again under it, so that a pin or a higher serial
  * written meanwhile (check-update reads before its download) is kept. */
+/* Keeps the verified manifest TEXT as CACHE_MANIFEST, for what must not
+ * use the network (the shell completion of versions); a failure to write
+ * this copy is a warning, never a failed check. */
+static void
+cache_manifest (AbSysroot *sysroot, GBytes *text)
+{
+  g_autoptr(GError) local = NULL;
+  gsize len = 0;
+  const void *data = g_bytes_get_data (text, &len);
+  ab_autofd dfd = ab_fs_mkdir_p_at (sysroot->dfd, CACHE_DIR, 0755, &local)
+                  ? ab_fs_opendir_at (sysroot->dfd, CACHE_DIR, &local) : -1;
+  if (dfd < 0 || !ab_fs_replace_at (dfd, CACHE_MANIFEST, data, len, 0644, &local))
+    ab_event_warning (sysroot->events, "could not keep a copy of the manifest in %s/%s: %s",
+                      sysroot->path, CACHE_DIR, local->message);
+}
+
+/* The copy for a device that has none yet (its serial is not new): only
+ * when the lock is free at once, so that a check never waits for it. */
+static void
+cache_if_missing (AbSysroot *sysroot, GBytes *text)
+{
+  g_autofree char *cached = g_build_filename (CACHE_DIR, CACHE_MANIFEST, NULL);
+  gboolean remounted = FALSE;
+  g_autoptr(GError) local = NULL;
+  if (ab_fs_exists_at (sysroot->dfd, cached))
+    return;
+  if (sysroot->lock_fd >= 0)
+    {
+      cache_manifest (sysroot, text);
+      return;
+    }
+  if (!ab_sysroot_make_writable (sysroot, &remounted, &local))
+    return;
+  ab_autofd lock = ab_lock_acquire_wait (sysroot->abdeploy_dfd, 0, &local);
+  if (lock >= 0)
+    cache_manifest (sysroot, text);
+}
+
 static gboolean
-accept_manifest (AbSysroot *sysroot, const AbManifest *m, JsonObject **out_state, GError **error)
+accept_manifest (AbSysroot *sysroot, const AbManifest *m, GBytes *text, JsonObject **out_state,
+                 GError **error)
 {
   gboolean is_new = FALSE;
   if (!load_state (sysroot, out_state, error) || !check_serial (m, *out_state, &is_new, error))
     return FALSE;
   if (!is_new)
-    return TRUE;
+    {
+      cache_if_missing (sysroot, text);
+      return TRUE;
+    }
   gboolean remounted = FALSE;
   if (sysroot->lock_fd < 0 && !ab_sysroot_make_writable (sysroot, &remounted, error))
     return FALSE;
@@ -413,6 +457,7 @@ accept_manifest (AbSysroot *sysroot, const AbManifest *m, JsonObject **out_state
   g_clear_pointer (out_state, json_object_unref);
   if (!load_state (sysroot, out_state, error) || !check_serial (m, *out_state, &is_new, error))
     return FALSE;
+  cache_manifest (sysroot, text);
   JsonObject *serials = ab_json_get_object (*out_state, "last_serial");
   json_object_set_int_member (serials, m->channel, (gint64) m->serial);
   return !is_new || save_state (sysroot, *out_state, error);
@@ -556,7 +601,7 @@ ab_update_check (AbSysroot *sysroot, GError **error)
     }
   g_autofree char *next_commit = NULL;
   if (!check_freshness (c->manifest, c->channel, error)
-      || !accept_manifest (sysroot, c->manifest, &state, error)
+      || !accept_manifest (sysroot, c->manifest, data, &state, error)
       || !installed (sysroot, &c->installed_version, &c->installed_commit, &next_commit, error))
     return NULL;
   if (c->installed_version == NULL && c->installed_commit != NULL)

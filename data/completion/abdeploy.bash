@@ -1,4 +1,17 @@
-# bash completion for abdeploy(8): commands, their options, slot names.
+# bash completion for abdeploy(8): commands, their options, slot names, and
+# the versions of the channel for pin and update --version.
+
+# The versions of the manifest the device last verified
+# (SYSROOT/abdeploy/cache/manifest.json, written by check-update and update):
+# read from disk, never from the network.
+_abdeploy_versions()
+{
+    local f="${1%/}/abdeploy/cache/manifest.json"
+    [[ -r "$f" ]] || return 0
+    grep -o '"version"[[:space:]]*:[[:space:]]*"[^"]*"' "$f" 2>/dev/null |
+        sed 's/.*"\([^"]*\)"$/\1/'
+}
+
 _abdeploy()
 {
     local cur prev words cword
@@ -7,14 +20,21 @@ _abdeploy()
     local global="--sysroot --config -v --verbose --help"
     local commands="init stage activate deploy rollback status health-check mark-good mark-bad
                     history check-update update resume pin version verify backup restore migrate
-                    install publish daemon"
+                    install publish daemon help"
     local install_layouts="grub-bios grub-efi uboot systemd-boot"
-    local cmd="" i
+    local cmd="" i sysroot=/
     for ((i = 1; i < cword; i++)); do
         case "${words[i]}" in
             --sysroot|--config) ((i++)) ;;
             -*) ;;
             *) cmd="${words[i]}"; break ;;
+        esac
+    done
+    local k # --sysroot may stand before or after the command
+    for ((k = 1; k < cword; k++)); do
+        case "${words[k]}" in
+            --sysroot) sysroot="${words[k+1]}" ;;
+            --sysroot=*) sysroot="${words[k]#--sysroot=}" ;;
         esac
     done
 
@@ -28,6 +48,10 @@ _abdeploy()
         --disk|--trusted-key) _filedir; return ;;
         --progress) COMPREPLY=($(compgen -W "auto bar json none" -- "$cur")); return ;;
         --from) _filedir -d; return ;;
+        --version) if [[ "$cmd" == update ]]; then
+                COMPREPLY=($(compgen -W "$(_abdeploy_versions "$sysroot")" -- "$cur"))
+                return
+            fi ;;
     esac
     $split && return
 
@@ -49,12 +73,14 @@ _abdeploy()
             return ;;
         update) opts="--version= --no-activate --allow-downgrade --progress= --progress-fd=" ;;
         resume) opts="--abandon --if-interrupted --progress= --progress-fd=" ;;
-        pin) opts="--clear --allow-downgrade" ;;
+        pin) opts="--clear --allow-downgrade"
+            [[ "$cur" != -* ]] && opts+=" $(_abdeploy_versions "$sysroot")" ;;
         verify) opts="--full --sample= --json --progress= --progress-fd=" ;;
         backup) opts="--output= --force --progress= --progress-fd=" ;;
         restore) opts="--path= --progress= --progress-fd=" ;;
         install) opts="--disk= --size= --bootloader= --from= --os= --trusted-key= --kernel-arg=" ;;
         daemon) opts="--idle-timeout=" ;;
+        help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
         publish)
             local sub="" j
             for ((j = i + 1; j < cword; j++)); do
@@ -73,7 +99,8 @@ _abdeploy()
                 deltas) opts+=" --channel= --from-last= --expires-days= --progress= --progress-fd=" ;;
                 prune) opts+=" --channel= --keep-days= --keep-last= --dry-run --expires-days=" ;;
                 refresh) opts+=" --channel= --expires-days=" ;;
-            esac ;;
+            esac
+            global="--help" ;; # the global options are not offered under publish
     esac
     COMPREPLY=($(compgen -W "$opts $global" -- "$cur"))
     [[ ${COMPREPLY-} == *= ]] && compopt -o nospace 2>/dev/null

@@ -24,6 +24,18 @@ complete_line() {
 
 n=0
 fail=0
+# not_offered LINE WORD: the completion of LINE does not offer WORD
+not_offered() {
+    n=$((n + 1))
+    local got
+    got=$(complete_line "$1")
+    if [[ " $got " != *" $2 "* ]]; then
+        echo "ok $n - '$1' does not offer $2"
+    else
+        echo "not ok $n - '$1' offers $2 (got: $got)"
+        fail=1
+    fi
+}
 check() {
     n=$((n + 1))
     local got
@@ -36,7 +48,22 @@ check() {
     fi
 }
 
-echo "1..11"
+# A device's last verified manifest: versions come from it, not the network.
+sysroot=$(mktemp -d)
+trap 'rm -rf "$sysroot"' EXIT
+mkdir -p "$sysroot/abdeploy/cache"
+cat > "$sysroot/abdeploy/cache/manifest.json" <<'JSON'
+{
+  "format" : 1,
+  "channel" : "stable",
+  "releases" : [
+    {"version" : "1.4.2", "commit" : "aa", "deltas" : [{"from" : "bb"}]},
+    {"version":"2.0.0-rc.1", "commit" : "cc"}
+  ]
+}
+JSON
+
+echo "1..21"
 check "abdeploy " "deploy"
 check "abdeploy st" "status"
 check "abdeploy --sysroot /x ro" "rollback"
@@ -48,4 +75,14 @@ check "abdeploy init --bootloader " "grub"
 check "abdeploy init --bootloader sys" "systemd-boot"
 check "abdeploy publish " "promote"
 check "abdeploy mig" "migrate"
+check "abdeploy --sysroot $sysroot pin " "1.4.2"
+check "abdeploy --sysroot $sysroot pin 2" "2.0.0-rc.1"
+check "abdeploy pin --sysroot $sysroot 1" "1.4.2"
+check "abdeploy --sysroot $sysroot update --version " "2.0.0-rc.1"
+check "abdeploy --sysroot=$sysroot update --version " "1.4.2"
+not_offered "abdeploy --sysroot $sysroot update --version " "stable"
+check "abdeploy help " "status"
+check "abdeploy publish commit --" "--repo="
+not_offered "abdeploy publish commit --" "--sysroot"
+not_offered "abdeploy publish release --" "--config"
 exit $fail

@@ -53,3 +53,20 @@ def test_untrusted_or_malformed_index_is_ignored(device, hostile, pub):
     hostile.set(INDEX, Rule(body=good))
     r = device.expect(ul.EXIT_ERROR, "check-update")
     assert "No channel stabel at" in r.stderr and "evil-channel" not in r.stderr, r.describe()
+
+
+def test_verified_manifest_is_kept_for_the_completion(device, lighttpd, pub):
+    # issue 16, point 10: bash completion offers versions from this copy
+    cache = os.path.join(device.path, "abdeploy", "cache", "manifest.json")
+    device.configure(lighttpd.url)
+    assert os.path.exists(cache), "update left no copy of the manifest"
+    os.unlink(cache)
+    device.expect(ul.EXIT_OK, "check-update")  # serial not new: the copy is made again
+    with open(cache, "rb") as f:
+        assert f.read() == pub.manifest_bytes("stable")
+    assert os.stat(cache).st_mode & 0o777 == 0o644
+    # a manifest that is refused is not kept
+    os.unlink(cache)
+    device.configure(lighttpd.url, channel="stabel")
+    device.expect(ul.EXIT_ERROR, "check-update")
+    assert not os.path.exists(cache)
