@@ -1,12 +1,14 @@
 #!/bin/bash
-# abdeploy end-to-end demo on an embedded default, in a throwaway directory:
+# abdeploy end-to-end demo of the product path, in a throwaway directory:
 #   - installs the build dependencies and builds abdeploy into build/
-#   - generates a GPG key, builds a small sample image (fake kernel),
-#     commits and signs v1 with the ostree CLI into an archive repo
-#   - serves that repo over HTTP on 127.0.0.1
-#   - init, deploy v1, status, deploy v2, status, rollback, status
-# Everything it creates outside build/ is removed on exit.
-# Run as root on Debian 12:  bash tools/demo.sh
+#   - generates a GPG key, builds a small sample image (fake kernel)
+#   - publisher: abdeploy publish commit 1.0 and publish release on channel
+#     stable, into an archive repo served by lighttpd on 127.0.0.1
+#   - device: init, update with a progress bar (1.0), a simulated boot and
+#     health-check; publish 2.0; update, boot, health-check; rollback to 1.0;
+#     roll forward to 2.0; status after each step
+# Everything it creates outside build/ is removed on exit; every wait is
+# bounded. Run as root on Debian 12:  bash tools/demo.sh
 set -euo pipefail
 
 SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -94,6 +96,23 @@ print(next((s["version"] for s in status["slots"] if s["primary"]), None))')
     fi
 }
 
+# slot_of KEY: the name of the slot that status --json marks KEY (primary).
+slot_of() {
+    "$ABDEPLOY_BIN" --sysroot="$SYSROOT" status --json | python3 -c '
+import json, sys
+status = json.load(sys.stdin)
+print(next((s["name"] for s in status["slots"] if s[sys.argv[1]]), ""))' "$1"
+}
+
+# boot: simulate the reboot into the primary slot, as the bootloader would:
+# the kernel command line then says abdeploy.slot=X.
+boot() {
+    local slot
+    slot=$(slot_of primary)
+    echo "(reboot: the bootloader starts slot $slot)"
+    printf 'abdeploy.slot=%s\n' "$slot" >"$ABDEPLOY_CMDLINE"
+}
+
 # ---------------------------------------------------------------- signing key
 step "Generating a GPG signing key"
 mkdir -m 700 "$GNUPGHOME"
@@ -121,38 +140,38 @@ make_tree() {
     printf 'fake kernel for demo %s\n' "$version" >"$TREE/usr/lib/modules/6.1.0-demo/vmlinuz"
     printf 'fake initramfs for demo %s\n' "$version" >"$TREE/usr/lib/modules/6.1.0-demo/initramfs.img"
     printf 'Welcome to the abdeploy demo, version %s\n' "$version" >"$TREE/usr/etc/motd"
-    printf 'NAME=demo\nVERSION_ID=%s\n' "$version" >"$TREE/usr/etc/os-release"
+    printf 'NAME=demo\nID=demo\nVERSION_ID=%s\n' "$version" >"$TREE/usr/etc/os-release"
     printf '#!/bin/sh\necho "hello from demo %s"\n' "$version" >"$TREE/usr/bin/hello"
     chmod 755 "$TREE/usr/bin/hello"
 }
 
-# publish VERSION: commit the sample image and sign it.
-# No summary file is written: the client then reads refs/heads/demo/stable
-# on every pull. (A summary rewritten within the same second as the
-# previous pull can be served as "304 Not Modified" by a server that has
-# only Last-Modified, and the client would keep its cached summary.)
+# publish VERSION: abdeploy publish commit of the sample image (signed), then
+# publish release on channel stable (the signed manifest devices read).
 publish() {
     local version=$1
     make_tree "$version"
-    run ostree --repo="$REPO" commit -b demo/stable --tree=dir="$TREE" \
-        --subject="demo $version" --add-metadata-string=version="$version" \
+    abdeploy publish commit --repo="$REPO" --tree="$TREE" --version="$version" \
+        --gpg-sign="$KEY" --gpg-homedir="$GNUPGHOME"
+    abdeploy publish release --repo="$REPO" --channel=stable --version="$version" \
         --gpg-sign="$KEY" --gpg-homedir="$GNUPGHOME"
 }
 
-step "Publishing image 1.0 (signed OSTree commit)"
-ostree --repo="$REPO" init --mode=archive
+step "Publishing image 1.0 on channel stable"
 publish 1.0
 
 # ---------------------------------------------------------------- HTTP server
-step "Serving the repo over HTTP on 127.0.0.1"
+step "Serving the repo with lighttpd on 127.0.0.1"
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 URL=
 for attempt in 1 2 3; do
     PORT=$(free_port)
-    python3 -m http.server --bind 127.0.0.1 --directory "$REPO" "$PORT" \
-        >"$WORK/http.log" 2>&1 </dev/null &
+    printf '%s\n' "server.document-root = \"$REPO\"" 'server.bind = "127.0.0.1"' \
+        "server.port = $PORT" "server.errorlog = \"$WORK/http.log\"" \
+        'mimetype.assign = ("" => "application/octet-stream")' \
+        'server.stat-cache-engine = "disable"' >"$WORK/lighttpd.conf"
+    lighttpd -D -f "$WORK/lighttpd.conf" </dev/null >>"$WORK/http.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do          # up to 10 s
         if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/config" 2>/dev/null; then
@@ -178,27 +197,49 @@ step "Trusting the publisher's key on the device"
 mkdir -p "$SYSROOT/etc/abdeploy/trusted.gpg.d"
 run gpg --batch --export --output "$SYSROOT/etc/abdeploy/trusted.gpg.d/demo.gpg" "$KEY"
 
-step "Initializing the sysroot"
+step "Initializing the sysroot and pointing it at channel stable"
 abdeploy --sysroot="$SYSROOT" init --os=demo --bootloader=file
+printf '[update]\nurl=%s\nchannel=stable\n' "$URL" >"$SYSROOT/etc/abdeploy/abdeploy.conf"
+run cat "$SYSROOT/etc/abdeploy/abdeploy.conf"
 
-step "Deploying 1.0"
-abdeploy --sysroot="$SYSROOT" deploy --from="$URL" demo/stable
-abdeploy --sysroot="$SYSROOT" status
+step "Updating to 1.0 (progress bar on stderr)"
+abdeploy --sysroot="$SYSROOT" update --progress=bar
 expect_primary 1.0
-
-step "Publishing image 2.0 and deploying it"
-publish 2.0
-abdeploy --sysroot="$SYSROOT" deploy --from="$URL" demo/stable
+boot
+step "Health check of the first boot"
+abdeploy --sysroot="$SYSROOT" health-check --no-reboot
 abdeploy --sysroot="$SYSROOT" status
+
+step "Publishing 2.0 and updating to it"
+publish 2.0
+abdeploy --sysroot="$SYSROOT" check-update
+abdeploy --sysroot="$SYSROOT" update --progress=bar
 expect_primary 2.0
+boot
+step "Health check of 2.0"
+abdeploy --sysroot="$SYSROOT" health-check --no-reboot
+abdeploy --sysroot="$SYSROOT" status
 
 step "Rolling back to 1.0"
 abdeploy --sysroot="$SYSROOT" rollback
-abdeploy --sysroot="$SYSROOT" status
 expect_primary 1.0
+boot
+abdeploy --sysroot="$SYSROOT" status
+
+step "Rolling forward to 2.0"
+# A manual rollback leaves the slot it left bootable (rollback toggles);
+# where it does not, update installs 2.0 again.
+if ! abdeploy --sysroot="$SYSROOT" rollback; then
+    echo "(rollback declined; updating instead)"
+    abdeploy --sysroot="$SYSROOT" update --progress=bar
+fi
+expect_primary 2.0
+boot
+abdeploy --sysroot="$SYSROOT" health-check --no-reboot
+abdeploy --sysroot="$SYSROOT" status
 
 step "Boot pointer ($SYSROOT/boot/abdeploy/pointer)"
 cat "$SYSROOT/boot/abdeploy/pointer"
 
 echo
-echo "demo OK: deployed 1.0 and 2.0 from a signed OSTree repo over HTTP, then rolled back"
+echo "demo OK: published 1.0 and 2.0 on channel stable, updated over HTTP with progress, health-checked, rolled back and forward"
