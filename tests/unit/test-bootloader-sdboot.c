@@ -93,6 +93,10 @@ test_setup_needs_an_esp (TmpDir *t, gconstpointer data)
   g_assert_false (ab_bootloader_setup (bl, &error));
   g_assert_nonnull (strstr (error->message, "No EFI system partition"));
   g_assert_nonnull (strstr (error->message, "[boot] esp-path"));
+  /* the real directories, not the literal SYSROOT (issue 16) */
+  g_autofree char *efi = g_strconcat (t->path, "/boot/efi", NULL);
+  g_assert_nonnull (strstr (error->message, efi));
+  g_assert_null (strstr (error->message, "SYSROOT"));
   g_clear_error (&error);
   /* systemd's order: efi before boot/efi */
   g_assert_true (ab_fs_mkdir_p_at (t->dfd, "boot/efi/EFI", 0755, &error));
