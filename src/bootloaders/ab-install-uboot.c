@@ -31,6 +31,8 @@
 #define BOOT_SCRIPT "boot.scr"
 #define FW_ENV_CONFIG "etc/fw_env.config"
 #define ENV_DEFAULTS "etc/u-boot-initial-env"
+#define FAT_LABEL "ABDEPLOY"
+#define BOOT_MOUNTPOINT "/sysroot/boot"
 
 /* fw_env.config naming both copies in directory DIR. */
 static char *
@@ -146,11 +148,55 @@ write_device_config (AbInstallCtx *ctx, GError **error)
   return ab_install_write_file (slot_etc, FW_ENV_CONFIG, config, error);
 }
 
+/* Whether fstab text TEXT already mounts something on MOUNTPOINT. */
+static gboolean
+fstab_mounts (const char *text, const char *mountpoint)
+{
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (char **l = lines; *l; l++)
+    {
+      g_auto (GStrv) f = g_strsplit_set (g_strstrip (*l), " \t", -1);
+      guint n = 0;
+      for (char **w = f; *w; w++)
+        if (**w != '\0')
+          f[n++] = *w; /* the fields, without the empty words between blanks */
+      if (n >= 2 && f[0][0] != '#' && g_str_equal (f[1], mountpoint))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Slot a's /etc/fstab mounts the FAT boot partition where fw_env.config
+ * and the backend find it, so the device needs no further step: the
+ * line is added to the image's fstab unless that already mounts the
+ * place (the builder's line wins). Local to the device from here on:
+ * later deployments carry it over like any changed file of /etc. */
+static gboolean
+write_fstab (AbInstallCtx *ctx, GError **error)
+{
+  g_autofree char *slot = g_build_filename (ctx->sysroot, "abdeploy", "slots", "a", NULL);
+  g_autofree char *path = g_build_filename (slot, "etc", "fstab", NULL);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    text = g_strdup ("");
+  if (fstab_mounts (text, BOOT_MOUNTPOINT))
+    {
+      ab_event_message (ctx->events, "The image's /etc/fstab mounts %s: it is kept",
+                        BOOT_MOUNTPOINT);
+      return TRUE;
+    }
+  g_autofree char *added = g_strdup_printf (
+      "%s%s# abdeploy install: the FAT boot partition (kernels, U-Boot environment)\n"
+      "LABEL=" FAT_LABEL " " BOOT_MOUNTPOINT " vfat defaults 0 2\n",
+      text, *text && !g_str_has_suffix (text, "\n") ? "\n" : "");
+  return ab_install_write_file (slot, "etc/fstab", added, error);
+}
+
 static gboolean
 populate_uboot (AbInstallCtx *ctx, GError **error)
 {
   return move_kernels (ctx, error) && write_boot_script (ctx, error)
-         && write_device_config (ctx, error);
+         && write_device_config (ctx, error) && write_fstab (ctx, error);
 }
 
 const AbInstallLayout ab_install_layout_uboot = {

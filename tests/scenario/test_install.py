@@ -330,6 +330,10 @@ def test_install_uboot(abdeploy_bin, workdir, published, keyfiles, outdir, uboot
     for path in ("/etc/fw_env.config", "/abdeploy/slots/a/etc/fw_env.config"):
         text = debugfs(disk, off, "cat " + path).decode()
         assert "/boot/uboot.env 0x0 0x4000" in text and "/boot/uboot-redund.env 0x0 0x4000" in text
+    # slot a's fstab mounts the FAT partition where fw_env.config reads it:
+    # the installed image needs no step of the builder's to find its env
+    fstab = debugfs(disk, off, "cat /abdeploy/slots/a/etc/fstab").decode()
+    assert "\nLABEL=ABDEPLOY /sysroot/boot vfat defaults 0 2\n" in "\n" + fstab, fstab
     # boot.scr: a legacy script image (magic, type script) of the board's
     # settings followed by the shipped abdeploy.cmd
     scr = fat_file(disk, fat, "boot.scr")
