@@ -229,6 +229,70 @@ primary_of (const Entries *e)
   return primary;
 }
 
+/* The EFI variable in which systemd-boot names the entry file it booted,
+ * as renamed to count this boot (\loader\entries\abdeploy-7-a+2-1.conf);
+ * systemd-bless-boot judges the boot by it, and so does abdeploy. */
+#define LOADER_BOOT_COUNT_PATH "LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+#define EFIVARS_DIR "/sys/firmware/efi/efivars"
+
+/* The UTF-8 value of efivarfs file PATH (4 bytes of attributes, then
+ * UTF-16LE), or NULL. */
+static char *
+read_efi_string (const char *path)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (path, &data, &len, NULL) || len < 6 || len > 4100 || len % 2)
+    return NULL;
+  gsize n = (len - 4) / 2;
+  g_autofree gunichar2 *text = g_new0 (gunichar2, n + 1);
+  for (gsize i = 0; i < n; i++)
+    text[i] = (gunichar2) ((guint8) data[4 + 2 * i] | (guint8) data[5 + 2 * i] << 8);
+  return g_utf16_to_utf8 (text, (glong) n, NULL, NULL, NULL);
+}
+
+/* The entry systemd-boot counted in this boot (its name with the counter
+ * it had then), when it booted one of ours with tries left. */
+static gboolean
+booted_counted_entry (AbSdbootName *out)
+{
+  const char *dir = g_getenv ("ABDEPLOY_EFIVARS_DIR");
+  g_autofree char *path = g_build_filename (dir ? dir : EFIVARS_DIR, LOADER_BOOT_COUNT_PATH, NULL);
+  g_autofree char *value = read_efi_string (path);
+  const char *base = value ? strrchr (value, '\\') : NULL;
+  base = base ? base + 1 : value;
+  return base != NULL && ab_sdboot_name_parse (base, out) && !out->staged && out->counted
+         && out->left > 0;
+}
+
+/* Whether W is the entry systemd-boot booted with tries left, renamed to
+ * +0-DONE since: systemd-bless-boot bad (or mark-bad) judged this boot.
+ * Without that variable, +0-DONE on the primary is the last trial. */
+static gboolean
+judged_bad_this_boot (const Entry *w, const AbSdbootName *booted)
+{
+  return booted->slot == w->n.slot && booted->gen == w->n.gen && w->n.counted
+         && w->n.left == 0;
+}
+
+/* A primary judged bad in this boot hands over to the other slot when that
+ * can boot: systemd-boot boots it next. */
+static void
+apply_this_boot (const Entries *e, AbBootPointer *out)
+{
+  AbSdbootName booted;
+  AbSlot p = out->primary;
+  if (p == AB_SLOT_NONE || !booted_counted_entry (&booted) || booted.slot != p
+      || !judged_bad_this_boot (e->win[p], &booted))
+    return;
+  out->state[p] = AB_BOOT_STATE_BAD;
+  out->tries[p] = 0;
+  AbSlot o = ab_slot_other (p);
+  if (out->state[o] == AB_BOOT_STATE_GOOD
+      || (out->state[o] == AB_BOOT_STATE_TRIAL && out->tries[o] > 0))
+    out->primary = o;
+}
+
 static void
 pointer_of (const Entries *e, AbBootPointer *out)
 {
@@ -238,6 +302,7 @@ pointer_of (const Entries *e, AbBootPointer *out)
     if (e->win[s] != NULL)
       ab_sdboot_name_state (&e->win[s]->n, out->primary == (AbSlot) s, &out->state[s],
                             &out->tries[s]);
+  apply_this_boot (e, out);
 }
 
 static gboolean

@@ -192,6 +192,64 @@ test_counting_and_rollback (TmpDir *t, gconstpointer data)
   assert_entries (t, "abdeploy-4-b.staged abdeploy-5-a.conf");
 }
 
+/* An efivarfs file LoaderBootCountPath-... in T's efivars/ naming ENTRY. */
+static void
+set_boot_count_path (TmpDir *t, const char *entry)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_build_filename (t->path, "efivars", NULL);
+  g_autofree char *value = g_strconcat ("\\loader\\entries\\", entry, NULL);
+  g_autoptr(GByteArray) data = g_byte_array_new ();
+  guint8 attrs[4] = { 6, 0, 0, 0 };
+  g_byte_array_append (data, attrs, 4);
+  for (const char *c = value; ; c++)
+    {
+      guint8 u[2] = { (guint8) *c, 0 };   /* ASCII: UTF-16LE is the byte and a 0 */
+      g_byte_array_append (data, u, 2);
+      if (*c == '\0')
+        break;
+    }
+  g_assert_true (ab_fs_mkdir_p_at (t->dfd, "efivars", 0755, &error));
+  g_autofree char *path = g_build_filename (
+      dir, "LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f", NULL);
+  g_assert_true (g_file_set_contents (path, (char *) data->data, data->len, &error));
+  g_setenv ("ABDEPLOY_EFIVARS_DIR", dir, TRUE);
+}
+
+/* systemd-bless-boot bad during a trial boot renames the booted entry
+ * +2-1 -> +0-1. By the name alone that is the last trial of the primary;
+ * with systemd-boot's LoaderBootCountPath (the name it booted, +2-1) it
+ * is what systemd-bless-boot status says: bad, and the other slot boots
+ * next. */
+static void
+test_blessed_bad_this_boot (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AbBootloader) bl = sdboot (t);
+  stage (t, bl, AB_SLOT_A, "abdeploy.slot=a");
+  save (bl, pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_NONE, 0));
+  stage (t, bl, AB_SLOT_B, "abdeploy.slot=b");
+  save (bl, pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 3));
+  g_assert_true (ab_fs_rename_at (t->dfd, ENTRIES "abdeploy-2-b+3.conf",
+                                  ENTRIES "abdeploy-2-b+2-1.conf", &error));
+  set_boot_count_path (t, "abdeploy-2-b+2-1.conf");
+  expect (bl, pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 2));
+  g_assert_true (ab_fs_rename_at (t->dfd, ENTRIES "abdeploy-2-b+2-1.conf",
+                                  ENTRIES "abdeploy-2-b+0-1.conf", &error));
+  expect (bl, pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_BAD, 0));
+  /* another boot's name (another generation) says nothing about this one */
+  set_boot_count_path (t, "abdeploy-1-b+2-1.conf");
+  expect (bl, pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 0));
+  /* the last try in progress: the name systemd-boot booted is still there */
+  set_boot_count_path (t, "abdeploy-2-b+0-1.conf");
+  expect (bl, pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 0));
+  g_unsetenv ("ABDEPLOY_EFIVARS_DIR");
+  expect (bl, pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 0));
+  /* the health check of the boot after: a hands over as before */
+  save (bl, pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_BAD, 0));
+  assert_entries (t, "abdeploy-2-b+0-1.conf abdeploy-3-a.conf");
+}
+
 /* A rename cut short (FAT) leaves two names of one slot: the one
  * systemd-boot would boot counts, and the next save removes the other. */
 static void
@@ -249,6 +307,7 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/bootloader-sdboot/stage-then-activate", test_stage_then_activate);
   TMPDIR_TEST ("/bootloader-sdboot/counting-and-rollback", test_counting_and_rollback);
   TMPDIR_TEST ("/bootloader-sdboot/duplicates", test_duplicates);
+  TMPDIR_TEST ("/bootloader-sdboot/blessed-bad-this-boot", test_blessed_bad_this_boot);
   TMPDIR_TEST ("/bootloader-sdboot/refusals", test_refusals);
   return g_test_run ();
 }

@@ -50,6 +50,9 @@ KERNEL_ARGS = ["console=ttyS0", "panic=%d" % PANIC_SECONDS, "loglevel=4"]
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd"
 SDBOOT_EFI = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+# systemd's boot assessment tool, run in the systemd-boot guests to check
+# that it agrees with abdeploy (and with libsystemd-shared, from ldd)
+BLESS_BOOT = "/usr/lib/systemd/systemd-bless-boot"
 # --bootloader of abdeploy install -> what the host needs to build and boot
 # it (uboot: install_uboot() and missing_tools())
 BOOTLOADERS = {
@@ -60,7 +63,7 @@ BOOTLOADERS = {
                  "tools": ["grub-mkimage", "grub-editenv", "mkfs.fat", "mcopy"]},
     # the ESP (512 MiB) holds both slots' kernels and initramfs images
     "systemd-boot": {"firmware": "uefi", "size": "900M",
-                     "files": [SDBOOT_EFI, OVMF_CODE, OVMF_VARS],
+                     "files": [SDBOOT_EFI, OVMF_CODE, OVMF_VARS, BLESS_BOOT],
                      "tools": ["mkfs.fat", "mcopy", "bootctl", "unshare"]},
 }
 # Kernel modules of the initramfs: the disk (virtio-blk) and ext4.
@@ -308,6 +311,20 @@ def _builtin(moddir, name):
         return False
 
 
+def plain_module(path):
+    """The bytes of kernel module PATH as a plain .ko: busybox insmod loads
+    no compressed modules, so unpack what Python can."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.endswith(".gz"):
+        return gzip.decompress(data)
+    if not path.endswith(".ko"):
+        raise BuildError("kernel module %s: compression not supported by the test" % path)
+    return data
+
+
 def build_initramfs(kernel, busybox, init_script, dest):
     """A busybox initramfs: /init = INIT_SCRIPT, the disk and ext4 modules."""
     kver, _, moddir = kernel
@@ -324,16 +341,8 @@ def build_initramfs(kernel, busybox, init_script, dest):
         c.symlink("bin/" + applet, "busybox")
     listing = []
     for rel in module_closure(moddir, KMODS + KMODS_FAT):
-        with open(os.path.join(moddir, rel), "rb") as f:
-            data = f.read()
-        # busybox insmod loads plain .ko files: unpack what Python can
-        if rel.endswith(".xz"):
-            data, rel = lzma.decompress(data), rel[:-3]
-        elif rel.endswith(".gz"):
-            data, rel = gzip.decompress(data), rel[:-3]
-        elif not rel.endswith(".ko"):
-            raise BuildError("kernel module %s: compression not supported by the test" % rel)
-        name = "lib/modules/" + os.path.basename(rel)
+        data = plain_module(os.path.join(moddir, rel))
+        name = "lib/modules/" + os.path.basename(rel).split(".ko")[0] + ".ko"
         c.file(name, data)
         listing.append("/" + name)
     c.file("etc/abdeploy/initramfs-modules",
@@ -361,14 +370,19 @@ def build_base_tree(base, binary, kernel, busybox, pubkey):
         symlink("busybox", os.path.join(base, "usr/bin", a))
     # abdeploy, gpg and their libraries
     copy_file(binary, base, "usr/bin/abdeploy")
-    progs = [binary] + [p for p in GPG_PROGRAMS if os.path.exists(p)]
+    progs = [binary] + [p for p in GPG_PROGRAMS + [BLESS_BOOT] if os.path.exists(p)]
     for p in progs[1:]:
         copy_file(p, base)
     for lib in ldd_closure(progs):
         copy_file(lib, base)
     # the kernel (vmlinuz is the same object in every version)
-    kver, vmlinuz, _ = kernel
+    kver, vmlinuz, moddir = kernel
     copy_file(vmlinuz, base, "usr/lib/modules/%s/vmlinuz" % kver)
+    # efivarfs (a module in Debian's kernel), for systemd-bless-boot under
+    # UEFI: guest-init loads it with busybox insmod, which wants a plain .ko
+    for rel in module_closure(moddir, ["efivarfs"]):
+        write(os.path.join(base, "usr/lib/vmtest", os.path.basename(rel).split(".ko")[0] + ".ko"),
+              plain_module(os.path.join(moddir, rel)))
     # configuration defaults (/etc is made from usr/etc at deploy time)
     write(os.path.join(base, "usr/etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
     write(os.path.join(base, "usr/etc/group"), "root:x:0:\n")
@@ -478,7 +492,7 @@ def install_uboot(binary, repo, pubkey, disk, workdir):
     """The U-Boot disk, made by `abdeploy install --bootloader=uboot` (v1 in
     slot a, good): a FAT boot partition (boot.scr, the kernels, uboot.env and
     uboot-redund.env) and the ext4 root.  The FAT partition is mounted by
-    guest-init (vmtest.bootfs=).  Returns whether abdeploy has crash points."""
+    guest-init's mount -a, from the fstab line install wrote.  Returns whether abdeploy has crash points."""
     cmdline = os.path.join(workdir, "host-cmdline")
     write(cmdline, "")
     trace = os.path.join(workdir, "crash-trace")
@@ -491,7 +505,7 @@ def install_uboot(binary, repo, pubkey, disk, workdir):
     run([binary, "install", "--disk=" + disk, "--size=%dM" % (BOOT_PART_MB + FS_SIZE_MB + 2),
          "--bootloader=uboot", "--from=" + repo, "--os=" + OS_NAME, "--trusted-key=" + pubkey,
          "--kernel-arg=console=ttyS0", "--kernel-arg=panic=%d" % PANIC_SECONDS,
-         "--kernel-arg=loglevel=4", "--kernel-arg=vmtest.bootfs=/dev/vda1", ref_of("1.0")],
+         "--kernel-arg=loglevel=4", ref_of("1.0")],
         env=env)
     return os.path.exists(trace)
 
