@@ -198,3 +198,27 @@ def test_generated_cases_cover_every_command():
     covered = {" ".join(p.values[0]) for p in generated()}
     assert covered == {" ".join(t) for t in TARGETS}
     assert len(TARGETS) >= 20, TARGETS
+
+
+def test_top_level_help_lists_progress_and_publish_refresh():
+    text = help_text()
+    for word in ("--progress", "--progress-fd", "refresh", "help", "--sysroot"):
+        assert word in text, (word, text)
+    assert abdeploy("help").stdout == text
+
+
+def test_help_command_prints_the_command_help():
+    for words in TARGETS:
+        r = abdeploy("help", *words)
+        assert r.returncode == 0, (words, r.stderr)
+        assert r.stdout == help_text(*words), words
+
+
+def test_publish_offers_no_global_options():
+    for sub in PUBLISH:
+        opts = options("publish", sub)
+        assert not {"--sysroot", "--config", "--verbose"} & set(opts), (sub, opts)
+    # still accepted, so that scripts keep working
+    r = abdeploy("--sysroot=" + NOWHERE, "publish", "release", "--repo=" + NOWHERE,
+                 "--channel=c", "--version=1", "--rollout=0")
+    assert_usage(r, "--rollout=0")
