@@ -14,7 +14,7 @@
 #      page, the bash completion (completes "abdeploy st" to status), the
 #      dracut module's scripts parse, `systemd-analyze verify --root=ROOT` of
 #      the units, and `systemctl --root=ROOT preset` enables the health check
-#      and leaves the update timer off;
+#      and the resume timer and leaves the update timer off;
 #   5. with --fresh-root (root only, needs mmdebstrap and the Debian mirror):
 #      installs the .deb with apt into a brand-new minimal Debian 12 root
 #      (its dependencies and recommendations come from the archive; man-db,
@@ -169,7 +169,8 @@ check_help() {
 }
 
 # check_units ROOT [preset]: systemd-analyze verify of the units; the health
-# check enabled and the update timer not, after `systemctl preset` when asked
+# check and the resume timer enabled and the update timer not, after
+# `systemctl preset` when asked
 # (an unpacked root), else as the package's installation left them.
 check_units() {
     local root=$1 out before=$failures
@@ -187,9 +188,12 @@ check_units() {
     local state
     state=$(systemctl --root="$root" is-enabled abdeploy-healthcheck.service 2>&1)
     [[ "$state" == enabled ]] || fail "abdeploy-healthcheck.service is $state, not enabled"
+    state=$(systemctl --root="$root" is-enabled abdeploy-resume.timer 2>&1)
+    [[ "$state" == enabled ]] || fail "abdeploy-resume.timer is $state, not enabled"
     state=$(systemctl --root="$root" is-enabled abdeploy-update.timer 2>&1)
     [[ "$state" == disabled ]] || fail "abdeploy-update.timer is $state, not disabled"
-    [[ $failures -eq $before ]] && ok "${2:-installed}: health check enabled, update timer disabled"
+    [[ $failures -eq $before ]] &&
+        ok "${2:-installed}: health check and resume timer enabled, update timer disabled"
 }
 
 # check_dracut ROOT: the dracut module's scripts are executable and parse.
