@@ -28,6 +28,7 @@ typedef enum
   AB_CONTENT_ERROR_TIMEOUT,    /* the pull exceeded its time bound */
   AB_CONTENT_ERROR_NO_SPACE,   /* not enough free space (needed + reserve) */
   AB_CONTENT_ERROR_CORRUPTED,  /* the source offered an object that does not match its checksum */
+  AB_CONTENT_ERROR_WRONG_OS,   /* the commit is made for another OS (exit status 3) */
 } AbContentError;
 
 /* Bounds of one pull (abdeploy.conf(5), [update]).
@@ -63,6 +64,9 @@ typedef struct
 } AbPullLimits;
 
 #define AB_CONTENT_REMOTE "abdeploy"
+/* The signed commit metadata (a string) naming the OS the commit is made
+ * for (abdeploy-manifest(5)); written by abdeploy publish commit --os. */
+#define AB_CONTENT_META_OS "abdeploy.os"
 #define AB_TRUSTED_KEYS_DIR "etc/abdeploy/trusted.gpg.d"
 
 /* The limits of CONFIG, with no deadline set yet. */
@@ -115,6 +119,13 @@ gboolean ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commi
 G_GNUC_WARN_UNUSED_RESULT
 char *ab_content_commit_meta (OstreeRepo *repo, const char *commit, const char *key,
                               GError **error);
+/* The OS COMMIT is made for (AB_CONTENT_META_OS) into *OUT_OS, NULL when
+ * the commit carries none (abdeploy 0.2.0, ostree commit). Fails with
+ * AB_CONTENT_ERROR_WRONG_OS naming both when it is not DEVICE_OS, or when
+ * the value is not a string. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_content_check_os (OstreeRepo *repo, const char *commit, const char *device_os,
+                              char **out_os, GError **error);
 /* The "version" metadata of COMMIT, or NULL. */
 G_GNUC_WARN_UNUSED_RESULT
 char *ab_content_commit_version (OstreeRepo *repo, const char *commit, GError **error);

@@ -35,6 +35,9 @@ typedef struct
   const char *source;     /* URL or path; NULL: [update] url, else local repo */
   const char *refspec;    /* REF or COMMIT */
   gboolean local_only;    /* the commit is already in the repo: never pull */
+  /* A commit for another OS (AB_CONTENT_META_OS) makes that OS the
+   * sysroot's instead of being refused: abdeploy install without --os. */
+  gboolean adopt_os;
   GCancellable *cancellable;
   /* The version the slot record gets: the release's version in the signed
    * manifest, which differs from the commit's own version only for a
@@ -59,7 +62,11 @@ gboolean ab_deploy_check_invariant (AbSysroot *sysroot, const AbSlotsView *snap,
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_deploy_check_may_stage (AbSysroot *sysroot, GError **error);
 
-/* Stages OPTS->refspec into the target slot. Reports to sysroot->events:
+/* Stages OPTS->refspec into the target slot. Every path that installs a
+ * commit (update, stage, deploy, install, D-Bus) comes through here: the
+ * commit must verify (ab_content_verify()) and be made for the sysroot's
+ * OS (ab_content_check_os(), AB_CONTENT_ERROR_WRONG_OS); a commit without
+ * an OS stamp (abdeploy 0.2.0) is staged with a warning. Reports to sysroot->events:
  * the phases of ab_content_pull() ("download" or "import"; none when the
  * commit is taken from the repo), "verify", "checkout" (files done out of
  * the commit's files) and "install" (kernel, ref, sync, record). */

@@ -97,6 +97,11 @@ gboolean ab_sysroot_init (const char *path, const char *config_path, const char 
  * first, and ab_sysroot_lock() refuses them while the journal is there. */
 G_GNUC_WARN_UNUSED_RESULT
 AbSysroot *ab_sysroot_open (const char *path, const char *config_path, GError **error);
+/* Names OS as the sysroot's OS (abdeploy/state/sysroot.json, replaced
+ * atomically) and in SELF. For abdeploy install, whose new sysroot takes
+ * the OS of the commit it deploys first when --os is not given. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_sysroot_set_os (AbSysroot *self, const char *os, GError **error);
 /* Frees SELF and everything it owns; NULL is allowed. */
 void ab_sysroot_free (AbSysroot *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSysroot, ab_sysroot_free)

@@ -881,6 +881,37 @@ ab_content_commit_meta (OstreeRepo *repo, const char *commit, const char *key, G
   return value;
 }
 
+gboolean
+ab_content_check_os (OstreeRepo *repo, const char *commit, const char *device_os, char **out_os,
+                     GError **error)
+{
+  g_autoptr(GVariant) v = NULL;
+  *out_os = NULL;
+  if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, error))
+    return FALSE;
+  g_autoptr(GVariant) metadata = g_variant_get_child_value (v, 0);
+  g_autoptr(GVariant) os = g_variant_lookup_value (metadata, AB_CONTENT_META_OS, NULL);
+  if (os == NULL)
+    return TRUE;
+  if (!g_variant_is_of_type (os, G_VARIANT_TYPE_STRING))
+    {
+      g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_WRONG_OS,
+                   "Refusing commit %s: its " AB_CONTENT_META_OS " metadata is not a string, so "
+                   "the OS it is made for is unknown (this device runs \"%s\"); publish it "
+                   "again with abdeploy publish commit --os=%s", commit, device_os, device_os);
+      return FALSE;
+    }
+  *out_os = g_variant_dup_string (os, NULL);
+  if (g_str_equal (*out_os, device_os))
+    return TRUE;
+  g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_WRONG_OS,
+               "Refusing commit %s: it is made for OS \"%s\", and this device runs \"%s\" "
+               "(abdeploy status, OS:); install a release published for \"%s\" "
+               "(abdeploy publish commit --os=%s), or check the device's source URL and "
+               "channel", commit, *out_os, device_os, device_os, device_os);
+  return FALSE;
+}
+
 char *
 ab_content_commit_version (OstreeRepo *repo, const char *commit, GError **error)
 {

@@ -329,6 +329,28 @@ fetch_commit (AbSysroot *sysroot, const AbStageOptions *opts, const char **out_s
   return ab_content_resolve (sysroot->repo, opts->refspec, out_commit, error);
 }
 
+/* COMMIT is made for the sysroot's OS; a commit without the stamp is
+ * published by abdeploy 0.2.0 or by ostree itself (N-1): taken, with a
+ * warning, since its signature already verified. */
+static gboolean
+check_os (AbSysroot *sysroot, const AbStageOptions *opts, const char *commit, GError **error)
+{
+  g_autofree char *os = NULL;
+  g_autoptr(GError) local = NULL;
+  if (ab_content_check_os (sysroot->repo, commit, sysroot->os, &os, &local))
+    {
+      if (os == NULL)
+        ab_event_warning (sysroot->events, "commit %s names no OS (no " AB_CONTENT_META_OS
+                          " metadata: published by abdeploy 0.2.0 or ostree commit); staging it "
+                          "for this device's OS \"%s\" unchecked", commit, sysroot->os);
+      return TRUE;
+    }
+  if (opts->adopt_os && os != NULL)
+    return ab_sysroot_set_os (sysroot, os, error);
+  g_propagate_error (error, g_steal_pointer (&local));
+  return FALSE;
+}
+
 gboolean
 ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slot,
                  GError **error)
@@ -351,6 +373,7 @@ ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slo
     return FALSE;
   ab_event_phase (sysroot->events, "verify");
   if (!ab_content_verify (sysroot->repo, sysroot->dfd, commit, error)
+      || !check_os (sysroot, opts, commit, error)
       || g_cancellable_set_error_if_cancelled (opts->cancellable, error))
     return FALSE;
   ab_crash_point ("stage:verified");

@@ -339,7 +339,7 @@ deploy_slot_a (const AbInstallOptions *opts, AbInstallCtx *ctx, AbInstallResult 
   sysroot->booted = AB_SLOT_NONE;
   sysroot->events = ctx->events;
   AbStageOptions stage = { .source = opts->source, .refspec = opts->refspec,
-                           .cancellable = ctx->cancellable };
+                           .adopt_os = opts->os == NULL, .cancellable = ctx->cancellable };
   AbSlot slot = AB_SLOT_NONE;
   if (!ab_deploy_stage (sysroot, &stage, &slot, error)
       || !ab_deploy_activate (sysroot, 0, &slot, error)

@@ -99,6 +99,18 @@ read_sysroot_json (int state_dfd, char **out_os, char **out_bootloader, GError *
   return TRUE;
 }
 
+gboolean
+ab_sysroot_set_os (AbSysroot *self, const char *os, GError **error)
+{
+  g_autofree char *old_os = NULL, *bootloader = NULL;
+  if (!read_sysroot_json (self->state_dfd, &old_os, &bootloader, error)
+      || !write_sysroot_json (self->state_dfd, os, bootloader, error))
+    return FALSE;
+  g_free (self->os);
+  self->os = g_strdup (os);
+  return TRUE;
+}
+
 static gboolean
 create_layout (int dfd, const char *os, const char *bootloader, const AbConfig *config,
                AbEventSink *events, GError **error)

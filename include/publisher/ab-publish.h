@@ -22,6 +22,7 @@
 #include <glib.h>
 #include "ab-manifest.h"
 #include "ab-events.h"
+#include "ab-content.h"
 
 #define AB_PUBLISH_ERROR (ab_publish_error_quark ())
 /* The error domain of ab-publish (the codes of the enum below). */
@@ -41,6 +42,9 @@ typedef enum
  * abdeploy-manifest(5), CHANNEL INDEX. */
 #define AB_PUBLISH_CHANNEL_INDEX AB_CHANNEL_INDEX_NAME
 #define AB_PUBLISH_VERSION_REF_PREFIX "abdeploy/release/"
+/* The signed commit metadata naming the OS a commit is for (a string);
+ * devices refuse a commit for another OS (ab-content.h). */
+#define AB_PUBLISH_COMMIT_META_OS AB_CONTENT_META_OS
 #define AB_PUBLISH_DEFAULT_EXPIRES_DAYS 30
 #define AB_PUBLISH_MAX_EXPIRES_DAYS 3660
 
@@ -69,6 +73,13 @@ typedef struct
    * capabilities although root does not own them in the tree; NULL-ended. */
   const char *const *allow_setuid;
   gboolean allow_privileged; /* ... any such file */
+  /* The OS the image is for, stamped as AB_PUBLISH_COMMIT_META_OS; NULL:
+   * the ID of the tree's usr/lib/os-release or etc/os-release. */
+  const char *os;
+  gboolean move_etc;  /* a top-level etc goes to usr/etc in the commit */
+  gboolean move_boot; /* boot/vmlinuz-KVER, boot/initrd.img-KVER go to
+                       * usr/lib/modules/KVER/{vmlinuz,initramfs.img} */
+  gboolean no_kernel; /* a tree without a kernel may be committed */
 } AbPublishCommitOptions;
 
 /* Commits OPTS->tree as OPTS->version (the repo is created, archive mode,
@@ -78,7 +89,10 @@ typedef struct
  * P->gpg_key is set. A file that would gain root's privileges in the image
  * (setuid, setgid or file capabilities not given to root in the tree) and is
  * not allowed by OPTS, or whose name is not valid UTF-8 or holds a control
- * character, is AB_PUBLISH_ERROR_REFUSED, listing every such file.
+ * character, is AB_PUBLISH_ERROR_REFUSED, listing every such file. So is a
+ * tree a device cannot use as it is (a top-level etc, a kernel only in
+ * boot/vmlinuz-KVER, no kernel at all) unless OPTS asks to convert it (or
+ * allows no kernel); conversions change the commit, never OPTS->tree.
  * *out_privileged lists every privileged file committed, one line each. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *opts,

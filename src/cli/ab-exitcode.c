@@ -16,6 +16,7 @@ ab_exit_code_for_error (const GError *error)
   if (error == NULL)
     return AB_EXIT_OK;
   if (g_error_matches (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY)
+      || g_error_matches (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_WRONG_OS)
       || g_error_matches (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_REFUSED))
     return AB_EXIT_VERIFY;
   if (g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_REFUSED))

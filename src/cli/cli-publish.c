@@ -104,12 +104,36 @@ print_manifest (const AbManifest *m, const char *version, const char *what)
   return AB_EXIT_OK;
 }
 
+/* Commits O, then prints the commit (stdout) and notes (stderr). */
+static int
+run_commit (AbPublisher *p, const AbPublishCommitOptions *o, CliProgress *progress)
+{
+  GError *error = NULL;
+  g_autofree char *commit = NULL;
+  g_auto(GStrv) privileged = NULL;
+  gboolean created = FALSE;
+  if (!ab_publish_commit (p, o, &commit, &created, &privileged, &error))
+    return cli_progress_fail (progress, error);
+  cli_progress_clear (progress); /* text follows on stderr */
+  for (char **line = privileged; *line; line++)
+    g_printerr ("abdeploy: privileged file %s\n", *line);
+  if (!created)
+    g_printerr ("abdeploy: version %s is already published with this same tree; nothing new "
+                "was committed\n", o->version);
+  if (p->gpg_key == NULL)
+    g_printerr ("abdeploy: warning: commit %s is not signed; devices refuse unsigned commits "
+                "(run again with --gpg-sign=KEYID)\n", commit);
+  cli_progress_print (progress, "%s", commit);
+  cli_progress_finish (progress, NULL);
+  return AB_EXIT_OK;
+}
+
 static int
 publish_commit (int argc, char **argv)
 {
-  g_autofree char *tree = NULL, *branch = NULL, *source_revision = NULL;
+  g_autofree char *tree = NULL, *branch = NULL, *source_revision = NULL, *os = NULL;
   g_auto(GStrv) allow_setuid = NULL;
-  gboolean allow_privileged = FALSE;
+  AbPublishCommitOptions o = { 0 };
   g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
     CLI_PROGRESS_OPTION_ENTRIES (po),
@@ -120,7 +144,11 @@ publish_commit (int argc, char **argv)
     ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR,
     { "source-revision", 0, 0, G_OPTION_ARG_STRING, &source_revision, "Record the source revision (e.g. a git commit)", "REV" },
     { "allow-setuid", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &allow_setuid, "Let this image file be setuid, setgid or capable though root does not own it in the tree (repeatable)", "PATH" },
-    { "allow-privileged", 0, 0, G_OPTION_ARG_NONE, &allow_privileged, "Let every such file be", NULL },
+    { "allow-privileged", 0, 0, G_OPTION_ARG_NONE, &o.allow_privileged, "Let every such file be", NULL },
+    { "os", 0, 0, G_OPTION_ARG_STRING, &os, "The OS the image is for, signed into the commit (default: ID of the tree's usr/lib/os-release or etc/os-release)", "NAME" },
+    { "move-etc", 0, 0, G_OPTION_ARG_NONE, &o.move_etc, "Commit a top-level etc as usr/etc (the tree is not changed)", NULL },
+    { "move-boot", 0, 0, G_OPTION_ARG_NONE, &o.move_boot, "Commit boot/vmlinuz-KVER and boot/initrd.img-KVER as usr/lib/modules/KVER/vmlinuz and initramfs.img", NULL },
+    { "no-kernel", 0, 0, G_OPTION_ARG_NONE, &o.no_kernel, "Allow a tree without a kernel (not bootable by abdeploy)", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- commit an image tree as a version");
@@ -134,32 +162,13 @@ publish_commit (int argc, char **argv)
   if (progress == NULL)
     return code;
   p.events = cli_progress_sink (progress);
-  AbPublishCommitOptions o = {
-    .tree = tree,
-    .version = opt_version,
-    .branch = branch,
-    .source_revision = source_revision,
-    .allow_setuid = (const char *const *) allow_setuid,
-    .allow_privileged = allow_privileged,
-  };
-  GError *error = NULL;
-  g_autofree char *commit = NULL;
-  g_auto(GStrv) privileged = NULL;
-  gboolean created = FALSE;
-  if (!ab_publish_commit (&p, &o, &commit, &created, &privileged, &error))
-    return cli_progress_fail (progress, error);
-  cli_progress_clear (progress); /* text follows on stderr */
-  for (char **line = privileged; *line; line++)
-    g_printerr ("abdeploy: privileged file %s\n", *line);
-  if (!created)
-    g_printerr ("abdeploy: version %s is already published with this same tree; nothing new "
-                "was committed\n", opt_version);
-  if (p.gpg_key == NULL)
-    g_printerr ("abdeploy: warning: commit %s is not signed; devices refuse unsigned commits "
-                "(run again with --gpg-sign=KEYID)\n", commit);
-  cli_progress_print (progress, "%s", commit);
-  cli_progress_finish (progress, NULL);
-  return AB_EXIT_OK;
+  o.tree = tree;
+  o.version = opt_version;
+  o.branch = branch;
+  o.source_revision = source_revision;
+  o.allow_setuid = (const char *const *) allow_setuid;
+  o.os = os;
+  return run_commit (&p, &o, progress);
 }
 
 /* The marks of the release just written, after its line (issue 17). */
@@ -380,7 +389,7 @@ publish_refresh (int argc, char **argv)
 }
 
 static const Subcommand subcommands[] = {
-  { "commit", "--repo=DIR --tree=DIR --version=V [--branch=REF] [--gpg-sign=KEYID] [--source-revision=REV] [--allow-setuid=PATH]... [--allow-privileged]",
+  { "commit", "--repo=DIR --tree=DIR --version=V [--branch=REF] [--gpg-sign=KEYID] [--source-revision=REV] [--allow-setuid=PATH]... [--allow-privileged] [--os=NAME] [--move-etc] [--move-boot] [--no-kernel]",
     "Commit an image tree as version V", publish_commit },
   { "release", "--repo=DIR --channel=C --version=V [--rollout=PERCENT] [--security] [--notes=FILE] --gpg-sign=KEYID",
     "Add version V to channel C", publish_release },

@@ -55,8 +55,11 @@ write_tree (AbPublishSession *s, const AbPublishCommitOptions *o, GPtrArray *all
   if (dfd < 0)
     return NULL;
   g_autoptr(GPtrArray) refused = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GHashTable) kinds = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   AbPublishGate gate = { .o = o, .tree_dfd = dfd, .refused = refused, .allowed = allowed,
-                         .events = s->p->events, .total = AB_PROGRESS_TOTAL_UNKNOWN };
+                         .events = s->p->events, .total = AB_PROGRESS_TOTAL_UNKNOWN,
+                         .kinds = kinds };
+  AbPublishLayout layout = { .o = o, .repo = s->repo, .kinds = kinds };
   ab_event_phase (s->p->events, "commit");
   if (s->p->events != NULL)
     gate.total = count_tree_files (dfd, 0);
@@ -74,7 +77,7 @@ write_tree (AbPublishSession *s, const AbPublishCommitOptions *o, GPtrArray *all
       return NULL;
     }
   ab_event_progress (s->p->events, AB_PROGRESS_UNIT_FILES, gate.files, gate.total);
-  if (!ab_publish_gate_verdict (&gate, error))
+  if (!ab_publish_gate_verdict (&gate, error) || !ab_publish_layout_apply (&layout, mtree, error))
     return NULL;
   if (!ostree_repo_write_mtree (s->repo, mtree, &root, NULL, error))
     {
@@ -100,6 +103,21 @@ same_tree (AbPublishSession *s, GFile *root, const char *commit, gboolean *out_s
   return TRUE;
 }
 
+/* *out_same: COMMIT is stamped for OS, or not stamped at all (published
+ * before the stamp existed: it stays as it was published). */
+static gboolean
+same_os (AbPublishSession *s, const char *commit, const char *os, gboolean *out_same,
+         GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *stamped = NULL;
+  *out_same = ab_content_check_os (s->repo, commit, os, &stamped, &local);
+  if (local == NULL || g_error_matches (local, AB_CONTENT_ERROR, AB_CONTENT_ERROR_WRONG_OS))
+    return TRUE;
+  g_propagate_error (error, g_steal_pointer (&local));
+  return FALSE;
+}
+
 static GVariant *
 commit_metadata (const AbPublishCommitOptions *o, GDateTime *now)
 {
@@ -107,6 +125,7 @@ commit_metadata (const AbPublishCommitOptions *o, GDateTime *now)
   g_autoptr(GVariantDict) d = g_variant_dict_new (NULL);
   g_variant_dict_insert (d, OSTREE_COMMIT_META_KEY_VERSION, "s", o->version);
   g_variant_dict_insert (d, "build-time", "s", build_time);
+  g_variant_dict_insert (d, AB_PUBLISH_COMMIT_META_OS, "s", o->os);
   if (o->source_revision)
     g_variant_dict_insert (d, "source-revision", "s", o->source_revision);
   return g_variant_ref_sink (g_variant_dict_end (d));
@@ -127,7 +146,9 @@ write_commit_txn (AbPublishSession *s, const AbPublishCommitOptions *o, const ch
       gboolean same = FALSE;
       if (!same_tree (s, root, published, &same, error))
         return FALSE;
-      g_autofree char *why = g_strdup_printf ("%s; the tree differs", where);
+      g_autofree char *why = g_strdup_printf ("%s; the tree or the OS (--os) differs", where);
+      if (same && !same_os (s, published, o->os, &same, error))
+        return FALSE;
       if (!same)
         return ab_publish_conflict (error, o->version, published, why);
       *out_commit = g_strdup (published);
@@ -180,12 +201,35 @@ check_commit_options (const AbPublishCommitOptions *o, GError **error)
   return TRUE;
 }
 
+/* --os, else the tree's os-release ID. */
+static char *
+resolve_os (const AbPublishCommitOptions *o, GError **error)
+{
+  if (o->os != NULL && !ab_publish_os_name_is_valid (o->os))
+    {
+      g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_USAGE,
+                   "--os=%s is not a valid OS name (letters, digits, . _ -, as os-release's ID)",
+                   o->os);
+      return NULL;
+    }
+  if (o->os != NULL)
+    return g_strdup (o->os);
+  ab_autofd dfd = ab_fs_opendir_at (AT_FDCWD, o->tree, error);
+  return dfd < 0 ? NULL : ab_publish_tree_os (dfd, o->tree, error);
+}
+
 gboolean
-ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *o, char **out_commit,
+ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *opts, char **out_commit,
                    gboolean *out_created, char ***out_privileged, GError **error)
 {
   g_auto(AbPublishSession) s = AB_PUBLISH_SESSION_INIT;
-  if (!check_commit_options (o, error) || !ab_publish_session_open (&s, p, TRUE, error))
+  if (!check_commit_options (opts, error))
+    return FALSE;
+  g_autofree char *os = resolve_os (opts, error);
+  AbPublishCommitOptions with_os = *opts;
+  const AbPublishCommitOptions *o = &with_os;
+  with_os.os = os;
+  if (os == NULL || !ab_publish_session_open (&s, p, TRUE, error))
     return FALSE;
   g_autofree char *published = NULL, *where = NULL, *commit = NULL;
   g_autoptr(GPtrArray) allowed = g_ptr_array_new_with_free_func (g_free);

@@ -104,6 +104,30 @@ gate_privileges (AbPublishGate *g, const char *path, GFileInfo *info)
                  gained->str);
 }
 
+/* A path the layout check may take as a kernel: /boot/NAME or
+ * /usr/lib/modules/KVER/vmlinuz. */
+static gboolean
+is_kernel_candidate (const char *path)
+{
+  if (g_str_has_prefix (path, "/boot/"))
+    return strchr (path + strlen ("/boot/"), '/') == NULL;
+  if (!g_str_has_prefix (path, "/usr/lib/modules/") || !g_str_has_suffix (path, "/vmlinuz"))
+    return FALSE;
+  const char *kver = path + strlen ("/usr/lib/modules/");
+  return strchr (kver, '/') == path + strlen (path) - strlen ("/vmlinuz");
+}
+
+static void
+record_kind (AbPublishGate *g, const char *path, GFileInfo *info)
+{
+  if (g->kinds == NULL || !is_kernel_candidate (path))
+    return;
+  gboolean regular = g_file_info_get_file_type (info) == G_FILE_TYPE_REGULAR
+                     && g_file_info_get_size (info) > 0;
+  g_hash_table_insert (g->kinds, g_strdup (path),
+                       GINT_TO_POINTER (regular ? AB_PUBLISH_FILE_REGULAR : AB_PUBLISH_FILE_OTHER));
+}
+
 OstreeRepoCommitFilterResult
 ab_publish_gate_filter (OstreeRepo *repo, const char *path, GFileInfo *info, gpointer user_data)
 {
@@ -127,6 +151,7 @@ ab_publish_gate_filter (OstreeRepo *repo, const char *path, GFileInfo *info, gpo
     }
   if (g_file_info_get_file_type (info) == G_FILE_TYPE_REGULAR)
     gate_privileges (g, path, info);
+  record_kind (g, path, info);
   g_file_info_set_attribute_uint32 (info, "unix::uid", 0);
   g_file_info_set_attribute_uint32 (info, "unix::gid", 0);
   return OSTREE_REPO_COMMIT_FILTER_ALLOW;

@@ -165,6 +165,10 @@ typedef struct
   guint64 files;
   gint64 total;
   gint64 last_us;
+  /* image path ("/boot/vmlinuz-1.0") -> AbPublishFileKind, for the files
+   * the layout check may take as kernels: boot/NAME and
+   * usr/lib/modules/KVER/vmlinuz */
+  GHashTable *kinds;
 } AbPublishGate;
 
 /* The commit filter: records refused and privileged files in the gate
@@ -174,6 +178,36 @@ OstreeRepoCommitFilterResult ab_publish_gate_filter (OstreeRepo *repo, const cha
 /* Fails (AB_PUBLISH_ERROR_REFUSED) with every refusal of the gate listed. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_publish_gate_verdict (AbPublishGate *g, GError **error);
+
+/* ---- the image layout (ab-publish-layout.c) ---- */
+
+typedef enum
+{
+  AB_PUBLISH_FILE_ABSENT = 0,
+  AB_PUBLISH_FILE_REGULAR,   /* a regular file, not empty */
+  AB_PUBLISH_FILE_OTHER,     /* a symbolic link, an empty file, ... */
+} AbPublishFileKind;
+
+typedef struct
+{
+  const AbPublishCommitOptions *o;
+  OstreeRepo *repo;   /* in a transaction */
+  GHashTable *kinds;  /* the gate's (AbPublishGate) */
+} AbPublishLayout;
+
+/* Checks the layout of ROOT, the commit's tree as read, and applies the
+ * conversions of L->o (--move-etc, --move-boot) to ROOT alone (see the
+ * invariants in ab-publish-layout.c); AB_PUBLISH_ERROR_REFUSED names what
+ * is wrong and the option or change that fixes it. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_publish_layout_apply (AbPublishLayout *l, OstreeMutableTree *root, GError **error);
+/* Letters, digits, '.', '_', '-'; not empty, no leading '.', at most 64. */
+gboolean ab_publish_os_name_is_valid (const char *os);
+/* The ID of the tree's usr/lib/os-release, else etc/os-release (regular
+ * files reached without a link); AB_PUBLISH_ERROR_USAGE naming --os when
+ * there is none or it is not a valid OS name. TREE names the tree. */
+G_GNUC_WARN_UNUSED_RESULT
+char *ab_publish_tree_os (int tree_dfd, const char *tree, GError **error);
 
 /* ---- deltas (ab-publish-deltas.c) ---- */
 

@@ -477,3 +477,23 @@ def test_cancel_mid_update_leaves_a_retryable_transaction(daemon, client, sysroo
     assert st["transaction"]["phase"] == "applied", st["transaction"]
     assert sl.at.slot_status(st, st["primary"])["commit"] == channel.commits["2.0"], st
     assert client.props()["Primary"] == st["primary"]
+
+
+def test_commit_for_another_os_is_refused(daemon, client, server, sysroot, workdir, keys,
+                                          abdeploy_bin):
+    """issue 16: Stage of a commit made for another OS fails with exit 3
+    (VerificationRefused), names both OS names and changes nothing."""
+    root = os.path.join(workdir, "dbus-otheros")
+    repo = os.path.join(root, "repo")
+    tree = sl.write_tree(os.path.join(root, "tree"), sl.image_spec("2.0"))
+    out = sl.run([abdeploy_bin, "publish", "commit", "--repo=" + repo, "--tree=" + tree,
+                  "--version=2.0", "--os=otheros", "--gpg-sign=" + keys.trusted,
+                  "--gpg-homedir=" + keys.homedir], env=keys.env).stdout.decode()
+    commit = re.search(r"\b[0-9a-f]{64}\b", out).group(0)
+    assert client.run_op("Deploy", "(ssa{sv})", server.url, "os/v1", {})[1] == 0
+    before = snapshot(sysroot)
+    op, code, message = client.run_op("Stage", "(ssa{sv})", repo, commit, {})
+    assert (op, code) == ("stage", sl.EXIT_VERIFY), (op, code, message)
+    assert '"otheros"' in message and '"testos"' in message, message
+    after = snapshot(sysroot)
+    assert after == before, sl.diff_snapshots(before, after)

@@ -104,8 +104,11 @@ def pub(keys, tmp_path):
     return Publisher(keys, str(tmp_path))
 
 
+# An image as devices read it (issue 16): the OS in usr/lib/os-release, the
+# kernel in usr/lib/modules/KVER/vmlinuz.
 V1_FILES = {"usr/etc/os-release": "VERSION=1\n", "usr/bin/tool": "#!/bin/sh\necho 1\n",
-            "usr/lib/data": "x" * 5000 + "\n"}
+            "usr/lib/data": "x" * 5000 + "\n", "usr/lib/os-release": "ID=testos\n",
+            "usr/lib/modules/1.0/vmlinuz": "kernel\n"}
 V2_FILES = dict(V1_FILES, **{"usr/etc/os-release": "VERSION=2\n", "usr/lib/new": "new\n"})
 
 
@@ -793,3 +796,191 @@ def test_summary_is_not_signed_over_an_unlisted_delta(released):
     pub.ostree("static-delta", "delete", "%s-%s" % (pub.v2, pub.v1))
     pub.signed("deltas", "--channel=candidate")
     pub.ostree("summary", "--view")
+
+
+# --------------------------------------------------------------------------
+# The image layout and the OS of publish commit (issue 16)
+
+KVER = "1.0"
+KERNEL = b"FAKEKERNEL\n" + at.blob("kernel", 4096)
+INITRD = b"FAKEINITRD\n" + at.blob("initrd", 2048)
+
+
+def debootstrap_tree(pub, name, **extra):
+    """A rootfs as debootstrap lays it out: a top-level etc (os-release a
+    link to ../usr/lib/os-release, as Debian has it), the kernel and the
+    initramfs in boot/ with the Debian names, the modules directory without
+    a vmlinuz."""
+    spec = {
+        "etc/os-release": ("link", "../usr/lib/os-release"),
+        "etc/hostname": "appliance\n",
+        "etc/default/app": "SETTING=1\n",
+        "usr/lib/os-release": 'PRETTY_NAME="Test OS"\nNAME="Test OS"\nID=testos\n',
+        "usr/bin/tool": ("#!/bin/sh\necho tool\n", 0o755),
+        "usr/lib/modules/%s/kernel/fs/ext4.ko" % KVER: "module\n",
+        "boot/vmlinuz-%s" % KVER: KERNEL,
+        "boot/initrd.img-%s" % KVER: INITRD,
+        "boot/config-%s" % KVER: "CONFIG_EXT4_FS=y\n",
+        "vmlinuz": ("link", "boot/vmlinuz-%s" % KVER),
+    }
+    spec.update(extra)
+    return pub.tree(name, spec)
+
+
+def tree_state(root):
+    """Every entry beneath ROOT: kind, mode, link target or content digest."""
+    state = {}
+    for dirpath, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            what = os.readlink(p) if os.path.islink(p) else \
+                (at.sha256_file(p) if os.path.isfile(p) else "dir")
+            state[os.path.relpath(p, root)] = (st.st_mode, st.st_size, what)
+    return state
+
+
+def ls(pub, commit):
+    """{path: type letter} of COMMIT ('d', '-', 'l')."""
+    out = pub.ostree("ls", "-R", commit)
+    return {line.split()[-1] if line[0] != "l" else line.split()[-3]: line[0]
+            for line in out.splitlines() if line.strip()}
+
+
+def cat(pub, commit, path):
+    return run(["ostree", "--repo=" + pub.repo, "cat", commit, path], pub.env).stdout
+
+
+def refused(pub, tree, *args, rc=EXIT_ERROR):
+    """publish commit of TREE refused with exit RC: nothing committed."""
+    err = pub.signed("commit", "--tree=" + tree, "--version=1.0", *args, rc=rc).stderr.decode()
+    if os.path.exists(pub.repo):
+        assert no_release_ref(pub, "1.0"), err
+    return err
+
+
+def test_commit_refuses_a_top_level_etc(pub):
+    tree = debootstrap_tree(pub, "deb")
+    err = refused(pub, tree, "--move-boot")
+    assert "top-level etc" in err and "--move-etc" in err and "usr/etc" in err, err
+
+
+def test_commit_refuses_a_kernel_only_in_boot(pub):
+    tree = debootstrap_tree(pub, "deb")
+    err = refused(pub, tree, "--move-etc")
+    assert "only in boot/vmlinuz-1.0" in err and "--move-boot" in err, err
+    assert "usr/lib/modules/KVER/vmlinuz" in err, err
+
+
+def test_commit_refuses_a_tree_without_kernel(pub):
+    files = {k: v for k, v in V1_FILES.items() if "modules" not in k}
+    tree = pub.tree("nokernel", files)
+    err = refused(pub, tree)
+    assert "no kernel" in err and "--no-kernel" in err, err
+    commit = pub.commit("1.0", tree, EXIT_OK, "--no-kernel")
+    assert "/usr/lib/modules" not in ls(pub, commit)
+
+
+def test_move_etc_and_boot_convert_the_commit_not_the_tree(pub):
+    tree = debootstrap_tree(pub, "deb")
+    before = tree_state(tree)
+    p = pub.signed("commit", "--tree=" + tree, "--version=1.0", "--move-etc", "--move-boot")
+    commit = p.stdout.decode().strip()
+    assert tree_state(tree) == before          # the builder's tree is unchanged
+    entries = ls(pub, commit)
+    for gone in ("/etc", "/boot/vmlinuz-1.0", "/boot/initrd.img-1.0"):
+        assert gone not in entries, entries
+    assert entries["/usr/etc/hostname"] == "-" and entries["/usr/etc/os-release"] == "l"
+    assert entries["/usr/etc/default/app"] == "-"
+    assert entries["/boot/config-1.0"] == "-"    # the rest of boot/ stays
+    assert entries["/usr/lib/modules/1.0/kernel/fs/ext4.ko"] == "-"
+    assert cat(pub, commit, "/usr/lib/modules/1.0/vmlinuz") == KERNEL
+    assert cat(pub, commit, "/usr/lib/modules/1.0/initramfs.img") == INITRD
+    assert cat(pub, commit, "/usr/etc/hostname") == b"appliance\n"
+    # the OS, from usr/lib/os-release, in the signed metadata
+    assert pub.ostree("show", commit, "--print-metadata-key=abdeploy.os").strip() == "'testos'"
+    shown = pub.ostree("show", "--gpg-homedir=" + pub.keys.keyring_dir, commit)
+    assert "Good signature" in shown, shown
+
+
+def test_move_etc_with_usr_etc(pub):
+    """An identical usr/etc takes etc's place; a different one is refused."""
+    same = debootstrap_tree(pub, "same", **{"usr/etc/hostname": "appliance\n",
+                                            "usr/etc/default/app": "SETTING=1\n",
+                                            "usr/etc/os-release": ("link", "../usr/lib/os-release")})
+    commit = pub.commit("1.0", same, EXIT_OK, "--move-etc", "--move-boot")
+    assert "/etc" not in ls(pub, commit)
+    differ = debootstrap_tree(pub, "differ", **{"usr/etc/hostname": "other\n"})
+    err = pub.signed("commit", "--tree=" + differ, "--version=2.0", "--move-etc", "--move-boot",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "both etc and usr/etc" in err and "merge" in err, err
+    assert no_release_ref(pub, "2.0")
+
+
+def test_move_boot_keeps_to_regular_files(pub):
+    tree = debootstrap_tree(pub, "deb", **{"boot/vmlinuz-1.0": ("link", "/etc/passwd")})
+    err = refused(pub, tree, "--move-etc", "--move-boot")
+    assert "boot/vmlinuz-1.0 is not a regular" in err, err
+    tree = debootstrap_tree(pub, "twice", **{"usr/lib/modules/1.0/vmlinuz": b"another kernel\n"})
+    commit = pub.commit("1.0", tree, EXIT_OK, "--move-etc")   # modules' kernel wins
+    assert cat(pub, commit, "/usr/lib/modules/1.0/vmlinuz") == b"another kernel\n"
+    err = pub.signed("commit", "--tree=" + tree, "--version=2.0", "--move-etc", "--move-boot",
+                     rc=EXIT_ERROR).stderr.decode()
+    assert "both exist and differ" in err, err
+
+
+def test_hostile_links_stay_beneath_the_root(pub, tmp_path):
+    """Links of the tree never lead a conversion out of it: every case is
+    refused (or the link committed as a link), and what they point at is
+    untouched."""
+    outside = str(tmp_path / "outside")
+    at.write_tree(outside, {"vmlinuz-1.0": "outside kernel\n", "etc/secret": "secret\n",
+                            "modules/keep": "keep\n"})
+    before = tree_state(outside)
+    both = ("--move-etc", "--move-boot")
+    cases = (
+        ({"etc": ("link", outside + "/etc")}, both, "etc at the top of the tree is a symbolic link"),
+        ({"boot": ("link", outside)}, both, "no kernel"),
+        ({"usr/lib/modules": ("link", outside + "/modules")}, both,
+         "usr/lib/modules is not a directory"),
+        ({"usr/lib/modules/1.0": ("link", outside + "/modules")}, both,
+         "usr/lib/modules/1.0 is not a directory"),
+        ({"usr/lib/modules/1.0/vmlinuz": ("link", outside + "/vmlinuz-1.0")}, ("--move-etc",),
+         "usr/lib/modules/1.0/vmlinuz is not a regular"),
+    )
+    for i, (change, args, why) in enumerate(cases):
+        spec_tree = debootstrap_tree(pub, "hostile%d" % i)
+        for rel, value in change.items():
+            at.rmtree(os.path.join(spec_tree, rel))
+            if rel == "boot":
+                at.rmtree(os.path.join(spec_tree, "vmlinuz"))
+        at.write_tree(spec_tree, change)
+        err = refused(pub, spec_tree, *args)
+        assert why in err, (change, err)
+        assert tree_state(outside) == before
+    # usr itself a link: nothing can be moved into it
+    tree = debootstrap_tree(pub, "usrlink")
+    at.rmtree(os.path.join(tree, "usr"))
+    os.symlink(outside, os.path.join(tree, "usr"))
+    err = refused(pub, tree, "--move-etc", "--move-boot", "--os=testos")
+    assert "usr is not a directory" in err, err
+    assert tree_state(outside) == before
+
+
+def test_commit_os(pub):
+    """--os, else the ID of usr/lib/os-release, else of etc/os-release;
+    none is a usage error naming --os."""
+    files = {k: v for k, v in V1_FILES.items() if "os-release" not in k}
+    tree = pub.tree("noid", files)
+    err = refused(pub, tree, rc=EXIT_USAGE)
+    assert "no os-release with an ID" in err and "--os=NAME" in err, err
+    err = refused(pub, tree, "--os=bad/name", rc=EXIT_USAGE)
+    assert "--os=bad/name is not a valid OS name" in err, err
+    c1 = pub.commit("1.0", tree, EXIT_OK, "--os=myos")
+    assert pub.ostree("show", c1, "--print-metadata-key=abdeploy.os").strip() == "'myos'"
+    tree = pub.tree("etcid", dict(files, **{"etc/os-release": 'NAME=x\nID="debian"\n'}))
+    c2 = pub.commit("2.0", tree, EXIT_OK, "--move-etc")
+    assert pub.ostree("show", c2, "--print-metadata-key=abdeploy.os").strip() == "'debian'"
+    tree = pub.tree("badid", dict(files, **{"usr/lib/os-release": "ID=no way\n"}))
+    err = pub.signed("commit", "--tree=" + tree, "--version=3.0", rc=EXIT_USAGE).stderr.decode()
+    assert "not a valid OS name" in err and "--os=NAME" in err, err

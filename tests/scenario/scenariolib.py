@@ -75,7 +75,7 @@ def image_spec(version):
         "usr/bin/app": (b"#APP " + major.encode() + b"\n" + at.blob("app" + major, 48 * 1024), 0o755),
         # identical in every version: shared objects between slots
         "usr/bin/shared-tool": (b"#SHARED\n" + at.blob("shared", 16 * 1024), 0o755),
-        "usr/lib/os-release": "NAME=testos\nVERSION_ID=%s\n" % version,
+        "usr/lib/os-release": "NAME=testos\nID=%s\nVERSION_ID=%s\n" % (OS_NAME, version),
         "usr/share/doc/testos/README": "testos %s\n" % major,
         "usr/share/empty": ("dir",),
         "usr/etc/motd": "Welcome to testos %s\n" % major,

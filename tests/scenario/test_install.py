@@ -396,3 +396,35 @@ def test_install_systemd_boot(abdeploy_bin, workdir, published, keyfiles, outdir
         text = debugfs(disk, off, "cat %sconf.d/50-install.conf" % where).decode()
         assert "[boot]\nkernel-args=root=UUID=" in text and "panic=5" in text, (where, text)
     assert debugfs(disk, off, "ls -p /efi").count(b"/") > 0      # the mount point, empty
+
+
+# --------------------------------------------------------------------------
+# Compatible OS (issue 16)
+
+@pytest.fixture(scope="module")
+def otheros_repo(workdir, keys, abdeploy_bin):
+    """A repo whose 1.0 is made (signed) for the OS "otheros"."""
+    root = os.path.join(workdir, "install-otheros")
+    repo = os.path.join(root, "repo")
+    tree = sl.write_tree(os.path.join(root, "tree"), sl.image_spec("1.0"))
+    sl.run([abdeploy_bin, "publish", "commit", "--repo=" + repo, "--tree=" + tree,
+            "--version=1.0", "--branch=os/v1", "--os=otheros", "--gpg-sign=" + keys.trusted,
+            "--gpg-homedir=" + keys.homedir], env=keys.env)
+    return repo
+
+
+def test_install_takes_the_commits_os(abdeploy_bin, workdir, otheros_repo, keyfiles, outdir):
+    """Without --os the new sysroot takes the OS the commit is made for;
+    with another --os the install is refused (exit 3) and leaves no image."""
+    disk = os.path.join(outdir, "disk.img")
+    args = ["--size=160M", "--bootloader=grub-bios", "--from=" + otheros_repo,
+            "--trusted-key=" + keyfiles["trusted.gpg"], "os/v1"]
+    r = install(abdeploy_bin, workdir, disk, "--os=testos", *args)
+    assert r.returncode == sl.EXIT_VERIFY, r.describe()
+    assert '"otheros"' in r.stderr and '"testos"' in r.stderr, r.describe()
+    assert leftovers(outdir, disk) == []
+    r = install(abdeploy_bin, workdir, disk, *args)
+    assert r.returncode == sl.EXIT_OK, r.describe()
+    root_part = partitions(disk)["partitions"][-1]
+    state = json.loads(debugfs(disk, root_part["start"] * 512, "cat /abdeploy/state/sysroot.json"))
+    assert state["os"] == "otheros", state

@@ -125,10 +125,10 @@ sysroot_fixture_teardown (SysrootFixture *fx, gconstpointer data)
   g_test_add (name, SysrootFixture, NULL, sysroot_fixture_setup, func, sysroot_fixture_teardown)
 
 /* Writes an image tree TMP/tree-VERSION (a kernel and /usr/share/VERSION,
- * plus EXTRA = "path" when not NULL) and publishes it as VERSION; returns
- * the commit. */
+ * plus EXTRA = "path" when not NULL) and publishes it as VERSION for OS;
+ * returns the commit. */
 static inline char *
-publish_image (SysrootFixture *fx, const char *version, const char *extra)
+publish_image_for_os (SysrootFixture *fx, const char *version, const char *extra, const char *os)
 {
   g_autofree char *tree = g_strdup_printf ("tree-%s", version);
   g_autofree char *kernel = g_strdup_printf ("%s/usr/lib/modules/6.1.0/vmlinuz", tree);
@@ -141,7 +141,7 @@ publish_image (SysrootFixture *fx, const char *version, const char *extra)
       write_file_at (fx->tmp.dfd, path, extra);
     }
   g_autofree char *tree_path = g_build_filename (fx->tmp.path, tree, NULL);
-  AbPublishCommitOptions o = { .tree = tree_path, .version = version };
+  AbPublishCommitOptions o = { .tree = tree_path, .version = version, .os = os };
   g_autoptr(GError) error = NULL;
   g_autofree char *commit = NULL;
   g_auto(GStrv) privileged = NULL;
@@ -149,6 +149,13 @@ publish_image (SysrootFixture *fx, const char *version, const char *extra)
   g_assert_true (ab_publish_commit (&fx->pub, &o, &commit, &created, &privileged, &error));
   g_assert_no_error (error);
   return g_steal_pointer (&commit);
+}
+
+/* publish_image_for_os() for the fixture's OS, testos. */
+static inline char *
+publish_image (SysrootFixture *fx, const char *version, const char *extra)
+{
+  return publish_image_for_os (fx, version, extra, "testos");
 }
 
 static inline AbSysroot *

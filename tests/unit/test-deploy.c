@@ -217,6 +217,45 @@ test_already_staged_and_primary_are_typed (SysrootFixture *fx, gconstpointer dat
   g_assert_cmpint (ab_exit_code_for_error (error), ==, 5);
 }
 
+/* Issue 16: a commit made for another OS is refused (exit 3) with both
+ * names, by its error code; the slots stay as they were. */
+static void
+test_wrong_os_refused (SysrootFixture *fx, gconstpointer data)
+{
+  g_autofree char *c1 = publish_image_for_os (fx, "1.0", NULL, "otheros");
+  g_autoptr(AbSysroot) s = open_sysroot (fx);
+  AbStageOptions o = { .source = fx->repo, .refspec = c1 };
+  g_autoptr(GError) error = NULL;
+  AbSlot slot = AB_SLOT_NONE;
+  g_assert_false (ab_deploy_stage (s, &o, &slot, &error));
+  g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_WRONG_OS);
+  g_assert_cmpint (ab_exit_code_for_error (error), ==, 3);
+  g_assert_nonnull (strstr (error->message, "\"otheros\""));
+  g_assert_nonnull (strstr (error->message, "\"testos\""));
+  g_auto(AbSlotsView) v = { 0 };
+  load_view (fx, &v);
+  g_assert_null (v.rec[AB_SLOT_A]);
+  g_assert_null (v.rec[AB_SLOT_B]);
+}
+
+/* abdeploy install without --os: the new sysroot takes the commit's OS. */
+static void
+test_adopt_os (SysrootFixture *fx, gconstpointer data)
+{
+  g_autofree char *c1 = publish_image_for_os (fx, "1.0", NULL, "otheros");
+  {
+    g_autoptr(AbSysroot) s = open_sysroot (fx);
+    AbStageOptions o = { .source = fx->repo, .refspec = c1, .adopt_os = TRUE };
+    g_autoptr(GError) error = NULL;
+    AbSlot slot = AB_SLOT_NONE;
+    g_assert_true (ab_deploy_stage (s, &o, &slot, &error));
+    g_assert_no_error (error);
+    g_assert_cmpstr (s->os, ==, "otheros");
+  }
+  g_autoptr(AbSysroot) again = open_sysroot (fx);
+  g_assert_cmpstr (again->os, ==, "otheros");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -228,6 +267,8 @@ main (int argc, char **argv)
   SYSROOT_TEST ("/deploy/unsigned-refused", test_unsigned_refused);
   SYSROOT_TEST ("/deploy/already-staged-and-primary-are-typed",
                 test_already_staged_and_primary_are_typed);
+  SYSROOT_TEST ("/deploy/wrong-os-refused", test_wrong_os_refused);
+  SYSROOT_TEST ("/deploy/adopt-os", test_adopt_os);
   int ret = g_test_run ();
   test_key_teardown ();
   return ret;

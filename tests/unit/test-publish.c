@@ -76,7 +76,7 @@ test_commit (SysrootFixture *fx, gconstpointer data)
   g_autofree char *ref = resolve (fx, AB_PUBLISH_VERSION_REF_PREFIX "1.0");
   g_assert_cmpstr (ref, ==, commit);
   g_autofree char *tree = g_build_filename (fx->tmp.path, "tree-1.0", NULL);
-  AbPublishCommitOptions o = { .tree = tree, .version = "1.0" };
+  AbPublishCommitOptions o = { .tree = tree, .version = "1.0", .os = "testos" };
   g_autoptr(GError) error = NULL;
   g_autofree char *again = NULL;
   g_auto(GStrv) privileged = NULL;
@@ -85,6 +85,14 @@ test_commit (SysrootFixture *fx, gconstpointer data)
   g_assert_no_error (error);
   g_assert_false (created);
   g_assert_cmpstr (again, ==, commit);
+
+  /* the same tree for another OS is another image (issue 16) */
+  o.os = "otheros";
+  g_autofree char *for_other = NULL;
+  g_assert_false (ab_publish_commit (&fx->pub, &o, &for_other, &created, &privileged, &error));
+  g_assert_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_CONFLICT);
+  g_clear_error (&error);
+  o.os = "testos";
 
   write_file_at (fx->tmp.dfd, "tree-1.0/usr/share/extra", "changed");
   g_autofree char *other = NULL;
@@ -109,7 +117,7 @@ test_commit_gate (SysrootFixture *fx, gconstpointer data)
     g_assert_cmpint (chown (su, uid, uid), ==, 0);
   g_assert_cmpint (chmod (su, 04755), ==, 0);
   g_autofree char *tree = g_build_filename (fx->tmp.path, "gate", NULL);
-  AbPublishCommitOptions o = { .tree = tree, .version = "1.0" };
+  AbPublishCommitOptions o = { .tree = tree, .version = "1.0", .os = "testos" };
   g_autoptr(GError) error = NULL;
   g_autofree char *commit = NULL;
   g_auto(GStrv) privileged = NULL;

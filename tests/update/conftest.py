@@ -68,10 +68,13 @@ def pub(workdir, abdeploy_bin, gpg):
     p.commit("1.6", ul.image_spec("1.6", extra={
         "usr/lib/big.bin": ul.blob("big-1.6", 1536 * 1024)}))
     p.commit("1.7", ul.image_spec("1.7", extra={"usr/lib/zeros.bin": b"\0" * (8 * 1024 * 1024)}))
+    # made for another OS (issue 16): devices of testos refuse it
+    p.commit("1.5", ul.image_spec("1.5"), args=["--os=otheros"])
     for ch, versions in (("stable", ["1.0", "1.1"]), ("nodelta", ["1.0", "1.4"]),
                          ("lts", ["1.0", "1.1", "1.2", "1.4"]), ("full", ["1.0", "1.1"]),
                          ("unsigned", ["1.0"]), ("big", ["1.0", "1.6"]),
-                         ("other", ["1.0", "1.2"]), ("zeros", ["1.0", "1.7"])):
+                         ("other", ["1.0", "1.2"]), ("zeros", ["1.0", "1.7"]),
+                         ("foreign", ["1.0", "1.5"])):
         for v in versions:
             p.release(ch, v)
     p.release("phased", "1.0")

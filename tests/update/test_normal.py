@@ -217,3 +217,16 @@ def test_phased_rollout(device, pub, lighttpd, inside):
         device.configure(lighttpd.url, channel="full")
         r, c = device.check()
         assert r.returncode == ul.EXIT_OK and c["offered_version"] == "1.1", r.describe()
+
+
+def test_update_refuses_a_release_for_another_os(device, lighttpd, pub):
+    """issue 16: 1.5 is signed by the trusted key but made for "otheros";
+    the testos device refuses it with exit 3, naming both, and keeps its
+    slots."""
+    device.configure(lighttpd.url, channel="foreign")
+    before = device.status()
+    r = device.expect(ul.EXIT_VERIFY, "update")
+    assert '"otheros"' in r.stderr and '"testos"' in r.stderr, r.describe()
+    assert "--os=testos" in r.stderr, r.describe()
+    st = device.status()
+    assert st["primary"] == before["primary"] and st["slots"] == before["slots"], st

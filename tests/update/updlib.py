@@ -79,7 +79,7 @@ def image_spec(version, changed=(), extra=None):
     spec = {
         "usr/bin/tool": (b"#!/bin/sh\necho tool\n" + blob("tool", 8192), 0o755),
         "usr/lib/libbase.so": blob("libbase", 64 * 1024),
-        "usr/lib/os-release": ("NAME=testos\nVERSION_ID=%s\n" % version).encode(),
+        "usr/lib/os-release": ("NAME=testos\nID=%s\nVERSION_ID=%s\n" % (OS_NAME, version)).encode(),
         "usr/etc/motd": b"Welcome to testos\n",
         "usr/etc/app.conf": b"setting=1\n",
     }
@@ -120,9 +120,9 @@ class Publisher:
             cmd += ["--gpg-sign=" + getattr(self.gpg, key), "--gpg-homedir=" + self.gpg.homedir]
         return run(cmd, env=self.gpg.env, check=check, timeout=300)
 
-    def commit(self, version, spec, signed=True):
+    def commit(self, version, spec, signed=True, args=()):
         tree = write_tree(os.path.join(self.root, "tree-" + version), spec)
-        out = self.publish("commit", "--tree=" + tree, "--version=" + version,
+        out = self.publish("commit", "--tree=" + tree, "--version=" + version, *args,
                            key="trusted" if signed else None).stdout.decode()
         m = re.search(r"\b[0-9a-f]{64}\b", out)
         assert m, out
