@@ -56,3 +56,19 @@ def test_unstamped_commit_is_staged_with_a_warning(sysroot, server, published):
     r = sysroot.ok("deploy", "--from=" + server.url, "os/v1")
     assert "names no OS" in r.stderr and "abdeploy.os" in r.stderr, r.describe()
     assert sysroot.status()["primary"] is not None
+
+
+def test_commit_whose_os_is_not_a_string_is_refused(sysroot, server, keys, workdir):
+    """Fail closed: an abdeploy.os of another type (here an int32, signed by
+    the trusted key) says nothing about the OS: refused like another OS."""
+    root = os.path.join(workdir, "odd-os")
+    repo = at.ostree_init(os.path.join(root, "repo"))
+    tree = sl.write_tree(os.path.join(root, "tree"), sl.image_spec("2.0"))
+    commit = at.ostree_commit(repo, "os/odd", tree, "2.0", "odd", key=keys.trusted, gpg=keys,
+                              args=["--add-metadata=abdeploy.os=42"])
+    sysroot.ok("deploy", "--from=" + server.url, "os/v1")
+    before = sysroot.snapshot()
+    r = sysroot.run("stage", "--from=" + repo, commit)
+    assert r.returncode == sl.EXIT_VERIFY, r.describe()
+    assert "abdeploy.os metadata is not a string" in r.stderr, r.describe()
+    assert sysroot.snapshot() == before
