@@ -756,6 +756,21 @@ write_layout_version (Rescue *r, GError **error)
   return TRUE;
 }
 
+/* Binds the bootloader to the restored configuration once it is in place:
+ * its [boot] esp-path and xbootldr-path say where the pointer, the kernels
+ * and the entries live, and the one open_rescue() made knows no
+ * configuration (systemd's default ESP). When the restored configuration
+ * does not load, the defaults stay and rebuild_refusal() says why. */
+static gboolean
+use_restored_config (Rescue *r, const AbBackupArchive *a, GError **error)
+{
+  g_clear_pointer (&r->bootloader, ab_bootloader_free);
+  g_clear_pointer (&r->config, ab_config_free);
+  r->config = ab_config_load (r->dfd, NULL, NULL);
+  r->bootloader = ab_bootloader_new (a->bootloader, r->dfd, r->config, error);
+  return r->bootloader != NULL;
+}
+
 /* Past the journal: every part replaced, each atomically. A failure here
  * leaves the journal for the next writer. */
 static gboolean
@@ -765,6 +780,7 @@ apply (Rescue *r, const AbBackupArchive *a, GError **error)
     return FALSE;
   return swap_in (r, STATE_REL, "abdeploy/" STATE_STAGE, error)
          && swap_in (r, ETC_REL, ETC_STAGE, error)
+         && use_restored_config (r, a, error)
          && restore_refs (r, a, error)
          && ab_bootloader_save (r->bootloader, &a->pointer, error)
          && ensure_layout_dirs (r, error);

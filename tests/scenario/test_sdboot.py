@@ -237,3 +237,44 @@ def test_restore_reinstalls_the_entry_of_a_slot_checked_out_again(sysroots, serv
     assert st["primary"] == "b" and sr.slot_status("a", st)["state"] == "good", st
     sr.ok("rollback")
     assert entry_kernel(sr, "a")[0] == published.v1.kernel
+
+
+def make_custom_esp(sysroots):
+    """A systemd-boot sysroot whose ESP is SYSROOT/myesp, named only by
+    [boot] esp-path: none of systemd's default places holds an ESP."""
+    sr = sysroots.create(bootloader="systemd-boot", init=False)
+    os.makedirs(sr.p("myesp", "EFI"))
+    os.makedirs(sr.p("etc", "abdeploy"), exist_ok=True)
+    with open(sr.p("etc", "abdeploy", "abdeploy.conf"), "w") as f:
+        f.write("[boot]\nesp-path=myesp\nkernel-args=%s\n" % KARGS)
+    sr.ok("init", "--os=" + sl.OS_NAME, "--bootloader=systemd-boot")
+    sysroots.install_keys(sr, ("trusted.gpg",))
+    return sr
+
+
+def test_restore_installs_the_entry_on_the_configured_esp(sysroots, server, published, tmp_path):
+    """restore binds the bootloader to the restored [boot] esp-path: the
+    slot it checks out again gets its kernel and entry on that ESP, not on
+    systemd's default one (issue 13)."""
+    sr = make_custom_esp(sysroots)
+    esp_entries = sr.p("myesp", "loader", "entries")
+    sr.ok("deploy", "--from=" + server.url, "os/v1")
+    sr.ok("mark-good", "a")
+    sr.ok("deploy", "--from=" + server.url, "os/v2")
+    sr.ok("mark-good", "b")
+    archive = str(tmp_path / "backup.tar.zst")
+    sr.ok("backup", "--output=" + archive)
+    sr.ok("stage", "--from=" + server.url, "os/v3")
+
+    p = sr.ok("restore", "--path=" + archive)
+    assert "slot a did not hold commit %s" % published.v1.commit in p.stdout + p.stderr, p
+    names = sorted(os.listdir(esp_entries))
+    assert len(names) == 2 and [n.split("-")[2][0] for n in names] == ["a", "b"], names
+    with open(sr.p("myesp", "abdeploy", "a", "vmlinuz"), "rb") as f:
+        assert f.read() == published.v1.kernel
+    text = open(os.path.join(esp_entries, names[0])).read()
+    assert "\noptions abdeploy.slot=a %s\n" % KARGS in text, text
+    for default in ("efi", "boot", os.path.join("boot", "efi")):
+        assert not os.path.exists(sr.p(default, "loader")), default
+    st = sr.status()
+    assert st["primary"] == "b" and sr.slot_status("a", st)["state"] == "good", st
