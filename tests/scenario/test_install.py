@@ -182,7 +182,7 @@ def test_install_interrupted_leaves_no_image(abdeploy_bin, workdir, published, k
     (["--trusted-key=/nonexistent.gpg"], "no such file"),
     (["--trusted-key=/etc/hostname"], "must end in .gpg"),
     (["--from="], "--from"),
-    (["NOREF2"], "exactly one"),
+    (["NOREF2"], "takes one REF or COMMIT"),
 ])
 def test_install_bad_input(abdeploy_bin, workdir, published, keyfiles, outdir, args, message):
     disk = os.path.join(outdir, "bad.img")
