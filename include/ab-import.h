@@ -5,8 +5,11 @@
  * - Nothing is written to the destination repo before the commit's GPG
  *   signature is verified with the keys of the destination's remote
  *   REMOTE, over the very bytes whose SHA-256 is the commit id.
- * - Every object is imported untrusted: libostree checksums it before it
- *   is linked or copied in, so a damaged or tampered medium is an error.
+ * - Every object is imported untrusted: it is checksummed before it is
+ *   linked or copied in, so a damaged or tampered medium is an error.
+ *   Between two bare repos on one file system ab-import reads, hashes
+ *   (libcrypto's SHA-256) and hardlinks each object itself; everything
+ *   else goes through libostree's untrusted import.
  * - The commit object is imported last, after every object it reaches, so
  *   an interrupted import never leaves a commit with missing objects; the
  *   objects already imported stay as unreferenced, valid objects.

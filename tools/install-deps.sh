@@ -15,7 +15,7 @@ PACKAGES=(
     # build (gcc); zlib for the uboot fuzz target's CRC32
     meson ninja-build pkg-config gcc zlib1g-dev
     libostree-dev ostree libglib2.0-dev libgpgme-dev
-    libcurl4-openssl-dev libjson-glib-dev libarchive-dev scdoc
+    libcurl4-openssl-dev libjson-glib-dev libarchive-dev scdoc libssl-dev
     # the fuzz build: clang, and the libFuzzer and sanitizer runtimes, which
     # clang only recommends
     clang libclang-rt-14-dev

@@ -1,6 +1,7 @@
 #include "config.h"
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "ab-import.h"
 #include "ab-content.h"
 #include "ab-test-fixture.h"
@@ -196,6 +197,56 @@ test_damaged_file_object_refused (ImportFixture *f, gconstpointer data)
   g_assert_false (have);
 }
 
+/* The mode is part of a file object's checksum: a medium that makes a
+ * file setuid is refused like one that changes its bytes. */
+static void
+test_changed_mode_refused (ImportFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *obj = file_object (f->src, f->commit, "usr/bin/tool");
+  g_assert_cmpint (chmod (obj, 04755), ==, 0);
+  g_assert_false (do_import (f, f->commit, NULL, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "orrupted"));
+  gboolean have = TRUE;
+  g_assert_true (ostree_repo_has_object (f->dest, OSTREE_OBJECT_TYPE_COMMIT, f->commit, &have,
+                                         NULL, &error));
+  g_assert_false (have);
+}
+
+/* A damaged directory listing is refused before anything reads it. */
+static void
+test_damaged_dirtree_object_refused (ImportFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) commit_v = NULL;
+  g_assert_true (ostree_repo_load_variant (f->src, OSTREE_OBJECT_TYPE_COMMIT, f->commit,
+                                           &commit_v, &error));
+  g_autoptr(GVariant) root = g_variant_get_child_value (commit_v, 6);
+  g_autofree char *hex = ostree_checksum_from_bytes_v (root);
+  g_autofree char *path = loose_object (f->src, hex, "dirtree");
+  damage (path);
+  g_assert_false (do_import (f, f->commit, NULL, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "orrupted"));
+}
+
+/* Objects the direct path leaves to libostree (a symlink) still arrive. */
+static void
+test_symlink_imported (ImportFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_assert_cmpint (symlinkat ("tool", f->tmp.dfd, "tree/usr/bin/alias"), ==, 0);
+  g_autofree char *second = commit_tree (f, "tree", keys.trusted_id);
+  g_assert_true (do_import (f, second, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (ostree_repo_checkout_at (f->dest, NULL, f->tmp.dfd, "co", second, NULL, &error));
+  g_autofree char *link = g_build_filename (f->tmp.path, "co/usr/bin/alias", NULL);
+  g_autofree char *target = g_file_read_link (link, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (target, ==, "tool");
+}
+
 /* Objects the destination holds are taken as they are: the second commit
  * shares usr/bin/tool, whose source object is gone by then. */
 static void
@@ -281,6 +332,9 @@ main (int argc, char **argv)
   IMPORT_TEST ("/import/untrusted-signer-leaves-nothing", test_untrusted_signer_leaves_nothing);
   IMPORT_TEST ("/import/damaged-commit-object-refused", test_damaged_commit_object_refused);
   IMPORT_TEST ("/import/damaged-file-object-refused", test_damaged_file_object_refused);
+  IMPORT_TEST ("/import/changed-mode-refused", test_changed_mode_refused);
+  IMPORT_TEST ("/import/damaged-dirtree-object-refused", test_damaged_dirtree_object_refused);
+  IMPORT_TEST ("/import/symlink-imported", test_symlink_imported);
   IMPORT_TEST ("/import/present-objects-not-read-again", test_present_objects_not_read_again);
   IMPORT_TEST ("/import/cancelled-import-leaves-no-commit", test_cancelled_import_leaves_no_commit);
   IMPORT_TEST ("/import/progress-reaches-total", test_progress_reaches_total);
