@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 G_DEFINE_QUARK (ab-content-error-quark, ab_content_error)
@@ -944,6 +945,9 @@ typedef struct
   int dfd;
   const char *path;
   GPtrArray *units; /* "/usr/lib/NAME" paths, skipped by the skeleton */
+  gboolean direct;  /* bare repo: hardlinked by direct_checkout_dir, not libostree */
+  GPtrArray *unit_trees; /* direct: dirtree and dirmeta checksum of each unit */
+  GPtrArray *unit_metas;
   gint next;
   GCancellable *cancellable;
   GMutex lock;
@@ -1065,6 +1069,174 @@ ab_content_type_disk_error (GError **error, int errsv)
   (*error)->code = AB_FS_ERROR_IO;
 }
 
+/* ---- the direct checkout of a bare repo ----
+ * A bare repo's file objects are the files themselves (content, owner,
+ * mode, xattrs): a hardlink checkout is one linkat() per file. The tree is
+ * walked from the (already verified) dirtree and dirmeta objects as
+ * libostree's checkout does in OSTREE_REPO_CHECKOUT_MODE_NONE: each
+ * directory is made 0700, gets its owner and xattrs, is filled, then gets
+ * its mode and the OSTree timestamp (mtime 0). Names are single path
+ * components, so nothing lands outside the new tree. */
+
+static gboolean
+valid_name (const char *name, GError **error)
+{
+  if (*name != '\0' && strchr (name, '/') == NULL && strcmp (name, ".") != 0
+      && strcmp (name, "..") != 0)
+    return TRUE;
+  g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_CORRUPTED,
+               "The commit holds an invalid file name \"%s\"", name);
+  return FALSE;
+}
+
+/* Gives the new directory FD its owner and extended attributes. */
+static gboolean
+apply_dirmeta_owner (int fd, GVariant *meta, guint32 *out_mode, GError **error)
+{
+  guint32 uid, gid, mode;
+  g_autoptr(GVariant) xattrs = NULL;
+  g_variant_get (meta, "(uuu@a(ayay))", &uid, &gid, &mode, &xattrs);
+  *out_mode = GUINT32_FROM_BE (mode);
+  if (fchown (fd, GUINT32_FROM_BE (uid), GUINT32_FROM_BE (gid)) < 0)
+    return ab_throw_errno_prefix (error, errno, "Setting the owner of a directory");
+  for (gsize i = 0; i < g_variant_n_children (xattrs); i++)
+    {
+      const char *name;
+      g_autoptr(GVariant) value = NULL;
+      g_variant_get_child (xattrs, i, "(^&ay@ay)", &name, &value);
+      if (fsetxattr (fd, name, g_variant_get_data (value), g_variant_get_size (value), 0) < 0)
+        return ab_throw_errno_prefix (error, errno, "Setting %s on a directory", name);
+    }
+  return TRUE;
+}
+
+/* Hardlinks the files of TREE into FD. */
+static gboolean
+link_files (CheckoutJob *job, GVariant *tree, int fd, gboolean report, GError **error)
+{
+  g_autoptr(GVariant) files = g_variant_get_child_value (tree, 0);
+  for (gsize i = 0; i < g_variant_n_children (files); i++)
+    {
+      const char *name;
+      g_autoptr(GVariant) csum = NULL;
+      g_variant_get_child (files, i, "(&s@ay)", &name, &csum);
+      g_autofree char *hex = ostree_checksum_from_bytes_v (csum);
+      char rel[sizeof "objects/xx/" + 62 + sizeof ".file"];
+      g_snprintf (rel, sizeof rel, "objects/%.2s/%s.file", hex, hex + 2);
+      if (!valid_name (name, error))
+        return FALSE;
+      if (linkat (job->repo_dfd, rel, fd, name, 0) < 0)
+        return ab_throw_errno_prefix (error, errno, "Linking %s", name);
+      g_atomic_int_inc (&job->files_done);
+      if (report)
+        report_files (job, FALSE);
+    }
+  return TRUE;
+}
+
+static gboolean direct_checkout_dir (CheckoutJob *job, OstreeRepo *repo, const char *tree_hex,
+                                     const char *meta_hex, int parent, const char *name,
+                                     const char *path, gboolean skeleton, GError **error);
+
+/* The subdirectories of TREE: checked out, or, at UNIT_DEPTH in the
+ * skeleton pass, queued as units for the workers. */
+static gboolean
+checkout_subdirs (CheckoutJob *job, OstreeRepo *repo, GVariant *tree, int fd, const char *path,
+                  gboolean skeleton, GError **error)
+{
+  g_autoptr(GVariant) dirs = g_variant_get_child_value (tree, 1);
+  guint depth = 1;
+  for (const char *p = path; *p; p++)
+    depth += *p == '/';
+  for (gsize i = 0; i < g_variant_n_children (dirs); i++)
+    {
+      const char *name;
+      g_autoptr(GVariant) t = NULL, m = NULL;
+      g_variant_get_child (dirs, i, "(&s@ay@ay)", &name, &t, &m);
+      g_autofree char *sub = g_strconcat (path, "/", name, NULL);
+      g_autofree char *th = ostree_checksum_from_bytes_v (t);
+      g_autofree char *mh = ostree_checksum_from_bytes_v (m);
+      if (!valid_name (name, error))
+        return FALSE;
+      if (skeleton && depth >= UNIT_DEPTH)
+        {
+          g_ptr_array_add (job->units, g_steal_pointer (&sub));
+          g_ptr_array_add (job->unit_trees, g_steal_pointer (&th));
+          g_ptr_array_add (job->unit_metas, g_steal_pointer (&mh));
+          continue;
+        }
+      if (!direct_checkout_dir (job, repo, th, mh, fd, name, sub, skeleton, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* Makes directory NAME in PARENT from TREE_HEX/META_HEX and fills it.
+ * PATH: its path in the commit ("" for the root). */
+static gboolean
+direct_checkout_dir (CheckoutJob *job, OstreeRepo *repo, const char *tree_hex,
+                     const char *meta_hex, int parent, const char *name, const char *path,
+                     gboolean skeleton, GError **error)
+{
+  g_autoptr(GVariant) tree = NULL, meta = NULL;
+  guint32 mode = 0;
+  if (g_cancellable_set_error_if_cancelled (job->cancellable, error)
+      || !ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_DIR_TREE, tree_hex, &tree, error)
+      || !ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_DIR_META, meta_hex, &meta, error))
+    return FALSE;
+  if (mkdirat (parent, name, 0700) < 0)
+    return ab_throw_errno_prefix (error, errno, "Creating %s/", *path ? path : "/");
+  ab_autofd fd = openat (parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return ab_throw_errno_prefix (error, errno, "Opening %s/", path);
+  const struct timespec epoch[2] = { { OSTREE_TIMESTAMP, 0 }, { OSTREE_TIMESTAMP, 0 } };
+  if (!apply_dirmeta_owner (fd, meta, &mode, error)
+      || !link_files (job, tree, fd, skeleton, error)
+      || !checkout_subdirs (job, repo, tree, fd, path, skeleton, error))
+    return FALSE;
+  if (fchmod (fd, mode & 07777) < 0 || futimens (fd, epoch) < 0)
+    return ab_throw_errno_prefix (error, errno, "Setting the mode of %s/", path);
+  return TRUE;
+}
+
+/* The root dirtree and dirmeta of COMMIT. */
+static gboolean
+commit_root (OstreeRepo *repo, const char *commit, char **out_tree, char **out_meta,
+             GError **error)
+{
+  g_autoptr(GVariant) v = NULL;
+  if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, error))
+    return FALSE;
+  g_autoptr(GVariant) t = g_variant_get_child_value (v, 6);
+  g_autoptr(GVariant) m = g_variant_get_child_value (v, 7);
+  *out_tree = ostree_checksum_from_bytes_v (t);
+  *out_meta = ostree_checksum_from_bytes_v (m);
+  return TRUE;
+}
+
+/* The skeleton pass of the direct checkout, on the calling thread. */
+static gboolean
+direct_checkout_skeleton (CheckoutJob *job, OstreeRepo *repo, GError **error)
+{
+  g_autofree char *tree = NULL, *meta = NULL;
+  return commit_root (repo, job->commit, &tree, &meta, error)
+         && direct_checkout_dir (job, repo, tree, meta, job->dfd, job->path, "", TRUE, error);
+}
+
+/* One unit of the direct checkout: its parent was made by the skeleton. */
+static gboolean
+direct_checkout_unit (CheckoutJob *job, OstreeRepo *repo, guint i, GError **error)
+{
+  const char *unit = job->units->pdata[i];
+  g_autofree char *dest = g_strconcat (job->path, unit, NULL);
+  const char *name = NULL;
+  ab_autofd parent = ab_fs_open_parent_beneath (job->dfd, dest, &name,
+                                                AB_FS_RESOLVE_NO_SYMLINKS, error);
+  return parent >= 0
+         && direct_checkout_dir (job, repo, job->unit_trees->pdata[i], job->unit_metas->pdata[i],
+                                 parent, name, unit, FALSE, error);
+}
+
 static gboolean
 checkout_unit (CheckoutJob *job, OstreeRepo *repo, const char *unit, GError **error)
 {
@@ -1094,7 +1266,8 @@ checkout_worker (gpointer data)
   GError *e = NULL;
   g_autoptr(OstreeRepo) repo = ostree_repo_open_at (job->repo_dfd, ".", job->cancellable, &e);
   for (guint i; repo != NULL && (i = (guint) g_atomic_int_add (&job->next, 1)) < job->units->len;)
-    if (!checkout_unit (job, repo, job->units->pdata[i], &e))
+    if (job->direct ? !direct_checkout_unit (job, repo, i, &e)
+                    : !checkout_unit (job, repo, job->units->pdata[i], &e))
       break;
   if (e != NULL)
     {
@@ -1133,6 +1306,46 @@ checkout_units (CheckoutJob *job, GError **error)
   return TRUE;
 }
 
+/* Creating the units changed the times of their parent directories after
+ * the skeleton pass had set them: set them back to the OSTree timestamp
+ * (mtime 0), as a single-pass checkout leaves every directory. */
+static gboolean
+reset_unit_parent_times (CheckoutJob *job, GError **error)
+{
+  const struct timespec epoch[2] = { { OSTREE_TIMESTAMP, 0 }, { OSTREE_TIMESTAMP, 0 } };
+  g_autoptr(GHashTable) done = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < job->units->len; i++)
+    {
+      g_autofree char *dest = g_strconcat (job->path, job->units->pdata[i], NULL);
+      char *parent = g_path_get_dirname (dest);
+      if (!g_hash_table_add (done, parent))
+        continue;
+      const char *name = NULL;
+      ab_autofd pfd = ab_fs_open_parent_beneath (job->dfd, parent, &name,
+                                                 AB_FS_RESOLVE_NO_SYMLINKS, error);
+      if (pfd < 0)
+        return FALSE;
+      if (utimensat (pfd, name, epoch, AT_SYMLINK_NOFOLLOW) < 0)
+        return ab_throw_errno_prefix (error, errno, "Setting the time of %s", parent);
+    }
+  return TRUE;
+}
+
+/* The skeleton pass through libostree (a repo that is not bare). */
+static gboolean
+checkout_skeleton (CheckoutJob *job, OstreeRepo *repo, GError **error)
+{
+  OstreeRepoCheckoutAtOptions opts;
+  checkout_options_init (&opts);
+  opts.filter = collect_units;
+  opts.filter_user_data = job;
+  if (ostree_repo_checkout_at (repo, &opts, job->dfd, job->path, job->commit, job->cancellable,
+                               error))
+    return TRUE;
+  ab_content_type_disk_error (error, errno);
+  return FALSE;
+}
+
 gboolean
 ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *path,
                      AbEventSink *events, GCancellable *cancellable, GError **error)
@@ -1146,15 +1359,15 @@ ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *
   report_files (&job, TRUE);
   g_mutex_init (&job.lock);
   job.units = g_ptr_array_new_with_free_func (g_free);
-  OstreeRepoCheckoutAtOptions opts;
-  checkout_options_init (&opts);
-  opts.filter = collect_units;
-  opts.filter_user_data = &job;
-  gboolean ok = ostree_repo_checkout_at (repo, &opts, dfd, path, commit, cancellable, error);
-  if (!ok)
-    ab_content_type_disk_error (error, errno);
-  ok = ok && checkout_units (&job, error);
+  job.unit_trees = g_ptr_array_new_with_free_func (g_free);
+  job.unit_metas = g_ptr_array_new_with_free_func (g_free);
+  job.direct = ostree_repo_get_mode (repo) == OSTREE_REPO_MODE_BARE;
+  gboolean ok = job.direct ? direct_checkout_skeleton (&job, repo, error)
+                           : checkout_skeleton (&job, repo, error);
+  ok = ok && checkout_units (&job, error) && reset_unit_parent_times (&job, error);
   g_ptr_array_unref (job.units);
+  g_ptr_array_unref (job.unit_trees);
+  g_ptr_array_unref (job.unit_metas);
   g_mutex_clear (&job.lock);
   if (!ok)
     {

@@ -94,7 +94,8 @@ list_tree (const char *root, const char *rel, GPtrArray *out)
       g_assert_cmpint (lstat (path, &st), ==, 0);
       g_autofree char *what = S_ISLNK (st.st_mode) ? g_file_read_link (path, NULL)
                               : S_ISREG (st.st_mode) ? g_strdup_printf ("%lu", (gulong) st.st_ino)
-                                                     : g_strdup ("dir");
+                                                     : g_strdup_printf ("dir mtime %ld",
+                                                                        (long) st.st_mtime);
       g_ptr_array_add (out, g_strdup_printf ("%s %o %u %u %s", child, st.st_mode, st.st_uid,
                                              st.st_gid, what));
       if (S_ISDIR (st.st_mode))
@@ -118,9 +119,10 @@ tree_listing (const char *root)
   return g_strjoinv ("\n", (char **) lines->pdata);
 }
 
-/* The checkout is split over threads below a skeleton; the result must be
- * the tree libostree checks out in one pass: same entries, modes, owners,
- * symlink targets, and every file a hardlink of the same repo object. */
+/* The checkout is split over threads below a skeleton (and, from a bare
+ * repo, made by abdeploy's own linkat walk); the result must be the tree
+ * libostree checks out in one pass: same entries, modes, owners, directory
+ * times, symlink targets, and every file a hardlink of the same repo object. */
 static void
 test_checkout_parallel_matches_single_pass (RepoFixture *f, gconstpointer data)
 {
@@ -138,6 +140,8 @@ test_checkout_parallel_matches_single_pass (RepoFixture *f, gconstpointer data)
   g_assert_cmpint (symlinkat ("../lib", f->tmp.dfd, "deep/usr/share/dirlink"), ==, 0);
   g_assert_cmpint (fchmodat (f->tmp.dfd, "deep/usr/lib/a/b", 0700, 0), ==, 0);
   g_assert_cmpint (fchmodat (f->tmp.dfd, "deep/usr/lib/z", 0555, 0), ==, 0);
+  g_assert_cmpint (fchownat (f->tmp.dfd, "deep/usr/lib/z", 1234, 5678, 0), ==, 0);
+  g_assert_cmpint (fchmodat (f->tmp.dfd, "deep/usr/lib/a", 02755, 0), ==, 0);
   g_assert_cmpint (fchmodat (f->tmp.dfd, "deep/usr/share/doc", 0555, 0), ==, 0);
   ab_autofd tree = ab_fs_opendir_at (f->tmp.dfd, "deep", &error);
   g_autofree char *commit = write_commit (f->repo, tree);
