@@ -51,7 +51,9 @@ verify_source_commit (OstreeRepo *dest, const char *remote, OstreeRepo *src,
   if (!ostree_repo_load_variant (src, OSTREE_OBJECT_TYPE_COMMIT, commit, &commit_v, error))
     return FALSE;
   g_autoptr(GBytes) data = g_variant_get_data_as_bytes (commit_v);
-  g_autofree char *actual = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, data);
+  gsize size = 0;
+  gconstpointer bytes = g_bytes_get_data (data, &size);
+  g_autofree char *actual = ab_sha256_hex (bytes, size);
   if (g_strcmp0 (actual, commit) != 0)
     {
       g_set_error (error, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM,

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-json.h"
+#include "ab-sha256.h"
 #include "ab-update.h"
 #include "ab-content.h"
 #include "ab-crashpoint.h"
@@ -696,7 +697,7 @@ file_sha256_matches (int dfd, const char *name, const char *expected, GError **e
   gsize len = 0;
   if (!ab_fs_read_at (dfd, name, &data, &len, error))
     return FALSE;
-  g_autofree char *got = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (guchar *) data, len);
+  g_autofree char *got = ab_sha256_hex (data, len);
   if (g_strcmp0 (got, expected) == 0)
     return TRUE;
   (void) unlinkat (dfd, name, 0);

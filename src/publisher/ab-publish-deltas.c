@@ -1,6 +1,7 @@
 /* Publisher: publish deltas. */
 #include "config.h"
 #include "ab-publish-private.h"
+#include "ab-sha256.h"
 #include "ab-util.h"
 #include "ab-fsutil.h"
 #include "ab-version.h"
@@ -124,9 +125,8 @@ superblock_problem (GVariant *sb, const char *from, const char *to)
   g_autoptr(GVariant) fallbacks = g_variant_get_child_value (sb, 7);
   if (!checksum_is (v_from, from) || !checksum_is (v_to, to))
     return "its superblock names another pair of commits";
-  g_autofree char *sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256,
-                                                      g_variant_get_data (commit),
-                                                      g_variant_get_size (commit));
+  g_autofree char *sum = ab_sha256_hex (g_variant_get_data (commit),
+                                        g_variant_get_size (commit));
   if (strcmp (sum, to) != 0)
     return "the commit object in its superblock is not the commit it leads to";
   if (g_variant_n_children (fallbacks) > 0)

@@ -2,6 +2,7 @@
  * (open repo and publisher lock) and small helpers shared by the commands. */
 #include "config.h"
 #include "ab-publish-private.h"
+#include "ab-sha256.h"
 #include "ab-util.h"
 #include "ab-fsutil.h"
 #include "ab-version.h"
@@ -192,7 +193,7 @@ ab_publish_sha256_file (int dfd, const char *path, char **out_hex, guint64 *out_
                    g_strerror (errno));
       return FALSE;
     }
-  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr(AbSha256) sum = ab_sha256_new ();
   guint64 size = 0;
   char buf[65536];
   ssize_t n;
@@ -206,10 +207,11 @@ ab_publish_sha256_file (int dfd, const char *path, char **out_hex, guint64 *out_
                        g_strerror (errno));
           return FALSE;
         }
-      g_checksum_update (sum, (const guchar *) buf, n);
+      ab_sha256_update (sum, buf, (gsize) n);
       size += (guint64) n;
     }
-  *out_hex = g_strdup (g_checksum_get_string (sum));
+  *out_hex = g_malloc (AB_SHA256_HEX_LEN + 1);
+  ab_sha256_finish_hex (sum, *out_hex);
   *out_size = size;
   return TRUE;
 }
