@@ -37,8 +37,8 @@ EXIT_LOCKED = sl.EXIT_LOCKED
 # The checks of `abdeploy verify`, in the order they are reported.
 CHECKS = ("booted-primary-good", "tree-matches-commit", "state-consistent",
           "health-green", "no-stuck-transaction")
-VERSION_KEYS = {"abdeploy_version", "os", "booted_slot", "slot", "version", "commit",
-                "source_revision", "build_time", "restore_pending"}
+VERSION_KEYS = {"abdeploy_version", "os", "booted_slot", "slot", "version", "build_version",
+                "commit", "source_revision", "build_time", "restore_pending"}
 
 # Metadata of the commit "os/meta" (version 2.5), set with the ostree CLI.
 META_VERSION = "2.5"

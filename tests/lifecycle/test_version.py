@@ -20,7 +20,8 @@ def text_rows(out):
 
 
 TEXT_LABELS = {"abdeploy": "abdeploy_version", "OS": "os", "Booted slot": "booted_slot",
-               "Slot": "slot", "Image version": "version", "Commit": "commit",
+               "Slot": "slot", "Image version": "version", "Build version": "build_version",
+               "Commit": "commit",
                "Source revision": "source_revision", "Build time": "build_time"}
 
 
@@ -101,7 +102,8 @@ def test_offline_empty_sysroot(device, workdir, binary, publisher):
         dev.ok("init", "--os=" + ll.hl.OS_NAME, "--bootloader=file")
         v = dev.version()
         assert v == {"abdeploy_version": ll.meson_project_version(), "os": ll.hl.OS_NAME,
-                     "booted_slot": None, "slot": None, "version": None, "commit": None,
+                     "booted_slot": None, "slot": None, "version": None, "build_version": None,
+                     "commit": None,
                      "source_revision": None, "build_time": None, "restore_pending": False}, v
         check_text_matches_json(dev, v)
     finally:

@@ -343,7 +343,7 @@ def delta_names(pub):
 def every_listed_commit_present(pub):
     chdir = os.path.join(pub.repo, "abdeploy", "channels")
     for name in os.listdir(chdir):
-        if name.endswith(".json"):
+        if name.endswith(".json") and name[0].isalnum():    # _index.json is no channel
             with open(os.path.join(chdir, name)) as f:
                 for r in json.load(f)["releases"]:
                     assert has_commit(pub, r["commit"]), (name, r["version"])
