@@ -356,6 +356,18 @@ check_commits (Rescue *r, const AbBackupArchive *a, GError **error)
   return FALSE;
 }
 
+/* The marker of a checkout by restore (in abdeploy/slots): written before
+ * the new tree is swapped in and removed only once the slot's kernel and
+ * boot entry are installed and synced. While it exists the slot reads as
+ * mismatched, so a restore run again (or the next writer completing the
+ * journal) checks it out again and the pointer never marks it bootable
+ * with another tree's kernel or entry. */
+static char *
+checkout_marker (AbSlot s)
+{
+  return g_strdup_printf (".%s.restoring", ab_slot_name (s));
+}
+
 /* Why slot S's tree does not hold COMMIT (a sample of its files, and its
  * kernel), or NULL when it does. */
 static char *
@@ -373,6 +385,10 @@ slot_mismatch (Rescue *r, AbSlot s, const char *commit)
   g_autoptr(GError) no_kernel = NULL;
   if (mismatch == NULL && !ab_kernel_check_installed (r->boot_dfd, s, &no_kernel))
     mismatch = g_strdup (no_kernel->message);
+  g_autofree char *marker = checkout_marker (s);
+  if (mismatch == NULL && ab_fs_exists_at (r->slots_dfd, marker))
+    mismatch = g_strdup ("a restore that checked it out again was interrupted before its "
+                         "kernel and boot entry were installed");
   return mismatch;
 }
 
@@ -469,15 +485,22 @@ checkout_slot (Rescue *r, AbSlot s, const char *commit, GError **error)
       || !ab_content_checkout (r->repo, commit, r->slots_dfd, tmp, r->events, NULL, error))
     return FALSE;
   ab_crash_point ("restore:checked-out");
+  g_autofree char *marker = checkout_marker (s);
+  if (!ab_fs_replace_at (r->slots_dfd, marker, "", 0, 0644, error))
+    return FALSE;
   if (!(ab_fs_exists_at (r->slots_dfd, name) ? ab_fs_exchange_at (r->slots_dfd, tmp, name, error)
                                              : ab_fs_rename_at (r->slots_dfd, tmp, name, error)))
     return FALSE;
+  ab_crash_point ("restore:slot-swapped");
   ab_autofd tree = ab_fs_opendir_at (r->slots_dfd, name, error);
-  return tree >= 0 && ab_fs_rm_rf_at (r->slots_dfd, tmp, error)
-         && ab_fs_fsync_dir_at (r->slots_dfd, ".", error)
-         && ab_kernel_install (tree, r->boot_dfd, s, error)
-         && install_entry (r, s, commit, error)
-         && ab_fs_syncfs (r->dfd, error);
+  if (tree < 0 || !ab_fs_rm_rf_at (r->slots_dfd, tmp, error)
+      || !ab_fs_fsync_dir_at (r->slots_dfd, ".", error)
+      || !ab_kernel_install (tree, r->boot_dfd, s, error))
+    return FALSE;
+  ab_crash_point ("restore:kernel-installed");
+  return install_entry (r, s, commit, error) && ab_fs_syncfs (r->dfd, error)
+         && ab_fs_rm_rf_at (r->slots_dfd, marker, error)
+         && ab_fs_fsync_dir_at (r->slots_dfd, ".", error);
 }
 
 /* Puts M's record and pointer entry back once the slot holds its commit:

@@ -12,6 +12,7 @@ because the ESP is not a FAT partition here."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -278,3 +279,35 @@ def test_restore_installs_the_entry_on_the_configured_esp(sysroots, server, publ
         assert not os.path.exists(sr.p(default, "loader")), default
     st = sr.status()
     assert st["primary"] == "b" and sr.slot_status("a", st)["state"] == "good", st
+
+
+@pytest.mark.parametrize("point", ["restore:slot-swapped", "restore:kernel-installed"])
+def test_restore_killed_before_the_entry_is_installed(sysroots, server, published, tmp_path,
+                                                      point):
+    """A restore killed after it swapped a slot's new tree in but before
+    that slot's entry is on the ESP leaves the slot not bootable (its entry
+    staged, which systemd-boot does not read), and a restore run again
+    installs the restored kernel and entry (issue 13)."""
+    sr = make(sysroots)
+    sr.ok("deploy", "--from=" + server.url, "os/v1")
+    sr.ok("mark-good", "a")
+    sr.ok("deploy", "--from=" + server.url, "os/v2")
+    sr.ok("mark-good", "b")
+    archive = str(tmp_path / "backup.tar.zst")
+    sr.ok("backup", "--output=" + archive)
+    sr.ok("stage", "--from=" + server.url, "os/v3")
+
+    r = sr.run("restore", "--path=" + archive, env={"ABDEPLOY_CRASH_AT": point})
+    assert r.returncode == -signal.SIGKILL, r.describe()
+    a_entries = [n for n in entries(sr) if n.split("-")[2].startswith("a")]
+    assert a_entries and all(n.endswith(".staged") for n in a_entries), entries(sr)
+
+    sr.ok("restore", "--path=" + archive)
+    with open(os.path.join(sr.boot_dir("a"), "vmlinuz"), "rb") as f:
+        assert f.read() == published.v1.kernel
+    kernel, text = entry_kernel(sr, "a")
+    assert kernel == published.v1.kernel, text
+    assert "1.0 (slot a)" in text, text
+    st = sr.status()
+    assert st["primary"] == "b" and sr.slot_status("a", st)["state"] == "good", st
+    assert not [n for n in os.listdir(sr.p("abdeploy", "slots")) if n.startswith(".")]
