@@ -73,6 +73,7 @@ typedef struct
   guint64 max_pull_bytes;           /* 4 KiB..64 TiB, default 16 GiB */
   guint max_pull_time_sec;          /* 1..604800, default 21600 (6 h) */
   guint64 min_free_space;           /* 0..64 TiB, default 64 MiB */
+  gboolean security_only;           /* offer only releases marked "security" (issue 17) */
 } AbConfigUpdate;
 
 /* [health] and [health-timeouts] */

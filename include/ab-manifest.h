@@ -16,6 +16,7 @@ typedef enum
   AB_MANIFEST_ERROR_REPLAY,   /* serial lower than the last accepted */
   AB_MANIFEST_ERROR_NOT_FOUND,
   AB_MANIFEST_ERROR_CONFLICT, /* a published version would change its commit */
+  AB_MANIFEST_ERROR_PROTOCOL, /* needs a newer protocol than this abdeploy reads (exit 3) */
 } AbManifestError;
 
 #define AB_MANIFEST_FORMAT 1

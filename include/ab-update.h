@@ -44,6 +44,17 @@ typedef struct
   char *channel;
   gboolean pin_allows_downgrade; /* the pin is below the installed version, by consent */
   AbManifest *manifest;
+  /* issue 17 */
+  char *signer;            /* fingerprint of the key that signed the manifest (NULL: cached) */
+  char *pin;               /* the pin (update.json), or NULL */
+  gboolean pin_exact;      /* a full SemVer version; otherwise it rolls (abdeploy(8), PINS) */
+  char *pin_resolves_to;   /* the version the pin resolves to in this manifest, or NULL */
+  char *pin_commit;        /* the digest an exact pin is bound to, or NULL */
+  char *pin_signer;        /* the signer the pin is bound to, or NULL */
+  char *pin_conflict;      /* why update refuses (exit 3): the channel changed what the pin
+                            * is bound to; NULL when it did not */
+  char *installed_deprecated; /* the publisher's reason when the installed release is deprecated */
+  gboolean offered_security;  /* the offered release is marked "security" */
 } AbUpdateCheck;
 
 /* Frees C and everything it owns; NULL is allowed. */
@@ -94,12 +105,29 @@ gboolean ab_update_resume (AbSysroot *sysroot, const AbUpdateOptions *opts, gboo
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_update_resume_interrupted (AbSysroot *sysroot, const AbUpdateOptions *opts,
                                        GError **error);
-/* VERSION NULL clears the pin. A VERSION of lower precedence than the
- * installed one is refused (AB_UPDATE_ERROR_REFUSED) unless
- * ALLOW_DOWNGRADE; then the pin records that consent. */
+/* VERSION NULL clears the pin. Otherwise the channel manifest is fetched
+ * and verified (ab_update_check()), and the pin must resolve to a release
+ * of it (abdeploy(8), PINS), unless FORCE (which also pins without the
+ * manifest when it cannot be fetched or verified). The pin is bound to
+ * the manifest's signer and, exact, to its release's commit; update
+ * refuses when the channel later changes either. A pin resolving to a
+ * lower precedence than the installed one is refused
+ * (AB_UPDATE_ERROR_REFUSED) unless ALLOW_DOWNGRADE; then the pin records
+ * that consent. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_update_pin (AbSysroot *sysroot, const char *version, gboolean allow_downgrade,
-                        GError **error);
+                        gboolean force, GError **error);
+/* What the last verified manifest of the channel (the cache check-update,
+ * update and pin write; no network) says about this device, as
+ * ab_update_check() would decide it; NULL without error when no manifest
+ * of the channel was cached yet. Serials are not checked or recorded. */
+G_GNUC_WARN_UNUSED_RESULT
+AbUpdateCheck *ab_update_check_cached (AbSysroot *sysroot, GError **error);
+/* status --json's "pin": {"version", "exact", "resolves_to", "digest",
+ * "signer", "conflict"} (null members when unknown), from update.json and
+ * C (the cached check, or NULL); SYSROOT NULL: no pin. */
+G_GNUC_WARN_UNUSED_RESULT
+JsonNode *ab_update_pin_to_json (AbSysroot *sysroot, const AbUpdateCheck *c, GError **error);
 /* TEXT, an update.json about to replace the one in STATE_DFD (restore),
  * with every accepted serial that the current file has higher: serials
  * only go up. TEXT unchanged when either file is not an update state

@@ -27,6 +27,22 @@
 /* Whether V is a valid SemVer 2.0.0 version. */
 gboolean ab_version_is_semver (const char *v);
 
+/* Whether version V is a pre-release (abdeploy(8), PINS): SemVer with a
+ * pre-release part; otherwise a '-', '~' or a letter right after the
+ * leading run of dot-separated numbers ("1.4rc1", "1.4-beta", "1.4~rc1"). */
+gboolean ab_version_is_prerelease (const char *v);
+
+/* Whether version V follows PIN (abdeploy(8), PINS): V equals PIN, or,
+ * unless PIN is a full SemVer version (an exact pin), V continues PIN with
+ * a '.' ("1.4" -> "1.4.3", "1" -> "1.9.0"). A pre-release V follows a pin
+ * other than itself only when PIN names a pre-release ("2.1.0-rc" ->
+ * "2.1.0-rc.2"). */
+gboolean ab_version_follows_pin (const char *v, const char *pin);
+
+/* Whether PIN is exact: a full SemVer version, which only that version
+ * follows. Every other pin rolls (follows the newest that continues it). */
+gboolean ab_version_pin_is_exact (const char *pin);
+
 /* <0, 0 or >0 as A has lower, equal or higher precedence than B. */
 int ab_version_compare (const char *a, const char *b);
 

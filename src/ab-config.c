@@ -98,6 +98,8 @@ static const Key keys[] = {
               NULL, NUMBER " of seconds"),
   CONFIG_KEY ("update", "min-free-space", parse_size, update.min_free_space, 0,
               64 * KIB * KIB * KIB * KIB, NULL, NUMBER " of bytes " SIZE_UNITS),
+  CONFIG_KEY ("update", "security-only", parse_bool, update.security_only, 0, 0, NULL,
+              "true or false (or 1 or 0)"),
   CONFIG_KEY ("health", "timeout-sec", parse_uint, health.timeout_sec, 1, MAX_HOOK_TIMEOUT, NULL,
               NUMBER " of seconds"),
   CONFIG_KEY ("health", "greenboot-compat", parse_bool, health.greenboot_compat, 0, 0, NULL,

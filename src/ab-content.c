@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-content.h"
+#include "ab-protocol.h"
 #include "ab-fetch.h"
 #include "ab-fsutil.h"
 #include "ab-gpg.h"
@@ -484,6 +485,10 @@ pull_options (const char *url, const char *refspec, gboolean commit_only)
   if (commit_only)
     flags |= OSTREE_REPO_PULL_FLAGS_COMMIT_ONLY;
   g_variant_builder_add (b, "{sv}", "flags", g_variant_new_int32 (flags));
+  /* the protocol header on libostree's requests too (ab-protocol.h) */
+  g_variant_builder_add (b, "{sv}", "http-headers",
+                         g_variant_new_parsed ("[(%s, %s)]", AB_PROTOCOL_HEADER,
+                                               G_STRINGIFY (AB_PROTOCOL)));
   /* byte counts for the watcher ten times a second (libostree's default: 1 s) */
   g_variant_builder_add (b, "{sv}", "update-frequency", g_variant_new_uint32 (100));
   return g_variant_ref_sink (g_variant_builder_end (b));

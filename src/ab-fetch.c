@@ -1,6 +1,7 @@
 #include "config.h"
 #include "ab-fetch.h"
 #include "ab-fsutil.h"
+#include "ab-protocol.h"
 #include "ab-util.h"
 
 #include <curl/curl.h>
@@ -11,6 +12,9 @@
 #include <unistd.h>
 
 G_DEFINE_QUARK (ab-fetch-error-quark, ab_fetch_error)
+
+typedef struct curl_slist AbCurlHeaders;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbCurlHeaders, curl_slist_free_all)
 
 void
 ab_fetch_options_init (AbFetchOptions *opts)
@@ -134,11 +138,14 @@ deadline_passed (const AbFetchOptions *opts)
   return opts->deadline_us != 0 && g_get_monotonic_time () >= opts->deadline_us;
 }
 
+/* HEADERS (the protocol header) must outlive the handle. */
 static CURL *
-make_handle (const char *url, const AbFetchOptions *opts, Sink *sink, char *errbuf)
+make_handle (const char *url, const AbFetchOptions *opts, Sink *sink, char *errbuf,
+             AbCurlHeaders *headers)
 {
   CURL *h = curl_easy_init ();
   curl_easy_setopt (h, CURLOPT_URL, url);
+  curl_easy_setopt (h, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt (h, CURLOPT_WRITEDATA, sink);
   curl_easy_setopt (h, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -296,6 +303,7 @@ run_transfer (const char *url, const AbFetchOptions *opts, Sink *sink,
     g_once_init_leave (&curl_ready, curl_global_init (CURL_GLOBAL_DEFAULT) == CURLE_OK ? 1 : 2);
   guint attempts = MAX (opts->max_attempts, 1);
   g_autofree char *shown = ab_fetch_redact_url (url);
+  g_autoptr(AbCurlHeaders) headers = curl_slist_append (NULL, AB_PROTOCOL_HEADER_LINE);
   for (guint attempt = 1;; attempt++)
     {
       char errbuf[CURL_ERROR_SIZE] = { 0 };
@@ -309,7 +317,7 @@ run_transfer (const char *url, const AbFetchOptions *opts, Sink *sink,
         }
       sink->received = 0;
       sink->too_big = FALSE;
-      CURL *h = make_handle (url, opts, sink, errbuf);
+      CURL *h = make_handle (url, opts, sink, errbuf, headers);
       CURLcode rc = curl_easy_perform (h);
       g_autoptr(GError) local = NULL;
       Attempt a = classify (h, rc, sink, shown, errbuf, &local);

@@ -9,10 +9,14 @@
 #include "ab-manifest.h"
 #include "ab-util.h"
 #include "ab-version.h"
+#include "ab-protocol.h"
 
 #include <string.h>
 
 G_DEFINE_QUARK (ab-manifest-error-quark, ab_manifest_error)
+
+/* The header devices send and the manifests they read name one protocol. */
+G_STATIC_ASSERT (AB_PROTOCOL == AB_MANIFEST_PROTOCOL);
 
 #define MAX_CHANNEL_LEN 64
 #define MAX_ROLLOUT 100
@@ -660,6 +664,24 @@ parse_protocol (JsonObject *root, AbManifest *m, GError **error)
   return TRUE;
 }
 
+/* A manifest that needs a protocol this abdeploy does not know is refused
+ * right after the format check, before anything else of it is read (a
+ * newer protocol may change what the rest means); the type of "protocol"
+ * is parse_protocol()'s check. */
+static gboolean
+check_protocol_known (JsonObject *root, GError **error)
+{
+  JsonNode *n = json_object_get_member (root, "protocol");
+  if (n == NULL || !node_is (n, G_TYPE_INT64) || json_node_get_int (n) <= AB_MANIFEST_PROTOCOL)
+    return TRUE;
+  g_set_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_PROTOCOL,
+               "the manifest needs protocol %" G_GINT64_FORMAT ", this abdeploy speaks "
+               "protocol %d: update abdeploy to read protocol %" G_GINT64_FORMAT
+               "; nothing was changed", json_node_get_int (n), AB_MANIFEST_PROTOCOL,
+               json_node_get_int (n));
+  return FALSE;
+}
+
 static gboolean
 parse_header (JsonObject *root, AbManifest *m, GError **error)
 {
@@ -745,7 +767,8 @@ ab_manifest_parse (const char *data, gsize len, GError **error)
     }
   JsonObject *o = json_node_get_object (root);
   g_autoptr(AbManifest) m = ab_manifest_new (NULL);
-  if (!check_format (o, error) || !parse_header (o, m, error) || !parse_releases (o, m, error))
+  if (!check_format (o, error) || !check_protocol_known (o, error) || !parse_header (o, m, error)
+      || !parse_releases (o, m, error))
     return NULL;
   return g_steal_pointer (&m);
 }

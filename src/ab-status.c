@@ -5,6 +5,7 @@
 #include "ab-history.h"
 #include "ab-transaction.h"
 #include "ab-fetch.h"
+#include "ab-update.h"
 
 
 static void
@@ -206,6 +207,59 @@ add_health_and_rollback (JsonBuilder *b, AbSysroot *sysroot, GError **error)
   return TRUE;
 }
 
+/* The last verified manifest's view (no network), or NULL: a cache that
+ * cannot be read is reported as damage and shown as none. */
+static AbUpdateCheck *
+cached_check (AbSysroot *sysroot)
+{
+  g_autoptr(GError) local = NULL;
+  AbUpdateCheck *c = ab_update_check_cached (sysroot, &local);
+  if (local != NULL)
+    ab_format_warn ("the cached channel manifest cannot be used (%s); check-update fetches it "
+                    "again", local->message);
+  return c;
+}
+
+/* The pin as status shows it; update.json that cannot be read is reported
+ * as damage and shown as no pin. */
+static JsonNode *
+pin_view (AbSysroot *sysroot, const AbUpdateCheck *c)
+{
+  g_autoptr(GError) local = NULL;
+  JsonNode *pin = ab_update_pin_to_json (sysroot, c, &local);
+  if (pin != NULL)
+    return pin;
+  ab_format_warn ("abdeploy/state/update.json cannot be read (%s); no pin is shown",
+                  local->message);
+  return ab_update_pin_to_json (NULL, NULL, NULL);
+}
+
+/* "pin" and "release" (issue 17): the pin and what it resolves to, the
+ * installed release's deprecation and the offer, from the cached manifest. */
+static gboolean
+add_release_view (JsonBuilder *b, AbSysroot *sysroot, GError **error)
+{
+  g_autoptr(AbUpdateCheck) c = cached_check (sysroot);
+  g_autoptr(JsonNode) pin = pin_view (sysroot, c);
+  json_builder_set_member_name (b, "pin");
+  json_builder_add_value (b, g_steal_pointer (&pin));
+  json_builder_set_member_name (b, "release");
+  if (c == NULL)
+    {
+      json_builder_add_null_value (b);
+      return TRUE;
+    }
+  json_builder_begin_object (b);
+  ab_json_add_string (b, "channel", c->channel);
+  ab_json_add_int (b, "manifest_serial", (gint64) c->serial);
+  ab_json_add_string (b, "installed_version", c->installed_version);
+  ab_json_add_string (b, "installed_deprecated", c->installed_deprecated);
+  ab_json_add_string (b, "offered_version", c->offered_version);
+  ab_json_add_boolean (b, "offered_security", c->offered_security);
+  json_builder_end_object (b);
+  return TRUE;
+}
+
 JsonNode *
 ab_status_to_json (AbSysroot *sysroot, GError **error)
 {
@@ -227,7 +281,8 @@ ab_status_to_json (AbSysroot *sysroot, GError **error)
   for (int s = 0; s < AB_N_SLOTS; s++)
     add_slot (b, sysroot, &v, (AbSlot) s);
   json_builder_end_array (b);
-  if (!add_health_and_rollback (b, sysroot, error) || !add_transaction (b, sysroot, error))
+  if (!add_health_and_rollback (b, sysroot, error) || !add_transaction (b, sysroot, error)
+      || !add_release_view (b, sysroot, error))
     return NULL;
   /* What status read as missing because it was damaged. */
   json_builder_set_member_name (b, "damaged_state");
@@ -326,6 +381,33 @@ append_next_boot_text (AbSysroot *sysroot, const AbSlotsView *v, GString *out)
                           ab_slot_name (n.slot), n.kind, tries, why);
 }
 
+/* The pin, a deprecated installed release and an offered security release
+ * (issue 17), from the cached manifest. */
+static gboolean
+append_release_text (AbSysroot *sysroot, GString *out, GError **error)
+{
+  g_autoptr(AbUpdateCheck) c = cached_check (sysroot);
+  g_autoptr(JsonNode) pin = pin_view (sysroot, c);
+  JsonObject *p = json_node_get_object (pin);
+  const char *version = ab_json_get_string (p, "version", NULL);
+  if (version)
+    g_string_append_printf (out, "Pin: %s (%s), resolves to %s%s%s\n", version,
+                            ab_json_get_boolean (p, "exact", FALSE) ? "exact" : "rolling",
+                            or_dash (ab_json_get_string (p, "resolves_to", NULL)),
+                            c ? "" : " (no manifest cached: run abdeploy check-update)",
+                            c && c->pin_conflict ? "; UPDATE REFUSED: the channel changed it" : "");
+  else
+    g_string_append (out, "Pin: none\n");
+  if (c && c->installed_deprecated)
+    g_string_append_printf (out, "DEPRECATED: the installed %s is deprecated by the publisher: %s\n",
+                            c->installed_version, c->installed_deprecated);
+  if (c && c->offered_version)
+    g_string_append_printf (out, "Update offered: %s%s (manifest serial %" G_GUINT64_FORMAT ")\n",
+                            c->offered_version, c->offered_security ? " SECURITY UPDATE" : "",
+                            c->serial);
+  return TRUE;
+}
+
 char *
 ab_status_to_text (AbSysroot *sysroot, GError **error)
 {
@@ -358,7 +440,7 @@ ab_status_to_text (AbSysroot *sysroot, GError **error)
                               or_dash (rec ? rec->deployed_at : NULL));
     }
   g_string_append (out, "(* booted, > primary: boots next)\n");
-  if (!append_health_text (sysroot, out, error))
+  if (!append_health_text (sysroot, out, error) || !append_release_text (sysroot, out, error))
     return NULL;
   if (sysroot->restore_pending)
     g_string_append_printf (out, "Restore pending: %s/abdeploy/restore.pending (a restore was "

@@ -22,7 +22,10 @@ G_DEFINE_QUARK (ab-update-error-quark, ab_update_error)
 
 #define UPDATE_STATE_FILE "update.json"
 #define CACHE_DIR "abdeploy/cache"
-/* the last verified and accepted manifest of the channel, in CACHE_DIR */
+/* The last verified and accepted manifest of the channel, in CACHE_DIR:
+ * written after its signature, channel, expiry and serial were checked;
+ * read by status (issue 17) and the completion of versions without
+ * network, trusted like the state files. */
 #define CACHE_MANIFEST "manifest.json"
 #define SIG_MAX_BYTES (64 * 1024)
 /* How long check-update waits for another writer before it records a serial */
@@ -41,6 +44,13 @@ ab_update_check_free (AbUpdateCheck *c)
   g_free (c->warning);
   g_free (c->expires_at);
   g_free (c->channel);
+  g_free (c->signer);
+  g_free (c->pin);
+  g_free (c->pin_resolves_to);
+  g_free (c->pin_commit);
+  g_free (c->pin_signer);
+  g_free (c->pin_conflict);
+  g_free (c->installed_deprecated);
   g_clear_pointer (&c->manifest, ab_manifest_free);
   g_free (c);
 }
@@ -182,6 +192,8 @@ ab_update_get_pin (AbSysroot *sysroot, GError **error)
 
 static gboolean installed (AbSysroot *sysroot, char **out_version, char **out_commit,
                            char **out_next, GError **error);
+static const AbRelease *resolve_pin (AbSysroot *sysroot, const AbManifest *m, const char *pin);
+static void set_offer (AbUpdateCheck *c, const AbRelease *r);
 
 static gboolean
 refuse_downgrade (GError **error, const char *what, const char *from, const char *to)
@@ -192,36 +204,119 @@ refuse_downgrade (GError **error, const char *what, const char *from, const char
   return FALSE;
 }
 
-/* A pin below the running version is a downgrade: refused unless
- * ALLOW_DOWNGRADE, which the pin keeps ("pin_allows_downgrade") as the
- * operator's consent for update to install it. */
-gboolean
-ab_update_pin (AbSysroot *sysroot, const char *version, gboolean allow_downgrade,
-               GError **error)
+static void
+set_string_or_null (JsonObject *o, const char *key, const char *value)
 {
-  g_autoptr(JsonObject) state = NULL;
-  g_autofree char *running = NULL, *commit = NULL;
-  if (!ab_sysroot_lock (sysroot, error) || !load_state (sysroot, &state, error)
-      || (version && !installed (sysroot, &running, &commit, NULL, error)))
-    return FALSE;
-  gboolean downgrade = version && ab_version_compare (version, running) < 0;
-  if (downgrade && !allow_downgrade)
-    return refuse_downgrade (error, "pin", running, version);
-  if (version)
-    json_object_set_string_member (state, "pin", version);
+  if (value)
+    json_object_set_string_member (o, key, value);
   else
-    json_object_set_null_member (state, "pin");
+    json_object_set_null_member (o, key);
+}
+
+/* A pin that resolves below the running version is a downgrade: refused
+ * unless ALLOW_DOWNGRADE, which the pin keeps ("pin_allows_downgrade") as
+ * the operator's consent for update to install it. C (the verified
+ * manifest, or NULL with --force) gives what the pin resolves to and binds. */
+static gboolean
+record_pin (AbSysroot *sysroot, JsonObject *state, const char *version, const AbUpdateCheck *c,
+            gboolean allow_downgrade, GError **error)
+{
+  g_autofree char *running = NULL, *commit = NULL;
+  if (version && !installed (sysroot, &running, &commit, NULL, error))
+    return FALSE;
+  const AbRelease *r = c && version ? resolve_pin (sysroot, c->manifest, version) : NULL;
+  const char *target = r ? r->version : version;
+  gboolean downgrade = version && ab_version_compare (target, running) < 0;
+  if (downgrade && !allow_downgrade)
+    return refuse_downgrade (error, "pin", running, target);
+  const char *digest = r && ab_version_pin_is_exact (version) ? r->commit : NULL;
+  const char *signer = c && version ? c->signer : NULL;
+  set_string_or_null (state, "pin", version);
+  set_string_or_null (state, "pin_commit", digest);
+  set_string_or_null (state, "pin_signer", signer);
   json_object_set_boolean_member (state, "pin_allows_downgrade", downgrade);
   if (!save_state (sysroot, state, error))
     return FALSE;
   g_autoptr(JsonBuilder) ev = ab_history_event_begin (version ? "pin" : "unpin");
   ab_json_add_string (ev, "version", version);
+  ab_json_add_string (ev, "resolves_to", r ? r->version : NULL);
+  ab_json_add_string (ev, "commit", digest);
+  ab_json_add_string (ev, "signer", signer);
   if (downgrade)
     {
       json_builder_set_member_name (ev, "allow_downgrade");
       json_builder_add_boolean_value (ev, TRUE);
     }
   return ab_history_append (sysroot->state_dfd, sysroot->state_format, ev, error);
+}
+
+/* The releases of M, for the message of a pin that matches none. */
+static char *
+release_list (const AbManifest *m)
+{
+  g_autoptr(GString) s = g_string_new (NULL);
+  for (guint i = 0; i < m->releases->len; i++)
+    g_string_append_printf (s, "%s%s", i ? ", " : "",
+                            ((const AbRelease *) m->releases->pdata[i])->version);
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+/* The verified manifest a pin needs, or (FORCE) NULL without error when it
+ * cannot be had. */
+static AbUpdateCheck *
+check_for_pin (AbSysroot *sysroot, const char *version, gboolean force, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(AbUpdateCheck) c = ab_update_check (sysroot, &local);
+  if (c == NULL && force)
+    return NULL;
+  if (c == NULL)
+    {
+      g_set_error (error, local->domain, local->code, "Cannot check the pin %s against the "
+                   "channel manifest: %s. pin needs the verified manifest to bind the pin; "
+                   "pass --force to pin without it (nothing is bound then)", version,
+                   local->message);
+      return NULL;
+    }
+  if (resolve_pin (sysroot, c->manifest, version) != NULL || force)
+    return g_steal_pointer (&c);
+  g_autofree char *list = release_list (c->manifest);
+  g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_FAILED,
+               "No release of channel %s follows the pin %s (the channel lists: %s%s); check "
+               "the version, or pass --force to pin it anyway", c->channel, version,
+               *list ? list : "nothing",
+               sysroot->config->update.security_only ? "; [update] security-only=true is set"
+                                                      : "");
+  return NULL;
+}
+
+gboolean
+ab_update_pin (AbSysroot *sysroot, const char *version, gboolean allow_downgrade,
+               gboolean force, GError **error)
+{
+  g_autoptr(JsonObject) state = NULL;
+  g_autoptr(AbUpdateCheck) c = NULL;
+  g_autoptr(GError) local = NULL;
+  if (!ab_sysroot_lock (sysroot, error))
+    return FALSE;
+  if (version && *version == '\0')
+    {
+      g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_FAILED,
+                   "An empty pin; give a version, or --clear");
+      return FALSE;
+    }
+  if (version)
+    {
+      c = check_for_pin (sysroot, version, force, &local);
+      if (local != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+    }
+  /* read after the check, which may have recorded a new serial */
+  return load_state (sysroot, &state, error)
+         && record_pin (sysroot, state, version, c, allow_downgrade, error);
 }
 
 /* ---- manifest retrieval and checks ---- */
@@ -332,7 +427,7 @@ no_such_channel (AbSysroot *sysroot, const char *base, const char *channel, GErr
 
 static gboolean
 fetch_signed_manifest (AbSysroot *sysroot, const char *channel, GBytes **out_data,
-                       GError **error)
+                       char **out_signer, GError **error)
 {
   const char *base = update_url (sysroot, error);
   if (base == NULL)
@@ -360,6 +455,7 @@ fetch_signed_manifest (AbSysroot *sysroot, const char *channel, GBytes **out_dat
   if (!ab_gpg_verify_detached (dir, data, sig, &fpr, &local))
     return refuse (error, "Refusing the %s channel manifest: %s", channel, local->message);
   *out_data = g_steal_pointer (&data);
+  *out_signer = g_steal_pointer (&fpr);
   return TRUE;
 }
 
@@ -414,15 +510,28 @@ cache_manifest (AbSysroot *sysroot, GBytes *text)
                       sysroot->path, CACHE_DIR, local->message);
 }
 
-/* The copy for a device that has none yet (its serial is not new): only
- * when the lock is free at once, so that a check never waits for it. */
+/* Whether the copy holds TEXT already. */
+static gboolean
+cache_is_current (AbSysroot *sysroot, GBytes *text)
+{
+  g_autofree char *cached = g_build_filename (CACHE_DIR, CACHE_MANIFEST, NULL);
+  g_autofree char *have = NULL;
+  gsize len = 0;
+  if (!ab_fs_read_at (sysroot->dfd, cached, &have, &len, NULL))
+    return FALSE;
+  g_autoptr(GBytes) bytes = g_bytes_new_take (g_steal_pointer (&have), len);
+  return g_bytes_equal (bytes, text);
+}
+
+/* The copy for a device that has none yet, or one of another manifest (the
+ * channel changed to one whose serial is not new): only when the lock is
+ * free at once, so that a check never waits for it. */
 static void
 cache_if_missing (AbSysroot *sysroot, GBytes *text)
 {
-  g_autofree char *cached = g_build_filename (CACHE_DIR, CACHE_MANIFEST, NULL);
   gboolean remounted = FALSE;
   g_autoptr(GError) local = NULL;
-  if (ab_fs_exists_at (sysroot->dfd, cached))
+  if (cache_is_current (sysroot, text))
     return;
   if (sysroot->lock_fd >= 0)
     {
@@ -505,9 +614,11 @@ machine_id (AbSysroot *sysroot)
 }
 
 /* The newest release this device may install (by precedence, ties broken
- * by the version string): not deprecated, inside its rollout bucket. */
+ * by the version string): not deprecated, marked "security" when [update]
+ * security-only is set, following PIN when one rolls (NULL: any),
+ * inside its rollout bucket. */
 static const AbRelease *
-pick_offer (AbSysroot *sysroot, const AbManifest *m, char **out_reason)
+pick_offer (AbSysroot *sysroot, const AbManifest *m, const char *pin, char **out_reason)
 {
   g_autofree char *mid = machine_id (sysroot);
   const AbRelease *best = NULL;
@@ -515,7 +626,8 @@ pick_offer (AbSysroot *sysroot, const AbManifest *m, char **out_reason)
   for (guint i = 0; i < m->releases->len; i++)
     {
       const AbRelease *r = m->releases->pdata[i];
-      if (r->deprecated != NULL)
+      if (r->deprecated != NULL || (sysroot->config->update.security_only && !r->security)
+          || (pin != NULL && !ab_version_follows_pin (r->version, pin)))
         continue;
       if (!ab_update_in_rollout (mid, r->version, r->rollout))
         {
@@ -525,9 +637,52 @@ pick_offer (AbSysroot *sysroot, const AbManifest *m, char **out_reason)
       if (best == NULL || ab_version_order (r->version, best->version) > 0)
         best = r;
     }
-  if (held_back)
+  if (held_back && out_reason)
     *out_reason = g_strdup ("a newer release is being rolled out in phases and does not include this device yet");
   return best;
+}
+
+/* The release PIN resolves to in M (abdeploy(8), PINS): an exact pin its
+ * own version, whatever its state; a rolling pin the newest release
+ * pick_offer() would offer among those that follow it. */
+static const AbRelease *
+resolve_pin (AbSysroot *sysroot, const AbManifest *m, const char *pin)
+{
+  if (ab_version_pin_is_exact (pin))
+    return ab_manifest_find (m, pin);
+  return pick_offer (sysroot, m, pin, NULL);
+}
+
+static char *
+pin_downgrade_warning (const AbUpdateCheck *c, const char *version)
+{
+  return g_strdup_printf ("the pinned version %s is lower than the installed %s: update installs "
+                          "it as a downgrade%s", version, c->installed_version,
+                          c->pin_allows_downgrade ? " (pin --allow-downgrade allowed it)"
+                                                  : " only with --allow-downgrade");
+}
+
+/* What a pin offers: what it resolves to, unless that is installed or
+ * boots next already. */
+static void
+decide_pinned_offer (AbSysroot *sysroot, AbUpdateCheck *c, const char *next_commit)
+{
+  const AbManifest *m = c->manifest;
+  const AbRelease *r = resolve_pin (sysroot, m, c->pin);
+  const AbRelease *newest = ab_manifest_newest (m);
+  c->pin_resolves_to = r ? g_strdup (r->version) : NULL;
+  set_offer (c, r && g_strcmp0 (r->version, c->installed_version) != 0
+                && g_strcmp0 (r->commit, next_commit) != 0 ? r : NULL);
+  gboolean behind = newest && r && ab_version_compare (newest->version, r->version) > 0;
+  g_autofree char *resolved = r && !c->pin_exact
+                                  ? g_strdup_printf (", which resolves to %s", r->version) : NULL;
+  c->reason = g_strdup_printf ("pinned to %s%s (abdeploy pin --clear releases it)%s%s", c->pin,
+                               resolved ? resolved : "", behind ? "; newest is " : "",
+                               behind ? newest->version : "");
+  if (r == NULL)
+    c->warning = g_strdup_printf ("no release of channel %s follows the pin %s", c->channel, c->pin);
+  else if (c->offered_version && ab_version_compare (r->version, c->installed_version) < 0)
+    c->warning = pin_downgrade_warning (c, r->version);
 }
 
 static void
@@ -540,30 +695,16 @@ set_offer (AbUpdateCheck *c, const AbRelease *r)
 }
 
 static void
-decide_offer (AbSysroot *sysroot, AbUpdateCheck *c, const char *pin, const char *next_commit)
+decide_offer (AbSysroot *sysroot, AbUpdateCheck *c, const char *next_commit)
 {
   const AbManifest *m = c->manifest;
-  if (pin != NULL)
+  if (c->pin != NULL)
     {
-      const AbRelease *r = ab_manifest_find (m, pin);
-      const AbRelease *newest = ab_manifest_newest (m);
-      set_offer (c, r && g_strcmp0 (r->version, c->installed_version) != 0
-                    && g_strcmp0 (r->commit, next_commit) != 0 ? r : NULL);
-      c->reason = g_strdup_printf ("pinned to %s (abdeploy pin --clear releases it)%s%s", pin,
-                                   newest && ab_version_compare (newest->version, pin) > 0 ? "; newest is " : "",
-                                   newest && ab_version_compare (newest->version, pin) > 0 ? newest->version : "");
-      if (r == NULL)
-        c->warning = g_strdup_printf ("the pinned version %s is not in channel %s", pin, c->channel);
-      else if (c->offered_version && ab_version_compare (pin, c->installed_version) < 0)
-        c->warning = g_strdup_printf ("the pinned version %s is lower than the installed %s: "
-                                      "update installs it as a downgrade%s", pin,
-                                      c->installed_version, c->pin_allows_downgrade
-                                      ? " (pin --allow-downgrade allowed it)"
-                                      : " only with --allow-downgrade");
+      decide_pinned_offer (sysroot, c, next_commit);
       return;
     }
   g_autofree char *held = NULL;
-  const AbRelease *best = pick_offer (sysroot, m, &held);
+  const AbRelease *best = pick_offer (sysroot, m, NULL, &held);
   if (best && ab_version_compare (best->version, c->installed_version) > 0
       && g_strcmp0 (best->commit, c->installed_commit) != 0)
     {
@@ -576,35 +717,83 @@ decide_offer (AbSysroot *sysroot, AbUpdateCheck *c, const char *pin, const char 
       return;
     }
   c->reason = held ? g_steal_pointer (&held)
-                   : g_strdup_printf ("%s is the newest release of channel %s",
-                                      c->installed_version ? c->installed_version : "nothing", c->channel);
-  const AbRelease *mine = c->installed_version ? ab_manifest_find (m, c->installed_version) : NULL;
-  if (mine && mine->deprecated)
-    c->warning = g_strdup_printf ("the installed version %s is deprecated: %s", mine->version, mine->deprecated);
+                   : g_strdup_printf ("%s is the newest release of channel %s%s",
+                                      c->installed_version ? c->installed_version : "nothing", c->channel,
+                                      sysroot->config->update.security_only
+                                      ? " that [update] security-only=true takes" : "");
 }
 
-AbUpdateCheck *
-ab_update_check (AbSysroot *sysroot, GError **error)
+/* The pin's binding (abdeploy(8), PINS): the signer it was bound to must
+ * still sign the channel (unknown for a cached manifest: not checked), and
+ * an exact pin's version must still name the bound commit. Otherwise
+ * nothing is offered and update refuses. */
+static void
+check_pin_binding (AbUpdateCheck *c)
 {
-  g_autoptr(AbUpdateCheck) c = g_new0 (AbUpdateCheck, 1);
-  c->channel = g_strdup (sysroot->config->update.channel);
-  g_autoptr(JsonObject) state = NULL;
-  g_autoptr(GBytes) data = NULL;
-  if (!fetch_signed_manifest (sysroot, c->channel, &data, error))
-    return NULL;
+  const AbRelease *r = c->pin_exact ? ab_manifest_find (c->manifest, c->pin) : NULL;
+  if (c->pin_signer && c->signer && g_ascii_strcasecmp (c->pin_signer, c->signer) != 0)
+    c->pin_conflict = g_strdup_printf (
+        "the pin %s is bound to signer %s, but channel %s is now signed by %s; if the key change "
+        "is expected, pin again (abdeploy pin %s) to bind the new signer, or abdeploy pin --clear",
+        c->pin, c->pin_signer, c->channel, c->signer, c->pin);
+  else if (r && c->pin_commit && g_strcmp0 (r->commit, c->pin_commit) != 0)
+    c->pin_conflict = g_strdup_printf (
+        "the pin %s is bound to commit %s, but channel %s now maps %s to commit %s (a version "
+        "must never change its commit); if the publisher confirms the new commit, pin again "
+        "(abdeploy pin %s) to bind it, or abdeploy pin --clear",
+        c->pin, c->pin_commit, c->channel, c->pin, r->commit, c->pin);
+  if (c->pin_conflict == NULL)
+    return;
+  set_offer (c, NULL);
+  g_free (c->reason);
+  c->reason = g_strdup (c->pin_conflict);
+}
+
+/* The installed release's deprecation and the offered one's security mark. */
+static void
+note_release_marks (AbUpdateCheck *c)
+{
+  const AbRelease *mine = c->installed_version ? ab_manifest_find (c->manifest, c->installed_version)
+                                               : NULL;
+  const AbRelease *offered = c->offered_version ? ab_manifest_find (c->manifest, c->offered_version)
+                                                : NULL;
+  c->installed_deprecated = mine ? g_strdup (mine->deprecated) : NULL;
+  c->offered_security = offered && offered->security;
+  if (c->installed_deprecated && c->warning == NULL)
+    c->warning = g_strdup_printf ("the installed version %s is deprecated: %s", mine->version,
+                                  mine->deprecated);
+}
+
+/* The pin and its binding from update.json STATE into C. */
+static void
+load_pin (AbUpdateCheck *c, JsonObject *state)
+{
+  c->pin = g_strdup (ab_json_get_string (state, "pin", NULL));
+  c->pin_exact = c->pin && ab_version_pin_is_exact (c->pin);
+  c->pin_commit = g_strdup (ab_json_get_string (state, "pin_commit", NULL));
+  c->pin_signer = g_strdup (ab_json_get_string (state, "pin_signer", NULL));
+  c->pin_allows_downgrade = ab_json_get_boolean (state, "pin_allows_downgrade", FALSE);
+}
+
+static AbManifest *
+parse_manifest (const char *channel, GBytes *data, GError **error)
+{
   gsize len = 0;
   const char *text = g_bytes_get_data (data, &len);
-  c->manifest = ab_manifest_parse (text, len, error);
-  if (c->manifest == NULL)
-    {
-      g_prefix_error (error, "Channel %s manifest: ", c->channel);
-      return NULL;
-    }
+  AbManifest *m = ab_manifest_parse (text, len, error);
+  if (m == NULL)
+    g_prefix_error (error, "Channel %s manifest: ", channel);
+  return m;
+}
+
+/* C, whose manifest is checked, against what is installed, the pin (in
+ * STATE) and the channel's releases: what is offered and why. */
+static gboolean
+evaluate (AbSysroot *sysroot, AbUpdateCheck *c, JsonObject *state, GError **error)
+{
   g_autofree char *next_commit = NULL;
-  if (!check_freshness (c->manifest, c->channel, error)
-      || !accept_manifest (sysroot, c->manifest, data, &state, error)
-      || !installed (sysroot, &c->installed_version, &c->installed_commit, &next_commit, error))
-    return NULL;
+  if (!installed (sysroot, &c->installed_version, &c->installed_commit, &next_commit, error))
+    return FALSE;
   if (c->installed_version == NULL && c->installed_commit != NULL)
     for (guint i = 0; i < c->manifest->releases->len; i++)
       {
@@ -614,9 +803,122 @@ ab_update_check (AbSysroot *sysroot, GError **error)
       }
   c->serial = c->manifest->serial;
   c->expires_at = g_strdup (c->manifest->expires_at);
-  c->pin_allows_downgrade = ab_json_get_boolean (state, "pin_allows_downgrade", FALSE);
-  decide_offer (sysroot, c, ab_json_get_string (state, "pin", NULL), next_commit);
+  load_pin (c, state);
+  decide_offer (sysroot, c, next_commit);
+  if (c->pin)
+    check_pin_binding (c);
+  note_release_marks (c);
+  return TRUE;
+}
+
+AbUpdateCheck *
+ab_update_check (AbSysroot *sysroot, GError **error)
+{
+  g_autoptr(AbUpdateCheck) c = g_new0 (AbUpdateCheck, 1);
+  c->channel = g_strdup (sysroot->config->update.channel);
+  g_autoptr(JsonObject) state = NULL;
+  g_autoptr(GBytes) data = NULL;
+  if (!fetch_signed_manifest (sysroot, c->channel, &data, &c->signer, error))
+    return NULL;
+  c->manifest = parse_manifest (c->channel, data, error);
+  if (c->manifest == NULL
+      || !check_freshness (c->manifest, c->channel, error)
+      || !accept_manifest (sysroot, c->manifest, data, &state, error)
+      || !evaluate (sysroot, c, state, error))
+    return NULL;
   return g_steal_pointer (&c);
+}
+
+AbUpdateCheck *
+ab_update_check_cached (AbSysroot *sysroot, GError **error)
+{
+  g_autoptr(AbUpdateCheck) c = g_new0 (AbUpdateCheck, 1);
+  c->channel = g_strdup (sysroot->config->update.channel);
+  g_autofree char *rel = g_build_filename (CACHE_DIR, CACHE_MANIFEST, NULL);
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  if (!ab_fs_exists_at (sysroot->dfd, rel))
+    return NULL;
+  if (!ab_fs_read_at (sysroot->dfd, rel, &text, &len, error))
+    return NULL;
+  g_autoptr(GBytes) data = g_bytes_new_take (g_steal_pointer (&text), len);
+  g_autoptr(JsonObject) state = NULL;
+  c->manifest = parse_manifest (c->channel, data, error);
+  if (c->manifest == NULL)
+    return NULL;
+  /* the copy of another channel's manifest (the channel changed since) */
+  if (g_strcmp0 (c->manifest->channel, c->channel) != 0)
+    return NULL;
+  if (!load_state (sysroot, &state, error) || !evaluate (sysroot, c, state, error))
+    return NULL;
+  return g_steal_pointer (&c);
+}
+
+static void
+add_notes (JsonBuilder *b, const AbReleaseNotes *n)
+{
+  json_builder_set_member_name (b, "notes");
+  if (n == NULL)
+    {
+      json_builder_add_null_value (b);
+      return;
+    }
+  json_builder_begin_object (b);
+  ab_json_add_string (b, "changed", n->changed);
+  ab_json_add_string (b, "action", n->action);
+  ab_json_add_string (b, "rollback", n->rollback);
+  json_builder_end_object (b);
+}
+
+static void
+add_pin (JsonBuilder *b, const char *pin, const AbUpdateCheck *c, JsonObject *state)
+{
+  json_builder_begin_object (b);
+  ab_json_add_string (b, "version", pin);
+  json_builder_set_member_name (b, "exact");
+  if (pin)
+    json_builder_add_boolean_value (b, ab_version_pin_is_exact (pin));
+  else
+    json_builder_add_null_value (b);
+  ab_json_add_string (b, "resolves_to", pin && c ? c->pin_resolves_to : NULL);
+  ab_json_add_string (b, "digest", pin ? ab_json_get_string (state, "pin_commit", NULL) : NULL);
+  ab_json_add_string (b, "signer", pin ? ab_json_get_string (state, "pin_signer", NULL) : NULL);
+  ab_json_add_string (b, "conflict", pin && c ? c->pin_conflict : NULL);
+  json_builder_end_object (b);
+}
+
+/* The members of issue 17: signer, security mark, notes, deprecation, pin. */
+static void
+add_check_extras (JsonBuilder *b, const AbUpdateCheck *c)
+{
+  const AbRelease *offered = c->offered_version ? ab_manifest_find (c->manifest, c->offered_version)
+                                                : NULL;
+  ab_json_add_string (b, "signer", c->signer);
+  json_builder_set_member_name (b, "offered_security");
+  json_builder_add_boolean_value (b, c->offered_security);
+  ab_json_add_string (b, "offered_promoted_from", offered ? offered->promoted_from : NULL);
+  add_notes (b, offered ? offered->notes : NULL);
+  ab_json_add_string (b, "installed_deprecated", c->installed_deprecated);
+  g_autoptr(JsonObject) state = json_object_new ();
+  if (c->pin_commit)
+    json_object_set_string_member (state, "pin_commit", c->pin_commit);
+  if (c->pin_signer)
+    json_object_set_string_member (state, "pin_signer", c->pin_signer);
+  json_builder_set_member_name (b, "pin");
+  add_pin (b, c->pin, c, state);
+}
+
+JsonNode *
+ab_update_pin_to_json (AbSysroot *sysroot, const AbUpdateCheck *c, GError **error)
+{
+  g_autoptr(JsonObject) state = NULL;
+  if (sysroot == NULL)
+    state = json_object_new ();
+  else if (!load_state (sysroot, &state, error))
+    return NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  add_pin (b, ab_json_get_string (state, "pin", NULL), c, state);
+  return json_builder_get_root (b);
 }
 
 JsonNode *
@@ -636,6 +938,7 @@ ab_update_check_to_json (const AbUpdateCheck *c)
   json_builder_add_boolean_value (b, c->offered_version != NULL);
   ab_json_add_string (b, "reason", c->offered_version ? NULL : c->reason);
   ab_json_add_string (b, "warning", c->warning);
+  add_check_extras (b, c);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -1049,18 +1352,36 @@ staleness (const char *version, const char *newest)
   return NULL;
 }
 
+/* A warning event, also recorded in history. */
 static void
-warn_if_stale (Run *r)
+warn_and_record (Run *r, const char *msg)
 {
-  const AbRelease *newest = ab_manifest_newest (r->manifest);
-  g_autofree char *msg = newest ? staleness (r->t->version, newest->version) : NULL;
-  if (msg == NULL)
-    return;
   ab_event_warning (r->sysroot->events, "%s", msg);
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("warning");
   ab_json_add_string (ev, "version", r->t->version);
   ab_json_add_string (ev, "reason", msg);
   AB_IGNORE_RESULT (ab_history_append (r->sysroot->state_dfd, r->sysroot->state_format, ev, NULL));
+}
+
+static void
+warn_if_stale (Run *r)
+{
+  const AbRelease *newest = ab_manifest_newest (r->manifest);
+  g_autofree char *msg = newest ? staleness (r->t->version, newest->version) : NULL;
+  if (msg != NULL)
+    warn_and_record (r, msg);
+}
+
+/* Installing a deprecated release (update --version=V, an exact pin) is
+ * allowed; the publisher's reason is shown and kept in history. */
+static void
+warn_if_deprecated (Run *r)
+{
+  if (r->release->deprecated == NULL)
+    return;
+  g_autofree char *msg = g_strdup_printf ("installing %s, which the publisher deprecated: %s",
+                                          r->release->version, r->release->deprecated);
+  warn_and_record (r, msg);
 }
 
 static const AbRelease *
@@ -1158,6 +1479,7 @@ run_transaction (AbSysroot *sysroot, const AbUpdateOptions *opts, AbUpdateCheck 
                    "transaction (abdeploy resume --abandon)", t->version, t->commit);
   Run r = { sysroot, opts, t, rel, c->manifest };
   warn_if_stale (&r);
+  warn_if_deprecated (&r);
   return drive (&r, error);
 }
 
@@ -1181,6 +1503,8 @@ ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error)
   g_autoptr(AbUpdateCheck) c = ab_update_check (sysroot, error);
   if (c == NULL)
     return FALSE;
+  if (c->pin_conflict)
+    return refuse (error, "Refusing to update: %s", c->pin_conflict);
   if (c->warning)
     ab_event_warning (sysroot->events, "%s", c->warning);
   const AbRelease *rel = choose_release (c, opts, error);

@@ -298,3 +298,53 @@ ab_version_gap (const char *older, const char *newer, guint64 *out_majors,
   *out_minors = maj_n == maj_o && min_n > min_o ? min_n - min_o : 0;
   return TRUE;
 }
+
+/* ---- pins (abdeploy(8), PINS) ---- */
+
+/* The end of V's leading run of dot-separated numbers ("1.4" of "1.4rc1"):
+ * V itself when it does not start with a digit. */
+static const char *
+numeric_head_end (const char *v)
+{
+  const char *p = v;
+  while (g_ascii_isdigit (*p))
+    {
+      while (g_ascii_isdigit (*p))
+        p++;
+      if (p[0] != '.' || !g_ascii_isdigit (p[1]))
+        break;
+      p++;
+    }
+  return p;
+}
+
+gboolean
+ab_version_is_prerelease (const char *v)
+{
+  SemVer sv;
+  if (v == NULL)
+    return FALSE;
+  if (parse_semver (v, &sv))
+    return sv.pre.len > 0;
+  const char *end = numeric_head_end (v);
+  return end != v && (*end == '-' || *end == '~' || g_ascii_isalpha (*end));
+}
+
+gboolean
+ab_version_pin_is_exact (const char *pin)
+{
+  return ab_version_is_semver (pin);
+}
+
+gboolean
+ab_version_follows_pin (const char *v, const char *pin)
+{
+  if (v == NULL || pin == NULL)
+    return FALSE;
+  if (strcmp (v, pin) == 0)
+    return TRUE;
+  gsize n = strlen (pin);
+  if (ab_version_pin_is_exact (pin) || strncmp (v, pin, n) != 0 || v[n] != '.')
+    return FALSE;
+  return !ab_version_is_prerelease (v) || ab_version_is_prerelease (pin);
+}

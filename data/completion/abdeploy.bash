@@ -73,7 +73,7 @@ _abdeploy()
             return ;;
         update) opts="--version= --no-activate --allow-downgrade --progress= --progress-fd=" ;;
         resume) opts="--abandon --if-interrupted --progress= --progress-fd=" ;;
-        pin) opts="--clear --allow-downgrade"
+        pin) opts="--clear --allow-downgrade --force"
             [[ "$cur" != -* ]] && opts+=" $(_abdeploy_versions "$sysroot")" ;;
         verify) opts="--full --sample= --json --progress= --progress-fd=" ;;
         backup) opts="--output= --force --progress= --progress-fd=" ;;

@@ -7,6 +7,7 @@
 #include "ab-install.h"
 #include "ab-update.h"
 #include "ab-lock.h"
+#include "ab-manifest.h"
 #include "publisher/ab-publish.h"
 #include "ab-sysroot.h"
 
@@ -17,7 +18,8 @@ ab_exit_code_for_error (const GError *error)
     return AB_EXIT_OK;
   if (g_error_matches (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY)
       || g_error_matches (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_WRONG_OS)
-      || g_error_matches (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_REFUSED))
+      || g_error_matches (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_REFUSED)
+      || g_error_matches (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_PROTOCOL))
     return AB_EXIT_VERIFY;
   if (g_error_matches (error, AB_DEPLOY_ERROR, AB_DEPLOY_ERROR_REFUSED))
     return AB_EXIT_REFUSED;

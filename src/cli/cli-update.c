@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "cli/ab-exitcode.h"
 #include "ab-update.h"
+#include "ab-version.h"
 
 #include <json-glib/json-glib.h>
 #include <stdio.h>
@@ -20,6 +21,41 @@ prepare_run (GOptionContext *ctx, const char *command, const CliProgressOptions 
   if (p != NULL)
     *out_cancellable = cli_cancel_on_signals ();
   return p;
+}
+
+/* The offered release's signed customer note (issue 17), three parts. */
+static void
+print_notes (const AbReleaseNotes *n)
+{
+  g_print ("Release notes (signed by the publisher):\n");
+  g_print ("  What changed: %s\n", n->changed ? n->changed : "-");
+  g_print ("  What you need to do: %s\n", n->action ? n->action : "-");
+  g_print ("  If something goes wrong: %s\n", n->rollback ? n->rollback : "-");
+}
+
+static void
+print_check (const AbUpdateCheck *c)
+{
+  const AbRelease *offered = c->offered_version ? ab_manifest_find (c->manifest, c->offered_version)
+                                                : NULL;
+  g_print ("Channel: %s (manifest serial %" G_GUINT64_FORMAT ", expires %s)\n", c->channel,
+           c->serial, c->expires_at);
+  g_print ("Installed: %s\n", c->installed_version ? c->installed_version : "nothing");
+  if (c->installed_deprecated)
+    g_print ("DEPRECATED: the installed %s is deprecated by the publisher: %s\n",
+             c->installed_version, c->installed_deprecated);
+  if (c->pin)
+    g_print ("Pin: %s (%s; resolves to %s)\n", c->pin, c->pin_exact ? "exact" : "rolling",
+             c->pin_resolves_to ? c->pin_resolves_to : "nothing in the channel");
+  if (offered)
+    g_print ("Offered: %s (commit %s)%s\n", c->offered_version, c->offered_commit,
+             c->offered_security ? " SECURITY UPDATE" : "");
+  else
+    g_print ("No update: %s\n", c->reason);
+  if (offered && offered->notes)
+    print_notes (offered->notes);
+  if (c->warning && c->warning != c->installed_deprecated)
+    g_printerr ("warning: %s\n", c->warning);
 }
 
 int
@@ -48,17 +84,7 @@ cli_check_update (int argc, char **argv)
       g_print ("%s\n", text);
     }
   else
-    {
-      g_print ("Channel: %s (manifest serial %" G_GUINT64_FORMAT ", expires %s)\n", c->channel,
-               c->serial, c->expires_at);
-      g_print ("Installed: %s\n", c->installed_version ? c->installed_version : "nothing");
-      if (c->offered_version)
-        g_print ("Offered: %s (commit %s)\n", c->offered_version, c->offered_commit);
-      else
-        g_print ("No update: %s\n", c->reason);
-      if (c->warning)
-        g_printerr ("warning: %s\n", c->warning);
-    }
+    print_check (c);
   return c->offered_version ? AB_EXIT_OK : AB_EXIT_NOTHING_TO_DO;
 }
 
@@ -145,13 +171,14 @@ cli_resume (int argc, char **argv)
 int
 cli_pin (int argc, char **argv)
 {
-  gboolean clear = FALSE, allow_downgrade = FALSE;
+  gboolean clear = FALSE, allow_downgrade = FALSE, force = FALSE;
   GOptionEntry entries[] = {
     { "clear", 0, 0, G_OPTION_ARG_NONE, &clear, "Remove the pin", NULL },
     { "allow-downgrade", 0, 0, G_OPTION_ARG_NONE, &allow_downgrade, "Allow a version older than the installed one", NULL },
+    { "force", 0, 0, G_OPTION_ARG_NONE, &force, "Pin even when no release follows the pin or the manifest cannot be fetched", NULL },
     { NULL }
   };
-  g_autoptr(GOptionContext) ctx = g_option_context_new ("VERSION [--allow-downgrade] | --clear - hold the device at a version");
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("VERSION [--allow-downgrade] [--force] | --clear - hold the device at a version (1.4.2 exact; 1.4 or 1: the newest that follows)");
   int code = 0;
   if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
     return code;
@@ -162,16 +189,19 @@ cli_pin (int argc, char **argv)
   if (clear && allow_downgrade)
     return cli_usage_error (ctx, "--clear and --allow-downgrade conflict: --allow-downgrade "
                             "goes with pin VERSION");
+  if (clear && force)
+    return cli_usage_error (ctx, "--clear and --force conflict: --force goes with pin VERSION");
   if (!clear && *argv[1] == '\0')
     return cli_usage_error (ctx, "the VERSION is empty: give a version of the channel");
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   if (sysroot == NULL
-      || !ab_update_pin (sysroot, clear ? NULL : argv[1], allow_downgrade, &error))
+      || !ab_update_pin (sysroot, clear ? NULL : argv[1], allow_downgrade, force, &error))
     return cli_fail (error);
   if (clear)
     g_print ("Pin cleared\n");
   else
-    g_print ("Pinned to %s: check-update offers nothing else\n", argv[1]);
+    g_print ("Pinned to %s%s: check-update offers nothing else\n", argv[1],
+             ab_version_pin_is_exact (argv[1]) ? "" : " (rolling: the newest release that follows it)");
   return AB_EXIT_OK;
 }

@@ -578,7 +578,7 @@ do_set_pin (AbSysroot *sr, GVariant *params, GError **error)
 {
   const char *version = NULL;
   g_variant_get (params, "(&s)", &version);
-  if (!ab_update_pin (sr, *version ? version : NULL, FALSE, error))
+  if (!ab_update_pin (sr, *version ? version : NULL, FALSE, FALSE, error))
     return NULL;
   return g_variant_new ("()");
 }

@@ -171,8 +171,10 @@ def test_usage_errors_and_lock_are_named(daemon, client):
     assert e.value.name == dl.ERRORS[5]
 
 
-def test_set_pin_and_mark(daemon, client, server, sysroot):
+def test_set_pin_and_mark(daemon, client, server, sysroot, channel, channel_server):
     assert client.run_op("Deploy", "(ssa{sv})", server.url, "os/v1", {})[1] == 0
+    # a pin is checked against the verified channel manifest (issue 17)
+    configure_update(sysroot, channel_server.url)
     client.call("SetPin", "(s)", "1.0")
     assert client.props()["Pin"] == "1.0"
     client.call("SetPin", "(s)", "")

@@ -331,6 +331,22 @@ test_issue17_malformed (void)
                    "releases[0].notes.changed is longer than 2048 bytes");
 }
 
+/* A manifest that needs a newer protocol is refused as such, whatever else
+ * it holds (here: no header, releases not an array); a bad type is
+ * malformed (issue 17). */
+static void
+test_protocol (void)
+{
+  g_autoptr(GError) error = NULL;
+  const char *text = "{\"format\":1,\"protocol\":2,\"channel\":\"stable\",\"releases\":7}";
+  g_autoptr(AbManifest) m = ab_manifest_parse (text, strlen (text), &error);
+  g_assert_null (m);
+  g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_PROTOCOL);
+  g_assert_nonnull (strstr (error->message, "update abdeploy to read protocol 2"));
+  assert_refused ("\"format\":1,", "\"format\":1,\"protocol\":\"2\",", "protocol");
+  assert_refused ("\"format\":1,", "\"format\":1,\"protocol\":0,", "protocol");
+}
+
 static void
 test_latest (void)
 {
@@ -407,6 +423,7 @@ main (int argc, char **argv)
   g_test_add_func ("/manifest/issue17-members", test_issue17_members);
   g_test_add_func ("/manifest/issue17-malformed", test_issue17_malformed);
   g_test_add_func ("/manifest/latest", test_latest);
+  g_test_add_func ("/manifest/protocol", test_protocol);
   g_test_add_func ("/manifest/check-fresh", test_check_fresh);
   g_test_add_func ("/manifest/channel-names", test_channel_names);
   return g_test_run ();

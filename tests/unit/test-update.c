@@ -223,7 +223,7 @@ test_pin (SysrootFixture *fx, gconstpointer data)
   g_autoptr(GError) error = NULL;
   {
     g_autoptr(AbSysroot) s = open_sysroot (fx);
-    g_assert_false (ab_update_pin (s, "1.0", FALSE, &error));
+    g_assert_false (ab_update_pin (s, "1.0", FALSE, FALSE, &error));
     g_assert_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_REFUSED);
     g_assert_nonnull (strstr (error->message, "--allow-downgrade"));
     g_clear_error (&error);
@@ -234,7 +234,7 @@ test_pin (SysrootFixture *fx, gconstpointer data)
   g_assert_cmpstr (newest->offered_version, ==, "3.0");
   {
     g_autoptr(AbSysroot) s = open_sysroot (fx);
-    g_assert_true (ab_update_pin (s, "1.0", TRUE, &error));
+    g_assert_true (ab_update_pin (s, "1.0", TRUE, FALSE, &error));
     g_assert_no_error (error);
   }
   g_autoptr(AbUpdateCheck) pinned = check_ok (fx);
@@ -245,7 +245,7 @@ test_pin (SysrootFixture *fx, gconstpointer data)
   g_assert_nonnull (strstr (pinned->warning, "downgrade"));
   {
     g_autoptr(AbSysroot) s = open_sysroot (fx);
-    g_assert_true (ab_update_pin (s, NULL, FALSE, &error));
+    g_assert_true (ab_update_pin (s, NULL, FALSE, FALSE, &error));
     g_autofree char *pin = ab_update_get_pin (s, &error);
     g_assert_null (pin);
   }

@@ -162,6 +162,48 @@ test_gap (void)
   g_assert_false (ab_version_gap (NULL, "1.5.0", &majors, &minors));
 }
 
+/* Pins (abdeploy(8), PINS): exact SemVer pins, rolling prefixes, and
+ * pre-releases only for a pin that names one. */
+static void
+test_pins (void)
+{
+  g_assert_true (ab_version_pin_is_exact ("1.4.2"));
+  g_assert_true (ab_version_pin_is_exact ("2.1.0-rc.2"));
+  g_assert_false (ab_version_pin_is_exact ("1.4"));
+  g_assert_false (ab_version_pin_is_exact ("1"));
+  /* exact */
+  g_assert_true (ab_version_follows_pin ("1.4.2", "1.4.2"));
+  g_assert_false (ab_version_follows_pin ("1.4.3", "1.4.2"));
+  g_assert_false (ab_version_follows_pin ("1.4.2.1", "1.4.2"));
+  /* rolling */
+  g_assert_true (ab_version_follows_pin ("1.4.3", "1.4"));
+  g_assert_true (ab_version_follows_pin ("1.4.30", "1.4"));
+  g_assert_false (ab_version_follows_pin ("1.40.0", "1.4"));
+  g_assert_false (ab_version_follows_pin ("1.5.0", "1.4"));
+  g_assert_true (ab_version_follows_pin ("1.9.0", "1"));
+  g_assert_false (ab_version_follows_pin ("10.0.0", "1"));
+  g_assert_true (ab_version_follows_pin ("1.4.3+build.7", "1.4"));
+  /* natural order: every pin is a prefix */
+  g_assert_true (ab_version_follows_pin ("1.0", "1.0"));
+  g_assert_true (ab_version_follows_pin ("1.0.7", "1.0"));
+  g_assert_false (ab_version_follows_pin ("1.1", "1.0"));
+  g_assert_true (ab_version_follows_pin ("2026.12.1", "2026.12"));
+  /* pre-releases */
+  g_assert_false (ab_version_follows_pin ("1.4.3-rc.1", "1.4"));
+  g_assert_false (ab_version_follows_pin ("1.4.3rc1", "1.4"));
+  g_assert_false (ab_version_follows_pin ("1.4.3~rc1", "1"));
+  g_assert_true (ab_version_follows_pin ("1.5-rc.2", "1.5-rc"));
+  g_assert_true (ab_version_follows_pin ("2.1.0-rc.2", "2.1.0-rc.2"));
+  g_assert_true (ab_version_is_prerelease ("2.1.0-rc.2"));
+  g_assert_true (ab_version_is_prerelease ("1.4-beta"));
+  g_assert_true (ab_version_is_prerelease ("1.4rc1"));
+  g_assert_false (ab_version_is_prerelease ("1.4"));
+  g_assert_false (ab_version_is_prerelease ("1.4+b"));
+  g_assert_false (ab_version_is_prerelease ("nightly-2026"));
+  g_assert_false (ab_version_follows_pin (NULL, "1"));
+  g_assert_false (ab_version_follows_pin ("1", NULL));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -176,5 +218,6 @@ main (int argc, char **argv)
   g_test_add_func ("/version/semver-above-others", test_semver_above_others);
   g_test_add_func ("/version/transitive", test_transitive);
   g_test_add_func ("/version/gap", test_gap);
+  g_test_add_func ("/version/pins", test_pins);
   return g_test_run ();
 }

@@ -76,8 +76,9 @@ def test_serial_never_goes_down(device, hostile, fast, pub):
     serve(hostile, *pub.craft("stable", with_serial(serial + 1)), slow=True)
     serve(fast, *pub.craft("stable", with_serial(serial + 2)))
     p = start_slow_check(device, hostile)
-    device.ok("pin", "1.0")
+    # pin checks the pin against the manifest (issue 17): the fast server's
     device.configure(fast.url)
+    device.ok("pin", "1.0")
     r, c = device.check()
     assert c["serial"] == serial + 2, r.describe()
     assert p.poll() is None, "the manifest was not slow enough to overlap"

@@ -475,6 +475,10 @@ class Device(at.AbdeployCli):
         if "transaction.json" in state_except:
             # status shows the transaction file, which is excluded above
             status.pop("transaction", None)
+        if "update.json" in state_except:
+            # what status reads from the manifest cache changes with the
+            # accepted serial (update.json) when a new manifest is accepted
+            status.pop("release", None)
         snap["status"] = json.dumps(status, sort_keys=True)
         return snap
 
