@@ -135,8 +135,9 @@ promotable_release (AbPublishSession *s, const char *from, const char *version, 
 /* R (a copy of the source release) becomes release AS: the same commit,
  * promoted_from its version (or the source's own promoted_from, so that it
  * always names the commit's own version), and the ref of AS names the
- * commit (crash before the manifest is written: the ref alone, which a
- * second run accepts). */
+ * commit, listed in the regenerated summary as publish commit lists a new
+ * ref (crash before the manifest is written: the ref alone, which a
+ * second run accepts, and then lists). */
 static gboolean
 rename_release (AbPublishSession *s, AbRelease *r, const char *as, GError **error)
 {
@@ -148,7 +149,8 @@ rename_release (AbPublishSession *s, AbRelease *r, const char *as, GError **erro
   r->version = g_strdup (as);
   g_autofree char *ref = ab_publish_version_ref (as);
   return ab_publish_check_same_commit (s, as, r->commit, error)
-         && ostree_repo_set_ref_immediate (s->repo, NULL, ref, r->commit, NULL, error);
+         && ostree_repo_set_ref_immediate (s->repo, NULL, ref, r->commit, NULL, error)
+         && ab_publish_update_summary (s, NULL, error);
 }
 
 AbManifest *

@@ -230,6 +230,10 @@ def test_promote_as_lists_the_same_digest(semver, keys):
     # the version ref of 2.1.0 names the same commit; no new commit was made
     assert semver.ostree("rev-parse", "abdeploy/release/2.1.0").strip() == rc2
     assert semver.ostree("show", "--print-metadata-key=version", rc2).strip() == "'2.1.0-rc.2'"
+    # the summary lists the new ref, as after publish commit
+    summary = semver.ostree("summary", "-v")
+    listed = [line.split()[1] for line in summary.splitlines() if line.startswith("* ")]
+    assert "abdeploy/release/2.1.0" in listed, summary
     # again: nothing changes but the serial
     serial = semver.manifest("stable")["serial"]
     semver.signed("promote", "--from=candidate", "--to=stable", "--version=2.1.0-rc.2",
