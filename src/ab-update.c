@@ -406,14 +406,25 @@ published_channels (AbSysroot *sysroot, const char *base)
   return names;
 }
 
-/* "No channel C at URL", with the channels the repo's signed index lists. */
+/* "No channel C at URL", with the channels the repo's signed index lists.
+ * When the index lists C itself, the channel exists and the server fails
+ * to serve its manifest: NOT_FOUND (the fetch's own error) stands, with
+ * that said. */
 static gboolean
-no_such_channel (AbSysroot *sysroot, const char *base, const char *channel, GError **error)
+no_such_channel (AbSysroot *sysroot, const char *base, const char *channel, GError *not_found,
+                 GError **error)
 {
   g_auto(GStrv) names = published_channels (sysroot, base);
   g_autofree char *shown = ab_fetch_redact_url (base);
   g_autofree char *conf = g_build_filename (sysroot->path, "etc/abdeploy/abdeploy.conf", NULL);
   g_autofree char *list = names && names[0] ? g_strjoinv (", ", names) : NULL;
+  if (names != NULL && g_strv_contains ((const char *const *) names, channel))
+    {
+      g_propagate_prefixed_error (error, g_error_copy (not_found),
+                                  "The signed channel index of %s lists channel %s, but ", shown,
+                                  channel);
+      return FALSE;
+    }
   if (list != NULL)
     g_set_error (error, AB_UPDATE_ERROR, AB_UPDATE_ERROR_CONFIG,
                  "No channel %s at %s; it publishes %s. Set [update] channel= in %s to one of "
@@ -441,7 +452,7 @@ fetch_signed_manifest (AbSysroot *sysroot, const char *channel, GBytes **out_dat
   g_autoptr(GError) local = NULL;
   if (!ab_fetch_to_bytes (url, &opts, &data, &local)
       && g_error_matches (local, AB_FETCH_ERROR, AB_FETCH_ERROR_NOT_FOUND))
-    return no_such_channel (sysroot, base, channel, error);
+    return no_such_channel (sysroot, base, channel, local, error);
   if (local != NULL)
     {
       g_propagate_error (error, g_steal_pointer (&local));
