@@ -699,7 +699,7 @@ def test_health_check_runs_the_default_hooks(sysroot, http_server, closed_port):
     r = sysroot.abdeploy("health-check", "--no-reboot", check=False,
                          env={"ABDEPLOY_HEALTH_CONTENT_SAMPLE": "all"})
     out = r.stdout.decode() + r.stderr.decode()
-    assert r.returncode == 1, out
+    assert r.returncode == 7, out   # red verdict (abdeploy(8) EXIT STATUS)
     v = verdict(sysroot)
     assert v["verdict"] == "red" and v["failed_hooks"] == ["20-slot-content"], v
     assert v["action"] == "none", v
@@ -712,7 +712,7 @@ def test_health_check_red_trial_boot_asks_for_a_reboot(sysroot):
         f.write("ABDEPLOY_HEALTH_MIN_FREE_PERCENT=100\n")
     r = sysroot.abdeploy("health-check", "--no-reboot", check=False)
     out = r.stdout.decode() + r.stderr.decode()
-    assert r.returncode == 1, out
+    assert r.returncode == 7, out   # red verdict
     v = verdict(sysroot)
     assert v["verdict"] == "red" and v["trial"] is True, v
     assert v["failed_hooks"] == ["30-free-space"] and v["action"] == "reboot", v
