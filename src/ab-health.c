@@ -540,9 +540,14 @@ ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts, AbHealthOutcom
   AbHookRunOptions hopts = hook_options (sysroot, env);
   AB_IGNORE_RESULT (ab_hooks_run_stage (root, green ? AB_HOOK_STAGE_GREEN : AB_HOOK_STAGE_RED,
                                         &hopts, results, NULL));
-  if (!write_verdict (sysroot, &b, green, trial, results, action, &out->report, error)
-      || !update_motd (sysroot, &b, green, results, error))
+  if (!write_verdict (sysroot, &b, green, trial, results, action, &out->report, error))
     return FALSE;
+  /* The verdict stands once recorded: a MOTD that cannot be written (a full
+   * /run) is reported, never turned into a failed health check. */
+  g_autoptr(GError) motd_error = NULL;
+  if (!update_motd (sysroot, &b, green, results, &motd_error))
+    ab_event_warning (sysroot->events, "The message of the day was not updated: %s",
+                      motd_error->message);
   /* the rollback this run recorded (health or fallback), for the report */
   if (b.rollback_line != NULL)
     AB_IGNORE_RESULT (ab_history_load_last_rollback (sysroot->state_dfd, &out->rollback, NULL));
