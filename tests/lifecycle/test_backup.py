@@ -48,7 +48,7 @@ def enrich(dev):
     a conf.d drop-in, a pin (update.json, history events)."""
     dev.configure("[boot]\ntries=2\n\n[update]\nurl=%s\nchannel=stable\n" % dev.server_url)
     write(dev.p("etc", "abdeploy", "conf.d", "50-site.conf"), "[health]\ntimeout-sec=120\n")
-    dev.ok("pin", ll.META_VERSION)
+    dev.ok("pin", "--force", ll.META_VERSION)   # 2.5 is not in the channel
 
 
 def observe(dev):
@@ -61,8 +61,14 @@ def observe(dev):
     for top in ("etc/abdeploy", "abdeploy/state"):
         files.update({k: v for k, v in sl.tree_entries(dev.p(top), top, identity=False).items()
                       if not v[0].startswith("d")})
+    status = json.loads(dev.ok("status", "--json").stdout)
+    # views of the cached manifest (abdeploy/cache/, not part of a backup):
+    # the next check-update fills them in again
+    status.pop("release", None)
+    for key in ("resolves_to", "conflict"):
+        (status.get("pin") or {}).pop(key, None)
     return {
-        "status": dev.ok("status", "--json").stdout,
+        "status": status,
         "history": dev.ok("history", "--json").stdout,
         "version": dev.ok("version", "--json").stdout,
         "pointer": bootsim.read_pointer(dev.path, dev.backend),
