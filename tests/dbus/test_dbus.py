@@ -218,13 +218,16 @@ polkit.addRule(function(action, subject) {
 """
 
 
-def test_polkit_rule_authorizes_an_unprivileged_caller(daemon, bus, client):
+def test_polkit_rule_authorizes_an_unprivileged_caller(daemon, bus, client, sysroot, channel,
+                                                      channel_server):
     """A local rule that gives nobody org.abdeploy1.manage: SetPin goes
     through for nobody, Rollback (org.abdeploy1.rollback) still does not.
     The daemon follows polkit's answer both ways."""
     why = dl.Polkit.unavailable()
     if why:
         pytest.skip("no polkitd on the private bus: " + why)
+    # a pin is checked against the verified channel manifest (issue 17)
+    configure_update(sysroot, channel_server.url)
     pk = dl.Polkit(bus, bus.dir, rules=RULE_NOBODY_MANAGES).start()
     try:
         r = dl.call_as(dl.NOBODY, bus.address, "SetPin", "(s)", ["1.0"])
