@@ -161,33 +161,11 @@ publish 1.0
 
 # ---------------------------------------------------------------- HTTP server
 step "Serving the repo with lighttpd on 127.0.0.1"
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-URL=
-for attempt in 1 2 3; do
-    PORT=$(free_port)
-    printf '%s\n' "server.document-root = \"$REPO\"" 'server.bind = "127.0.0.1"' \
-        "server.port = $PORT" "server.errorlog = \"$WORK/http.log\"" \
-        'mimetype.assign = ("" => "application/octet-stream")' \
-        'server.stat-cache-engine = "disable"' >"$WORK/lighttpd.conf"
-    lighttpd -D -f "$WORK/lighttpd.conf" </dev/null >>"$WORK/http.log" 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 1 100); do          # up to 10 s
-        if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/config" 2>/dev/null; then
-            URL="http://127.0.0.1:$PORT/"
-            break 2
-        fi
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-done
+. "$(dirname "$0")/serve-repo.sh"
+serve_repo "$REPO" "$WORK" && URL="$URL/"
 if [[ -z "$URL" ]]; then
     echo "demo: the HTTP server did not come up" >&2
-    cat "$WORK/http.log" >&2 || true
+    cat "$WORK/lighttpd-error.log" >&2 || true
     exit 1
 fi
 echo "serving $REPO at $URL"

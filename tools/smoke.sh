@@ -39,7 +39,6 @@ for tool in gpg lighttpd python3 timeout; do
         fail "$tool is missing; run tools/install-deps.sh"
 done
 [[ -x "$ABDEPLOY_BIN" ]] || fail "no abdeploy binary at $ABDEPLOY_BIN (build it, or set ABDEPLOY_BIN)"
-LIGHTTPD=$(command -v lighttpd || echo /usr/sbin/lighttpd)
 
 WORK=$(mktemp -d -t abdeploy-smoke.XXXXXX)
 SERVER_PID=
@@ -109,31 +108,8 @@ for v in 1.0.0 1.1.0; do
 done
 
 step "lighttpd on 127.0.0.1"
-URL=
-for attempt in 1 2 3; do
-    PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    cat >"$WORK/lighttpd.conf" <<EOF
-server.document-root = "$REPO"
-server.bind = "127.0.0.1"
-server.port = $PORT
-server.errorlog = "$WORK/lighttpd-error.log"
-mimetype.assign = ("" => "application/octet-stream")
-server.stat-cache-engine = "disable"
-EOF
-    "$LIGHTTPD" -D -f "$WORK/lighttpd.conf" </dev/null >/dev/null 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 1 100); do        # up to 10 s
-        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)" 2>/dev/null; then
-            URL="http://127.0.0.1:$PORT"
-            break 2
-        fi
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-done
+. "$(dirname "$0")/serve-repo.sh"
+serve_repo "$REPO" "$WORK" || true
 [[ -n "$URL" ]] || fail "lighttpd did not start: $(cat "$WORK/lighttpd-error.log" 2>/dev/null)"
 
 step "Device: init, trust the key, follow stable"
