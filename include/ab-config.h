@@ -16,6 +16,7 @@
 #pragma once
 
 #include <glib.h>
+#include "ab-util.h"
 
 #define AB_CONFIG_ERROR (ab_config_error_quark ())
 /* The error domain of ab-config (the codes of the enum below). */
@@ -105,7 +106,7 @@ typedef struct
 #define AB_CONFIG_MAX_KERNEL_ARGS 2048
 
 #define AB_CONFIG_DEFAULT_TRIES 3
-#define AB_CONFIG_MAX_TRIES 9
+#define AB_CONFIG_MAX_TRIES AB_MAX_TRIES
 
 /* Every key at its default. */
 AbConfig *ab_config_new_defaults (void);

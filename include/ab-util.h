@@ -46,6 +46,9 @@ typedef enum
 } AbSlot;
 
 #define AB_N_SLOTS 2
+/* The most trial boots a slot is given: one digit, as boot counters, the
+ * grubenv and the U-Boot script read it. */
+#define AB_MAX_TRIES 9
 
 /* The name of SLOT ("a", "b"), or NULL for AB_SLOT_NONE. */
 const char *ab_slot_name (AbSlot slot);

@@ -207,6 +207,27 @@ set_timeout (GError **error, const AbFetchOptions *o, const char *url)
                url, o->deadline_key ? o->deadline_key : "of the download");
 }
 
+/* A transfer that got no HTTP answer: a missing file (file://), a URL or
+ * TLS setup that no retry mends, or a transient network error. */
+static Attempt
+classify_transport (CURLcode rc, const char *url, const char *errbuf, GError **error)
+{
+  const char *why = errbuf[0] ? errbuf : curl_easy_strerror (rc);
+  if (rc == CURLE_FILE_COULDNT_READ_FILE || rc == CURLE_REMOTE_FILE_NOT_FOUND)
+    {
+      g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_NOT_FOUND, "Fetching %s: %s", url, why);
+      return ATTEMPT_FAIL;
+    }
+  if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT
+      || rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
+    {
+      g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_HTTP_TERMINAL, "Fetching %s: %s", url, why);
+      return ATTEMPT_FAIL;
+    }
+  g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TRANSIENT, "Fetching %s: %s", url, why);
+  return ATTEMPT_RETRY;
+}
+
 static Attempt
 classify (CURL *h, CURLcode rc, Sink *sink, const char *url, const char *errbuf, GError **error)
 {
@@ -255,24 +276,12 @@ classify (CURL *h, CURLcode rc, Sink *sink, const char *url, const char *errbuf,
       return ATTEMPT_FAIL;
     }
   if (answered)
-    g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TRANSIENT, "%s answered HTTP %ld", url, status);
-  else if (rc == CURLE_FILE_COULDNT_READ_FILE || rc == CURLE_REMOTE_FILE_NOT_FOUND)
     {
-      g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_NOT_FOUND, "Fetching %s: %s", url,
-                   errbuf[0] ? errbuf : curl_easy_strerror (rc));
-      return ATTEMPT_FAIL;
+      g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TRANSIENT, "%s answered HTTP %ld", url,
+                   status);
+      return ATTEMPT_RETRY;
     }
-  else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT
-           || rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
-    {
-      g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_HTTP_TERMINAL, "Fetching %s: %s", url,
-                   errbuf[0] ? errbuf : curl_easy_strerror (rc));
-      return ATTEMPT_FAIL;
-    }
-  else
-    g_set_error (error, AB_FETCH_ERROR, AB_FETCH_ERROR_TRANSIENT, "Fetching %s: %s", url,
-                 errbuf[0] ? errbuf : curl_easy_strerror (rc));
-  return ATTEMPT_RETRY;
+  return classify_transport (rc, url, errbuf, error);
 }
 
 static gboolean

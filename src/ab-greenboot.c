@@ -1,7 +1,7 @@
 /* greenboot.conf, read without a shell (ab-greenboot.h). */
 #include "config.h"
 #include "ab-greenboot.h"
-#include "ab-config.h"
+#include "ab-util.h"
 #include "ab-fsutil.h"
 
 #include <string.h>
@@ -100,12 +100,12 @@ apply (AbGreenbootConf *out, const char *key, char **values, const Where *w, GEr
     return TRUE;
   guint64 n = 0;
   if (values[0] == NULL || values[1] != NULL
-      || !g_ascii_string_to_unsigned (values[0], 10, 1, AB_CONFIG_MAX_TRIES, &n, NULL))
+      || !g_ascii_string_to_unsigned (values[0], 10, 1, AB_MAX_TRIES, &n, NULL))
     {
       g_set_error (error, AB_GREENBOOT_ERROR, AB_GREENBOOT_ERROR_VALUE,
                    "%s, line %u: GREENBOOT_MAX_BOOT_ATTEMPTS=%s: use a whole number of boot "
                    "attempts from 1 to %d", w->what, w->line, values[0] ? values[0] : "",
-                   AB_CONFIG_MAX_TRIES);
+                   AB_MAX_TRIES);
       return FALSE;
     }
   out->max_boot_attempts = (guint) n;
