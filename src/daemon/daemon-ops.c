@@ -80,16 +80,30 @@ publish_progress (Daemon *d, GVariant *v)
   daemon_emit_changed (d, names);
 }
 
-/* The latest count (counts are coalesced: the latest wins). */
+typedef struct
+{
+  Daemon *d;
+  guint phase_gen;
+} Flush;
+
+/* The latest count within the phase the flush was scheduled in (counts are
+ * coalesced: the latest wins). A flush scheduled before a phase change is
+ * stale and publishes nothing: it would show the new phase before the
+ * phase change's own value, so a client could see B, C, B for the phases
+ * B, C. The new phase schedules its own flushes. */
 static gboolean
 flush_progress (gpointer data)
 {
-  Daemon *d = data;
+  g_autofree Flush *f = data;
+  Daemon *d = f->d;
   g_mutex_lock (&d->progress_lock);
-  d->flush_pending = FALSE;
-  GVariant *v = daemon_progress_to_variant (&d->latest);
+  gboolean stale = f->phase_gen != d->phase_gen;
+  if (!stale)
+    d->flush_pending = FALSE;
+  GVariant *v = stale ? NULL : daemon_progress_to_variant (&d->latest);
   g_mutex_unlock (&d->progress_lock);
-  publish_progress (d, v);
+  if (v != NULL)
+    publish_progress (d, v);
   return G_SOURCE_REMOVE;
 }
 
@@ -120,7 +134,39 @@ run_on_main (Daemon *d, GSourceFunc func, gpointer data)
   g_source_attach (idle, d->ctx);
 }
 
-/* The engine's sink (worker thread): every phase is published; of the
+/* Starts a new phase in d->latest (progress_lock held) and returns the
+ * value to publish for it, never coalesced. */
+static GVariant *
+begin_phase (Daemon *d, const AbEvent *ev)
+{
+  g_free (d->latest.phase);
+  d->latest = (DaemonProgress) { .phase = g_strdup (ev->phase), .total = AB_PROGRESS_TOTAL_UNKNOWN };
+  d->phase_gen++;
+  d->flush_pending = FALSE;
+  if (ev->kind == AB_EVENT_PROGRESS)
+    d->latest = (DaemonProgress) { .phase = d->latest.phase, .unit = ev->unit, .done = ev->done,
+                                   .total = ev->total };
+  return g_variant_ref_sink (daemon_progress_to_variant (&d->latest));
+}
+
+/* Records a count within the current phase (progress_lock held); returns
+ * the flush to schedule, or NULL when one is pending already. */
+static Flush *
+note_count (Daemon *d, const AbEvent *ev)
+{
+  d->latest.unit = ev->unit;
+  d->latest.done = ev->done;
+  d->latest.total = ev->total;
+  if (d->flush_pending)
+    return NULL;
+  d->flush_pending = TRUE;
+  Flush *f = g_new0 (Flush, 1);
+  *f = (Flush) { .d = d, .phase_gen = d->phase_gen };
+  return f;
+}
+
+/* The engine's sink (worker thread). Invariant: a client sees every
+ * phase, in the engine's order, each before any count of it; of the
  * counts within a phase, the latest, once the main thread gets to it. */
 static void
 on_engine_event (const AbEvent *ev, gpointer data)
@@ -133,32 +179,21 @@ on_engine_event (const AbEvent *ev, gpointer data)
                   ev->kind == AB_EVENT_WARNING ? "warning: " : "", ev->message);
       return;
     }
-  g_mutex_lock (&d->progress_lock);
-  if (g_strcmp0 (d->latest.phase, ev->phase) != 0 || ev->kind == AB_EVENT_PHASE)
-    {
-      g_free (d->latest.phase);
-      d->latest = (DaemonProgress) { .phase = g_strdup (ev->phase), .total = AB_PROGRESS_TOTAL_UNKNOWN };
-    }
-  if (ev->kind == AB_EVENT_PROGRESS)
-    {
-      d->latest.unit = ev->unit;
-      d->latest.done = ev->done;
-      d->latest.total = ev->total;
-    }
   PhaseChange *change = NULL;
-  if (ev->kind == AB_EVENT_PHASE)
+  Flush *flush = NULL;
+  g_mutex_lock (&d->progress_lock);
+  if (ev->kind == AB_EVENT_PHASE || g_strcmp0 (d->latest.phase, ev->phase) != 0)
     {
       change = g_new0 (PhaseChange, 1);
-      *change = (PhaseChange) { .d = d,
-                                .value = g_variant_ref_sink (daemon_progress_to_variant (&d->latest)) };
+      *change = (PhaseChange) { .d = d, .value = begin_phase (d, ev) };
     }
-  gboolean schedule = change == NULL && !d->flush_pending;
-  d->flush_pending = d->flush_pending || schedule;
+  else if (ev->kind == AB_EVENT_PROGRESS)
+    flush = note_count (d, ev);
   g_mutex_unlock (&d->progress_lock);
   if (change != NULL)
     run_on_main (d, publish_phase, change);
-  else if (schedule)
-    run_on_main (d, flush_progress, d);
+  if (flush != NULL)
+    run_on_main (d, flush_progress, flush);
 }
 
 static void

@@ -49,6 +49,7 @@ typedef struct
   GMutex progress_lock;
   DaemonProgress latest;
   gboolean flush_pending;
+  guint phase_gen;        /* bumped at each phase: flushes of an older one are stale */
 } Daemon;
 
 typedef void (*DaemonHandler) (Daemon *d, GDBusMethodInvocation *inv, GVariant *params);
