@@ -38,8 +38,37 @@ G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_import_commit (OstreeRepo *dest, const char *remote, OstreeRepo *src,
                            const char *commit, guint n_workers, AbProgressFunc progress,
                            gpointer user_data, GCancellable *cancellable, GError **error);
-/* Bytes that importing COMMIT from SRC would add to DEST: the unpacked size
- * of every object it reaches that DEST does not hold. Reads only. */
+/* The import in two steps, for a caller that checks the free space in
+ * between. ab_import_plan_new() checks the commit's checksum and signature
+ * (as above), then walks the commit once: every dirtree and dirmeta object
+ * is read, hashed to its name and kept (nothing is written to DEST). */
+typedef struct AbImportPlan AbImportPlan;
 G_GNUC_WARN_UNUSED_RESULT
-gboolean ab_import_needed_bytes (OstreeRepo *dest, OstreeRepo *src, const char *commit,
-                                 guint64 *out_bytes, GCancellable *cancellable, GError **error);
+AbImportPlan *ab_import_plan_new (OstreeRepo *dest, const char *remote, OstreeRepo *src,
+                                  const char *commit, GCancellable *cancellable, GError **error);
+/* Bytes the import would add to DEST: the unpacked size of every object
+ * the commit reaches that DEST does not hold. */
+guint64 ab_import_plan_needed_bytes (AbImportPlan *plan);
+/* Imports the planned objects, then the commit (as ab_import_commit()).
+ * On success the walk's verified metadata stays on DEST, see below. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_import_plan_run (AbImportPlan *plan, guint n_workers, AbProgressFunc progress,
+                             gpointer user_data, GCancellable *cancellable, GError **error);
+void ab_import_plan_free (AbImportPlan *plan);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbImportPlan, ab_import_plan_free)
+
+/* The dirtree and dirmeta objects of the last commit imported into a repo,
+ * each hashed to its name by the import: content-addressed, so a cached
+ * object is the object of that name for any commit. Attached to the
+ * destination repo by ab_import_plan_run(); lookups may run on several
+ * threads at once (nothing changes the cache until it is dropped). */
+typedef struct AbMetaCache AbMetaCache;
+/* The cache REPO carries, or NULL (borrowed). */
+AbMetaCache *ab_import_meta_cache (OstreeRepo *repo);
+void ab_import_drop_meta_cache (OstreeRepo *repo);
+/* A new reference to the cached TYPE object CHECKSUM, or NULL. */
+GVariant *ab_meta_cache_lookup (AbMetaCache *cache, OstreeObjectType type, const char *checksum);
+/* The non-directory entries of COMMIT's tree, when the cache is COMMIT's. */
+gboolean ab_meta_cache_files (AbMetaCache *cache, const char *commit, guint64 *out_files);
+/* Whether the import checked COMMIT's signature with the keys of REMOTE. */
+gboolean ab_meta_cache_verified (AbMetaCache *cache, const char *commit, const char *remote);

@@ -522,18 +522,21 @@ import_local (OstreeRepo *repo, const char *url, const char *source, const char 
   g_autoptr(OstreeRepo) src = ostree_repo_new (dir);
   g_autofree char *commit = NULL;
   g_autoptr(GError) local = NULL;
-  guint64 needed = 0;
+  g_autoptr(AbImportPlan) plan = NULL;
   if (!ostree_repo_open (src, cancellable, &local)
-      || !ostree_repo_resolve_rev (src, refspec, FALSE, &commit, &local)
-      || !ab_import_needed_bytes (repo, src, commit, &needed, cancellable, &local))
+      || !ostree_repo_resolve_rev (src, refspec, FALSE, &commit, &local))
     return set_pull_error (error, refspec, source, refspec, local);
+  if ((plan = ab_import_plan_new (repo, AB_CONTENT_REMOTE, src, commit, cancellable, &local))
+      == NULL)
+    return set_pull_error (error, refspec, source, commit, local);
   g_autofree char *what = g_strdup_printf ("importing %s from %s", refspec, source);
-  if (!ab_content_check_free_space (ostree_repo_get_dfd (repo), needed, limits->min_free_bytes,
+  if (!ab_content_check_free_space (ostree_repo_get_dfd (repo),
+                                    ab_import_plan_needed_bytes (plan), limits->min_free_bytes,
                                     what, error))
     return FALSE;
   ab_event_phase (events, "import");
-  if (!ab_import_commit (repo, AB_CONTENT_REMOTE, src, commit, 0,
-                         events ? on_import_progress : NULL, events, cancellable, &local))
+  if (!ab_import_plan_run (plan, 0, events ? on_import_progress : NULL, events, cancellable,
+                           &local))
     return set_pull_error (error, refspec, source, commit, local);
   if (!ab_is_commit_checksum (refspec)
       && !ostree_repo_set_ref_immediate (repo, AB_CONTENT_REMOTE, refspec, commit, NULL, error))
@@ -853,6 +856,11 @@ ab_content_resolve (OstreeRepo *repo, const char *refspec, char **out_commit, GE
 gboolean
 ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commit, GError **error)
 {
+  /* A commit this process just imported had its signature checked over
+   * its very bytes with the remote's keys, configured from the same
+   * trusted keys moments before: no second gpg run. */
+  if (ab_meta_cache_verified (ab_import_meta_cache (repo), commit, AB_CONTENT_REMOTE))
+    return TRUE;
   g_autofree char *keypath = trusted_keypath (sysroot_dfd, error);
   if (keypath == NULL)
     return FALSE;
@@ -953,6 +961,7 @@ typedef struct
   gboolean direct;  /* bare repo: hardlinked by direct_checkout_dir, not libostree */
   GPtrArray *unit_trees; /* direct: dirtree and dirmeta checksum of each unit */
   GPtrArray *unit_metas;
+  AbMetaCache *meta_cache; /* the import's verified metadata, or NULL */
   gint next;
   GCancellable *cancellable;
   GMutex lock;
@@ -963,7 +972,8 @@ typedef struct
   gint files_done;
   gint64 files_total;
   gint64 last_report_us;
-  gint finished; /* workers that have ended */
+  gint finished; /* workers that have ended (under LOCK; FINISHED_COND signalled) */
+  GCond finished_cond;
 } CheckoutJob;
 
 static gboolean
@@ -998,6 +1008,8 @@ ab_content_count_files (OstreeRepo *repo, const char *commit, guint64 *out_files
                         GError **error)
 {
   g_autoptr(GVariant) v = NULL;
+  if (ab_meta_cache_files (ab_import_meta_cache (repo), commit, out_files))
+    return TRUE;
   if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, error))
     return FALSE;
   g_autoptr(GVariant) root = g_variant_get_child_value (v, 6);
@@ -1139,6 +1151,17 @@ link_files (CheckoutJob *job, GVariant *tree, int fd, gboolean report, GError **
   return TRUE;
 }
 
+/* A dirtree or dirmeta: as the import verified it, else from the repo. */
+static gboolean
+load_meta (CheckoutJob *job, OstreeRepo *repo, OstreeObjectType type, const char *checksum,
+           GVariant **out, GError **error)
+{
+  if (job->meta_cache != NULL
+      && (*out = ab_meta_cache_lookup (job->meta_cache, type, checksum)) != NULL)
+    return TRUE;
+  return ostree_repo_load_variant (repo, type, checksum, out, error);
+}
+
 static gboolean direct_checkout_dir (CheckoutJob *job, OstreeRepo *repo, const char *tree_hex,
                                      const char *meta_hex, int parent, const char *name,
                                      const char *path, gboolean skeleton, GError **error);
@@ -1186,8 +1209,8 @@ direct_checkout_dir (CheckoutJob *job, OstreeRepo *repo, const char *tree_hex,
   g_autoptr(GVariant) tree = NULL, meta = NULL;
   guint32 mode = 0;
   if (g_cancellable_set_error_if_cancelled (job->cancellable, error)
-      || !ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_DIR_TREE, tree_hex, &tree, error)
-      || !ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_DIR_META, meta_hex, &meta, error))
+      || !load_meta (job, repo, OSTREE_OBJECT_TYPE_DIR_TREE, tree_hex, &tree, error)
+      || !load_meta (job, repo, OSTREE_OBJECT_TYPE_DIR_META, meta_hex, &meta, error))
     return FALSE;
   if (mkdirat (parent, name, 0700) < 0)
     return ab_throw_errno_prefix (error, errno, "Creating %s/", *path ? path : "/");
@@ -1284,7 +1307,10 @@ checkout_worker (gpointer data)
       g_atomic_int_set (&job->next, (gint) job->units->len);
       g_mutex_unlock (&job->lock);
     }
-  g_atomic_int_inc (&job->finished);
+  g_mutex_lock (&job->lock);
+  job->finished++;
+  g_cond_signal (&job->finished_cond);
+  g_mutex_unlock (&job->lock);
   return NULL;
 }
 
@@ -1295,12 +1321,18 @@ checkout_units (CheckoutJob *job, GError **error)
   g_autoptr(GPtrArray) threads = g_ptr_array_new ();
   for (guint i = 0; i < n; i++)
     g_ptr_array_add (threads, g_thread_new ("ab-checkout", checkout_worker, job));
-  /* the workers only count; the calling thread reports */
-  while (job->events != NULL && g_atomic_int_get (&job->finished) < (gint) n)
+  /* the workers only count; the calling thread reports, woken at once
+   * when the last worker ends */
+  g_mutex_lock (&job->lock);
+  while (job->events != NULL && job->finished < (gint) n)
     {
-      g_usleep (G_USEC_PER_SEC / 50);
+      g_cond_wait_until (&job->finished_cond, &job->lock,
+                         g_get_monotonic_time () + G_USEC_PER_SEC / 50);
+      g_mutex_unlock (&job->lock);
       report_files (job, FALSE);
+      g_mutex_lock (&job->lock);
     }
+  g_mutex_unlock (&job->lock);
   for (guint i = 0; i < threads->len; i++)
     g_thread_join (threads->pdata[i]);
   if (job->error != NULL)
@@ -1363,17 +1395,21 @@ ab_content_checkout (OstreeRepo *repo, const char *commit, int dfd, const char *
     job.files_total = (gint64) files;
   report_files (&job, TRUE);
   g_mutex_init (&job.lock);
+  g_cond_init (&job.finished_cond);
   job.units = g_ptr_array_new_with_free_func (g_free);
   job.unit_trees = g_ptr_array_new_with_free_func (g_free);
   job.unit_metas = g_ptr_array_new_with_free_func (g_free);
   job.direct = ostree_repo_get_mode (repo) == OSTREE_REPO_MODE_BARE;
+  job.meta_cache = ab_import_meta_cache (repo);
   gboolean ok = job.direct ? direct_checkout_skeleton (&job, repo, error)
                            : checkout_skeleton (&job, repo, error);
   ok = ok && checkout_units (&job, error) && reset_unit_parent_times (&job, error);
   g_ptr_array_unref (job.units);
   g_ptr_array_unref (job.unit_trees);
   g_ptr_array_unref (job.unit_metas);
+  g_cond_clear (&job.finished_cond);
   g_mutex_clear (&job.lock);
+  ab_import_drop_meta_cache (repo);
   if (!ok)
     {
       g_prefix_error (error, "Checking out %s: ", commit);

@@ -42,10 +42,12 @@ commit_signatures (OstreeRepo *src, const char *commit, GCancellable *cancellabl
 }
 
 /* Checks, without writing to DEST, that the commit object in SRC hashes to
- * COMMIT and that a key of DEST's REMOTE signed those same bytes. */
+ * COMMIT and that a key of DEST's REMOTE signed those same bytes; the
+ * verified commit goes to OUT_COMMIT_V. */
 static gboolean
 verify_source_commit (OstreeRepo *dest, const char *remote, OstreeRepo *src,
-                      const char *commit, GCancellable *cancellable, GError **error)
+                      const char *commit, GVariant **out_commit_v, GCancellable *cancellable,
+                      GError **error)
 {
   g_autoptr(GVariant) commit_v = NULL;
   if (!ostree_repo_load_variant (src, OSTREE_OBJECT_TYPE_COMMIT, commit, &commit_v, error))
@@ -65,21 +67,32 @@ verify_source_commit (OstreeRepo *dest, const char *remote, OstreeRepo *src,
     return FALSE;
   g_autoptr(OstreeGpgVerifyResult) result =
       ostree_repo_gpg_verify_data (dest, remote, data, sigs, NULL, NULL, cancellable, error);
-  return result != NULL && ostree_gpg_verify_result_require_valid_signature (result, error);
+  if (result == NULL || !ostree_gpg_verify_result_require_valid_signature (result, error))
+    return FALSE;
+  /* the walk takes checksums from its bytes (libostree writes normal form) */
+  if (!g_variant_is_normal_form (commit_v))
+    {
+      g_set_error (error, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM,
+                   "Corrupted commit object %s: not in GVariant normal form", commit);
+      return FALSE;
+    }
+  *out_commit_v = g_steal_pointer (&commit_v);
+  return TRUE;
 }
 
 typedef struct
 {
   OstreeRepo *dest;
   OstreeRepo *src;
-  GPtrArray *objects; /* object names (GVariant "(su)"), metadata first */
+  GArray *objects;    /* PlanObject, metadata first */
   gboolean count_bytes;
   gboolean direct;    /* both repos bare, on one file system: see direct_import */
   gint no_links;      /* set once a hardlink failed: libostree copies from then on */
   GCancellable *cancellable;
   gint next;          /* index of the next object to take */
   gint done;
-  gint finished;      /* workers that returned */
+  gint finished;      /* workers that returned (under LOCK; FINISHED_COND signalled) */
+  GCond finished_cond;
   gsize bytes;        /* atomically added */
   GMutex lock;
   GError *error;      /* the first error; every worker stops once it is set */
@@ -230,182 +243,6 @@ direct_import (ImportJob *job, Worker *w, const char *checksum, OstreeObjectType
   return (*out_fallback = TRUE);
 }
 
-/* Every objects/XX directory the objects need, made once before the
- * workers start (so no worker tries mkdir on each object). */
-static gboolean
-make_prefix_dirs (OstreeRepo *dest, GPtrArray *objects, GError **error)
-{
-  int repo_dfd = ostree_repo_get_dfd (dest);
-  gboolean have[256] = { FALSE };
-  DIR *d = NULL;
-  int objs = openat (repo_dfd, "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (objs < 0 || (d = fdopendir (objs)) == NULL)
-    {
-      int errsv = errno;
-      if (objs >= 0)
-        close (objs);
-      return ab_throw_errno_prefix (error, errsv, "Opening the objects of the repo");
-    }
-  for (struct dirent *e; (e = readdir (d)) != NULL;)
-    {
-      const char *n = e->d_name;
-      if (g_ascii_isxdigit (n[0]) && g_ascii_isxdigit (n[1]) && n[2] == '\0')
-        have[g_ascii_xdigit_value (n[0]) * 16 + g_ascii_xdigit_value (n[1])] = TRUE;
-    }
-  closedir (d);
-  for (guint i = 0; i < objects->len; i++)
-    {
-      const char *checksum;
-      OstreeObjectType type;
-      ostree_object_name_deserialize (objects->pdata[i], &checksum, &type);
-      int x = g_ascii_xdigit_value (checksum[0]) * 16 + g_ascii_xdigit_value (checksum[1]);
-      g_autofree char *dir = g_strdup_printf ("objects/%.2s", checksum);
-      if (!have[x] && mkdirat (repo_dfd, dir, 0777) < 0 && errno != EEXIST)
-        return ab_throw_errno_prefix (error, errno, "Creating %s in the repo", dir);
-      have[x] = TRUE;
-    }
-  return TRUE;
-}
-
-static gboolean
-import_one (ImportJob *job, Worker *w, GVariant *name, GError **error)
-{
-  const char *checksum;
-  OstreeObjectType type;
-  ostree_object_name_deserialize (name, &checksum, &type);
-  gboolean have = FALSE;
-  if (!ostree_repo_has_object (job->dest, type, checksum, &have, job->cancellable, error))
-    return FALSE;
-  if (have)
-    return TRUE;
-  gboolean fallback = TRUE;
-  if (job->direct && !direct_import (job, w, checksum, type, &fallback, error))
-    return FALSE;
-  if (!fallback)
-    return TRUE;
-  if (!ostree_repo_import_object_from_with_trust (job->dest, job->src, type, checksum, FALSE,
-                                                  job->cancellable, error))
-    return FALSE;
-  guint64 size = 0;
-  if (job->count_bytes
-      && ostree_repo_query_object_storage_size (job->src, type, checksum, &size, NULL, NULL))
-    g_atomic_pointer_add (&job->bytes, (gssize) size);
-  return TRUE;
-}
-
-static gpointer
-import_worker (gpointer data)
-{
-  ImportJob *job = data;
-  g_autoptr(AbSha256) sha = ab_sha256_new ();
-  g_autofree guint8 *buf = job->direct ? g_malloc (DIRECT_BUF_SIZE) : NULL;
-  Worker w = { sha, buf };
-  guint i;
-  while ((i = (guint) g_atomic_int_add (&job->next, 1)) < job->objects->len)
-    {
-      GError *e = NULL;
-      if (g_cancellable_set_error_if_cancelled (job->cancellable, &e)
-          || !import_one (job, &w, job->objects->pdata[i], &e))
-        {
-          job_fail (job, e);
-          break;
-        }
-      g_atomic_int_inc (&job->done);
-    }
-  g_atomic_int_inc (&job->finished);
-  return NULL;
-}
-
-static void
-report (ImportJob *job, AbProgressFunc progress, gpointer user_data)
-{
-  if (progress != NULL)
-    progress ((guint) g_atomic_int_get (&job->done), job->objects->len,
-              (guint64) g_atomic_pointer_get (&job->bytes), user_data);
-}
-
-static gboolean
-run_workers (ImportJob *job, guint n_workers, AbProgressFunc progress, gpointer user_data,
-             GError **error)
-{
-  if (n_workers == 0)
-    n_workers = CLAMP (g_get_num_processors (), 1, 8);
-  g_autoptr(GPtrArray) threads = g_ptr_array_new ();
-  for (guint i = 0; i < n_workers; i++)
-    g_ptr_array_add (threads, g_thread_new ("ab-import", import_worker, job));
-  while (g_atomic_int_get (&job->finished) < (gint) n_workers)
-    {
-      report (job, progress, user_data);
-      g_usleep (G_USEC_PER_SEC / 20);
-    }
-  for (guint i = 0; i < threads->len; i++)
-    g_thread_join (threads->pdata[i]);
-  report (job, progress, user_data);
-  if (job->error != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&job->error));
-      return FALSE;
-    }
-  return TRUE;
-}
-
-/* Every object COMMIT reaches except the commit itself, metadata first: a
- * dirtree that fails its checksum stops the import early. */
-static GPtrArray *
-objects_below (GHashTable *reachable, const char *commit)
-{
-  GPtrArray *meta = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
-  g_autoptr(GPtrArray) content = g_ptr_array_new ();
-  GHashTableIter it;
-  gpointer key;
-  g_hash_table_iter_init (&it, reachable);
-  while (g_hash_table_iter_next (&it, &key, NULL))
-    {
-      const char *checksum;
-      OstreeObjectType type;
-      ostree_object_name_deserialize (key, &checksum, &type);
-      if (type == OSTREE_OBJECT_TYPE_COMMIT && g_str_equal (checksum, commit))
-        continue;
-      g_ptr_array_add (OSTREE_OBJECT_TYPE_IS_META (type) ? meta : content, g_variant_ref (key));
-    }
-  g_ptr_array_extend_and_steal (meta, g_steal_pointer (&content));
-  return meta;
-}
-
-static gboolean
-import_objects (OstreeRepo *dest, OstreeRepo *src, GPtrArray *objects, guint n_workers,
-                AbProgressFunc progress, gpointer user_data, GCancellable *cancellable,
-                GError **error)
-{
-  ImportJob job = { .dest = dest, .src = src, .objects = objects,
-                    .count_bytes = progress != NULL, .cancellable = cancellable,
-                    .direct = direct_possible (dest, src) };
-  if (job.direct && !make_prefix_dirs (dest, objects, error))
-    return FALSE;
-  g_mutex_init (&job.lock);
-  gboolean ok = run_workers (&job, n_workers, progress, user_data, error);
-  g_mutex_clear (&job.lock);
-  return ok;
-}
-
-gboolean
-ab_import_commit (OstreeRepo *dest, const char *remote, OstreeRepo *src, const char *commit,
-                  guint n_workers, AbProgressFunc progress, gpointer user_data,
-                  GCancellable *cancellable, GError **error)
-{
-  if (!verify_source_commit (dest, remote, src, commit, cancellable, error))
-    return FALSE;
-  g_autoptr(GHashTable) reachable = NULL;
-  if (!ostree_repo_traverse_commit (src, commit, 0, &reachable, cancellable, error))
-    return FALSE;
-  g_autoptr(GPtrArray) objects = objects_below (reachable, commit);
-  g_clear_pointer (&reachable, g_hash_table_unref);
-  return import_objects (dest, src, objects, n_workers, progress, user_data, cancellable, error)
-         && ostree_repo_import_object_from_with_trust (dest, src, OSTREE_OBJECT_TYPE_COMMIT,
-                                                       commit, FALSE, cancellable, error)
-         && ostree_repo_mark_commit_partial (dest, commit, FALSE, error);
-}
-
 /* Bytes that OBJECT (not in DEST) takes once imported: a file's unpacked
  * size, a metadata object's stored size. */
 static guint64
@@ -429,29 +266,549 @@ object_bytes (OstreeRepo *src, const char *checksum, OstreeObjectType type)
   return size;
 }
 
-gboolean
-ab_import_needed_bytes (OstreeRepo *dest, OstreeRepo *src, const char *commit,
-                        guint64 *out_bytes, GCancellable *cancellable, GError **error)
+/* ---- the plan ----
+ * One walk of the commit serves the free-space check, the import, the
+ * progress count and the checkout. Every dirtree and dirmeta object is
+ * read once, hashed and compared with the checksum its parent (or the
+ * verified commit) names, and must be in GVariant normal form (libostree
+ * writes nothing else), so the checksums the walk takes from it point into
+ * its own, verified bytes. The parsed objects stay in an AbMetaCache,
+ * content-addressed: a cached object is the object of that name, whatever
+ * commit or repo asks for it. */
+
+/* ostree's own bound on directory nesting is 256 */
+#define MAX_DEPTH 1024
+
+struct AbMetaCache
 {
-  g_autoptr(GHashTable) reachable = NULL;
-  if (!ostree_repo_traverse_commit (src, commit, 0, &reachable, cancellable, error))
+  GHashTable *trees; /* checksum -> dirtree GVariant, each hashed to its name */
+  GHashTable *metas; /* checksum -> dirmeta GVariant */
+  char *commit;      /* the commit the walk started from */
+  guint64 files;     /* its non-directory entries, as a checkout counts them */
+  char *remote;      /* the remote whose keys verified COMMIT's signature */
+};
+
+/* An object the destination lacks: its checksum points into a cached
+ * dirtree or the commit. */
+typedef struct
+{
+  const guint8 *csum;
+  OstreeObjectType type;
+} PlanObject;
+
+struct AbImportPlan
+{
+  OstreeRepo *dest;
+  OstreeRepo *src;
+  GVariant *commit_v;
+  AbMetaCache *cache;
+  GHashTable *seen_files; /* raw checksums (into the cache) */
+  GArray *meta;           /* PlanObject, then the content objects appended */
+  GArray *content;
+  guint64 needed;
+  gboolean prefix_known;  /* the destination's objects/XX listing is complete */
+  gboolean prefix[256];
+  GCancellable *cancellable;
+};
+
+static void
+meta_cache_free (AbMetaCache *c)
+{
+  g_hash_table_unref (c->trees);
+  g_hash_table_unref (c->metas);
+  g_free (c->commit);
+  g_free (c->remote);
+  g_free (c);
+}
+
+#define META_CACHE_KEY "ab-import-meta-cache"
+
+AbMetaCache *
+ab_import_meta_cache (OstreeRepo *repo)
+{
+  return g_object_get_data (G_OBJECT (repo), META_CACHE_KEY);
+}
+
+void
+ab_import_drop_meta_cache (OstreeRepo *repo)
+{
+  g_object_set_data (G_OBJECT (repo), META_CACHE_KEY, NULL);
+}
+
+GVariant *
+ab_meta_cache_lookup (AbMetaCache *cache, OstreeObjectType type, const char *checksum)
+{
+  GHashTable *t = type == OSTREE_OBJECT_TYPE_DIR_TREE ? cache->trees
+                  : type == OSTREE_OBJECT_TYPE_DIR_META ? cache->metas : NULL;
+  GVariant *v = t != NULL ? g_hash_table_lookup (t, checksum) : NULL;
+  return v != NULL ? g_variant_ref (v) : NULL;
+}
+
+gboolean
+ab_meta_cache_files (AbMetaCache *cache, const char *commit, guint64 *out_files)
+{
+  if (cache == NULL || g_strcmp0 (cache->commit, commit) != 0)
     return FALSE;
-  guint64 total = 0;
-  GHashTableIter it;
-  gpointer key;
-  g_hash_table_iter_init (&it, reachable);
-  while (g_hash_table_iter_next (&it, &key, NULL))
-    {
-      GVariant *name = key;
-      const char *checksum;
-      OstreeObjectType type;
-      gboolean have = FALSE;
-      ostree_object_name_deserialize (name, &checksum, &type);
-      if (!ostree_repo_has_object (dest, type, checksum, &have, cancellable, error))
-        return FALSE;
-      if (!have)
-        total += object_bytes (src, checksum, type);
-    }
-  *out_bytes = total;
+  *out_files = cache->files;
   return TRUE;
+}
+
+gboolean
+ab_meta_cache_verified (AbMetaCache *cache, const char *commit, const char *remote)
+{
+  return cache != NULL && cache->remote != NULL && g_strcmp0 (cache->commit, commit) == 0
+         && g_strcmp0 (cache->remote, remote) == 0;
+}
+
+void
+ab_import_plan_free (AbImportPlan *p)
+{
+  g_clear_object (&p->dest);
+  g_clear_object (&p->src);
+  g_clear_pointer (&p->seen_files, g_hash_table_unref);
+  g_clear_pointer (&p->meta, g_array_unref);
+  g_clear_pointer (&p->content, g_array_unref);
+  g_clear_pointer (&p->commit_v, g_variant_unref);
+  g_clear_pointer (&p->cache, meta_cache_free);
+  g_free (p);
+}
+
+static gboolean
+corrupted (GError **error, const char *what, const char *checksum, const char *why)
+{
+  g_set_error (error, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM,
+               "Corrupted %s object %s in the source: %s", what, checksum, why);
+  return FALSE;
+}
+
+/* Reads exactly LEN bytes of FD into BUF; a short file fails as corrupted. */
+static gboolean
+read_exactly (int fd, guint8 *buf, gsize len, const char *checksum, GError **error)
+{
+  for (gsize got = 0; got < len;)
+    {
+      ssize_t n = read (fd, buf + got, len - got);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return ab_throw_errno_prefix (error, errno, "Reading object %s of the source", checksum);
+      if (n == 0)
+        {
+          g_set_error (error, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM,
+                       "Corrupted object %s in the source: it is shorter than its size",
+                       checksum);
+          return FALSE;
+        }
+      got += (gsize) n;
+    }
+  return TRUE;
+}
+
+/* The bytes of metadata object CHECKSUM of SRC: the loose file (one open,
+ * stat and read), or whatever libostree finds (a parent repo). */
+static GBytes *
+read_meta_bytes (OstreeRepo *src, OstreeObjectType type, const char *checksum, GError **error)
+{
+  g_autofree char *rel = bare_object_path (checksum, type);
+  ab_autofd fd = openat (ostree_repo_get_dfd (src), rel,
+                         O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+  struct stat st;
+  if (fd < 0 && errno == ENOENT)
+    {
+      g_autoptr(GVariant) v = NULL;
+      if (!ostree_repo_load_variant (src, type, checksum, &v, error))
+        return NULL;
+      return g_variant_get_data_as_bytes (v);
+    }
+  if (fd < 0 || fstat (fd, &st) < 0)
+    {
+      AB_IGNORE_RESULT (ab_throw_errno_prefix (error, errno, "Reading object %s of the source",
+                                               checksum));
+      return NULL;
+    }
+  if (!S_ISREG (st.st_mode) || st.st_size > OSTREE_MAX_METADATA_SIZE)
+    return corrupted (error, ostree_object_type_to_string (type), checksum,
+                      "not a regular file of at most 10 MiB"), NULL;
+  g_autofree guint8 *buf = g_malloc ((gsize) st.st_size + 1);
+  if (!read_exactly (fd, buf, (gsize) st.st_size, checksum, error))
+    return NULL;
+  return g_bytes_new_take (g_steal_pointer (&buf), (gsize) st.st_size);
+}
+
+/* Metadata object CHECKSUM of SRC, hashed to its name, in normal form. */
+static GVariant *
+read_verified_meta (OstreeRepo *src, OstreeObjectType type, const char *checksum,
+                    GError **error)
+{
+  g_autoptr(GBytes) bytes = read_meta_bytes (src, type, checksum, error);
+  if (bytes == NULL)
+    return NULL;
+  gsize size = 0;
+  gconstpointer data = g_bytes_get_data (bytes, &size);
+  g_autofree char *got = ab_sha256_hex (data, size);
+  const char *what = ostree_object_type_to_string (type);
+  g_autofree char *why = g_strdup_printf ("it hashes to %s", got);
+  if (strcmp (got, checksum) != 0)
+    return corrupted (error, what, checksum, why), NULL;
+  g_autoptr(GVariant) v = g_variant_ref_sink (
+      g_variant_new_from_bytes (ostree_metadata_variant_type (type), bytes, FALSE));
+  if (!g_variant_is_normal_form (v))
+    return corrupted (error, what, checksum, "not in GVariant normal form"), NULL;
+  return g_steal_pointer (&v);
+}
+
+/* The 32 checksum bytes of CSUM_V (an "ay" of a verified object). */
+static const guint8 *
+checksum_bytes (GVariant *csum_v, GError **error)
+{
+  if (g_variant_get_size (csum_v) == OSTREE_SHA256_DIGEST_LEN)
+    return g_variant_get_data (csum_v);
+  g_set_error (error, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM,
+               "Corrupted commit: it holds a checksum of %" G_GSIZE_FORMAT " bytes",
+               g_variant_get_size (csum_v));
+  return NULL;
+}
+
+static gboolean
+dest_has (AbImportPlan *p, const guint8 *csum, const char *checksum, OstreeObjectType type,
+          gboolean *out_have, GError **error)
+{
+  *out_have = FALSE;
+  if (p->prefix_known && !p->prefix[csum[0]])
+    return TRUE; /* no objects/XX directory: no such object */
+  return ostree_repo_has_object (p->dest, type, checksum, out_have, p->cancellable, error);
+}
+
+/* Queues the object when the destination lacks it; SIZE: its bytes, or
+ * G_MAXUINT64 when the source must be asked. */
+static gboolean
+plan_add (AbImportPlan *p, const guint8 *csum, OstreeObjectType type, guint64 size,
+          GError **error)
+{
+  char checksum[OSTREE_SHA256_STRING_LEN + 1];
+  ostree_checksum_inplace_from_bytes (csum, checksum);
+  gboolean have = FALSE;
+  if (!dest_has (p, csum, checksum, type, &have, error))
+    return FALSE;
+  if (have)
+    return TRUE;
+  PlanObject o = { csum, type };
+  g_array_append_val (OSTREE_OBJECT_TYPE_IS_META (type) ? p->meta : p->content, o);
+  p->needed += size != G_MAXUINT64 ? size : object_bytes (p->src, checksum, type);
+  return TRUE;
+}
+
+/* The dirtree or dirmeta CSUM, from the cache or read, verified and queued. */
+static GVariant *
+want_meta (AbImportPlan *p, OstreeObjectType type, const guint8 *csum, GError **error)
+{
+  char checksum[OSTREE_SHA256_STRING_LEN + 1];
+  ostree_checksum_inplace_from_bytes (csum, checksum);
+  GHashTable *table = type == OSTREE_OBJECT_TYPE_DIR_TREE ? p->cache->trees : p->cache->metas;
+  GVariant *v = g_hash_table_lookup (table, checksum);
+  if (v != NULL)
+    return v;
+  v = read_verified_meta (p->src, type, checksum, error);
+  if (v == NULL)
+    return NULL;
+  g_hash_table_insert (table, g_strdup (checksum), v);
+  return plan_add (p, csum, type, g_variant_get_size (v), error) ? v : NULL;
+}
+
+static gboolean
+walk_files (AbImportPlan *p, GVariant *tree, GError **error)
+{
+  g_autoptr(GVariant) files = g_variant_get_child_value (tree, 0);
+  gsize n = g_variant_n_children (files);
+  p->cache->files += n;
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) entry = g_variant_get_child_value (files, i);
+      g_autoptr(GVariant) csum_v = g_variant_get_child_value (entry, 1);
+      const guint8 *csum = checksum_bytes (csum_v, error);
+      if (csum == NULL)
+        return FALSE;
+      if (!g_hash_table_add (p->seen_files, (gpointer) csum))
+        continue;
+      if (!plan_add (p, csum, OSTREE_OBJECT_TYPE_FILE, G_MAXUINT64, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean walk_dir (AbImportPlan *p, const guint8 *tree_csum, const guint8 *meta_csum,
+                          guint depth, GError **error);
+
+static gboolean
+walk_subdirs (AbImportPlan *p, GVariant *tree, guint depth, GError **error)
+{
+  g_autoptr(GVariant) dirs = g_variant_get_child_value (tree, 1);
+  for (gsize i = 0; i < g_variant_n_children (dirs); i++)
+    {
+      g_autoptr(GVariant) entry = g_variant_get_child_value (dirs, i);
+      g_autoptr(GVariant) t = g_variant_get_child_value (entry, 1);
+      g_autoptr(GVariant) m = g_variant_get_child_value (entry, 2);
+      const guint8 *tc = checksum_bytes (t, error);
+      const guint8 *mc = tc != NULL ? checksum_bytes (m, error) : NULL;
+      if (mc == NULL || !walk_dir (p, tc, mc, depth + 1, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+walk_dir (AbImportPlan *p, const guint8 *tree_csum, const guint8 *meta_csum, guint depth,
+          GError **error)
+{
+  if (depth > MAX_DEPTH)
+    {
+      g_set_error (error, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM,
+                   "Corrupted commit: directories nested more than %d deep", MAX_DEPTH);
+      return FALSE;
+    }
+  if (g_cancellable_set_error_if_cancelled (p->cancellable, error))
+    return FALSE;
+  GVariant *tree = NULL;
+  return want_meta (p, OSTREE_OBJECT_TYPE_DIR_META, meta_csum, error) != NULL
+         && (tree = want_meta (p, OSTREE_OBJECT_TYPE_DIR_TREE, tree_csum, error)) != NULL
+         && walk_files (p, tree, error) && walk_subdirs (p, tree, depth, error);
+}
+
+/* Which objects/XX directories DEST has (HAVE[XX]). */
+static gboolean
+scan_prefix_dirs (OstreeRepo *dest, gboolean have[256], GError **error)
+{
+  DIR *d = NULL;
+  int objs = openat (ostree_repo_get_dfd (dest), "objects", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (objs < 0 || (d = fdopendir (objs)) == NULL)
+    {
+      int errsv = errno;
+      if (objs >= 0)
+        close (objs);
+      return ab_throw_errno_prefix (error, errsv, "Opening the objects of the repo");
+    }
+  for (struct dirent *e; (e = readdir (d)) != NULL;)
+    {
+      const char *n = e->d_name;
+      if (g_ascii_isxdigit (n[0]) && g_ascii_isxdigit (n[1]) && n[2] == '\0')
+        have[g_ascii_xdigit_value (n[0]) * 16 + g_ascii_xdigit_value (n[1])] = TRUE;
+    }
+  closedir (d);
+  return TRUE;
+}
+
+static guint
+raw_checksum_hash (gconstpointer key)
+{
+  guint h;
+  memcpy (&h, key, sizeof h);
+  return h;
+}
+
+static gboolean
+raw_checksum_equal (gconstpointer a, gconstpointer b)
+{
+  return memcmp (a, b, OSTREE_SHA256_DIGEST_LEN) == 0;
+}
+
+static AbImportPlan *
+plan_alloc (OstreeRepo *dest, OstreeRepo *src, GCancellable *cancellable)
+{
+  AbImportPlan *p = g_new0 (AbImportPlan, 1);
+  p->dest = g_object_ref (dest);
+  p->src = g_object_ref (src);
+  p->cancellable = cancellable;
+  p->cache = g_new0 (AbMetaCache, 1);
+  p->cache->trees = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify) g_variant_unref);
+  p->cache->metas = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify) g_variant_unref);
+  p->seen_files = g_hash_table_new (raw_checksum_hash, raw_checksum_equal);
+  p->meta = g_array_new (FALSE, FALSE, sizeof (PlanObject));
+  p->content = g_array_new (FALSE, FALSE, sizeof (PlanObject));
+  return p;
+}
+
+AbImportPlan *
+ab_import_plan_new (OstreeRepo *dest, const char *remote, OstreeRepo *src, const char *commit,
+                    GCancellable *cancellable, GError **error)
+{
+  g_autoptr(AbImportPlan) p = plan_alloc (dest, src, cancellable);
+  if (!verify_source_commit (dest, remote, src, commit, &p->commit_v, cancellable, error))
+    return NULL;
+  p->cache->commit = g_strdup (commit);
+  p->cache->remote = g_strdup (remote);
+  p->prefix_known = ostree_repo_get_parent (dest) == NULL;
+  if (p->prefix_known && !scan_prefix_dirs (dest, p->prefix, error))
+    return NULL;
+  g_autoptr(GVariant) t = g_variant_get_child_value (p->commit_v, 6);
+  g_autoptr(GVariant) m = g_variant_get_child_value (p->commit_v, 7);
+  const guint8 *tc = checksum_bytes (t, error);
+  const guint8 *mc = tc != NULL ? checksum_bytes (m, error) : NULL;
+  if (mc == NULL || !walk_dir (p, tc, mc, 0, error))
+    return NULL;
+  /* metadata first: the import stops early on a bad one */
+  g_array_append_vals (p->meta, p->content->data, p->content->len);
+  g_clear_pointer (&p->content, g_array_unref);
+  g_clear_pointer (&p->seen_files, g_hash_table_unref);
+  p->needed += g_variant_get_size (p->commit_v);
+  return g_steal_pointer (&p);
+}
+
+guint64
+ab_import_plan_needed_bytes (AbImportPlan *plan)
+{
+  return plan->needed;
+}
+
+static gboolean
+import_one (ImportJob *job, Worker *w, const PlanObject *o, GError **error)
+{
+  char checksum[OSTREE_SHA256_STRING_LEN + 1];
+  ostree_checksum_inplace_from_bytes (o->csum, checksum);
+  gboolean fallback = TRUE;
+  if (job->direct && !direct_import (job, w, checksum, o->type, &fallback, error))
+    return FALSE;
+  if (!fallback)
+    return TRUE;
+  if (!ostree_repo_import_object_from_with_trust (job->dest, job->src, o->type, checksum, FALSE,
+                                                  job->cancellable, error))
+    return FALSE;
+  guint64 size = 0;
+  if (job->count_bytes
+      && ostree_repo_query_object_storage_size (job->src, o->type, checksum, &size, NULL, NULL))
+    g_atomic_pointer_add (&job->bytes, (gssize) size);
+  return TRUE;
+}
+
+static gpointer
+import_worker (gpointer data)
+{
+  ImportJob *job = data;
+  g_autoptr(AbSha256) sha = ab_sha256_new ();
+  g_autofree guint8 *buf = job->direct ? g_malloc (DIRECT_BUF_SIZE) : NULL;
+  Worker w = { sha, buf };
+  guint i;
+  while ((i = (guint) g_atomic_int_add (&job->next, 1)) < job->objects->len)
+    {
+      GError *e = NULL;
+      if (g_cancellable_set_error_if_cancelled (job->cancellable, &e)
+          || !import_one (job, &w, &g_array_index (job->objects, PlanObject, i), &e))
+        {
+          job_fail (job, e);
+          break;
+        }
+      g_atomic_int_inc (&job->done);
+    }
+  g_mutex_lock (&job->lock);
+  job->finished++;
+  g_cond_signal (&job->finished_cond);
+  g_mutex_unlock (&job->lock);
+  return NULL;
+}
+
+static void
+report (ImportJob *job, AbProgressFunc progress, gpointer user_data)
+{
+  if (progress != NULL)
+    progress ((guint) g_atomic_int_get (&job->done), job->objects->len,
+              (guint64) g_atomic_pointer_get (&job->bytes), user_data);
+}
+
+static gboolean
+run_workers (ImportJob *job, guint n_workers, AbProgressFunc progress, gpointer user_data,
+             GError **error)
+{
+  if (n_workers == 0)
+    n_workers = CLAMP (g_get_num_processors (), 1, 8);
+  g_autoptr(GPtrArray) threads = g_ptr_array_new ();
+  for (guint i = 0; i < n_workers; i++)
+    g_ptr_array_add (threads, g_thread_new ("ab-import", import_worker, job));
+  /* progress every 50 ms; woken at once when the last worker ends */
+  g_mutex_lock (&job->lock);
+  while (job->finished < (gint) n_workers)
+    {
+      g_mutex_unlock (&job->lock);
+      report (job, progress, user_data);
+      g_mutex_lock (&job->lock);
+      if (job->finished < (gint) n_workers)
+        g_cond_wait_until (&job->finished_cond, &job->lock,
+                           g_get_monotonic_time () + G_USEC_PER_SEC / 20);
+    }
+  g_mutex_unlock (&job->lock);
+  for (guint i = 0; i < threads->len; i++)
+    g_thread_join (threads->pdata[i]);
+  report (job, progress, user_data);
+  if (job->error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&job->error));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Every objects/XX directory the queued objects need, made once before
+ * the workers start (so no worker tries mkdir on each object). */
+static gboolean
+make_prefix_dirs (AbImportPlan *p, GError **error)
+{
+  int repo_dfd = ostree_repo_get_dfd (p->dest);
+  gboolean have[256] = { FALSE };
+  if (!scan_prefix_dirs (p->dest, have, error))
+    return FALSE;
+  for (guint i = 0; i < p->meta->len; i++)
+    {
+      guint8 x = g_array_index (p->meta, PlanObject, i).csum[0];
+      g_autofree char *dir = g_strdup_printf ("objects/%02x", x);
+      if (!have[x] && mkdirat (repo_dfd, dir, 0777) < 0 && errno != EEXIST)
+        return ab_throw_errno_prefix (error, errno, "Creating %s in the repo", dir);
+      have[x] = TRUE;
+    }
+  return TRUE;
+}
+
+static gboolean
+import_objects (AbImportPlan *p, guint n_workers, AbProgressFunc progress, gpointer user_data,
+                GCancellable *cancellable, GError **error)
+{
+  ImportJob job = { .dest = p->dest, .src = p->src, .objects = p->meta,
+                    .count_bytes = progress != NULL, .cancellable = cancellable,
+                    .direct = direct_possible (p->dest, p->src) };
+  if (job.direct && !make_prefix_dirs (p, error))
+    return FALSE;
+  g_mutex_init (&job.lock);
+  g_cond_init (&job.finished_cond);
+  gboolean ok = run_workers (&job, n_workers, progress, user_data, error);
+  g_cond_clear (&job.finished_cond);
+  g_mutex_clear (&job.lock);
+  return ok;
+}
+
+gboolean
+ab_import_plan_run (AbImportPlan *plan, guint n_workers, AbProgressFunc progress,
+                    gpointer user_data, GCancellable *cancellable, GError **error)
+{
+  const char *commit = plan->cache->commit;
+  if (!import_objects (plan, n_workers, progress, user_data, cancellable, error)
+      || !ostree_repo_import_object_from_with_trust (plan->dest, plan->src,
+                                                     OSTREE_OBJECT_TYPE_COMMIT, commit, FALSE,
+                                                     cancellable, error)
+      || !ostree_repo_mark_commit_partial (plan->dest, commit, FALSE, error))
+    return FALSE;
+  /* the walk's verified metadata, for the checkout and the second
+   * signature check of the same commit */
+  g_object_set_data_full (G_OBJECT (plan->dest), META_CACHE_KEY,
+                          g_steal_pointer (&plan->cache), (GDestroyNotify) meta_cache_free);
+  return TRUE;
+}
+
+gboolean
+ab_import_commit (OstreeRepo *dest, const char *remote, OstreeRepo *src, const char *commit,
+                  guint n_workers, AbProgressFunc progress, gpointer user_data,
+                  GCancellable *cancellable, GError **error)
+{
+  g_autoptr(AbImportPlan) plan = ab_import_plan_new (dest, remote, src, commit, cancellable,
+                                                     error);
+  return plan != NULL
+         && ab_import_plan_run (plan, n_workers, progress, user_data, cancellable, error);
 }

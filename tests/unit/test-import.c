@@ -303,6 +303,52 @@ test_progress_reaches_total (ImportFixture *f, gconstpointer data)
   g_assert_cmpuint (last[2], >=, strlen ("library bytes"));
 }
 
+/* One walk of the commit serves the space check, the progress count and
+ * the checkout: the plan names the bytes to add, and the import leaves the
+ * verified dirtrees, the file count and the signature check on DEST. */
+static void
+test_plan_caches_verified_metadata (ImportFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AbImportPlan) plan = ab_import_plan_new (f->dest, "media", f->src, f->commit, NULL,
+                                                     &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (ab_import_plan_needed_bytes (plan), >=,
+                    strlen ("library bytes") + strlen ("hello\n"));
+  g_assert_null (ab_import_meta_cache (f->dest));
+  g_assert_true (ab_import_plan_run (plan, 2, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  AbMetaCache *cache = ab_import_meta_cache (f->dest);
+  g_assert_nonnull (cache);
+  guint64 files = 0;
+  g_assert_true (ab_meta_cache_files (cache, f->commit, &files));
+  g_assert_cmpuint (files, ==, 3);
+  g_assert_true (ab_meta_cache_verified (cache, f->commit, "media"));
+  g_assert_false (ab_meta_cache_verified (cache, f->commit, "other"));
+  g_autoptr(GVariant) commit_v = NULL;
+  g_assert_true (ostree_repo_load_variant (f->dest, OSTREE_OBJECT_TYPE_COMMIT, f->commit,
+                                           &commit_v, &error));
+  g_autoptr(GVariant) root = g_variant_get_child_value (commit_v, 6);
+  g_autofree char *hex = ostree_checksum_from_bytes_v (root);
+  g_autoptr(GVariant) tree = ab_meta_cache_lookup (cache, OSTREE_OBJECT_TYPE_DIR_TREE, hex);
+  g_assert_nonnull (tree);
+  g_assert_null (ab_meta_cache_lookup (cache, OSTREE_OBJECT_TYPE_DIR_META, hex));
+  ab_import_drop_meta_cache (f->dest);
+  g_assert_null (ab_import_meta_cache (f->dest));
+}
+
+/* A plan of a commit DEST already holds has nothing but the commit to add. */
+static void
+test_plan_of_present_commit_needs_little (ImportFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_assert_true (do_import (f, f->commit, NULL, &error));
+  g_autoptr(AbImportPlan) plan = ab_import_plan_new (f->dest, "media", f->src, f->commit, NULL,
+                                                     &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (ab_import_plan_needed_bytes (plan), <, 4096);
+}
+
 static void
 make_keys (void)
 {
@@ -338,6 +384,9 @@ main (int argc, char **argv)
   IMPORT_TEST ("/import/present-objects-not-read-again", test_present_objects_not_read_again);
   IMPORT_TEST ("/import/cancelled-import-leaves-no-commit", test_cancelled_import_leaves_no_commit);
   IMPORT_TEST ("/import/progress-reaches-total", test_progress_reaches_total);
+  IMPORT_TEST ("/import/plan-caches-verified-metadata", test_plan_caches_verified_metadata);
+  IMPORT_TEST ("/import/plan-of-present-commit-needs-little",
+               test_plan_of_present_commit_needs_little);
   int status = g_test_run ();
   tmpdir_teardown (&keys.dir, NULL);
   return status;
