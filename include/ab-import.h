@@ -43,6 +43,9 @@ gboolean ab_import_commit (OstreeRepo *dest, const char *remote, OstreeRepo *src
  * (as above), then walks the commit once: every dirtree and dirmeta object
  * is read, hashed to its name and kept (nothing is written to DEST). */
 typedef struct AbImportPlan AbImportPlan;
+/* The plan of importing COMMIT from SRC into DEST, or NULL with ERROR set
+ * (a bad signature, a damaged or missing object); DEST is left as it was
+ * either way. */
 G_GNUC_WARN_UNUSED_RESULT
 AbImportPlan *ab_import_plan_new (OstreeRepo *dest, const char *remote, OstreeRepo *src,
                                   const char *commit, GCancellable *cancellable, GError **error);
@@ -54,6 +57,7 @@ guint64 ab_import_plan_needed_bytes (AbImportPlan *plan);
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_import_plan_run (AbImportPlan *plan, guint n_workers, AbProgressFunc progress,
                              gpointer user_data, GCancellable *cancellable, GError **error);
+/* Frees PLAN (and its cache, unless ab_import_plan_run() handed it on). */
 void ab_import_plan_free (AbImportPlan *plan);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbImportPlan, ab_import_plan_free)
 
@@ -65,6 +69,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbImportPlan, ab_import_plan_free)
 typedef struct AbMetaCache AbMetaCache;
 /* The cache REPO carries, or NULL (borrowed). */
 AbMetaCache *ab_import_meta_cache (OstreeRepo *repo);
+/* Frees the cache REPO carries, if any (the checkout does, once done). */
 void ab_import_drop_meta_cache (OstreeRepo *repo);
 /* A new reference to the cached TYPE object CHECKSUM, or NULL. */
 GVariant *ab_meta_cache_lookup (AbMetaCache *cache, OstreeObjectType type, const char *checksum);
