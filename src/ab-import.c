@@ -294,6 +294,10 @@ typedef struct
 {
   const guint8 *csum;
   OstreeObjectType type;
+  /* a metadata object read by the walk from a loose file: that file's
+   * inode, which the import links without reading it again (ino 0: none) */
+  dev_t dev;
+  ino_t ino;
 } PlanObject;
 
 struct AbImportPlan
@@ -407,12 +411,14 @@ read_exactly (int fd, guint8 *buf, gsize len, const char *checksum, GError **err
 /* The bytes of metadata object CHECKSUM of SRC: the loose file (one open,
  * stat and read), or whatever libostree finds (a parent repo). */
 static GBytes *
-read_meta_bytes (OstreeRepo *src, OstreeObjectType type, const char *checksum, GError **error)
+read_meta_bytes (OstreeRepo *src, OstreeObjectType type, const char *checksum,
+                 struct stat *out_st, GError **error)
 {
   g_autofree char *rel = bare_object_path (checksum, type);
   ab_autofd fd = openat (ostree_repo_get_dfd (src), rel,
                          O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
   struct stat st;
+  memset (out_st, 0, sizeof *out_st);
   if (fd < 0 && errno == ENOENT)
     {
       g_autoptr(GVariant) v = NULL;
@@ -432,15 +438,16 @@ read_meta_bytes (OstreeRepo *src, OstreeObjectType type, const char *checksum, G
   g_autofree guint8 *buf = g_malloc ((gsize) st.st_size + 1);
   if (!read_exactly (fd, buf, (gsize) st.st_size, checksum, error))
     return NULL;
+  *out_st = st;
   return g_bytes_new_take (g_steal_pointer (&buf), (gsize) st.st_size);
 }
 
 /* Metadata object CHECKSUM of SRC, hashed to its name, in normal form. */
 static GVariant *
 read_verified_meta (OstreeRepo *src, OstreeObjectType type, const char *checksum,
-                    GError **error)
+                    struct stat *out_st, GError **error)
 {
-  g_autoptr(GBytes) bytes = read_meta_bytes (src, type, checksum, error);
+  g_autoptr(GBytes) bytes = read_meta_bytes (src, type, checksum, out_st, error);
   if (bytes == NULL)
     return NULL;
   gsize size = 0;
@@ -480,10 +487,11 @@ dest_has (AbImportPlan *p, const guint8 *csum, const char *checksum, OstreeObjec
 }
 
 /* Queues the object when the destination lacks it; SIZE: its bytes, or
- * G_MAXUINT64 when the source must be asked. */
+ * G_MAXUINT64 when the source must be asked; ST: the loose file the walk
+ * read and verified, or NULL. */
 static gboolean
 plan_add (AbImportPlan *p, const guint8 *csum, OstreeObjectType type, guint64 size,
-          GError **error)
+          const struct stat *st, GError **error)
 {
   char checksum[OSTREE_SHA256_STRING_LEN + 1];
   ostree_checksum_inplace_from_bytes (csum, checksum);
@@ -492,7 +500,7 @@ plan_add (AbImportPlan *p, const guint8 *csum, OstreeObjectType type, guint64 si
     return FALSE;
   if (have)
     return TRUE;
-  PlanObject o = { csum, type };
+  PlanObject o = { csum, type, st ? st->st_dev : 0, st ? st->st_ino : 0 };
   g_array_append_val (OSTREE_OBJECT_TYPE_IS_META (type) ? p->meta : p->content, o);
   p->needed += size != G_MAXUINT64 ? size : object_bytes (p->src, checksum, type);
   return TRUE;
@@ -508,11 +516,13 @@ want_meta (AbImportPlan *p, OstreeObjectType type, const guint8 *csum, GError **
   GVariant *v = g_hash_table_lookup (table, checksum);
   if (v != NULL)
     return v;
-  v = read_verified_meta (p->src, type, checksum, error);
+  struct stat st;
+  v = read_verified_meta (p->src, type, checksum, &st, error);
   if (v == NULL)
     return NULL;
   g_hash_table_insert (table, g_strdup (checksum), v);
-  return plan_add (p, csum, type, g_variant_get_size (v), error) ? v : NULL;
+  return plan_add (p, csum, type, g_variant_get_size (v), st.st_ino ? &st : NULL, error) ? v
+                                                                                        : NULL;
 }
 
 static gboolean
@@ -530,7 +540,7 @@ walk_files (AbImportPlan *p, GVariant *tree, GError **error)
         return FALSE;
       if (!g_hash_table_add (p->seen_files, (gpointer) csum))
         continue;
-      if (!plan_add (p, csum, OSTREE_OBJECT_TYPE_FILE, G_MAXUINT64, error))
+      if (!plan_add (p, csum, OSTREE_OBJECT_TYPE_FILE, G_MAXUINT64, NULL, error))
         return FALSE;
     }
   return TRUE;
@@ -661,12 +671,47 @@ ab_import_plan_needed_bytes (AbImportPlan *plan)
   return plan->needed;
 }
 
+/* A metadata object the walk verified: its file is linked without being
+ * read again, and the link must be the very inode the walk read (a file
+ * put in its place since is refused and unlinked again). *OUT_FALLBACK:
+ * the file system refused the link. */
+static gboolean
+link_walked_meta (ImportJob *job, const PlanObject *o, const char *checksum,
+                  gboolean *out_fallback, GError **error)
+{
+  g_autofree char *rel = bare_object_path (checksum, o->type);
+  int dest = ostree_repo_get_dfd (job->dest);
+  struct stat st;
+  *out_fallback = FALSE;
+  if (linkat (ostree_repo_get_dfd (job->src), rel, dest, rel, 0) < 0)
+    {
+      if (errno == EEXIST)
+        return TRUE;
+      if (errno != EXDEV && errno != EPERM && errno != EMLINK)
+        return ab_throw_errno_prefix (error, errno, "Linking object %s into the repo", checksum);
+      return (*out_fallback = TRUE);
+    }
+  if (fstatat (dest, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == o->dev
+      && st.st_ino == o->ino)
+    return TRUE;
+  (void) unlinkat (dest, rel, 0);
+  return corrupted (error, ostree_object_type_to_string (o->type), checksum,
+                    "it was replaced while it was imported");
+}
+
 static gboolean
 import_one (ImportJob *job, Worker *w, const PlanObject *o, GError **error)
 {
   char checksum[OSTREE_SHA256_STRING_LEN + 1];
   ostree_checksum_inplace_from_bytes (o->csum, checksum);
   gboolean fallback = TRUE;
+  if (job->direct && o->ino != 0 && g_atomic_int_get (&job->no_links) == 0)
+    {
+      if (!link_walked_meta (job, o, checksum, &fallback, error))
+        return FALSE;
+      if (!fallback)
+        return TRUE;
+    }
   if (job->direct && !direct_import (job, w, checksum, o->type, &fallback, error))
     return FALSE;
   if (!fallback)

@@ -349,6 +349,37 @@ test_plan_of_present_commit_needs_little (ImportFixture *f, gconstpointer data)
   g_assert_cmpuint (ab_import_plan_needed_bytes (plan), <, 4096);
 }
 
+/* The walk verified a dirtree's file; the import links that file without
+ * reading it again, so a file put in its place in between (here: the same
+ * bytes, a new inode) is refused, and nothing of it stays in DEST. */
+static void
+test_meta_replaced_after_walk_refused (ImportFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) commit_v = NULL;
+  g_assert_true (ostree_repo_load_variant (f->src, OSTREE_OBJECT_TYPE_COMMIT, f->commit,
+                                           &commit_v, &error));
+  g_autoptr(GVariant) root = g_variant_get_child_value (commit_v, 6);
+  g_autofree char *hex = ostree_checksum_from_bytes_v (root);
+  g_autofree char *path = loose_object (f->src, hex, "dirtree");
+  g_autoptr(AbImportPlan) plan = ab_import_plan_new (f->dest, "media", f->src, f->commit, NULL,
+                                                     &error);
+  g_assert_no_error (error);
+  g_autofree char *bytes = NULL;
+  gsize len = 0;
+  g_assert_true (g_file_get_contents (path, &bytes, &len, &error));
+  g_assert_cmpint (unlink (path), ==, 0);
+  g_assert_true (g_file_set_contents (path, bytes, (gssize) len, &error));
+  g_assert_false (ab_import_plan_run (plan, 1, NULL, NULL, NULL, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "replaced"));
+  gboolean have = TRUE;
+  g_clear_error (&error);
+  g_assert_true (ostree_repo_has_object (f->dest, OSTREE_OBJECT_TYPE_DIR_TREE, hex, &have, NULL,
+                                         &error));
+  g_assert_false (have);
+}
+
 static void
 make_keys (void)
 {
@@ -385,6 +416,8 @@ main (int argc, char **argv)
   IMPORT_TEST ("/import/cancelled-import-leaves-no-commit", test_cancelled_import_leaves_no_commit);
   IMPORT_TEST ("/import/progress-reaches-total", test_progress_reaches_total);
   IMPORT_TEST ("/import/plan-caches-verified-metadata", test_plan_caches_verified_metadata);
+  IMPORT_TEST ("/import/meta-replaced-after-walk-refused",
+               test_meta_replaced_after_walk_refused);
   IMPORT_TEST ("/import/plan-of-present-commit-needs-little",
                test_plan_of_present_commit_needs_little);
   int status = g_test_run ();
