@@ -34,7 +34,7 @@ typedef struct
 
 typedef struct
 {
-  char *from;
+  char *from;       /* NULL for a release's from-empty "full_delta" (issue 18) */
   guint64 size;
   GPtrArray *files; /* AbDeltaFile */
 } AbDelta;
@@ -66,6 +66,10 @@ typedef struct
   char *promoted_from;   /* the commit's own version when promoted under another; or NULL */
   gboolean security;     /* a security release */
   AbReleaseNotes *notes; /* NULL: none */
+  /* Issue 18, optional: the static delta from nothing to COMMIT, which a
+   * first install fetches in a few requests instead of one per object;
+   * from is NULL. NULL: none listed. */
+  AbDelta *full_delta;
 } AbRelease;
 
 typedef struct
@@ -110,8 +114,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbDelta, ab_delta_free)
 /* Constructors: every string is copied; lists start empty. */
 AbRelease *ab_release_new (const char *version, const char *commit, const char *published_at,
                            guint rollout);
-/* A delta from commit FROM, with no file. */
+/* A delta from commit FROM (NULL: from nothing, a full delta), with no file. */
 AbDelta *ab_delta_new (const char *from);
+/* A deep copy of D. */
+AbDelta *ab_delta_copy (const AbDelta *d);
 /* A delta file entry; the strings are copied. */
 AbDeltaFile *ab_delta_file_new (const char *path, guint64 size, const char *sha256);
 /* A deep copy. */

@@ -78,6 +78,7 @@ ab_release_free (AbRelease *r)
   g_free (r->published_at);
   g_free (r->deprecated);
   g_ptr_array_unref (r->deltas);
+  ab_delta_free (r->full_delta);
   g_free (r);
 }
 
@@ -112,6 +113,19 @@ ab_delta_new (const char *from)
   return d;
 }
 
+AbDelta *
+ab_delta_copy (const AbDelta *d)
+{
+  AbDelta *c = ab_delta_new (d->from);
+  c->size = d->size;
+  for (guint j = 0; j < d->files->len; j++)
+    {
+      const AbDeltaFile *f = d->files->pdata[j];
+      g_ptr_array_add (c->files, ab_delta_file_new (f->path, f->size, f->sha256));
+    }
+  return c;
+}
+
 AbRelease *
 ab_release_new (const char *version, const char *commit, const char *published_at,
                 guint rollout)
@@ -143,17 +157,8 @@ ab_release_copy (const AbRelease *r)
   c->security = r->security;
   c->notes = ab_release_notes_copy (r->notes);
   for (guint i = 0; i < r->deltas->len; i++)
-    {
-      const AbDelta *d = r->deltas->pdata[i];
-      AbDelta *dc = ab_delta_new (d->from);
-      dc->size = d->size;
-      for (guint j = 0; j < d->files->len; j++)
-        {
-          const AbDeltaFile *f = d->files->pdata[j];
-          g_ptr_array_add (dc->files, ab_delta_file_new (f->path, f->size, f->sha256));
-        }
-      g_ptr_array_add (c->deltas, dc);
-    }
+    g_ptr_array_add (c->deltas, ab_delta_copy (r->deltas->pdata[i]));
+  c->full_delta = r->full_delta ? ab_delta_copy (r->full_delta) : NULL;
   return c;
 }
 
@@ -430,30 +435,19 @@ parse_delta_file (JsonObject *o, const char *path, GError **error)
   return ab_delta_file_new (fpath, size, sha);
 }
 
-static AbDelta *
-parse_delta (JsonObject *o, const char *path, const char *to_commit, GError **error)
+/* The "size" and "files" of the delta object O at PATH, into D: at least
+ * one file, and "size" is their sum. */
+static gboolean
+parse_delta_files (JsonObject *o, const char *path, AbDelta *d, GError **error)
 {
-  g_autofree char *from = NULL;
-  guint64 size = 0;
   JsonArray *files = NULL;
-  if (!read_commit (o, path, "from", &from, error) || !read_uint (o, path, "size", &size, error)
+  if (!read_uint (o, path, "size", &d->size, error)
       || !read_array (o, path, "files", FALSE, &files, error))
-    return NULL;
-  g_autofree char *p_from = member_path (path, "from");
+    return FALSE;
   g_autofree char *p_files = member_path (path, "files");
   g_autofree char *p_size = member_path (path, "size");
-  if (strcmp (from, to_commit) == 0)
-    {
-      bad (error, p_from, "is the release's own commit");
-      return NULL;
-    }
   if (json_array_get_length (files) == 0)
-    {
-      bad (error, p_files, "is empty");
-      return NULL;
-    }
-  g_autoptr(AbDelta) d = ab_delta_new (from);
-  d->size = size;
+    return bad (error, p_files, "is empty");
   guint64 sum = 0;
   for (guint i = 0; i < json_array_get_length (files); i++)
     {
@@ -461,21 +455,56 @@ parse_delta (JsonObject *o, const char *path, const char *to_commit, GError **er
       JsonObject *fo = element_object (files, i, fp, error);
       AbDeltaFile *f = fo ? parse_delta_file (fo, fp, error) : NULL;
       if (f == NULL)
-        return NULL;
+        return FALSE;
       g_ptr_array_add (d->files, f);
       /* A sum that wraps would let a small signed size stand for huge files. */
       if (!g_uint64_checked_add (&sum, sum, f->size))
-        {
-          bad (error, p_size, "is not the sum of the sizes of its files (they overflow 64 bits)");
-          return NULL;
-        }
+        return bad (error, p_size, "is not the sum of the sizes of its files (they overflow 64 bits)");
     }
-  if (sum != size)
+  if (sum != d->size)
+    return bad (error, p_size, "is not the sum of the sizes of its files");
+  return TRUE;
+}
+
+static AbDelta *
+parse_delta (JsonObject *o, const char *path, const char *to_commit, GError **error)
+{
+  g_autofree char *from = NULL;
+  if (!read_commit (o, path, "from", &from, error))
+    return NULL;
+  if (strcmp (from, to_commit) == 0)
     {
-      bad (error, p_size, "is not the sum of the sizes of its files");
+      g_autofree char *p_from = member_path (path, "from");
+      bad (error, p_from, "is the release's own commit");
       return NULL;
     }
+  g_autoptr(AbDelta) d = ab_delta_new (from);
+  if (!parse_delta_files (o, path, d, error))
+    return NULL;
   return g_steal_pointer (&d);
+}
+
+/* full_delta (issue 18): optional, null or absent gives none; else an
+ * object with "size" and "files" and no "from": it starts from nothing.
+ * Readers of 0.2.0 ignore the member. */
+static gboolean
+parse_full_delta (JsonObject *o, const char *parent, AbRelease *r, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, "full_delta");
+  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
+    return TRUE;
+  g_autofree char *path = member_path (parent, "full_delta");
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    return bad (error, path, "is not an object");
+  JsonObject *fo = json_node_get_object (n);
+  if (json_object_has_member (fo, "from"))
+    return bad (error, path, "has a \"from\" member, but a full delta starts from nothing "
+                "(a delta from a commit belongs in \"deltas\")");
+  g_autoptr(AbDelta) d = ab_delta_new (NULL);
+  if (!parse_delta_files (fo, path, d, error))
+    return FALSE;
+  r->full_delta = g_steal_pointer (&d);
+  return TRUE;
 }
 
 static gboolean
@@ -599,7 +628,8 @@ parse_release (JsonObject *o, const char *path, GError **error)
     return NULL;
   g_autoptr(AbRelease) r = ab_release_new (version, commit, published_at, rollout);
   r->deprecated = g_steal_pointer (&deprecated);
-  if (!parse_release_extras (o, path, r, error) || !parse_deltas (o, path, r, error))
+  if (!parse_release_extras (o, path, r, error) || !parse_deltas (o, path, r, error)
+      || !parse_full_delta (o, path, r, error))
     return NULL;
   return g_steal_pointer (&r);
 }

@@ -1063,17 +1063,54 @@ delta_files_size (const AbDelta *d)
   return (gint64) MIN (total, (guint64) G_MAXINT64);
 }
 
-/* Once the superblock (checked against the signed manifest) is here, its
- * unpacked sizes say what applying the delta writes: that, plus the files
- * after file NEXT, must fit beside the reserve. */
+/* OSTREE_STATIC_DELTA_SUPERBLOCK_FORMAT of libostree (private there):
+ * children 2 and 3 are the FROM and TO checksums, FROM empty for a delta
+ * from nothing. */
+#define SUPERBLOCK_TYPE "(a{sv}tayay(a{sv}aya(say)sstayay)aya(uayttay)a(yaytt))"
+
+/* Child I of SB as a hex checksum; NULL when it is not 32 bytes (empty). */
+static char *
+superblock_checksum (GVariant *sb, gsize i)
+{
+  g_autoptr(GVariant) v = g_variant_get_child_value (sb, i);
+  if (g_variant_n_children (v) != OSTREE_SHA256_DIGEST_LEN)
+    return NULL;
+  return ostree_checksum_from_bytes_v (v);
+}
+
+/* Invariant: a delta is applied only when its superblock (whose SHA-256
+ * matched the signed manifest) leads to the manifest's commit, from D's
+ * FROM, or from nothing for a full delta. Anything else is a publisher
+ * mistake, refused before libostree writes an object. */
 static gboolean
-check_unpack_room (Run *r, const AbDelta *d, guint next, int cache_dfd, GError **error)
+check_superblock_names (Run *r, const AbDelta *d, GBytes *bytes, GError **error)
+{
+  g_autoptr(GVariant) sb = g_variant_ref_sink (
+      g_variant_new_from_bytes (G_VARIANT_TYPE (SUPERBLOCK_TYPE), bytes, FALSE));
+  g_autofree char *from = superblock_checksum (sb, 2), *to = superblock_checksum (sb, 3);
+  if (g_strcmp0 (from, d->from) == 0 && g_strcmp0 (to, r->t->commit) == 0)
+    return TRUE;
+  return refuse (error, "The %s that the manifest lists for release %s leads from %s to %s, "
+                 "not from %s to its commit %s: the publisher listed another delta; nothing "
+                 "was applied", d->from ? "delta" : "full delta", r->release->version,
+                 from ? from : "nothing", to ? to : "nothing", d->from ? d->from : "nothing",
+                 r->t->commit);
+}
+
+/* Once the superblock (checked against the signed manifest) is here, it
+ * must name the right commits, and its unpacked sizes say what applying the
+ * delta writes: that, plus the files after file NEXT, must fit beside the
+ * reserve. */
+static gboolean
+check_superblock (Run *r, const AbDelta *d, guint next, int cache_dfd, GError **error)
 {
   g_autofree char *data = NULL;
   gsize len = 0;
   if (!ab_fs_read_at (cache_dfd, "superblock", &data, &len, error))
     return FALSE;
   g_autoptr(GBytes) sb = g_bytes_new_take (g_steal_pointer (&data), len);
+  if (!check_superblock_names (r, d, sb, error))
+    return FALSE;
   guint64 needed = ab_content_delta_unpacked_bytes (sb);
   for (guint j = next; j < d->files->len; j++)
     needed += ((const AbDeltaFile *) d->files->pdata[j])->size;
@@ -1095,7 +1132,7 @@ download_delta (Run *r, const AbDelta *d, int cache_dfd, GError **error)
       const AbDeltaFile *f = d->files->pdata[i];
       g_autofree char *name = g_path_get_basename (f->path);
       if (!fetch_delta_file (r, f, cache_dfd, name, error)
-          || (g_str_equal (name, "superblock") && !check_unpack_room (r, d, i + 1, cache_dfd, error)))
+          || (g_str_equal (name, "superblock") && !check_superblock (r, d, i + 1, cache_dfd, error)))
         return FALSE;
       r->delta_base += f->size;
       report_delta (r, r->delta_base, TRUE);
@@ -1170,6 +1207,75 @@ download_objects (Run *r, GError **error)
   return FALSE;
 }
 
+/* *OUT: whether the repo holds a complete commit, whose objects an object
+ * pull would reuse. A commit that a killed or failed run left marked
+ * partial does not count. */
+static gboolean
+repo_has_complete_commit (OstreeRepo *repo, gboolean *out, GError **error)
+{
+  g_autoptr(GHashTable) commits = NULL;
+  *out = FALSE;
+  if (!ostree_repo_list_commit_objects_starting_with (repo, "", &commits, NULL, error))
+    return FALSE;
+  GHashTableIter it;
+  gpointer key = NULL;
+  g_hash_table_iter_init (&it, commits);
+  while (!*out && g_hash_table_iter_next (&it, &key, NULL))
+    {
+      const char *csum = NULL;
+      OstreeObjectType type;
+      OstreeRepoCommitState state = 0;
+      ostree_object_name_deserialize (key, &csum, &type);
+      if (!ostree_repo_load_commit (repo, csum, NULL, &state, error))
+        return FALSE;
+      *out = (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) == 0;
+    }
+  return TRUE;
+}
+
+/* The delta to fetch, or NULL for libostree's object pull. The delta from
+ * the installed commit when the release lists one. Otherwise its full delta
+ * (issue 18) when the repo holds no complete commit (a first install, or
+ * one that a kill interrupted): nothing there for an object pull to reuse,
+ * and a few requests instead of one per object. A device with a complete
+ * commit but no delta from it pulls objects: it fetches only what changed. */
+static gboolean
+choose_delta (Run *r, const AbDelta **out, GError **error)
+{
+  gboolean have = FALSE;
+  *out = find_delta (r->release, r->t->from_commit);
+  if (*out != NULL || r->release->full_delta == NULL)
+    return TRUE;
+  if (!repo_has_complete_commit (r->sysroot->repo, &have, error))
+    return FALSE;
+  if (!have)
+    *out = r->release->full_delta;
+  return TRUE;
+}
+
+/* A full delta the server does not have (HTTP 404 or 410: a mirror that
+ * leaves out deltas/) is no reason to fail: libostree's object pull gets
+ * the same commit, object by object. Any other failure stands. */
+static gboolean
+fall_back_to_objects (Run *r, const AbDelta *d, GError *cause, GError **error)
+{
+  if (d != r->release->full_delta || !g_error_matches (cause, AB_FETCH_ERROR,
+                                                        AB_FETCH_ERROR_NOT_FOUND))
+    {
+      g_propagate_error (error, cause);
+      return FALSE;
+    }
+  ab_event_warning (r->sysroot->events, "The server has no full delta of %s (%s); fetching "
+                    "its objects one by one instead", r->release->version, cause->message);
+  g_error_free (cause);
+  g_autofree char *name = cache_name (r->t->commit);
+  g_autofree char *rel = g_build_filename (CACHE_DIR, name, NULL);
+  if (!ab_fs_rm_rf_at (r->sysroot->dfd, rel, error))
+    return FALSE;
+  r->t->use_delta = FALSE;
+  return download_objects (r, error);
+}
+
 static gboolean
 do_download (Run *r, GError **error)
 {
@@ -1177,11 +1283,16 @@ do_download (Run *r, GError **error)
     return FALSE;
   r->deadline_us = g_get_monotonic_time ()
                    + (gint64) r->sysroot->config->update.max_pull_time_sec * G_USEC_PER_SEC;
-  const AbDelta *d = find_delta (r->release, r->t->from_commit);
+  const AbDelta *d = NULL;
+  GError *local = NULL;
+  if (!choose_delta (r, &d, error))
+    return FALSE;
   r->t->use_delta = d != NULL;
-  if (d != NULL)
-    return download_with_delta (r, d, error);
-  return download_objects (r, error);
+  if (d == NULL)
+    return download_objects (r, error);
+  if (download_with_delta (r, d, &local))
+    return TRUE;
+  return fall_back_to_objects (r, d, local, error);
 }
 
 /* Whether release REL may name a commit whose own (signed) "version"

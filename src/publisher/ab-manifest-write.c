@@ -8,11 +8,13 @@
  * string goes through ab_json_add_string() (sanitized: a manifest is always
  * valid JSON) ---- */
 
+/* A delta object; a full delta (from NULL) has no "from" member. */
 static void
 build_delta (JsonBuilder *b, const AbDelta *d)
 {
   json_builder_begin_object (b);
-  ab_json_add_string (b, "from", d->from);
+  if (d->from != NULL)
+    ab_json_add_string (b, "from", d->from);
   ab_json_add_int (b, "size", d->size);
   json_builder_set_member_name (b, "files");
   json_builder_begin_array (b);
@@ -66,6 +68,12 @@ build_release (JsonBuilder *b, const AbRelease *r)
   for (guint i = 0; i < r->deltas->len; i++)
     build_delta (b, r->deltas->pdata[i]);
   json_builder_end_array (b);
+  /* Issue 18: written only when listed; 0.2.0 readers ignore it. */
+  if (r->full_delta != NULL)
+    {
+      json_builder_set_member_name (b, "full_delta");
+      build_delta (b, r->full_delta);
+    }
   json_builder_end_object (b);
 }
 

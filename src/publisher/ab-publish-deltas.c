@@ -13,15 +13,26 @@
 /* ---- publish deltas ---- */
 
 /* Where libostree stores the static delta FROM → TO, relative to the repo:
- * deltas/<2 chars>/<rest>-<to>, in its modified base64 of the checksums. */
+ * deltas/<2 chars>/<rest>-<to>, in its modified base64 of the checksums;
+ * from nothing (FROM NULL, a full delta): deltas/<2 chars>/<rest> of TO. */
 char *
 ab_publish_delta_dir (const char *from, const char *to)
 {
-  g_autofree guchar *from_bin = ostree_checksum_to_bytes (from);
   g_autofree guchar *to_bin = ostree_checksum_to_bytes (to);
-  g_autofree char *from_b64 = ostree_checksum_b64_from_bytes (from_bin);
   g_autofree char *to_b64 = ostree_checksum_b64_from_bytes (to_bin);
+  if (from == NULL)
+    return g_strdup_printf ("deltas/%.2s/%s", to_b64, to_b64 + 2);
+  g_autofree guchar *from_bin = ostree_checksum_to_bytes (from);
+  g_autofree char *from_b64 = ostree_checksum_b64_from_bytes (from_bin);
   return g_strdup_printf ("deltas/%.2s/%s-%s", from_b64, from_b64 + 2, to_b64);
+}
+
+/* What DIR holds: "the delta from F to T" or "the full delta to T". */
+static char *
+delta_name (const char *from, const char *to)
+{
+  return from ? g_strdup_printf ("the delta from %s to %s", from, to)
+              : g_strdup_printf ("the full delta (from nothing) to %s", to);
 }
 
 static gboolean
@@ -39,13 +50,15 @@ generate_delta (AbPublishSession *s, const char *from, const char *to, const cha
   if (!ostree_repo_static_delta_generate (s->repo, OSTREE_STATIC_DELTA_GENERATE_OPT_MAJOR, from,
                                           to, NULL, params, NULL, error))
     {
-      g_prefix_error (error, "Generating the static delta %s-%s: ", from, to);
+      g_autofree char *what = delta_name (from, to);
+      g_prefix_error (error, "Generating %s: ", what);
       return FALSE;
     }
   if (!ab_fs_exists_at (s->dfd, superblock))
     {
+      g_autofree char *what = delta_name (from, to);
       g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_FAILED,
-                   "libostree did not write the delta %s-%s to %s", from, to, dir);
+                   "libostree did not write %s to %s", what, dir);
       return FALSE;
     }
   return TRUE;
@@ -53,7 +66,7 @@ generate_delta (AbPublishSession *s, const char *from, const char *to, const cha
 
 /* ---- checking a delta before it is listed ----
  * Invariant: a delta is listed (and so signed) only when its superblock
- * names FROM and TO, carries TO's commit object, has no fallback objects
+ * names FROM and TO (for a full delta: no FROM), carries TO's commit object, has no fallback objects
  * (devices apply deltas offline), and every part it lists is on disk with
  * the SHA-256 the superblock records. The files listed are the superblock
  * and those parts, nothing else the directory may hold. */
@@ -65,17 +78,21 @@ static gboolean
 bad_delta (AbPublishSession *s, GError **error, const char *dir, const char *from, const char *to,
            const char *why)
 {
+  g_autofree char *what = delta_name (from, to);
   g_set_error (error, AB_PUBLISH_ERROR, AB_PUBLISH_ERROR_REFUSED,
-               "Refusing to list the delta in %s/%s: %s, so it is not the delta from %s to %s "
+               "Refusing to list the delta in %s/%s: %s, so it is not %s "
                "that abdeploy publish makes. Nothing was written. Remove the directory (rm -r "
-               "%s/%s) and run publish deltas again to generate it", s->p->repo, dir, why, from,
-               to, s->p->repo, dir);
+               "%s/%s) and run publish deltas again to generate it", s->p->repo, dir, why, what,
+               s->p->repo, dir);
   return FALSE;
 }
 
+/* BYTES is the checksum HEX; HEX NULL: BYTES is empty (no FROM). */
 static gboolean
 checksum_is (GVariant *bytes, const char *hex)
 {
+  if (hex == NULL)
+    return g_variant_n_children (bytes) == 0;
   if (g_variant_n_children (bytes) != OSTREE_SHA256_DIGEST_LEN)
     return FALSE;
   g_autofree char *h = ostree_checksum_from_bytes_v (bytes);
@@ -191,7 +208,8 @@ delta_sources (AbManifest *m, const AbRelease *newest, guint n)
   return out;
 }
 
-/* Generates (unless present) and lists the delta FROM → TO->commit in TO. */
+/* Generates (unless present) and lists the delta FROM → TO->commit in TO;
+ * FROM NULL: the full delta (issue 18), TO->full_delta. */
 static gboolean
 add_delta (AbPublishSession *s, AbRelease *to, const char *from, GError **error)
 {
@@ -201,6 +219,12 @@ add_delta (AbPublishSession *s, AbRelease *to, const char *from, GError **error)
   AbDelta *delta = check_delta (s, from, to->commit, dir, error);
   if (delta == NULL)
     return FALSE;
+  if (from == NULL)
+    {
+      ab_delta_free (to->full_delta);
+      to->full_delta = delta;
+      return TRUE;
+    }
   for (guint i = 0; i < to->deltas->len; i++)
     if (strcmp (((AbDelta *) to->deltas->pdata[i])->from, from) == 0)
       {
@@ -226,6 +250,8 @@ check_before_generating (AbPublishSession *s, const AbManifest *m, const AbRelea
   for (guint i = 0; i < sources->len; i++)
     g_hash_table_add (wanted, g_strconcat (((AbRelease *) sources->pdata[i])->commit, "-",
                                            newest->commit, NULL));
+  /* libostree names a full delta by its TO alone */
+  g_hash_table_add (wanted, g_strdup (newest->commit));
   return ab_publish_check_repo_deltas_except (s, m, wanted, error);
 }
 
@@ -259,6 +285,8 @@ ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last, G
   for (guint i = 0; i < sources->len; i++)
     if (!add_delta (&s, newest, ((AbRelease *) sources->pdata[i])->commit, error))
       return NULL;
+  if (!add_delta (&s, newest, NULL, error))
+    return NULL;
   ab_event_phase (p->events, "summary");
   if (!ab_publish_update_summary (&s, m, error))
     return NULL;

@@ -252,16 +252,18 @@ mark_deltas (Gc *g, GPtrArray *targets, GError **error)
     return FALSE;
   for (guint i = 0; i < names->len; i++)
     {
+      /* "FROM-TO", or "TO" alone for a full delta (from nothing) */
       const char *name = names->pdata[i], *dash = strchr (name, '-');
-      if (dash == NULL)
+      const char *to = dash ? dash + 1 : name;
+      g_autofree char *from = dash ? g_strndup (name, dash - name) : NULL;
+      if (!ab_is_commit_checksum (to) || (from != NULL && !ab_is_commit_checksum (from)))
         continue;
-      g_autoptr(GVariant) key = ostree_object_name_serialize (dash + 1, OSTREE_OBJECT_TYPE_COMMIT);
+      g_autoptr(GVariant) key = ostree_object_name_serialize (to, OSTREE_OBJECT_TYPE_COMMIT);
       if (g_hash_table_contains (g->reachable, key))
         continue;
-      g_autofree char *from = g_strndup (name, dash - name);
-      g_autofree char *dir = ab_publish_delta_dir (from, dash + 1);
+      g_autofree char *dir = ab_publish_delta_dir (from, to);
       g_ptr_array_add (g->res->deltas, g_strdup (name));
-      g_ptr_array_add (targets, g_strdup (dash + 1));
+      g_ptr_array_add (targets, g_strdup (to));
       g->res->bytes += dir_bytes (g->s, dir);
     }
   return TRUE;

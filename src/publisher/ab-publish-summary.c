@@ -7,7 +7,15 @@
 
 /* ---- summary ---- */
 
-/* Adds "PATH SHA256" of the superblock of every delta M lists to KNOWN. */
+static void
+add_superblock (const AbDelta *d, GHashTable *known)
+{
+  const AbDeltaFile *f = d->files->pdata[0];
+  g_hash_table_add (known, g_strconcat (f->path, " ", f->sha256, NULL));
+}
+
+/* Adds "PATH SHA256" of the superblock of every delta M lists (full deltas
+ * included) to KNOWN. */
 static void
 add_listed_superblocks (const AbManifest *m, GHashTable *known)
 {
@@ -15,10 +23,9 @@ add_listed_superblocks (const AbManifest *m, GHashTable *known)
     {
       const AbRelease *r = m->releases->pdata[j];
       for (guint k = 0; k < r->deltas->len; k++)
-        {
-          const AbDeltaFile *f = ((AbDelta *) r->deltas->pdata[k])->files->pdata[0];
-          g_hash_table_add (known, g_strconcat (f->path, " ", f->sha256, NULL));
-        }
+        add_superblock (r->deltas->pdata[k], known);
+      if (r->full_delta != NULL)
+        add_superblock (r->full_delta, known);
     }
 }
 
@@ -63,8 +70,11 @@ ab_publish_check_repo_deltas_except (AbPublishSession *s, const AbManifest *pend
       const char *name = names->pdata[i], *dash = strchr (name, '-');
       if (skip != NULL && g_hash_table_contains (skip, name))
         continue;
+      /* "FROM-TO", or "TO" alone for a full delta (from nothing) */
       g_autofree char *from = dash ? g_strndup (name, dash - name) : NULL;
-      g_autofree char *dir = dash ? ab_publish_delta_dir (from, dash + 1) : NULL;
+      const char *to = dash ? dash + 1 : name;
+      gboolean named = ab_is_commit_checksum (to) && (!from || ab_is_commit_checksum (from));
+      g_autofree char *dir = named ? ab_publish_delta_dir (from, to) : NULL;
       g_autofree char *sb = dir ? g_build_filename (dir, "superblock", NULL) : NULL;
       g_autofree char *hex = NULL, *key = NULL;
       guint64 size = 0;

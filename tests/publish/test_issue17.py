@@ -344,6 +344,13 @@ def delta_names(pub):
     return set(line.strip() for line in out.splitlines() if "-" in line)
 
 
+def full_delta_names(pub):
+    """The from-empty deltas (issue 18), which libostree names by TO alone."""
+    out = pub.ostree("static-delta", "list")
+    return set(line.strip() for line in out.splitlines()
+               if re.fullmatch(r"[0-9a-f]{64}", line.strip()))
+
+
 def every_listed_commit_present(pub):
     chdir = os.path.join(pub.repo, "abdeploy", "channels")
     for name in os.listdir(chdir):
@@ -351,7 +358,7 @@ def every_listed_commit_present(pub):
             with open(os.path.join(chdir, name)) as f:
                 for r in json.load(f)["releases"]:
                     assert has_commit(pub, r["commit"]), (name, r["version"])
-                    for d in r["deltas"]:
+                    for d in r["deltas"] + ([r["full_delta"]] if "full_delta" in r else []):
                         for fl in d["files"]:
                             assert os.path.exists(os.path.join(pub.repo, fl["path"])), fl
 
@@ -374,18 +381,21 @@ def dev(pub):
 
 def test_prune_drops_old_releases_and_deletes_what_nothing_references(dev, keys):
     assert len(delta_names(dev)) == 3
+    # the full deltas of 1.1.0 and 1.2.0 (issue 18), each written when it was the newest
+    assert full_delta_names(dev) == {dev.c["1.1.0"], dev.c["1.2.0"]}
     before, size_before = snapshot(dev.repo), repo_bytes(dev.repo)
     out = dev.signed("prune", "--channel=dev", "--dry-run").stdout.decode()
     assert "would drop 1.0.0" in out and "would drop 1.1.0" in out and "1.2.0" not in out, out
     assert "nothing was changed" in out, out
-    dry = int(re.search(r"Would free \d+ object\(s\) and 1 delta\(s\): (\d+) bytes", out).group(1))
+    # 1.0.0 -> 1.1.0 and the full delta of 1.1.0
+    dry = int(re.search(r"Would free \d+ object\(s\) and 2 delta\(s\): (\d+) bytes", out).group(1))
     assert snapshot(dev.repo) == before
     serial = dev.manifest("dev")["serial"]
 
     out = dev.signed("prune", "--channel=dev").stdout.decode()
     assert "dropped 1.0.0" in out and "dropped 1.1.0" in out, out
     assert "Deleted ref abdeploy/release/1.0.0" in out, out
-    freed = int(re.search(r"Freed (\d+) object\(s\) and 1 delta\(s\): (\d+) bytes", out).group(2))
+    freed = int(re.search(r"Freed (\d+) object\(s\) and 2 delta\(s\): (\d+) bytes", out).group(2))
     assert freed == dry and freed > 2 * 200000, out
     assert size_before - repo_bytes(dev.repo) >= 2 * 200000
     m = dev.manifest("dev")
@@ -398,6 +408,7 @@ def test_prune_drops_old_releases_and_deletes_what_nothing_references(dev, keys)
     # the deltas to 1.2.0 stay (devices on 1.0.0 or 1.1.0 still use them)
     assert delta_names(dev) == {dev.c["1.0.0"] + "-" + dev.c["1.2.0"],
                                 dev.c["1.1.0"] + "-" + dev.c["1.2.0"]}, delta_names(dev)
+    assert full_delta_names(dev) == {dev.c["1.2.0"]}
     every_listed_commit_present(dev)
     run(["ostree", "--repo=" + dev.repo, "fsck"], dev.env)
     # a pruned version stays published

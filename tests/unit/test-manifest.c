@@ -405,6 +405,55 @@ test_channel_names (void)
   g_assert_false (ab_manifest_channel_name_is_valid (NULL));
 }
 
+/* Issue 18: the optional "full_delta" (a delta without "from"). */
+static void
+test_full_delta (void)
+{
+  const char *fd = ",\"full_delta\":{\"size\":7,\"files\":[{\"path\":\"deltas/Ab/cd/superblock\","
+                   "\"size\":7,\"sha256\":\"" SHA "\"}]}}]}";
+  g_autoptr(GString) s = g_string_new (example);
+  g_string_truncate (s, s->len - 3); /* "}]}" */
+  g_string_append (s, fd);
+  g_autoptr(AbManifest) m = parse_ok (s->str);
+  const AbRelease *r = ab_manifest_find (m, "1.2.0");
+  g_assert_nonnull (r->full_delta);
+  g_assert_null (r->full_delta->from);
+  g_assert_cmpuint (r->full_delta->size, ==, 7);
+  g_assert_cmpuint (r->full_delta->files->len, ==, 1);
+  /* written back the same, without "from"; copied deeply */
+  g_autofree char *text = ab_manifest_serialize (m);
+  g_autoptr(AbManifest) back = parse_ok (text);
+  g_autofree char *again = ab_manifest_serialize (back);
+  g_assert_cmpstr (text, ==, again);
+  g_autoptr(AbRelease) copy = ab_release_copy (r);
+  g_assert_true (copy->full_delta != r->full_delta);
+  g_assert_cmpuint (copy->full_delta->size, ==, 7);
+  /* absent when not set */
+  g_autoptr(AbManifest) plain = parse_ok (example);
+  g_assert_null (ab_manifest_find (plain, "1.2.0")->full_delta);
+  g_autofree char *plain_text = ab_manifest_serialize (plain);
+  g_assert_null (strstr (plain_text, "full_delta"));
+  /* malformed: a "from", a wrong size, no file, not an object */
+  const char *bad[][2] = {
+    { "\"full_delta\":{\"size\"", "\"full_delta\":{\"from\":\"" C1 "\",\"size\"" },
+    { "\"full_delta\":{\"size\":7", "\"full_delta\":{\"size\":8" },
+    { "deltas/Ab/cd/superblock", "../superblock" },
+    { "\"full_delta\":{\"size\":7,", "\"full_delta\":7,\"x\":{" },
+  };
+  const char *needle[] = { "full_delta has a \"from\"", "full_delta.size",
+                           "full_delta.files[0].path", "full_delta is not an object" };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GString) b = g_string_new (s->str);
+      g_string_replace (b, bad[i][0], bad[i][1], 1);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(AbManifest) no = ab_manifest_parse (b->str, b->len, &error);
+      g_assert_null (no);
+      if (strstr (error->message, needle[i]) == NULL)
+        g_error ("message \"%s\" lacks \"%s\"", error->message, needle[i]);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -426,5 +475,6 @@ main (int argc, char **argv)
   g_test_add_func ("/manifest/protocol", test_protocol);
   g_test_add_func ("/manifest/check-fresh", test_check_fresh);
   g_test_add_func ("/manifest/channel-names", test_channel_names);
+  g_test_add_func ("/manifest/full-delta", test_full_delta);
   return g_test_run ();
 }

@@ -359,8 +359,9 @@ def test_mix_and_match_delta_swapped_by_server(device, hostile, pub, snap_update
 
 def test_mix_and_match_delta_listed_for_another_commit(device, hostile, pub, snap_update):
     """A signed manifest whose 1.1 (commit X) lists the files of the delta to
-    1.2 (Y): the files match their checksums, the delta applies, and the
-    result is not X.  Refused before anything is staged."""
+    1.2 (Y): the files match their checksums, but the superblock leads to Y.
+    Refused before libostree applies it (issue 18: the superblock must name
+    the release's commit), so no object of Y lands in the repo."""
     other = pub.delta_files("other", "1.2", "1.0")
 
     def lie(m):
@@ -372,7 +373,10 @@ def test_mix_and_match_delta_listed_for_another_commit(device, hostile, pub, sna
     device.configure(hostile.url)
     before = snap_update()
     r = device.run("update")
-    refused_in_transaction(device, r, ul.EXIT_VERIFY, ["no commit %s" % pub.commits["1.1"]])
+    refused_in_transaction(device, r, ul.EXIT_VERIFY, ["to its commit %s" % pub.commits["1.1"],
+                                                       "nothing was applied"])
+    c = pub.commits["1.2"]
+    assert not os.path.exists(device.p("ostree", "repo", "objects", c[:2], c[2:] + ".commit"))
     before = {k: v for k, v in before.items() if k != "state/update.json"}
     after = {k: v for k, v in snap_update().items() if k != "state/update.json"}
     assert after == before, ul.diff(before, after)

@@ -208,12 +208,24 @@ class Publisher:
             f.write(sig)
 
 
+def _b64(c):
+    return base64.b64encode(bytes.fromhex(c)).decode().rstrip("=").replace("/", "_")
+
+
 def delta_dir(frm, to):
     """libostree's deltas/ directory of FROM -> TO (its modified base64)."""
-    def b64(c):
-        return base64.b64encode(bytes.fromhex(c)).decode().rstrip("=").replace("/", "_")
-    f = b64(frm)
-    return "deltas/%s/%s-%s" % (f[:2], f[2:], b64(to))
+    f = _b64(frm)
+    return "deltas/%s/%s-%s" % (f[:2], f[2:], _b64(to))
+
+
+def full_delta_dir(to):
+    """libostree's deltas/ directory of the delta from nothing to TO."""
+    t = _b64(to)
+    return "deltas/%s/%s" % (t[:2], t[2:])
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
 
 
 def iso(dt):
