@@ -31,6 +31,9 @@ PACKAGES=(
     dbus-daemon polkitd python3-gi
     # EIO injection of the diskfull suite and bench/campaign
     strace
+    # bench/update --server nginx|both (issue 18: benchmark against the server
+    # most fleets use); no test needs it
+    nginx
     # the package suite: dpkg-buildpackage (dpkg-dev; it checks build-essential), dh
     # (debhelper), lintian
     dpkg-dev build-essential debhelper lintian
