@@ -182,3 +182,43 @@ def test_full_delta_missing_on_the_server_falls_back_to_objects(empty_device, ho
     assert any(empty_device.slot(s, st).get("commit") == pub.commits["1.1"] for s in "ab"), st
     t = empty_device.transaction()
     assert t["phase"] == "applied" and t["use_delta"] is False, t
+
+
+def test_first_install_killed_halfway_resumes_by_the_full_delta(empty_device, hostile, pub):
+    """SIGKILL halfway through the largest part of 1.6's full delta; `resume`
+    fetches only the rest (HTTP Range) and finishes by the full delta."""
+    d = empty_device
+    fd = full_delta(pub, "big", "1.6")
+    part = max(fd["files"], key=lambda f: f["size"])
+    assert part["size"] > 1024 * 1024, fd
+    hostile.set(part["path"], Rule(bps=300 * 1024, bps_requests=1))
+    d.configure(hostile.url, channel="big")
+    path = os.path.join(d.cache_dir, "delta-" + pub.commits["1.6"],
+                        os.path.basename(part["path"]) + ".part")
+    size = lambda: os.path.getsize(path) if os.path.exists(path) else 0
+    proc = d.popen("update")
+    try:
+        ul.wait_for(lambda: size() >= part["size"] * 0.4 or proc.poll() is not None,
+                    30, "the full delta's part to be 40 % downloaded")
+        assert proc.poll() is None, "update ended before it was killed: %r" % (
+            proc.communicate(),)
+        proc.send_signal(ul.signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    have = size()
+    assert 0 < have < part["size"], have
+    r = d.ok("resume")
+    assert "Resuming the update to 1.6" in r.stdout, r.describe()
+    reqs = hostile.requests(part["path"])
+    assert len(reqs) == 2 and reqs[1]["range"] == "bytes=%d-" % have, reqs
+    assert not [e for e in hostile.requests() if e["path"].startswith("/objects/")]
+    t = d.transaction()
+    assert t["phase"] == "applied" and t["use_delta"] is True and t["attempts"] == 2, t
+    st = d.status()
+    slot = [s for s in "ab" if d.slot(s, st).get("commit") == pub.commits["1.6"]]
+    assert slot and ul.compare_usr(d.p("abdeploy", "slots", slot[0]), pub.trees["1.6"]) == []
