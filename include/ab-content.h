@@ -101,9 +101,12 @@ OstreeRepo *ab_content_open_repo (int sysroot_dfd, GError **error);
  * the objects the repo lacks), or, for a commit without one, objects
  * fetched out of those requested so far (the total grows while libostree
  * finds more); phase "import" for a local source, with objects out of all
- * the commit reaches. Every event reaches EVENTS on the calling thread. */
+ * the commit reaches. Every event reaches EVENTS on the calling thread.
+ * SYSROOT_ROOT is the sysroot's absolute path (AbSysroot.root): the trusted
+ * keys are its etc/abdeploy/trusted.gpg.d, an HTTP pull's temporary files
+ * go to its ostree/repo/tmp ($TMPDIR is set to it). */
 G_GNUC_WARN_UNUSED_RESULT
-gboolean ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source,
+gboolean ab_content_pull (OstreeRepo *repo, const char *sysroot_root, const char *source,
                           const char *refspec, AbEventSink *events,
                           const char *tls_ca_path, const AbPullLimits *limits,
                           GCancellable *cancellable, char **out_commit, GError **error);
@@ -111,9 +114,10 @@ gboolean ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source,
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_resolve (OstreeRepo *repo, const char *refspec, char **out_commit,
                              GError **error);
-/* Fails with AB_CONTENT_ERROR_VERIFY unless a trusted key signed COMMIT. */
+/* Fails with AB_CONTENT_ERROR_VERIFY unless a key trusted by the sysroot
+ * at SYSROOT_ROOT (its absolute path) signed COMMIT. */
 G_GNUC_WARN_UNUSED_RESULT
-gboolean ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commit,
+gboolean ab_content_verify (OstreeRepo *repo, const char *sysroot_root, const char *commit,
                             GError **error);
 /* The string metadata KEY of COMMIT, or NULL when absent. */
 G_GNUC_WARN_UNUSED_RESULT

@@ -159,10 +159,13 @@ gboolean ab_fs_same_content_at (int a_dfd, const char *a, int b_dfd, const char 
 /* syncfs() of the file system holding DFD. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_fs_syncfs (int dfd, GError **error);
-/* The absolute path of directory fd DFD (AT_FDCWD: the current directory),
- * joined with REL when REL is not NULL. */
+/* The absolute path of what FD names (AT_FDCWD: the current directory),
+ * by one readlink of /proc/self/fd/FD. Only where a path is resolved once:
+ * a sysroot when it is opened (AbSysroot.root, restore's own handle), and a
+ * hook file whose links were followed inside its tree. A path below a
+ * sysroot is its root joined with the relative path, never this again. */
 G_GNUC_WARN_UNUSED_RESULT
-char *ab_fs_fd_path (int dfd, const char *rel, GError **error);
+char *ab_fs_fd_realpath (int fd, GError **error);
 
 /* The rule for every executable abdeploy runs as code (health hooks, the
  * custom bootloader backend): the file, and every directory on the way to

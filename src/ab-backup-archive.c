@@ -209,7 +209,7 @@ parse_header (AbBackupArchive *a, JsonObject *o, const char *what, GError **erro
   if (!ab_format_check (AB_FORMAT_BACKUP, what, a->format, error))
     return FALSE;
   const char *bootloader = string_member (o, "bootloader");
-  g_autoptr(AbBootloader) check = bootloader ? ab_bootloader_new (bootloader, -1, NULL, NULL) : NULL;
+  g_autoptr(AbBootloader) check = bootloader ? ab_bootloader_new (bootloader, -1, NULL, NULL, NULL) : NULL;
   if (check == NULL)
     return corrupt (error, "\"bootloader\" is missing or names no backend this abdeploy has");
   a->bootloader = g_strdup (bootloader);

@@ -278,6 +278,7 @@ ab_backup_create (AbSysroot *sysroot, const char *output, gboolean force, guint 
 typedef struct
 {
   int dfd;
+  char *root;         /* the absolute path of dfd, resolved once by open_rescue() */
   int abdeploy_dfd;
   int slots_dfd;      /* -1 when SYSROOT/abdeploy/slots is missing */
   int boot_dfd;       /* -1 when SYSROOT/boot/abdeploy is missing */
@@ -291,7 +292,7 @@ typedef struct
   const char *os;      /* the archive's os name, borrowed */
 } Rescue;
 
-#define RESCUE_INIT { -1, -1, -1, -1, -1, FALSE, 0, NULL, NULL, NULL, NULL, NULL }
+#define RESCUE_INIT { -1, NULL, -1, -1, -1, -1, FALSE, 0, NULL, NULL, NULL, NULL, NULL }
 
 static void
 rescue_clear (Rescue *r)
@@ -300,6 +301,7 @@ rescue_clear (Rescue *r)
   for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
     ab_close_fdp (fds[i]);
   g_clear_object (&r->repo);
+  g_clear_pointer (&r->root, g_free);
   g_clear_pointer (&r->bootloader, ab_bootloader_free);
   g_clear_pointer (&r->config, ab_config_free);
 }
@@ -347,12 +349,12 @@ check_commits (Rescue *r, const AbBackupArchive *a, GError **error)
     }
   if (missing->len == 0)
     return TRUE;
-  g_autofree char *repo = ab_fs_fd_path (r->dfd, "ostree/repo", NULL);
+  g_autofree char *repo = g_build_filename (r->root, "ostree/repo", NULL);
   g_set_error (error, AB_BACKUP_ERROR, AB_BACKUP_ERROR_MISSING_COMMITS,
                "The backup refers to commits that are not in the repo; nothing was changed:%s\n"
                "Fetch each one first, e.g. abdeploy stage --from=URL|PATH COMMIT, or "
                "ostree --repo=%s pull REMOTE COMMIT, then restore again",
-               missing->str, repo ? repo : "SYSROOT/ostree/repo");
+               missing->str, repo);
   return FALSE;
 }
 
@@ -535,7 +537,7 @@ rebuild_refusal (Rescue *r, const Mismatch *m)
     return g_strdup ("the sysroot has no abdeploy/slots or boot/abdeploy");
   if (r->config == NULL && (r->config = ab_config_load (r->dfd, NULL, &local)) == NULL)
     return g_strdup_printf ("the restored configuration does not load: %s", local->message);
-  if (!ab_content_verify (r->repo, r->dfd, m->commit, &local))
+  if (!ab_content_verify (r->repo, r->root, m->commit, &local))
     return g_strdup (local->message);
   return NULL;
 }
@@ -684,6 +686,7 @@ open_rescue (Rescue *r, const char *sysroot_path, const char *bootloader, gboole
   if (!ab_mount_make_sysroot_writable (sysroot_path, &remounted, error))
     return FALSE;
   if ((r->dfd = ab_fs_opendir_at (AT_FDCWD, sysroot_path, error)) < 0
+      || (r->root = ab_fs_fd_realpath (r->dfd, error)) == NULL
       || (r->abdeploy_dfd = ab_fs_opendir_at (r->dfd, "abdeploy", error)) < 0)
     return FALSE;
   if (!ab_format_read_layout_at (r->dfd, &r->layout, error))
@@ -700,7 +703,7 @@ open_rescue (Rescue *r, const char *sysroot_path, const char *bootloader, gboole
   r->boot_dfd = opendir_if_exists (r->dfd, "boot/abdeploy");
   r->record_missing_dirs = r->slots_dfd < 0 || r->boot_dfd < 0;
   if ((r->repo = ab_content_open_repo (r->dfd, error)) == NULL
-      || (r->bootloader = ab_bootloader_new (bootloader, r->dfd, NULL, error)) == NULL)
+      || (r->bootloader = ab_bootloader_new (bootloader, r->dfd, r->root, NULL, error)) == NULL)
     return FALSE;
   if (lock_held)
     return TRUE;
@@ -714,8 +717,8 @@ open_rescue (Rescue *r, const char *sysroot_path, const char *bootloader, gboole
 static gboolean
 keep_pending (Rescue *r, const char *path, GBytes *bytes, GError **error)
 {
-  g_autofree char *pending = ab_fs_fd_path (r->abdeploy_dfd, AB_BACKUP_PENDING_NAME, NULL);
-  if (pending != NULL && g_strcmp0 (path, pending) == 0)
+  g_autofree char *pending = g_build_filename (r->root, "abdeploy", AB_BACKUP_PENDING_NAME, NULL);
+  if (g_strcmp0 (path, pending) == 0)
     return TRUE;
   gsize len = 0;
   const void *data = g_bytes_get_data (bytes, &len);
@@ -790,7 +793,7 @@ use_restored_config (Rescue *r, const AbBackupArchive *a, GError **error)
   g_clear_pointer (&r->bootloader, ab_bootloader_free);
   g_clear_pointer (&r->config, ab_config_free);
   r->config = ab_config_load (r->dfd, NULL, NULL);
-  r->bootloader = ab_bootloader_new (a->bootloader, r->dfd, r->config, error);
+  r->bootloader = ab_bootloader_new (a->bootloader, r->dfd, r->root, r->config, error);
   return r->bootloader != NULL;
 }
 

@@ -49,10 +49,10 @@ compare_names (gconstpointer a, gconstpointer b)
 
 /* The trusted key files, joined with ';' as libostree's gpgkeypath wants. */
 static char *
-trusted_keypath (int sysroot_dfd, GError **error)
+trusted_keypath (const char *sysroot_root, GError **error)
 {
-  g_autofree char *dir_path = ab_fs_fd_path (sysroot_dfd, AB_TRUSTED_KEYS_DIR, NULL);
-  g_autoptr(GDir) dir = dir_path ? g_dir_open (dir_path, 0, NULL) : NULL;
+  g_autofree char *dir_path = g_build_filename (sysroot_root, AB_TRUSTED_KEYS_DIR, NULL);
+  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
   g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func (g_free);
   const char *name;
   while (dir && (name = g_dir_read_name (dir)) != NULL)
@@ -63,8 +63,7 @@ trusted_keypath (int sysroot_dfd, GError **error)
       g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY,
                    "No trusted keys: %s holds no *.gpg or *.asc file, so no signature can be "
                    "verified. Install the publisher's public key there (gpg --export KEYID > "
-                   "%s/publisher.gpg)", dir_path ? dir_path : AB_TRUSTED_KEYS_DIR,
-                   dir_path ? dir_path : AB_TRUSTED_KEYS_DIR);
+                   "%s/publisher.gpg)", dir_path, dir_path);
       return NULL;
     }
   g_ptr_array_sort (files, compare_names);
@@ -77,10 +76,10 @@ trusted_keypath (int sysroot_dfd, GError **error)
  * without user name, password or query: pulls pass the full URL as
  * "override-url", so credentials stay in abdeploy.conf or the command line. */
 static gboolean
-configure_remote (OstreeRepo *repo, int sysroot_dfd, const char *url, const char *tls_ca_path,
-                  GError **error)
+configure_remote (OstreeRepo *repo, const char *sysroot_root, const char *url,
+                  const char *tls_ca_path, GError **error)
 {
-  g_autofree char *keypath = trusted_keypath (sysroot_dfd, error);
+  g_autofree char *keypath = trusted_keypath (sysroot_root, error);
   if (keypath == NULL)
     return FALSE;
   g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a{sv}"));
@@ -184,19 +183,19 @@ set_verify_error (GError **error, const char *commit, const GError *cause)
 /* Completes a refusal of set_verify_error() with the trusted keys'
  * fingerprints and where they are, and the fix. */
 static gboolean
-explain_refusal (int sysroot_dfd, GError **error)
+explain_refusal (const char *sysroot_root, GError **error)
 {
   if (error == NULL || !g_error_matches (*error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY)
       || !g_str_has_prefix ((*error)->message, "Refusing commit"))
     return FALSE;
-  g_autofree char *dir = ab_fs_fd_path (sysroot_dfd, AB_TRUSTED_KEYS_DIR, NULL);
+  g_autofree char *dir = g_build_filename (sysroot_root, AB_TRUSTED_KEYS_DIR, NULL);
   g_autoptr(GError) local = NULL;
-  g_auto(GStrv) fprs = dir ? ab_gpg_trusted_fingerprints (dir, &local) : NULL;
+  g_auto(GStrv) fprs = ab_gpg_trusted_fingerprints (dir, &local);
   g_autofree char *list = fprs ? g_strjoinv (", ", fprs) : g_strdup ("none readable");
   g_autofree char *msg = g_strdup_printf (
       "%s. Trusted keys (%s): fingerprint %s. Sign the commit with one of them (ostree commit "
       "--gpg-sign=KEYID), or install the publisher's public key there", (*error)->message,
-      dir ? dir : AB_TRUSTED_KEYS_DIR, list);
+      dir, list);
   g_free ((*error)->message);
   (*error)->message = g_steal_pointer (&msg);
   return FALSE;
@@ -560,15 +559,15 @@ limit_file_size (guint64 max, struct rlimit *old)
 }
 
 /* libglnx puts the objects libostree 2022.7 downloads in anonymous files in
- * $TMPDIR, else /var/tmp: keep them on the repo's file system, bounded by
- * the same free-space watch. Set while no other thread reads the
- * environment (the worker starts after it). */
+ * $TMPDIR, else /var/tmp: keep them on the repo's file system (the tmp of
+ * SYSROOT_ROOT's repo), bounded by the same free-space watch. Set before
+ * an HTTP pull, while no other thread reads the environment (the pull's
+ * worker starts after it). */
 static void
-keep_tmp_in_repo (OstreeRepo *repo)
+keep_tmp_in_repo (const char *sysroot_root)
 {
-  g_autofree char *tmp = ab_fs_fd_path (ostree_repo_get_dfd (repo), "tmp", NULL);
-  if (tmp != NULL)
-    g_setenv ("TMPDIR", tmp, TRUE);
+  g_autofree char *tmp = g_build_filename (sysroot_root, REPO_PATH, "tmp", NULL);
+  g_setenv ("TMPDIR", tmp, TRUE);
 }
 
 static gboolean
@@ -653,7 +652,6 @@ pull_http (OstreeRepo *repo, const char *url, const char *refspec, gboolean comm
            GCancellable *cancellable, GError **error)
 {
   drop_summary_cache (repo);
-  keep_tmp_in_repo (repo);
   g_autofree char *shown = ab_fetch_redact_url (url);
   g_autofree char *what = g_strdup_printf ("Pulling %s from %s", refspec, shown);
   PullJob *job = g_new0 (PullJob, 1);
@@ -813,7 +811,7 @@ pull_http_in_two (OstreeRepo *repo, const char *url, const char *refspec, AbEven
 }
 
 gboolean
-ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const char *refspec,
+ab_content_pull (OstreeRepo *repo, const char *sysroot_root, const char *source, const char *refspec,
                  AbEventSink *events, const char *tls_ca_path,
                  const AbPullLimits *limits, GCancellable *cancellable, char **out_commit,
                  GError **error)
@@ -826,7 +824,7 @@ ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const ch
   if (lim.deadline_us == 0)
     lim.deadline_us = g_get_monotonic_time () + (gint64) lim.max_pull_time_sec * G_USEC_PER_SEC;
   g_autofree char *url = source_to_url (source, error);
-  if (url == NULL || !configure_remote (repo, sysroot_dfd, url, tls_ca_path, error))
+  if (url == NULL || !configure_remote (repo, sysroot_root, url, tls_ca_path, error))
     return FALSE;
   gboolean ok;
   if (g_str_has_prefix (url, "file://"))
@@ -835,9 +833,10 @@ ab_content_pull (OstreeRepo *repo, int sysroot_dfd, const char *source, const ch
   else
     {
       ab_event_phase (events, "download");
+      keep_tmp_in_repo (sysroot_root);
       ok = pull_http_in_two (repo, url, refspec, events, &lim, cancellable, out_commit, error);
     }
-  return ok || explain_refusal (sysroot_dfd, error);
+  return ok || explain_refusal (sysroot_root, error);
 }
 
 gboolean
@@ -854,14 +853,15 @@ ab_content_resolve (OstreeRepo *repo, const char *refspec, char **out_commit, GE
 }
 
 gboolean
-ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commit, GError **error)
+ab_content_verify (OstreeRepo *repo, const char *sysroot_root, const char *commit,
+                   GError **error)
 {
   /* A commit this process just imported had its signature checked over
    * its very bytes with the remote's keys, configured from the same
    * trusted keys moments before: no second gpg run. */
   if (ab_meta_cache_verified (ab_import_meta_cache (repo), commit, AB_CONTENT_REMOTE))
     return TRUE;
-  g_autofree char *keypath = trusted_keypath (sysroot_dfd, error);
+  g_autofree char *keypath = trusted_keypath (sysroot_root, error);
   if (keypath == NULL)
     return FALSE;
   /* The remote carries the current trusted key list even when nothing was
@@ -869,7 +869,7 @@ ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commit, GError
   g_autofree char *url = NULL;
   if (!ostree_repo_remote_get_url (repo, AB_CONTENT_REMOTE, &url, NULL))
     url = g_strdup ("file:///nonexistent");
-  if (!configure_remote (repo, sysroot_dfd, url, NULL, error))
+  if (!configure_remote (repo, sysroot_root, url, NULL, error))
     return FALSE;
   g_autoptr(GError) local = NULL;
   g_autoptr(OstreeGpgVerifyResult) result =
@@ -877,7 +877,7 @@ ab_content_verify (OstreeRepo *repo, int sysroot_dfd, const char *commit, GError
   if (result == NULL || !ostree_gpg_verify_result_require_valid_signature (result, &local))
     {
       set_verify_error (error, commit, local);
-      return explain_refusal (sysroot_dfd, error);
+      return explain_refusal (sysroot_root, error);
     }
   return TRUE;
 }

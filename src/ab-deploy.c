@@ -322,7 +322,7 @@ fetch_commit (AbSysroot *sysroot, const AbStageOptions *opts, const char **out_s
       const char *ca = sysroot->config->update.ca_file;
       AbPullLimits limits;
       ab_content_limits_init (&limits, sysroot->config);
-      return ab_content_pull (sysroot->repo, sysroot->dfd, source, opts->refspec,
+      return ab_content_pull (sysroot->repo, sysroot->root, source, opts->refspec,
                               sysroot->events, ca, &limits, opts->cancellable, out_commit,
                               error);
     }
@@ -372,7 +372,7 @@ ab_deploy_stage (AbSysroot *sysroot, const AbStageOptions *opts, AbSlot *out_slo
   if (!fetch_commit (sysroot, opts, &source, &commit, error) || !ab_fs_syncfs (sysroot->dfd, error))
     return FALSE;
   ab_event_phase (sysroot->events, "verify");
-  if (!ab_content_verify (sysroot->repo, sysroot->dfd, commit, error)
+  if (!ab_content_verify (sysroot->repo, sysroot->root, commit, error)
       || !check_os (sysroot, opts, commit, error)
       || g_cancellable_set_error_if_cancelled (opts->cancellable, error))
     return FALSE;

@@ -578,18 +578,12 @@ ab_fs_syncfs (int dfd, GError **error)
 }
 
 char *
-ab_fs_fd_path (int dfd, const char *rel, GError **error)
+ab_fs_fd_realpath (int fd, GError **error)
 {
-  g_autofree char *base = NULL;
-  if (dfd == AT_FDCWD)
-    base = g_get_current_dir ();
-  else
-    {
-      g_autofree char *link = g_strdup_printf ("/proc/self/fd/%d", dfd);
-      if ((base = g_file_read_link (link, error)) == NULL)
-        return NULL;
-    }
-  return rel ? g_build_filename (base, rel, NULL) : g_steal_pointer (&base);
+  if (fd == AT_FDCWD)
+    return g_get_current_dir ();
+  g_autofree char *link = g_strdup_printf ("/proc/self/fd/%d", fd);
+  return g_file_read_link (link, error);
 }
 
 /* ---- resolution beneath a root ---- */

@@ -86,7 +86,7 @@ resolve_in_root (int root_dfd, const char *rel, struct stat *out_st)
   ab_autofd fd = ab_fs_open_beneath (root_dfd, rel, O_PATH, 0, AB_FS_RESOLVE_IN_ROOT, NULL);
   if (fd < 0 || fstat (fd, out_st) < 0)
     return NULL;
-  return ab_fs_fd_path (fd, NULL, NULL);
+  return ab_fs_fd_realpath (fd, NULL);
 }
 
 /* The real path of the hook REL (a link in the tree is followed inside

@@ -111,14 +111,15 @@ ab_sysroot_set_os (AbSysroot *self, const char *os, GError **error)
   return TRUE;
 }
 
+/* ROOT: the absolute path of DFD. */
 static gboolean
-create_layout (int dfd, const char *os, const char *bootloader, const AbConfig *config,
-               AbEventSink *events, GError **error)
+create_layout (int dfd, const char *root, const char *os, const char *bootloader,
+               const AbConfig *config, AbEventSink *events, GError **error)
 {
   for (guint i = 0; i < G_N_ELEMENTS (layout_dirs); i++)
     if (!ab_fs_mkdir_p_at (dfd, layout_dirs[i], 0755, error))
       return FALSE;
-  g_autoptr(AbBootloader) bl = ab_bootloader_new (bootloader, dfd, config, error);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new (bootloader, dfd, root, config, error);
   if (bl != NULL)
     bl->events = events;
   if (bl == NULL || !ab_bootloader_setup (bl, error))
@@ -155,7 +156,8 @@ ab_sysroot_init (const char *path, const char *config_path, const char *os,
       return FALSE;
     }
   ab_autofd dfd = ab_fs_opendir_at (AT_FDCWD, path, error);
-  if (dfd < 0)
+  g_autofree char *root = dfd < 0 ? NULL : ab_fs_fd_realpath (dfd, error);
+  if (root == NULL)
     return FALSE;
   gint64 version = read_layout_version (dfd, error);
   if (version < 0)
@@ -165,10 +167,10 @@ ab_sysroot_init (const char *path, const char *config_path, const char *os,
   g_autoptr(AbConfig) config = ab_config_load (dfd, config_path, error);
   if (config == NULL)
     return FALSE;
-  g_autoptr(AbBootloader) check = ab_bootloader_new (bootloader, dfd, config, error);
+  g_autoptr(AbBootloader) check = ab_bootloader_new (bootloader, dfd, root, config, error);
   if (check == NULL)
     return FALSE;
-  if (!create_layout (dfd, os, bootloader, config, events, error))
+  if (!create_layout (dfd, root, os, bootloader, config, events, error))
     return FALSE;
   *out_created = TRUE;
   return TRUE;
@@ -204,7 +206,7 @@ ab_sysroot_reload (AbSysroot *self, GError **error)
   if (!open_dirs (self, error) || !read_sysroot_json (self->state_dfd, &self->os, &bootloader, error)
       || (self->config = ab_config_load (self->dfd, self->config_path, error)) == NULL)
     return FALSE;
-  self->bootloader = ab_bootloader_new (bootloader, self->dfd, self->config, error);
+  self->bootloader = ab_bootloader_new (bootloader, self->dfd, self->root, self->config, error);
   return self->bootloader != NULL;
 }
 
@@ -237,7 +239,7 @@ ab_sysroot_open (const char *path, const char *config_path, GError **error)
   self->path = g_strdup (path);
   self->config_path = g_strdup (config_path);
   if ((self->dfd = ab_fs_opendir_at (AT_FDCWD, path, error)) < 0
-      || (self->root = ab_fs_fd_path (self->dfd, NULL, error)) == NULL)
+      || (self->root = ab_fs_fd_realpath (self->dfd, error)) == NULL)
     return NULL;
   /* An interrupted restore is noted, not completed: the recovery step of a
    * writer does that (ab_recover()). */

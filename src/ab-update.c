@@ -1140,12 +1140,11 @@ download_delta (Run *r, const AbDelta *d, int cache_dfd, GError **error)
   return TRUE;
 }
 
+/* CACHE_REL: the delta's directory, relative to the sysroot. */
 static gboolean
-apply_delta (Run *r, int cache_dfd, GError **error)
+apply_delta (Run *r, const char *cache_rel, GError **error)
 {
-  g_autofree char *path = ab_fs_fd_path (cache_dfd, NULL, error);
-  if (path == NULL)
-    return FALSE;
+  g_autofree char *path = g_build_filename (r->sysroot->root, cache_rel, NULL);
   g_autoptr(GFile) dir = g_file_new_for_path (path);
   /* libostree 2022.7 writes the commit object before the parts' objects
    * and marks nothing: until the last part is in, the commit is marked
@@ -1180,7 +1179,7 @@ download_with_delta (Run *r, const AbDelta *d, GError **error)
   if (!enter_phase (r, AB_PHASE_DOWNLOADED, error))
     return FALSE;
   ab_event_phase (r->sysroot->events, "unpack");
-  if (!apply_delta (r, cache_dfd, error))
+  if (!apply_delta (r, rel, error))
     return FALSE;
   return ab_fs_rm_rf_at (r->sysroot->dfd, rel, error);
 }
@@ -1196,7 +1195,7 @@ download_objects (Run *r, GError **error)
   AbPullLimits limits;
   ab_content_limits_init (&limits, r->sysroot->config);
   limits.deadline_us = r->deadline_us;
-  if (ab_content_pull (r->sysroot->repo, r->sysroot->dfd, r->sysroot->config->update.url,
+  if (ab_content_pull (r->sysroot->repo, r->sysroot->root, r->sysroot->config->update.url,
                        r->t->commit, r->sysroot->events, ca, &limits, r->opts->cancellable,
                        &pulled, &local))
     return enter_phase (r, AB_PHASE_DOWNLOADED, error);
@@ -1353,7 +1352,7 @@ do_verify (Run *r, GError **error)
   if (!have)
     return refuse (error, "After the download the repo has no commit %s, the one the manifest "
                    "names (the delta or server delivered another commit)", r->t->commit);
-  if (!ab_content_verify (r->sysroot->repo, r->sysroot->dfd, r->t->commit, &local))
+  if (!ab_content_verify (r->sysroot->repo, r->sysroot->root, r->t->commit, &local))
     {
       /* A delta writes the commit before anyone could check its signature:
        * take the unverified commit out again. Its other objects stay

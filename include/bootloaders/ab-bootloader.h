@@ -131,6 +131,11 @@ struct _AbBootloader
 {
   const AbBootloaderOps *ops;
   int sysroot_dfd;        /* borrowed */
+  char *sysroot_root;     /* the sysroot's absolute path, resolved once by the
+                           * caller (AbSysroot.root); a backend derives every
+                           * path it hands to a library or a program from it
+                           * and never resolves a descriptor again; NULL only
+                           * for a backend made to check a name (fd -1) */
   const AbConfig *config; /* borrowed; NULL means all defaults */
   gpointer priv;          /* backend state, freed by ops->free */
   AbEventSink *events;    /* borrowed; where a backend warns; may be NULL */
@@ -152,11 +157,13 @@ char *ab_bootloader_names_text (void);
 #define AB_BOOTLOADER_DEFAULT "grub"
 
 /* A backend named NAME (one of ab_bootloader_backends()), or
- * AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND naming the valid ones. CONFIG may be
- * NULL (defaults). */
+ * AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND naming the valid ones, for the
+ * sysroot directory SYSROOT_DFD whose absolute path is SYSROOT_ROOT (copied;
+ * NULL only with SYSROOT_DFD -1, to check NAME). CONFIG may be NULL
+ * (defaults). */
 G_GNUC_WARN_UNUSED_RESULT
-AbBootloader *ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config,
-                                 GError **error);
+AbBootloader *ab_bootloader_new (const char *name, int sysroot_dfd, const char *sysroot_root,
+                                 const AbConfig *config, GError **error);
 /* Frees SELF and everything it owns; NULL is allowed. */
 void ab_bootloader_free (AbBootloader *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbBootloader, ab_bootloader_free)

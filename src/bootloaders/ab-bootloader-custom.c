@@ -96,8 +96,7 @@ backend_load (AbBootloader *self, Backend *out, GError **error)
                                 "pointer");
   /* ab-config checked the range: 1..3600 seconds */
   out->timeout = self->config->boot.custom_backend_timeout_sec;
-  if ((out->sysroot = ab_fs_fd_path (self->sysroot_dfd, NULL, error)) == NULL)
-    return FALSE;
+  out->sysroot = g_strdup (self->sysroot_root);
   out->path = g_path_is_absolute (path) ? g_strdup (path)
                                         : g_build_filename (out->sysroot, path, NULL);
   /* It runs as root: held like a health hook. (A missing one fails to

@@ -97,7 +97,8 @@ grub_load (AbBootloader *self, AbBootPointer *out, GError **error)
       if (v != NULL)
         g_hash_table_insert (vars, (char *) pointer_vars[i], (char *) v);
     }
-  g_autofree char *file = ab_fs_fd_path (dfd, GRUBENV_NAME, NULL);
+  g_autofree char *file = self->sysroot_root ? g_build_filename (self->sysroot_root, GRUB_DIR,
+                                                                 GRUBENV_NAME, NULL) : NULL;
   g_autofree char *fix = g_strdup_printf ("set it with grub-editenv %s set NAME=VALUE (the values "
                                           "are in abdeploy-pointer(5))",
                                           file ? file : GRUB_DIR "/" GRUBENV_NAME);

@@ -89,7 +89,7 @@ open_esp (AbBootloader *self, GError **error)
   for (guint i = 0; i < G_N_ELEMENTS (candidates); i++)
     if (looks_like_esp (self->sysroot_dfd, candidates[i]))
       return ab_fs_opendir_at (self->sysroot_dfd, candidates[i], error);
-  g_autofree char *root = ab_fs_fd_path (self->sysroot_dfd, NULL, NULL);
+  const char *root = self->sysroot_root;
   const char *r = root && !g_str_equal (root, "/") ? root : "";
   fail (error, "No EFI system partition found: none of %s/efi, %s/boot and %s/boot/efi holds "
         "an EFI or a loader directory. Mount the ESP at one of them, or name it with [boot] "

@@ -75,13 +75,13 @@ uboot_error (GError **error, const char *what, const char *path, int ret)
   return FALSE;
 }
 
-/* PATH resolved against the sysroot: absolute paths are kept. */
+/* PATH resolved against the sysroot's path: absolute paths are kept. */
 static char *
-resolve_in_sysroot (int sysroot_dfd, const char *path, GError **error)
+resolve_in_sysroot (const char *sysroot_root, const char *path, GError **error)
 {
   if (g_path_is_absolute (path))
     return g_strdup (path);
-  return ab_fs_fd_path (sysroot_dfd, path, error);
+  return g_build_filename (sysroot_root, path, NULL);
 }
 
 /* A [boot] path resolved against the sysroot, FALLBACK when the
@@ -89,7 +89,7 @@ resolve_in_sysroot (int sysroot_dfd, const char *path, GError **error)
 static char *
 config_path (AbBootloader *self, const char *value, const char *fallback, GError **error)
 {
-  return resolve_in_sysroot (self->sysroot_dfd, value != NULL ? value : fallback, error);
+  return resolve_in_sysroot (self->sysroot_root, value != NULL ? value : fallback, error);
 }
 
 static char *

@@ -171,7 +171,8 @@ ab_bootloader_names_text (void)
 }
 
 AbBootloader *
-ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config, GError **error)
+ab_bootloader_new (const char *name, int sysroot_dfd, const char *sysroot_root,
+                   const AbConfig *config, GError **error)
 {
   const AbBootloaderOps *ops = ab_bootloader_lookup (name);
   if (ops == NULL)
@@ -184,6 +185,7 @@ ab_bootloader_new (const char *name, int sysroot_dfd, const AbConfig *config, GE
   AbBootloader *self = g_new0 (AbBootloader, 1);
   self->ops = ops;
   self->sysroot_dfd = sysroot_dfd;
+  self->sysroot_root = g_strdup (sysroot_root);
   self->config = config;
   return self;
 }
@@ -195,6 +197,7 @@ ab_bootloader_free (AbBootloader *self)
     return;
   if (self->ops->free != NULL)
     self->ops->free (self);
+  g_free (self->sysroot_root);
   g_free (self);
 }
 

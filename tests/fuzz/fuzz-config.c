@@ -15,12 +15,13 @@
 #include <unistd.h>
 
 static int sysroot_dfd = -1;
+static char *sysroot_root;
 static int config_dfd = -1;
 
 static void
 setup (void)
 {
-  g_free (fuzz_scratch_dir (&sysroot_dfd));
+  sysroot_root = fuzz_scratch_dir (&sysroot_dfd);
   if (!ab_fs_mkdir_p_at (sysroot_dfd, "etc/abdeploy/conf.d", 0755, NULL))
     fuzz_fail (G_STRLOC, "mkdir etc/abdeploy/conf.d");
   config_dfd = ab_fs_opendir_at (sysroot_dfd, "etc/abdeploy", NULL);
@@ -50,7 +51,8 @@ use_config (const AbConfig *config)
   for (guint i = 0; i < G_N_ELEMENTS (backends); i++)
     {
       g_autoptr(GError) error = NULL;
-      g_autoptr(AbBootloader) bl = ab_bootloader_new (backends[i], sysroot_dfd, config, &error);
+      g_autoptr(AbBootloader) bl = ab_bootloader_new (backends[i], sysroot_dfd, sysroot_root,
+                                                      config, &error);
       (void) bl;
     }
 }

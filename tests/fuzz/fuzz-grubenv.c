@@ -10,6 +10,7 @@
 #include <string.h>
 
 static int sysroot_dfd = -1;
+static char *sysroot_root;
 static int grub_dfd = -1;
 
 static void
@@ -32,13 +33,13 @@ load_pointer (const uint8_t *data, size_t size)
 {
   if (sysroot_dfd < 0)
     {
-      g_free (fuzz_scratch_dir (&sysroot_dfd));
+      sysroot_root = fuzz_scratch_dir (&sysroot_dfd);
       if (!ab_fs_mkdir_p_at (sysroot_dfd, "boot/grub", 0755, NULL))
         fuzz_fail (G_STRLOC, "mkdir boot/grub");
       grub_dfd = ab_fs_opendir_at (sysroot_dfd, "boot/grub", NULL);
     }
   fuzz_write_at (grub_dfd, "grubenv", data, size);
-  g_autoptr(AbBootloader) bl = ab_bootloader_new ("grub", sysroot_dfd, NULL, NULL);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("grub", sysroot_dfd, sysroot_root, NULL, NULL);
   AbBootPointer ptr;
   g_autoptr(GError) error = NULL;
   if (ab_bootloader_load (bl, &ptr, &error))

@@ -7,6 +7,7 @@
 #include "ab-fsutil.h"
 
 static int sysroot_dfd = -1;
+static char *sysroot_root;
 static int boot_dfd = -1;
 
 static void
@@ -29,13 +30,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   fuzz_init ();
   if (sysroot_dfd < 0)
     {
-      g_free (fuzz_scratch_dir (&sysroot_dfd));
+      sysroot_root = fuzz_scratch_dir (&sysroot_dfd);
       if (!ab_fs_mkdir_p_at (sysroot_dfd, "boot/abdeploy", 0755, NULL))
         fuzz_fail (G_STRLOC, "mkdir boot/abdeploy");
       boot_dfd = ab_fs_opendir_at (sysroot_dfd, "boot/abdeploy", NULL);
     }
   fuzz_write_at (boot_dfd, "pointer", data, size);
-  g_autoptr(AbBootloader) bl = ab_bootloader_new ("file", sysroot_dfd, NULL, NULL);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("file", sysroot_dfd, sysroot_root, NULL, NULL);
   AbBootPointer ptr;
   g_autoptr(GError) error = NULL;
   if (!ab_bootloader_load (bl, &ptr, &error))

@@ -26,7 +26,7 @@ setup (void)
   g_autofree char *config = g_strdup_printf ("%s/uboot.env 0x0 0x%x\n", dir, ENV_SIZE);
   fuzz_write_at (sysroot_dfd, "etc/fw_env.config", config, strlen (config));
   g_autoptr(GError) error = NULL;
-  if ((bootloader = ab_bootloader_new ("uboot", sysroot_dfd, NULL, &error)) == NULL)
+  if ((bootloader = ab_bootloader_new ("uboot", sysroot_dfd, dir, NULL, &error)) == NULL)
     fuzz_fail (G_STRLOC, "%s", error->message);
 }
 

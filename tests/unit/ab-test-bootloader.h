@@ -23,7 +23,7 @@ static inline AbBootloader *
 new_backend (TmpDir *t, const char *name, const AbConfig *cfg)
 {
   g_autoptr(GError) error = NULL;
-  AbBootloader *bl = ab_bootloader_new (name, t->dfd, cfg, &error);
+  AbBootloader *bl = ab_bootloader_new (name, t->dfd, t->path, cfg, &error);
   g_assert_no_error (error);
   return bl;
 }

@@ -19,7 +19,7 @@ static void
 roundtrip (TmpDir *t, const char *backend)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(AbBootloader) bl = ab_bootloader_new (backend, t->dfd, NULL, &error);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new (backend, t->dfd, t->path, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (ab_bootloader_setup (bl, &error));
   g_assert_no_error (error);
@@ -66,7 +66,7 @@ static void
 test_unknown_backend (TmpDir *t, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(AbBootloader) bl = ab_bootloader_new ("lilo", t->dfd, NULL, &error);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("lilo", t->dfd, t->path, NULL, &error);
   g_assert_null (bl);
   g_assert_error (error, AB_BOOTLOADER_ERROR, AB_BOOTLOADER_ERROR_UNKNOWN_BACKEND);
 }
@@ -76,7 +76,7 @@ static void
 test_unknown_backend_lists_names (TmpDir *t, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(AbBootloader) bl = ab_bootloader_new ("lilo", t->dfd, NULL, &error);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("lilo", t->dfd, t->path, NULL, &error);
   g_assert_null (bl);
   g_assert_nonnull (strstr (error->message, "\"lilo\""));
   for (const AbBootloaderOps *const *b = ab_bootloader_backends (); *b != NULL; b++)
@@ -132,7 +132,7 @@ test_install_entry_hook (TmpDir *t, gconstpointer data)
   g_autoptr(GError) error = NULL;
   AbBootEntry entry = { .slot = AB_SLOT_B, .boot_dfd = t->dfd, .kernel = "b/vmlinuz",
                         .kver = "6.1.0", .kernel_args = "abdeploy.slot=b", .os = "test" };
-  g_autoptr(AbBootloader) file = ab_bootloader_new ("file", t->dfd, NULL, &error);
+  g_autoptr(AbBootloader) file = ab_bootloader_new ("file", t->dfd, t->path, NULL, &error);
   g_assert_false (ab_bootloader_has_cap (file, AB_BOOTLOADER_CAP_INSTALLS_KERNELS));
   g_assert_true (ab_bootloader_install_entry (file, &entry, &error));
   g_assert_no_error (error);
@@ -155,7 +155,7 @@ static void
 test_file_rejects_bad_values (TmpDir *t, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(AbBootloader) bl = ab_bootloader_new ("file", t->dfd, NULL, &error);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("file", t->dfd, t->path, NULL, &error);
   g_assert_true (ab_bootloader_setup (bl, &error));
   write_file_at (t->dfd, "boot/abdeploy/pointer", "ABDEPLOY_FORMAT=1\nABDEPLOY_PRIMARY=c\n");
   AbBootPointer p;
@@ -187,7 +187,7 @@ assert_load_fails (AbBootloader *bl, const char *const *needles)
 static void
 test_file_malformed_lines_are_errors (TmpDir *t, gconstpointer data)
 {
-  g_autoptr(AbBootloader) bl = ab_bootloader_new ("file", t->dfd, NULL, NULL);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("file", t->dfd, t->path, NULL, NULL);
   g_autoptr(GError) error = NULL;
   g_assert_true (ab_bootloader_setup (bl, &error));
   write_file_at (t->dfd, "boot/abdeploy/pointer",
@@ -236,7 +236,7 @@ grub_editenv (TmpDir *t, const char *args)
 static void
 test_grub_bad_variables_name_the_fix (TmpDir *t, gconstpointer data)
 {
-  g_autoptr(AbBootloader) bl = ab_bootloader_new ("grub", t->dfd, NULL, NULL);
+  g_autoptr(AbBootloader) bl = ab_bootloader_new ("grub", t->dfd, t->path, NULL, NULL);
   g_autoptr(GError) error = NULL;
   g_assert_true (ab_bootloader_setup (bl, &error));
   grub_editenv (t, "set ABDEPLOY_A_TRIES=x");

@@ -41,7 +41,7 @@ static void
 test_no_trusted_keys_refused (RepoFixture *f, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_assert_false (ab_content_verify (f->repo, f->tmp.dfd, f->commit, &error));
+  g_assert_false (ab_content_verify (f->repo, f->tmp.path, f->commit, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY);
   g_assert_nonnull (strstr (error->message, "trusted"));
 }
@@ -54,13 +54,13 @@ test_unsigned_refused_signed_accepted (RepoFixture *f, gconstpointer data)
   g_assert_cmpint (g_mkdir (home, 0700), ==, 0);
   g_autofree char *pub = g_build_filename (f->tmp.path, AB_TRUSTED_KEYS_DIR, "test.gpg", NULL);
   g_autofree char *keyid = make_key (home, pub);
-  g_assert_false (ab_content_verify (f->repo, f->tmp.dfd, f->commit, &error));
+  g_assert_false (ab_content_verify (f->repo, f->tmp.path, f->commit, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY);
   g_assert_nonnull (strstr (error->message, "not signed"));
   g_clear_error (&error);
   g_assert_true (ostree_repo_sign_commit (f->repo, f->commit, keyid, home, NULL, &error));
   g_assert_no_error (error);
-  g_assert_true (ab_content_verify (f->repo, f->tmp.dfd, f->commit, &error));
+  g_assert_true (ab_content_verify (f->repo, f->tmp.path, f->commit, &error));
   g_assert_no_error (error);
 }
 
@@ -178,11 +178,11 @@ test_bad_source (RepoFixture *f, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *commit = NULL;
-  g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, "ftp://example.invalid/", "x", NULL,
+  g_assert_false (ab_content_pull (f->repo, f->tmp.path, "ftp://example.invalid/", "x", NULL,
                                    NULL, NULL, NULL, &commit, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE);
   g_clear_error (&error);
-  g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, f->tmp.path, "x", NULL, NULL, NULL, NULL,
+  g_assert_false (ab_content_pull (f->repo, f->tmp.path, f->tmp.path, "x", NULL, NULL, NULL, NULL,
                                    &commit, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_USAGE);
 }
@@ -295,7 +295,7 @@ test_corrupted_source_is_typed (RepoFixture *f, gconstpointer data)
   g_assert_cmpuint (tamper_objects (src_path, "original content\n", "tampered content\n"),
                     ==, 1);
   g_autofree char *pulled = NULL;
-  g_assert_false (ab_content_pull (f->repo, f->tmp.dfd, src_path, commit, NULL, NULL, NULL, NULL,
+  g_assert_false (ab_content_pull (f->repo, f->tmp.path, src_path, commit, NULL, NULL, NULL, NULL,
                                    &pulled, &error));
   g_assert_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_CORRUPTED);
   g_assert_nonnull (strstr (error->message, "corrupted object"));
