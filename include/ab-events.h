@@ -49,6 +49,10 @@ typedef struct
    * check that failed), not part of what it produces (a hook's output):
    * the CLI prints notes on stderr and other messages on stdout. */
   gboolean note;
+  /* WARNING: a problem the command read past (a damaged state file taken
+   * as missing, a migration that waits; ab_format_warn()), not one of the
+   * operation itself. status lists these in its "damaged" member. */
+  gboolean tolerated;
 } AbEvent;
 
 typedef void (*AbEventFunc) (const AbEvent *event, gpointer user_data);
@@ -77,6 +81,9 @@ void ab_event_message (AbEventSink *sink, const char *format, ...) G_GNUC_PRINTF
 void ab_event_note (AbEventSink *sink, const char *format, ...) G_GNUC_PRINTF (2, 3);
 /* Reports a warning to SINK (NULL: dropped). */
 void ab_event_warning (AbEventSink *sink, const char *format, ...) G_GNUC_PRINTF (2, 3);
+/* A WARNING with tolerated set (what ab_format_warn() sends). */
+void ab_event_warning_tolerated (AbEventSink *sink, const char *format, va_list args)
+    G_GNUC_PRINTF (2, 0);
 /* DONE of TOTAL (AB_PROGRESS_TOTAL_UNKNOWN when unknown) UNIT in the current phase. */
 void ab_event_progress (AbEventSink *sink, AbProgressUnit unit, guint64 done, gint64 total);
 

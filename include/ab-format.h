@@ -17,6 +17,8 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "ab-events.h"
+
 #define AB_FORMAT_ERROR (ab_format_error_quark ())
 /* The error domain of ab-format (the codes of the enum below). */
 GQuark ab_format_error_quark (void);
@@ -94,35 +96,21 @@ gboolean ab_format_read_state_at (int state_dfd, const char *name, JsonNode **ou
  * ab_format_read_state_tolerant_at()). */
 gboolean ab_format_error_is_damage (const GError *error);
 
-/* Warnings of the library (what a command ignored and why) go to the front
- * end through this function; without one they go to g_debug(). The
- * process's function serves every thread that has not set its own with
- * ab_format_set_thread_warning_func() (the D-Bus daemon reads status on its
- * main thread while an operation runs in another: each thread's warnings
- * stay its own). ab_format_get_warning_func() returns the function that
- * serves the calling thread. */
-typedef void (*AbWarningFunc) (const char *message, gpointer user_data);
-/* Where ab_format_warn() reports, process-wide (NULL: g_debug). */
-void ab_format_set_warning_func (AbWarningFunc func, gpointer user_data);
-/* The process-wide warning function and its data, to restore them later. */
-void ab_format_get_warning_func (AbWarningFunc *out_func, gpointer *out_user_data);
-/* The calling thread's own function (FUNC NULL: the process's again), and
- * the one it has set (NULL when none). */
-void ab_format_set_thread_warning_func (AbWarningFunc func, gpointer user_data);
-/* The warning function this thread uses (its own, else the process-wide one). */
-void ab_format_get_thread_warning_func (AbWarningFunc *out_func, gpointer *out_user_data);
-/* Reports a tolerated problem (a damaged state file read as missing) to the
- * warning function. */
-void ab_format_warn (const char *format, ...) G_GNUC_PRINTF (1, 2);
+/* Reports a tolerated problem (a damaged state file read as missing: what
+ * a command ignored and why) to EVENTS, the open sysroot's sink, as a
+ * WARNING event with tolerated set (NULL: dropped). No process-wide or
+ * per-thread state: each sysroot's warnings reach its own sink. */
+void ab_format_warn (AbEventSink *events, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
 /* ab_format_read_state_at(), except that a damaged file is reported as a
  * warning, "abdeploy/state/NAME is damaged (WHY); CONSEQUENCE", and read
  * as missing (*out NULL, TRUE returned). A format this abdeploy does not
  * read and I/O errors are still errors. For files that only inform
  * (verdict, history, last rollback) and for commands that must work on a
- * damaged sysroot (status, rollback, mark-good, mark-bad, health-check). */
+ * damaged sysroot (status, rollback, mark-good, mark-bad, health-check).
+ * The warning goes to EVENTS (ab_format_warn()). */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_format_read_state_tolerant_at (int state_dfd, const char *name,
-                                           const char *consequence, JsonNode **out,
-                                           GError **error);
+                                           const char *consequence, AbEventSink *events,
+                                           JsonNode **out, GError **error);
 

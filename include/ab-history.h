@@ -8,6 +8,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 #include "ab-json.h"
+#include "ab-events.h"
 
 #define AB_HISTORY_MAX_EVENTS 1000
 
@@ -23,19 +24,22 @@ typedef enum
 /* Starts an event object of TYPE with "type" and "at" set. */
 JsonBuilder *ab_history_event_begin (const char *type);
 /* Ends the builder's object and appends it. A damaged history.json is
- * kept as history.json.damaged and a new history starts (with a warning,
- * ab_format_warn()). */
+ * kept as history.json.damaged and a new history starts (with a warning
+ * to EVENTS, the sysroot's sink: ab_format_warn()). */
 /* FORMAT: the state format the sysroot writes (AbSysroot.state_format). */
 G_GNUC_WARN_UNUSED_RESULT
-gboolean ab_history_append (int state_dfd, gint64 format, JsonBuilder *event, GError **error);
+gboolean ab_history_append (int state_dfd, gint64 format, AbEventSink *events,
+                            JsonBuilder *event, GError **error);
 /* Ends EVENT and writes state/NAME = TEXT and the history with EVENT
  * appended, all or nothing under a full disk or a write error (see
  * ab_fs_replace_all_at()); NAME NULL writes the history only. */
-gboolean ab_history_append_with (int state_dfd, gint64 format, JsonBuilder *event,
-                                 const char *name, const char *text, GError **error) G_GNUC_WARN_UNUSED_RESULT;
-/* Events, newest first; none (with a warning) when history.json is damaged. */
+gboolean ab_history_append_with (int state_dfd, gint64 format, AbEventSink *events,
+                                 JsonBuilder *event, const char *name, const char *text,
+                                 GError **error) G_GNUC_WARN_UNUSED_RESULT;
+/* Events, newest first; none (with a warning to EVENTS) when history.json
+ * is damaged. */
 G_GNUC_WARN_UNUSED_RESULT
-JsonArray *ab_history_load (int state_dfd, GError **error);
+JsonArray *ab_history_load (int state_dfd, AbEventSink *events, GError **error);
 
 typedef struct
 {
@@ -52,8 +56,8 @@ gboolean ab_history_check_readable (int state_dfd, GError **error);
 
 /* Writes state/last-rollback.json and a "rollback" history event. */
 G_GNUC_WARN_UNUSED_RESULT
-gboolean ab_history_record_rollback (int state_dfd, gint64 format, const AbRollbackInfo *info,
-                                     GError **error);
+gboolean ab_history_record_rollback (int state_dfd, gint64 format, AbEventSink *events,
+                                     const AbRollbackInfo *info, GError **error);
 /* What ab_history_record_rollback() replaces, kept to be put back when the
  * rollback it recorded could not happen (the boot pointer could not be
  * written): a failed command then leaves the state as it was. */
@@ -72,7 +76,8 @@ void ab_history_kept_clear (AbHistoryKept *kept);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (AbHistoryKept, ab_history_kept_clear)
 
 /* The last rollback object, or NULL (and TRUE) when there was none or
- * last-rollback.json is damaged (then with a warning). */
+ * last-rollback.json is damaged (then with a warning to EVENTS). */
 G_GNUC_WARN_UNUSED_RESULT
-gboolean ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error);
+gboolean ab_history_load_last_rollback (int state_dfd, AbEventSink *events, JsonNode **out,
+                                        GError **error);
 

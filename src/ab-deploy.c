@@ -282,7 +282,8 @@ save_record_with_event (AbSysroot *sysroot, AbSlot slot, const AbSlotRecord *rec
 {
   g_autofree char *name = ab_slot_record_file (slot);
   g_autofree char *json = ab_slot_record_to_json (rec, sysroot->state_format);
-  return ab_history_append_with (sysroot->state_dfd, sysroot->state_format, ev, name, json, error);
+  return ab_history_append_with (sysroot->state_dfd, sysroot->state_format, sysroot->events,
+                                 ev, name, json, error);
 }
 
 static gboolean
@@ -535,7 +536,8 @@ ab_deploy_rollback (AbSysroot *sysroot, AbSlot *out_slot, GError **error)
   g_auto(AbHistoryKept) kept = { 0 };
   if (!ab_kernel_check_installed (sysroot->boot_dfd, to, error)
       || !ab_history_keep (sysroot->state_dfd, &kept, error)
-      || !ab_history_record_rollback (sysroot->state_dfd, sysroot->state_format, &info, error))
+      || !ab_history_record_rollback (sysroot->state_dfd, sysroot->state_format, sysroot->events,
+                                      &info, error))
     return FALSE;
   AbBootPointer ptr = toggled_pointer (sysroot, &snap.ptr, to);
   if (!ab_bootloader_save (sysroot->bootloader, &ptr, error))

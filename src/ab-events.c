@@ -46,15 +46,17 @@ ab_event_phase (AbEventSink *sink, const char *phase)
   deliver (sink, &ev);
 }
 
+/* FLAG: note for a MESSAGE, tolerated for a WARNING. */
 static void
-deliver_text (AbEventSink *sink, AbEventKind kind, gboolean note, const char *format,
+deliver_text (AbEventSink *sink, AbEventKind kind, gboolean flag, const char *format,
               va_list args)
 {
   if (sink == NULL || sink->func == NULL)
     return;
   g_autofree char *text = g_strdup_vprintf (format, args);
   AbEvent ev = { .kind = kind, .message = text, .total = AB_PROGRESS_TOTAL_UNKNOWN,
-                 .note = note };
+                 .note = kind == AB_EVENT_MESSAGE && flag,
+                 .tolerated = kind == AB_EVENT_WARNING && flag };
   deliver (sink, &ev);
 }
 
@@ -83,6 +85,12 @@ ab_event_warning (AbEventSink *sink, const char *format, ...)
   va_start (args, format);
   deliver_text (sink, AB_EVENT_WARNING, FALSE, format, args);
   va_end (args);
+}
+
+void
+ab_event_warning_tolerated (AbEventSink *sink, const char *format, va_list args)
+{
+  deliver_text (sink, AB_EVENT_WARNING, TRUE, format, args);
 }
 
 void

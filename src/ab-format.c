@@ -206,59 +206,18 @@ ab_format_error_is_damage (const GError *error)
              || error->domain == JSON_PARSER_ERROR);
 }
 
-static AbWarningFunc warning_func;
-static gpointer warning_data;
-/* the calling thread's own, when set */
-static __thread AbWarningFunc thread_warning_func;
-static __thread gpointer thread_warning_data;
-
 void
-ab_format_set_warning_func (AbWarningFunc func, gpointer user_data)
-{
-  warning_func = func;
-  warning_data = user_data;
-}
-
-void
-ab_format_get_warning_func (AbWarningFunc *out_func, gpointer *out_user_data)
-{
-  *out_func = thread_warning_func ? thread_warning_func : warning_func;
-  *out_user_data = thread_warning_func ? thread_warning_data : warning_data;
-}
-
-void
-ab_format_set_thread_warning_func (AbWarningFunc func, gpointer user_data)
-{
-  thread_warning_func = func;
-  thread_warning_data = func ? user_data : NULL;
-}
-
-void
-ab_format_get_thread_warning_func (AbWarningFunc *out_func, gpointer *out_user_data)
-{
-  *out_func = thread_warning_func;
-  *out_user_data = thread_warning_data;
-}
-
-void
-ab_format_warn (const char *format, ...)
+ab_format_warn (AbEventSink *events, const char *format, ...)
 {
   va_list args;
   va_start (args, format);
-  g_autofree char *message = g_strdup_vprintf (format, args);
+  ab_event_warning_tolerated (events, format, args);
   va_end (args);
-  AbWarningFunc func = NULL;
-  gpointer data = NULL;
-  ab_format_get_warning_func (&func, &data);
-  if (func)
-    func (message, data);
-  else
-    g_debug ("%s", message);
 }
 
 gboolean
 ab_format_read_state_tolerant_at (int state_dfd, const char *name, const char *consequence,
-                                  JsonNode **out, GError **error)
+                                  AbEventSink *events, JsonNode **out, GError **error)
 {
   g_autoptr(GError) local = NULL;
   if (ab_format_read_state_at (state_dfd, name, out, NULL, &local))
@@ -268,6 +227,7 @@ ab_format_read_state_tolerant_at (int state_dfd, const char *name, const char *c
       g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
     }
-  ab_format_warn ("abdeploy/state/%s is damaged (%s); %s", name, local->message, consequence);
+  ab_format_warn (events, "abdeploy/state/%s is damaged (%s); %s", name, local->message,
+                  consequence);
   return TRUE;
 }

@@ -175,7 +175,8 @@ static char *
 standing_rollback_line (AbSysroot *sysroot, const Boot *b)
 {
   g_autoptr(JsonNode) root = NULL;
-  if (!ab_history_load_last_rollback (sysroot->state_dfd, &root, NULL) || root == NULL
+  if (!ab_history_load_last_rollback (sysroot->state_dfd, sysroot->events,
+                                      &root, NULL) || root == NULL
       || !JSON_NODE_HOLDS_OBJECT (root))
     return NULL;
   JsonObject *o = json_node_get_object (root);
@@ -204,7 +205,8 @@ record_rollback (AbSysroot *sysroot, Boot *b, AbSlot from, AbSlot to, const char
     .reason = reason,
     .kind = kind,
   };
-  if (!ab_history_record_rollback (sysroot->state_dfd, sysroot->state_format, &info, error))
+  if (!ab_history_record_rollback (sysroot->state_dfd, sysroot->state_format, sysroot->events,
+                                   &info, error))
     return FALSE;
   g_free (b->rollback_line);
   b->rollback_line = rollback_line (info.from_version, info.to_version, reason);
@@ -220,7 +222,8 @@ static gboolean
 rollback_already_recorded (AbSysroot *sysroot, const Boot *b, AbSlot from)
 {
   g_autoptr(JsonNode) last = NULL;
-  if (!ab_history_load_last_rollback (sysroot->state_dfd, &last, NULL) || last == NULL
+  if (!ab_history_load_last_rollback (sysroot->state_dfd, sysroot->events,
+                                      &last, NULL) || last == NULL
       || !JSON_NODE_HOLDS_OBJECT (last) || b->v.rec[from] == NULL)
     return FALSE;
   JsonObject *o = json_node_get_object (last);
@@ -427,7 +430,7 @@ write_verdict (AbSysroot *sysroot, const Boot *b, gboolean green, gboolean trial
   ab_json_add_string (ev, "action", action);
   g_autofree char *failed_str = join_names (failed);
   ab_json_add_string (ev, "failed_hooks", failed->len ? failed_str : NULL);
-  return ab_history_append (sysroot->state_dfd, sysroot->state_format, ev, error);
+  return ab_history_append (sysroot->state_dfd, sysroot->state_format, sysroot->events, ev, error);
 }
 
 static gboolean
@@ -550,7 +553,8 @@ ab_health_check (AbSysroot *sysroot, const AbHealthOptions *opts, AbHealthOutcom
                       motd_error->message);
   /* the rollback this run recorded (health or fallback), for the report */
   if (b.rollback_line != NULL)
-    AB_IGNORE_RESULT (ab_history_load_last_rollback (sysroot->state_dfd, &out->rollback, NULL));
+    AB_IGNORE_RESULT (ab_history_load_last_rollback (sysroot->state_dfd, sysroot->events,
+                                                     &out->rollback, NULL));
   out->green = green;
   out->verdict = verdict;
   decide_action (sysroot, opts, out);
@@ -610,7 +614,7 @@ ab_health_mark (AbSysroot *sysroot, const char *which, gboolean good, AbSlot *ou
   g_autoptr(JsonBuilder) ev = ab_history_event_begin (good ? "mark-good" : "mark-bad");
   ab_json_add_string (ev, "slot", ab_slot_name (slot));
   ab_json_add_string (ev, "version", version_of (&b, slot));
-  return ab_history_append (sysroot->state_dfd, sysroot->state_format, ev, error);
+  return ab_history_append (sysroot->state_dfd, sysroot->state_format, sysroot->events, ev, error);
 }
 
 /* The last verdict is green for SLOT holding COMMIT (NULL: empty record). */
@@ -669,7 +673,7 @@ ab_health_status_json (AbSysroot *sysroot, GError **error)
   g_autoptr(JsonNode) root = NULL;
   if (!ab_format_read_state_tolerant_at (sysroot->state_dfd, VERDICT_FILE,
                                          "the last verdict is not known; the next health-check "
-                                         "replaces the file", &root, error))
+                                         "replaces the file", sysroot->events, &root, error))
     return NULL;
   JsonObject *o = root ? json_node_get_object (root) : NULL;
   g_autoptr(JsonBuilder) b = json_builder_new ();

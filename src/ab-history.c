@@ -49,7 +49,7 @@ load_events (int state_dfd, GError **error)
  * that appends (a rollback, a mark-good...): it is kept as
  * history.json.damaged (replacing an older one) and a new history starts. */
 static JsonArray *
-load_events_to_append (int state_dfd, GError **error)
+load_events_to_append (int state_dfd, AbEventSink *sink, GError **error)
 {
   g_autoptr(GError) local = NULL;
   JsonArray *events = load_events (state_dfd, &local);
@@ -63,7 +63,7 @@ load_events_to_append (int state_dfd, GError **error)
   if (!ab_fs_rename_at (state_dfd, HISTORY_FILE, HISTORY_DAMAGED_FILE, error)
       || !ab_fs_fsync_dir_at (state_dfd, ".", error))
     return NULL;
-  ab_format_warn ("abdeploy/state/" HISTORY_FILE " is damaged (%s); it was kept as "
+  ab_format_warn (sink, "abdeploy/state/" HISTORY_FILE " is damaged (%s); it was kept as "
                   "abdeploy/state/" HISTORY_DAMAGED_FILE " and a new history starts",
                   local->message);
   return json_array_new ();
@@ -71,10 +71,11 @@ load_events_to_append (int state_dfd, GError **error)
 
 /* The text of history.json with EVENT (ended here) appended. */
 static char *
-history_with (int state_dfd, gint64 format, JsonBuilder *event, GError **error)
+history_with (int state_dfd, gint64 format, AbEventSink *sink, JsonBuilder *event,
+              GError **error)
 {
   json_builder_end_object (event);
-  g_autoptr(JsonArray) events = load_events_to_append (state_dfd, error);
+  g_autoptr(JsonArray) events = load_events_to_append (state_dfd, sink, error);
   if (events == NULL)
     return NULL;
   g_autoptr(JsonArray) kept = json_array_new ();
@@ -92,16 +93,17 @@ history_with (int state_dfd, gint64 format, JsonBuilder *event, GError **error)
 }
 
 gboolean
-ab_history_append (int state_dfd, gint64 format, JsonBuilder *event, GError **error)
+ab_history_append (int state_dfd, gint64 format, AbEventSink *sink, JsonBuilder *event,
+                   GError **error)
 {
-  return ab_history_append_with (state_dfd, format, event, NULL, NULL, error);
+  return ab_history_append_with (state_dfd, format, sink, event, NULL, NULL, error);
 }
 
 gboolean
-ab_history_append_with (int state_dfd, gint64 format, JsonBuilder *event, const char *name,
-                        const char *text, GError **error)
+ab_history_append_with (int state_dfd, gint64 format, AbEventSink *sink, JsonBuilder *event,
+                        const char *name, const char *text, GError **error)
 {
-  g_autofree char *history = history_with (state_dfd, format, event, error);
+  g_autofree char *history = history_with (state_dfd, format, sink, event, error);
   if (history == NULL)
     return FALSE;
   AbFsWrite files[] = {
@@ -116,7 +118,7 @@ ab_history_append_with (int state_dfd, gint64 format, JsonBuilder *event, const 
 }
 
 JsonArray *
-ab_history_load (int state_dfd, GError **error)
+ab_history_load (int state_dfd, AbEventSink *sink, GError **error)
 {
   g_autoptr(GError) local = NULL;
   g_autoptr(JsonArray) events = load_events (state_dfd, &local);
@@ -127,7 +129,7 @@ ab_history_load (int state_dfd, GError **error)
     }
   if (events == NULL)
     {
-      ab_format_warn ("abdeploy/state/" HISTORY_FILE " is damaged (%s); no history is shown. "
+      ab_format_warn (sink, "abdeploy/state/" HISTORY_FILE " is damaged (%s); no history is shown. "
                       "The next event recorded starts a new history and keeps the damaged "
                       "file as abdeploy/state/" HISTORY_DAMAGED_FILE, local->message);
       events = json_array_new ();
@@ -161,8 +163,8 @@ add_rollback_members (JsonBuilder *b, const AbRollbackInfo *info)
 }
 
 gboolean
-ab_history_record_rollback (int state_dfd, gint64 format, const AbRollbackInfo *info,
-                            GError **error)
+ab_history_record_rollback (int state_dfd, gint64 format, AbEventSink *sink,
+                            const AbRollbackInfo *info, GError **error)
 {
   g_autoptr(JsonBuilder) last = ab_history_event_begin ("rollback");
   add_rollback_members (last, info);
@@ -173,15 +175,17 @@ ab_history_record_rollback (int state_dfd, gint64 format, const AbRollbackInfo *
   g_autofree char *text = ab_json_to_text (node);
   g_autoptr(JsonBuilder) event = ab_history_event_begin ("rollback");
   add_rollback_members (event, info);
-  return ab_history_append_with (state_dfd, format, event, LAST_ROLLBACK_FILE, text, error);
+  return ab_history_append_with (state_dfd, format, sink, event, LAST_ROLLBACK_FILE, text,
+                                 error);
 }
 
 gboolean
-ab_history_load_last_rollback (int state_dfd, JsonNode **out, GError **error)
+ab_history_load_last_rollback (int state_dfd, AbEventSink *sink, JsonNode **out,
+                               GError **error)
 {
   return ab_format_read_state_tolerant_at (state_dfd, LAST_ROLLBACK_FILE,
                                            "the last rollback is not known; the next rollback "
-                                           "replaces the file", out, error);
+                                           "replaces the file", sink, out, error);
 }
 
 static gboolean

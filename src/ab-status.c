@@ -112,8 +112,8 @@ load_transaction (AbSysroot *sysroot, AbTransaction **out, GError **error)
       g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
     }
-  ab_format_warn ("abdeploy/state/transaction.json is damaged (%s); no update transaction is "
-                  "shown. update and resume refuse it until it is restored from a backup",
+  ab_format_warn (sysroot->events, "abdeploy/state/transaction.json is damaged (%s); no update "
+                  "transaction is shown. update and resume refuse it until it is restored from a backup",
                   local->message);
   return TRUE;
 }
@@ -147,42 +147,45 @@ add_transaction (JsonBuilder *b, AbSysroot *sysroot, GError **error)
   return TRUE;
 }
 
-/* Collects what the readers report as damaged (ab_format_warn()) while
- * status runs, and passes it on to the front end's warning function. */
+/* Collects what the readers report as damaged (tolerated warnings,
+ * ab_format_warn()) while status runs: the sysroot's sink is this one's
+ * until collector_clear(), and every event goes on to the front end's. */
 typedef struct
 {
   GPtrArray *found;
-  AbWarningFunc next;        /* what served this thread before */
-  gpointer next_data;
-  AbWarningFunc own;         /* this thread's own function before, to restore */
-  gpointer own_data;
+  AbSysroot *sysroot;
+  AbEventSink *next;         /* the sysroot's sink before (may be NULL) */
+  AbEventSink *own;
 } Collector;
 
 static void
-collect_warning (const char *message, gpointer user_data)
+collect_event (const AbEvent *ev, gpointer user_data)
 {
   Collector *c = user_data;
-  g_ptr_array_add (c->found, g_strdup (message));
-  if (c->next)
-    c->next (message, c->next_data);
+  if (ev->kind == AB_EVENT_WARNING && ev->tolerated)
+    g_ptr_array_add (c->found, g_strdup (ev->message));
+  if (c->next != NULL && c->next->func != NULL)
+    c->next->func (ev, c->next->user_data);
 }
 
 static void
 collector_clear (Collector *c)
 {
-  /* only this thread's: another thread's warnings never land here */
-  ab_format_set_thread_warning_func (c->own, c->own_data);
+  if (c->sysroot != NULL)
+    c->sysroot->events = c->next;
+  g_clear_pointer (&c->own, ab_event_sink_free);
   g_clear_pointer (&c->found, g_ptr_array_unref);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Collector, collector_clear)
 
 static void
-collector_start (Collector *c)
+collector_start (Collector *c, AbSysroot *sysroot)
 {
   c->found = g_ptr_array_new_with_free_func (g_free);
-  ab_format_get_warning_func (&c->next, &c->next_data);
-  ab_format_get_thread_warning_func (&c->own, &c->own_data);
-  ab_format_set_thread_warning_func (collect_warning, c);
+  c->sysroot = sysroot;
+  c->next = sysroot->events;
+  c->own = ab_event_sink_new (collect_event, c);
+  sysroot->events = c->own;
 }
 
 static gboolean
@@ -190,7 +193,8 @@ add_health_and_rollback (JsonBuilder *b, AbSysroot *sysroot, GError **error)
 {
   g_autoptr(JsonNode) health = ab_health_status_json (sysroot, error);
   g_autoptr(JsonNode) last_rollback = NULL;
-  if (health == NULL || !ab_history_load_last_rollback (sysroot->state_dfd, &last_rollback, error))
+  if (health == NULL || !ab_history_load_last_rollback (sysroot->state_dfd, sysroot->events,
+                                                        &last_rollback, error))
     return FALSE;
   json_builder_set_member_name (b, "health");
   json_builder_add_value (b, g_steal_pointer (&health));
@@ -215,7 +219,8 @@ cached_check (AbSysroot *sysroot)
   g_autoptr(GError) local = NULL;
   AbUpdateCheck *c = ab_update_check_cached (sysroot, &local);
   if (local != NULL)
-    ab_format_warn ("the cached channel manifest cannot be used (%s); check-update fetches it "
+    ab_format_warn (sysroot->events,
+                    "the cached channel manifest cannot be used (%s); check-update fetches it "
                     "again", local->message);
   return c;
 }
@@ -229,7 +234,8 @@ pin_view (AbSysroot *sysroot, const AbUpdateCheck *c)
   JsonNode *pin = ab_update_pin_to_json (sysroot, c, &local);
   if (pin != NULL)
     return pin;
-  ab_format_warn ("abdeploy/state/update.json cannot be read (%s); no pin is shown",
+  ab_format_warn (sysroot->events,
+                  "abdeploy/state/update.json cannot be read (%s); no pin is shown",
                   local->message);
   return ab_update_pin_to_json (NULL, NULL, NULL);
 }
@@ -265,7 +271,7 @@ ab_status_to_json (AbSysroot *sysroot, GError **error)
 {
   g_auto(AbSlotsView) v = { 0 };
   g_auto(Collector) damaged = { 0 };
-  collector_start (&damaged);
+  collector_start (&damaged, sysroot);
   sysroot->tolerate_damage = TRUE;
   if (!ab_sysroot_load_view (sysroot, &v, error))
     return NULL;
@@ -309,7 +315,8 @@ append_health_text (AbSysroot *sysroot, GString *out, GError **error)
 {
   g_autoptr(JsonNode) health = ab_health_status_json (sysroot, error);
   g_autoptr(JsonNode) rb = NULL;
-  if (health == NULL || !ab_history_load_last_rollback (sysroot->state_dfd, &rb, error))
+  if (health == NULL || !ab_history_load_last_rollback (sysroot->state_dfd, sysroot->events,
+                                                        &rb, error))
     return FALSE;
   JsonObject *h = json_node_get_object (health);
   const char *verdict = ab_json_get_string (h, "verdict", "none");

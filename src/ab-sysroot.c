@@ -331,8 +331,8 @@ migrate_or_wait (AbSysroot *self, GError **error)
       g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
     }
-  ab_format_warn ("the migration of the sysroot to layout %d waits: %s", AB_LAYOUT_VERSION,
-                  local->message);
+  ab_format_warn (self->events, "the migration of the sysroot to layout %d waits: %s",
+                  AB_LAYOUT_VERSION, local->message);
   return ab_migrate_check_state (self->dfd, error);
 }
 
@@ -478,8 +478,8 @@ load_record (AbSysroot *self, AbSlot slot, AbSlotRecord **out, gboolean *out_dam
       g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
     }
-  ab_format_warn ("the record of slot %s is damaged (%s); slot %s is taken as empty. "
-                  "Stage an image into it again, or restore abdeploy/state/slot-%s.json "
+  ab_format_warn (self->events, "the record of slot %s is damaged (%s); slot %s is taken as "
+                  "empty. Stage an image into it again, or restore abdeploy/state/slot-%s.json "
                   "from a backup", ab_slot_name (slot), local->message, ab_slot_name (slot),
                   ab_slot_name (slot));
   *out_damaged = TRUE;

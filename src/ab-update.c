@@ -247,7 +247,7 @@ record_pin (AbSysroot *sysroot, JsonObject *state, const char *version, const Ab
       json_builder_set_member_name (ev, "allow_downgrade");
       json_builder_add_boolean_value (ev, TRUE);
     }
-  return ab_history_append (sysroot->state_dfd, sysroot->state_format, ev, error);
+  return ab_history_append (sysroot->state_dfd, sysroot->state_format, sysroot->events, ev, error);
 }
 
 /* The releases of M, for the message of a pin that matches none. */
@@ -1426,7 +1426,8 @@ classify_and_record (Run *r, GError *cause, GError **error)
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("update-failed");
   ab_json_add_string (ev, "version", r->t->version);
   ab_json_add_string (ev, "reason", cause->message);
-  AB_IGNORE_RESULT (ab_history_append (r->sysroot->state_dfd, r->sysroot->state_format, ev, NULL));
+  AB_IGNORE_RESULT (ab_history_append (r->sysroot->state_dfd, r->sysroot->state_format,
+                                       r->sysroot->events, ev, NULL));
   g_propagate_error (error, cause);
   return FALSE;
 }
@@ -1451,7 +1452,8 @@ drive (Run *r, GError **error)
   ab_json_add_string (ev, "version", r->t->version);
   ab_json_add_string (ev, "commit", r->t->commit);
   ab_json_add_string (ev, "channel", r->t->channel);
-  return ab_history_append (r->sysroot->state_dfd, r->sysroot->state_format, ev, error);
+  return ab_history_append (r->sysroot->state_dfd, r->sysroot->state_format, r->sysroot->events,
+                            ev, error);
 }
 
 /* How far VERSION is behind NEWEST, by SemVer (or the leading N.M of
@@ -1481,7 +1483,8 @@ warn_and_record (Run *r, const char *msg)
   g_autoptr(JsonBuilder) ev = ab_history_event_begin ("warning");
   ab_json_add_string (ev, "version", r->t->version);
   ab_json_add_string (ev, "reason", msg);
-  AB_IGNORE_RESULT (ab_history_append (r->sysroot->state_dfd, r->sysroot->state_format, ev, NULL));
+  AB_IGNORE_RESULT (ab_history_append (r->sysroot->state_dfd, r->sysroot->state_format,
+                                       r->sysroot->events, ev, NULL));
 }
 
 static void

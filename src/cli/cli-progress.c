@@ -378,12 +378,34 @@ note_progress (CliProgress *p, const AbEvent *ev)
   p->total = ev->total;
 }
 
+/* What a command read past and why (ab_format_warn()): on stderr in
+ * every mode, as abdeploy always printed it. */
+void
+cli_print_tolerated (const char *message)
+{
+  g_autofree char *clean = ab_json_sanitize (message, -1, 0, FALSE);
+  g_printerr ("abdeploy: warning: %s\n", clean);
+}
+
+static void
+print_tolerated (CliProgress *p, const AbEvent *ev)
+{
+  if (p->mode == CLI_PROGRESS_BAR)
+    clear_line (p);
+  cli_print_tolerated (ev->message);
+}
+
 /* A text line on stdout (messages) or stderr (notes, warnings), unless
  * that descriptor carries the JSON lines. */
 static void
 print_text (CliProgress *p, const AbEvent *ev)
 {
   gboolean to_stdout = ev->kind == AB_EVENT_MESSAGE && !ev->note;
+  if (ev->kind == AB_EVENT_WARNING && ev->tolerated)
+    {
+      print_tolerated (p, ev);
+      return;
+    }
   if (json_on (p, to_stdout ? STDOUT_FILENO : STDERR_FILENO))
     return;
   if (p->mode == CLI_PROGRESS_BAR)

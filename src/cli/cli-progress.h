@@ -71,6 +71,10 @@ CliProgressMode cli_progress_mode (const CliProgress *p);
 AbEventSink *cli_progress_sink (CliProgress *p);
 /* The function of that sink (for tests that feed events directly). */
 void cli_progress_render (const AbEvent *event, gpointer p);
+/* Prints what a command read past (a tolerated warning, ab_format_warn())
+ * as abdeploy always has: "abdeploy: warning: MESSAGE" (sanitized) on
+ * stderr. */
+void cli_print_tolerated (const char *message);
 
 /* The command's own result line (text, newline added): on stdout unless
  * the JSON lines go there; with JSON, also the message of the result line

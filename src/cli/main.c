@@ -574,7 +574,9 @@ carry_out (const AbHealthOutcome *o, gboolean json)
 static void
 event_to_stderr (const AbEvent *ev, gpointer user_data)
 {
-  if (ev->kind == AB_EVENT_MESSAGE || ev->kind == AB_EVENT_WARNING)
+  if (ev->kind == AB_EVENT_WARNING && ev->tolerated)
+    cli_print_tolerated (ev->message);
+  else if (ev->kind == AB_EVENT_MESSAGE || ev->kind == AB_EVENT_WARNING)
     g_printerr ("%s%s\n", ev->kind == AB_EVENT_WARNING ? "warning: " : "", ev->message);
 }
 
@@ -693,7 +695,8 @@ cmd_history (int argc, char **argv)
     return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
-  g_autoptr(JsonArray) events = sysroot ? ab_history_load (sysroot->state_dfd, &error) : NULL;
+  g_autoptr(JsonArray) events = sysroot ? ab_history_load (sysroot->state_dfd, sysroot->events,
+                                                           &error) : NULL;
   if (events == NULL)
     return cli_fail (error);
   if (json)
@@ -875,19 +878,10 @@ no_command (int argc, char **argv)
   return AB_EXIT_USAGE;
 }
 
-/* What the library ignored and why (ab_format_warn()), on stderr. */
-static void
-print_warning (const char *message, gpointer user_data)
-{
-  g_autofree char *clean = ab_json_sanitize (message, -1, 0, FALSE);
-  g_printerr ("abdeploy: warning: %s\n", clean);
-}
-
 int
 main (int argc, char **argv)
 {
   setlocale (LC_ALL, "");
-  ab_format_set_warning_func (print_warning, NULL);
   int idx = find_command (argc, argv);
   if (idx < 0)
     return no_command (argc, argv);

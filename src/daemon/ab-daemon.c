@@ -9,6 +9,7 @@
  *   served, idle_timeout_sec after the last call or operation. */
 #include "config.h"
 #include "daemon.h"
+#include "ab-json.h"
 #include "ab-status.h"
 #include "ab-update.h"
 
@@ -35,10 +36,27 @@ static const struct
   { "SetPin", "org.abdeploy1.manage", daemon_set_pin },
 };
 
+/* The sink of a sysroot the daemon reads outside an operation (status,
+ * properties): what a reader read past (ab_format_warn()) goes to the
+ * daemon's stderr, as the CLI prints it; other events are dropped. An
+ * operation replaces it with its own sink. */
+static void
+log_event (const AbEvent *ev, gpointer data)
+{
+  if (ev->kind != AB_EVENT_WARNING || !ev->tolerated)
+    return;
+  g_autofree char *clean = ab_json_sanitize (ev->message, -1, 0, FALSE);
+  g_printerr ("abdeploy: warning: %s\n", clean);
+}
+
 AbSysroot *
 daemon_open_sysroot (Daemon *d, GError **error)
 {
-  return ab_sysroot_open (d->sysroot, d->config, error);
+  static AbEventSink log_sink = { .func = log_event };
+  AbSysroot *sr = ab_sysroot_open (d->sysroot, d->config, error);
+  if (sr != NULL)
+    sr->events = &log_sink;
+  return sr;
 }
 
 static void

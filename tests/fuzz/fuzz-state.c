@@ -108,9 +108,10 @@ load_all (void)
   AB_IGNORE_RESULT (ab_slot_record_load (sysroot->state_dfd, AB_SLOT_B, &b, &e2));
   g_autoptr(AbTransaction) t = NULL;
   AB_IGNORE_RESULT (ab_transaction_load (sysroot->state_dfd, &t, &e3));
-  g_autoptr(JsonArray) history = ab_history_load (sysroot->state_dfd, &e4);
+  g_autoptr(JsonArray) history = ab_history_load (sysroot->state_dfd, sysroot->events, &e4);
   g_autoptr(JsonNode) last = NULL;
-  AB_IGNORE_RESULT (ab_history_load_last_rollback (sysroot->state_dfd, &last, &e5));
+  AB_IGNORE_RESULT (ab_history_load_last_rollback (sysroot->state_dfd, sysroot->events,
+                                                   &last, &e5));
   g_autofree char *pin = ab_update_get_pin (sysroot, &e6);
   g_autoptr(JsonNode) health = ab_health_status_json (sysroot, &e7);
   g_autoptr(JsonNode) status = ab_status_to_json (sysroot, &e8);

@@ -231,6 +231,26 @@ def test_damaged_state_never_blocks_rollback_or_marks(fresh):
     assert "damaged" not in p.stderr.replace("transaction.json is damaged", ""), p.describe
 
 
+def test_damaged_state_warning_with_json(fresh):
+    """health-check --json (events on stderr, the report alone on stdout)
+    says what it read past as every command does, "abdeploy: warning: ..."
+    at the start of a line (issue 12: these warnings reach the front end
+    through the sysroot's event sink)."""
+    sr = fresh()
+    sr.deploy("os/v2")
+    r = sr.boot()
+    assert (r.slot, r.returncode) == ("b", hl.EXIT_OK), r
+    damage(sr, "history.json", b'{"format": 2, "events": [{"type": "deploy"')
+    p = sr.run("health-check", "--no-reboot", "--json")
+    assert p.returncode == hl.EXIT_OK, p.describe
+    lines = [line for line in p.stderr.splitlines() if "history.json is damaged" in line]
+    assert lines, p.describe
+    for line in lines:
+        assert line.startswith("abdeploy: warning: abdeploy/state/history.json is damaged ("), \
+            p.describe
+    assert json.loads(p.stdout)["verdict"] == "green", p.describe
+
+
 def test_damaged_slot_record(fresh):
     """A damaged slot record is an empty slot for status, rollback and the
     marks (with a warning): mark-bad still works on it, mark-good and a

@@ -152,7 +152,7 @@ test_stage_activate_rollback (SysrootFixture *fx, gconstpointer data)
   g_assert_cmpint (v.ptr.state[AB_SLOT_B], ==, AB_BOOT_STATE_TRIAL);
   g_assert_cmpint (v.ptr.tries[AB_SLOT_B], ==, 3);
   g_autoptr(JsonNode) last = NULL;
-  g_assert_true (ab_history_load_last_rollback (s->state_dfd, &last, &error));
+  g_assert_true (ab_history_load_last_rollback (s->state_dfd, s->events, &last, &error));
   JsonObject *o = json_node_get_object (last);
   g_assert_cmpstr (json_object_get_string_member (o, "kind"), ==, "manual");
   g_assert_cmpstr (json_object_get_string_member (o, "from_version"), ==, "2.0");

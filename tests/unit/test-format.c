@@ -185,9 +185,11 @@ test_state_for_layout (void)
 }
 
 static void
-collect_warning (const char *message, gpointer user_data)
+collect_warning (const AbEvent *ev, gpointer user_data)
 {
-  g_ptr_array_add (user_data, g_strdup (message));
+  g_assert_cmpint (ev->kind, ==, AB_EVENT_WARNING);
+  g_assert_true (ev->tolerated);
+  g_ptr_array_add (user_data, g_strdup (ev->message));
 }
 
 /* Damage (not JSON, not UTF-8, empty, not an object, no format) is read as
@@ -198,14 +200,14 @@ test_read_state_tolerant (TmpDir *t, gconstpointer data)
   static const char *const damaged[] = { "{\"format\": 2, \"x\": \"\xff\"}", "", "[1]",
                                          "{\"x\": 1}", "{\"format\": 2, " };
   g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
-  ab_format_set_warning_func (collect_warning, warnings);
+  g_autoptr(AbEventSink) sink = ab_event_sink_new (collect_warning, warnings);
   for (guint i = 0; i < G_N_ELEMENTS (damaged); i++)
     {
       write_file_at (t->dfd, "v.json", damaged[i]);
       g_autoptr(JsonNode) node = NULL;
       g_autoptr(GError) error = NULL;
-      g_assert_true (ab_format_read_state_tolerant_at (t->dfd, "v.json", "it is ignored", &node,
-                                                       &error));
+      g_assert_true (ab_format_read_state_tolerant_at (t->dfd, "v.json", "it is ignored", sink,
+                                                       &node, &error));
       g_assert_no_error (error);
       g_assert_null (node);
       g_assert_cmpuint (warnings->len, ==, i + 1);
@@ -215,40 +217,38 @@ test_read_state_tolerant (TmpDir *t, gconstpointer data)
   write_file_at (t->dfd, "v.json", "{\"format\": 3}");
   g_autoptr(JsonNode) node = NULL;
   g_autoptr(GError) error = NULL;
-  g_assert_false (ab_format_read_state_tolerant_at (t->dfd, "v.json", "-", &node, &error));
+  g_assert_false (ab_format_read_state_tolerant_at (t->dfd, "v.json", "-", sink, &node, &error));
   g_assert_error (error, AB_FORMAT_ERROR, AB_FORMAT_ERROR_UNKNOWN);
   g_assert_false (ab_format_error_is_damage (error));
-  ab_format_set_warning_func (NULL, NULL);
+  g_assert_cmpuint (warnings->len, ==, G_N_ELEMENTS (damaged));
 }
 
 static gpointer
 warn_in_thread (gpointer data)
 {
-  ab_format_warn ("from the worker");
+  ab_format_warn (data, "from the worker");
   return NULL;
 }
 
-/* A thread's own warning function sees only that thread's warnings (status
- * on the daemon's main thread while an operation runs in a worker); the
- * process's serves the other threads, and the thread again once it
- * clears its own. */
+/* Each sysroot's warnings reach its own sink only, whichever thread reads
+ * it (status on the daemon's main thread while an operation runs in a
+ * worker); a NULL sink drops them. */
 static void
-test_thread_warning_func (void)
+test_warning_sinks (void)
 {
-  g_autoptr(GPtrArray) process = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) worker = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GPtrArray) own = g_ptr_array_new_with_free_func (g_free);
-  ab_format_set_warning_func (collect_warning, process);
-  ab_format_set_thread_warning_func (collect_warning, own);
-  g_thread_join (g_thread_new ("worker", warn_in_thread, NULL));
-  ab_format_warn ("from the main thread");
-  ab_format_set_thread_warning_func (NULL, NULL);
-  ab_format_warn ("main thread again");
-  ab_format_set_warning_func (NULL, NULL);
+  g_autoptr(AbEventSink) worker_sink = ab_event_sink_new (collect_warning, worker);
+  g_autoptr(AbEventSink) own_sink = ab_event_sink_new (collect_warning, own);
+  g_thread_join (g_thread_new ("worker", warn_in_thread, worker_sink));
+  ab_format_warn (own_sink, "from the main thread");
+  ab_format_warn (NULL, "to nobody");
+  ab_format_warn (worker_sink, "main thread, the worker's sysroot");
   g_assert_cmpuint (own->len, ==, 1);
   g_assert_cmpstr (own->pdata[0], ==, "from the main thread");
-  g_assert_cmpuint (process->len, ==, 2);
-  g_assert_cmpstr (process->pdata[0], ==, "from the worker");
-  g_assert_cmpstr (process->pdata[1], ==, "main thread again");
+  g_assert_cmpuint (worker->len, ==, 2);
+  g_assert_cmpstr (worker->pdata[0], ==, "from the worker");
+  g_assert_cmpstr (worker->pdata[1], ==, "main thread, the worker's sysroot");
 }
 
 int
@@ -265,6 +265,6 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/format/read-layout-at", test_read_layout_at);
   TMPDIR_TEST ("/format/read-state-tolerant", test_read_state_tolerant);
   g_test_add_func ("/format/state-for-layout", test_state_for_layout);
-  g_test_add_func ("/format/thread-warning-func", test_thread_warning_func);
+  g_test_add_func ("/format/warning-sinks", test_warning_sinks);
   return g_test_run ();
 }

@@ -8,13 +8,16 @@
 #include "ab-history.h"
 #include "ab-test-fixture.h"
 
+/* Where the history reports damage (NULL: nowhere), as a sysroot's sink. */
+static AbEventSink *sink;
+
 static void
 append (TmpDir *t, const char *type, const char *slot)
 {
   g_autoptr(JsonBuilder) b = ab_history_event_begin (type);
   ab_json_add_string (b, "slot", slot);
   g_autoptr(GError) error = NULL;
-  g_assert_true (ab_history_append (t->dfd, AB_STATE_FORMAT, b, &error));
+  g_assert_true (ab_history_append (t->dfd, AB_STATE_FORMAT, sink, b, &error));
   g_assert_no_error (error);
 }
 
@@ -22,7 +25,7 @@ static JsonArray *
 load (TmpDir *t)
 {
   g_autoptr(GError) error = NULL;
-  JsonArray *events = ab_history_load (t->dfd, &error);
+  JsonArray *events = ab_history_load (t->dfd, sink, &error);
   g_assert_no_error (error);
   g_assert_nonnull (events);
   return events;
@@ -35,9 +38,11 @@ member (JsonArray *events, guint i, const char *name)
 }
 
 static void
-collect_warning (const char *message, gpointer user_data)
+collect_warning (const AbEvent *ev, gpointer user_data)
 {
-  g_ptr_array_add (user_data, g_strdup (message));
+  g_assert_cmpint (ev->kind, ==, AB_EVENT_WARNING);
+  g_assert_true (ev->tolerated);
+  g_ptr_array_add (user_data, g_strdup (ev->message));
 }
 
 static void
@@ -95,10 +100,7 @@ test_damaged (TmpDir *t, gconstpointer data)
   const char *damaged = "{\"format\":2,\"events\":[{\"type\":";
   write_file_at (t->dfd, "history.json", damaged);
   g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
-  AbWarningFunc old_func = NULL;
-  gpointer old_data = NULL;
-  ab_format_get_warning_func (&old_func, &old_data);
-  ab_format_set_warning_func (collect_warning, warnings);
+  sink = ab_event_sink_new (collect_warning, warnings);
 
   g_autoptr(JsonArray) shown = load (t);
   g_assert_cmpuint (json_array_get_length (shown), ==, 0);
@@ -109,7 +111,7 @@ test_damaged (TmpDir *t, gconstpointer data)
   g_assert_true (ab_format_error_is_damage (error));
 
   append (t, "rollback", "a");
-  ab_format_set_warning_func (old_func, old_data);
+  g_clear_pointer (&sink, ab_event_sink_free);
   g_assert_cmpuint (warnings->len, ==, 2);
   g_assert_nonnull (strstr (warnings->pdata[1], "history.json.damaged"));
   g_autofree char *kept = read_file_at (t->dfd, "history.json.damaged");
@@ -126,7 +128,7 @@ record_rollback (TmpDir *t, const char *reason)
                           .to_version = "1.0", .from_commit = "cb", .to_commit = "ca",
                           .reason = reason, .kind = "health" };
   g_autoptr(GError) error = NULL;
-  g_assert_true (ab_history_record_rollback (t->dfd, AB_STATE_FORMAT, &info, &error));
+  g_assert_true (ab_history_record_rollback (t->dfd, AB_STATE_FORMAT, NULL, &info, &error));
   g_assert_no_error (error);
 }
 
@@ -136,11 +138,11 @@ test_record_rollback (TmpDir *t, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) none = NULL;
-  g_assert_true (ab_history_load_last_rollback (t->dfd, &none, &error));
+  g_assert_true (ab_history_load_last_rollback (t->dfd, NULL, &none, &error));
   g_assert_null (none);
   record_rollback (t, "required hook failed");
   g_autoptr(JsonNode) last = NULL;
-  g_assert_true (ab_history_load_last_rollback (t->dfd, &last, &error));
+  g_assert_true (ab_history_load_last_rollback (t->dfd, NULL, &last, &error));
   g_assert_no_error (error);
   JsonObject *o = json_node_get_object (last);
   g_autoptr(JsonArray) events = load (t);
@@ -161,7 +163,8 @@ test_append_with (TmpDir *t, gconstpointer data)
 {
   g_autoptr(JsonBuilder) b = ab_history_event_begin ("verdict");
   g_autoptr(GError) error = NULL;
-  g_assert_true (ab_history_append_with (t->dfd, AB_STATE_FORMAT, b, "verdict.json", "{\"v\":1}\n", &error));
+  g_assert_true (ab_history_append_with (t->dfd, AB_STATE_FORMAT, NULL, b, "verdict.json",
+                                         "{\"v\":1}\n", &error));
   g_assert_no_error (error);
   g_autofree char *text = read_file_at (t->dfd, "verdict.json");
   g_assert_cmpstr (text, ==, "{\"v\":1}\n");

@@ -192,6 +192,50 @@ test_identity_resolved_once (TmpDir *t, gconstpointer data)
   g_assert_cmpstr (fd_path, ==, real);
 }
 
+static void
+collect_warning (const AbEvent *ev, gpointer user_data)
+{
+  if (ev->kind == AB_EVENT_WARNING)
+    g_ptr_array_add (user_data, g_strdup (ev->message));
+}
+
+/* What a reader reads past (a damaged slot record taken as empty) is a
+ * warning of the sysroot it read, to that sysroot's sink: not to a
+ * process-wide function, and not to another open sysroot's sink. */
+static void
+test_warnings_reach_its_sink (TmpDir *t, gconstpointer data)
+{
+  g_autofree char *path = make_sysroot (t, "damaged");
+  g_autofree char *other_path = make_sysroot (t, "other");
+  g_autoptr(AbSysroot) sysroot = open_sysroot (path);
+  g_autoptr(AbSysroot) other = open_sysroot (other_path);
+  seed_slots (sysroot);
+  seed_slots (other);
+  write_file_at (sysroot->state_dfd, "slot-a.json", "{\"format\": 2, ");
+  g_autoptr(GPtrArray) mine = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) theirs = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(AbEventSink) sink = ab_event_sink_new (collect_warning, mine);
+  g_autoptr(AbEventSink) other_sink = ab_event_sink_new (collect_warning, theirs);
+  sysroot->events = sink;
+  other->events = other_sink;
+  sysroot->tolerate_damage = other->tolerate_damage = TRUE;
+  AbSlotRecord *records[AB_N_SLOTS] = { NULL };
+  AbSlotRecord *other_records[AB_N_SLOTS] = { NULL };
+  g_autoptr(GError) error = NULL;
+  g_assert_true (ab_sysroot_load_records (other, other_records, NULL, &error));
+  g_assert_true (ab_sysroot_load_records (sysroot, records, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_null (records[AB_SLOT_A]);
+  g_assert_cmpuint (mine->len, ==, 1);
+  g_assert_true (g_str_has_prefix (mine->pdata[0], "the record of slot a is damaged ("));
+  g_assert_cmpuint (theirs->len, ==, 0);
+  for (int s = 0; s < AB_N_SLOTS; s++)
+    {
+      ab_slot_record_free (records[s]);
+      ab_slot_record_free (other_records[s]);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -201,5 +245,6 @@ main (int argc, char **argv)
   TMPDIR_TEST ("/sysroot/recover-nothing", test_recover_nothing);
   TMPDIR_TEST ("/sysroot/recover-completes-restore", test_recover_completes_restore);
   TMPDIR_TEST ("/sysroot/identity-resolved-once", test_identity_resolved_once);
+  TMPDIR_TEST ("/sysroot/warnings-reach-its-sink", test_warnings_reach_its_sink);
   return g_test_run ();
 }
