@@ -16,13 +16,7 @@ from hostile import HostileServer
 workdir = af.workdir_fixture("abdeploy-dbus-")
 abdeploy_bin = af.binary_fixture()
 home = af.home_fixture()
-
-
-@pytest.fixture(scope="session")
-def keys(workdir):
-    k = sl.GpgKeys(os.path.join(workdir, "gnupg"))
-    yield k
-    k.close()
+keys, published, server, sysroots, sysroot = af.scenario_fixtures(sl)
 
 
 @pytest.fixture(scope="session")
@@ -32,25 +26,11 @@ def keyfiles(workdir, keys):
     return {"trusted.gpg": keys.export(keys.trusted, os.path.join(d, "publisher.gpg"))}
 
 
-@pytest.fixture(scope="session")
-def published(workdir, keys):
-    return sl.PublishedRepo(os.path.join(workdir, "publish"), keys)
-
-
-@pytest.fixture(scope="session")
-def server(workdir, published):
-    s = sl.HttpServer(published.path, os.path.join(workdir, "http.log")).start()
-    yield s
-    s.stop()
-
-
 @pytest.fixture
 def slow_server(published):
     """The published repo behind an instrumented server (tests/update/hostile.py),
     for a test to throttle."""
-    s = HostileServer(published.path).start()
-    yield s
-    s.stop()
+    yield from af.started(HostileServer(published.path))
 
 
 @pytest.fixture
@@ -68,19 +48,6 @@ def polkit(bus, workdir):
     p = dl.Polkit(bus, bus.dir).start()
     yield p
     p.stop()
-
-
-@pytest.fixture
-def sysroots(workdir, abdeploy_bin, home, keyfiles, request):
-    f = sl.SysrootFactory(os.path.join(workdir, "sysroots", at.safe_name(request.node.name)),
-                          abdeploy_bin, home, keyfiles)
-    yield f
-    f.finish()
-
-
-@pytest.fixture
-def sysroot(sysroots):
-    return sysroots.create()
 
 
 @pytest.fixture
@@ -112,6 +79,4 @@ def channel(workdir, abdeploy_bin, keys):
 
 @pytest.fixture
 def channel_server(channel):
-    s = HostileServer(channel.repo).start()
-    yield s
-    s.stop()
+    yield from af.started(HostileServer(channel.repo))

@@ -19,17 +19,7 @@ import campaign  # noqa: E402
 
 workdir = af.workdir_fixture("abdeploy-diskfull-")
 binary = af.binary_fixture()
-
-
-@pytest.fixture(scope="session")
-def world(workdir, binary):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small file system needs root")
-    w = campaign.World(workdir, binary)
-    try:
-        yield w
-    finally:
-        w.close()
+world = af.campaign_world_fixture("mounting a small file system needs root")
 
 
 @pytest.fixture(scope="session")

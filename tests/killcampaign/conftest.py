@@ -7,23 +7,11 @@ states), stopped and removed at the end whatever happens."""
 import os
 import sys
 
-import pytest
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "lib"))
 import abfixtures as af  # noqa: E402
-import campaign  # noqa: E402
 
 workdir = af.workdir_fixture("abdeploy-kill-")
 binary = af.binary_fixture()
-
-
-@pytest.fixture(scope="session")
-def world(workdir, binary):
-    if os.geteuid() != 0:
-        pytest.skip("the layout-1 fixture holds bare OSTree repos owned by root: run as root")
-    w = campaign.World(workdir, binary)
-    try:
-        yield w
-    finally:
-        w.close()
+world = af.campaign_world_fixture("the layout-1 fixture holds bare OSTree repos owned by "
+                                  "root: run as root")

@@ -19,13 +19,7 @@ import abfixtures as af  # tests/lib
 workdir = af.workdir_fixture("abdeploy-scenario-")
 abdeploy_bin = af.binary_fixture()
 home = af.home_fixture()
-
-
-@pytest.fixture(scope="session")
-def keys(workdir):
-    k = sl.GpgKeys(os.path.join(workdir, "gnupg"))
-    yield k
-    k.close()
+keys, published, server, sysroots, sysroot = af.scenario_fixtures(sl)
 
 
 @pytest.fixture(scope="session")
@@ -37,18 +31,6 @@ def keyfiles(workdir, keys):
         "trusted.asc": keys.export(keys.trusted, os.path.join(d, "publisher.asc"), armor=True),
         "untrusted.gpg": keys.export(keys.untrusted, os.path.join(d, "intruder.gpg")),
     }
-
-
-@pytest.fixture(scope="session")
-def published(workdir, keys):
-    return sl.PublishedRepo(os.path.join(workdir, "publish"), keys)
-
-
-@pytest.fixture(scope="session")
-def server(workdir, published):
-    s = sl.HttpServer(published.path, os.path.join(workdir, "http.log")).start()
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="session")
@@ -64,22 +46,7 @@ def corrupt_server(workdir, published):
     assert v1_obj != obj
     target = os.path.join(repo, os.path.relpath(obj, published.path))
     at.damage(target)
-    s = sl.HttpServer(repo, os.path.join(workdir, "http-corrupt.log")).start()
+    s = sl.HttpServer(repo, os.path.join(workdir, "http-corrupt.log"))
     s.repo = repo
     s.damaged = os.path.relpath(target, repo)
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def sysroots(workdir, abdeploy_bin, home, keyfiles, request):
-    f = sl.SysrootFactory(os.path.join(workdir, "sysroots", at.safe_name(request.node.name)),
-                          abdeploy_bin, home, keyfiles)
-    yield f
-    f.finish()
-
-
-@pytest.fixture
-def sysroot(sysroots):
-    """An initialized, offline sysroot (file backend, trusted key installed)."""
-    return sysroots.create()
+    yield from af.started(s)
