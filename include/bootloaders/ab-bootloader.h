@@ -190,3 +190,16 @@ gboolean ab_bootloader_save (AbBootloader *self, const AbBootPointer *ptr, GErro
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_bootloader_install_entry (AbBootloader *self, const AbBootEntry *entry,
                                       GError **error);
+
+/* For backends that keep the pointer in a file below the sysroot (file,
+ * grub): the directory REL of the sysroot, opened (a new descriptor), made
+ * first (0755, with its parents) when CREATE; -1 on error. */
+G_GNUC_WARN_UNUSED_RESULT
+int ab_bootloader_open_dir (AbBootloader *self, const char *rel, gboolean create,
+                            GError **error);
+/* The end of such a backend's setup: when HAVE_POINTER is FALSE, saves the
+ * empty pointer (no primary, both slots none) through the backend's save;
+ * TRUE otherwise (an existing pointer is kept). */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_bootloader_setup_pointer (AbBootloader *self, gboolean have_pointer,
+                                      GError **error);

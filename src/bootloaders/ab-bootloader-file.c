@@ -13,16 +13,8 @@
 static gboolean
 file_setup (AbBootloader *self, GError **error)
 {
-  if (!ab_fs_mkdir_p_at (self->sysroot_dfd, POINTER_DIR, 0755, error))
-    return FALSE;
-  ab_autofd dfd = ab_fs_opendir_at (self->sysroot_dfd, POINTER_DIR, error);
-  if (dfd < 0)
-    return FALSE;
-  if (ab_fs_exists_at (dfd, POINTER_NAME))
-    return TRUE;
-  AbBootPointer ptr;
-  ab_boot_pointer_init (&ptr);
-  return self->ops->save (self, &ptr, error);
+  ab_autofd dfd = ab_bootloader_open_dir (self, POINTER_DIR, TRUE, error);
+  return dfd >= 0 && ab_bootloader_setup_pointer (self, ab_fs_exists_at (dfd, POINTER_NAME), error);
 }
 
 /* Every line a pointer file holds, exactly once (abdeploy-pointer(5)). */
@@ -121,7 +113,7 @@ parse_pointer_text (const char *data, GHashTable *vars, GError **error)
 static gboolean
 file_load (AbBootloader *self, AbBootPointer *out, GError **error)
 {
-  ab_autofd dfd = ab_fs_opendir_at (self->sysroot_dfd, POINTER_DIR, error);
+  ab_autofd dfd = ab_bootloader_open_dir (self, POINTER_DIR, FALSE, error);
   if (dfd < 0)
     return FALSE;
   g_autofree char *data = NULL;
@@ -134,7 +126,7 @@ file_load (AbBootloader *self, AbBootPointer *out, GError **error)
 static gboolean
 file_save (AbBootloader *self, const AbBootPointer *ptr, GError **error)
 {
-  ab_autofd dfd = ab_fs_opendir_at (self->sysroot_dfd, POINTER_DIR, error);
+  ab_autofd dfd = ab_bootloader_open_dir (self, POINTER_DIR, FALSE, error);
   if (dfd < 0)
     return FALSE;
   g_autoptr(GHashTable) vars = ab_boot_pointer_to_vars (ptr);

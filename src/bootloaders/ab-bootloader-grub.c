@@ -39,7 +39,7 @@ write_env (int dfd, GPtrArray *env, GError **error)
 static gboolean
 grub_save (AbBootloader *self, const AbBootPointer *ptr, GError **error)
 {
-  ab_autofd dfd = ab_fs_opendir_at (self->sysroot_dfd, GRUB_DIR, error);
+  ab_autofd dfd = ab_bootloader_open_dir (self, GRUB_DIR, FALSE, error);
   if (dfd < 0)
     return FALSE;
   g_autoptr(GError) local = NULL;
@@ -62,29 +62,24 @@ grub_save (AbBootloader *self, const AbBootPointer *ptr, GError **error)
 static gboolean
 grub_setup (AbBootloader *self, GError **error)
 {
-  if (!ab_fs_mkdir_p_at (self->sysroot_dfd, GRUB_DIR, 0755, error))
-    return FALSE;
-  ab_autofd dfd = ab_fs_opendir_at (self->sysroot_dfd, GRUB_DIR, error);
+  ab_autofd dfd = ab_bootloader_open_dir (self, GRUB_DIR, TRUE, error);
   if (dfd < 0)
     return FALSE;
   g_autoptr(GError) local = NULL;
   g_autoptr(GPtrArray) env = read_env (dfd, &local);
-  if (env != NULL && ab_grubenv_get (env, "ABDEPLOY_PRIMARY") != NULL)
-    return TRUE;
   if (env == NULL && !g_error_matches (local, AB_FS_ERROR, AB_FS_ERROR_NOT_FOUND))
     {
       g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
     }
-  AbBootPointer ptr;
-  ab_boot_pointer_init (&ptr);
-  return grub_save (self, &ptr, error);
+  return ab_bootloader_setup_pointer (
+      self, env != NULL && ab_grubenv_get (env, "ABDEPLOY_PRIMARY") != NULL, error);
 }
 
 static gboolean
 grub_load (AbBootloader *self, AbBootPointer *out, GError **error)
 {
-  ab_autofd dfd = ab_fs_opendir_at (self->sysroot_dfd, GRUB_DIR, error);
+  ab_autofd dfd = ab_bootloader_open_dir (self, GRUB_DIR, FALSE, error);
   if (dfd < 0)
     return FALSE;
   g_autoptr(GPtrArray) env = read_env (dfd, error);

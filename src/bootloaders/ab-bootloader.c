@@ -1,5 +1,6 @@
 #include "config.h"
 #include "bootloaders/ab-bootloader.h"
+#include "ab-fsutil.h"
 
 #include <string.h>
 
@@ -302,4 +303,22 @@ ab_bootloader_install_entry (AbBootloader *self, const AbBootEntry *entry, GErro
   g_prefix_error (error, "Installing the boot entry of slot %s (%s backend): ",
                   ab_slot_name (entry->slot), self->ops->name);
   return FALSE;
+}
+
+int
+ab_bootloader_open_dir (AbBootloader *self, const char *rel, gboolean create, GError **error)
+{
+  if (create && !ab_fs_mkdir_p_at (self->sysroot_dfd, rel, 0755, error))
+    return -1;
+  return ab_fs_opendir_at (self->sysroot_dfd, rel, error);
+}
+
+gboolean
+ab_bootloader_setup_pointer (AbBootloader *self, gboolean have_pointer, GError **error)
+{
+  if (have_pointer)
+    return TRUE;
+  AbBootPointer ptr;
+  ab_boot_pointer_init (&ptr);
+  return self->ops->save (self, &ptr, error);
 }
