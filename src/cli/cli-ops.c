@@ -93,9 +93,7 @@ cli_verify (int argc, char **argv)
   if (p == NULL)
     return code;
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
-  if (sysroot != NULL)
-    sysroot->events = cli_progress_sink (p);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_for (p, FALSE, &error);
   AbVerifyOptions opts = { .full = full, .sample_size = sample == G_MININT ? 0 : (guint) sample };
   g_autoptr(GPtrArray) checks = sysroot ? ab_verify_run (sysroot, &opts, &error) : NULL;
   if (checks == NULL)
@@ -184,10 +182,9 @@ cli_backup (int argc, char **argv)
   if (p == NULL)
     return code;
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_for (p, FALSE, &error);
   if (sysroot == NULL)
     return cli_progress_fail (p, error);
-  sysroot->events = cli_progress_sink (p);
   if (to_stdout)
     return backup_to_stdout (p, sysroot);
   guint files = 0;

@@ -115,9 +115,7 @@ cli_update (int argc, char **argv)
   if (p == NULL)
     return code;
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
-  if (sysroot != NULL)
-    sysroot->events = cli_progress_sink (p);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_for (p, TRUE, &error);
   AbUpdateOptions opts = { .version = version, .activate = !no_activate,
                            .allow_downgrade = allow_downgrade, .cancellable = cancellable };
   if (sysroot == NULL || !ab_update_run (sysroot, &opts, &error))
@@ -154,9 +152,7 @@ cli_resume (int argc, char **argv)
   if (p == NULL)
     return code;
   GError *error = NULL;
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
-  if (sysroot != NULL)
-    sysroot->events = cli_progress_sink (p);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_for (p, TRUE, &error);
   AbUpdateOptions opts = { .activate = TRUE, .cancellable = cancellable };
   gboolean ok = sysroot != NULL
                 && (if_interrupted ? ab_update_resume_interrupted (sysroot, &opts, &error)

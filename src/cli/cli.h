@@ -34,6 +34,10 @@ int cli_progress_fail (CliProgress *p, GError *error);
 /* cli_open_sysroot() for a command that writes: runs the engine's recovery
  * step (ab_recover(), which completes an interrupted restore) first. */
 AbSysroot *cli_open_sysroot_to_write (GError **error);
+/* The sysroot of a command with progress: cli_open_sysroot(), or
+ * cli_open_sysroot_to_write() when TO_WRITE (its recovery step still
+ * reports as text), then every event of the command goes to P. */
+AbSysroot *cli_open_sysroot_for (CliProgress *p, gboolean to_write, GError **error);
 const char *cli_sysroot_path (void);
 /* --config, or NULL. */
 const char *cli_config_path (void);

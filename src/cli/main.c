@@ -331,6 +331,15 @@ cli_open_sysroot_to_write (GError **error)
   return g_steal_pointer (&sysroot);
 }
 
+AbSysroot *
+cli_open_sysroot_for (CliProgress *p, gboolean to_write, GError **error)
+{
+  AbSysroot *sysroot = to_write ? cli_open_sysroot_to_write (error) : cli_open_sysroot (error);
+  if (sysroot != NULL)
+    sysroot->events = cli_progress_sink (p);
+  return sysroot;
+}
+
 /* --bootloader=NAME that is no backend: the nearest one and the list. */
 static int
 bad_bootloader (GOptionContext *ctx, const char *name, const char *names)
@@ -447,9 +456,7 @@ run_stage_like (int argc, char **argv, gboolean activate)
     return code;
   GError *error = NULL;
   g_autoptr(GCancellable) cancellable = cli_cancel_on_signals ();
-  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
-  if (sysroot != NULL)
-    sysroot->events = cli_progress_sink (progress);
+  g_autoptr(AbSysroot) sysroot = cli_open_sysroot_for (progress, TRUE, &error);
   if (sysroot == NULL
       || !do_stage (from, argv[1], sysroot, progress, activate, cancellable, &error))
     return cli_progress_fail (progress, error);
