@@ -95,35 +95,39 @@ test_roundtrip (TmpDir *t, gconstpointer data)
   g_assert_cmpstr (b, ==, "trial 3\n");
 }
 
-/* Only the calls that change something, the new primary's state first. */
+/* Only the calls that change something, the new primary's state first:
+ * each save in turn, and the set-* calls it made. */
 static void
 test_save_order (TmpDir *t, gconstpointer data)
 {
+  static const struct
+  {
+    AbSlot primary;
+    AbBootState a;
+    AbBootState b;
+    int b_tries;
+    const char *calls;
+  } saves[] = {
+    { AB_SLOT_A, AB_BOOT_STATE_GOOD, AB_BOOT_STATE_NONE, 0, "set-state a good;set-primary a;" },
+    /* activate b */
+    { AB_SLOT_B, AB_BOOT_STATE_GOOD, AB_BOOT_STATE_TRIAL, 3, "set-state b trial 3;set-primary b;" },
+    /* nothing changes */
+    { AB_SLOT_B, AB_BOOT_STATE_GOOD, AB_BOOT_STATE_TRIAL, 3, "" },
+    /* roll back: primary moves before b loses its state */
+    { AB_SLOT_A, AB_BOOT_STATE_GOOD, AB_BOOT_STATE_BAD, 0, "set-primary a;set-state b bad;" },
+    /* a rebuilt while b holds nothing: no primary, then the state */
+    { AB_SLOT_NONE, AB_BOOT_STATE_NONE, AB_BOOT_STATE_BAD, 0, "set-primary none;set-state a none;" },
+  };
   g_autoptr(AbConfig) cfg = install_backend_absolute (t, "");
   g_autoptr(AbBootloader) bl = new_backend (t, "custom", cfg);
-  AbBootPointer p = pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_NONE, 0);
-  save_ok (bl, &p);
-  g_autofree char *c1 = take_set_calls (t);
-  g_assert_cmpstr (c1, ==, "set-state a good;set-primary a;");
-  /* activate b */
-  p = pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 3);
-  save_ok (bl, &p);
-  g_autofree char *c2 = take_set_calls (t);
-  g_assert_cmpstr (c2, ==, "set-state b trial 3;set-primary b;");
-  /* nothing changes */
-  save_ok (bl, &p);
-  g_autofree char *c3 = take_set_calls (t);
-  g_assert_cmpstr (c3, ==, "");
-  /* roll back: primary moves before b loses its state */
-  p = pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_BAD, 0);
-  save_ok (bl, &p);
-  g_autofree char *c4 = take_set_calls (t);
-  g_assert_cmpstr (c4, ==, "set-primary a;set-state b bad;");
-  /* a rebuilt while b holds nothing: no primary, then the state */
-  p = pointer (AB_SLOT_NONE, AB_BOOT_STATE_NONE, 0, AB_BOOT_STATE_BAD, 0);
-  save_ok (bl, &p);
-  g_autofree char *c5 = take_set_calls (t);
-  g_assert_cmpstr (c5, ==, "set-primary none;set-state a none;");
+  AbBootPointer p;
+  for (guint i = 0; i < G_N_ELEMENTS (saves); i++)
+    {
+      p = pointer (saves[i].primary, saves[i].a, 0, saves[i].b, saves[i].b_tries);
+      save_ok (bl, &p);
+      g_autofree char *calls = take_set_calls (t);
+      g_assert_cmpstr (calls, ==, saves[i].calls);
+    }
   assert_load (bl, &p);
 }
 

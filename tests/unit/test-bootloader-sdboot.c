@@ -160,6 +160,21 @@ test_stage_then_activate (TmpDir *t, gconstpointer data)
   assert_entries (t, "abdeploy-1-a.conf abdeploy-2-b+3.conf");
 }
 
+/* Slot a good, then b staged and activated with 3 tries, and booted
+ * once: systemd-boot renamed its entry +3 -> +2-1. */
+static void
+b_booted_once_on_trial (TmpDir *t, AbBootloader *bl)
+{
+  g_autoptr(GError) error = NULL;
+  stage (t, bl, AB_SLOT_A, "abdeploy.slot=a");
+  save (bl, pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_NONE, 0));
+  stage (t, bl, AB_SLOT_B, "abdeploy.slot=b");
+  save (bl, pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 3));
+  g_assert_true (ab_fs_rename_at (t->dfd, ENTRIES "abdeploy-2-b+3.conf",
+                                  ENTRIES "abdeploy-2-b+2-1.conf", &error));
+  g_assert_no_error (error);
+}
+
 /* systemd-boot counts; abdeploy reads the count; a rollback makes the slot
  * rolled back to the newest generation and the trial bad. */
 static void
@@ -167,12 +182,7 @@ test_counting_and_rollback (TmpDir *t, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(AbBootloader) bl = sdboot (t);
-  stage (t, bl, AB_SLOT_A, "abdeploy.slot=a");
-  save (bl, pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_NONE, 0));
-  stage (t, bl, AB_SLOT_B, "abdeploy.slot=b");
-  save (bl, pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 3));
-  g_assert_true (ab_fs_rename_at (t->dfd, ENTRIES "abdeploy-2-b+3.conf",
-                                  ENTRIES "abdeploy-2-b+2-1.conf", &error));
+  b_booted_once_on_trial (t, bl);
   expect (bl, pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0,
                                              AB_BOOT_STATE_TRIAL, 2));
   save (bl, pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_BAD, 0));
@@ -226,12 +236,7 @@ test_blessed_bad_this_boot (TmpDir *t, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(AbBootloader) bl = sdboot (t);
-  stage (t, bl, AB_SLOT_A, "abdeploy.slot=a");
-  save (bl, pointer (AB_SLOT_A, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_NONE, 0));
-  stage (t, bl, AB_SLOT_B, "abdeploy.slot=b");
-  save (bl, pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 3));
-  g_assert_true (ab_fs_rename_at (t->dfd, ENTRIES "abdeploy-2-b+3.conf",
-                                  ENTRIES "abdeploy-2-b+2-1.conf", &error));
+  b_booted_once_on_trial (t, bl);
   set_boot_count_path (t, "abdeploy-2-b+2-1.conf");
   expect (bl, pointer (AB_SLOT_B, AB_BOOT_STATE_GOOD, 0, AB_BOOT_STATE_TRIAL, 2));
   g_assert_true (ab_fs_rename_at (t->dfd, ENTRIES "abdeploy-2-b+2-1.conf",
