@@ -17,10 +17,8 @@ cli_daemon (int argc, char **argv)
   g_autoptr(GOptionContext) ctx = g_option_context_new (
       "- serve org.abdeploy1 on the system bus (abdeploy-dbus(5))");
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   if (idle < 0)
     return cli_bad_number (ctx, "--idle-timeout", idle, "0 (never) or a number of seconds");
   AbDaemonOptions opts = {

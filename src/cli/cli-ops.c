@@ -34,10 +34,8 @@ cli_version (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- what is running: abdeploy, slot, image version, commit, source revision, build time");
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   g_autoptr(JsonNode) report = sysroot ? ab_version_report (sysroot, &error) : NULL;
@@ -81,10 +79,8 @@ cli_verify (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- the checks to run after an upgrade; exit 0 only when all pass");
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   if (sample != G_MININT && sample <= 0)
     return cli_bad_number (ctx, "--sample", sample, "a positive number of files");
   if (full && sample != G_MININT)
@@ -166,10 +162,8 @@ cli_backup (int argc, char **argv)
   int code = 0;
   AbBackupCompression c;
   g_autoptr(GError) bad_name = NULL;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   if (output == NULL)
     return cli_usage_error (ctx, "backup needs --output=FILE");
   gboolean to_stdout = g_str_equal (output, "-");
@@ -208,10 +202,8 @@ cli_restore (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("--path=FILE - verify an archive, then restore it");
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   if (path == NULL)
     return cli_usage_error (ctx, "restore needs --path=FILE");
   g_autoptr(CliProgress) p = cli_progress_start (ctx, "restore", &po, &code);
@@ -237,10 +229,8 @@ cli_migrate (int argc, char **argv)
   g_autoptr(GOptionContext) ctx = g_option_context_new (
       "- migrate the sysroot to the current layout now, keeping a copy of the old files");
   int code = 0;
-  if (!cli_parse_command (ctx, NULL, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, NULL, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   if (sysroot == NULL)

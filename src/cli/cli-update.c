@@ -68,10 +68,8 @@ cli_check_update (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- fetch and verify the channel manifest; exit 0 when an update is available, 5 when not");
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   g_autoptr(AbUpdateCheck) c = sysroot ? ab_update_check (sysroot, &error) : NULL;
@@ -103,10 +101,8 @@ cli_update (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- download, verify, stage and activate the channel's offered release");
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   if (version != NULL && *version == '\0')
     return cli_usage_error (ctx, "--version= is empty: give a version of the channel "
                             "(abdeploy check-update --json lists the offered one)");
@@ -141,10 +137,8 @@ cli_resume (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- continue the recorded update transaction from its phase");
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   if (abandon && if_interrupted)
     return cli_usage_error (ctx, "--abandon and --if-interrupted exclude each other");
   g_autoptr(GCancellable) cancellable = NULL;

@@ -16,6 +16,10 @@ int cli_usage_error (GOptionContext *ctx, const char *message);
 /* The usage error of an argument ARG too many; TAKES says what the command
  * takes (NULL: options only). */
 int cli_extra_argument (GOptionContext *ctx, const char *arg, const char *takes);
+/* cli_parse_command() for a command that takes options only: an argument
+ * left over is the usage error of cli_extra_argument() (in *OUT_CODE). */
+gboolean cli_parse_options_only (GOptionContext *ctx, const GOptionEntry *entries, int *argc,
+                                 char ***argv, int *out_code);
 /* The usage error of ARGV (ARGC words, the command first) when it does not
  * hold exactly one argument WHAT: the extra one, or the missing one. */
 int cli_one_argument (GOptionContext *ctx, int argc, char **argv, const char *what);

@@ -214,6 +214,18 @@ cli_parse_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc, 
 }
 
 gboolean
+cli_parse_options_only (GOptionContext *ctx, const GOptionEntry *entries, int *argc,
+                        char ***argv, int *out_code)
+{
+  if (!cli_parse_command (ctx, entries, argc, argv, out_code))
+    return FALSE;
+  if (*argc <= 1)
+    return TRUE;
+  *out_code = cli_extra_argument (ctx, (*argv)[1], NULL);
+  return FALSE;
+}
+
+gboolean
 cli_parse_publish_command (GOptionContext *ctx, const GOptionEntry *entries, int *argc,
                            char ***argv, int *out_code)
 {
@@ -371,10 +383,8 @@ cmd_init (int argc, char **argv)
   g_autofree char *description = backends_help ();
   g_option_context_set_description (ctx, description);
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   if (os == NULL || *os == '\0')
     return cli_usage_error (ctx, "init needs --os=NAME");
   if (bootloader == NULL)
@@ -492,10 +502,8 @@ cmd_activate (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- make the staged slot boot next, in trial mode");
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   if (!check_tries (ctx, tries, &tries, &code))
     return code;
   GError *error = NULL;
@@ -512,10 +520,8 @@ cmd_rollback (int argc, char **argv)
 {
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- make the other slot primary again");
   int code = 0;
-  if (!cli_parse_command (ctx, NULL, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, NULL, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
   AbSlot slot = AB_SLOT_NONE;
@@ -535,10 +541,8 @@ cmd_status (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- show the slots and what boots next");
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   if (sysroot == NULL)
@@ -615,10 +619,8 @@ cmd_health_check (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- run the health hooks of this boot and act on the verdict");
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbEventSink) to_stderr = ab_event_sink_new (event_to_stderr, NULL);
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot_to_write (&error);
@@ -696,10 +698,8 @@ cmd_history (int argc, char **argv)
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- deploys, activations, verdicts and rollbacks, newest first");
   int code = 0;
-  if (!cli_parse_command (ctx, entries, &argc, &argv, &code))
+  if (!cli_parse_options_only (ctx, entries, &argc, &argv, &code))
     return code;
-  if (argc > 1)
-    return cli_extra_argument (ctx, argv[1], NULL);
   GError *error = NULL;
   g_autoptr(AbSysroot) sysroot = cli_open_sysroot (&error);
   g_autoptr(JsonArray) events = sysroot ? ab_history_load (sysroot->state_dfd, sysroot->events,
