@@ -1232,23 +1232,25 @@ repo_has_complete_commit (OstreeRepo *repo, gboolean *out, GError **error)
   return TRUE;
 }
 
-/* The delta to fetch, or NULL for libostree's object pull. The delta from
- * the installed commit when the release lists one. Otherwise its full delta
- * (issue 18) when the repo holds no complete commit (a first install, or
- * one that a kill interrupted): nothing there for an object pull to reuse,
- * and a few requests instead of one per object. A device with a complete
- * commit but no delta from it pulls objects: it fetches only what changed. */
+/* The delta to fetch for release REL on a device that runs commit FROM
+ * (NULL: none), or NULL for libostree's object pull. The delta from FROM
+ * when REL lists one. Otherwise its full delta (issue 18) when the repo
+ * holds no complete commit (a first install, or one that a kill
+ * interrupted): nothing there for an object pull to reuse, and a few
+ * requests instead of one per object. A device with a complete commit but
+ * no delta from it pulls objects: it fetches only what changed. */
 static gboolean
-choose_delta (Run *r, const AbDelta **out, GError **error)
+pick_delta (AbSysroot *sysroot, const AbRelease *rel, const char *from, const AbDelta **out,
+            GError **error)
 {
   gboolean have = FALSE;
-  *out = find_delta (r->release, r->t->from_commit);
-  if (*out != NULL || r->release->full_delta == NULL)
+  *out = find_delta (rel, from);
+  if (*out != NULL || rel->full_delta == NULL)
     return TRUE;
-  if (!repo_has_complete_commit (r->sysroot->repo, &have, error))
+  if (!repo_has_complete_commit (sysroot->repo, &have, error))
     return FALSE;
   if (!have)
-    *out = r->release->full_delta;
+    *out = rel->full_delta;
   return TRUE;
 }
 
@@ -1284,7 +1286,7 @@ do_download (Run *r, GError **error)
                    + (gint64) r->sysroot->config->update.max_pull_time_sec * G_USEC_PER_SEC;
   const AbDelta *d = NULL;
   GError *local = NULL;
-  if (!choose_delta (r, &d, error))
+  if (!pick_delta (r->sysroot, r->release, r->t->from_commit, &d, error))
     return FALSE;
   r->t->use_delta = d != NULL;
   if (d == NULL)
@@ -1564,13 +1566,17 @@ check_waiting (AbSysroot *sysroot, AbTransaction **out_open, GError **error)
   return TRUE;
 }
 
-/* Before a transaction starts: the signed size of delta D (NULL: objects,
- * size unknown until pulled) must be within [update] max-pull-bytes and fit
- * in the free space beside the reserve. Nothing is changed when not. */
+/* Before a transaction starts: the signed size of the delta the update
+ * will fetch (pick_delta(); none: objects, size unknown until pulled) must
+ * be within [update] max-pull-bytes and fit in the free space beside the
+ * reserve. Nothing is changed when not. */
 static gboolean
-check_room (AbSysroot *sysroot, const AbDelta *d, GError **error)
+check_room (AbSysroot *sysroot, const AbRelease *rel, const char *from, GError **error)
 {
   const AbConfigUpdate *cfg = &sysroot->config->update;
+  const AbDelta *d = NULL;
+  if (!pick_delta (sysroot, rel, from, &d, error))
+    return FALSE;
   guint64 size = d ? d->size : 0;
   if (size > cfg->max_pull_bytes)
     {
@@ -1645,7 +1651,7 @@ ab_update_run (AbSysroot *sysroot, const AbUpdateOptions *opts, GError **error)
     }
   /* the A/B invariant before anything is downloaded or recorded */
   if (!ab_deploy_check_may_stage (sysroot, error)
-      || !check_room (sysroot, find_delta (rel, c->installed_commit), error))
+      || !check_room (sysroot, rel, c->installed_commit, error))
     return FALSE;
   g_autoptr(AbTransaction) t = ab_transaction_new (c->channel, rel->version, rel->commit,
                                                    c->installed_commit);

@@ -222,3 +222,17 @@ def test_first_install_killed_halfway_resumes_by_the_full_delta(empty_device, ho
     st = d.status()
     slot = [s for s in "ab" if d.slot(s, st).get("commit") == pub.commits["1.6"]]
     assert slot and ul.compare_usr(d.p("abdeploy", "slots", slot[0]), pub.trees["1.6"]) == []
+
+
+def test_full_delta_larger_than_the_pull_cap(empty_device, hostile, pub):
+    """The signed size of 1.6's full delta is above max-pull-bytes: refused
+    before anything is downloaded, as for any delta."""
+    mib = 1024 * 1024
+    assert full_delta(pub, "big", "1.6")["size"] > mib
+    empty_device.configure(hostile.url, channel="big", max_pull_bytes=mib)
+    before = empty_device.snapshot(state_except=("update.json",))
+    r = empty_device.expect(ul.EXIT_ERROR, "update")
+    assert "max-pull-bytes=%d" % mib in r.stderr, r.describe()
+    assert not [e for e in hostile.requests() if e["path"].startswith(("/deltas/", "/objects/"))]
+    after = empty_device.snapshot(state_except=("update.json",))
+    assert after == before, ul.diff(before, after)
