@@ -77,12 +77,19 @@ stage_dirs (AbHookStage stage, gboolean greenboot_compat)
   return dirs;
 }
 
-/* ROOT_DFD/REL as the booted system sees it (RESOLVE_IN_ROOT: an absolute
- * link or ".." in the tree resolves inside the tree, never on the host);
- * the real path of what it names and its stat, or NULL. */
+/* ROOT_DFD/REL (ROOT_DFD is the directory whose real path is ROOT) as the
+ * booted system sees it (RESOLVE_IN_ROOT: an absolute link or ".." in the
+ * tree resolves inside the tree, never on the host); the real path of what
+ * it names and its stat, or NULL. Without a link on the way that path is
+ * ROOT/REL; only where a link was followed inside the tree does the kernel
+ * say where it led (ab_fs_fd_realpath()). */
 static char *
-resolve_in_root (int root_dfd, const char *rel, struct stat *out_st)
+resolve_in_root (const char *root, int root_dfd, const char *rel, struct stat *out_st)
 {
+  ab_autofd plain = ab_fs_open_beneath (root_dfd, rel, O_PATH, 0, AB_FS_RESOLVE_NO_SYMLINKS,
+                                        NULL);
+  if (plain >= 0 && fstat (plain, out_st) == 0 && !S_ISLNK (out_st->st_mode))
+    return g_build_filename (root, rel, NULL);
   ab_autofd fd = ab_fs_open_beneath (root_dfd, rel, O_PATH, 0, AB_FS_RESOLVE_IN_ROOT, NULL);
   if (fd < 0 || fstat (fd, out_st) < 0)
     return NULL;
@@ -92,12 +99,13 @@ resolve_in_root (int root_dfd, const char *rel, struct stat *out_st)
 /* The real path of the hook REL (a link in the tree is followed inside
  * it), or NULL when it is not a hook. */
 static char *
-candidate_path (int root_dfd, const char *rel, const char *name, gboolean *out_bash)
+candidate_path (const char *root, int root_dfd, const char *rel, const char *name,
+                gboolean *out_bash)
 {
   struct stat st;
   if (name[0] == '.')
     return NULL;
-  g_autofree char *path = resolve_in_root (root_dfd, rel, &st);
+  g_autofree char *path = resolve_in_root (root, root_dfd, rel, &st);
   if (path == NULL || !S_ISREG (st.st_mode))
     return NULL;
   *out_bash = g_str_has_suffix (name, ".sh");
@@ -113,17 +121,17 @@ compare_hooks (gconstpointer a, gconstpointer b)
 
 /* Adds the hooks of the directory REL of the tree. */
 static void
-discover_dir (int root_dfd, const char *rel, GHashTable *by_name)
+discover_dir (const char *root, int root_dfd, const char *rel, GHashTable *by_name)
 {
   struct stat st;
-  g_autofree char *dir_path = resolve_in_root (root_dfd, rel, &st);
+  g_autofree char *dir_path = resolve_in_root (root, root_dfd, rel, &st);
   g_autoptr(GDir) dir = dir_path && S_ISDIR (st.st_mode) ? g_dir_open (dir_path, 0, NULL) : NULL;
   const char *name;
   while (dir && (name = g_dir_read_name (dir)) != NULL)
     {
       g_autofree char *hook_rel = g_build_filename (rel, name, NULL);
       gboolean bash = FALSE;
-      g_autofree char *path = candidate_path (root_dfd, hook_rel, name, &bash);
+      g_autofree char *path = candidate_path (root, root_dfd, hook_rel, name, &bash);
       if (path == NULL)
         continue;
       AbHook *hook = g_new0 (AbHook, 1);
@@ -142,8 +150,10 @@ ab_hooks_discover (const char *root, AbHookStage stage, gboolean greenboot_compa
                                                          (GDestroyNotify) ab_hook_free);
   g_autoptr(GPtrArray) dirs = stage_dirs (stage, greenboot_compat);
   ab_autofd root_dfd = open (root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  for (guint i = 0; root_dfd >= 0 && i < dirs->len; i++)
-    discover_dir (root_dfd, dirs->pdata[i], by_name);
+  /* the tree's real path, resolved once: every hook path derives from it */
+  g_autofree char *real_root = root_dfd >= 0 ? ab_fs_fd_realpath (root_dfd, NULL) : NULL;
+  for (guint i = 0; real_root != NULL && i < dirs->len; i++)
+    discover_dir (real_root, root_dfd, dirs->pdata[i], by_name);
   GPtrArray *hooks = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_hook_free);
   GHashTableIter it;
   gpointer value;
