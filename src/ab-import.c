@@ -502,7 +502,8 @@ plan_add (AbImportPlan *p, const guint8 *csum, OstreeObjectType type, guint64 si
     return TRUE;
   PlanObject o = { csum, type, st ? st->st_dev : 0, st ? st->st_ino : 0 };
   g_array_append_val (OSTREE_OBJECT_TYPE_IS_META (type) ? p->meta : p->content, o);
-  p->needed += size != G_MAXUINT64 ? size : object_bytes (p->src, checksum, type);
+  /* the content objects' sizes are asked for after the walk, see sum_sizes */
+  p->needed += size != G_MAXUINT64 ? size : 0;
   return TRUE;
 }
 
@@ -584,6 +585,51 @@ walk_dir (AbImportPlan *p, const guint8 *tree_csum, const guint8 *meta_csum, gui
          && walk_files (p, tree, error) && walk_subdirs (p, tree, depth, error);
 }
 
+typedef struct
+{
+  AbImportPlan *plan;
+  guint first;   /* this thread's share: every STRIDE-th content object */
+  guint stride;
+  guint64 bytes;
+} SizeShare;
+
+static gpointer
+sum_share (gpointer data)
+{
+  SizeShare *sh = data;
+  GArray *content = sh->plan->content;
+  for (guint i = sh->first; i < content->len; i += sh->stride)
+    {
+      const PlanObject *o = &g_array_index (content, PlanObject, i);
+      char checksum[OSTREE_SHA256_STRING_LEN + 1];
+      ostree_checksum_inplace_from_bytes (o->csum, checksum);
+      sh->bytes += object_bytes (sh->plan->src, checksum, o->type);
+    }
+  return NULL;
+}
+
+/* Adds the sizes of the content objects the destination lacks (one
+ * fstatat each in a bare source), on one thread per CPU. */
+static void
+sum_sizes (AbImportPlan *p)
+{
+  guint n = CLAMP (g_get_num_processors (), 1, 8);
+  g_autofree SizeShare *shares = g_new0 (SizeShare, n);
+  g_autofree GThread **threads = g_new0 (GThread *, n);
+  for (guint i = 0; i < n; i++)
+    {
+      shares[i] = (SizeShare) { p, i, n, 0 };
+      threads[i] = i > 0 ? g_thread_new ("ab-import-size", sum_share, &shares[i]) : NULL;
+    }
+  sum_share (&shares[0]);
+  for (guint i = 0; i < n; i++)
+    {
+      if (threads[i] != NULL)
+        g_thread_join (threads[i]);
+      p->needed += shares[i].bytes;
+    }
+}
+
 /* Which objects/XX directories DEST has (HAVE[XX]). */
 static gboolean
 scan_prefix_dirs (OstreeRepo *dest, gboolean have[256], GError **error)
@@ -657,6 +703,7 @@ ab_import_plan_new (OstreeRepo *dest, const char *remote, OstreeRepo *src, const
   const guint8 *mc = tc != NULL ? checksum_bytes (m, error) : NULL;
   if (mc == NULL || !walk_dir (p, tc, mc, 0, error))
     return NULL;
+  sum_sizes (p);
   /* metadata first: the import stops early on a bad one */
   g_array_append_vals (p->meta, p->content->data, p->content->len);
   g_clear_pointer (&p->content, g_array_unref);
