@@ -1256,7 +1256,9 @@ pick_delta (AbSysroot *sysroot, const AbRelease *rel, const char *from, const Ab
 
 /* A full delta the server does not have (HTTP 404 or 410: a mirror that
  * leaves out deltas/) is no reason to fail: libostree's object pull gets
- * the same commit, object by object. Any other failure stands. */
+ * the same commit, object by object. Any other failure stands. Takes
+ * CAUSE, the failure of delta D's download. Nothing was applied yet: a
+ * fetch fails before libostree reads any file. */
 static gboolean
 fall_back_to_objects (Run *r, const AbDelta *d, GError *cause, GError **error)
 {
