@@ -145,10 +145,11 @@ G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_deprecate (const AbPublisher *p, const char *channel,
                                   const char *version, const char *reason, GError **error);
 /* Static deltas to the newest release of CHANNEL from each of the FROM_LAST
- * releases below it (by version), listed in the newest release's entry. */
+ * releases below it (by version), listed in the newest release's entry;
+ * with FULL_DELTA also the delta from nothing (its "full_delta", issue 18). */
 G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last,
-                               GError **error);
+                               gboolean full_delta, GError **error);
 typedef struct
 {
   const char *channel;

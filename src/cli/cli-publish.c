@@ -275,11 +275,13 @@ static int
 publish_deltas (int argc, char **argv)
 {
   int from_last = UNSET;
+  gboolean no_full_delta = FALSE;
   g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
     CLI_PROGRESS_OPTION_ENTRIES (po),
     ENTRY_REPO, ENTRY_CHANNEL,
     { "from-last", 0, 0, G_OPTION_ARG_INT, &from_last, "Deltas from the N releases below the newest (default 1)", "N" },
+    { "no-full-delta", 0, 0, G_OPTION_ARG_NONE, &no_full_delta, "No delta from nothing (for first installs) to the newest release", NULL },
     ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- static deltas to the newest release of a channel");
@@ -297,7 +299,7 @@ publish_deltas (int argc, char **argv)
   p.events = cli_progress_sink (progress);
   GError *error = NULL;
   g_autoptr(AbManifest) m = ab_publish_deltas (&p, opt_channel, from_last == UNSET ? 1 : (guint) from_last,
-                                               &error);
+                                               !no_full_delta, &error);
   if (m == NULL)
     return cli_progress_fail (progress, error);
   const AbRelease *r = ab_manifest_newest (m);
@@ -397,7 +399,7 @@ static const Subcommand subcommands[] = {
     "Copy the release of V from C1 to C2", publish_promote },
   { "deprecate", "--repo=DIR --channel=C --version=V --reason=TEXT --gpg-sign=KEYID",
     "Mark a release deprecated", publish_deprecate },
-  { "deltas", "--repo=DIR --channel=C [--from-last=N] --gpg-sign=KEYID",
+  { "deltas", "--repo=DIR --channel=C [--from-last=N] [--no-full-delta] --gpg-sign=KEYID",
     "Static deltas to the newest release", publish_deltas },
   { "prune", "--repo=DIR --channel=C [--keep-days=N] [--keep-last=K] [--dry-run] --gpg-sign=KEYID",
     "Drop old releases and delete what no channel references", publish_prune },

@@ -242,7 +242,7 @@ add_delta (AbPublishSession *s, AbRelease *to, const char *from, GError **error)
  * behind that would block every later publish. */
 static gboolean
 check_before_generating (AbPublishSession *s, const AbManifest *m, const AbRelease *newest,
-                         GPtrArray *sources, GError **error)
+                         GPtrArray *sources, gboolean full_delta, GError **error)
 {
   if (s->p->gpg_key == NULL)
     return TRUE;
@@ -251,12 +251,14 @@ check_before_generating (AbPublishSession *s, const AbManifest *m, const AbRelea
     g_hash_table_add (wanted, g_strconcat (((AbRelease *) sources->pdata[i])->commit, "-",
                                            newest->commit, NULL));
   /* libostree names a full delta by its TO alone */
-  g_hash_table_add (wanted, g_strdup (newest->commit));
+  if (full_delta)
+    g_hash_table_add (wanted, g_strdup (newest->commit));
   return ab_publish_check_repo_deltas_except (s, m, wanted, error);
 }
 
 AbManifest *
-ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last, GError **error)
+ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last,
+                   gboolean full_delta, GError **error)
 {
   g_auto(AbPublishSession) s = AB_PUBLISH_SESSION_INIT;
   if (!ab_publish_check_channel (channel, error))
@@ -279,13 +281,13 @@ ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last, G
       return NULL;
     }
   g_autoptr(GPtrArray) sources = delta_sources (m, newest, from_last ? from_last : 1);
-  if (!check_before_generating (&s, m, newest, sources, error))
+  if (!check_before_generating (&s, m, newest, sources, full_delta, error))
     return NULL;
   ab_event_phase (p->events, "generate");
   for (guint i = 0; i < sources->len; i++)
     if (!add_delta (&s, newest, ((AbRelease *) sources->pdata[i])->commit, error))
       return NULL;
-  if (!add_delta (&s, newest, NULL, error))
+  if (full_delta && !add_delta (&s, newest, NULL, error))
     return NULL;
   ab_event_phase (p->events, "summary");
   if (!ab_publish_update_summary (&s, m, error))

@@ -373,6 +373,35 @@ def test_deltas_from_last(pub):
     pub.signed("deltas", "--channel=dev", "--from-last=0", rc=EXIT_USAGE)
 
 
+def test_deltas_full_delta_and_no_full_delta(two_versions):
+    """Issue 18: publish deltas also lists the newest release's delta from
+    nothing (full_delta, no "from"), which applies to an empty repo;
+    --no-full-delta skips it."""
+    pub = two_versions
+    pub.signed("release", "--channel=bare", "--version=1.0")
+    pub.signed("release", "--channel=bare", "--version=2.0")
+    pub.signed("deltas", "--channel=bare", "--no-full-delta")
+    rel = pub.release(pub.manifest("bare"), "2.0")
+    assert "full_delta" not in rel and len(rel["deltas"]) == 1, rel
+    assert pub.v2 not in pub.ostree("static-delta", "list").split()
+    pub.signed("deltas", "--channel=bare")
+    fd = pub.release(pub.manifest("bare"), "2.0")["full_delta"]
+    assert "from" not in fd and fd["size"] == sum(f["size"] for f in fd["files"]), fd
+    assert fd["files"][0]["path"].endswith("/superblock")
+    for f in fd["files"]:
+        with open(os.path.join(pub.repo, f["path"]), "rb") as fh:
+            assert hashlib.sha256(fh.read()).hexdigest() == f["sha256"]
+    assert pub.v2 in pub.ostree("static-delta", "list").split()
+    # the full delta alone turns an empty repo into v2
+    empty = os.path.join(pub.dir, "empty-repo")
+    run(["ostree", "init", "--mode=bare-user", "--repo=" + empty], pub.env)
+    superblock = os.path.join(pub.repo, fd["files"][0]["path"])
+    run(["ostree", "static-delta", "apply-offline", "--repo=" + empty, superblock], pub.env)
+    run(["ostree", "fsck", "--repo=" + empty], pub.env)
+    shown = run(["ostree", "show", "--repo=" + empty, pub.v2], pub.env).stdout.decode()
+    assert "Version: 2.0" in shown
+
+
 def test_semver_build_metadata(pub):
     """issue 10: SemVer build metadata is accepted (the ref writes '_' for
     the '+' a ref cannot hold); a channel keeps one release per precedence,
