@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""tools/duplicates.py - repeated code in C sources: blocks of at least
+"""tools/repeated-code.py - repeated code in C sources: blocks of at least
 --min-lines consecutive statement lines that occur more than once.
 
 Each line is normalized (comments and blank lines dropped, whitespace
@@ -11,7 +11,7 @@ another); overlapping windows of one repeated run count as one block.
 Prints the number of duplicated blocks, the lines they cover, and the
 largest ones with their places. Standard library only.
 
-    python3 tools/duplicates.py [--min-lines 6] [--top 10] [PATH...]   (default: src)
+    python3 tools/repeated-code.py [--min-lines 6] [--top 10] [PATH...]   (default: src)
 """
 
 import argparse
