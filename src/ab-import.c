@@ -154,14 +154,19 @@ direct_possible (OstreeRepo *dest, OstreeRepo *src)
 static void
 hash_file_header (AbSha256 *sha, const struct stat *st)
 {
-  GVariant *none = g_variant_new_array (G_VARIANT_TYPE ("(ayay)"), NULL, 0);
-  g_autoptr(GVariant) header = g_variant_ref_sink (
-      g_variant_new ("(uuuus@a(ayay))", GUINT32_TO_BE ((guint32) st->st_uid),
-                     GUINT32_TO_BE ((guint32) st->st_gid), GUINT32_TO_BE ((guint32) st->st_mode),
-                     (guint32) 0, "", none));
-  guint32 prefix[2] = { GUINT32_TO_BE ((guint32) g_variant_get_size (header)), 0 };
-  ab_sha256_update (sha, prefix, sizeof prefix);
-  ab_sha256_update (sha, g_variant_get_data (header), g_variant_get_size (header));
+  /* Written out rather than built as a GVariant per file: the 18 bytes
+   * are uid, gid, mode and rdev as big-endian u32, the empty string (one
+   * NUL), the empty array (no bytes) and the string's framing offset
+   * (17); the prefix is their size, big endian, and 4 zero bytes. Every
+   * import test fails if these bytes are wrong. */
+  guint32 words[6] = { GUINT32_TO_BE (18), 0, GUINT32_TO_BE ((guint32) st->st_uid),
+                       GUINT32_TO_BE ((guint32) st->st_gid),
+                       GUINT32_TO_BE ((guint32) st->st_mode), 0 };
+  guint8 buf[8 + 18];
+  memcpy (buf, words, sizeof words);
+  buf[24] = 0;
+  buf[25] = 17;
+  ab_sha256_update (sha, buf, sizeof buf);
 }
 
 /* Hashes exactly SIZE bytes of FD; a file shorter than its fstat size
