@@ -300,10 +300,28 @@ typedef struct
   const guint8 *csum;
   OstreeObjectType type;
   /* a metadata object read by the walk from a loose file: that file's
-   * inode, which the import links without reading it again (ino 0: none) */
+   * inode, size and mtime, which the import links without reading it
+   * again (ino 0: none) */
   dev_t dev;
   ino_t ino;
+  gint64 size;
+  gint64 mtime_ns;
 } PlanObject;
+
+static gint64
+mtime_ns (const struct stat *st)
+{
+  return (gint64) st->st_mtim.tv_sec * G_GINT64_CONSTANT (1000000000) + st->st_mtim.tv_nsec;
+}
+
+/* Whether ST is the file the walk read for O (not one put in its place:
+ * an inode number freed and given to a new file comes with a new mtime). */
+static gboolean
+same_walked_file (const PlanObject *o, const struct stat *st)
+{
+  return st->st_dev == o->dev && st->st_ino == o->ino && (gint64) st->st_size == o->size
+         && mtime_ns (st) == o->mtime_ns;
+}
 
 struct AbImportPlan
 {
@@ -505,7 +523,8 @@ plan_add (AbImportPlan *p, const guint8 *csum, OstreeObjectType type, guint64 si
     return FALSE;
   if (have)
     return TRUE;
-  PlanObject o = { csum, type, st ? st->st_dev : 0, st ? st->st_ino : 0 };
+  PlanObject o = { csum, type, st ? st->st_dev : 0, st ? st->st_ino : 0,
+                   st ? (gint64) st->st_size : 0, st ? mtime_ns (st) : 0 };
   g_array_append_val (OSTREE_OBJECT_TYPE_IS_META (type) ? p->meta : p->content, o);
   /* the content objects' sizes are asked for after the walk, see sum_sizes */
   p->needed += size != G_MAXUINT64 ? size : 0;
@@ -743,8 +762,7 @@ link_walked_meta (ImportJob *job, const PlanObject *o, const char *checksum,
         return ab_throw_errno_prefix (error, errno, "Linking object %s into the repo", checksum);
       return (*out_fallback = TRUE);
     }
-  if (fstatat (dest, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == o->dev
-      && st.st_ino == o->ino)
+  if (fstatat (dest, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && same_walked_file (o, &st))
     return TRUE;
   (void) unlinkat (dest, rel, 0);
   return corrupted (error, ostree_object_type_to_string (o->type), checksum,
