@@ -409,6 +409,25 @@ judge_result (gpgme_ctx_t ctx, gpgme_verify_result_t res, GHashTable *fprs, cons
   return TRUE;
 }
 
+/* Verifies the detached signature SIG of DATA in CTX and judges it
+ * against the fingerprints FPRS (WHO names them in errors). An empty
+ * signature is "not signed", never an error of gpgme's. */
+static gboolean
+verify_detached (gpgme_ctx_t ctx, GBytes *data, GBytes *sig, GHashTable *fprs, const char *who,
+                 char **out_fpr, GError **error)
+{
+  g_auto(gpgme_data_t) sig_d = data_from_bytes (sig, error);
+  g_auto(gpgme_data_t) data_d = sig_d ? data_from_bytes (data, error) : NULL;
+  if (data_d == NULL)
+    return FALSE;
+  gpgme_error_t err = gpgme_op_verify (ctx, sig_d, data_d, NULL);
+  if (gpgme_err_code (err) == GPG_ERR_NO_DATA || g_bytes_get_size (sig) == 0)
+    return judge_result (ctx, NULL, fprs, who, out_fpr, error);
+  if (err)
+    return fail_gpgme (error, err, "Verifying the signature");
+  return judge_result (ctx, gpgme_op_verify_result (ctx), fprs, who, out_fpr, error);
+}
+
 gboolean
 ab_gpg_verify_detached (const char *trusted_dir, GBytes *data, GBytes *sig,
                         char **out_fingerprint, GError **error)
@@ -422,17 +441,7 @@ ab_gpg_verify_detached (const char *trusted_dir, GBytes *data, GBytes *sig,
   g_autoptr(GHashTable) fprs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   if (!import_trusted (ctx, trusted_dir, fprs, error))
     return FALSE;
-  g_auto(gpgme_data_t) sig_d = data_from_bytes (sig, error);
-  g_auto(gpgme_data_t) data_d = sig_d ? data_from_bytes (data, error) : NULL;
-  if (data_d == NULL)
-    return FALSE;
-  gpgme_error_t err = gpgme_op_verify (ctx, sig_d, data_d, NULL);
-  if (gpgme_err_code (err) == GPG_ERR_NO_DATA || g_bytes_get_size (sig) == 0)
-    return judge_result (ctx, NULL, fprs, trusted_dir, out_fingerprint, error);
-  if (err)
-    return fail_gpgme (error, err, "Verifying the signature");
-  return judge_result (ctx, gpgme_op_verify_result (ctx), fprs, trusted_dir, out_fingerprint,
-                       error);
+  return verify_detached (ctx, data, sig, fprs, trusted_dir, out_fingerprint, error);
 }
 
 char **
@@ -466,14 +475,5 @@ ab_gpg_verify_detached_by_key (const char *homedir, const char *keyid, GBytes *d
     }
   g_autoptr(GHashTable) fprs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_hash_table_add (fprs, g_steal_pointer (&wanted));
-  g_auto(gpgme_data_t) sig_d = data_from_bytes (sig, error);
-  g_auto(gpgme_data_t) data_d = sig_d ? data_from_bytes (data, error) : NULL;
-  if (data_d == NULL)
-    return FALSE;
-  gpgme_error_t err = gpgme_op_verify (ctx, sig_d, data_d, NULL);
-  if (gpgme_err_code (err) == GPG_ERR_NO_DATA || g_bytes_get_size (sig) == 0)
-    return judge_result (ctx, NULL, fprs, who, NULL, error);
-  if (err)
-    return fail_gpgme (error, err, "Verifying the signature");
-  return judge_result (ctx, gpgme_op_verify_result (ctx), fprs, who, NULL, error);
+  return verify_detached (ctx, data, sig, fprs, who, NULL, error);
 }
