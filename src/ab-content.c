@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-content.h"
+#include "ab-ostree-error.h"
 #include "ab-protocol.h"
 #include "ab-fetch.h"
 #include "ab-fsutil.h"
@@ -127,54 +128,26 @@ source_to_url (const char *source, GError **error)
   return g_strconcat ("file://", abs, NULL);
 }
 
-/* libostree reports signature problems from inside a pull as plain
- * errors; classify them so the caller can exit 3, and drop its hint to
- * disable verification, which abdeploy does not offer. */
-static gboolean
-is_signature_error (const GError *e)
-{
-  if (e->domain == OSTREE_GPG_ERROR)
-    return TRUE;
-  return strstr (e->message, "GPG") != NULL || strstr (e->message, "signature") != NULL
-         || strstr (e->message, "public key not found") != NULL;
-}
-
-/* The signer's key id or fingerprint in libostree's text of a signature
- * ("... using RSA key ID 192FA9659F7C8216"), or NULL: libostree 2022.7
- * reports it only in words. */
-static char *
-signer_in_message (const char *message)
-{
-  static const char *const marks[] = { "key ID ", "fingerprint ", "Key: " };
-  for (guint i = 0; i < G_N_ELEMENTS (marks); i++)
-    {
-      const char *at = strstr (message, marks[i]);
-      if (at == NULL)
-        continue;
-      at += strlen (marks[i]);
-      gsize n = strspn (at, "0123456789ABCDEFabcdef");
-      if (n >= 8)
-        return g_ascii_strup (at, (gssize) n);
-    }
-  return NULL;
-}
-
 /* "the commit is not signed" or "it is signed by ..., which is not
- * trusted"; the trusted keys are added by explain_refusal(). */
+ * trusted"; the trusted keys are added by explain_refusal(). CAUSE is a
+ * signature failure of libostree's (ab-ostree-error.h). */
 static void
 set_verify_error (GError **error, const char *commit, const GError *cause)
 {
-  g_autofree char *signer = signer_in_message (cause->message);
+  g_autofree char *signer = ab_ostree_failure_signer (cause);
   g_autofree char *who = ab_gpg_describe_signer (signer);
   g_autofree char *why = NULL;
-  if (strstr (cause->message, "no signatures found") != NULL
-      || g_error_matches (cause, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_NO_SIGNATURE))
-    why = g_strdup ("the commit is not signed");
-  else if (signer != NULL || strstr (cause->message, "public key not found") != NULL
-           || g_error_matches (cause, OSTREE_GPG_ERROR, OSTREE_GPG_ERROR_MISSING_KEY))
-    why = g_strdup_printf ("it is signed by %s, which is not a trusted key", who);
-  else
-    why = g_strdup (cause->message);
+  switch (ab_ostree_failure_of (cause))
+    {
+    case AB_OSTREE_FAILURE_NOT_SIGNED:
+      why = g_strdup ("the commit is not signed");
+      break;
+    case AB_OSTREE_FAILURE_UNTRUSTED:
+      why = g_strdup_printf ("it is signed by %s, which is not a trusted key", who);
+      break;
+    default:
+      why = g_strdup (cause->message);
+    }
   g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY,
                "Refusing commit %s: signature verification failed: %s", commit ? commit : "",
                why);
@@ -185,8 +158,9 @@ set_verify_error (GError **error, const char *commit, const GError *cause)
 static gboolean
 explain_refusal (const char *sysroot_root, GError **error)
 {
-  if (error == NULL || !g_error_matches (*error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY)
-      || !g_str_has_prefix ((*error)->message, "Refusing commit"))
+  /* Invariant: a pull's only AB_CONTENT_ERROR_VERIFY is set_verify_error()'s
+   * (no trusted keys fails before the pull, in configure_remote()). */
+  if (error == NULL || !g_error_matches (*error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY))
     return FALSE;
   g_autofree char *dir = g_build_filename (sysroot_root, AB_TRUSTED_KEYS_DIR, NULL);
   g_autoptr(GError) local = NULL;
@@ -201,31 +175,18 @@ explain_refusal (const char *sysroot_root, GError **error)
   return FALSE;
 }
 
-/* Whether libostree refused an object of the source because it does not
- * hash to its name. libostree 2022.7 says so only in words (a
- * G_IO_ERROR_FAILED "Corrupted ... object ..." or "... checksum ...");
- * this boundary is the one place that reads them, so that every caller
- * decides on AB_CONTENT_ERROR_CORRUPTED. SAYS_CORRUPTED: the words
- * "Corrupted" (the message then explains it). */
-static gboolean
-is_corruption (const GError *e, gboolean *says_corrupted)
-{
-  *says_corrupted = strstr (e->message, "Corrupted") != NULL;
-  return g_error_matches (e, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM) || *says_corrupted
-         || strstr (e->message, "checksum") != NULL;
-}
-
 /* Sets ERROR from the failure CAUSE of fetching REFSPEC (COMMIT once
  * resolved) from SOURCE; always returns FALSE. */
 static gboolean
 set_pull_error (GError **error, const char *refspec, const char *source, const char *commit,
                 const GError *cause)
 {
-  gboolean says_corrupted = FALSE;
-  gboolean corrupted = !is_signature_error (cause) && is_corruption (cause, &says_corrupted);
-  if (is_signature_error (cause))
+  AbOstreeFailure failure = ab_ostree_failure_of (cause);
+  gboolean corrupted = failure == AB_OSTREE_FAILURE_CHECKSUM
+                       || g_error_matches (cause, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM);
+  if (ab_ostree_failure_is_signature (failure))
     set_verify_error (error, commit, cause);
-  else if (says_corrupted)
+  else if (failure == AB_OSTREE_FAILURE_CORRUPTED)
     g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_CORRUPTED,
                  "Pulling %s from %s failed: the source holds a corrupted object (%s). "
                  "The medium or server copy is damaged or was tampered with; nothing was "
@@ -623,17 +584,18 @@ static gboolean
 set_pull_failure (GError **error, const Watch *w, const char *what, const char *refspec,
                   const char *url, const char *shown, const GError *cause)
 {
-  if (strstr (cause->message, g_strerror (EFBIG)) != NULL && w->limits->object_cap_signed)
+  AbOstreeFailure failure = ab_ostree_failure_of (cause);
+  if (failure == AB_OSTREE_FAILURE_OBJECT_TOO_BIG && w->limits->object_cap_signed)
     g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
                  "%s: an object is larger than the %" G_GUINT64_FORMAT " bytes that the "
                  "commit's signed size index allows; aborted (a hostile or broken server)",
                  what, w->limits->max_object_bytes);
-  else if (strstr (cause->message, g_strerror (EFBIG)) != NULL)
+  else if (failure == AB_OSTREE_FAILURE_OBJECT_TOO_BIG)
     g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
                  "%s: an object is larger than [update] max-object-bytes=%" G_GUINT64_FORMAT
                  " bytes; aborted (a hostile or broken server; raise max-object-bytes if the "
                  "image really holds a file that big)", what, w->limits->max_object_bytes);
-  else if (strstr (cause->message, "exceeded maximum size") != NULL)
+  else if (failure == AB_OSTREE_FAILURE_METADATA_TOO_BIG)
     g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
                  "%s: a metadata object is larger than libostree's cap of %d bytes; aborted "
                  "(a hostile or broken server)", what, OSTREE_MAX_METADATA_SIZE);
@@ -1071,8 +1033,8 @@ collect_units (OstreeRepo *repo, const char *path, struct stat *st, gpointer use
  * the failed call set it, so right after libostree returned, ERRSV (errno,
  * read in the same thread) tells a failing device apart. When libostree
  * cleaned up after the failure (a static delta aborts its transaction),
- * errno is gone and its message is the only witness: this module is the
- * one place where libostree's text is read. Either way the error becomes
+ * errno is gone and its message is the only witness, read by the one
+ * translation of libostree's words (ab-ostree-error.h). Either way the error becomes
  * AB_FS_ERROR_IO with the same message. */
 void
 ab_content_type_disk_error (GError **error, int errsv)
@@ -1080,7 +1042,7 @@ ab_content_type_disk_error (GError **error, int errsv)
   if (error == NULL || *error == NULL || !g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_FAILED))
     return;
   if (ab_fs_error_from_errno (errsv) != AB_FS_ERROR_IO
-      && strstr ((*error)->message, g_strerror (EIO)) == NULL)
+      && ab_ostree_failure_of (*error) != AB_OSTREE_FAILURE_IO)
     return;
   (*error)->domain = AB_FS_ERROR;
   (*error)->code = AB_FS_ERROR_IO;
