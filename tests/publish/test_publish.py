@@ -21,6 +21,7 @@ import abtest as at  # noqa: E402
 from abtest import EXIT_ERROR, EXIT_OK, EXIT_USAGE, run  # noqa: E402
 
 ABDEPLOY = os.environ.get("ABDEPLOY_BIN", "abdeploy")
+MiB = 1024 * 1024
 
 
 class Keys(at.GpgHome):
@@ -359,6 +360,63 @@ def test_deltas(two_versions):
     m2 = pub.manifest("candidate")
     assert m2["serial"] == m["serial"] + 1
     assert pub.release(m2, "2.0")["deltas"] == deltas
+
+
+def patched_library(seed=1):
+    """1 MiB, half random and half a repeated block (compresses about 2:1,
+    like a shared library), and the same with 1 % of its bytes changed in
+    16-byte patches spread over the file."""
+    import random
+    rng = random.Random(seed)
+    block, data = rng.randbytes(256), bytearray()
+    while len(data) < MiB:
+        data += rng.randbytes(256) if rng.random() < 0.5 else block
+    old, new = bytes(data[:MiB]), bytearray(data[:MiB])
+    for _ in range(MiB // 100 // 16):
+        off = rng.randrange(0, MiB - 16)
+        new[off:off + 16] = rng.randbytes(16)
+    return old, bytes(new)
+
+
+def delta_of(pub, files_v1, files_v2):
+    """Publishes 1.0 and 2.0 on channel c and their delta; returns the
+    manifest's delta entry and the size of 2.0's commit object."""
+    pub.v1 = pub.commit("1.0", pub.tree("v1", files_v1))
+    pub.v2 = pub.commit("2.0", pub.tree("v2", files_v2))
+    for v in ("1.0", "2.0"):
+        pub.signed("release", "--channel=c", "--version=" + v)
+    pub.signed("deltas", "--channel=c", "--no-full-delta")
+    d = pub.release(pub.manifest("c"), "2.0")["deltas"][0]
+    commit = os.path.join(pub.repo, "objects", pub.v2[:2], pub.v2[2:] + ".commit")
+    return d, os.path.getsize(commit)
+
+
+def test_delta_bsdiffs_a_patched_library(pub):
+    """A 1 MiB library with 1 % of its bytes patched travels as a bspatch,
+    not as the file: the delta's part is a small fraction of it. The
+    superblock carries 2.0's commit object as it is (libostree's format)."""
+    old, new = patched_library()
+    d, commit_size = delta_of(pub, dict(V1_FILES, **{"usr/lib/libx.so.1": old}),
+                              dict(V1_FILES, **{"usr/lib/libx.so.1": new}))
+    superblock = d["files"][0]
+    parts = d["size"] - superblock["size"]
+    assert parts < 128 * 1024, d
+    assert superblock["size"] >= commit_size, d
+    shown = pub.ostree("static-delta", "show", "%s-%s" % (pub.v1, pub.v2))
+    assert "bspatch=1" in shown, shown
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 18: every commit carries the signed size index "
+                   "(ostree.sizes, about 44 bytes per file), and every static delta's "
+                   "superblock carries the commit object, so a delta grows with the image")
+def test_delta_of_one_changed_file_does_not_grow_with_the_image(pub):
+    """3 000 small files, one of them changed: the delta stays far below
+    what the image's file count would add (3 000 x 44 bytes = 132 kB)."""
+    files = {"usr/share/p%02d/f%04d.txt" % (i % 40, i): "file %d\n" % i for i in range(3000)}
+    v1 = dict(V1_FILES, **files)
+    v2 = dict(v1, **{"usr/share/p00/f0000.txt": "changed\n"})
+    d, _ = delta_of(pub, v1, v2)
+    assert d["size"] < 32 * 1024, (d["size"], d)
 
 
 def test_deltas_from_last(pub):
