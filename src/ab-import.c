@@ -169,14 +169,13 @@ hash_file_header (AbSha256 *sha, const struct stat *st)
   ab_sha256_update (sha, buf, sizeof buf);
 }
 
-/* Hashes exactly SIZE bytes of FD; a file shorter than its fstat size
- * (changed under us) fails as corrupted. */
+/* Reads exactly LEN bytes of FD into BUF; a short file fails as corrupted. */
 static gboolean
-hash_content (Worker *w, int fd, guint64 size, const char *checksum, GError **error)
+read_exactly (int fd, guint8 *buf, gsize len, const char *checksum, GError **error)
 {
-  for (guint64 left = size; left > 0;)
+  for (gsize got = 0; got < len;)
     {
-      ssize_t n = read (fd, w->buf, MIN (left, DIRECT_BUF_SIZE));
+      ssize_t n = read (fd, buf + got, len - got);
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)
@@ -184,11 +183,27 @@ hash_content (Worker *w, int fd, guint64 size, const char *checksum, GError **er
       if (n == 0)
         {
           g_set_error (error, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM,
-                       "Corrupted object %s in the source: it is shorter than its size", checksum);
+                       "Corrupted object %s in the source: it is shorter than its size",
+                       checksum);
           return FALSE;
         }
-      ab_sha256_update (w->sha, w->buf, (gsize) n);
-      left -= (guint64) n;
+      got += (gsize) n;
+    }
+  return TRUE;
+}
+
+/* Hashes exactly SIZE bytes of FD; a file shorter than its fstat size
+ * (changed under us) fails as corrupted (read_exactly()). */
+static gboolean
+hash_content (Worker *w, int fd, guint64 size, const char *checksum, GError **error)
+{
+  for (guint64 left = size; left > 0;)
+    {
+      gsize chunk = (gsize) MIN (left, DIRECT_BUF_SIZE);
+      if (!read_exactly (fd, w->buf, chunk, checksum, error))
+        return FALSE;
+      ab_sha256_update (w->sha, w->buf, chunk);
+      left -= chunk;
     }
   return TRUE;
 }
@@ -406,29 +421,6 @@ corrupted (GError **error, const char *what, const char *checksum, const char *w
   g_set_error (error, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM,
                "Corrupted %s object %s in the source: %s", what, checksum, why);
   return FALSE;
-}
-
-/* Reads exactly LEN bytes of FD into BUF; a short file fails as corrupted. */
-static gboolean
-read_exactly (int fd, guint8 *buf, gsize len, const char *checksum, GError **error)
-{
-  for (gsize got = 0; got < len;)
-    {
-      ssize_t n = read (fd, buf + got, len - got);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return ab_throw_errno_prefix (error, errno, "Reading object %s of the source", checksum);
-      if (n == 0)
-        {
-          g_set_error (error, AB_IMPORT_ERROR, AB_IMPORT_ERROR_CHECKSUM,
-                       "Corrupted object %s in the source: it is shorter than its size",
-                       checksum);
-          return FALSE;
-        }
-      got += (gsize) n;
-    }
-  return TRUE;
 }
 
 /* The bytes of metadata object CHECKSUM of SRC: the loose file (one open,
