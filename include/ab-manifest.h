@@ -39,6 +39,19 @@ typedef struct
   GPtrArray *files; /* AbDeltaFile */
 } AbDelta;
 
+/* Issue 18: the image packs of a release (abdeploy-manifest(5)): zstd
+ * tars of the commit's objects that a first install downloads and extracts
+ * on several cores. Invariant after parsing: 1..AB_PACKS_MAX_FILES files,
+ * file n at ab_packs_path (commit, n), size the sum of their sizes,
+ * unpacked > 0. */
+#define AB_PACKS_MAX_FILES 64
+typedef struct
+{
+  guint64 size;     /* sum of the files' sizes: the bytes to download */
+  guint64 unpacked; /* sum of the entries' content bytes: at most what extraction writes */
+  GPtrArray *files; /* AbDeltaFile */
+} AbPacks;
+
 /* The protocol this abdeploy reads and its publisher writes (top-level
  * "protocol", issue 17): new optional members keep it, a change an older
  * reader must not ignore bumps it (abdeploy-manifest(5)). */
@@ -70,6 +83,8 @@ typedef struct
    * first install fetches in a few requests instead of one per object;
    * from is NULL. NULL: none listed. */
   AbDelta *full_delta;
+  /* Issue 18, optional: the image packs of COMMIT. NULL: none listed. */
+  AbPacks *packs;
 } AbRelease;
 
 typedef struct
@@ -118,6 +133,16 @@ AbRelease *ab_release_new (const char *version, const char *commit, const char *
 AbDelta *ab_delta_new (const char *from);
 /* A deep copy of D. */
 AbDelta *ab_delta_copy (const AbDelta *d);
+/* Packs with no file (size and unpacked 0). */
+AbPacks *ab_packs_new (void);
+/* A deep copy of P (NULL gives NULL). */
+AbPacks *ab_packs_copy (const AbPacks *p);
+/* Frees P and everything it owns; NULL is allowed. */
+void ab_packs_free (AbPacks *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbPacks, ab_packs_free)
+/* The repo-relative path of pack N of COMMIT:
+ * "abdeploy/packs/COMMIT/N.tar.zst" (the only path a manifest may list). */
+char *ab_packs_path (const char *commit, guint n);
 /* A delta file entry; the strings are copied. */
 AbDeltaFile *ab_delta_file_new (const char *path, guint64 size, const char *sha256);
 /* A deep copy. */

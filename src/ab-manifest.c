@@ -79,6 +79,7 @@ ab_release_free (AbRelease *r)
   g_free (r->deprecated);
   g_ptr_array_unref (r->deltas);
   ab_delta_free (r->full_delta);
+  ab_packs_free (r->packs);
   g_free (r);
 }
 
@@ -126,6 +127,45 @@ ab_delta_copy (const AbDelta *d)
   return c;
 }
 
+AbPacks *
+ab_packs_new (void)
+{
+  AbPacks *p = g_new0 (AbPacks, 1);
+  p->files = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_delta_file_free);
+  return p;
+}
+
+void
+ab_packs_free (AbPacks *p)
+{
+  if (p == NULL)
+    return;
+  g_ptr_array_unref (p->files);
+  g_free (p);
+}
+
+AbPacks *
+ab_packs_copy (const AbPacks *p)
+{
+  if (p == NULL)
+    return NULL;
+  AbPacks *c = ab_packs_new ();
+  c->size = p->size;
+  c->unpacked = p->unpacked;
+  for (guint j = 0; j < p->files->len; j++)
+    {
+      const AbDeltaFile *f = p->files->pdata[j];
+      g_ptr_array_add (c->files, ab_delta_file_new (f->path, f->size, f->sha256));
+    }
+  return c;
+}
+
+char *
+ab_packs_path (const char *commit, guint n)
+{
+  return g_strdup_printf ("abdeploy/packs/%s/%u.tar.zst", commit, n);
+}
+
 AbRelease *
 ab_release_new (const char *version, const char *commit, const char *published_at,
                 guint rollout)
@@ -159,6 +199,7 @@ ab_release_copy (const AbRelease *r)
   for (guint i = 0; i < r->deltas->len; i++)
     g_ptr_array_add (c->deltas, ab_delta_copy (r->deltas->pdata[i]));
   c->full_delta = r->full_delta ? ab_delta_copy (r->full_delta) : NULL;
+  c->packs = ab_packs_copy (r->packs);
   return c;
 }
 
@@ -412,27 +453,36 @@ is_sha256_hex (const char *s)
   return ab_is_commit_checksum (s);
 }
 
+/* The "path", "size" and "sha256" of the file entry O at PATH; the shape
+ * of the path is the caller's to check. */
 static AbDeltaFile *
-parse_delta_file (JsonObject *o, const char *path, GError **error)
+read_file_entry (JsonObject *o, const char *path, GError **error)
 {
   g_autofree char *fpath = NULL, *sha = NULL;
   guint64 size = 0;
   if (!read_string (o, path, "path", &fpath, error) || !read_uint (o, path, "size", &size, error)
       || !read_string (o, path, "sha256", &sha, error))
     return NULL;
-  g_autofree char *p_path = member_path (path, "path");
-  g_autofree char *p_sha = member_path (path, "sha256");
-  if (!delta_path_is_valid (fpath))
-    {
-      bad (error, p_path, "is not a relative path under deltas/");
-      return NULL;
-    }
   if (!is_sha256_hex (sha))
     {
+      g_autofree char *p_sha = member_path (path, "sha256");
       bad (error, p_sha, "is not a SHA-256 (64 lowercase hex digits)");
       return NULL;
     }
   return ab_delta_file_new (fpath, size, sha);
+}
+
+static AbDeltaFile *
+parse_delta_file (JsonObject *o, const char *path, GError **error)
+{
+  AbDeltaFile *f = read_file_entry (o, path, error);
+  if (f != NULL && !delta_path_is_valid (f->path))
+    {
+      g_autofree char *p_path = member_path (path, "path");
+      bad (error, p_path, "is not a relative path under deltas/");
+      g_clear_pointer (&f, ab_delta_file_free);
+    }
+  return f;
 }
 
 /* The "size" and "files" of the delta object O at PATH, into D: at least
@@ -504,6 +554,86 @@ parse_full_delta (JsonObject *o, const char *parent, AbRelease *r, GError **erro
   if (!parse_delta_files (fo, path, d, error))
     return FALSE;
   r->full_delta = g_steal_pointer (&d);
+  return TRUE;
+}
+
+/* File I of the packs' "files" array FILES at P_FILES, into P: its path
+ * must be exactly ab_packs_path (COMMIT, I). */
+static gboolean
+parse_pack_file (JsonArray *files, guint i, const char *p_files, const char *commit, AbPacks *p,
+                 GError **error)
+{
+  g_autofree char *fp = g_strdup_printf ("%s[%u]", p_files, i);
+  JsonObject *fo = element_object (files, i, fp, error);
+  AbDeltaFile *f = fo ? read_file_entry (fo, fp, error) : NULL;
+  if (f == NULL)
+    return FALSE;
+  g_ptr_array_add (p->files, f);
+  g_autofree char *want = ab_packs_path (commit, i);
+  if (strcmp (f->path, want) != 0)
+    {
+      g_autofree char *p_path = member_path (fp, "path");
+      g_autofree char *what = g_strdup_printf ("is not \"%s\" (pack %u of the release's commit)",
+                                               want, i);
+      return bad (error, p_path, what);
+    }
+  return TRUE;
+}
+
+/* The "files" of the packs object O at PATH, into P: 1..AB_PACKS_MAX_FILES
+ * entries whose sizes add up to "size". */
+static gboolean
+parse_pack_files (JsonObject *o, const char *path, const char *commit, AbPacks *p,
+                  GError **error)
+{
+  JsonArray *files = NULL;
+  if (!read_array (o, path, "files", FALSE, &files, error))
+    return FALSE;
+  g_autofree char *p_files = member_path (path, "files");
+  g_autofree char *p_size = member_path (path, "size");
+  guint n = json_array_get_length (files);
+  if (n == 0)
+    return bad (error, p_files, "is empty");
+  if (n > AB_PACKS_MAX_FILES)
+    return bad (error, p_files, "lists more than " G_STRINGIFY (AB_PACKS_MAX_FILES) " packs");
+  guint64 sum = 0;
+  for (guint i = 0; i < n; i++)
+    {
+      if (!parse_pack_file (files, i, p_files, commit, p, error))
+        return FALSE;
+      const AbDeltaFile *f = p->files->pdata[i];
+      if (!g_uint64_checked_add (&sum, sum, f->size))
+        return bad (error, p_size, "is not the sum of the sizes of its files (they overflow 64 bits)");
+    }
+  if (sum != p->size)
+    return bad (error, p_size, "is not the sum of the sizes of its files");
+  return TRUE;
+}
+
+/* packs (issue 18): optional, null or absent gives none; else an object
+ * with "size", "unpacked" (> 0) and "files". Readers of 0.2.0 ignore it. */
+static gboolean
+parse_packs (JsonObject *o, const char *parent, AbRelease *r, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, "packs");
+  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
+    return TRUE;
+  g_autofree char *path = member_path (parent, "packs");
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    return bad (error, path, "is not an object");
+  JsonObject *po = json_node_get_object (n);
+  g_autoptr(AbPacks) p = ab_packs_new ();
+  if (!read_uint (po, path, "size", &p->size, error)
+      || !read_uint (po, path, "unpacked", &p->unpacked, error))
+    return FALSE;
+  if (p->unpacked == 0)
+    {
+      g_autofree char *p_unpacked = member_path (path, "unpacked");
+      return bad (error, p_unpacked, "is 0 (a commit has at least its commit object)");
+    }
+  if (!parse_pack_files (po, path, r->commit, p, error))
+    return FALSE;
+  r->packs = g_steal_pointer (&p);
   return TRUE;
 }
 
@@ -629,7 +759,7 @@ parse_release (JsonObject *o, const char *path, GError **error)
   g_autoptr(AbRelease) r = ab_release_new (version, commit, published_at, rollout);
   r->deprecated = g_steal_pointer (&deprecated);
   if (!parse_release_extras (o, path, r, error) || !parse_deltas (o, path, r, error)
-      || !parse_full_delta (o, path, r, error))
+      || !parse_full_delta (o, path, r, error) || !parse_packs (o, path, r, error))
     return NULL;
   return g_steal_pointer (&r);
 }

@@ -8,6 +8,24 @@
  * string goes through ab_json_add_string() (sanitized: a manifest is always
  * valid JSON) ---- */
 
+/* A "files" member: AbDeltaFile entries of a delta or of packs. */
+static void
+build_files (JsonBuilder *b, const GPtrArray *files)
+{
+  json_builder_set_member_name (b, "files");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < files->len; i++)
+    {
+      const AbDeltaFile *f = files->pdata[i];
+      json_builder_begin_object (b);
+      ab_json_add_string (b, "path", f->path);
+      ab_json_add_int (b, "size", f->size);
+      ab_json_add_string (b, "sha256", f->sha256);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+}
+
 /* A delta object; a full delta (from NULL) has no "from" member. */
 static void
 build_delta (JsonBuilder *b, const AbDelta *d)
@@ -16,18 +34,18 @@ build_delta (JsonBuilder *b, const AbDelta *d)
   if (d->from != NULL)
     ab_json_add_string (b, "from", d->from);
   ab_json_add_int (b, "size", d->size);
-  json_builder_set_member_name (b, "files");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < d->files->len; i++)
-    {
-      const AbDeltaFile *f = d->files->pdata[i];
-      json_builder_begin_object (b);
-      ab_json_add_string (b, "path", f->path);
-      ab_json_add_int (b, "size", f->size);
-      ab_json_add_string (b, "sha256", f->sha256);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
+  build_files (b, d->files);
+  json_builder_end_object (b);
+}
+
+static void
+build_packs (JsonBuilder *b, const AbPacks *p)
+{
+  json_builder_set_member_name (b, "packs");
+  json_builder_begin_object (b);
+  ab_json_add_int (b, "size", p->size);
+  ab_json_add_int (b, "unpacked", p->unpacked);
+  build_files (b, p->files);
   json_builder_end_object (b);
 }
 
@@ -74,6 +92,8 @@ build_release (JsonBuilder *b, const AbRelease *r)
       json_builder_set_member_name (b, "full_delta");
       build_delta (b, r->full_delta);
     }
+  if (r->packs != NULL)
+    build_packs (b, r->packs);
   json_builder_end_object (b);
 }
 

@@ -454,6 +454,119 @@ test_full_delta (void)
     }
 }
 
+/* Issue 18: the optional "packs" of a release. */
+#define PACK0 "abdeploy/packs/" C2 "/0.tar.zst"
+#define PACK1 "abdeploy/packs/" C2 "/1.tar.zst"
+
+/* EXAMPLE with "packs" (two files of 3 and 4 bytes) added to its release. */
+static GString *
+example_with_packs (void)
+{
+  const char *packs = ",\"packs\":{\"size\":7,\"unpacked\":100,\"files\":["
+                      "{\"path\":\"" PACK0 "\",\"size\":3,\"sha256\":\"" SHA "\"},"
+                      "{\"path\":\"" PACK1 "\",\"size\":4,\"sha256\":\"" SHA "\"}]}}]}";
+  GString *s = g_string_new (example);
+  g_string_truncate (s, s->len - 3); /* "}]}" */
+  g_string_append (s, packs);
+  return s;
+}
+
+static void
+test_packs (void)
+{
+  g_autoptr(GString) s = example_with_packs ();
+  g_autoptr(AbManifest) m = parse_ok (s->str);
+  const AbRelease *r = ab_manifest_find (m, "1.2.0");
+  g_assert_nonnull (r->packs);
+  g_assert_cmpuint (r->packs->size, ==, 7);
+  g_assert_cmpuint (r->packs->unpacked, ==, 100);
+  g_assert_cmpuint (r->packs->files->len, ==, 2);
+  g_assert_cmpstr (((AbDeltaFile *) r->packs->files->pdata[1])->path, ==, PACK1);
+  g_autofree char *p1 = ab_packs_path (C2, 1);
+  g_assert_cmpstr (p1, ==, PACK1);
+  /* written back the same; copied deeply */
+  g_autofree char *text = ab_manifest_serialize (m);
+  g_assert_nonnull (strstr (text, "\"unpacked\""));
+  g_autoptr(AbManifest) back = parse_ok (text);
+  g_autofree char *again = ab_manifest_serialize (back);
+  g_assert_cmpstr (text, ==, again);
+  g_autoptr(AbRelease) copy = ab_release_copy (r);
+  g_assert_true (copy->packs != r->packs && copy->packs->files != r->packs->files);
+  g_assert_cmpuint (copy->packs->unpacked, ==, 100);
+  g_assert_cmpuint (copy->packs->files->len, ==, 2);
+  /* absent or null: none, and none written */
+  g_autoptr(AbManifest) plain = parse_ok (example);
+  g_assert_null (ab_manifest_find (plain, "1.2.0")->packs);
+  g_autofree char *plain_text = ab_manifest_serialize (plain);
+  g_assert_null (strstr (plain_text, "packs"));
+  g_string_replace (s, "\"packs\":{", "\"packs\":null,\"x\":{", 1);
+  g_autoptr(AbManifest) null_packs = parse_ok (s->str);
+  g_assert_null (ab_manifest_find (null_packs, "1.2.0")->packs);
+}
+
+/* Each malformed "packs" is refused with an error naming the member. */
+static void
+test_packs_malformed (void)
+{
+  const char *bad[][3] = {
+    { "\"packs\":{\"size\":7,", "\"packs\":7,\"x\":{\"size\":7,", "releases[0].packs is not an object" },
+    { "\"size\":7,\"unpacked\"", "\"size\":8,\"unpacked\"", "releases[0].packs.size is not the sum" },
+    { "\"unpacked\":100", "\"unpacked\":0", "releases[0].packs.unpacked is 0" },
+    { "\"unpacked\":100,", "", "releases[0].packs.unpacked is missing" },
+    { "\"size\":7,\"unpacked\"", "\"unpacked\"", "releases[0].packs.size is missing" },
+    { "\"unpacked\":100", "\"unpacked\":-1", "releases[0].packs.unpacked is not a non-negative" },
+    /* paths: another commit, a wrong index, a traversal, another suffix */
+    { PACK1, "abdeploy/packs/" C1 "/1.tar.zst", "releases[0].packs.files[1].path is not" },
+    { PACK1, "abdeploy/packs/" C2 "/2.tar.zst", "releases[0].packs.files[1].path is not" },
+    { PACK0, "abdeploy/packs/" C2 "/../0.tar.zst", "releases[0].packs.files[0].path is not" },
+    { PACK0, "abdeploy/packs/" C2 "/0.tar", "releases[0].packs.files[0].path is not" },
+    { PACK0, "abdeploy/packs/" C2 "/00.tar.zst", "releases[0].packs.files[0].path is not" },
+    { "\"size\":4,\"sha256\":\"" SHA, "\"size\":4,\"sha256\":\"AB", "releases[0].packs.files[1].sha256" },
+    { "\"size\":4,", "\"size\":\"4\",", "releases[0].packs.files[1].size" },
+    { "100,\"files\":[{", "100,\"files\":[],\"x\":[{", "releases[0].packs.files is empty" },
+    { "100,\"files\":[{", "100,\"files\":[7,{", "releases[0].packs.files[0] is not an object" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GString) b = example_with_packs ();
+      g_assert_nonnull (strstr (b->str, bad[i][0]));
+      g_string_replace (b, bad[i][0], bad[i][1], 1);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(AbManifest) no = ab_manifest_parse (b->str, b->len, &error);
+      g_assert_null (no);
+      g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT);
+      if (strstr (error->message, bad[i][2]) == NULL)
+        g_error ("case %u: message \"%s\" lacks \"%s\"", i, error->message, bad[i][2]);
+    }
+}
+
+/* 64 packs are the most; 65 are refused. */
+static void
+test_packs_count (void)
+{
+  for (guint n = AB_PACKS_MAX_FILES; n <= AB_PACKS_MAX_FILES + 1; n++)
+    {
+      g_autoptr(GString) s = g_string_new (example);
+      g_string_truncate (s, s->len - 3);
+      g_string_append_printf (s, ",\"packs\":{\"size\":%u,\"unpacked\":1,\"files\":[", n);
+      for (guint i = 0; i < n; i++)
+        {
+          g_autofree char *p = ab_packs_path (C2, i);
+          g_string_append_printf (s, "%s{\"path\":\"%s\",\"size\":1,\"sha256\":\"" SHA "\"}",
+                                  i ? "," : "", p);
+        }
+      g_string_append (s, "]}}]}");
+      g_autoptr(GError) error = NULL;
+      g_autoptr(AbManifest) m = ab_manifest_parse (s->str, s->len, &error);
+      if (n == AB_PACKS_MAX_FILES)
+        g_assert_no_error (error);
+      else
+        g_assert_error (error, AB_MANIFEST_ERROR, AB_MANIFEST_ERROR_FORMAT);
+      if (n > AB_PACKS_MAX_FILES)
+        g_assert_nonnull (strstr (error->message, "releases[0].packs.files lists more than 64"));
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -476,5 +589,8 @@ main (int argc, char **argv)
   g_test_add_func ("/manifest/check-fresh", test_check_fresh);
   g_test_add_func ("/manifest/channel-names", test_channel_names);
   g_test_add_func ("/manifest/full-delta", test_full_delta);
+  g_test_add_func ("/manifest/packs", test_packs);
+  g_test_add_func ("/manifest/packs-malformed", test_packs_malformed);
+  g_test_add_func ("/manifest/packs-count", test_packs_count);
   return g_test_run ();
 }
