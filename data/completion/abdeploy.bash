@@ -96,7 +96,7 @@ _abdeploy()
                 release) opts+=" --channel= --version= --rollout= --security --notes= --expires-days=" ;;
                 promote) opts+=" --from= --to= --version= --as= --rollout= --expires-days=" ;;
                 deprecate) opts+=" --channel= --version= --reason= --expires-days=" ;;
-                deltas) opts+=" --channel= --from-last= --no-full-delta --expires-days= --progress= --progress-fd=" ;;
+                deltas) opts+=" --channel= --from-last= --no-full-delta --no-packs --expires-days= --progress= --progress-fd=" ;;
                 prune) opts+=" --channel= --keep-days= --keep-last= --dry-run --expires-days=" ;;
                 refresh) opts+=" --channel= --expires-days=" ;;
             esac

@@ -146,10 +146,11 @@ AbManifest *ab_publish_deprecate (const AbPublisher *p, const char *channel,
                                   const char *version, const char *reason, GError **error);
 /* Static deltas to the newest release of CHANNEL from each of the FROM_LAST
  * releases below it (by version), listed in the newest release's entry;
- * with FULL_DELTA also the delta from nothing (its "full_delta", issue 18). */
+ * with FULL_DELTA also the delta from nothing (its "full_delta", issue 18),
+ * with PACKS also the image packs of its commit (its "packs", issue 18). */
 G_GNUC_WARN_UNUSED_RESULT
 AbManifest *ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last,
-                               gboolean full_delta, GError **error);
+                               gboolean full_delta, gboolean packs, GError **error);
 typedef struct
 {
   const char *channel;
@@ -164,8 +165,9 @@ typedef struct
   GPtrArray *dropped;   /* AbRelease: releases dropped from the channel */
   GPtrArray *refs;      /* version refs deleted */
   GPtrArray *deltas;    /* static deltas deleted ("FROM-TO") */
+  GPtrArray *packs;     /* commits whose image packs were deleted (issue 18) */
   guint objects;        /* objects deleted */
-  guint64 bytes;        /* bytes freed: objects and deltas */
+  guint64 bytes;        /* bytes freed: objects, deltas and packs */
 } AbPublishPruneResult;
 
 /* Frees R; NULL is allowed. */

@@ -275,13 +275,14 @@ static int
 publish_deltas (int argc, char **argv)
 {
   int from_last = UNSET;
-  gboolean no_full_delta = FALSE;
+  gboolean no_full_delta = FALSE, no_packs = FALSE;
   g_auto(CliProgressOptions) po = { 0 };
   GOptionEntry entries[] = {
     CLI_PROGRESS_OPTION_ENTRIES (po),
     ENTRY_REPO, ENTRY_CHANNEL,
     { "from-last", 0, 0, G_OPTION_ARG_INT, &from_last, "Deltas from the N releases below the newest (default 1)", "N" },
     { "no-full-delta", 0, 0, G_OPTION_ARG_NONE, &no_full_delta, "No delta from nothing (for first installs) to the newest release", NULL },
+    { "no-packs", 0, 0, G_OPTION_ARG_NONE, &no_packs, "No image packs (for first installs) of the newest release", NULL },
     ENTRY_GPG_SIGN, ENTRY_GPG_HOMEDIR, ENTRY_EXPIRES, ENTRY_TRUSTED_KEYS, { NULL }
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- static deltas to the newest release of a channel");
@@ -299,7 +300,7 @@ publish_deltas (int argc, char **argv)
   p.events = cli_progress_sink (progress);
   GError *error = NULL;
   g_autoptr(AbManifest) m = ab_publish_deltas (&p, opt_channel, from_last == UNSET ? 1 : (guint) from_last,
-                                               !no_full_delta, &error);
+                                               !no_full_delta, !no_packs, &error);
   if (m == NULL)
     return cli_progress_fail (progress, error);
   const AbRelease *r = ab_manifest_newest (m);
@@ -309,6 +310,13 @@ publish_deltas (int argc, char **argv)
       g_autofree char *size = g_format_size (d->size);
       cli_progress_print (progress, "Delta %s -> %s: %u file(s), %s", d->from, r->commit,
                           d->files->len, size);
+    }
+  if (r->packs != NULL)
+    {
+      g_autofree char *size = g_format_size (r->packs->size);
+      g_autofree char *unpacked = g_format_size (r->packs->unpacked);
+      cli_progress_print (progress, "Packs of %s: %u file(s), %s (%s unpacked)", r->commit,
+                          r->packs->files->len, size, unpacked);
     }
   print_manifest_to (progress, m, NULL, "newest");
   cli_progress_finish (progress, NULL);
@@ -330,6 +338,9 @@ print_prune (const AbPublishPruneResult *r, const char *channel, gboolean dry_ru
   for (guint i = 0; i < r->deltas->len; i++)
     g_print ("%s static delta %s\n", dry_run ? "Would delete" : "Deleted",
              (char *) r->deltas->pdata[i]);
+  for (guint i = 0; i < r->packs->len; i++)
+    g_print ("%s the image packs of %s\n", dry_run ? "Would delete" : "Deleted",
+             (char *) r->packs->pdata[i]);
   g_autofree char *size = g_format_size (r->bytes);
   g_print ("%s %u object(s) and %u delta(s): %" G_GUINT64_FORMAT " bytes (%s)%s\n",
            dry_run ? "Would free" : "Freed", r->objects, r->deltas->len, r->bytes, size,
@@ -399,7 +410,7 @@ static const Subcommand subcommands[] = {
     "Copy the release of V from C1 to C2", publish_promote },
   { "deprecate", "--repo=DIR --channel=C --version=V --reason=TEXT --gpg-sign=KEYID",
     "Mark a release deprecated", publish_deprecate },
-  { "deltas", "--repo=DIR --channel=C [--from-last=N] [--no-full-delta] --gpg-sign=KEYID",
+  { "deltas", "--repo=DIR --channel=C [--from-last=N] [--no-full-delta] [--no-packs] --gpg-sign=KEYID",
     "Static deltas to the newest release", publish_deltas },
   { "prune", "--repo=DIR --channel=C [--keep-days=N] [--keep-last=K] [--dry-run] --gpg-sign=KEYID",
     "Drop old releases and delete what no channel references", publish_prune },

@@ -258,7 +258,7 @@ check_before_generating (AbPublishSession *s, const AbManifest *m, const AbRelea
 
 AbManifest *
 ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last,
-                   gboolean full_delta, GError **error)
+                   gboolean full_delta, gboolean packs, GError **error)
 {
   g_auto(AbPublishSession) s = AB_PUBLISH_SESSION_INIT;
   if (!ab_publish_check_channel (channel, error))
@@ -288,6 +288,9 @@ ab_publish_deltas (const AbPublisher *p, const char *channel, guint from_last,
     if (!add_delta (&s, newest, ((AbRelease *) sources->pdata[i])->commit, error))
       return NULL;
   if (full_delta && !add_delta (&s, newest, NULL, error))
+    return NULL;
+  ab_event_phase (p->events, "packs");
+  if (packs && !ab_publish_add_packs (&s, newest, error))
     return NULL;
   ab_event_phase (p->events, "summary");
   if (!ab_publish_update_summary (&s, m, error))

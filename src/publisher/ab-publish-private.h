@@ -209,6 +209,23 @@ gboolean ab_publish_os_name_is_valid (const char *os);
 G_GNUC_WARN_UNUSED_RESULT
 char *ab_publish_tree_os (int tree_dfd, const char *tree, GError **error);
 
+/* ---- image packs (ab-publish-packs.c, issue 18) ---- */
+
+/* Writes the packs of R's commit into REPO/abdeploy/packs/COMMIT/ (each
+ * synced and renamed into place) and sets R->packs to their listing.
+ * When the packs R already lists are on disk with their listed sizes and
+ * SHA-256, they are kept as they are. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_publish_add_packs (AbPublishSession *s, AbRelease *r, GError **error);
+/* The commits under REPO/abdeploy/packs/ whose commit object REACHABLE
+ * (an ostree reachable set) lacks, into OUT_COMMITS; their bytes are added
+ * to *BYTES. */
+void ab_publish_packs_garbage (AbPublishSession *s, GHashTable *reachable, GPtrArray *out_commits,
+                               guint64 *bytes);
+/* Removes the packs of COMMIT (a missing directory is fine), durably. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_publish_packs_remove (AbPublishSession *s, const char *commit, GError **error);
+
 /* ---- deltas (ab-publish-deltas.c) ---- */
 
 /* Where libostree stores the static delta FROM → TO, relative to the repo. */

@@ -35,6 +35,7 @@ ab_publish_prune_result_free (AbPublishPruneResult *r)
   g_ptr_array_unref (r->dropped);
   g_ptr_array_unref (r->refs);
   g_ptr_array_unref (r->deltas);
+  g_ptr_array_unref (r->packs);
   g_free (r);
 }
 
@@ -45,6 +46,7 @@ result_new (void)
   r->dropped = g_ptr_array_new_with_free_func ((GDestroyNotify) ab_release_free);
   r->refs = g_ptr_array_new_with_free_func (g_free);
   r->deltas = g_ptr_array_new_with_free_func (g_free);
+  r->packs = g_ptr_array_new_with_free_func (g_free);
   return r;
 }
 
@@ -266,6 +268,8 @@ mark_deltas (Gc *g, GPtrArray *targets, GError **error)
       g_ptr_array_add (targets, g_strdup (to));
       g->res->bytes += dir_bytes (g->s, dir);
     }
+  /* the image packs of those commits too (issue 18) */
+  ab_publish_packs_garbage (g->s, g->reachable, g->res->packs, &g->res->bytes);
   return TRUE;
 }
 
@@ -281,6 +285,9 @@ sweep (Gc *g, GPtrArray *targets, gboolean dry_run, GError **error)
   ab_crash_point ("prune:refs");
   for (guint i = 0; !dry_run && i < targets->len; i++)
     if (!ostree_repo_prune_static_deltas (g->s->repo, targets->pdata[i], NULL, error))
+      return FALSE;
+  for (guint i = 0; !dry_run && i < g->res->packs->len; i++)
+    if (!ab_publish_packs_remove (g->s, g->res->packs->pdata[i], error))
       return FALSE;
   ab_crash_point ("prune:deltas");
   OstreeRepoPruneOptions opts = { .flags = dry_run ? OSTREE_REPO_PRUNE_FLAGS_NO_PRUNE

@@ -236,7 +236,7 @@ test_deltas (SysrootFixture *fx, gconstpointer data)
   g_autoptr(AbManifest) m1 = release (fx, "stable", "1.0", 0);
   g_autoptr(AbManifest) m2 = release (fx, "stable", "2.0", 0);
   g_autoptr(GError) error = NULL;
-  g_autoptr(AbManifest) m = ab_publish_deltas (&fx->pub, "stable", 1, TRUE, &error);
+  g_autoptr(AbManifest) m = ab_publish_deltas (&fx->pub, "stable", 1, TRUE, TRUE, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (m->serial, ==, 3);
   const AbRelease *r = ab_manifest_find (m, "2.0");
