@@ -324,5 +324,5 @@ def test_publish_commit_and_deltas_json(workdir, abdeploy_bin, gpg):
     r = p.publish("deltas", "--channel=stable", "--progress=json")
     lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
     check_rules(lines)
-    assert phases(lines) == ["generate", "summary", "manifest"], lines
+    assert phases(lines) == ["generate", "packs", "summary", "manifest"], lines
     assert "Delta " in lines[-1]["message"] and lines[-1]["result"] == "ok", lines[-1]
