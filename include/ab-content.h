@@ -110,6 +110,23 @@ gboolean ab_content_pull (OstreeRepo *repo, const char *sysroot_root, const char
                           const char *refspec, AbEventSink *events,
                           const char *tls_ca_path, const AbPullLimits *limits,
                           GCancellable *cancellable, char **out_commit, GError **error);
+/* Imports COMMIT from the bare repo at SRC_PATH on this machine (the
+ * temporary repo of extracted image packs, ab-pack.h) into REPO, as a pull
+ * from a local source does: the remote is (re)defined for URL, the
+ * device's update URL, with the trusted keys of SYSROOT_ROOT (SRC_PATH
+ * never becomes the remote's URL); then the commit's signature is checked
+ * over the bytes that hash to COMMIT, the objects it reaches must fit
+ * beside LIMITS' reserve, and every object is hashed before it is linked
+ * into REPO, the commit last (ab-import.h). Progress in objects reaches
+ * the current phase of EVENTS. Errors as ab_content_pull():
+ * AB_CONTENT_ERROR_VERIFY (signature), _CORRUPTED (an object that does not
+ * hash to its name), _FAILED (e.g. a missing object), _NO_SPACE. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_content_import_repo (OstreeRepo *repo, const char *sysroot_root, const char *url,
+                                 const char *tls_ca_path, const char *src_path,
+                                 const char *commit, AbEventSink *events,
+                                 const AbPullLimits *limits, GCancellable *cancellable,
+                                 GError **error);
 /* Resolves a ref or commit already in the repo. */
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_content_resolve (OstreeRepo *repo, const char *refspec, char **out_commit,

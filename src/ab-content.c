@@ -473,6 +473,33 @@ on_import_progress (guint64 done, guint64 total, guint64 bytes, gpointer user_da
   ab_event_progress (user_data, AB_PROGRESS_UNIT_OBJECTS, done, (gint64) total);
 }
 
+/* The verified import of COMMIT from SRC (named SOURCE in errors) into
+ * REPO, whose remote is configured: signature, walk, free space, then the
+ * objects, each hashed before it is linked. PHASE (NULL: none) is
+ * reported once the objects fit. */
+static gboolean
+import_verified (OstreeRepo *repo, OstreeRepo *src, const char *refspec, const char *commit,
+                 const char *source, const char *phase, AbEventSink *events,
+                 const AbPullLimits *limits, GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(AbImportPlan) plan = ab_import_plan_new (repo, AB_CONTENT_REMOTE, src, commit,
+                                                     cancellable, &local);
+  if (plan == NULL)
+    return set_pull_error (error, refspec, source, commit, local);
+  g_autofree char *what = g_strdup_printf ("importing %s from %s", refspec, source);
+  if (!ab_content_check_free_space (ostree_repo_get_dfd (repo),
+                                    ab_import_plan_needed_bytes (plan), limits->min_free_bytes,
+                                    what, error))
+    return FALSE;
+  if (phase != NULL)
+    ab_event_phase (events, phase);
+  if (!ab_import_plan_run (plan, 0, events ? on_import_progress : NULL, events, cancellable,
+                           &local))
+    return set_pull_error (error, refspec, source, commit, local);
+  return TRUE;
+}
+
 static gboolean
 import_local (OstreeRepo *repo, const char *url, const char *source, const char *refspec,
               AbEventSink *events, const AbPullLimits *limits,
@@ -482,27 +509,36 @@ import_local (OstreeRepo *repo, const char *url, const char *source, const char 
   g_autoptr(OstreeRepo) src = ostree_repo_new (dir);
   g_autofree char *commit = NULL;
   g_autoptr(GError) local = NULL;
-  g_autoptr(AbImportPlan) plan = NULL;
   if (!ostree_repo_open (src, cancellable, &local)
       || !ostree_repo_resolve_rev (src, refspec, FALSE, &commit, &local))
     return set_pull_error (error, refspec, source, refspec, local);
-  if ((plan = ab_import_plan_new (repo, AB_CONTENT_REMOTE, src, commit, cancellable, &local))
-      == NULL)
-    return set_pull_error (error, refspec, source, commit, local);
-  g_autofree char *what = g_strdup_printf ("importing %s from %s", refspec, source);
-  if (!ab_content_check_free_space (ostree_repo_get_dfd (repo),
-                                    ab_import_plan_needed_bytes (plan), limits->min_free_bytes,
-                                    what, error))
+  if (!import_verified (repo, src, refspec, commit, source, "import", events, limits,
+                        cancellable, error))
     return FALSE;
-  ab_event_phase (events, "import");
-  if (!ab_import_plan_run (plan, 0, events ? on_import_progress : NULL, events, cancellable,
-                           &local))
-    return set_pull_error (error, refspec, source, commit, local);
   if (!ab_is_commit_checksum (refspec)
       && !ostree_repo_set_ref_immediate (repo, AB_CONTENT_REMOTE, refspec, commit, NULL, error))
     return FALSE;
   *out_commit = g_steal_pointer (&commit);
   return TRUE;
+}
+
+gboolean
+ab_content_import_repo (OstreeRepo *repo, const char *sysroot_root, const char *url,
+                        const char *tls_ca_path, const char *src_path, const char *commit,
+                        AbEventSink *events, const AbPullLimits *limits,
+                        GCancellable *cancellable, GError **error)
+{
+  g_autoptr(GFile) dir = g_file_new_for_path (src_path);
+  g_autoptr(OstreeRepo) src = ostree_repo_new (dir);
+  g_autoptr(GError) local = NULL;
+  /* the remote keeps the device's update URL: SRC_PATH is only read */
+  if (!configure_remote (repo, sysroot_root, url, tls_ca_path, error))
+    return FALSE;
+  if (!ostree_repo_open (src, cancellable, &local))
+    return set_pull_error (error, commit, src_path, commit, local);
+  return import_verified (repo, src, commit, commit, src_path, NULL, events, limits,
+                          cancellable, error)
+         || explain_refusal (sysroot_root, error);
 }
 
 /* RLIMIT_FSIZE at MAX for the whole process, SIGXFSZ ignored so that a

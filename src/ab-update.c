@@ -11,6 +11,7 @@
 #include "ab-gpg.h"
 #include "ab-history.h"
 #include "ab-lock.h"
+#include "ab-pack.h"
 #include "ab-version.h"
 
 #include <fcntl.h>
@@ -1232,24 +1233,206 @@ repo_has_complete_commit (OstreeRepo *repo, gboolean *out, GError **error)
   return TRUE;
 }
 
-/* The delta to fetch for release REL on a device that runs commit FROM
- * (NULL: none), or NULL for libostree's object pull. The delta from FROM
- * when REL lists one. Otherwise its full delta (issue 18) when the repo
- * holds no complete commit (a first install, or one that a kill
- * interrupted): nothing there for an object pull to reuse, and a few
- * requests instead of one per object. A device with a complete commit but
- * no delta from it pulls objects: it fetches only what changed. */
+/* ---- image packs (issue 18; ab-pack.h) ---- */
+
+static char *
+packs_cache_rel (const char *commit)
+{
+  return g_strdup_printf ("%s/packs-%s", CACHE_DIR, commit);
+}
+
+/* The temporary repo, in the repo's tmp directory: on the repo's file
+ * system, so that the import hardlinks the verified objects. */
+static char *
+packs_repo_name (const char *commit)
+{
+  return g_strdup_printf ("abdeploy-packs-%s", commit);
+}
+
+/* What the rest of the packs' download and their extraction write: the
+ * signed unpacked size plus every pack not yet complete in the cache. */
+static guint64
+packs_still_needed (const AbPacks *p, int cache_dfd)
+{
+  guint64 needed = p->unpacked;
+  for (guint i = 0; i < p->files->len; i++)
+    {
+      const AbDeltaFile *f = p->files->pdata[i];
+      g_autofree char *name = g_path_get_basename (f->path);
+      struct stat st;
+      if (fstatat (cache_dfd, name, &st, 0) != 0 || (guint64) st.st_size != f->size)
+        needed += f->size;
+    }
+  return needed;
+}
+
+static gboolean
+download_packs (Run *r, const AbPacks *p, int cache_dfd, GError **error)
+{
+  if (!ab_content_check_free_space (r->sysroot->dfd, packs_still_needed (p, cache_dfd),
+                                    r->sysroot->config->update.min_free_space,
+                                    "the update's packs and their unpacked objects", error))
+    return FALSE;
+  r->delta_total = (gint64) MIN (p->size, (guint64) G_MAXINT64);
+  r->delta_base = 0;
+  r->delta_last = G_MAXUINT64;
+  report_delta (r, 0, TRUE);
+  for (guint i = 0; i < p->files->len; i++)
+    {
+      const AbDeltaFile *f = p->files->pdata[i];
+      g_autofree char *name = g_path_get_basename (f->path);
+      if (!fetch_delta_file (r, f, cache_dfd, name, error))
+        return FALSE;
+      r->delta_base += f->size;
+      report_delta (r, r->delta_base, TRUE);
+    }
+  return TRUE;
+}
+
+/* Extraction refused a pack (ab-pack.h), or the import refused what it
+ * found (a bad signature, an object that does not hash to its name, a
+ * missing one): the publisher's packs are not the signed commit. Anything
+ * else (a full disk, an I/O error, a cancellation) says nothing about
+ * them and stands. Takes CAUSE. */
+static gboolean
+refuse_packs (Run *r, GError *cause, GError **error)
+{
+  g_autoptr(GError) owned = cause;
+  gboolean refused = g_error_matches (cause, AB_PACK_ERROR, AB_PACK_ERROR_REFUSED)
+                     || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_VERIFY)
+                     || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_CORRUPTED)
+                     || g_error_matches (cause, AB_CONTENT_ERROR, AB_CONTENT_ERROR_FAILED);
+  if (!refused)
+    {
+      g_propagate_error (error, g_steal_pointer (&owned));
+      return FALSE;
+    }
+  return refuse (error, "The packs of release %s are not its signed commit %s: %s; nothing "
+                 "was staged", r->release->version, r->t->commit, cause->message);
+}
+
+static gboolean
+extract_packs (Run *r, const AbPacks *p, int cache_dfd, int repo_dfd, GError **error)
+{
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < p->files->len; i++)
+    g_ptr_array_add (names, g_path_get_basename (((const AbDeltaFile *) p->files->pdata[i])->path));
+  GError *local = NULL;
+  if (ab_pack_extract_all (repo_dfd, cache_dfd, (const char *const *) names->pdata, names->len,
+                           p->unpacked, r->opts->cancellable, &local))
+    return TRUE;
+  return refuse_packs (r, local, error);
+}
+
+static gboolean
+import_packs (Run *r, const char *tmp_path, GError **error)
+{
+  const AbConfigUpdate *u = &r->sysroot->config->update;
+  AbPullLimits limits;
+  GError *local = NULL;
+  ab_content_limits_init (&limits, r->sysroot->config);
+  if (ab_content_import_repo (r->sysroot->repo, r->sysroot->root, u->url, u->ca_file, tmp_path,
+                              r->t->commit, r->sysroot->events, &limits, r->opts->cancellable,
+                              &local))
+    return TRUE;
+  return refuse_packs (r, local, error);
+}
+
+/* Extracts the packs in the cache into a fresh temporary repo, imports
+ * the commit from there (verified), then removes the temporary repo. */
+static gboolean
+unpack_packs (Run *r, const AbPacks *p, int cache_dfd, GError **error)
+{
+  int tmp_dfd = ostree_repo_get_dfd (r->sysroot->repo);
+  g_autofree char *name = packs_repo_name (r->t->commit);
+  g_autofree char *rel = g_build_filename ("tmp", name, NULL);
+  if (!ab_pack_prepare_repo (tmp_dfd, rel, error))
+    return FALSE;
+  ab_autofd repo_dfd = ab_fs_opendir_at (tmp_dfd, rel, error);
+  if (repo_dfd < 0 || !extract_packs (r, p, cache_dfd, repo_dfd, error))
+    return FALSE;
+  ab_crash_point ("update:packs-extracted");
+  g_autofree char *repo_path = g_file_get_path (ostree_repo_get_path (r->sysroot->repo));
+  g_autofree char *tmp_path = g_build_filename (repo_path, rel, NULL);
+  if (!import_packs (r, tmp_path, error))
+    return FALSE;
+  return ab_fs_rm_rf_at (tmp_dfd, rel, error);
+}
+
+/* The temporary repo of a failed run: its objects are unverified, gone at
+ * once (the next run makes it afresh anyway). */
+static void
+drop_packs_repo (Run *r)
+{
+  g_autofree char *name = packs_repo_name (r->t->commit);
+  g_autofree char *rel = g_build_filename ("tmp", name, NULL);
+  AB_IGNORE_RESULT (ab_fs_rm_rf_at (ostree_repo_get_dfd (r->sysroot->repo), rel, NULL));
+}
+
+static gboolean
+download_with_packs (Run *r, const AbPacks *p, GError **error)
+{
+  g_autofree char *rel = packs_cache_rel (r->t->commit);
+  if (!ab_fs_mkdir_p_at (r->sysroot->dfd, rel, 0755, error))
+    return FALSE;
+  ab_event_phase (r->sysroot->events, "download");
+  ab_autofd cache_dfd = ab_fs_opendir_at (r->sysroot->dfd, rel, error);
+  if (cache_dfd < 0 || !download_packs (r, p, cache_dfd, error)
+      || !enter_phase (r, AB_PHASE_DOWNLOADED, error))
+    return FALSE;
+  ab_event_phase (r->sysroot->events, "unpack");
+  if (!unpack_packs (r, p, cache_dfd, error))
+    {
+      drop_packs_repo (r);
+      return FALSE;
+    }
+  return ab_fs_rm_rf_at (r->sysroot->dfd, rel, error);
+}
+
+/* Packs the server does not have (HTTP 404 or 410: a mirror that leaves
+ * out abdeploy/packs/) are no reason to fail: libostree's object pull gets
+ * the same commit. Any other failure stands. Takes CAUSE. */
+static gboolean
+packs_fall_back (Run *r, GError *cause, GError **error)
+{
+  if (!g_error_matches (cause, AB_FETCH_ERROR, AB_FETCH_ERROR_NOT_FOUND))
+    {
+      g_propagate_error (error, cause);
+      return FALSE;
+    }
+  ab_event_warning (r->sysroot->events, "The server has no packs of %s (%s); fetching its "
+                    "objects one by one instead", r->release->version, cause->message);
+  g_error_free (cause);
+  g_autofree char *rel = packs_cache_rel (r->t->commit);
+  if (!ab_fs_rm_rf_at (r->sysroot->dfd, rel, error))
+    return FALSE;
+  r->t->use_delta = FALSE;
+  return download_objects (r, error);
+}
+
+/* What a download fetches for release REL on a device that runs commit FROM
+ * (NULL: none): *OUT the delta, or *OUT_PACKS the image packs, or neither
+ * for libostree's object pull. The delta from FROM when REL lists one.
+ * Otherwise, when the repo holds no complete commit (a first install, or
+ * one that a kill interrupted): nothing there for an object pull to reuse,
+ * so a few requests instead of one per object: the packs (issue 18: zstd,
+ * extracted on every core, then abdeploy's verified import) when REL lists
+ * them, else its full delta. A device with a complete commit but no delta
+ * from it pulls objects: it fetches only what changed. */
 static gboolean
 pick_delta (AbSysroot *sysroot, const AbRelease *rel, const char *from, const AbDelta **out,
-            GError **error)
+            const AbPacks **out_packs, GError **error)
 {
   gboolean have = FALSE;
   *out = find_delta (rel, from);
-  if (*out != NULL || rel->full_delta == NULL)
+  *out_packs = NULL;
+  if (*out != NULL || (rel->full_delta == NULL && rel->packs == NULL))
     return TRUE;
   if (!repo_has_complete_commit (sysroot->repo, &have, error))
     return FALSE;
-  if (!have)
+  if (!have && rel->packs != NULL)
+    *out_packs = rel->packs;
+  else if (!have)
     *out = rel->full_delta;
   return TRUE;
 }
@@ -1287,10 +1470,14 @@ do_download (Run *r, GError **error)
   r->deadline_us = g_get_monotonic_time ()
                    + (gint64) r->sysroot->config->update.max_pull_time_sec * G_USEC_PER_SEC;
   const AbDelta *d = NULL;
+  const AbPacks *p = NULL;
   GError *local = NULL;
-  if (!pick_delta (r->sysroot, r->release, r->t->from_commit, &d, error))
+  if (!pick_delta (r->sysroot, r->release, r->t->from_commit, &d, &p, error))
     return FALSE;
-  r->t->use_delta = d != NULL;
+  /* use_delta: a delta, the full delta or the packs (transaction.json) */
+  r->t->use_delta = d != NULL || p != NULL;
+  if (p != NULL)
+    return download_with_packs (r, p, &local) || packs_fall_back (r, local, error);
   if (d == NULL)
     return download_objects (r, error);
   if (download_with_delta (r, d, &local))
@@ -1577,22 +1764,23 @@ check_room (AbSysroot *sysroot, const AbRelease *rel, const char *from, GError *
 {
   const AbConfigUpdate *cfg = &sysroot->config->update;
   const AbDelta *d = NULL;
-  if (!pick_delta (sysroot, rel, from, &d, error))
+  const AbPacks *p = NULL;
+  if (!pick_delta (sysroot, rel, from, &d, &p, error))
     return FALSE;
-  guint64 size = d ? d->size : 0;
+  guint64 size = p ? p->size : d ? d->size : 0;
   if (size > cfg->max_pull_bytes)
     {
       g_set_error (error, AB_CONTENT_ERROR, AB_CONTENT_ERROR_TOO_BIG,
-                   "The delta of this update is %" G_GUINT64_FORMAT " bytes (signed manifest), "
+                   "The %s of this update %s %" G_GUINT64_FORMAT " bytes (signed manifest), "
                    "more than [update] max-pull-bytes=%" G_GUINT64_FORMAT "; nothing was "
                    "downloaded (raise max-pull-bytes if the release is really that big)",
-                   size, cfg->max_pull_bytes);
+                   p ? "packs" : "delta", p ? "are" : "is", size, cfg->max_pull_bytes);
       return FALSE;
     }
   /* the delta's files, and at least as much again for the objects it
-   * unpacks into the repo */
-  return ab_content_check_free_space (sysroot->dfd, 2 * size, cfg->min_free_space,
-                                      "the update's download", error);
+   * unpacks into the repo; the packs' files and their signed unpacked size */
+  return ab_content_check_free_space (sysroot->dfd, p ? p->size + p->unpacked : 2 * size,
+                                      cfg->min_free_space, "the update's download", error);
 }
 
 static guint
