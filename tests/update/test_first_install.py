@@ -6,7 +6,13 @@ newest release and lists it in the signed manifest as the release's
 commit (an empty sysroot) fetches it in a handful of requests instead of one
 request per object, checks every file against the signed SHA-256 and the
 commit's own signature after applying, and falls back to the object pull
-only when the server has no full delta (404)."""
+only when the server has no full delta (404).
+
+When the release also lists image packs (zstd tars of the commit's
+objects), a first install prefers them: manifest, signature and the packs,
+each checked against the manifest, extracted into a temporary repo and
+imported from there with the signature and every object checked. The
+full-delta tests serve a manifest without packs."""
 
 import json
 import os
@@ -262,3 +268,221 @@ def serve_without_packs(hostile, pub, channel):
     data, sig = pub.craft(channel, drop)
     hostile.set(MANIFEST % channel, Rule(body=data))
     hostile.set(SIG % channel, Rule(body=sig))
+
+
+# ---- image packs (issue 18): zstd tars of the commit's objects, extracted
+# into a temporary repo and imported from there, verified ----
+
+PACKS = "abdeploy/packs/"
+
+
+def packs_of(pub, channel, version):
+    rel = pub.release_of(channel, version)
+    assert "packs" in rel, rel
+    return rel["packs"]
+
+
+def serve_packs(hostile, pub, channel, version, bodies):
+    """VERSION's packs in CHANNEL's manifest replaced by BODIES (a list of
+    bytes, served at the packs' paths), listed with their sizes and
+    SHA-256 and signed with the trusted key: a hostile publisher."""
+    commit = pub.commits[version]
+    files = [{"path": "%s%s/%d.tar.zst" % (PACKS, commit, i), "size": len(b),
+              "sha256": ul.sha256(b)} for i, b in enumerate(bodies)]
+
+    def lie(m):
+        m["serial"] += 1
+        rel = [x for x in m["releases"] if x["version"] == version][0]
+        rel["packs"] = {"size": sum(f["size"] for f in files),
+                        "unpacked": rel["packs"]["unpacked"] * 4, "files": files}
+    data, sig = pub.craft(channel, lie)
+    hostile.set(MANIFEST % channel, Rule(body=data))
+    hostile.set(SIG % channel, Rule(body=sig))
+    for f, b in zip(files, bodies):
+        hostile.set(f["path"], Rule(body=b))
+
+
+def pack_bytes(pub, f):
+    with open(os.path.join(pub.repo, f["path"]), "rb") as fh:
+        return fh.read()
+
+
+def packs_tmp_repos(device):
+    tmp = device.p("ostree", "repo", "tmp")
+    return [n for n in os.listdir(tmp) if n.startswith("abdeploy-packs-")]
+
+
+def assert_installed(device, pub, version):
+    st = device.status()
+    slot = [s for s in "ab" if device.slot(s, st).get("commit") == pub.commits[version]]
+    assert slot, st
+    assert ul.compare_usr(device.p("abdeploy", "slots", slot[0]), pub.trees[version]) == []
+
+
+def test_publisher_lists_the_packs(pub):
+    packs = packs_of(pub, "stable", "1.1")
+    commit = pub.commits["1.1"]
+    assert [f["path"] for f in packs["files"]] == [
+        "%s%s/%d.tar.zst" % (PACKS, commit, i) for i in range(len(packs["files"]))]
+    assert packs["size"] == sum(f["size"] for f in packs["files"]) and packs["unpacked"] > 0
+    for f in packs["files"]:
+        data = pack_bytes(pub, f)
+        assert len(data) == f["size"] and ul.sha256(data) == f["sha256"], f
+
+
+def test_first_install_fetches_the_packs(empty_device, pub, lighttpd):
+    """Only the manifest, its signature and the packs: no object, no delta."""
+    d = empty_device
+    d.configure(lighttpd.url)
+    mark = lighttpd.mark()
+    r = d.ok("update", "--progress=json")
+    log = lighttpd.since(mark)
+    packs = packs_of(pub, "stable", "1.1")
+    fetched = [e["path"].lstrip("/") for e in gets(log, "/" + PACKS)]
+    assert sorted(fetched) == sorted(f["path"] for f in packs["files"]), log
+    assert gets(log, "/objects/") == [] and gets(log, "/deltas/") == [], log
+    others = [e["path"] for e in log if not e["path"].startswith("/" + PACKS)]
+    assert sorted(others) == ["/" + MANIFEST % "stable", "/" + SIG % "stable"], log
+    assert all(e["status"] == 200 for e in log), log
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    phases = [e["phase"] for e in events if e["type"] == "phase"]
+    assert "download" in phases and "unpack" in phases, phases
+    totals = {e["total"] for e in events if e["type"] == "progress" and e["unit"] == "bytes"}
+    assert totals == {packs["size"]}, events
+    assert_installed(d, pub, "1.1")
+    t = d.transaction()
+    assert t["phase"] == "applied" and t["use_delta"] is True and t["from_commit"] is None, t
+    assert not os.path.exists(os.path.join(d.cache_dir, "packs-" + pub.commits["1.1"]))
+    assert packs_tmp_repos(d) == []
+
+
+def test_pack_corrupted_is_refused_before_extraction(empty_device, hostile, pub):
+    f = packs_of(pub, "stable", "1.1")["files"][0]
+    data = bytearray(pack_bytes(pub, f))
+    data[len(data) // 2] ^= 0x01
+    hostile.set(f["path"], Rule(body=bytes(data)))
+    r = refused_first_install(empty_device, hostile, ["does not match the manifest",
+                                                      os.path.basename(f["path"])])
+    assert "/" + f["path"] in [e["path"] for e in hostile.requests()]
+    assert not [e for e in hostile.requests() if e["path"].startswith(("/objects/", "/deltas/"))]
+    assert packs_tmp_repos(empty_device) == [], "the pack was extracted"
+    assert empty_device.transaction()["phase"] == "failed", r.describe()
+
+
+def test_packs_of_another_commit_fail_the_import(empty_device, hostile, pub):
+    """A hostile publisher key lists 1.2's packs (channel other) as 1.1's:
+    every file matches the signed manifest and extracts, but holds no
+    commit 1.1 signed by a trusted key. Refused at the import (exit 3)."""
+    bodies = [pack_bytes(pub, f) for f in packs_of(pub, "other", "1.2")["files"]]
+    serve_packs(hostile, pub, "stable", "1.1", bodies)
+    refused_first_install(empty_device, hostile, ["packs of release 1.1",
+                                                  pub.commits["1.1"]])
+    assert packs_tmp_repos(empty_device) == []
+    assert not [e for e in hostile.requests() if e["path"].startswith(("/objects/", "/deltas/"))]
+
+
+def tamper_one_file_object(pack):
+    """PACK (zstd tar) with the content of its largest file object changed,
+    its name, owner, mode and size kept."""
+    import io
+    import subprocess
+    import tarfile
+    raw = subprocess.run(["zstd", "-d", "-q", "-c"], input=pack, capture_output=True,
+                         check=True).stdout
+    src = tarfile.open(fileobj=io.BytesIO(raw), format=tarfile.PAX_FORMAT)
+    members = src.getmembers()
+    victim = max((m for m in members if m.isfile() and m.name.endswith(".file")),
+                 key=lambda m: m.size)
+    assert victim.size > 0
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        for m in members:
+            data = src.extractfile(m).read() if m.isfile() else None
+            if m is victim:
+                data = bytes([data[0] ^ 0x01]) + data[1:]
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    return subprocess.run(["zstd", "-q", "-c"], input=out.getvalue(), capture_output=True,
+                          check=True).stdout, victim.name
+
+
+def test_pack_object_that_does_not_hash_to_its_name_fails_the_import(empty_device, hostile,
+                                                                     pub):
+    """The signed manifest lists a pack whose file object was changed (name
+    kept): extraction writes it, the import hashes it and refuses."""
+    files = packs_of(pub, "stable", "1.1")["files"]
+    bodies = [pack_bytes(pub, f) for f in files]
+    bodies[-1], name = tamper_one_file_object(bodies[-1])
+    serve_packs(hostile, pub, "stable", "1.1", bodies)
+    checksum = name.split("/")[1] + name.split("/")[2].split(".")[0]
+    refused_first_install(empty_device, hostile, ["packs of release 1.1", checksum])
+    assert packs_tmp_repos(empty_device) == []
+
+
+def test_first_install_killed_after_extraction_finishes_on_update(empty_device, lighttpd, pub):
+    """SIGKILL once the packs are extracted (before the import): the next
+    `update` removes the temporary repo, reuses the downloaded packs and
+    finishes."""
+    d = empty_device
+    d.configure(lighttpd.url)
+    r = d.run("update", env={"ABDEPLOY_CRASH_AT": "update:packs-extracted"})
+    assert r.returncode != 0, r.describe()
+    assert packs_tmp_repos(d) == ["abdeploy-packs-" + pub.commits["1.1"]]
+    assert d.transaction()["phase"] == "downloaded", d.transaction()
+    mark = lighttpd.mark()
+    d.ok("update")
+    log = lighttpd.since(mark)
+    assert gets(log, "/" + PACKS) == [], "the packs were downloaded again: %s" % log
+    assert gets(log, "/objects/") == [], log
+    assert_installed(d, pub, "1.1")
+    assert d.transaction()["phase"] == "applied"
+    assert packs_tmp_repos(d) == []
+
+
+def test_packs_missing_on_the_server_fall_back_to_objects(empty_device, hostile, pub):
+    hostile.set_prefix(PACKS + pub.commits["1.1"], Rule(status=404))
+    empty_device.configure(hostile.url)
+    r = empty_device.ok("update")
+    assert "no packs of 1.1" in r.stderr, r.describe()
+    paths = [e["path"] for e in hostile.requests()]
+    assert [p for p in paths if p.startswith("/" + PACKS)], paths
+    assert [p for p in paths if p.startswith("/objects/")], paths
+    assert_installed(empty_device, pub, "1.1")
+    t = empty_device.transaction()
+    assert t["phase"] == "applied" and t["use_delta"] is False, t
+
+
+def test_packs_larger_than_the_pull_cap(empty_device, hostile, pub):
+    """The signed size of 1.6's packs is above max-pull-bytes: refused
+    before anything is downloaded."""
+    mib = 1024 * 1024
+    assert packs_of(pub, "big", "1.6")["size"] > mib
+    empty_device.configure(hostile.url, channel="big", max_pull_bytes=mib)
+    before = empty_device.snapshot(state_except=("update.json",))
+    r = empty_device.expect(ul.EXIT_ERROR, "update")
+    assert "packs of this update" in r.stderr and "max-pull-bytes=%d" % mib in r.stderr, \
+        r.describe()
+    assert not [e for e in hostile.requests()
+                if e["path"].startswith(("/deltas/", "/objects/", "/" + PACKS))]
+    assert empty_device.snapshot(state_except=("update.json",)) == before
+
+
+@pytest.mark.parametrize("with_delta", [True, False], ids=["delta", "no-delta"])
+def test_device_with_a_commit_does_not_use_the_packs(device, hostile, pub, with_delta):
+    """1.0 is installed: the delta from it, or (none listed) the object
+    pull; the packs, which hold every object, are never fetched."""
+    if not with_delta:
+        def no_deltas(m):
+            m["serial"] += 1
+            for rel in m["releases"]:
+                rel["deltas"] = []
+            assert "packs" in [x for x in m["releases"] if x["version"] == "1.1"][0]
+        data, sig = pub.craft("stable", no_deltas)
+        hostile.set(MANIFEST % "stable", Rule(body=data))
+        hostile.set(SIG % "stable", Rule(body=sig))
+    device.configure(hostile.url)
+    device.ok("update")
+    paths = [e["path"] for e in hostile.requests()]
+    assert not [p for p in paths if p.startswith("/" + PACKS)], paths
+    assert bool([p for p in paths if p.startswith("/objects/")]) is not with_delta, paths
+    assert device.transaction()["use_delta"] is with_delta
+    assert device.slot("b")["commit"] == pub.commits["1.1"]
