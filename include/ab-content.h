@@ -45,8 +45,9 @@ typedef enum
  *   thread keeps its own references and the file size limit stays until
  *   the process exits (ab_content_pulls_abandoned()). The error names the
  *   bound, the redacted URL and the config key.
- * - The commit is pulled first (signature checked by libostree); when it
- *   carries a signed size index ("ostree.sizes"), the objects the repo
+ * - The commit is pulled first (signature checked by libostree); when a
+ *   signed size index is known (size_index below, or the commit's own
+ *   "ostree.sizes"), the objects the repo
  *   lacks must fit in the free space beside the reserve, and the caps
  *   shrink to the indexed sizes before any other object is fetched.
  * - libostree's temporary files go to the repo's tmp directory (TMPDIR is
@@ -61,6 +62,10 @@ typedef struct
   /* set by the pull: the cap was tightened to the commit's signed sizes */
   gboolean pull_cap_signed;
   gboolean object_cap_signed;
+  /* the commit's size index (AbSizesEntry, ab-sizes.h) from the file the
+   * signed manifest lists, checked against its SHA-256; borrowed. NULL: the
+   * commit's own "ostree.sizes", if any (commits of older publishers) */
+  const GArray *size_index;
 } AbPullLimits;
 
 #define AB_CONTENT_REMOTE "abdeploy"
@@ -97,8 +102,8 @@ OstreeRepo *ab_content_open_repo (int sysroot_dfd, GError **error);
  * local source is first checked for free space: the unpacked size of the
  * objects it would add plus the reserve.
  * Events (EVENTS may be NULL): phase "download" for a URL, with bytes out
- * of the commit's signed size index ("ostree.sizes": the archived sizes of
- * the objects the repo lacks), or, for a commit without one, objects
+ * of the commit's signed size index (LIMITS->size_index, else the commit's
+ * "ostree.sizes": the archived sizes of the objects the repo lacks), or, for a commit without one, objects
  * fetched out of those requested so far (the total grows while libostree
  * finds more); phase "import" for a local source, with objects out of all
  * the commit reaches. Every event reaches EVENTS on the calling thread.

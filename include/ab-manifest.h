@@ -85,6 +85,9 @@ typedef struct
   AbDelta *full_delta;
   /* Issue 18, optional: the image packs of COMMIT. NULL: none listed. */
   AbPacks *packs;
+  /* Issue 18, optional: the commit's size index file (ab-sizes.h), path
+   * "abdeploy/sizes/COMMIT.sizes", 1 byte to 64 MiB. NULL: none listed. */
+  AbDeltaFile *size_index;
 } AbRelease;
 
 typedef struct

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "ab-content.h"
+#include "ab-sizes.h"
 #include "ab-ostree-error.h"
 #include "ab-protocol.h"
 #include "ab-fetch.h"
@@ -689,30 +690,20 @@ pulled_commit (OstreeRepo *repo, const char *refspec, char **out_commit, GError 
   return ab_content_resolve (repo, remote_ref, out_commit, error);
 }
 
-/* What the objects of COMMIT that REPO lacks take, by the commit's signed
- * size index ("ostree.sizes", written by abdeploy publish): bytes to
- * download, bytes to store, the largest object. FALSE when it has none. */
+/* What the objects of COMMIT that REPO lacks take, by its signed size
+ * index: INDEX (the publisher's file, checked against the signed
+ * manifest) or else the commit's own "ostree.sizes" (older publishers).
+ * FALSE when there is neither. */
 static gboolean
-signed_sizes (OstreeRepo *repo, const char *commit, guint64 *out_download, guint64 *out_store,
-              guint64 *out_largest)
+signed_sizes (OstreeRepo *repo, const char *commit, const GArray *index, AbSizesTotals *out)
 {
   g_autoptr(GVariant) v = NULL;
-  g_autoptr(GPtrArray) entries = NULL;
-  if (!ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, NULL)
-      || !ostree_commit_get_object_sizes (v, &entries, NULL) || entries == NULL
-      || entries->len == 0)
+  g_autoptr(GArray) own = NULL;
+  if (index == NULL && ostree_repo_load_variant (repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &v, NULL))
+    index = own = ab_sizes_from_commit (v);
+  if (index == NULL)
     return FALSE;
-  *out_download = *out_store = *out_largest = 0;
-  for (guint i = 0; i < entries->len; i++)
-    {
-      const OstreeCommitSizesEntry *e = entries->pdata[i];
-      gboolean have = FALSE;
-      if (ostree_repo_has_object (repo, e->objtype, e->checksum, &have, NULL, NULL) && have)
-        continue;
-      *out_download = saturating_add (*out_download, e->archived);
-      *out_store = saturating_add (*out_store, e->unpacked);
-      *out_largest = MAX (*out_largest, MAX (e->archived, e->unpacked));
-    }
+  ab_sizes_totals (index, repo, out);
   return TRUE;
 }
 
@@ -725,10 +716,11 @@ static gboolean
 apply_signed_sizes (OstreeRepo *repo, const char *commit, AbPullLimits *lim,
                     gint64 *out_download, GError **error)
 {
-  guint64 download = 0, store = 0, largest = 0;
+  AbSizesTotals t = { 0 };
   *out_download = AB_PROGRESS_TOTAL_UNKNOWN;
-  if (!signed_sizes (repo, commit, &download, &store, &largest))
+  if (!signed_sizes (repo, commit, lim->size_index, &t))
     return TRUE;
+  guint64 download = t.download, store = t.store, largest = t.largest;
   *out_download = (gint64) MIN (download, (guint64) G_MAXINT64);
   g_autofree char *what = g_strdup_printf ("the objects of commit %s (its signed size index)",
                                            commit);

@@ -10,6 +10,7 @@
 #include "ab-util.h"
 #include "ab-version.h"
 #include "ab-protocol.h"
+#include "ab-sizes.h"
 
 #include <string.h>
 
@@ -80,6 +81,7 @@ ab_release_free (AbRelease *r)
   g_ptr_array_unref (r->deltas);
   ab_delta_free (r->full_delta);
   ab_packs_free (r->packs);
+  ab_delta_file_free (r->size_index);
   g_free (r);
 }
 
@@ -200,6 +202,9 @@ ab_release_copy (const AbRelease *r)
     g_ptr_array_add (c->deltas, ab_delta_copy (r->deltas->pdata[i]));
   c->full_delta = r->full_delta ? ab_delta_copy (r->full_delta) : NULL;
   c->packs = ab_packs_copy (r->packs);
+  if (r->size_index != NULL)
+    c->size_index = ab_delta_file_new (r->size_index->path, r->size_index->size,
+                                       r->size_index->sha256);
   return c;
 }
 
@@ -745,6 +750,37 @@ parse_release_extras (JsonObject *o, const char *path, AbRelease *r, GError **er
   return TRUE;
 }
 
+/* size_index (issue 18): optional, null or absent gives none; else
+ * {"path": "abdeploy/sizes/COMMIT.sizes" of the release's own commit,
+ * "size": 1..64 MiB, "sha256": 64 lower-case hex}. */
+static gboolean
+parse_size_index (JsonObject *o, const char *parent, AbRelease *r, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, "size_index");
+  if (n == NULL || JSON_NODE_HOLDS_NULL (n))
+    return TRUE;
+  g_autofree char *path = member_path (parent, "size_index");
+  if (!JSON_NODE_HOLDS_OBJECT (n))
+    return bad (error, path, "is not an object");
+  JsonObject *io = json_node_get_object (n);
+  g_autofree char *fpath = NULL, *sha = NULL, *want = ab_sizes_path (r->commit);
+  guint64 size = 0;
+  if (!read_string (io, path, "path", &fpath, error) || !read_uint (io, path, "size", &size, error)
+      || !read_string (io, path, "sha256", &sha, error))
+    return FALSE;
+  g_autofree char *p_path = member_path (path, "path");
+  g_autofree char *p_size = member_path (path, "size");
+  g_autofree char *p_sha = member_path (path, "sha256");
+  if (strcmp (fpath, want) != 0)
+    return bad (error, p_path, "is not abdeploy/sizes/COMMIT.sizes of the release's commit");
+  if (size == 0 || size > AB_SIZES_MAX_BYTES)
+    return bad (error, p_size, "is not from 1 byte to 64 MiB");
+  if (!is_sha256_hex (sha))
+    return bad (error, p_sha, "is not a SHA-256 (64 lowercase hex digits)");
+  r->size_index = ab_delta_file_new (fpath, size, sha);
+  return TRUE;
+}
+
 static AbRelease *
 parse_release (JsonObject *o, const char *path, GError **error)
 {
@@ -759,7 +795,8 @@ parse_release (JsonObject *o, const char *path, GError **error)
   g_autoptr(AbRelease) r = ab_release_new (version, commit, published_at, rollout);
   r->deprecated = g_steal_pointer (&deprecated);
   if (!parse_release_extras (o, path, r, error) || !parse_deltas (o, path, r, error)
-      || !parse_full_delta (o, path, r, error) || !parse_packs (o, path, r, error))
+      || !parse_full_delta (o, path, r, error) || !parse_packs (o, path, r, error)
+      || !parse_size_index (o, path, r, error))
     return NULL;
   return g_steal_pointer (&r);
 }

@@ -12,6 +12,7 @@
 #include "ab-history.h"
 #include "ab-lock.h"
 #include "ab-pack.h"
+#include "ab-sizes.h"
 #include "ab-version.h"
 
 #include <fcntl.h>
@@ -1185,6 +1186,53 @@ download_with_delta (Run *r, const AbDelta *d, GError **error)
   return ab_fs_rm_rf_at (r->sysroot->dfd, rel, error);
 }
 
+/* *OUT: the entries of the size index file the release lists (issue 18),
+ * fetched within its signed size and checked against its SHA-256 before
+ * it is parsed; NULL when none is listed or the server lacks it (a
+ * warning: the configured caps stay). A mismatch or an index that does
+ * not parse is refused. */
+static gboolean
+fetch_size_index (Run *r, GArray **out, GError **error)
+{
+  const AbDeltaFile *f = r->release ? r->release->size_index : NULL;
+  *out = NULL;
+  if (f == NULL)
+    return TRUE;
+  g_autofree char *url = ab_fetch_url_join (r->sysroot->config->update.url, f->path);
+  AbFetchOptions fo;
+  fetch_options (r->sysroot, &fo, f->size);
+  fo.expected_size = f->size;
+  fo.deadline_us = r->deadline_us;
+  fo.deadline_key = "[update] max-pull-time-sec";
+  fo.cancellable = r->opts->cancellable;
+  g_autoptr(GBytes) data = NULL;
+  g_autoptr(GError) local = NULL;
+  if (!ab_fetch_to_bytes (url, &fo, &data, &local)
+      && g_error_matches (local, AB_FETCH_ERROR, AB_FETCH_ERROR_NOT_FOUND))
+    {
+      ab_event_warning (r->sysroot->events, "The server has no size index of %s (%s); the "
+                        "download is bounded by the configured caps only",
+                        r->release->version, local->message);
+      return TRUE;
+    }
+  if (local != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  gsize len = 0;
+  const char *bytes = g_bytes_get_data (data, &len);
+  g_autofree char *got = ab_sha256_hex (bytes, len);
+  if (len != f->size || g_strcmp0 (got, f->sha256) != 0)
+    return refuse (error, "Size index %s does not match the manifest (%" G_GSIZE_FORMAT
+                   " bytes, sha256 %s; expected %" G_GUINT64_FORMAT " bytes, sha256 %s)",
+                   f->path, len, got, f->size, f->sha256);
+  *out = ab_sizes_parse (data, &local);
+  if (*out == NULL)
+    return refuse (error, "Size index %s, signed by the manifest: %s", f->path, local->message);
+  return TRUE;
+}
+
 /* libostree checks every object against its checksum; a mismatch means the
  * server offered other content under the manifest's commit. */
 static gboolean
@@ -1193,9 +1241,13 @@ download_objects (Run *r, GError **error)
   g_autoptr(GError) local = NULL;
   g_autofree char *pulled = NULL;
   const char *ca = r->sysroot->config->update.ca_file;
+  g_autoptr(GArray) index = NULL;
+  if (!fetch_size_index (r, &index, error))
+    return FALSE;
   AbPullLimits limits;
   ab_content_limits_init (&limits, r->sysroot->config);
   limits.deadline_us = r->deadline_us;
+  limits.size_index = index;
   if (ab_content_pull (r->sysroot->repo, r->sysroot->root, r->sysroot->config->update.url,
                        r->t->commit, r->sysroot->events, ca, &limits, r->opts->cancellable,
                        &pulled, &local))

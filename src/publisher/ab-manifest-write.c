@@ -71,6 +71,20 @@ build_release_extras (JsonBuilder *b, const AbRelease *r)
   json_builder_end_object (b);
 }
 
+/* Issue 18: the commit's size index file, written only when listed. */
+static void
+build_size_index (JsonBuilder *b, const AbRelease *r)
+{
+  if (r->size_index == NULL)
+    return;
+  json_builder_set_member_name (b, "size_index");
+  json_builder_begin_object (b);
+  ab_json_add_string (b, "path", r->size_index->path);
+  ab_json_add_int (b, "size", r->size_index->size);
+  ab_json_add_string (b, "sha256", r->size_index->sha256);
+  json_builder_end_object (b);
+}
+
 static void
 build_release (JsonBuilder *b, const AbRelease *r)
 {
@@ -81,6 +95,7 @@ build_release (JsonBuilder *b, const AbRelease *r)
   ab_json_add_string (b, "deprecated", r->deprecated);
   ab_json_add_int (b, "rollout", r->rollout);
   build_release_extras (b, r);
+  build_size_index (b, r);
   json_builder_set_member_name (b, "deltas");
   json_builder_begin_array (b);
   for (guint i = 0; i < r->deltas->len; i++)

@@ -65,10 +65,10 @@ write_tree (AbPublishSession *s, const AbPublishCommitOptions *o, GPtrArray *all
     gate.total = count_tree_files (dfd, 0);
   ab_event_progress (s->p->events, AB_PROGRESS_UNIT_FILES, 0, gate.total);
   g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new ();
-  /* GENERATE_SIZES: the commit carries a signed index of every object's
-   * size ("ostree.sizes"), which bounds what a device's pull may fetch. */
+  /* No GENERATE_SIZES: the size index is a file beside the commit
+   * (ab-publish-sizes.c); inside it, every static delta would carry it. */
   g_autoptr(OstreeRepoCommitModifier) modifier =
-      ostree_repo_commit_modifier_new (OSTREE_REPO_COMMIT_MODIFIER_FLAGS_GENERATE_SIZES,
+      ostree_repo_commit_modifier_new (OSTREE_REPO_COMMIT_MODIFIER_FLAGS_NONE,
                                        ab_publish_gate_filter, &gate, NULL);
   GFile *root = NULL;
   if (!ostree_repo_write_dfd_to_mtree (s->repo, dfd, ".", mtree, modifier, NULL, error))
@@ -238,7 +238,8 @@ ab_publish_commit (const AbPublisher *p, const AbPublishCommitOptions *opts, cha
       || !write_commit (&s, o, published, where, allowed, &commit, error))
     return FALSE;
   ab_event_phase (p->events, "sign");
-  if (!ab_publish_sign_commit (&s, commit, error))
+  if (!ab_publish_sign_commit (&s, commit, error)
+      || !ab_publish_write_size_index (&s, commit, error))
     return FALSE;
   /* Refs last: a version is published once its commit is complete and signed. */
   g_autofree char *ref = ab_publish_version_ref (o->version);

@@ -258,3 +258,22 @@ gboolean ab_publish_check_stable (AbPublishSession *s, const char *channel, cons
  * prune dropped from its last channel (they stay published). */
 G_GNUC_WARN_UNUSED_RESULT
 GHashTable *ab_publish_load_pruned (AbPublishSession *s, GError **error);
+
+/* ---- size index files (ab-publish-sizes.c, issue 18) ---- */
+
+/* Writes abdeploy/sizes/COMMIT.sizes (ab-sizes.h: every object COMMIT
+ * reaches but itself, with its archived and unpacked size) unless it
+ * exists: tmp, fsync, rename, fsync of the directory. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_publish_write_size_index (AbPublishSession *s, const char *commit, GError **error);
+/* *OUT (freed first): the manifest's description of COMMIT's index file
+ * (path, size, SHA-256), or NULL when the commit has none (published
+ * before issue 18). */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_publish_describe_size_index (AbPublishSession *s, const char *commit,
+                                         AbDeltaFile **out, GError **error);
+/* Removes the index files of commits not in REACHABLE (serialized commit
+ * names), adding their bytes to *OUT_BYTES; DRY_RUN: only counts. */
+G_GNUC_WARN_UNUSED_RESULT
+gboolean ab_publish_prune_size_indexes (AbPublishSession *s, GHashTable *reachable,
+                                        gboolean dry_run, guint64 *out_bytes, GError **error);

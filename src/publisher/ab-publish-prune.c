@@ -299,7 +299,7 @@ sweep (Gc *g, GPtrArray *targets, gboolean dry_run, GError **error)
     return FALSE;
   g->res->objects = (guint) pruned;
   g->res->bytes += bytes;
-  return TRUE;
+  return ab_publish_prune_size_indexes (g->s, g->reachable, dry_run, &g->res->bytes, error);
 }
 
 static gboolean

@@ -38,10 +38,11 @@ check_precedence_free (const AbManifest *m, const char *version, GError **error)
 }
 
 /* Adds a release of TEMPLATE to M, or sets the rollout of the one M has;
- * O's security mark and notes are added to either when set. */
+ * O's security mark and notes are added to either when set, and the
+ * commit's size index file, when the repo has one, is listed. */
 static gboolean
-put_release (AbManifest *m, const AbRelease *template, const AbPublishReleaseOptions *o,
-             GError **error)
+put_release (AbPublishSession *s, AbManifest *m, const AbRelease *template,
+             const AbPublishReleaseOptions *o, GError **error)
 {
   AbRelease *r = ab_manifest_lookup (m, template->version);
   if (r == NULL && !check_precedence_free (m, template->version, error))
@@ -60,7 +61,7 @@ put_release (AbManifest *m, const AbRelease *template, const AbPublishReleaseOpt
       ab_release_notes_free (r->notes);
       r->notes = ab_release_notes_copy (o->notes);
     }
-  return TRUE;
+  return ab_publish_describe_size_index (s, r->commit, &r->size_index, error);
 }
 
 AbManifest *
@@ -88,7 +89,7 @@ ab_publish_release_with (const AbPublisher *p, const char *channel, const char *
   if (m == NULL || !ab_publish_check_same_commit (&s, version, commit, error))
     return NULL;
   g_autoptr(AbRelease) template = ab_release_new (version, commit, NULL, 100);
-  if (!put_release (m, template, o, error))
+  if (!put_release (&s, m, template, o, error))
     return NULL;
   return ab_publish_write_manifest (&s, g_steal_pointer (&m), error);
 }
@@ -173,7 +174,7 @@ ab_publish_promote_as (const AbPublisher *p, const char *from, const char *to,
       || !rename_release (&s, r, as, error))
     return NULL;
   AbPublishReleaseOptions o = { .rollout = rollout };
-  if (!put_release (dst, r, &o, error))
+  if (!put_release (&s, dst, r, &o, error))
     return NULL;
   return ab_publish_write_manifest (&s, g_steal_pointer (&dst), error);
 }

@@ -65,9 +65,10 @@ def test_manifest_states_protocol_1(semver, keys):
     semver.signed("release", "--channel=dev", "--version=2.0.0")
     m = semver.manifest("dev")
     assert m["protocol"] == 1 and m["format"] == 1, m
-    # no optional member where nothing is set: a 0.2.0 device reads it as before
+    # no optional member where nothing is set but the size index (issue 18),
+    # which a 0.2.0 device ignores: it reads the release as before
     assert set(semver.release(m, "2.0.0")) == {"version", "commit", "published_at", "deprecated",
-                                               "rollout", "deltas"}
+                                               "rollout", "deltas", "size_index"}
     p = keys.gpg_verify(semver.manifest_path("dev") + ".sig", semver.manifest_path("dev"))
     assert p.returncode == 0, p.stderr.decode()
 
@@ -409,6 +410,9 @@ def test_prune_drops_old_releases_and_deletes_what_nothing_references(dev, keys)
     assert delta_names(dev) == {dev.c["1.0.0"] + "-" + dev.c["1.2.0"],
                                 dev.c["1.1.0"] + "-" + dev.c["1.2.0"]}, delta_names(dev)
     assert full_delta_names(dev) == {dev.c["1.2.0"]}
+    # the size index files of the pruned commits go too (issue 18)
+    indexes = os.listdir(os.path.join(dev.repo, "abdeploy", "sizes"))
+    assert indexes == [dev.c["1.2.0"] + ".sizes"], indexes
     every_listed_commit_present(dev)
     run(["ostree", "--repo=" + dev.repo, "fsck"], dev.env)
     # a pruned version stays published

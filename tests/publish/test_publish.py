@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "lib"))
 
 import abtest as at  # noqa: E402
+import sizeindex  # noqa: E402
 from abtest import EXIT_ERROR, EXIT_OK, EXIT_USAGE, run  # noqa: E402
 
 ABDEPLOY = os.environ.get("ABDEPLOY_BIN", "abdeploy")
@@ -218,7 +219,7 @@ def test_release_and_promote_keep_the_digest(two_versions, keys):
     assert set(stable) == {"format", "protocol", "channel", "serial", "issued_at", "expires_at",
                            "releases"}
     assert set(pub.release(stable, "1.0")) == {"version", "commit", "published_at", "deprecated",
-                                               "rollout", "deltas"}
+                                               "rollout", "deltas", "size_index"}
     # Plain gpg accepts the signature with the publisher's key ...
     sig, data = pub.manifest_path("stable") + ".sig", pub.manifest_path("stable")
     p = keys.gpg_verify(sig, data)
@@ -247,6 +248,7 @@ def test_promote_refusals(two_versions):
     weird = pub.manifest("candidate")
     weird["channel"] = "weird"
     weird["releases"][0]["commit"] = pub.v2
+    del weird["releases"][0]["size_index"]  # it names the index of 1.0's own commit
     with open(pub.manifest_path("weird"), "w") as f:
         json.dump(weird, f)
     before = snapshot(pub.repo)
@@ -406,17 +408,64 @@ def test_delta_bsdiffs_a_patched_library(pub):
     assert "bspatch=1" in shown, shown
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 18: every commit carries the signed size index "
-                   "(ostree.sizes, about 44 bytes per file), and every static delta's "
-                   "superblock carries the commit object, so a delta grows with the image")
 def test_delta_of_one_changed_file_does_not_grow_with_the_image(pub):
-    """3 000 small files, one of them changed: the delta stays far below
-    what the image's file count would add (3 000 x 44 bytes = 132 kB)."""
+    """Issue 18: 3 000 small files, one of them changed. The size index
+    (about 44 bytes per file, 132 kB here) is a file beside the commit, not
+    in it, so the superblock, which carries the commit object, stays small.
+    What the delta must carry: the commit object, the two directory
+    listings on the changed file's path (usr/share with 40 subdirectories,
+    p00 with 75 files: about 7 kB together) and the changed file; 32 KiB
+    leaves room for libostree's framing, and is a quarter of what the
+    in-commit index alone added (the old code gives about 125 kB)."""
     files = {"usr/share/p%02d/f%04d.txt" % (i % 40, i): "file %d\n" % i for i in range(3000)}
     v1 = dict(V1_FILES, **files)
     v2 = dict(v1, **{"usr/share/p00/f0000.txt": "changed\n"})
-    d, _ = delta_of(pub, v1, v2)
+    d, commit_size = delta_of(pub, v1, v2)
+    shown = run(["ostree", "--repo=" + pub.repo, "show", "--print-metadata-key=ostree.sizes",
+                 pub.v2], pub.env, check=False)
+    assert shown.returncode != 0, "the commit still carries the size index"
+    print("delta of one changed file in 3 000: %d bytes (commit object %d bytes)"
+          % (d["size"], commit_size))
     assert d["size"] < 32 * 1024, (d["size"], d)
+
+
+def test_size_index_is_a_file_the_manifest_lists(two_versions):
+    """Issue 18: publish commit writes abdeploy/sizes/COMMIT.sizes (every
+    object of the commit but itself: checksum, type, archived and unpacked
+    size) instead of the in-commit ostree.sizes; publish release and
+    promote list it with its size and SHA-256."""
+    pub = two_versions
+    for commit in (pub.v1, pub.v2):
+        shown = run(["ostree", "--repo=" + pub.repo, "show", "--print-metadata-key=ostree.sizes",
+                     commit], pub.env, check=False)
+        assert shown.returncode != 0, "commit %s carries ostree.sizes" % commit
+    entries = sizeindex.read(pub.repo, pub.v2)
+    objects = pub.ostree("ls", "-R", "-C", pub.v2).splitlines()
+    # one entry per object: every file's content, every dirtree and dirmeta
+    listed = {e[0] for e in entries}
+    assert len(listed) == len(entries) and {e[1] for e in entries} <= {1, 2, 3}, entries
+    tool = [line.split()[4] for line in objects if line.endswith(" /usr/bin/tool")][0]
+    [entry] = [e for e in entries if e[0] == tool]
+    filez = os.path.join(pub.repo, "objects", tool[:2], tool[2:] + ".filez")
+    assert entry[1:] == (1, os.path.getsize(filez), len(V2_FILES["usr/bin/tool"])), entry
+    pub.signed("release", "--channel=beta", "--version=2.0")
+    rel = pub.release(pub.manifest("beta"), "2.0")
+    with open(os.path.join(pub.repo, sizeindex.path(pub.v2)), "rb") as f:
+        data = f.read()
+    assert rel["size_index"] == {"path": sizeindex.path(pub.v2), "size": len(data),
+                                 "sha256": hashlib.sha256(data).hexdigest()}, rel
+    pub.signed("promote", "--from=beta", "--to=stable", "--version=2.0")
+    assert pub.release(pub.manifest("stable"), "2.0")["size_index"] == rel["size_index"]
+
+
+def test_release_of_a_commit_without_size_index_lists_none(two_versions):
+    """A commit of a publisher before issue 18 has no index file: its
+    release has no size_index member (and devices use the commit's own
+    ostree.sizes, if any)."""
+    pub = two_versions
+    os.unlink(os.path.join(pub.repo, sizeindex.path(pub.v1)))
+    pub.signed("release", "--channel=old", "--version=1.0")
+    assert "size_index" not in pub.release(pub.manifest("old"), "1.0")
 
 
 def test_deltas_from_last(pub):
@@ -715,6 +764,7 @@ def test_resigning_checks_releases_against_the_release_refs(released):
 
     def swap(m):
         pub.release(m, "1.0")["commit"] = pub.v2
+        pub.release(m, "1.0")["size_index"]["path"] = sizeindex.path(pub.v2)
     resign(pub, "candidate", swap)
     before = snapshot(pub.repo)
     err = pub.signed("refresh", "--channel=candidate", rc=EXIT_ERROR).stderr.decode()
@@ -724,6 +774,7 @@ def test_resigning_checks_releases_against_the_release_refs(released):
     # A release whose ref is gone is refused too.
     def restore(m):
         pub.release(m, "1.0")["commit"] = pub.v1
+        pub.release(m, "1.0")["size_index"]["path"] = sizeindex.path(pub.v1)
     resign(pub, "candidate", restore)
     pub.ostree("refs", "--delete", "abdeploy/release/2.0")
     err = pub.signed("refresh", "--channel=candidate", rc=EXIT_ERROR).stderr.decode()

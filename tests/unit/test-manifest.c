@@ -5,6 +5,7 @@
 
 #define C1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define C2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define SHA_UPPER "ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB"
 #define SHA "abababababababababababababababababababababababababababababababab"
 
 /* The example of docs/internals.md, with real-looking checksums. */
@@ -567,6 +568,69 @@ test_packs_count (void)
     }
 }
 
+/* Issue 18: the optional "size_index" of a release: the commit's own
+ * index file, 1 byte to 64 MiB, a SHA-256; anything else is refused
+ * naming the member. */
+static void
+test_size_index (void)
+{
+  const char *si = ",\"size_index\":{\"path\":\"abdeploy/sizes/" C2 ".sizes\",\"size\":4400,"
+                   "\"sha256\":\"" SHA "\"}}]}";
+  g_autoptr(GString) s = g_string_new (example);
+  g_string_truncate (s, s->len - 3); /* "}]}" */
+  g_string_append (s, si);
+  g_autoptr(AbManifest) m = parse_ok (s->str);
+  const AbRelease *r = ab_manifest_find (m, "1.2.0");
+  g_assert_nonnull (r->size_index);
+  g_assert_cmpstr (r->size_index->path, ==, "abdeploy/sizes/" C2 ".sizes");
+  g_assert_cmpuint (r->size_index->size, ==, 4400);
+  g_assert_cmpstr (r->size_index->sha256, ==, SHA);
+  g_autofree char *text = ab_manifest_serialize (m);
+  g_assert_nonnull (strstr (text, "\"size_index\""));
+  g_autoptr(AbManifest) back = parse_ok (text);
+  g_autofree char *again = ab_manifest_serialize (back);
+  g_assert_cmpstr (text, ==, again);
+  g_autoptr(AbRelease) copy = ab_release_copy (r);
+  g_assert_true (copy->size_index != r->size_index);
+  g_assert_cmpstr (copy->size_index->sha256, ==, SHA);
+  g_autoptr(AbManifest) plain = parse_ok (example);
+  g_assert_null (ab_manifest_find (plain, "1.2.0")->size_index);
+  g_autofree char *plain_text = ab_manifest_serialize (plain);
+  g_assert_null (strstr (plain_text, "size_index"));
+  const char *bad[][2] = {
+    { "sizes/" C2, "sizes/" C1 },                 /* another commit's index */
+    { "abdeploy/sizes/", "abdeploy/../sizes/" },
+    { ".sizes\"", ".sizes.x\"" },
+    { "\"size\":4400", "\"size\":0" },
+    { "\"size\":4400", "\"size\":67108865" },
+    { "\"size\":4400", "\"size\":-1" },
+    { "\"sha256\":\"" SHA "\"}}", "\"sha256\":\"" SHA_UPPER "\"}}" },
+    { "\"sha256\":\"" SHA "\"}}", "\"sha256\":\"abab\"}}" },
+    { ",\"size\":4400,", "," },
+    { "\"size_index\":{", "\"size_index\":[],\"x\":{" },
+  };
+  const char *needle[] = { "size_index.path", "size_index.path", "size_index.path",
+                           "size_index.size", "size_index.size", "size_index.size",
+                           "size_index.sha256", "size_index.sha256", "size_index.size is missing",
+                           "size_index is not an object" };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GString) b = g_string_new (s->str);
+      g_assert_nonnull (strstr (b->str, bad[i][0]));
+      g_string_replace (b, bad[i][0], bad[i][1], 1);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(AbManifest) no = ab_manifest_parse (b->str, b->len, &error);
+      g_assert_null (no);
+      if (strstr (error->message, needle[i]) == NULL)
+        g_error ("case %u: message \"%s\" lacks \"%s\"", i, error->message, needle[i]);
+    }
+  /* exactly 64 MiB is allowed */
+  g_autoptr(GString) big = g_string_new (s->str);
+  g_string_replace (big, "\"size\":4400", "\"size\":67108864", 1);
+  g_autoptr(AbManifest) ok = parse_ok (big->str);
+  g_assert_cmpuint (ab_manifest_find (ok, "1.2.0")->size_index->size, ==, 67108864);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -592,5 +656,6 @@ main (int argc, char **argv)
   g_test_add_func ("/manifest/packs", test_packs);
   g_test_add_func ("/manifest/packs-malformed", test_packs_malformed);
   g_test_add_func ("/manifest/packs-count", test_packs_count);
+  g_test_add_func ("/manifest/size-index", test_size_index);
   return g_test_run ();
 }

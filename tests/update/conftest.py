@@ -87,6 +87,20 @@ def pub(workdir, abdeploy_bin, gpg):
 
 
 @pytest.fixture(scope="session")
+def old_index_commit(pub):
+    """1.6's tree committed as a publisher before issue 18 did: the size
+    index inside the commit (ostree commit --generate-sizes: metadata key
+    ostree.sizes), no index file; signed with the trusted key, no ref."""
+    out = ul.run(["ostree", "--repo=" + pub.repo, "commit", "--tree=ref=" + pub.commits["1.6"],
+                  "--generate-sizes", "--orphan", "--add-metadata-string=version=1.6",
+                  "--gpg-sign=" + pub.gpg.trusted, "--gpg-homedir=" + pub.gpg.homedir],
+                 env=pub.gpg.env)
+    commit = out.stdout.decode().strip()
+    assert not os.path.exists(os.path.join(pub.repo, "abdeploy", "sizes", commit + ".sizes"))
+    return commit
+
+
+@pytest.fixture(scope="session")
 def lighttpd(workdir, pub):
     s = ul.Lighttpd(pub.repo, workdir).start()
     yield s

@@ -136,6 +136,8 @@ def test_exact_pin_refuses_a_version_moved_to_another_commit(on_pins, rel_pub, h
 
     def move(m):
         release(m, "1.4.1")["commit"] = new
+        # a server that moves the version moves its size index too (issue 18)
+        release(m, "1.4.1")["size_index"] = release(m, "1.4.2")["size_index"]
     serve(hostile, rel_pub, "pins", move)
     dev.configure(hostile.url, channel="pins")
     before = installed(dev)
