@@ -313,7 +313,8 @@ test_refuse_truncated (TmpDir *t, gconstpointer data)
   write_pack (t, "0.tar.zst", e, G_N_ELEMENTS (e));
   struct stat st;
   g_assert_cmpint (fstatat (t->dfd, "0.tar.zst", &st, 0), ==, 0);
-  g_assert_cmpint (truncate (g_build_filename (t->path, "0.tar.zst", NULL), st.st_size * 3 / 4), ==, 0);
+  g_autofree char *path = g_build_filename (t->path, "0.tar.zst", NULL);
+  g_assert_cmpint (truncate (path, st.st_size * 3 / 4), ==, 0);
   g_autoptr(GError) error = NULL;
   g_assert_false (extract (t, "0.tar.zst", 1000000, &error));
   g_assert_error (error, AB_PACK_ERROR, AB_PACK_ERROR_REFUSED);
