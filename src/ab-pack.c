@@ -206,23 +206,30 @@ copy_data (Extract *x, struct archive *a, int fd, const char *name, guint64 size
   return TRUE;
 }
 
+/* The entry's xattrs on FD, or, FD -1, on the symlink LEAF of DFD
+ * (there is no descriptor of a symlink to set them through: the path goes
+ * through DFD's /proc/self/fd link and lsetxattr() does not follow LEAF). */
 static gboolean
-set_xattrs (Extract *x, struct archive_entry *e, int fd, const char *name, GError **error)
+set_xattrs (Extract *x, struct archive_entry *e, int fd, int dfd, const char *leaf,
+            GError **error)
 {
   const char *xname = NULL;
   const void *value = NULL;
   size_t size = 0;
+  g_autofree char *path = fd < 0 ? g_strdup_printf ("/proc/self/fd/%d/%s", dfd, leaf) : NULL;
   archive_entry_xattr_reset (e);
   while (archive_entry_xattr_next (e, &xname, &value, &size) == ARCHIVE_OK)
-    if (fsetxattr (fd, xname, value, size, 0) < 0)
+    if ((fd >= 0 ? fsetxattr (fd, xname, value, size, 0)
+                 : lsetxattr (path, xname, value, size, 0)) < 0)
       return ab_throw_errno_prefix (error, errno, "Pack %s: setting the extended attribute "
-                                    "%s of %s", x->label, xname, name);
+                                    "%s of %s", x->label, xname, archive_entry_pathname (e));
   return TRUE;
 }
 
 /* A content object keeps its owner, mode (setuid too) and xattrs; a
- * metadata object is 0644, as libostree stores it. Owner before mode:
- * fchown clears the setuid bit. */
+ * metadata object is 0644, as libostree stores it. Owner first, then
+ * mode, then xattrs: fchown clears the setuid bits and a file capability
+ * (security.capability), which must survive as the object has them. */
 static gboolean
 set_attributes (Extract *x, struct archive_entry *e, int fd, const char *name,
                 gboolean is_file, GError **error)
@@ -232,12 +239,12 @@ set_attributes (Extract *x, struct archive_entry *e, int fd, const char *name,
   if (!is_file)
     return fchmod (fd, 0644) == 0
            || ab_throw_errno_prefix (error, errno, "Pack %s: chmod of %s", x->label, name);
-  if (!owner_of (x, e, name, &uid, &gid, error) || !set_xattrs (x, e, fd, name, error))
+  if (!owner_of (x, e, name, &uid, &gid, error))
     return FALSE;
   if (fchown (fd, uid, gid) < 0 || fchmod (fd, archive_entry_mode (e) & 07777) < 0)
     return ab_throw_errno_prefix (error, errno, "Pack %s: setting the owner and mode of %s",
                                   x->label, name);
-  return TRUE;
+  return set_xattrs (x, e, fd, -1, NULL, error);
 }
 
 static gboolean
@@ -275,7 +282,7 @@ write_symlink (Extract *x, struct archive_entry *e, int dfd, const char *leaf, G
   if (fchownat (dfd, leaf, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
     return ab_throw_errno_prefix (error, errno, "Pack %s: setting the owner of %s", x->label,
                                   name);
-  return TRUE;
+  return set_xattrs (x, e, -1, dfd, leaf, error);
 }
 
 static const char *

@@ -21,6 +21,9 @@ typedef struct
   const char *hardlink;  /* a hardlink entry's target */
   guint uid, gid;
   const char *xattr;     /* value of user.test */
+  const char *xname;     /* another xattr: its name, */
+  const char *xvalue;    /* value */
+  gsize xlen;            /* and length */
 } Entry;
 
 #define O1 "objects/ab/" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd"
@@ -44,6 +47,8 @@ add_entry (struct archive *a, const Entry *e)
     archive_entry_set_hardlink (ae, e->hardlink);
   if (e->xattr)
     archive_entry_xattr_add_entry (ae, "user.test", e->xattr, strlen (e->xattr));
+  if (e->xname)
+    archive_entry_xattr_add_entry (ae, e->xname, e->xvalue, e->xlen);
   gsize len = e->data ? strlen (e->data) : 0;
   if (e->type == 0 || e->type == AE_IFREG)
     archive_entry_set_size (ae, e->size >= 0 ? e->size : (gint64) len);
@@ -188,6 +193,49 @@ test_valid (TmpDir *t, gconstpointer data)
   g_assert_cmpstr (target, ==, "../lib/x");
   g_assert_cmpint (fstatat (t->dfd, "repo/" O2 ".file", &st, 0), ==, 0);
   g_assert_cmpint (st.st_size, ==, 0);
+}
+
+/* A file capability (version 2: effective, CAP_NET_RAW permitted). */
+static const char CAP_NET_RAW_V2[20] = { 0x01, 0x00, 0x00, 0x02, 0x00, 0x20 };
+
+/* A file capability survives its owner being set (fchown drops
+ * security.capability), and a symlink keeps its xattrs (trusted.*: user.*
+ * is not allowed on symlinks). */
+static void
+test_capability_and_symlink_xattrs (TmpDir *t, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  const Entry e[] = {
+    { O3 ".file", .perm = 0755, .data = "ELF", .size = -1, .uid = 1000, .gid = 100,
+      .xname = "security.capability", .xvalue = CAP_NET_RAW_V2, .xlen = 20 },
+    { O4 ".file", .type = AE_IFLNK, .target = "ping", .uid = 2, .gid = 3,
+      .xname = "trusted.label", .xvalue = "system_u", .xlen = 8 },
+  };
+  g_autofree char *probe = g_build_filename (t->path, "probe", NULL);
+  g_autofree char *probe_link = g_build_filename (t->path, "probe-link", NULL);
+  g_assert_true (g_file_set_contents (probe, "", 0, NULL));
+  g_assert_cmpint (symlink ("probe", probe_link), ==, 0);
+  gboolean able = setxattr (probe, "security.capability", CAP_NET_RAW_V2, 20, 0) == 0
+                  && lsetxattr (probe_link, "trusted.t", "v", 1, 0) == 0;
+  g_assert_cmpint (unlink (probe), ==, 0);
+  g_assert_cmpint (unlink (probe_link), ==, 0);
+  if (!able)
+    {
+      g_test_skip ("this file system takes no file capabilities or trusted.* xattrs");
+      return;
+    }
+  prepare (t);
+  write_pack (t, "0.tar.zst", e, G_N_ELEMENTS (e));
+  g_assert_true (extract (t, "0.tar.zst", 3 + 4, &error));
+  g_assert_no_error (error);
+  g_autofree char *file = g_build_filename (t->path, "repo", O3 ".file", NULL);
+  char value[32] = { 0 };
+  g_assert_cmpint (lgetxattr (file, "security.capability", value, sizeof value), ==, 20);
+  g_assert_cmpmem (value, 20, CAP_NET_RAW_V2, 20);
+  g_autofree char *link = g_build_filename (t->path, "repo", O4 ".file", NULL);
+  memset (value, 0, sizeof value);
+  g_assert_cmpint (lgetxattr (link, "trusted.label", value, sizeof value), ==, 8);
+  g_assert_cmpstr (value, ==, "system_u");
 }
 
 static void
@@ -426,6 +474,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   TMPDIR_TEST ("/pack/prepare-repo", test_prepare_repo);
   TMPDIR_TEST ("/pack/valid", test_valid);
+  TMPDIR_TEST ("/pack/capability-and-symlink-xattrs", test_capability_and_symlink_xattrs);
   TMPDIR_TEST ("/pack/refuse/dotdot", test_refuse_dotdot);
   TMPDIR_TEST ("/pack/refuse/absolute", test_refuse_absolute);
   TMPDIR_TEST ("/pack/refuse/objects-dotdot", test_refuse_objects_dotdot);
