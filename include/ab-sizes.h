@@ -20,13 +20,15 @@ typedef enum
 
 /* The file's directory beneath the publisher's repo root. */
 #define AB_SIZES_DIR "abdeploy/sizes"
-/* The GVariant type of the file, stored in normal form: one entry per
+/* The GVariant type of the file, stored in normal form and compressed with
+ * gzip (the sizes compress, the checksums do not: about 44 bytes an entry
+ * instead of 73): one entry per
  * object of the commit but the commit itself: checksum (32 bytes), object
  * type (OstreeObjectType: file, dirtree or dirmeta), archived size (what a
  * download takes), unpacked size (what the object takes once stored). */
 #define AB_SIZES_GVARIANT_TYPE "a(ayytt)"
-/* The largest index a manifest may list (a 100 000-object image takes
- * about 5 MiB). */
+/* The largest index a manifest may list, and the most it may decompress
+ * to (a 100 000-object image takes about 7 MiB uncompressed). */
 #define AB_SIZES_MAX_BYTES ((guint64) 64 * 1024 * 1024)
 
 typedef struct
@@ -49,14 +51,19 @@ typedef struct
 /* "abdeploy/sizes/COMMIT.sizes": the path of COMMIT's index, relative to
  * the repo root (and to the update URL). */
 char *ab_sizes_path (const char *commit);
-/* The entries (AbSizesEntry) of the file DATA, or NULL with
- * AB_SIZES_ERROR_INVALID naming the problem: not of type a(ayytt) in
- * normal form, empty, larger than AB_SIZES_MAX_BYTES, an entry whose
- * checksum is not 32 bytes or whose type is not file, dirtree or dirmeta. */
+/* The entries (AbSizesEntry) of the file FILE, or NULL with
+ * AB_SIZES_ERROR_INVALID naming the problem: not one gzip stream (or data
+ * after it), larger than AB_SIZES_MAX_BYTES compressed or decompressed,
+ * not of type a(ayytt) in normal form, empty, an entry whose checksum is
+ * not 32 bytes or whose type is not file, dirtree or dirmeta. */
 G_GNUC_WARN_UNUSED_RESULT
-GArray *ab_sizes_parse (GBytes *data, GError **error);
-/* ENTRIES (AbSizesEntry) as the file's bytes (normal form). */
+GArray *ab_sizes_parse (GBytes *file, GError **error);
+/* ENTRIES (AbSizesEntry) as the file's bytes: normal form, gzip. */
 GBytes *ab_sizes_serialize (const GArray *entries);
+/* ENTRIES as the uncompressed GVariant (normal form) the file holds. */
+GBytes *ab_sizes_serialize_raw (const GArray *entries);
+/* RAW compressed as the file stores it (gzip, level 9). */
+GBytes *ab_sizes_compress (GBytes *raw);
 /* The entries of COMMIT_V's metadata "ostree.sizes" (libostree's own index,
  * commits of abdeploy before issue 18), or NULL when it has none. */
 GArray *ab_sizes_from_commit (GVariant *commit_v);

@@ -4,6 +4,7 @@
 #include "ab-sizes.h"
 
 #include <string.h>
+#include <gio/gio.h>
 
 G_DEFINE_QUARK (ab-sizes-error-quark, ab_sizes_error)
 
@@ -57,11 +58,81 @@ read_entry (GVariant *v, gsize i, AbSizesEntry *e, GError **error)
   return TRUE;
 }
 
-GArray *
-ab_sizes_parse (GBytes *data, GError **error)
+/* All of IN through the converter C, whose output may not pass LIMIT
+ * bytes; NULL with ERROR (or, when the output would pass LIMIT, with
+ * neither: the caller names that). Input after the end of C's stream is
+ * an error. */
+static GBytes *
+convert_all (GConverter *c, GBytes *in, guint64 limit, gboolean *out_over, GError **error)
 {
-  if (g_bytes_get_size (data) > AB_SIZES_MAX_BYTES)
+  gsize left = 0;
+  const guint8 *src = g_bytes_get_data (in, &left);
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  g_autofree guint8 *buf = g_malloc (64 * 1024);
+  GConverterResult r;
+  *out_over = FALSE;
+  do
+    {
+      gsize read = 0, written = 0;
+      r = g_converter_convert (c, src, left, buf, 64 * 1024, G_CONVERTER_INPUT_AT_END, &read,
+                               &written, error);
+      if (r == G_CONVERTER_ERROR)
+        return NULL;
+      src += read;
+      left -= read;
+      if ((guint64) out->len + written > limit)
+        {
+          *out_over = TRUE;
+          return NULL;
+        }
+      g_byte_array_append (out, buf, (guint) written);
+    }
+  while (r != G_CONVERTER_FINISHED);
+  if (left != 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "data after the end of the compressed stream");
+      return NULL;
+    }
+  return g_byte_array_free_to_bytes (g_steal_pointer (&out));
+}
+
+GBytes *
+ab_sizes_compress (GBytes *raw)
+{
+  g_autoptr(GZlibCompressor) c = g_zlib_compressor_new (G_ZLIB_COMPRESSOR_FORMAT_GZIP, 9);
+  gboolean over = FALSE;
+  GBytes *out = convert_all (G_CONVERTER (c), raw, G_MAXUINT64, &over, NULL);
+  g_assert (out != NULL); /* compressing memory cannot fail */
+  return out;
+}
+
+/* DATA, the file, decompressed: at most AB_SIZES_MAX_BYTES, whatever the
+ * file claims (a signed file is still bounded: no zip bomb fills memory). */
+static GBytes *
+decompress (GBytes *data, GError **error)
+{
+  g_autoptr(GZlibDecompressor) d = g_zlib_decompressor_new (G_ZLIB_COMPRESSOR_FORMAT_GZIP);
+  g_autoptr(GError) local = NULL;
+  gboolean over = FALSE;
+  GBytes *raw = convert_all (G_CONVERTER (d), data, AB_SIZES_MAX_BYTES, &over, &local);
+  if (raw != NULL)
+    return raw;
+  g_autofree char *what = over ? g_strdup ("it decompresses to more than 64 MiB")
+                               : g_strdup_printf ("not gzip-compressed as abdeploy-manifest(5) "
+                                                  "says (%s)", local->message);
+  invalid (error, what);
+  return NULL;
+}
+
+GArray *
+ab_sizes_parse (GBytes *file, GError **error)
+{
+  if (g_bytes_get_size (file) > AB_SIZES_MAX_BYTES)
     return invalid_null (error, "larger than 64 MiB");
+  g_autoptr(GBytes) data = decompress (file, error);
+  if (data == NULL)
+    return NULL;
   g_autoptr(GVariant) v = g_variant_ref_sink (
       g_variant_new_from_bytes (G_VARIANT_TYPE (AB_SIZES_GVARIANT_TYPE), data, FALSE));
   /* Normal form first: only then do the reads below see the bytes as
@@ -85,6 +156,13 @@ ab_sizes_parse (GBytes *data, GError **error)
 
 GBytes *
 ab_sizes_serialize (const GArray *entries)
+{
+  g_autoptr(GBytes) raw = ab_sizes_serialize_raw (entries);
+  return ab_sizes_compress (raw);
+}
+
+GBytes *
+ab_sizes_serialize_raw (const GArray *entries)
 {
   g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE (AB_SIZES_GVARIANT_TYPE));
   for (guint i = 0; i < entries->len; i++)

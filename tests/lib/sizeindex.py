@@ -1,8 +1,9 @@
 """Reads a commit's size index file, abdeploy/sizes/COMMIT.sizes
-(abdeploy-manifest(5)): a GVariant of type a(ayytt) in normal form, read
-here with the standard library only (an independent check of the C
-writer and parser)."""
+(abdeploy-manifest(5)): a GVariant of type a(ayytt) in normal form,
+compressed with gzip, read here with the standard library only (an
+independent check of the C writer and parser)."""
 
+import gzip
 import os
 import struct
 
@@ -20,8 +21,9 @@ def _align8(n):
     return (n + 7) & ~7
 
 
-def parse(data):
-    """[(checksum hex, object type, archived, unpacked)] of DATA."""
+def parse(file_data):
+    """[(checksum hex, object type, archived, unpacked)] of the file's bytes."""
+    data = gzip.decompress(file_data)
     if not data:
         return []
     w = _width(len(data))
@@ -48,9 +50,11 @@ def read(repo, commit):
         return parse(f.read())
 
 
-def understate(data, size=1):
-    """DATA with every archived and unpacked size set to SIZE: still a
-    valid index in normal form (the sizes are fixed-width fields)."""
+def understate(file_data, size=1):
+    """The file FILE_DATA with every archived and unpacked size set to SIZE:
+    still a valid index in normal form (the sizes are fixed-width fields),
+    compressed again."""
+    data = gzip.decompress(file_data)
     out = bytearray(data)
     w = _width(len(data))
     first_offset = _uint(data, len(data) - w, w)
@@ -62,4 +66,4 @@ def understate(data, size=1):
         at = start + _align8(_uint(el, len(el) - ew, ew) + 1)
         struct.pack_into("<QQ", out, at, size, size)
         start = _align8(end)
-    return bytes(out)
+    return gzip.compress(bytes(out))

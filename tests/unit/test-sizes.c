@@ -56,13 +56,15 @@ bytes_of (const char *text)
   g_autoptr(GVariant) v = g_variant_ref_sink (g_variant_parse (G_VARIANT_TYPE ("a(ayytt)"), text,
                                                                NULL, NULL, NULL));
   g_assert_nonnull (v);
-  return g_variant_get_data_as_bytes (v);
+  g_autoptr(GBytes) raw = g_variant_get_data_as_bytes (v);
+  return ab_sizes_compress (raw);
 }
 
 static void
 test_refused (void)
 {
-  g_autoptr(GBytes) empty = g_bytes_new_static ("", 0);
+  g_autoptr(GBytes) nothing = g_bytes_new_static ("", 0);
+  g_autoptr(GBytes) empty = ab_sizes_compress (nothing);
   assert_invalid (empty, "no entry");
   g_autoptr(GBytes) short_csum = bytes_of ("[([byte 1, 2], byte 1, uint64 5, uint64 5)]");
   assert_invalid (short_csum, "entry 0 has a checksum that is not 32 bytes");
@@ -76,15 +78,42 @@ test_refused (void)
   /* not normal form: the framing offset of the last element points past
    * the end of the data (GVariant would read a default value) */
   g_array_index (a, AbSizesEntry, 2).type = OSTREE_OBJECT_TYPE_FILE;
-  g_autoptr(GBytes) good = ab_sizes_serialize (a);
+  g_autoptr(GBytes) good = ab_sizes_serialize_raw (a);
   gsize len = 0;
   const void *good_data = g_bytes_get_data (good, &len);
   g_autofree guint8 *raw = g_memdup2 (good_data, len);
   raw[len - 1] = 0xff;
-  g_autoptr(GBytes) broken = g_bytes_new (raw, len);
+  g_autoptr(GBytes) broken_raw = g_bytes_new (raw, len);
+  g_autoptr(GBytes) broken = ab_sizes_compress (broken_raw);
   assert_invalid (broken, "normal form");
-  g_autoptr(GBytes) truncated = g_bytes_new (raw, len - 5);
+  g_autoptr(GBytes) truncated_raw = g_bytes_new (raw, len - 5);
+  g_autoptr(GBytes) truncated = ab_sizes_compress (truncated_raw);
   assert_invalid (truncated, "normal form");
+}
+
+/* The file is one gzip stream: the raw GVariant, a cut stream, data after
+ * the stream and a stream that decompresses past 64 MiB are refused. */
+static void
+test_compression_refused (void)
+{
+  g_autoptr(GArray) a = three_entries ();
+  g_autoptr(GBytes) raw = ab_sizes_serialize_raw (a);
+  assert_invalid (raw, "not gzip-compressed");
+  g_autoptr(GBytes) file = ab_sizes_serialize (a);
+  g_assert_cmpuint (g_bytes_get_size (file), <, g_bytes_get_size (raw));
+  g_autoptr(GBytes) cut = g_bytes_new_from_bytes (file, 0, g_bytes_get_size (file) - 4);
+  assert_invalid (cut, "not gzip-compressed");
+  g_autoptr(GByteArray) twice = g_byte_array_new ();
+  g_byte_array_append (twice, g_bytes_get_data (file, NULL), (guint) g_bytes_get_size (file));
+  g_byte_array_append (twice, g_bytes_get_data (file, NULL), (guint) g_bytes_get_size (file));
+  g_autoptr(GBytes) two_streams = g_byte_array_free_to_bytes (g_steal_pointer (&twice));
+  assert_invalid (two_streams, "data after the end");
+  gsize big = AB_SIZES_MAX_BYTES + 1;
+  g_autofree guint8 *zeros = g_malloc0 (big);
+  g_autoptr(GBytes) zeros_b = g_bytes_new_static (zeros, big);
+  g_autoptr(GBytes) bomb = ab_sizes_compress (zeros_b);
+  g_assert_cmpuint (g_bytes_get_size (bomb), <, 1024 * 1024);
+  assert_invalid (bomb, "decompresses to more than 64 MiB");
 }
 
 /* libostree's in-commit index entry: checksum, varint archived, varint
@@ -167,6 +196,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/sizes/roundtrip", test_roundtrip);
   g_test_add_func ("/sizes/refused", test_refused);
+  g_test_add_func ("/sizes/compression-refused", test_compression_refused);
   g_test_add_func ("/sizes/from-commit", test_from_commit);
   g_test_add_func ("/sizes/totals", test_totals);
   return g_test_run ();

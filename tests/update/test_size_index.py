@@ -86,6 +86,7 @@ def objects_of_16(hostile, pub, index):
         for r in m["releases"]:
             if r["version"] == "1.6":
                 r["size_index"]["sha256"] = hashlib.sha256(index).hexdigest()
+                r["size_index"]["size"] = len(index)
         m["serial"] += 1
     data, sig = pub.craft("big", listed)
     hostile.set("abdeploy/channels/big.json", Rule(body=data))
