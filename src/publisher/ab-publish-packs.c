@@ -501,23 +501,6 @@ ab_publish_add_packs (AbPublishSession *s, AbRelease *r, GError **error)
 
 /* ---- prune ---- */
 
-/* The bytes of the regular files in PATH (a directory of packs). */
-static guint64
-packs_bytes (const char *path)
-{
-  g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
-  guint64 sum = 0;
-  const char *n;
-  while (d && (n = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *f = g_build_filename (path, n, NULL);
-      GStatBuf st;
-      if (g_lstat (f, &st) == 0 && S_ISREG (st.st_mode))
-        sum += (guint64) st.st_size;
-    }
-  return sum;
-}
-
 void
 ab_publish_packs_garbage (AbPublishSession *s, GHashTable *reachable, GPtrArray *out_commits,
                           guint64 *bytes)
@@ -534,7 +517,7 @@ ab_publish_packs_garbage (AbPublishSession *s, GHashTable *reachable, GPtrArray 
         continue;
       g_ptr_array_add (out_commits, g_strdup (commit));
       g_autofree char *dir = g_build_filename (top, commit, NULL);
-      *bytes += packs_bytes (dir);
+      *bytes += ab_publish_dir_file_bytes (dir);
     }
 }
 

@@ -277,3 +277,7 @@ gboolean ab_publish_describe_size_index (AbPublishSession *s, const char *commit
 G_GNUC_WARN_UNUSED_RESULT
 gboolean ab_publish_prune_size_indexes (AbPublishSession *s, GHashTable *reachable,
                                         gboolean dry_run, guint64 *out_bytes, GError **error);
+
+/* The bytes of the regular files directly in the directory PATH (0 when
+ * it is missing): what removing a delta's or a release's packs frees. */
+guint64 ab_publish_dir_file_bytes (const char *path);

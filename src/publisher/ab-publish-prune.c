@@ -226,11 +226,9 @@ mark (Gc *g, GError **error)
   return TRUE;
 }
 
-/* The bytes of the regular files in DIR (relative to the repo). */
-static guint64
-dir_bytes (AbPublishSession *s, const char *dir)
+guint64
+ab_publish_dir_file_bytes (const char *path)
 {
-  g_autofree char *path = g_build_filename (s->p->repo, dir, NULL);
   g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
   guint64 sum = 0;
   const char *n;
@@ -242,6 +240,14 @@ dir_bytes (AbPublishSession *s, const char *dir)
         sum += (guint64) st.st_size;
     }
   return sum;
+}
+
+/* The bytes of the regular files in DIR (relative to the repo). */
+static guint64
+dir_bytes (AbPublishSession *s, const char *dir)
+{
+  g_autofree char *path = g_build_filename (s->p->repo, dir, NULL);
+  return ab_publish_dir_file_bytes (path);
 }
 
 /* Static deltas whose target commit nothing reaches: G->res->deltas
