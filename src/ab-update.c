@@ -1122,24 +1122,46 @@ check_superblock (Run *r, const AbDelta *d, guint next, int cache_dfd, GError **
                                       error);
 }
 
+/* Runs once file I (named NAME in the cache) of a list is in. */
+typedef gboolean (*FileFetched) (Run *r, const char *name, guint i, int cache_dfd,
+                                 gconstpointer data, GError **error);
+
+/* FILES (AbDeltaFile: a delta's or the packs') into CACHE_DFD in order,
+ * each checked against its signed size and SHA-256, the bytes reported out
+ * of TOTAL; AFTER (or NULL) runs once each file is in. */
 static gboolean
-download_delta (Run *r, const AbDelta *d, int cache_dfd, GError **error)
+fetch_files (Run *r, GPtrArray *files, gint64 total, int cache_dfd, FileFetched after,
+             gconstpointer data, GError **error)
 {
-  r->delta_total = delta_files_size (d);
+  r->delta_total = total;
   r->delta_base = 0;
   r->delta_last = G_MAXUINT64;
   report_delta (r, 0, TRUE);
-  for (guint i = 0; i < d->files->len; i++)
+  for (guint i = 0; i < files->len; i++)
     {
-      const AbDeltaFile *f = d->files->pdata[i];
+      const AbDeltaFile *f = files->pdata[i];
       g_autofree char *name = g_path_get_basename (f->path);
       if (!fetch_delta_file (r, f, cache_dfd, name, error)
-          || (g_str_equal (name, "superblock") && !check_superblock (r, d, i + 1, cache_dfd, error)))
+          || (after != NULL && !after (r, name, i, cache_dfd, data, error)))
         return FALSE;
       r->delta_base += f->size;
       report_delta (r, r->delta_base, TRUE);
     }
   return TRUE;
+}
+
+/* A delta's superblock is checked as soon as it is in, before its parts. */
+static gboolean
+superblock_fetched (Run *r, const char *name, guint i, int cache_dfd, gconstpointer delta,
+                    GError **error)
+{
+  return !g_str_equal (name, "superblock") || check_superblock (r, delta, i + 1, cache_dfd, error);
+}
+
+static gboolean
+download_delta (Run *r, const AbDelta *d, int cache_dfd, GError **error)
+{
+  return fetch_files (r, d->files, delta_files_size (d), cache_dfd, superblock_fetched, d, error);
 }
 
 /* CACHE_REL: the delta's directory, relative to the sysroot. */
@@ -1325,20 +1347,8 @@ download_packs (Run *r, const AbPacks *p, int cache_dfd, GError **error)
                                     r->sysroot->config->update.min_free_space,
                                     "the update's packs and their unpacked objects", error))
     return FALSE;
-  r->delta_total = (gint64) MIN (p->size, (guint64) G_MAXINT64);
-  r->delta_base = 0;
-  r->delta_last = G_MAXUINT64;
-  report_delta (r, 0, TRUE);
-  for (guint i = 0; i < p->files->len; i++)
-    {
-      const AbDeltaFile *f = p->files->pdata[i];
-      g_autofree char *name = g_path_get_basename (f->path);
-      if (!fetch_delta_file (r, f, cache_dfd, name, error))
-        return FALSE;
-      r->delta_base += f->size;
-      report_delta (r, r->delta_base, TRUE);
-    }
-  return TRUE;
+  return fetch_files (r, p->files, (gint64) MIN (p->size, (guint64) G_MAXINT64), cache_dfd, NULL,
+                      NULL, error);
 }
 
 /* Extraction refused a pack (ab-pack.h), or the import refused what it
