@@ -4,6 +4,7 @@
 #include <string.h>
 #include <glib/gstdio.h>
 #include "ab-sizes.h"
+#include "ab-test-fixture.h"
 
 static AbSizesEntry
 entry (guint8 fill, OstreeObjectType type, guint64 archived, guint64 unpacked)
@@ -165,10 +166,9 @@ test_from_commit (void)
 
 /* Only the objects the repo lacks count; sums saturate. */
 static void
-test_totals (void)
+test_totals (TmpDir *tmp, gconstpointer data)
 {
-  g_autofree char *dir = g_dir_make_tmp ("ab-sizes-XXXXXX", NULL);
-  g_autoptr(GFile) path = g_file_new_for_path (dir);
+  g_autoptr(GFile) path = g_file_new_for_path (tmp->path);
   g_autoptr(OstreeRepo) repo = ostree_repo_new (path);
   g_assert_true (ostree_repo_create (repo, OSTREE_REPO_MODE_BARE_USER_ONLY, NULL, NULL));
   g_autoptr(GVariant) dirmeta = g_variant_ref_sink (
@@ -186,8 +186,6 @@ test_totals (void)
   g_assert_cmpuint (t.download, ==, G_MAXUINT64);
   g_assert_cmpuint (t.store, ==, 350);
   g_assert_cmpuint (t.largest, ==, G_MAXUINT64);
-  g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", dir);
-  g_assert_cmpint (system (cmd), ==, 0);
 }
 
 int
@@ -198,6 +196,6 @@ main (int argc, char **argv)
   g_test_add_func ("/sizes/refused", test_refused);
   g_test_add_func ("/sizes/compression-refused", test_compression_refused);
   g_test_add_func ("/sizes/from-commit", test_from_commit);
-  g_test_add_func ("/sizes/totals", test_totals);
+  TMPDIR_TEST ("/sizes/totals", test_totals);
   return g_test_run ();
 }
